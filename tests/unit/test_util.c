@@ -1,0 +1,155 @@
+/* Unit tests for common/util.c: sizes, durations, names, uuids, digests, base64, files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void test_sizes(void **state)
+{
+    static const struct {
+        const char *in;
+        int64_t mb; /* -1 = must fail */
+    } cases[] = {
+        {"512", 512},   {"512M", 512},   {"512Mi", 512}, {"512MiB", 512}, {"1Gi", 1024},
+        {"1G", 1024},   {"2GiB", 2048},  {"1024Ki", 1},  {"0", -1},       {"", -1},
+        {"-5", -1},     {"12Zi", -1},    {"1.5Gi", -1},  {"100Ki", -1},   {"Mi", -1},
+        {"99999999999999999999", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t mb = 0;
+        struct nubo_err err = {0};
+        int rc = nubo_parse_size_mb(cases[i].in, &mb, &err);
+        if (cases[i].mb < 0) {
+            assert_int_equal(rc, -1);
+            assert_true(strlen(err.msg) > 0);
+            assert_null(strchr(err.msg, '\n'));
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(mb, cases[i].mb);
+        }
+    }
+}
+
+static void test_durations(void **state)
+{
+    int64_t ms;
+    assert_int_equal(nubo_parse_duration_ms("500ms", &ms, NULL), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(nubo_parse_duration_ms("5s", &ms, NULL), 0);
+    assert_int_equal(ms, 5000);
+    assert_int_equal(nubo_parse_duration_ms("2m", &ms, NULL), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(nubo_parse_duration_ms("7", &ms, NULL), 0);
+    assert_int_equal(ms, 7);
+    assert_int_equal(nubo_parse_duration_ms("5x", &ms, NULL), -1);
+    assert_int_equal(nubo_parse_duration_ms("s", &ms, NULL), -1);
+}
+
+static void test_names(void **state)
+{
+    assert_true(nubo_name_valid("http-python312-ma2i9"));
+    assert_true(nubo_name_valid("a"));
+    assert_false(nubo_name_valid(""));
+    assert_false(nubo_name_valid("-a"));
+    assert_false(nubo_name_valid("a-"));
+    assert_false(nubo_name_valid("Upper"));
+    assert_false(nubo_name_valid("a_b"));
+    char long_name[65];
+    memset(long_name, 'a', 64);
+    long_name[64] = '\0';
+    assert_false(nubo_name_valid(long_name));
+    long_name[63] = '\0';
+    assert_true(nubo_name_valid(long_name));
+}
+
+static void test_random_and_uuid(void **state)
+{
+    char s[6];
+    nubo_random_alnum(s, 5);
+    assert_int_equal(strlen(s), 5);
+    assert_true(nubo_name_valid(s) || s[0] == '-');
+    char u1[37], u2[37];
+    nubo_uuid_new(u1);
+    nubo_uuid_new(u2);
+    assert_true(nubo_uuid_valid(u1));
+    assert_string_not_equal(u1, u2);
+    assert_int_equal(u1[14], '4');
+    assert_false(nubo_uuid_valid("not-a-uuid"));
+}
+
+static void test_digest_and_base64(void **state)
+{
+    char hex[65];
+    nubo_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    char d[80];
+    snprintf(d, sizeof(d), "sha256:%s", hex);
+    assert_true(nubo_digest_valid(d));
+    d[10] = 'X';
+    assert_false(nubo_digest_valid(d));
+    assert_false(nubo_digest_valid("sha256:abc"));
+
+    char *b = nubo_base64_encode("hello!!", 7);
+    assert_string_equal(b, "aGVsbG8hIQ==");
+    size_t n;
+    unsigned char *raw = nubo_base64_decode(b, &n);
+    assert_non_null(raw);
+    assert_int_equal(n, 7);
+    assert_memory_equal(raw, "hello!!", 7);
+    free(raw);
+    free(b);
+    assert_null(nubo_base64_decode("abc", &n));
+}
+
+static void test_time(void **state)
+{
+    char s[32];
+    nubo_time_iso8601(1795746040123456LL, s);
+    int64_t back;
+    assert_int_equal(nubo_time_parse_iso8601(s, &back), 0);
+    assert_int_equal(back, 1795746040123456LL);
+    assert_int_equal(nubo_time_parse_iso8601("garbage", &back), -1);
+}
+
+static void test_atomic_file(void **state)
+{
+    char dir[] = "/tmp/nubo-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a/b/state.json", dir);
+    char sub[256];
+    snprintf(sub, sizeof(sub), "%s/a/b", dir);
+    assert_int_equal(nubo_mkdir_p(sub, 0755, NULL), 0);
+    assert_int_equal(nubo_write_file_atomic(path, "{\"x\":1}", 7, 0600, NULL), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(nubo_read_file(path, 1024, &data, &len, NULL), 0);
+    assert_int_equal(len, 7);
+    assert_string_equal(data, "{\"x\":1}");
+    free(data);
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_read_file(path, 3, &data, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "limit"));
+    unlink(path);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sizes),         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_random_and_uuid),
+        cmocka_unit_test(test_digest_and_base64), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_atomic_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
