@@ -1,0 +1,103 @@
+# Shared shell helpers for tests/integration/*.sh. Source it; it sets a cleanup trap.
+# Every process a test starts is recorded by PID and killed by PID; every namespace and
+# domain it creates is recorded and removed. Nothing is ever killed by name.
+set -euo pipefail
+
+NUBO_SRC=${NUBO_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+NUBO_BUILD=${NUBO_BUILD:-$NUBO_SRC/build}
+T_TMP=$(mktemp -d /tmp/nubo-test.XXXXXX)
+T_PIDS=()
+T_NETNS=()
+T_DOMAINS=()
+T_CLEANUPS=()
+
+t_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+t_fail() { t_log "FAIL: $*"; exit 1; }
+# Exit 77 = skipped (ctest SKIP_RETURN_CODE); always say why.
+t_skip() { t_log "SKIP: $*"; exit 77; }
+
+t_cleanup() {
+    local rc=$?
+    set +e
+    local c
+    for ((i=${#T_CLEANUPS[@]}-1; i>=0; i--)); do eval "${T_CLEANUPS[$i]}"; done
+    for d in "${T_DOMAINS[@]:-}"; do
+        [ -n "$d" ] && virsh -q -c "${NUBO_LIBVIRT_URI:-qemu:///system}" destroy "$d" >/dev/null 2>&1
+    done
+    for p in "${T_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    for p in "${T_PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null
+    done
+    for n in "${T_NETNS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null; done
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -d "$T_TMP" ]; then
+        t_log "test failed (rc=$rc); logs:"
+        for f in "$T_TMP"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -40 "$f"; } >&2; done
+    fi
+    [ -n "${T_KEEP:-}" ] || rm -rf "$T_TMP"
+    return "$rc"
+}
+trap t_cleanup EXIT
+
+t_on_exit() { T_CLEANUPS+=("$*"); }
+t_track_pid() { T_PIDS+=("$1"); }
+t_track_domain() { T_DOMAINS+=("$1"); }
+
+# A free TCP port on 127.0.0.1.
+t_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# t_wait_for TIMEOUT_S CMD...: retry CMD until it succeeds (used only by tests, never by daemons).
+t_wait_for() {
+    local limit=$1; shift
+    local end=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.1
+    done
+}
+
+# Start a throw-away distribution registry on a free loopback port.
+# Sets T_REGISTRY_URL and T_REGISTRY_PID. Extra YAML (e.g. notifications) in $1.
+t_start_registry() {
+    command -v docker-registry >/dev/null || t_skip "docker-registry is not installed (deploy/install-deps installs it)"
+    local port; port=$(t_free_port)
+    mkdir -p "$T_TMP/registry"
+    cat > "$T_TMP/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $T_TMP/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+${1:-}
+YML
+    docker-registry serve "$T_TMP/registry.yml" > "$T_TMP/registry.log" 2>&1 &
+    T_REGISTRY_PID=$!
+    t_track_pid "$T_REGISTRY_PID"
+    T_REGISTRY_URL="http://127.0.0.1:$port"
+    t_wait_for 20 curl -fsS "$T_REGISTRY_URL/v2/" || t_fail "registry did not start"
+}
+
+# Network namespace owned by this test: t_netns NAME -> creates nubo-t-<pid>-NAME, sets T_NS.
+t_netns() {
+    T_NS="nt$$-$1"
+    ip netns add "$T_NS" || t_fail "cannot create netns $T_NS"
+    T_NETNS+=("$T_NS")
+    ip -n "$T_NS" link set lo up
+}
+
+# Skip unless libvirtd answers on the system URI (deploy/services starts it).
+t_need_libvirt() {
+    command -v virsh >/dev/null || t_skip "virsh missing (libvirt-clients)"
+    timeout 20 virsh -q -c qemu:///system version >/dev/null 2>&1 \
+        || t_skip "libvirtd is not running (deploy/services start starts it)"
+}
+
+t_need_root() { [ "$(id -u)" = 0 ] || t_skip "needs root (network namespaces, libvirt)"; }
