@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The hello unikernel under qemu microvm/TCG, booted directly: command-line echo, ready marker,
+# exit codes, crash reporting, clean poweroff; prints its boot time (qemu start -> NUBO_READY).
+source "$NUBO_SRC/tests/lib.sh"
+
+HELLO=$NUBO_BUILD/guest/hello/hello
+[ -f "$HELLO" ] || t_fail "$HELLO missing: build the guest_hello target"
+command -v qemu-system-x86_64 >/dev/null || t_skip "qemu-system-x86_64 missing (deploy/install-deps installs qemu-system-x86)"
+
+QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
+      -serial stdio -no-reboot -m 64 -kernel "$HELLO")
+BASE='console=ttyS0 tsc_early_khz=2000000 netdev.ip=10.9.8.7/24:10.9.8.1:1.1.1.1 env.vars=[ "GREETING=hi there" "N=1" ]'
+
+# boot NAME ARGS: runs qemu to completion (20 s cap), serial log in $T_TMP/NAME.log,
+# qemu's exit status in RC, microseconds from start to the NUBO_READY line in READY_US.
+boot() {
+    local name=$1; shift
+    local log=$T_TMP/$name.log start line
+    READY_US=
+    start=${EPOCHREALTIME/./}
+    set +e
+    while IFS= read -r line; do
+        line=${line%$'\r'}
+        printf '%s\n' "$line" >> "$log"
+        if [ -z "$READY_US" ] && [ "$line" = NUBO_READY ]; then
+            READY_US=$(( ${EPOCHREALTIME/./} - start ))
+        fi
+    done < <(timeout 20 "${QEMU[@]}" -append "$BASE $*" 2>"$T_TMP/$name.qemu.log"; echo "QEMU_RC=$?")
+    set -e
+    RC=$(sed -n 's/^QEMU_RC=//p' "$log")
+    touch "$log"
+}
+
+expect() { grep -qxF -- "$2" "$T_TMP/$1.log" || t_fail "$1: expected line '$2'"; }
+
+boot noargs
+[ "$RC" = 0 ] || t_fail "noargs: qemu exited with $RC (poweroff did not stop the VMM)"
+expect noargs "NUBO_READY"
+expect noargs "NUBO_EXIT 0"
+expect noargs "hello: netdev.ip 10.9.8.7/24 gw 10.9.8.1 dns 1.1.1.1"
+expect noargs "hello: env GREETING=hi there"
+expect noargs "hello: env N=1"
+grep -q '^hello: arg' "$T_TMP/noargs.log" && t_fail "noargs: arguments echoed where none were given"
+
+boot exit7 -- --exit 7 '"two words"'
+[ "$RC" = 0 ] || t_fail "exit7: qemu exited with $RC"
+expect exit7 "hello: arg[0] --exit"
+expect exit7 "hello: arg[1] 7"
+expect exit7 "hello: arg[2] two words"
+expect exit7 "NUBO_EXIT 7"
+
+for kind in pf ud; do
+    [ $kind = pf ] && boot crash_$kind -- --crash || boot crash_$kind -- --crash ud
+    expect crash_$kind "NUBO_READY"
+    grep -q '^NUBO_EXIT' "$T_TMP/crash_$kind.log" && t_fail "crash_$kind: printed NUBO_EXIT"
+    [ "$RC" = 0 ] || t_fail "crash_$kind: qemu did not stop on the triple fault (rc $RC)"
+done
+expect crash_pf "NUBO_CRASH 14"
+expect crash_ud "NUBO_CRASH 6"
+
+# --wait idles until the VMM stops it.
+"${QEMU[@]}" -append "$BASE -- --wait" > "$T_TMP/wait.log" 2>&1 &
+WAIT_PID=$!
+t_track_pid "$WAIT_PID"
+t_wait_for 20 grep -q NUBO_READY "$T_TMP/wait.log" || t_fail "wait: no NUBO_READY"
+sleep 1
+kill -0 "$WAIT_PID" 2>/dev/null || t_fail "wait: guest exited on its own"
+grep -q '^NUBO_EXIT' "$T_TMP/wait.log" && t_fail "wait: printed NUBO_EXIT"
+kill "$WAIT_PID"
+
+# isa-debug-exit fallback when there is no ACPI: qemu's status is (code << 1) | 1.
+QEMU=(qemu-system-x86_64 -M microvm,acpi=off -accel tcg -nodefaults -no-user-config -display none
+      -serial stdio -no-reboot -m 64 -device isa-debug-exit -kernel "$HELLO")
+boot debugexit -- --exit 5
+[ "$RC" = 11 ] || t_fail "debugexit: qemu exited with $RC, expected 11"
+expect debugexit "NUBO_EXIT 5"
+
+# Boot time: 5 boots, qemu start -> NUBO_READY.
+QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
+      -serial stdio -no-reboot -m 64 -kernel "$HELLO")
+times=()
+for i in 1 2 3 4 5; do
+    boot time$i
+    [ -n "$READY_US" ] || t_fail "time$i: no NUBO_READY"
+    times+=("$READY_US")
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
+t_log "hello boot (qemu start -> NUBO_READY, microvm/TCG) us: $sorted"
+echo "PASS guest_hello"
