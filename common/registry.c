@@ -1,0 +1,946 @@
+/* OCI distribution client over libcurl (registry.h): manifests, verified blob streaming,
+ * chunked uploads, retries on connect errors and 5xx, optional unix-socket transport. */
+#include "registry.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cleanup.h"
+#include "util.h"
+
+#define REG_CHUNK_BYTES (8u << 20)      /* PATCH chunk size for uploads */
+#define REG_SMALL_BODY_MAX (16u << 20)  /* bound for JSON/error bodies */
+#define REG_STALL_S 30                  /* blob transfers: abort below 1 B/s for this long */
+
+/* ---------------------------------------------------------------- references */
+
+static bool repo_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+           c == '/';
+}
+
+static bool tag_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 127)
+        return false;
+    if (!(isalnum((unsigned char)t[0]) || t[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)t[i]) || t[i] == '_' || t[i] == '.' || t[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool repo_valid(const char *r)
+{
+    size_t n = strlen(r);
+    if (n == 0 || r[0] == '/' || r[n - 1] == '/' || strstr(r, "//") || strstr(r, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!repo_char_ok(r[i]))
+            return false;
+    return true;
+}
+
+int nubo_image_ref_parse(const char *s, struct nubo_image_ref *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (s == NULL || *s == '\0')
+        return nubo_error_http(err, 400, "empty image reference: expected e.g. acme/app:latest");
+    if (strlen(s) >= 512)
+        return nubo_error_http(err, 400, "image reference too long (max 511 bytes)");
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", s);
+    char *rest = buf;
+
+    /* A first component with '.' or ':' or "localhost" is a registry host. */
+    char *slash = strchr(rest, '/');
+    if (slash) {
+        size_t hl = (size_t)(slash - rest);
+        bool is_host = (memchr(rest, '.', hl) || memchr(rest, ':', hl) ||
+                        (hl == 9 && strncmp(rest, "localhost", 9) == 0));
+        if (is_host) {
+            if (hl >= sizeof(out->host))
+                return nubo_error_http(err, 400, "image reference '%s': host too long", s);
+            memcpy(out->host, rest, hl);
+            out->host[hl] = '\0';
+            rest = slash + 1;
+        }
+    }
+    char *at = strchr(rest, '@');
+    if (at) {
+        *at = '\0';
+        if (!nubo_digest_valid(at + 1))
+            return nubo_error_http(err, 400,
+                                   "image reference '%s': bad digest (expected sha256:<64 hex>)", s);
+        snprintf(out->digest, sizeof(out->digest), "%s", at + 1);
+    }
+    char *colon = strrchr(rest, ':');
+    if (colon && strchr(colon, '/') == NULL) {
+        *colon = '\0';
+        if (!tag_valid(colon + 1))
+            return nubo_error_http(err, 400, "image reference '%s': bad tag '%s'", s, colon + 1);
+        if (!out->digest[0])
+            snprintf(out->tag, sizeof(out->tag), "%s", colon + 1);
+    }
+    if (!repo_valid(rest) || strlen(rest) >= sizeof(out->repo))
+        return nubo_error_http(err, 400,
+                               "image reference '%s': bad repository name (lower-case "
+                               "[a-z0-9._-/], e.g. acme/app)",
+                               s);
+    snprintf(out->repo, sizeof(out->repo), "%s", rest);
+    if (!out->digest[0] && !out->tag[0])
+        snprintf(out->tag, sizeof(out->tag), "latest");
+    return 0;
+}
+
+void nubo_image_ref_format(const struct nubo_image_ref *ref, char *buf, size_t size)
+{
+    if (ref->digest[0])
+        snprintf(buf, size, "%s@%s", ref->repo, ref->digest);
+    else
+        snprintf(buf, size, "%s:%s", ref->repo, ref->tag[0] ? ref->tag : "latest");
+}
+
+/* ---------------------------------------------------------------- transport */
+
+struct membuf {
+    char *data;
+    size_t len, cap, max;
+    bool overflow;
+};
+
+static int membuf_append(struct membuf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->max) {
+        b->overflow = true;
+        return -1;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* One HTTP exchange. Request body from memory or from an fd range; response body to
+ * memory (bounded) or to an fd with a running sha256. */
+struct xfer {
+    const char *method;
+    const char *url;            /* absolute */
+    struct curl_slist *headers;
+    /* request body */
+    const char *body;
+    size_t body_len;
+    int body_fd;                /* >= 0: read body_len bytes from body_fd at body_off */
+    off_t body_off;
+    size_t body_pos;
+    bool has_body;
+    bool blob;                  /* long transfer: no whole-request timeout, stall detection */
+    /* response */
+    struct membuf resp;
+    int out_fd;                 /* >= 0: stream here */
+    EVP_MD_CTX *md;
+    uint64_t out_bytes, out_max;
+    bool out_too_big, out_write_failed;
+    int out_errno;
+    long status;
+    char location[2048];
+    char content_type[128];
+    char docker_digest[80];
+    long long content_length;
+    /* progress */
+    nubo_progress_fn progress;
+    void *opaque;
+    uint64_t progress_base, progress_total;
+};
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    /* Error bodies from the registry always go to memory so we can quote them. */
+    if (x->out_fd >= 0 && x->status >= 200 && x->status < 300) {
+        if (x->out_max && x->out_bytes + n > x->out_max) {
+            x->out_too_big = true;
+            return 0;
+        }
+        if (x->md)
+            EVP_DigestUpdate(x->md, ptr, n);
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = write(x->out_fd, ptr + off, n - off);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                x->out_write_failed = true;
+                x->out_errno = errno;
+                return 0;
+            }
+            off += (size_t)w;
+        }
+        x->out_bytes += n;
+        return n;
+    }
+    if (x->md && x->status >= 200 && x->status < 300)
+        EVP_DigestUpdate(x->md, ptr, n);
+    if (membuf_append(&x->resp, ptr, n) < 0) {
+        x->out_too_big = true;
+        return 0;
+    }
+    x->out_bytes += n;
+    return n;
+}
+
+static void copy_header_value(char *dst, size_t dsize, const char *v, size_t vlen)
+{
+    while (vlen && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    if (vlen >= dsize)
+        vlen = dsize - 1;
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nitems;
+    if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        /* A new response (e.g. after 100-continue or a redirect) resets what we saw. */
+        x->location[0] = x->content_type[0] = x->docker_digest[0] = '\0';
+        x->content_length = -1;
+        const char *sp = memchr(buf, ' ', n);
+        x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        return n;
+    }
+    const char *colon = memchr(buf, ':', n);
+    if (!colon)
+        return n;
+    size_t kl = (size_t)(colon - buf);
+    const char *v = colon + 1;
+    size_t vl = n - kl - 1;
+    if (kl == 8 && strncasecmp(buf, "Location", 8) == 0)
+        copy_header_value(x->location, sizeof(x->location), v, vl);
+    else if (kl == 12 && strncasecmp(buf, "Content-Type", 12) == 0) {
+        copy_header_value(x->content_type, sizeof(x->content_type), v, vl);
+        char *semi = strchr(x->content_type, ';');
+        if (semi)
+            *semi = '\0';
+    } else if (kl == 21 && strncasecmp(buf, "Docker-Content-Digest", 21) == 0)
+        copy_header_value(x->docker_digest, sizeof(x->docker_digest), v, vl);
+    else if (kl == 14 && strncasecmp(buf, "Content-Length", 14) == 0) {
+        char tmp[32];
+        copy_header_value(tmp, sizeof(tmp), v, vl);
+        x->content_length = strtoll(tmp, NULL, 10);
+    }
+    return n;
+}
+
+static size_t read_cb(char *ptr, size_t size, size_t nitems, void *ud)
+{
+    struct xfer *x = ud;
+    size_t want = size * nitems;
+    size_t left = x->body_len - x->body_pos;
+    if (want > left)
+        want = left;
+    if (want == 0)
+        return 0;
+    if (x->body_fd >= 0) {
+        ssize_t r;
+        do {
+            r = pread(x->body_fd, ptr, want, x->body_off + (off_t)x->body_pos);
+        } while (r < 0 && errno == EINTR);
+        if (r <= 0)
+            return CURL_READFUNC_ABORT;
+        want = (size_t)r;
+    } else {
+        memcpy(ptr, x->body + x->body_pos, want);
+    }
+    x->body_pos += want;
+    return want;
+}
+
+static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct xfer *x = ud;
+    if (x->progress) {
+        uint64_t now = (uint64_t)(ulnow > 0 ? ulnow : dlnow);
+        x->progress(x->opaque, x->progress_base + now, x->progress_total);
+    }
+    return 0;
+}
+
+static const char *reg_desc(const struct nubo_registry *reg)
+{
+    return reg->url[0] ? reg->url : "http://127.0.0.1:5000";
+}
+
+/* Quote the registry's own error text ({"errors":[{"code","message"}]}) when there is one. */
+static void registry_error_text(const struct xfer *x, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!x->resp.data || x->resp.len == 0)
+        return;
+    json_error_t jerr;
+    json_t *j = json_loadb(x->resp.data, x->resp.len, 0, &jerr);
+    if (j) {
+        json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
+        const char *code = json_string_value(json_object_get(e0, "code"));
+        const char *msg = json_string_value(json_object_get(e0, "message"));
+        if (code || msg)
+            snprintf(out, size, " (%s%s%s)", code ? code : "", code && msg ? ": " : "",
+                     msg ? msg : "");
+        json_decref(j);
+    }
+}
+
+static bool curl_retryable(CURLcode rc)
+{
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+           rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
+           rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Run x once (no retry). Returns the CURLcode; x->status holds the HTTP status. */
+static CURLcode xfer_once(const struct nubo_registry *reg, struct xfer *x, char *cerr)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return CURLE_OUT_OF_MEMORY;
+    x->status = 0;
+    x->content_length = -1;
+    x->resp.len = 0;
+    x->resp.overflow = false;
+    if (x->resp.data)
+        x->resp.data[0] = '\0';
+    x->body_pos = 0;
+    x->out_bytes = 0;
+    x->out_too_big = x->out_write_failed = false;
+
+    curl_easy_setopt(c, CURLOPT_URL, x->url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "nubo/0.1");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, strcmp(x->method, "GET") == 0 ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    if (reg->unix_path[0])
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, reg->unix_path);
+    if (reg->user[0]) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, reg->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, reg->password);
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    if (x->blob) {
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)REG_STALL_S);
+    } else {
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, reg->timeout_ms > 0 ? reg->timeout_ms : 30000L);
+    }
+    if (strcmp(x->method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(x->method, "GET") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, x->method);
+    if (x->has_body) {
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(c, CURLOPT_READDATA, x);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->body_len);
+    } else if (strcmp(x->method, "PUT") == 0 || strcmp(x->method, "POST") == 0 ||
+               strcmp(x->method, "PATCH") == 0) {
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(c, CURLOPT_READDATA, x);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    if (x->progress) {
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (code)
+        x->status = code;
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+/* Run x with retries on connect errors and 5xx. Only a transport-level failure is turned
+ * into an error here; callers judge the HTTP status. what = "GET manifest acme/app:tag". */
+static int xfer_run(const struct nubo_registry *reg, struct xfer *x, bool retry_ok,
+                    const char *what, struct nubo_err *err)
+{
+    int retries = reg->retries > 0 ? reg->retries : 2;
+    char cerr[CURL_ERROR_SIZE];
+    off_t out_start = -1;
+    if (x->out_fd >= 0)
+        out_start = lseek(x->out_fd, 0, SEEK_CUR);
+    for (int attempt = 0;; attempt++) {
+        cerr[0] = '\0';
+        if (x->md)
+            EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
+        CURLcode rc = xfer_once(reg, x, cerr);
+        bool again = false;
+        if (rc != CURLE_OK && !x->out_too_big && !x->out_write_failed && curl_retryable(rc))
+            again = true;
+        else if (rc == CURLE_OK && x->status >= 500)
+            again = true;
+        /* A retried download must start the fd over; a pipe cannot. */
+        if (again && x->out_fd >= 0 && x->out_bytes > 0) {
+            if (out_start < 0 || lseek(x->out_fd, out_start, SEEK_SET) < 0 ||
+                ftruncate(x->out_fd, out_start) < 0)
+                again = false;
+        }
+        if (again && retry_ok && attempt < retries) {
+            sleep_ms(200L << attempt);
+            continue;
+        }
+        if (x->out_too_big)
+            return nubo_error_http(err, 413, "%s from registry %s: larger than the %llu-byte limit",
+                                   what, reg_desc(reg),
+                                   (unsigned long long)(x->out_fd >= 0 ? x->out_max : x->resp.max));
+        if (x->out_write_failed)
+            return nubo_error(err, x->out_errno, "%s from registry %s: cannot write local file",
+                              what, reg_desc(reg));
+        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+            return nubo_error_http(err, 503,
+                                   "cannot reach registry %s%s%s (%s): is it running? check "
+                                   "--registry / NUBO_REGISTRY",
+                                   reg_desc(reg), reg->unix_path[0] ? " via " : "",
+                                   reg->unix_path, cerr[0] ? cerr : curl_easy_strerror(rc));
+        if (rc == CURLE_PARTIAL_FILE)
+            return nubo_error_http(err, 502,
+                                   "%s from registry %s: truncated body (got %llu of %lld bytes)",
+                                   what, reg_desc(reg), (unsigned long long)x->out_bytes,
+                                   x->content_length);
+        if (rc != CURLE_OK)
+            return nubo_error_http(err, 502, "%s at registry %s failed: %s", what, reg_desc(reg),
+                                   cerr[0] ? cerr : curl_easy_strerror(rc));
+        return 0;
+    }
+}
+
+static int http_error(const struct nubo_registry *reg, const struct xfer *x, const char *what,
+                      struct nubo_err *err)
+{
+    char detail[300];
+    registry_error_text(x, detail, sizeof(detail));
+    if (x->status == 401 || x->status == 403)
+        return nubo_error_http(err, (int)x->status,
+                               "%s: registry %s refused access (HTTP %ld)%s: check the registry "
+                               "credentials",
+                               what, reg_desc(reg), x->status, detail);
+    if (x->status == 404)
+        return nubo_error_http(err, 404, "%s: not found in registry %s%s", what, reg_desc(reg),
+                               detail);
+    return nubo_error_http(err, (int)x->status, "%s: registry %s answered HTTP %ld%s", what,
+                           reg_desc(reg), x->status, detail);
+}
+
+static void xfer_free(struct xfer *x)
+{
+    curl_slist_free_all(x->headers);
+    free(x->resp.data);
+    if (x->md)
+        EVP_MD_CTX_free(x->md);
+}
+
+static void xfer_init(struct xfer *x, const char *method, const char *url)
+{
+    memset(x, 0, sizeof(*x));
+    x->method = method;
+    x->url = url;
+    x->body_fd = -1;
+    x->out_fd = -1;
+    x->resp.max = REG_SMALL_BODY_MAX;
+    x->content_length = -1;
+}
+
+static int base_url(const struct nubo_registry *reg, char *out, size_t size)
+{
+    const char *u = reg->url[0] ? reg->url : "http://127.0.0.1:5000";
+    size_t n = strlen(u);
+    while (n && u[n - 1] == '/')
+        n--;
+    if (n + 1 > size)
+        return -1;
+    memcpy(out, u, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int make_url(const struct nubo_registry *reg, char *out, size_t size, struct nubo_err *err,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int make_url(const struct nubo_registry *reg, char *out, size_t size, struct nubo_err *err,
+                    const char *fmt, ...)
+{
+    char base[300];
+    if (base_url(reg, base, sizeof(base)) < 0)
+        return nubo_error_http(err, 400, "registry URL too long");
+    size_t bl = strlen(base);
+    if (bl + 1 > size)
+        return nubo_error_http(err, 400, "registry URL too long");
+    memcpy(out, base, bl + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + bl, size - bl, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size - bl)
+        return nubo_error_http(err, 400, "registry URL too long");
+    return 0;
+}
+
+static int check_repo_ref(const char *repo, const char *ref, struct nubo_err *err)
+{
+    if (!repo || !repo_valid(repo))
+        return nubo_error_http(err, 400, "bad repository name '%s'", repo ? repo : "");
+    if (ref && !(nubo_digest_valid(ref) || tag_valid(ref)))
+        return nubo_error_http(err, 400, "bad tag or digest '%s' for %s", ref, repo);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- manifests */
+
+int nubo_registry_get_manifest(const struct nubo_registry *reg, const char *repo,
+                               const char *tag_or_digest, char **body, size_t *len,
+                               char **media_type, char digest_out[80], struct nubo_err *err)
+{
+    if (check_repo_ref(repo, tag_or_digest, err) < 0)
+        return -1;
+    char url[1024], what[512];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/manifests/%s", repo, tag_or_digest) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "manifest %s%s%s", repo,
+             nubo_digest_valid(tag_or_digest) ? "@" : ":", tag_or_digest);
+    struct xfer x;
+    xfer_init(&x, "GET", url);
+    x.resp.max = NUBO_MANIFEST_MAX;
+    x.headers = curl_slist_append(NULL, "Accept: " NUBO_MEDIA_OCI_INDEX ", " NUBO_MEDIA_OCI_MANIFEST
+                                        ", " NUBO_MEDIA_DOCKER_LIST ", " NUBO_MEDIA_DOCKER_MANIFEST);
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0 && x.status != 200)
+        rc = http_error(reg, &x, what, err);
+    if (rc == 0) {
+        char hex[NUBO_SHA256_HEX_LEN + 1];
+        nubo_sha256_hex(x.resp.data ? x.resp.data : "", x.resp.len, hex);
+        char dig[80];
+        snprintf(dig, sizeof(dig), "sha256:%s", hex);
+        if (nubo_digest_valid(tag_or_digest) && strcmp(dig, tag_or_digest) != 0)
+            rc = nubo_error_http(err, 502,
+                                 "%s from registry %s failed verification: body hashes to %s",
+                                 what, reg_desc(reg), dig);
+        else {
+            char mt[128];
+            snprintf(mt, sizeof(mt), "%s", x.content_type);
+            /* Some servers answer application/json: trust the body's mediaType then. */
+            if (mt[0] == '\0' || strcmp(mt, "application/json") == 0) {
+                json_error_t jerr;
+                json_t *j = json_loadb(x.resp.data ? x.resp.data : "", x.resp.len, 0, &jerr);
+                const char *m = json_string_value(json_object_get(j, "mediaType"));
+                snprintf(mt, sizeof(mt), "%s", m ? m : NUBO_MEDIA_OCI_MANIFEST);
+                json_decref(j);
+            }
+            if (media_type) {
+                *media_type = strdup(mt);
+                if (!*media_type)
+                    rc = nubo_error(err, ENOMEM, "out of memory");
+            }
+            if (rc == 0) {
+                if (digest_out)
+                    memcpy(digest_out, dig, strlen(dig) + 1);
+                if (!x.resp.data)
+                    x.resp.data = calloc(1, 1);
+                if (len)
+                    *len = x.resp.len;
+                *body = x.resp.data;
+                x.resp.data = NULL;
+            }
+        }
+    }
+    xfer_free(&x);
+    return rc;
+}
+
+int nubo_registry_put_manifest(const struct nubo_registry *reg, const char *repo,
+                               const char *tag_or_digest, const char *media_type,
+                               const void *body, size_t len, struct nubo_err *err)
+{
+    if (check_repo_ref(repo, tag_or_digest, err) < 0)
+        return -1;
+    if (len > NUBO_MANIFEST_MAX)
+        return nubo_error_http(err, 413, "manifest for %s too large", repo);
+    char url[1024], what[512], ct[200];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/manifests/%s", repo, tag_or_digest) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "PUT manifest %s%s%s", repo,
+             nubo_digest_valid(tag_or_digest) ? "@" : ":", tag_or_digest);
+    snprintf(ct, sizeof(ct), "Content-Type: %s", media_type);
+    struct xfer x;
+    xfer_init(&x, "PUT", url);
+    x.headers = curl_slist_append(NULL, ct);
+    x.headers = curl_slist_append(x.headers, "Expect:");
+    x.body = body;
+    x.body_len = len;
+    x.has_body = true;
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0 && x.status != 201 && x.status != 200)
+        rc = http_error(reg, &x, what, err);
+    xfer_free(&x);
+    return rc;
+}
+
+int nubo_registry_delete_manifest(const struct nubo_registry *reg, const char *repo,
+                                  const char *digest, struct nubo_err *err)
+{
+    if (check_repo_ref(repo, digest, err) < 0)
+        return -1;
+    if (!nubo_digest_valid(digest))
+        return nubo_error_http(err, 400, "deleting %s needs a digest, not '%s'", repo, digest);
+    char url[1024], what[512];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/manifests/%s", repo, digest) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "DELETE manifest %s@%s", repo, digest);
+    struct xfer x;
+    xfer_init(&x, "DELETE", url);
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0 && x.status != 202 && x.status != 200)
+        rc = http_error(reg, &x, what, err);
+    xfer_free(&x);
+    return rc;
+}
+
+int nubo_registry_get_json(const struct nubo_registry *reg, const char *path, char **out,
+                           struct nubo_err *err)
+{
+    if (!path || path[0] != '/')
+        return nubo_error_http(err, 400, "registry path must start with '/'");
+    char url[1024];
+    if (make_url(reg, url, sizeof(url), err, "%s", path) < 0)
+        return -1;
+    struct xfer x;
+    xfer_init(&x, "GET", url);
+    x.headers = curl_slist_append(NULL, "Accept: application/json");
+    int rc = xfer_run(reg, &x, true, path, err);
+    if (rc == 0 && x.status != 200)
+        rc = http_error(reg, &x, path, err);
+    if (rc == 0) {
+        *out = x.resp.data ? x.resp.data : strdup("");
+        x.resp.data = NULL;
+    }
+    xfer_free(&x);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- blobs: download */
+
+static void md_final(EVP_MD_CTX *md, char out[80])
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    strcpy(out, "sha256:");
+    for (unsigned int i = 0; i < dl; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+}
+
+static int get_blob(const struct nubo_registry *reg, const char *repo, const char *digest,
+                    int fd, uint64_t max_bytes, uint64_t *size_out, char **mem, size_t *mem_len,
+                    struct nubo_err *err)
+{
+    if (check_repo_ref(repo, NULL, err) < 0)
+        return -1;
+    if (!nubo_digest_valid(digest))
+        return nubo_error_http(err, 400, "bad blob digest '%s' for %s", digest ? digest : "", repo);
+    char url[1024], what[512];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/blobs/%s", repo, digest) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "blob %s of %s", digest, repo);
+    struct xfer x;
+    xfer_init(&x, "GET", url);
+    x.blob = true;
+    x.out_fd = fd;
+    x.out_max = max_bytes;
+    if (fd < 0)
+        x.resp.max = max_bytes ? max_bytes : REG_SMALL_BODY_MAX;
+    x.md = EVP_MD_CTX_new();
+    if (!x.md) {
+        xfer_free(&x);
+        return nubo_error(err, ENOMEM, "out of memory");
+    }
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0 && x.status != 200)
+        rc = http_error(reg, &x, what, err);
+    if (rc == 0 && x.content_length >= 0 && (uint64_t)x.content_length != x.out_bytes)
+        rc = nubo_error_http(err, 502, "%s from registry %s: truncated body (got %llu of %lld bytes)",
+                             what, reg_desc(reg), (unsigned long long)x.out_bytes,
+                             x.content_length);
+    if (rc == 0) {
+        char got[80];
+        md_final(x.md, got);
+        if (strcmp(got, digest) != 0)
+            rc = nubo_error_http(err, 502,
+                                 "%s from registry %s failed verification: content hashes to %s "
+                                 "(%llu bytes)",
+                                 what, reg_desc(reg), got, (unsigned long long)x.out_bytes);
+    }
+    if (rc == 0) {
+        if (size_out)
+            *size_out = x.out_bytes;
+        if (mem) {
+            *mem = x.resp.data ? x.resp.data : calloc(1, 1);
+            x.resp.data = NULL;
+            if (mem_len)
+                *mem_len = x.out_bytes;
+        }
+    }
+    xfer_free(&x);
+    return rc;
+}
+
+int nubo_registry_get_blob_fd(const struct nubo_registry *reg, const char *repo,
+                              const char *digest, int fd, uint64_t max_bytes, uint64_t *size_out,
+                              struct nubo_err *err)
+{
+    if (fd < 0)
+        return nubo_error(err, EBADF, "blob %s: no file to write to", digest ? digest : "");
+    return get_blob(reg, repo, digest, fd, max_bytes, size_out, NULL, NULL, err);
+}
+
+int nubo_registry_get_blob_mem(const struct nubo_registry *reg, const char *repo,
+                               const char *digest, size_t max_bytes, char **out, size_t *len,
+                               struct nubo_err *err)
+{
+    return get_blob(reg, repo, digest, -1, max_bytes ? max_bytes : REG_SMALL_BODY_MAX, NULL, out,
+                    len, err);
+}
+
+int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
+                              const char *digest, struct nubo_err *err)
+{
+    if (check_repo_ref(repo, NULL, err) < 0)
+        return -1;
+    if (!nubo_digest_valid(digest))
+        return nubo_error_http(err, 400, "bad blob digest '%s' for %s", digest ? digest : "", repo);
+    char url[1024], what[512];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/blobs/%s", repo, digest) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "HEAD blob %s of %s", digest, repo);
+    struct xfer x;
+    xfer_init(&x, "HEAD", url);
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0) {
+        if (x.status == 200)
+            rc = 1;
+        else if (x.status == 404)
+            rc = 0;
+        else
+            rc = http_error(reg, &x, what, err);
+    }
+    xfer_free(&x);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- blobs: upload */
+
+/* The upload URL from a Location header: absolute, or relative to the registry. */
+static int upload_url(const struct nubo_registry *reg, const char *location, char *out,
+                      size_t size, struct nubo_err *err)
+{
+    if (location[0] == '\0')
+        return nubo_error_http(err, 502, "registry %s started an upload without a Location",
+                               reg_desc(reg));
+    if (strncmp(location, "http://", 7) == 0 || strncmp(location, "https://", 8) == 0) {
+        if (nubo_snprintf(out, size, "%s", location) < 0)
+            return nubo_error_http(err, 502, "upload Location too long");
+        return 0;
+    }
+    char base[300];
+    base_url(reg, base, sizeof(base));
+    if (nubo_snprintf(out, size, "%s%s%s", base, location[0] == '/' ? "" : "/", location) < 0)
+        return nubo_error_http(err, 502, "upload Location too long");
+    return 0;
+}
+
+/* One upload session: POST, PATCH chunks, PUT ?digest=. Returns 0, or -1 with err set and
+ * *retryable telling whether the whole session may be tried again. */
+static int upload_session(const struct nubo_registry *reg, const char *repo, int fd,
+                          const void *mem, uint64_t total, const char *digest,
+                          nubo_progress_fn progress, void *opaque, bool *retryable,
+                          struct nubo_err *err)
+{
+    char url[2200], what[512];
+    *retryable = false;
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/blobs/uploads/", repo) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "upload of blob %s to %s", digest, repo);
+    struct xfer x;
+    xfer_init(&x, "POST", url);
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0 && x.status != 202)
+        rc = http_error(reg, &x, what, err);
+    char loc[2200];
+    if (rc == 0)
+        rc = upload_url(reg, x.location, loc, sizeof(loc), err);
+    xfer_free(&x);
+    if (rc < 0)
+        return -1;
+
+    /* Chunks go as PATCH; the last (or only, for small blobs) goes with the PUT. */
+    uint64_t done = 0;
+    while (fd >= 0 && total - done > REG_CHUNK_BYTES) {
+        uint64_t n = REG_CHUNK_BYTES;
+        char range[80];
+        snprintf(range, sizeof(range), "Content-Range: %llu-%llu", (unsigned long long)done,
+                 (unsigned long long)(done + n - 1));
+        xfer_init(&x, "PATCH", loc);
+        x.blob = true;
+        x.headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+        x.headers = curl_slist_append(x.headers, range);
+        x.headers = curl_slist_append(x.headers, "Expect:");
+        x.body_fd = fd;
+        x.body_off = (off_t)done;
+        x.body_len = n;
+        x.has_body = true;
+        x.progress = progress;
+        x.opaque = opaque;
+        x.progress_base = done;
+        x.progress_total = total;
+        rc = xfer_run(reg, &x, false, what, err);
+        if (rc == 0 && x.status != 202)
+            rc = http_error(reg, &x, what, err);
+        if (rc == 0)
+            rc = upload_url(reg, x.location, loc, sizeof(loc), err);
+        bool srv = x.status >= 500 || x.status == 0;
+        xfer_free(&x);
+        if (rc < 0) {
+            *retryable = srv;
+            return -1;
+        }
+        done += n;
+    }
+    /* The Location already carries ?_state=…, so the digest is appended with '&'. */
+    size_t ll = strlen(loc);
+    if (nubo_snprintf(loc + ll, sizeof(loc) - ll, "%sdigest=%s", strchr(loc, '?') ? "&" : "?",
+                      digest) < 0)
+        return nubo_error_http(err, 502, "upload Location too long");
+    xfer_init(&x, "PUT", loc);
+    x.blob = true;
+    x.headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    x.headers = curl_slist_append(x.headers, "Expect:");
+    x.body_fd = fd;
+    x.body = mem;
+    x.body_off = (off_t)done;
+    x.body_len = (size_t)(total - done);
+    x.has_body = true;
+    x.progress = progress;
+    x.opaque = opaque;
+    x.progress_base = done;
+    x.progress_total = total;
+    rc = xfer_run(reg, &x, false, what, err);
+    if (rc == 0 && x.status != 201)
+        rc = http_error(reg, &x, what, err);
+    bool srv = x.status >= 500 || x.status == 0;
+    xfer_free(&x);
+    if (rc < 0) {
+        *retryable = srv;
+        return -1;
+    }
+    if (progress)
+        progress(opaque, total, total);
+    return 0;
+}
+
+static int put_blob(const struct nubo_registry *reg, const char *repo, int fd, const void *mem,
+                    uint64_t total, const char *digest, nubo_progress_fn progress, void *opaque,
+                    struct nubo_err *err)
+{
+    if (check_repo_ref(repo, NULL, err) < 0)
+        return -1;
+    if (!nubo_digest_valid(digest))
+        return nubo_error_http(err, 400, "bad blob digest '%s' for %s", digest ? digest : "", repo);
+    int have = nubo_registry_blob_exists(reg, repo, digest, err);
+    if (have < 0)
+        return -1;
+    if (have == 1) {
+        if (progress)
+            progress(opaque, total, total);
+        return 0;
+    }
+    int retries = reg->retries > 0 ? reg->retries : 2;
+    for (int attempt = 0;; attempt++) {
+        bool retryable = false;
+        if (upload_session(reg, repo, fd, mem, total, digest, progress, opaque, &retryable, err) ==
+            0)
+            return 0;
+        if (!retryable || attempt >= retries)
+            return -1;
+        sleep_ms(200L << attempt);
+    }
+}
+
+int nubo_registry_put_blob_file(const struct nubo_registry *reg, const char *repo,
+                                const char *path, const char *digest, nubo_progress_fn progress,
+                                void *opaque, struct nubo_err *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nubo_error(err, errno, "cannot open blob file %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return nubo_error(err, errno, "cannot stat blob file %s", path);
+    if (!S_ISREG(st.st_mode))
+        return nubo_error(err, 0, "blob file %s is not a regular file", path);
+    return put_blob(reg, repo, fd, NULL, (uint64_t)st.st_size, digest, progress, opaque, err);
+}
+
+int nubo_registry_put_blob_mem(const struct nubo_registry *reg, const char *repo,
+                               const void *data, size_t len, const char *digest,
+                               struct nubo_err *err)
+{
+    return put_blob(reg, repo, -1, data ? data : "", len, digest, NULL, NULL, err);
+}
