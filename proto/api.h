@@ -1,0 +1,160 @@
+/* The public API (Unikraft Cloud platform API v1 as nubo serves it): request and object
+ * types, strict validating decoders, encoders, and the response envelope. The controller
+ * decodes requests and encodes objects with these; the CLI does the opposite. */
+#ifndef NUBO_PROTO_API_H
+#define NUBO_PROTO_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent.h"
+#include "error.h"
+#include "pjson.h"
+
+#define NUBO_API_MAX_BODY (1u << 20)      /* request body bound (413 above) */
+#define NUBO_API_MAX_ITEMS 1024           /* items in one batch request */
+#define NUBO_API_MAX_REPLICAS 253
+#define NUBO_API_MIN_MEMORY_MB 16
+#define NUBO_API_MAX_MEMORY_MB (1 << 20)  /* the node's size bounds it further */
+#define NUBO_API_DEFAULT_MEMORY_MB 128
+#define NUBO_API_MAX_VCPUS 64
+#define NUBO_API_MAX_DRAIN_MS 3600000
+#define NUBO_API_LOG_DEFAULT_LIMIT 4096
+#define NUBO_API_LOG_MAX_LIMIT 16383
+#define NUBO_API_USER_MAX 63
+
+/* Instance features (bit mask). */
+#define NUBO_FEATURE_DELETE_ON_STOP 0x1u
+#define NUBO_FEATURE_SCALE_TO_ZERO 0x2u
+
+/* POST /v1/instances */
+struct nubo_create_req {
+    char name[NUBO_NAME_MAX + 1]; /* "" = generate <image-basename>-<5 random> */
+    char image[NUBO_IMAGE_REF_MAX];
+    char **args;
+    size_t n_args;
+    bool has_args; /* args given (even empty) override the image's */
+    struct nubo_kv *env;
+    size_t n_env;
+    int64_t memory_mb;  /* default 128 */
+    int64_t vcpus;      /* default 1 */
+    bool autostart;     /* default true */
+    int64_t replicas;   /* 0..253: replicas+1 instances */
+    enum nubo_restart_policy restart_policy;
+    uint32_t features;
+    char metro[NUBO_NAME_MAX + 1]; /* "" = any */
+    int64_t wait_timeout_ms;       /* 0 = no wait, -1 = wait as long as allowed */
+    int64_t service_ports[NUBO_AGENT_MAX_PORTS]; /* nubo: ports timed by net_time_us */
+    size_t n_service_ports;
+};
+/* Strict: unknown fields, wrong types and out-of-range values fail with a one-line 400. */
+int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_err *err);
+json_t *nubo_create_req_encode(const struct nubo_create_req *r);
+void nubo_create_req_free(struct nubo_create_req *r);
+void nubo_create_req_init(struct nubo_create_req *r); /* the defaults */
+
+/* An instance as the API shows it. */
+struct nubo_instance {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    int64_t created_at_us;
+    enum nubo_state state;
+    char image[NUBO_IMAGE_REF_MAX];
+    int64_t memory_mb, vcpus;
+    char **args;
+    size_t n_args;
+    struct nubo_kv *env;
+    size_t n_env;
+    char private_ip[NUBO_IP_STR_MAX];
+    int64_t boot_time_us, net_time_us;
+    int64_t start_count, restart_count;
+    int64_t started_at_us, stopped_at_us; /* 0 = null */
+    int64_t uptime_ms;
+    int64_t stop_reason;
+    bool has_exit_code;
+    int64_t exit_code;
+    bool has_stop_code;
+    int64_t stop_code;
+    enum nubo_restart_policy restart_policy;
+    int64_t restart_attempt, restart_next_at_us;
+    uint32_t features;
+    char node[NUBO_NAME_MAX + 1];
+    char metro[NUBO_NAME_MAX + 1];
+    char *message; /* why it is not running, if known */
+};
+/* Adds "status":"success", private_fqdn "<name>.internal" and the derived fields. */
+json_t *nubo_instance_encode(const struct nubo_instance *in, bool details);
+/* Lenient (client side): unknown fields ignored, missing fields zero. */
+int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *err);
+void nubo_instance_free(struct nubo_instance *in);
+
+/* {uuid}|{name} items of the batch forms, with each endpoint's extra fields. */
+enum nubo_item_kind {
+    NUBO_ITEM_REF = 0, /* get, delete: uuid|name only */
+    NUBO_ITEM_START,   /* + wait_timeout_ms */
+    NUBO_ITEM_STOP,    /* + force, drain_timeout_ms */
+    NUBO_ITEM_WAIT,    /* + state, timeout_ms */
+    NUBO_ITEM_LOG,     /* + offset, limit */
+};
+struct nubo_item {
+    char uuid[NUBO_UUID_STR_LEN + 1]; /* one of uuid / name is set */
+    char name[NUBO_NAME_MAX + 1];
+    int64_t wait_timeout_ms;          /* start */
+    bool force;                       /* stop */
+    int64_t drain_timeout_ms;         /* stop */
+    enum nubo_state state;            /* wait, default running */
+    int64_t timeout_ms;               /* wait, default -1 = forever */
+    int64_t offset, limit;            /* log, defaults -4096 / 4096 */
+};
+void nubo_item_init(struct nubo_item *it);
+/* One item object (strict). ctx names it in errors ("[2]"). */
+int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struct nubo_item *out,
+                     struct nubo_err *err);
+json_t *nubo_item_encode(const struct nubo_item *it, enum nubo_item_kind kind);
+
+/* An image as GET /v1/images shows it (seed document fields). */
+struct nubo_image {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    int64_t created_at_us;
+    char owner[NUBO_API_USER_MAX + 1];
+    char url[NUBO_IMAGE_REF_MAX]; /* owner/name@sha256:… */
+    char **tags;                  /* "owner/name:tag" */
+    size_t n_tags;
+    bool initrd_or_rom;
+    int64_t size_in_bytes;
+    char **args;
+    size_t n_args;
+    struct nubo_kv *env;
+    size_t n_env;
+};
+json_t *nubo_image_encode(const struct nubo_image *im);
+int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err);
+void nubo_image_free(struct nubo_image *im);
+
+/* The response envelope:
+ * {"status": "success"|"partial_success"|"error", "message"?, "data": {<collection>: items},
+ *  "op_time_us"}. items is stolen (may be NULL for no data). */
+json_t *nubo_envelope_new(const char *status, const char *message, const char *collection,
+                          json_t *items, int64_t op_time_us);
+/* A per-item error: {"status":"error","message":msg,"error":http_status} plus uuid/name when
+ * known. */
+json_t *nubo_item_error(const char *uuid, const char *name, int http_status, const char *msg);
+/* Client side: check an envelope and borrow data.<collection> (an array). A top-level error
+ * comes back as -1 with its message. */
+int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struct nubo_err *err);
+
+/* An image reference: "owner/name[:tag]" or "owner/name@sha256:<hex>" (no registry host; a
+ * leading "host[:port]/" with a dot or colon in it is stripped). The repository is 2..n
+ * components of [a-z0-9._-]; the owner is the first component. */
+struct nubo_api_image_ref {
+    char repo[256];
+    char owner[NUBO_API_USER_MAX + 1];
+    char tag[129];    /* "" when a digest was given; "latest" when neither */
+    char digest[80];  /* "sha256:<hex>" or "" */
+};
+int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, struct nubo_err *err);
+
+#endif
