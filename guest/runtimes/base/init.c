@@ -1,0 +1,348 @@
+/* nubo-init: /init of nubo's Linux runtimes. Loads the virtio modules, mounts the basics,
+ * configures lo/eth0 from netdev.ip=, sets env.vars, prints NUBO_READY, runs the app args
+ * and powers off after printing NUBO_EXIT <code>. Static, no dependencies beyond libc. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmdline.h"
+
+#define MODULE_DIR "/lib/modules/nubo"
+#define PARAM_MAX 1024
+
+/* Dependency order (this-machine.md); modules missing from the image are skipped. */
+static const char *const guest_modules[] = {
+	"virtio_ring", "virtio", "failover", "net_failover", "virtio_pci_legacy_dev",
+	"virtio_pci_modern_dev", "virtio_pci", "virtio_mmio", "virtio_net",
+};
+
+struct init_ctx {
+	struct guest_cmdline cmd;
+	char line[GUEST_CMDLINE_MAX];
+	int verbose;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* Straight to the console: the markers must not sit in a stdio buffer. */
+	ssize_t off = 0;
+	while (off < n) {
+		ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += w;
+	}
+}
+
+static void setup_console(void)
+{
+	/* The kernel opens /dev/console for us when the initramfs has it; make sure anyway. */
+	if (fcntl(STDOUT_FILENO, F_GETFD) < 0) {
+		int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
+	}
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+		     const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
+		say("nubo-init: cannot mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+/* Module parameters given on the kernel command line as <module>.<param>=<value> are applied
+ * by modprobe, not by the kernel; we are the modprobe here (e.g. virtio_mmio.device=). */
+static void module_params(const char *line, const char *mod, char *out, size_t out_len)
+{
+	size_t mlen = strlen(mod), used = 0;
+	out[0] = '\0';
+	for (const char *p = line; *p;) {
+		while (*p == ' ')
+			p++;
+		const char *start = p;
+		int quoted = 0;
+		while (*p && (quoted || *p != ' ')) {
+			if (*p == '"')
+				quoted = !quoted;
+			p++;
+		}
+		size_t tlen = (size_t)(p - start);
+		if (tlen > mlen + 1 && start[mlen] == '.') {
+			int match = 1;
+			for (size_t i = 0; i < mlen && match; i++) {
+				char a = start[i] == '-' ? '_' : start[i];
+				match = a == mod[i];
+			}
+			size_t plen = tlen - mlen - 1;
+			if (match && used + plen + 2 < out_len) {
+				if (used)
+					out[used++] = ' ';
+				memcpy(out + used, start + mlen + 1, plen);
+				used += plen;
+				out[used] = '\0';
+			}
+		}
+		if (tlen == 2 && start[0] == '-' && start[1] == '-')
+			break;
+	}
+}
+
+static void load_modules(const struct init_ctx *ctx)
+{
+	for (size_t i = 0; i < sizeof(guest_modules) / sizeof(guest_modules[0]); i++) {
+		char path[256], params[PARAM_MAX];
+		snprintf(path, sizeof(path), MODULE_DIR "/%s.ko", guest_modules[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		module_params(ctx->line, guest_modules[i], params, sizeof(params));
+		if (syscall(SYS_finit_module, fd, params, 0) < 0 && errno != EEXIST)
+			say("nubo-init: cannot load module %s: %s", guest_modules[i], strerror(errno));
+		close(fd);
+	}
+}
+
+static int if_ioctl(int sock, unsigned long req, struct ifreq *ifr, const char *what)
+{
+	if (ioctl(sock, req, ifr) < 0) {
+		say("nubo-init: cannot %s on %s: %s", what, ifr->ifr_name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void set_sin(struct sockaddr *sa, uint32_t addr_host)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(addr_host)};
+	memcpy(sa, &sin, sizeof(sin));
+}
+
+static int link_up(int sock, const char *name)
+{
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (if_ioctl(sock, SIOCGIFFLAGS, &ifr, "read flags") < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return if_ioctl(sock, SIOCSIFFLAGS, &ifr, "bring up");
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, text, strlen(text)) < 0)
+		say("nubo-init: cannot write %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+static void configure_network(const struct init_ctx *ctx)
+{
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		say("nubo-init: no IPv4 socket: %s", strerror(errno));
+		return;
+	}
+	link_up(sock, "lo");
+	const struct guest_netdev *net = &ctx->cmd.net;
+	if (ctx->cmd.bad_netdev)
+		say("nubo-init: ignoring unparsable netdev.ip=%s", ctx->cmd.netdev_raw);
+	if (!net->present) {
+		close(sock);
+		return;
+	}
+	/* virtio_net probes synchronously in finit_module, but give a late device a moment. */
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	for (int i = 0; i < 200 && ioctl(sock, SIOCGIFFLAGS, &ifr) < 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	uint32_t mask = net->prefix ? 0xffffffffu << (32 - net->prefix) : 0;
+	set_sin(&ifr.ifr_addr, net->ip);
+	if (if_ioctl(sock, SIOCSIFADDR, &ifr, "set address") < 0)
+		goto out;
+	set_sin(&ifr.ifr_netmask, mask);
+	if (if_ioctl(sock, SIOCSIFNETMASK, &ifr, "set netmask") < 0)
+		goto out;
+	if (link_up(sock, "eth0") < 0)
+		goto out;
+	if (net->gateway) {
+		struct rtentry rt = {0};
+		set_sin(&rt.rt_dst, 0);
+		set_sin(&rt.rt_genmask, 0);
+		set_sin(&rt.rt_gateway, net->gateway);
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		rt.rt_dev = (char *)"eth0";
+		if (ioctl(sock, SIOCADDRT, &rt) < 0)
+			say("nubo-init: cannot add the default route: %s", strerror(errno));
+	}
+	if (net->dns) {
+		char text[64];
+		snprintf(text, sizeof(text), "nameserver %u.%u.%u.%u\n", net->dns >> 24,
+			 (net->dns >> 16) & 0xff, (net->dns >> 8) & 0xff, net->dns & 0xff);
+		mkdir("/etc", 0755);
+		write_file("/etc/resolv.conf", text);
+	}
+	say("nubo-init: eth0 %u.%u.%u.%u/%d gw %u.%u.%u.%u", net->ip >> 24, (net->ip >> 16) & 0xff,
+	    (net->ip >> 8) & 0xff, net->ip & 0xff, net->prefix, net->gateway >> 24,
+	    (net->gateway >> 16) & 0xff, (net->gateway >> 8) & 0xff, net->gateway & 0xff);
+out:
+	close(sock);
+}
+
+static void setup_env(const struct init_ctx *ctx)
+{
+	clearenv();
+	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	setenv("HOME", "/", 1);
+	setenv("TERM", "linux", 1);
+	setenv("LANG", "C.UTF-8", 1);
+	for (int i = 0; i < ctx->cmd.nenv; i++) {
+		const char *kv = ctx->cmd.env[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			say("nubo-init: ignoring env entry without a name: %s", kv);
+			continue;
+		}
+		char name[256];
+		size_t nlen = (size_t)(eq - kv);
+		if (nlen >= sizeof(name)) {
+			say("nubo-init: ignoring env entry with an over-long name");
+			continue;
+		}
+		memcpy(name, kv, nlen);
+		name[nlen] = '\0';
+		setenv(name, eq + 1, 1);
+		say("nubo-init: env %s", name); /* names only: values may be secrets */
+	}
+}
+
+static void read_cmdline(struct init_ctx *ctx)
+{
+	ctx->line[0] = '\0';
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, ctx->line, sizeof(ctx->line) - 1);
+		ctx->line[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	guest_cmdline_parse(&ctx->cmd, ctx->line);
+}
+
+static void power_off(int code)
+{
+	say("NUBO_EXIT %d", code);
+	sync();
+	reboot(RB_POWER_OFF);
+	/* Only reached if the kernel refused. */
+	for (;;)
+		pause();
+}
+
+int main(int argc, char **argv)
+{
+	static struct init_ctx ctx;
+	(void)argc;
+	(void)argv;
+
+	setup_console();
+	do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620");
+	setup_console();
+	read_cmdline(&ctx);
+
+	load_modules(&ctx);
+	configure_network(&ctx);
+	setup_env(&ctx);
+	for (int i = 0; i < ctx.cmd.argc; i++)
+		say("nubo-init: arg[%d] %s", i, ctx.cmd.argv[i]);
+	if (ctx.cmd.truncated)
+		say("nubo-init: the command line was truncated");
+	if (ctx.cmd.argc == 0) {
+		say("nubo-init: no application given: put it after `--` on the kernel command line "
+		    "(the image's cmd or the instance's args)");
+		power_off(1);
+	}
+	if (chdir("/") < 0)
+		say("nubo-init: cannot chdir to /: %s", strerror(errno));
+
+	char *app_argv[GUEST_MAX_ARGS + 1];
+	for (int i = 0; i < ctx.cmd.argc; i++)
+		app_argv[i] = (char *)ctx.cmd.argv[i];
+	app_argv[ctx.cmd.argc] = NULL;
+
+	say("NUBO_READY");
+	pid_t app = fork();
+	if (app < 0) {
+		say("nubo-init: cannot fork: %s", strerror(errno));
+		power_off(1);
+	}
+	if (app == 0) {
+		setsid();
+		/* The console as controlling terminal, so shells and signals behave. */
+		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+		execvp(app_argv[0], app_argv);
+		say("nubo-init: cannot run %s: %s", app_argv[0], strerror(errno));
+		_exit(127);
+	}
+	/* PID 1 reaps every orphan; the app's status decides the exit code. */
+	for (;;) {
+		int status;
+		pid_t pid = wait(&status);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			power_off(1);
+		}
+		if (pid != app)
+			continue;
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		/* Give the app's orphans a chance to end before the poweroff. */
+		kill(-1, SIGTERM);
+		power_off(code);
+	}
+}
