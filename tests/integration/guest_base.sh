@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The base Linux runtime under qemu microvm/TCG, booted directly: args, env and exit code reach
+# and come back from the app; in a test-owned network namespace eth0 is configured from
+# netdev.ip= and answers ping. Prints boot time (qemu start -> NUBO_READY).
+source "$NUBO_SRC/tests/lib.sh"
+t_need_root
+command -v qemu-system-x86_64 >/dev/null || t_skip "qemu-system-x86_64 missing (deploy/install-deps installs qemu-system-x86)"
+command -v busybox >/dev/null || t_skip "busybox missing (busybox-static)"
+
+RT=$NUBO_BUILD/guest/runtimes/base
+if [ ! -f "$RT/initrd.cpio" ] || [ ! -f "$RT/vmlinuz" ]; then
+    t_log "building guest_runtime_base (kernel package download on first build)"
+    cmake --build "$NUBO_BUILD" --target guest_runtime_base > "$T_TMP/build.log" 2>&1 \
+        || t_fail "cannot build the base runtime (see build.log)"
+fi
+KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
+KARGS="console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests i8042.noaux i8042.nopnp 8250.nr_uarts=1 tsc_early_khz=${KHZ:-2000000}"
+QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
+      -serial stdio -no-reboot -m 256 -kernel "$RT/vmlinuz" -initrd "$RT/initrd.cpio")
+
+# boot NAME CMDLINE-TAIL [QEMU-ARGS...]: serial log in $T_TMP/NAME.log, qemu status in RC,
+# microseconds from start to NUBO_READY in READY_US.
+boot() {
+    local name=$1 tail=$2; shift 2
+    local log=$T_TMP/$name.log start line
+    READY_US=
+    : > "$log"
+    start=${EPOCHREALTIME/./}
+    set +e
+    while IFS= read -r line; do
+        line=${line%$'\r'}
+        printf '%s\n' "$line" >> "$log"
+        if [ -z "$READY_US" ] && [ "$line" = NUBO_READY ]; then
+            READY_US=$(( ${EPOCHREALTIME/./} - start ))
+        fi
+    done < <(timeout 60 "${QEMU[@]}" "$@" -append "$KARGS $tail" 2>"$T_TMP/$name.qemu.log"; echo "QEMU_RC=$?")
+    set -e
+    RC=$(sed -n 's/^QEMU_RC=//p' "$log")
+}
+expect() { grep -qF -- "$2" "$T_TMP/$1.log" || t_fail "$1: expected '$2' in the console log"; }
+
+boot app 'env.vars=[ "GREETING=hello world" "N=42" ] -- /bin/sh -c "echo GREETING=[$GREETING] N=[$N] ARGS=[$0 $1]; exit 3" x y'
+[ "$RC" = 0 ] || t_fail "app: qemu exited with $RC (poweroff should stop it)"
+expect app "NUBO_READY"
+expect app "GREETING=[hello world] N=[42] ARGS=[x y]"
+expect app "NUBO_EXIT 3"
+t_log "base boot (qemu start -> NUBO_READY, microvm/TCG): ${READY_US} us"
+
+boot noapp ''
+expect noapp "no application given"
+expect noapp "NUBO_EXIT 1"
+grep -q '^NUBO_READY' "$T_TMP/noapp.log" && t_fail "noapp: printed NUBO_READY without an app"
+
+boot missing '-- /no/such/program'
+expect missing "cannot run /no/such/program"
+expect missing "NUBO_EXIT 127"
+
+# Network: bridge + tap inside a namespace of our own; the guest gets 10.77.0.2/24.
+t_netns base
+ip -n "$T_NS" link add br0 type bridge
+ip -n "$T_NS" tuntap add dev tap0 mode tap
+ip -n "$T_NS" link set tap0 master br0
+ip -n "$T_NS" addr add 10.77.0.1/24 dev br0
+ip -n "$T_NS" link set br0 up
+ip -n "$T_NS" link set tap0 up
+ip netns exec "$T_NS" "${QEMU[@]}" \
+    -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+    -append "$KARGS netdev.ip=10.77.0.2/24:10.77.0.1:10.77.0.1 -- /bin/sh -c \"ping -c 1 -W 5 10.77.0.1 && echo GW_PING_OK; cat /etc/resolv.conf; sleep 120\"" \
+    > "$T_TMP/net.log" 2>&1 &
+NET_PID=$!
+t_track_pid "$NET_PID"
+t_wait_for 60 grep -q '^NUBO_READY' "$T_TMP/net.log" || t_fail "net: no NUBO_READY"
+grep -q 'nubo-init: eth0 10.77.0.2/24 gw 10.77.0.1' "$T_TMP/net.log" || t_fail "net: eth0 not configured"
+t_wait_for 30 grep -q GW_PING_OK "$T_TMP/net.log" || t_fail "net: the guest cannot ping its gateway"
+t_wait_for 10 grep -q "nameserver 10.77.0.1" "$T_TMP/net.log" || t_fail "net: resolv.conf not written"
+ip netns exec "$T_NS" busybox ping -c 3 -W 3 10.77.0.2 > "$T_TMP/ping.log" 2>&1 || t_fail "net: guest does not answer ping"
+t_log "ping into the guest: $(tail -1 "$T_TMP/ping.log")"
+kill "$NET_PID"
+echo "PASS guest_base"
