@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The python runtime + examples/http-python, booted under qemu microvm/TCG inside a
+# test-owned network namespace: server.py must answer HTTP on 8080. The app image is built the
+# way an app image is: the runtime's initrd with the app's cpio (/src/server.py) appended.
+source "$NUBO_SRC/tests/lib.sh"
+t_need_root
+command -v qemu-system-x86_64 >/dev/null || t_skip "qemu-system-x86_64 missing (deploy/install-deps installs qemu-system-x86)"
+command -v curl >/dev/null || t_skip "curl missing"
+
+RT=$NUBO_BUILD/guest/runtimes
+if [ ! -f "$RT/python/initrd.cpio" ] || [ ! -f "$RT/base/vmlinuz" ]; then
+    t_log "building guest_runtimes (kernel package download on first build)"
+    cmake --build "$NUBO_BUILD" --target guest_runtimes > "$T_TMP/build.log" 2>&1 \
+        || t_fail "cannot build the runtimes (see build.log)"
+fi
+MKCPIO=$RT/guest_mkcpio
+[ -x "$MKCPIO" ] || t_fail "$MKCPIO missing"
+
+# FROM scratch; COPY ./server.py /src/server.py
+printf '%s\n' "dir /src 0755" "file /src/server.py 0644 $NUBO_SRC/examples/http-python/server.py" \
+    | "$MKCPIO" "$T_TMP/app.cpio"
+cat "$RT/python/initrd.cpio" "$T_TMP/app.cpio" > "$T_TMP/initrd.cpio"
+
+KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
+KARGS="console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests i8042.noaux i8042.nopnp 8250.nr_uarts=1 tsc_early_khz=${KHZ:-2000000}"
+
+t_netns py
+ip -n "$T_NS" link add br0 type bridge
+ip -n "$T_NS" tuntap add dev tap0 mode tap
+ip -n "$T_NS" link set tap0 master br0
+ip -n "$T_NS" addr add 10.78.0.1/24 dev br0
+ip -n "$T_NS" link set br0 up
+ip -n "$T_NS" link set tap0 up
+
+start=${EPOCHREALTIME/./}
+ip netns exec "$T_NS" qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config \
+    -display none -serial stdio -no-reboot -m 256 \
+    -kernel "$RT/base/vmlinuz" -initrd "$T_TMP/initrd.cpio" \
+    -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+    -append "$KARGS netdev.ip=10.78.0.2/24:10.78.0.1:10.78.0.1 env.vars=[ \"PORT=8080\" ] -- /usr/bin/python3 /src/server.py" \
+    > "$T_TMP/py.log" 2>&1 &
+PY_PID=$!
+t_track_pid "$PY_PID"
+t_wait_for 90 grep -q '^NUBO_READY' "$T_TMP/py.log" || t_fail "no NUBO_READY"
+ready_us=$(( ${EPOCHREALTIME/./} - start ))
+t_wait_for 60 grep -q 'listening on :8080' "$T_TMP/py.log" || t_fail "server.py did not start"
+listen_us=$(( ${EPOCHREALTIME/./} - start ))
+body=$(ip netns exec "$T_NS" curl -fsS --max-time 10 http://10.78.0.2:8080/) || t_fail "no HTTP answer from the guest"
+case $body in
+    "Hello from nubo! (Python 3.11"*) ;;
+    *) t_fail "unexpected body: $body" ;;
+esac
+first_us=$(( ${EPOCHREALTIME/./} - start ))
+t_log "python boot (microvm/TCG, polled): NUBO_READY ~${ready_us} us, listening ~${listen_us} us, first HTTP answer ${first_us} us"
+t_log "body: $body"
+kill "$PY_PID"
+echo "PASS guest_python"
