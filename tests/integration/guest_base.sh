@@ -14,7 +14,8 @@ if [ ! -f "$RT/initrd.cpio" ] || [ ! -f "$RT/vmlinuz" ]; then
         || t_fail "cannot build the base runtime (see build.log)"
 fi
 KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
-KARGS="console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests i8042.noaux i8042.nopnp 8250.nr_uarts=1 tsc_early_khz=${KHZ:-2000000}"
+# The image label org.nubo.kernel.args (guest/runtimes/kernel-args) + what the agent adds.
+KARGS="$(cat "$NUBO_SRC/guest/runtimes/kernel-args") tsc_early_khz=${KHZ:-2000000}"
 QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
       -serial stdio -no-reboot -m 256 -kernel "$RT/vmlinuz" -initrd "$RT/initrd.cpio")
 

@@ -22,7 +22,8 @@ printf '%s\n' "dir /src 0755" "file /src/server.py 0644 $NUBO_SRC/examples/http-
 cat "$RT/python/initrd.cpio" "$T_TMP/app.cpio" > "$T_TMP/initrd.cpio"
 
 KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
-KARGS="console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests i8042.noaux i8042.nopnp 8250.nr_uarts=1 tsc_early_khz=${KHZ:-2000000}"
+# The image label org.nubo.kernel.args (guest/runtimes/kernel-args) + what the agent adds.
+KARGS="$(cat "$NUBO_SRC/guest/runtimes/kernel-args") tsc_early_khz=${KHZ:-2000000}"
 
 t_netns py
 ip -n "$T_NS" link add br0 type bridge
