@@ -1,0 +1,296 @@
+/* nubo-agent: what crosses the agent's files (vmd style, grouped by file). The agent turns a
+ * host into a node: it watches its assignments, pulls images, boots guests through libvirt. */
+#ifndef NUBO_AGENT_CORE_H
+#define NUBO_AGENT_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <libvirt/libvirt.h>
+
+#include "agent.h" /* proto/agent.h: the controller protocol types */
+#include "error.h"
+#include "registry.h"
+#include "util.h"
+
+#define AGENT_VERSION "0.1.0"
+#define AGENT_PATH_MAX 512
+#define AGENT_TAP_MAX 16          /* IFNAMSIZ */
+#define AGENT_LINE_MAX 512        /* console line kept for marker matching */
+#define AGENT_MSG_MAX 512         /* instance message */
+#define AGENT_STATE_MAX (64u << 20)
+#define AGENT_METADATA_NS "https://nubo.dev/xmlns/agent/1"
+
+/* config.c */
+enum agent_accel { AGENT_ACCEL_AUTO = 0, AGENT_ACCEL_KVM, AGENT_ACCEL_TCG };
+
+struct agent_config {
+    char node_name[NUBO_NAME_MAX + 1];
+    char metro[NUBO_NAME_MAX + 1];
+    /* controller: URL (the Host) and optionally a unix socket carrying the HTTP */
+    char controller_url[256];
+    char controller_socket[108];
+    char join_token_file[AGENT_PATH_MAX];
+    /* standalone mode (no controller): desired set read from a watch-response JSON file,
+     * observed state written to a status JSON file */
+    char assignments_file[AGENT_PATH_MAX];
+    char status_file[AGENT_PATH_MAX];
+    char subnet[NUBO_CIDR_STR_MAX]; /* standalone: the bridge's subnet, e.g. 10.64.9.0/24 */
+    char gateway[NUBO_IP_STR_MAX];
+    char dns[NUBO_IP_STR_MAX];
+    char libvirt_uri[256];
+    struct nubo_registry registry;
+    char cache_dir[AGENT_PATH_MAX];
+    int64_t cache_size_mb;
+    int64_t max_image_mb;
+    char state_dir[AGENT_PATH_MAX];
+    char bridge[AGENT_TAP_MAX];
+    char netns[64];             /* named netns of the bridge ("" = the agent's own) */
+    char libvirt_netns[AGENT_PATH_MAX]; /* netns path where libvirtd opens taps ("" = own) */
+    enum agent_accel accel;
+    int64_t memory_reserve_mb;
+    int64_t vcpu_reserve;
+    int64_t shutdown_timeout_ms; /* ACPI shutdown grace before destroy */
+    int64_t console_ring_kb;
+    int64_t watch_timeout_ms;
+    int64_t net_probe_timeout_ms;
+};
+
+void agent_config_defaults(struct agent_config *c);
+int agent_config_load(struct agent_config *c, const char *path, struct nubo_err *err);
+const char *agent_accel_name(enum agent_accel a);
+/* Resolve auto: kvm only on hardware KVM (kvm_intel/kvm_amd loaded), never kvm_pvm. */
+enum agent_accel agent_accel_resolve(enum agent_accel want, const char *sysfs_module_dir);
+
+/* console.c: follow the serial log file libvirt (virtlogd) writes, keep a ring on disk,
+ * find the marker lines. */
+struct agent_console {
+    char dir[AGENT_PATH_MAX];  /* instance dir holding console.log and console.ring */
+    int fd;                    /* console.log, -1 when not open */
+    uint64_t file_ino;
+    uint64_t file_off;         /* bytes of console.log consumed */
+    uint64_t total;            /* bytes seen since the instance was created */
+    uint64_t shipped;          /* bytes shipped to the controller */
+    int ring_fd;
+    uint64_t ring_cap;
+    char line[AGENT_LINE_MAX];
+    size_t line_len;
+    int wd;                    /* inotify watch on dir, -1 = none */
+};
+
+enum agent_marker { AGENT_MARK_NONE = 0, AGENT_MARK_READY, AGENT_MARK_EXIT, AGENT_MARK_CRASH };
+typedef void (*agent_marker_fn)(void *opaque, enum agent_marker m, int exit_code,
+                                const char *text);
+
+int agent_console_open(struct agent_console *c, const char *dir, uint64_t ring_cap,
+                       struct nubo_err *err);
+/* Read what is new (handles virtlogd's rotation), append to the ring, report markers. */
+int agent_console_pump(struct agent_console *c, agent_marker_fn fn, void *opaque);
+/* Bytes [from, total) still in the ring: returns malloc'd data and its start offset. */
+int agent_console_read_since(struct agent_console *c, uint64_t from, unsigned char **data,
+                             size_t *len, uint64_t *start, size_t max_len);
+void agent_console_close(struct agent_console *c);
+/* Pure line matcher (unit-tested). */
+enum agent_marker agent_console_match(const char *line, int *exit_code, const char **text);
+
+/* net.c: the node bridge and per-instance taps, via ip(8) run in the right namespace. */
+int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, int prefix,
+                           struct nubo_err *err);
+int agent_net_tap_create(const struct agent_config *c, const char *tap, struct nubo_err *err);
+/* After the domain started: move the tap to the bridge's netns, enslave it, bring it up. */
+int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err);
+void agent_net_tap_remove(const struct agent_config *c, const char *tap);
+void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX]);
+/* Connect to ip:port from inside the bridge's namespace until it works or timeout. */
+int agent_net_probe(const struct agent_config *c, const char *ip, const int64_t *ports,
+                    size_t n_ports, int64_t timeout_ms, struct nubo_err *err);
+int agent_run(const char *netns_path, char *const argv[], struct nubo_err *err);
+int agent_prefix_parse(const char *cidr, char *ip_out, size_t ip_size, int *prefix);
+
+/* images.c: content-addressed cache of pulled images, concurrent pulls coalesce. */
+struct agent;
+struct agent_image {
+    char digest[80];
+    char dir[AGENT_PATH_MAX];
+    char kernel[AGENT_PATH_MAX];
+    char initrd[AGENT_PATH_MAX]; /* "" when none */
+    char **cmd, **env, **labels; /* NULL-terminated */
+    uint64_t size_bytes;
+    int refs;                    /* instances using it */
+    int64_t last_used_us;
+    bool ready, pulling;
+    char error[AGENT_MSG_MAX];
+    LIST_HEAD(, agent_image_waiter) waiters;
+    LIST_ENTRY(agent_image) link;
+};
+typedef void (*agent_image_fn)(struct agent *ag, void *opaque, struct agent_image *img,
+                               const char *error);
+struct agent_image_waiter {
+    agent_image_fn fn;
+    void *opaque;
+    LIST_ENTRY(agent_image_waiter) link;
+};
+int agent_images_init(struct agent *ag, struct nubo_err *err);
+/* Calls fn once (maybe synchronously) with the ready image (ref taken) or an error. */
+void agent_image_get(struct agent *ag, const char *image_ref, agent_image_fn fn, void *opaque);
+void agent_image_unref(struct agent *ag, struct agent_image *img);
+struct agent_image *agent_image_find(struct agent *ag, const char *digest);
+void agent_images_free(struct agent *ag);
+const char *agent_image_label(const struct agent_image *img, const char *key);
+/* Blocking pull into the cache directory (worker thread); exposed for tests. */
+int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
+                              const char *digest, const char *final_dir, struct nubo_err *err);
+
+/* virt.c: one long-lived libvirt connection with its event loop thread. */
+struct agent_virt {
+    virConnectPtr conn;          /* NULL while disconnected */
+    pthread_t thread;
+    bool thread_started;
+    int lifecycle_cb;
+    int64_t backoff_ms;
+    struct event *reconnect_ev;
+    unsigned long lib_version, hv_version;
+    bool closing;
+};
+int agent_virt_start(struct agent *ag, struct nubo_err *err);
+void agent_virt_stop(struct agent *ag);
+/* Domain XML for an instance (every string escaped). Returns malloc'd text. */
+struct agent_domain_spec {
+    const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap;
+    int64_t memory_mb, vcpus;
+    enum agent_accel accel;
+};
+char *agent_domain_xml(const struct agent_domain_spec *s);
+char *agent_xml_escape(const char *s);
+/* Is this domain ours (metadata names this node)? */
+bool agent_domain_is_ours(virDomainPtr dom, const char *node);
+
+/* instance.c: lifecycle FSM and reconcile. */
+enum agent_op { AGENT_OP_NONE = 0, AGENT_OP_PULL, AGENT_OP_CREATE, AGENT_OP_DESTROY };
+
+struct agent_instance {
+    struct agent *ag_back;       /* the agent, for timer callbacks */
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    struct nubo_assignment a;
+    bool assigned;               /* false: absent from the desired set -> delete */
+    struct nubo_status_report r; /* what we report (message kept in msg) */
+    char msg[AGENT_MSG_MAX];
+    int64_t start_seq_done;      /* last start_seq acted on; -1 = never */
+    enum agent_op op;
+    uint64_t op_gen;             /* bumps on every op so stale completions are dropped */
+    bool domain;                 /* a libvirt domain exists */
+    bool want_stop, stop_force, stop_user;
+    bool exit_seen, crash_seen, guest_shutdown;
+    int exit_code;
+    char crash_text[128];
+    int64_t t0_mono_us, t0_real_us; /* just before virDomainCreateXML */
+    int64_t t_image_us;          /* image phase of the current start */
+    char tap[AGENT_TAP_MAX];
+    char image_digest[NUBO_DIGEST_STR_LEN + 1];
+    struct agent_image *img;
+    struct agent_console con;
+    struct event *timer;         /* drain/shutdown/restart timer */
+    enum { AGENT_TIMER_NONE, AGENT_TIMER_DRAIN, AGENT_TIMER_SHUTDOWN, AGENT_TIMER_RESTART } timer_kind;
+    struct event *healthy_timer;
+    bool restart_due;
+    bool pending_create;         /* image ready, waiting for libvirt to come back */
+    bool ready_seen;
+    int64_t t1_mono_us;          /* virDomainCreateXML returned */
+    int64_t t_prep_mono_us;      /* image ready, preparing the domain */
+    int64_t t_pull_mono_us;
+    bool dirty;                  /* report changed since last status sent */
+    LIST_ENTRY(agent_instance) link;
+};
+
+struct agent_instance *agent_instance_find(struct agent *ag, const char *uuid);
+struct agent_instance *agent_instance_new(struct agent *ag, const char *uuid);
+void agent_instance_free(struct agent *ag, struct agent_instance *in);
+/* Apply a full desired set (level-triggered). */
+void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w);
+void agent_reconcile(struct agent *ag, struct agent_instance *in);
+void agent_reconcile_all(struct agent *ag);
+/* libvirt lifecycle event, delivered on the main thread. */
+void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail);
+/* After (re)connecting: compare libvirt's domains with the table. */
+void agent_resync_domains(struct agent *ag);
+void agent_on_console(struct agent *ag, struct agent_instance *in);
+char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_image *img,
+                          int64_t tsc_khz);
+int64_t agent_restart_delay_ms(int64_t attempt);
+void agent_mark_dirty(struct agent *ag, struct agent_instance *in);
+void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out);
+
+/* state.c: the node's state file, written atomically. */
+int agent_state_save(struct agent *ag, struct nubo_err *err);
+int agent_state_load(struct agent *ag, struct nubo_err *err);
+
+/* ctl.c: the controller session (register, watch, status, log) or standalone files. */
+struct agent_ctl {
+    char token[NUBO_AGENT_TOKEN_MAX];
+    char join_token[NUBO_AGENT_TOKEN_MAX];
+    bool registered, registering;
+    uint64_t gen;                /* bumps on every (re)register: stale replies are dropped */
+    int64_t version;             /* assignment version applied */
+    int64_t heartbeat_ms;
+    int64_t backoff_ms;
+    bool watch_inflight, status_inflight, log_inflight;
+    struct event *hb_ev, *retry_ev, *kick_ev;
+    int assign_wd;
+};
+int agent_ctl_start(struct agent *ag, struct nubo_err *err);
+void agent_ctl_kick(struct agent *ag); /* something changed: report soon */
+void agent_ctl_stop(struct agent *ag);
+void agent_ctl_on_inotify(struct agent *ag, int wd);
+
+/* agent.c: the context, the main loop and the worker/post machinery. */
+typedef void (*agent_main_fn)(struct agent *ag, void *arg);
+struct agent_post {
+    agent_main_fn fn;
+    void *arg;
+    TAILQ_ENTRY(agent_post) link;
+};
+
+struct agent {
+    struct agent_config cfg;
+    struct event_base *base;
+    enum agent_accel accel;       /* resolved */
+    int64_t tsc_khz;
+    int64_t memory_mb, vcpus;     /* offered */
+    struct nubo_node_info node;
+    bool have_node;
+    LIST_HEAD(, agent_instance) instances;
+    LIST_HEAD(, agent_image) images;
+    struct agent_virt virt;
+    struct agent_ctl ctl;
+    int inotify_fd;
+    struct event *inotify_ev;
+    pthread_mutex_t post_mu;
+    TAILQ_HEAD(, agent_post) posts;
+    struct event *post_ev;
+    struct event *save_ev;
+    bool save_pending;
+    bool bridge_ready;
+    bool have_assignments;        /* a desired set arrived since start */
+    int workers;                  /* worker threads in flight */
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    bool stopping;
+    struct event *sig_ev[3];
+};
+
+int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err *err);
+int agent_run_loop(struct agent *ag);
+void agent_fini(struct agent *ag);
+/* Run fn(arg) on the main thread soon (safe from any thread). */
+void agent_post_main(struct agent *ag, agent_main_fn fn, void *arg);
+/* Run work(arg) on a worker thread, then done(ag, arg) on the main thread. */
+int agent_spawn(struct agent *ag, void (*work)(void *arg), agent_main_fn done, void *arg);
+void agent_schedule_save(struct agent *ag);
+void agent_bridge_ensure(struct agent *ag);
+int agent_inotify_add(struct agent *ag, const char *dir, uint32_t mask);
+int64_t agent_free_memory_mb(struct agent *ag);
+
+#endif

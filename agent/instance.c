@@ -1,0 +1,1035 @@
+/* Instance lifecycle: starting -> running -> (draining) -> stopping -> stopped, driven by the
+ * desired set, libvirt lifecycle events and the console markers (never by polling). Restart
+ * policies with the platform's back-off live here too. */
+#include "agent_core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/inotify.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/virterror.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+#define HEALTHY_RESET_MS 10000
+#define RESTART_BACKOFF_FIRST_MS 5000
+#define RESTART_BACKOFF_MAX_MS 300000
+
+static void start_instance(struct agent *ag, struct agent_instance *in);
+static void begin_stop(struct agent *ag, struct agent_instance *in, bool force,
+                       int64_t drain_ms);
+static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why);
+
+int64_t agent_restart_delay_ms(int64_t attempt)
+{
+    /* immediate, 5 s, 10 s, 20 s, ... capped at 5 min */
+    if (attempt <= 0)
+        return 0;
+    int64_t d = RESTART_BACKOFF_FIRST_MS;
+    for (int64_t i = 1; i < attempt && d < RESTART_BACKOFF_MAX_MS; i++)
+        d *= 2;
+    return d > RESTART_BACKOFF_MAX_MS ? RESTART_BACKOFF_MAX_MS : d;
+}
+
+void agent_mark_dirty(struct agent *ag, struct agent_instance *in)
+{
+    in->dirty = true;
+    agent_schedule_save(ag);
+    agent_ctl_kick(ag);
+}
+
+static void set_msg(struct agent_instance *in, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_msg(struct agent_instance *in, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
+    va_end(ap);
+}
+
+void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out)
+{
+    *out = in->r;
+    memcpy(out->uuid, in->uuid, sizeof(out->uuid));
+    out->message = in->msg[0] ? in->msg : NULL;
+}
+
+struct agent_instance *agent_instance_find(struct agent *ag, const char *uuid)
+{
+    struct agent_instance *in;
+    LIST_FOREACH(in, &ag->instances, link)
+    if (strcmp(in->uuid, uuid) == 0)
+        return in;
+    return NULL;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_healthy(evutil_socket_t fd, short what, void *arg);
+
+struct agent_instance *agent_instance_new(struct agent *ag, const char *uuid)
+{
+    struct agent_instance *in = calloc(1, sizeof(*in));
+    if (!in)
+        return NULL;
+    in->ag_back = ag;
+    snprintf(in->uuid, sizeof(in->uuid), "%s", uuid);
+    in->start_seq_done = -1;
+    in->r.state = NUBO_STATE_STOPPED;
+    in->con.fd = in->con.ring_fd = in->con.wd = -1;
+    agent_net_tap_name(uuid, in->tap);
+    in->timer = evtimer_new(ag->base, on_timer, in);
+    in->healthy_timer = evtimer_new(ag->base, on_healthy, in);
+    char dir[AGENT_PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/instances/%s", ag->cfg.state_dir, uuid);
+    struct nubo_err err = {0};
+    if (agent_console_open(&in->con, dir, (uint64_t)ag->cfg.console_ring_kb * 1024, &err) < 0)
+        log_warnx("instance %s: %s", uuid, err.msg);
+    else
+        in->con.wd = agent_inotify_add(ag, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
+                                                    IN_CLOSE_WRITE);
+    LIST_INSERT_HEAD(&ag->instances, in, link);
+    return in;
+}
+
+void agent_instance_free(struct agent *ag, struct agent_instance *in)
+{
+    LIST_REMOVE(in, link);
+    if (in->con.wd >= 0)
+        inotify_rm_watch(ag->inotify_fd, in->con.wd);
+    agent_console_close(&in->con);
+    if (in->timer)
+        event_free(in->timer);
+    if (in->healthy_timer)
+        event_free(in->healthy_timer);
+    if (in->img)
+        agent_image_unref(ag, in->img);
+    nubo_assignment_free(&in->a);
+    free(in);
+}
+
+/* Remove everything an instance left on the host (it is gone from the desired set). */
+static void instance_delete(struct agent *ag, struct agent_instance *in)
+{
+    log_info("instance %s: deleted", in->uuid);
+    agent_net_tap_remove(&ag->cfg, in->tap);
+    char dir[AGENT_PATH_MAX + 64];
+    static const char *const files[] = {"console.log",   "console.log.0", "console.log.1",
+                                        "console.log.2", "console.log.3", "console.ring"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(dir, sizeof(dir), "%s/instances/%s/%s", ag->cfg.state_dir, in->uuid, files[i]);
+        unlink(dir);
+    }
+    snprintf(dir, sizeof(dir), "%s/instances/%s", ag->cfg.state_dir, in->uuid);
+    agent_instance_free(ag, in);
+    rmdir(dir);
+    agent_schedule_save(ag);
+}
+
+static void timer_set(struct agent_instance *in, int kind, int64_t ms)
+{
+    evtimer_del(in->timer);
+    in->timer_kind = kind;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(in->timer, &tv);
+}
+
+static void timer_clear(struct agent_instance *in)
+{
+    evtimer_del(in->timer);
+    in->timer_kind = AGENT_TIMER_NONE;
+}
+
+/* ---- worker jobs: libvirt calls by domain name, on a connection reference of their own ---- */
+
+struct dom_job {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+    virConnectPtr conn;
+    enum { JOB_DESTROY, JOB_SHUTDOWN } kind;
+    int rc;
+    char error[AGENT_MSG_MAX];
+};
+
+static void dom_job_work(void *arg)
+{
+    struct dom_job *j = arg;
+    virDomainPtr d = virDomainLookupByName(j->conn, j->uuid);
+    if (!d) {
+        j->rc = 1; /* already gone */
+        return;
+    }
+    int rc = j->kind == JOB_DESTROY ? virDomainDestroy(d) : virDomainShutdown(d);
+    if (rc < 0) {
+        snprintf(j->error, sizeof(j->error), "%s", virGetLastErrorMessage());
+        j->rc = -1;
+    }
+    virDomainFree(d);
+}
+
+static void dom_job_done(struct agent *ag, void *arg)
+{
+    struct dom_job *j = arg;
+    virConnectClose(j->conn);
+    struct agent_instance *in = agent_instance_find(ag, j->uuid);
+    if (j->rc < 0)
+        log_warnx("instance %s: %s failed: %s", j->uuid,
+                  j->kind == JOB_DESTROY ? "destroy" : "shutdown", j->error);
+    if (in && j->rc == 1 && in->domain && j->kind == JOB_DESTROY) {
+        /* The domain vanished before the event arrived. */
+        domain_stopped(ag, in, "domain already gone");
+    }
+    free(j);
+}
+
+static void dom_job(struct agent *ag, const char *uuid, int kind)
+{
+    if (!ag->virt.conn) {
+        log_warnx("instance %s: libvirt not connected; will act after reconnecting", uuid);
+        return;
+    }
+    struct dom_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+    j->kind = kind;
+    j->conn = ag->virt.conn;
+    virConnectRef(j->conn);
+    if (agent_spawn(ag, dom_job_work, dom_job_done, j) < 0) {
+        virConnectClose(j->conn);
+        free(j);
+    }
+}
+
+/* ---- kernel command line ---- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 256);
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+static void sb_sep(struct sbuf *b)
+{
+    if (b->len)
+        sb_add(b, " ", 1);
+}
+/* "…" with \ and " escaped, as the Unikraft argument parser reads them. */
+static void sb_quoted(struct sbuf *b, const char *s)
+{
+    sb_add(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_add(b, "\\", 1);
+        sb_add(b, p, 1);
+    }
+    sb_add(b, "\"", 1);
+}
+
+static bool needs_quotes(const char *s)
+{
+    if (!*s)
+        return true;
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == '\t' || *p == '"' || *p == '\'' || *p == '\\' || *p == '\n')
+            return true;
+    return false;
+}
+
+char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_image *img,
+                          int64_t tsc_khz)
+{
+    struct sbuf b = {0};
+    sb_str(&b, "");
+    const char *kargs = img ? agent_image_label(img, "org.nubo.kernel.args") : NULL;
+    if (kargs && *kargs)
+        sb_str(&b, kargs);
+    if (tsc_khz > 0) {
+        char t[64];
+        snprintf(t, sizeof(t), "tsc_early_khz=%lld", (long long)tsc_khz);
+        sb_sep(&b);
+        sb_str(&b, t);
+    }
+    if (a->private_ip[0]) {
+        char t[128];
+        snprintf(t, sizeof(t), "netdev.ip=%s/%lld:%s:%s", a->private_ip, (long long)a->prefix,
+                 a->gateway, a->dns);
+        sb_sep(&b);
+        sb_str(&b, t);
+    }
+    /* env: the image's defaults, overridden key by key by the instance's */
+    size_t n_img_env = 0;
+    if (img && img->env)
+        while (img->env[n_img_env])
+            n_img_env++;
+    bool any_env = a->n_env > 0 || n_img_env > 0;
+    if (any_env) {
+        sb_sep(&b);
+        sb_str(&b, "env.vars=[");
+        for (size_t i = 0; i < n_img_env; i++) {
+            const char *eq = strchr(img->env[i], '=');
+            size_t kl = eq ? (size_t)(eq - img->env[i]) : strlen(img->env[i]);
+            bool overridden = false;
+            for (size_t k = 0; k < a->n_env; k++)
+                if (strlen(a->env[k].key) == kl && strncmp(a->env[k].key, img->env[i], kl) == 0)
+                    overridden = true;
+            if (overridden)
+                continue;
+            sb_add(&b, " ", 1);
+            sb_quoted(&b, img->env[i]);
+        }
+        for (size_t k = 0; k < a->n_env; k++) {
+            size_t l = strlen(a->env[k].key) + strlen(a->env[k].value) + 2;
+            char *kv = malloc(l);
+            if (!kv) {
+                b.oom = true;
+                break;
+            }
+            snprintf(kv, l, "%s=%s", a->env[k].key, a->env[k].value);
+            sb_add(&b, " ", 1);
+            sb_quoted(&b, kv);
+            free(kv);
+        }
+        sb_str(&b, " ]");
+    }
+    sb_sep(&b);
+    sb_str(&b, "--");
+    char *const *args = a->args;
+    size_t n_args = a->n_args;
+    size_t n_cmd = 0;
+    if (n_args == 0 && img && img->cmd) {
+        while (img->cmd[n_cmd])
+            n_cmd++;
+        args = img->cmd;
+        n_args = n_cmd;
+    }
+    for (size_t i = 0; i < n_args; i++) {
+        sb_add(&b, " ", 1);
+        if (needs_quotes(args[i]))
+            sb_quoted(&b, args[i]);
+        else
+            sb_str(&b, args[i]);
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ---- start ---- */
+
+static void fail_start(struct agent *ag, struct agent_instance *in, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_start(struct agent *ag, struct agent_instance *in, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
+    va_end(ap);
+    log_warnx("instance %s: %s", in->uuid, in->msg);
+    in->op = AGENT_OP_NONE;
+    in->pending_create = false;
+    in->r.state = NUBO_STATE_STOPPED;
+    in->r.stopped_at_us = nubo_now_us();
+    in->r.stop_reason = 0;
+    in->r.has_exit_code = false;
+    in->r.has_stop_code = false;
+    agent_mark_dirty(ag, in);
+}
+
+struct create_job {
+    struct agent *ag;
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+    virConnectPtr conn;
+    char *xml;
+    struct agent_config cfg;
+    char tap[AGENT_TAP_MAX];
+    bool with_net;
+    int64_t t0_mono, t0_real, t1_mono;
+    int rc;
+    bool created;
+    char error[AGENT_MSG_MAX];
+    char net_error[AGENT_MSG_MAX];
+};
+
+static void create_work(void *arg)
+{
+    struct create_job *j = arg;
+    struct nubo_err err = {0};
+    if (j->with_net && agent_net_tap_create(&j->cfg, j->tap, &err) < 0) {
+        snprintf(j->error, sizeof(j->error), "%s", err.msg);
+        j->rc = -1;
+        return;
+    }
+    j->t0_real = nubo_now_us();
+    j->t0_mono = nubo_mono_us();
+    virDomainPtr d = virDomainCreateXML(j->conn, j->xml, 0);
+    j->t1_mono = nubo_mono_us();
+    if (!d) {
+        snprintf(j->error, sizeof(j->error), "%s", virGetLastErrorMessage());
+        j->rc = -1;
+        if (j->with_net)
+            agent_net_tap_remove(&j->cfg, j->tap);
+        return;
+    }
+    j->created = true;
+    virDomainFree(d);
+    if (j->with_net && agent_net_tap_attach(&j->cfg, j->tap, &err) < 0)
+        snprintf(j->net_error, sizeof(j->net_error), "%s", err.msg);
+}
+
+struct probe_job {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+    struct agent_config cfg;
+    char ip[NUBO_IP_STR_MAX];
+    int64_t ports[NUBO_AGENT_MAX_PORTS];
+    size_t n_ports;
+    int rc;
+    int64_t ok_mono;
+    char error[AGENT_MSG_MAX];
+};
+
+static void probe_work(void *arg)
+{
+    struct probe_job *j = arg;
+    struct nubo_err err = {0};
+    j->rc = agent_net_probe(&j->cfg, j->ip, j->ports, j->n_ports, j->cfg.net_probe_timeout_ms,
+                            &err);
+    j->ok_mono = nubo_mono_us();
+    if (j->rc < 0)
+        snprintf(j->error, sizeof(j->error), "%s", err.msg);
+}
+
+static void probe_done(struct agent *ag, void *arg)
+{
+    struct probe_job *j = arg;
+    struct agent_instance *in = agent_instance_find(ag, j->uuid);
+    if (in && in->op_gen == j->gen && in->domain) {
+        if (j->rc == 0) {
+            in->r.net_time_us = j->ok_mono - in->t0_mono_us;
+            log_info("instance %s: service port answered, net_time %lld us", in->uuid,
+                     (long long)in->r.net_time_us);
+            agent_mark_dirty(ag, in);
+        } else
+            log_warnx("instance %s: %s", in->uuid, j->error);
+    }
+    free(j);
+}
+
+static void became_running(struct agent *ag, struct agent_instance *in)
+{
+    in->r.state = NUBO_STATE_RUNNING;
+    log_info("instance %s: running, boot_time %lld us (image %lld, domain %lld, vmm %lld, "
+             "guest %lld)",
+             in->uuid, (long long)in->r.boot_time_us, (long long)in->r.phases.image_us,
+             (long long)in->r.phases.domain_us, (long long)in->r.phases.vmm_us,
+             (long long)in->r.phases.guest_us);
+    struct timeval tv = {HEALTHY_RESET_MS / 1000, 0};
+    evtimer_add(in->healthy_timer, &tv);
+    agent_mark_dirty(ag, in);
+}
+
+static void create_done(struct agent *ag, void *arg)
+{
+    struct create_job *j = arg;
+    virConnectClose(j->conn);
+    free(j->xml);
+    struct agent_instance *in = agent_instance_find(ag, j->uuid);
+    if (!in || in->op_gen != j->gen) {
+        /* Deleted (or superseded) while libvirt was starting it: do not leak the guest. */
+        if (j->created)
+            dom_job(ag, j->uuid, JOB_DESTROY);
+        free(j);
+        return;
+    }
+    in->op = AGENT_OP_NONE;
+    if (j->rc < 0) {
+        fail_start(ag, in, "cannot start instance %s: %s", in->uuid, j->error);
+        free(j);
+        agent_reconcile(ag, in);
+        return;
+    }
+    in->domain = true;
+    in->t0_mono_us = j->t0_mono;
+    in->t0_real_us = j->t0_real;
+    in->t1_mono_us = j->t1_mono;
+    in->r.phases.domain_us = j->t0_mono - in->t_prep_mono_us;
+    in->r.phases.vmm_us = j->t1_mono - j->t0_mono;
+    in->r.start_count++;
+    in->r.started_at_us = j->t0_real;
+    if (j->net_error[0])
+        log_warnx("instance %s: %s", in->uuid, j->net_error);
+    if (in->guest_shutdown) { /* it ended while libvirt was still returning */
+        in->op = AGENT_OP_DESTROY;
+        dom_job(ag, in->uuid, JOB_DESTROY);
+    }
+    /* The marker may have been read while libvirt was still returning. */
+    agent_on_console(ag, in);
+    if (in->ready_seen && in->r.state == NUBO_STATE_STARTING) {
+        in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.vmm_us;
+        if (in->r.phases.guest_us < 0)
+            in->r.phases.guest_us = 0;
+        became_running(ag, in);
+    }
+    if (in->a.n_service_ports > 0 && in->a.private_ip[0]) {
+        struct probe_job *p = calloc(1, sizeof(*p));
+        if (p) {
+            snprintf(p->uuid, sizeof(p->uuid), "%s", in->uuid);
+            p->gen = in->op_gen;
+            p->cfg = ag->cfg;
+            snprintf(p->ip, sizeof(p->ip), "%s", in->a.private_ip);
+            p->n_ports = in->a.n_service_ports < NUBO_AGENT_MAX_PORTS ? in->a.n_service_ports
+                                                                      : NUBO_AGENT_MAX_PORTS;
+            memcpy(p->ports, in->a.service_ports, p->n_ports * sizeof(int64_t));
+            if (agent_spawn(ag, probe_work, probe_done, p) < 0)
+                free(p);
+        }
+    }
+    agent_mark_dirty(ag, in);
+    free(j);
+    agent_reconcile(ag, in);
+}
+
+static void do_create(struct agent *ag, struct agent_instance *in)
+{
+    in->pending_create = false;
+    in->t_prep_mono_us = nubo_mono_us();
+    cleanup_free char *cmdline = agent_build_cmdline(&in->a, in->img, ag->tsc_khz);
+    char console[AGENT_PATH_MAX + 64];
+    snprintf(console, sizeof(console), "%s/console.log", in->con.dir);
+    bool with_net = ag->bridge_ready && in->a.private_ip[0];
+    struct agent_domain_spec spec = {
+        .uuid = in->uuid,
+        .node = ag->cfg.node_name,
+        .kernel = in->img->kernel,
+        .initrd = in->img->initrd[0] ? in->img->initrd : NULL,
+        .cmdline = cmdline,
+        .console_path = console,
+        .tap = with_net ? in->tap : NULL,
+        .memory_mb = in->a.memory_mb > 0 ? in->a.memory_mb : 128,
+        .vcpus = in->a.vcpus > 0 ? in->a.vcpus : 1,
+        .accel = ag->accel,
+    };
+    char *xml = cmdline ? agent_domain_xml(&spec) : NULL;
+    if (!xml) {
+        fail_start(ag, in, "cannot build the domain of instance %s: out of memory", in->uuid);
+        return;
+    }
+    if (!in->a.private_ip[0] || !ag->bridge_ready)
+        log_info("instance %s: starting without network (%s)", in->uuid,
+                 !in->a.private_ip[0] ? "no private ip assigned" : "node bridge not ready");
+    /* Whatever the console holds so far belongs to the previous boot. */
+    agent_on_console(ag, in);
+    in->con.line_len = 0;
+    in->ready_seen = in->exit_seen = in->crash_seen = in->guest_shutdown = false;
+    in->crash_text[0] = '\0';
+    in->t0_mono_us = 0;
+    struct create_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        free(xml);
+        fail_start(ag, in, "cannot start instance %s: out of memory", in->uuid);
+        return;
+    }
+    j->ag = ag;
+    snprintf(j->uuid, sizeof(j->uuid), "%s", in->uuid);
+    j->gen = ++in->op_gen;
+    j->conn = ag->virt.conn;
+    virConnectRef(j->conn);
+    j->xml = xml;
+    j->cfg = ag->cfg;
+    snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
+    j->with_net = with_net;
+    in->op = AGENT_OP_CREATE;
+    /* boot_time_us counts from here; the marker may arrive before the call returns */
+    in->t0_mono_us = nubo_mono_us();
+    if (agent_spawn(ag, create_work, create_done, j) < 0) {
+        virConnectClose(j->conn);
+        free(j->xml);
+        free(j);
+        fail_start(ag, in, "cannot start instance %s: no thread", in->uuid);
+    }
+}
+
+struct image_wait {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+};
+
+static void on_image(struct agent *ag, void *opaque, struct agent_image *img, const char *error)
+{
+    struct image_wait *w = opaque;
+    struct agent_instance *in = agent_instance_find(ag, w->uuid);
+    if (!in || in->op_gen != w->gen || in->op != AGENT_OP_PULL) {
+        if (img)
+            agent_image_unref(ag, img);
+        free(w);
+        return;
+    }
+    free(w);
+    in->op = AGENT_OP_NONE;
+    if (!img) {
+        fail_start(ag, in, "cannot pull image %s for instance %s: %s", in->a.image, in->uuid,
+                   error);
+        agent_reconcile(ag, in);
+        return;
+    }
+    if (in->img && in->img != img)
+        agent_image_unref(ag, in->img);
+    else if (in->img == img)
+        agent_image_unref(ag, img); /* keep one reference per instance */
+    in->img = img;
+    in->r.phases.image_us = nubo_mono_us() - in->t_pull_mono_us;
+    if (!in->assigned || in->a.desired_state != NUBO_DESIRED_RUNNING || in->want_stop) {
+        in->r.state = NUBO_STATE_STOPPED;
+        in->r.stopped_at_us = nubo_now_us();
+        in->r.stop_reason = NUBO_STOP_USER | NUBO_STOP_PLATFORM;
+        agent_mark_dirty(ag, in);
+        agent_reconcile(ag, in);
+        return;
+    }
+    if (!ag->virt.conn) {
+        in->pending_create = true;
+        log_info("instance %s: waiting for libvirt to start it", in->uuid);
+        return;
+    }
+    do_create(ag, in);
+}
+
+static void start_instance(struct agent *ag, struct agent_instance *in)
+{
+    timer_clear(in);
+    in->want_stop = in->stop_force = in->stop_user = false;
+    in->r.state = NUBO_STATE_STARTING;
+    in->r.start_seq = in->a.start_seq;
+    in->r.boot_time_us = 0;
+    in->r.net_time_us = 0;
+    memset(&in->r.phases, 0, sizeof(in->r.phases));
+    in->r.stop_reason = 0;
+    in->r.has_exit_code = in->r.has_stop_code = false;
+    in->r.stopped_at_us = 0;
+    in->r.restart_next_at_us = 0;
+    in->msg[0] = '\0';
+    in->op = AGENT_OP_PULL;
+    in->t_pull_mono_us = nubo_mono_us();
+    struct image_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        fail_start(ag, in, "out of memory");
+        return;
+    }
+    snprintf(w->uuid, sizeof(w->uuid), "%s", in->uuid);
+    w->gen = ++in->op_gen;
+    log_info("instance %s: starting (image %s, %lld MiB, %lld vCPU)", in->uuid, in->a.image,
+             (long long)in->a.memory_mb, (long long)in->a.vcpus);
+    agent_mark_dirty(ag, in);
+    agent_image_get(ag, in->a.image, on_image, w);
+}
+
+/* ---- stop ---- */
+
+static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, int64_t drain_ms)
+{
+    if (in->want_stop && !(force && !in->stop_force))
+        return;
+    in->want_stop = true;
+    in->stop_user = true;
+    in->stop_force = in->stop_force || force;
+    evtimer_del(in->healthy_timer);
+    if (in->op == AGENT_OP_CREATE)
+        return; /* create_done reconciles again */
+    if (force) {
+        in->r.state = NUBO_STATE_STOPPING;
+        timer_clear(in);
+        in->op = AGENT_OP_DESTROY;
+        dom_job(ag, in->uuid, JOB_DESTROY);
+    } else if (drain_ms > 0) {
+        in->r.state = NUBO_STATE_DRAINING;
+        timer_set(in, AGENT_TIMER_DRAIN, drain_ms);
+    } else {
+        in->r.state = NUBO_STATE_STOPPING;
+        dom_job(ag, in->uuid, JOB_SHUTDOWN);
+        timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
+    }
+    log_info("instance %s: %s", in->uuid, nubo_state_name(in->r.state));
+    agent_mark_dirty(ag, in);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent_instance *in = arg;
+    struct agent *ag = in->ag_back;
+    int kind = in->timer_kind;
+    in->timer_kind = AGENT_TIMER_NONE;
+    switch (kind) {
+    case AGENT_TIMER_DRAIN:
+        in->r.state = NUBO_STATE_STOPPING;
+        dom_job(ag, in->uuid, JOB_SHUTDOWN);
+        timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
+        agent_mark_dirty(ag, in);
+        break;
+    case AGENT_TIMER_SHUTDOWN:
+        log_info("instance %s: no shutdown within %lld ms; destroying", in->uuid,
+                 (long long)ag->cfg.shutdown_timeout_ms);
+        in->op = AGENT_OP_DESTROY;
+        dom_job(ag, in->uuid, JOB_DESTROY);
+        break;
+    case AGENT_TIMER_RESTART:
+        in->restart_due = true;
+        agent_reconcile(ag, in);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_healthy(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent_instance *in = arg;
+    if (in->r.state == NUBO_STATE_RUNNING && in->r.restart_attempt != 0) {
+        in->r.restart_attempt = 0;
+        agent_mark_dirty(in->ag_back, in);
+    }
+}
+
+/* The domain is gone: decide what it was (user stop, app exit, crash), maybe restart. */
+static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why)
+{
+    agent_on_console(ag, in); /* a NUBO_EXIT written just before the end counts */
+    in->domain = false;
+    if (in->op == AGENT_OP_DESTROY)
+        in->op = AGENT_OP_NONE;
+    timer_clear(in);
+    evtimer_del(in->healthy_timer);
+    agent_net_tap_remove(&ag->cfg, in->tap);
+    bool was_user = in->stop_user;
+    uint32_t reason;
+    in->r.has_exit_code = false;
+    in->r.has_stop_code = false;
+    if (was_user) {
+        if (in->stop_force && !in->exit_seen)
+            reason = NUBO_STOP_FORCED | NUBO_STOP_USER | NUBO_STOP_PLATFORM;
+        else if (in->exit_seen)
+            reason = NUBO_STOP_USER | NUBO_STOP_PLATFORM | NUBO_STOP_APP | NUBO_STOP_KERNEL;
+        else
+            reason = NUBO_STOP_USER | NUBO_STOP_PLATFORM | NUBO_STOP_KERNEL;
+        if (!in->assigned)
+            reason = NUBO_STOP_PLATFORM | (reason & (NUBO_STOP_APP | NUBO_STOP_KERNEL));
+    } else if (in->exit_seen) {
+        reason = NUBO_STOP_APP | NUBO_STOP_KERNEL;
+    } else {
+        reason = NUBO_STOP_KERNEL;
+        if (in->crash_text[0])
+            set_msg(in, "instance %s crashed: %s", in->uuid, in->crash_text);
+        else
+            set_msg(in, "instance %s stopped without NUBO_EXIT (%s)%s", in->uuid, why,
+                    in->ready_seen ? "" : " before its ready marker");
+    }
+    if (reason & NUBO_STOP_APP) {
+        in->r.has_exit_code = true;
+        in->r.exit_code = in->exit_code;
+    }
+    if (reason & NUBO_STOP_KERNEL) {
+        in->r.has_stop_code = true;
+        in->r.stop_code = in->exit_seen ? 0 : (in->crash_seen ? 1 : 0);
+    }
+    in->r.stop_reason = reason;
+    in->r.state = NUBO_STATE_STOPPED;
+    in->r.stopped_at_us = nubo_now_us();
+    in->want_stop = in->stop_user = in->stop_force = false;
+    log_info("instance %s: stopped (stop_reason %u%s%s)", in->uuid, reason,
+             in->exit_seen ? ", exit code " : "", in->exit_seen ? "given" : "");
+    /* Restart policy: only stops that came from inside the guest count. */
+    if (!was_user && in->assigned && in->a.desired_state == NUBO_DESIRED_RUNNING) {
+        bool failed = !in->exit_seen || in->exit_code != 0;
+        if (in->a.restart_policy == NUBO_RESTART_ALWAYS ||
+            (in->a.restart_policy == NUBO_RESTART_ON_FAILURE && failed)) {
+            int64_t delay = agent_restart_delay_ms(in->r.restart_attempt);
+            in->r.restart_attempt++;
+            in->r.restart_next_at_us = nubo_now_us() + delay * 1000;
+            log_info("instance %s: restart %lld in %lld ms (policy %s)", in->uuid,
+                     (long long)in->r.restart_attempt, (long long)delay,
+                     nubo_restart_policy_name(in->a.restart_policy));
+            timer_set(in, AGENT_TIMER_RESTART, delay);
+        }
+    }
+    agent_mark_dirty(ag, in);
+    agent_reconcile(ag, in);
+}
+
+/* ---- events ---- */
+
+static void on_marker(void *opaque, enum agent_marker m, int code, const char *text)
+{
+    struct agent_instance *in = opaque;
+    struct agent *ag = in->ag_back;
+    switch (m) {
+    case AGENT_MARK_READY:
+        if (!in->ready_seen && in->t0_mono_us > 0 && in->r.state == NUBO_STATE_STARTING) {
+            in->ready_seen = true;
+            in->r.boot_time_us = nubo_mono_us() - in->t0_mono_us;
+            if (in->domain) {
+                in->r.phases.guest_us = nubo_mono_us() - in->t1_mono_us;
+                became_running(ag, in);
+            }
+        }
+        break;
+    case AGENT_MARK_EXIT:
+        in->exit_seen = true;
+        in->exit_code = code;
+        break;
+    case AGENT_MARK_CRASH:
+        in->crash_seen = true;
+        snprintf(in->crash_text, sizeof(in->crash_text), "%s", text);
+        break;
+    default:
+        break;
+    }
+}
+
+void agent_on_console(struct agent *ag, struct agent_instance *in)
+{
+    (void)ag;
+    if (in->con.ring_fd < 0)
+        return;
+    if (agent_console_pump(&in->con, on_marker, in) > 0)
+        agent_ctl_kick(ag);
+}
+
+void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail)
+{
+    struct agent_instance *in = agent_instance_find(ag, uuid);
+    if (!in)
+        return;
+    log_debug("instance %s: libvirt event %d/%d", uuid, event, detail);
+    switch (event) {
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+        /* The guest powered off or reset itself (qemu is already gone); libvirt takes a second
+         * or more to reap it and report the domain stopped, destroying now ends it sooner. */
+        in->guest_shutdown = true;
+        if (in->domain && in->op == AGENT_OP_NONE) {
+            in->op = AGENT_OP_DESTROY;
+            dom_job(ag, uuid, JOB_DESTROY);
+        }
+        break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+    case VIR_DOMAIN_EVENT_CRASHED:
+        if (in->domain || in->op == AGENT_OP_DESTROY) {
+            static const char *const why[] = {"shutdown",  "destroyed", "crashed", "migrated",
+                                              "saved",     "failed",    "snapshot"};
+            const char *w = event == VIR_DOMAIN_EVENT_CRASHED ? "crashed"
+                            : (detail >= 0 && detail < 7)     ? why[detail]
+                                                              : "stopped";
+            if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED &&
+                !in->want_stop && !in->guest_shutdown)
+                w = "destroyed outside nubo";
+            domain_stopped(ag, in, w);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void agent_resync_domains(struct agent *ag)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(ag->virt.conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0) {
+        log_warnx("cannot list libvirt domains: %s", virGetLastErrorMessage());
+        n = 0;
+    }
+    struct agent_instance *in, *tmp;
+    bool *seen = calloc((size_t)n + 1, sizeof(bool));
+    for (int i = 0; i < n; i++) {
+        const char *name = virDomainGetName(doms[i]);
+        if (!name || !nubo_uuid_valid(name) || !agent_domain_is_ours(doms[i], ag->cfg.node_name))
+            continue;
+        in = agent_instance_find(ag, name);
+        if (!in) {
+            /* Ours by its metadata but not in our state file (lost write): adopt it. */
+            in = agent_instance_new(ag, name);
+            if (!in)
+                continue;
+            in->assigned = false;
+            in->r.state = NUBO_STATE_RUNNING;
+            log_info("instance %s: adopted from libvirt (not in the state file)", name);
+        }
+        if (!in->domain)
+            log_info("instance %s: domain found running, re-adopted", name);
+        in->domain = true;
+        if (in->r.state == NUBO_STATE_STOPPED)
+            in->r.state = NUBO_STATE_RUNNING;
+        if (seen)
+            seen[i] = true;
+        agent_on_console(ag, in);
+    }
+    /* Domains we had that are no longer there ended while we were not listening. */
+    for (in = LIST_FIRST(&ag->instances); in; in = tmp) {
+        tmp = LIST_NEXT(in, link);
+        if (!in->domain)
+            continue;
+        bool found = false;
+        for (int i = 0; i < n; i++) {
+            const char *name = virDomainGetName(doms[i]);
+            if (name && strcmp(name, in->uuid) == 0)
+                found = true;
+        }
+        if (!found)
+            domain_stopped(ag, in, "ended while the agent was away");
+    }
+    for (int i = 0; i < n; i++)
+        virDomainFree(doms[i]);
+    free(doms);
+    free(seen);
+    agent_reconcile_all(ag);
+    agent_schedule_save(ag);
+}
+
+/* ---- reconcile ---- */
+
+void agent_reconcile(struct agent *ag, struct agent_instance *in)
+{
+    if (!in->assigned) {
+        if (!ag->have_assignments)
+            return; /* adopted before the first desired set: wait for it */
+        if (in->op == AGENT_OP_CREATE)
+            return;
+        if (in->domain) {
+            if (in->op != AGENT_OP_DESTROY) {
+                in->want_stop = in->stop_user = in->stop_force = true;
+                in->op = AGENT_OP_DESTROY;
+                dom_job(ag, in->uuid, JOB_DESTROY);
+            }
+            return;
+        }
+        instance_delete(ag, in);
+        return;
+    }
+    if (in->op == AGENT_OP_CREATE || in->op == AGENT_OP_DESTROY)
+        return;
+    if (in->a.desired_state == NUBO_DESIRED_STOPPED) {
+        if (in->timer_kind == AGENT_TIMER_RESTART || in->restart_due) {
+            timer_clear(in);
+            in->restart_due = false;
+            in->r.restart_next_at_us = 0;
+            agent_mark_dirty(ag, in);
+        }
+        if (in->op == AGENT_OP_PULL || in->pending_create) {
+            in->op_gen++; /* drop the pull's result */
+            in->op = AGENT_OP_NONE;
+            in->pending_create = false;
+            in->r.state = NUBO_STATE_STOPPED;
+            in->r.stopped_at_us = nubo_now_us();
+            in->r.stop_reason = NUBO_STOP_USER | NUBO_STOP_PLATFORM;
+            agent_mark_dirty(ag, in);
+            return;
+        }
+        if (in->domain)
+            begin_stop(ag, in, in->a.stop_force, in->a.stop_drain_timeout_ms);
+        /* A user start seen while stopped is consumed so it does not fire later. */
+        if (!in->domain && in->a.start_seq > in->start_seq_done)
+            in->start_seq_done = in->a.start_seq;
+        return;
+    }
+    /* desired running */
+    if (in->pending_create) {
+        if (ag->virt.conn)
+            do_create(ag, in);
+        return;
+    }
+    if (in->op != AGENT_OP_NONE || in->domain)
+        return;
+    if (in->a.start_seq > in->start_seq_done) {
+        /* A user start (or a new instance): a fresh restart sequence. */
+        in->start_seq_done = in->a.start_seq;
+        in->r.restart_attempt = 0;
+        in->restart_due = false;
+        start_instance(ag, in);
+    } else if (in->restart_due) {
+        in->restart_due = false;
+        in->r.restart_count++;
+        start_instance(ag, in);
+    }
+}
+
+void agent_reconcile_all(struct agent *ag)
+{
+    struct agent_instance *in, *tmp;
+    for (in = LIST_FIRST(&ag->instances); in; in = tmp) {
+        tmp = LIST_NEXT(in, link);
+        agent_reconcile(ag, in);
+    }
+}
+
+void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w)
+{
+    ag->have_assignments = true;
+    struct agent_instance *in, *tmp;
+    LIST_FOREACH(in, &ag->instances, link)
+    in->assigned = false;
+    for (size_t i = 0; i < w->n_assignments; i++) {
+        const struct nubo_assignment *a = &w->assignments[i];
+        in = agent_instance_find(ag, a->uuid);
+        if (!in) {
+            in = agent_instance_new(ag, a->uuid);
+            if (!in) {
+                log_warnx("instance %s: out of memory", a->uuid);
+                continue;
+            }
+            in->r.start_seq = a->start_seq;
+            agent_mark_dirty(ag, in);
+        }
+        struct nubo_assignment copy = {0};
+        json_t *j = nubo_assignment_encode(a);
+        struct nubo_err err = {0};
+        if (!j || nubo_assignment_decode(j, "assignment", &copy, &err) < 0) {
+            log_warnx("instance %s: cannot copy assignment: %s", a->uuid, err.msg);
+            json_decref(j);
+            continue;
+        }
+        json_decref(j);
+        nubo_assignment_free(&in->a);
+        in->a = copy;
+        in->assigned = true;
+    }
+    for (in = LIST_FIRST(&ag->instances); in; in = tmp) {
+        tmp = LIST_NEXT(in, link);
+        agent_reconcile(ag, in);
+    }
+    agent_schedule_save(ag);
+}

@@ -1,0 +1,210 @@
+/* Guest networking: the node bridge (gateway IP on it) in the bridge's namespace and one tap
+ * per instance. Taps are created where libvirtd opens them (managed='no'), then moved into the
+ * bridge's namespace and enslaved once qemu holds them, so any libvirtd namespace works. */
+#include "agent_core.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+/* Run argv (no shell) with its network namespace switched to netns_path when given. Output
+ * goes to /dev/null; the exit status decides. */
+int agent_run(const char *netns_path, char *const argv[], struct nubo_err *err)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return nubo_error(err, errno, "cannot fork for %s", argv[0]);
+    if (pid == 0) {
+        if (netns_path && netns_path[0]) {
+            int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+                _exit(126);
+        }
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            if (getenv("NUBO_AGENT_DEBUG_CMDS") == NULL)
+                dup2(devnull, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return nubo_error(err, errno, "waitpid %s", argv[0]);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    char cmd[512] = "";
+    size_t off = 0;
+    for (size_t i = 0; argv[i] && off < sizeof(cmd) - 1; i++)
+        off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, "%s%s", i ? " " : "", argv[i]);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 126)
+        return nubo_error(err, 0, "cannot enter network namespace %s for '%s'", netns_path, cmd);
+    return nubo_error(err, 0, "'%s' failed (status %d)", cmd,
+                      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void bridge_ns_path(const struct agent_config *c, char *out, size_t size)
+{
+    if (c->netns[0])
+        snprintf(out, size, "/run/netns/%s", c->netns);
+    else
+        out[0] = '\0';
+}
+
+int agent_prefix_parse(const char *cidr, char *ip_out, size_t ip_size, int *prefix)
+{
+    const char *slash = strchr(cidr, '/');
+    if (!slash || (size_t)(slash - cidr) >= ip_size)
+        return -1;
+    memcpy(ip_out, cidr, (size_t)(slash - cidr));
+    ip_out[slash - cidr] = '\0';
+    char *end;
+    long p = strtol(slash + 1, &end, 10);
+    if (*end || p < 1 || p > 32)
+        return -1;
+    *prefix = (int)p;
+    return 0;
+}
+
+void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX])
+{
+    /* "nt" + 12 hex of the uuid: unique enough per host, within IFNAMSIZ. */
+    size_t j = 2;
+    out[0] = 'n';
+    out[1] = 't';
+    for (size_t i = 0; uuid[i] && j < 14; i++)
+        if (uuid[i] != '-')
+            out[j++] = uuid[i];
+    out[j] = '\0';
+}
+
+int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, int prefix,
+                           struct nubo_err *err)
+{
+    char ns[AGENT_PATH_MAX];
+    bridge_ns_path(c, ns, sizeof(ns));
+    char addr[32];
+    snprintf(addr, sizeof(addr), "%s/%d", gateway, prefix);
+    char br[AGENT_TAP_MAX];
+    snprintf(br, sizeof(br), "%s", c->bridge);
+    /* "ip link show" tells whether it exists; creation is the only step that may fail twice. */
+    char *show[] = {"ip", "link", "show", "dev", br, NULL};
+    if (agent_run(ns, show, NULL) < 0) {
+        char *add[] = {"ip", "link", "add", "name", br, "type", "bridge", NULL};
+        if (agent_run(ns, add, err) < 0)
+            return nubo_error_wrap(err, "cannot create bridge %s", br);
+    }
+    /* replace: idempotent, so a restarted agent does not disturb running guests */
+    char *aadd[] = {"ip", "addr", "replace", addr, "dev", br, NULL};
+    char *up[] = {"ip", "link", "set", "dev", br, "up", NULL};
+    if (agent_run(ns, aadd, err) < 0 || agent_run(ns, up, err) < 0)
+        return nubo_error_wrap(err, "cannot configure bridge %s with %s", br, addr);
+    return 0;
+}
+
+int agent_net_tap_create(const struct agent_config *c, const char *tap, struct nubo_err *err)
+{
+    char t[AGENT_TAP_MAX];
+    snprintf(t, sizeof(t), "%s", tap);
+    /* A leftover from a crash of ours may sit in either namespace: clear both. */
+    agent_net_tap_remove(c, tap);
+    char *add[] = {"ip", "tuntap", "add", "dev", t, "mode", "tap", "vnet_hdr", NULL};
+    if (agent_run(c->libvirt_netns, add, err) < 0)
+        return nubo_error_wrap(err, "cannot create tap %s", t);
+    return 0;
+}
+
+int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err)
+{
+    char ns[AGENT_PATH_MAX];
+    bridge_ns_path(c, ns, sizeof(ns));
+    char t[AGENT_TAP_MAX], br[AGENT_TAP_MAX], target[64];
+    snprintf(t, sizeof(t), "%s", tap);
+    snprintf(br, sizeof(br), "%s", c->bridge);
+    if (c->netns[0])
+        snprintf(target, sizeof(target), "%s", c->netns);
+    else
+        snprintf(target, sizeof(target), "%d", (int)getpid());
+    if (strcmp(ns, c->libvirt_netns) != 0) {
+        char *mv[] = {"ip", "link", "set", "dev", t, "netns", target, NULL};
+        if (agent_run(c->libvirt_netns, mv, err) < 0)
+            return nubo_error_wrap(err, "cannot move tap %s to namespace %s", t, target);
+    }
+    char *en[] = {"ip", "link", "set", "dev", t, "master", br, "up", NULL};
+    if (agent_run(ns, en, err) < 0)
+        return nubo_error_wrap(err, "cannot attach tap %s to bridge %s", t, br);
+    return 0;
+}
+
+void agent_net_tap_remove(const struct agent_config *c, const char *tap)
+{
+    char ns[AGENT_PATH_MAX];
+    bridge_ns_path(c, ns, sizeof(ns));
+    char t[AGENT_TAP_MAX];
+    snprintf(t, sizeof(t), "%s", tap);
+    char *del[] = {"ip", "link", "del", "dev", t, NULL};
+    agent_run(ns, del, NULL);
+    if (strcmp(ns, c->libvirt_netns) != 0)
+        agent_run(c->libvirt_netns, del, NULL);
+}
+
+static int connect_once(struct sockaddr_in *sa, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (struct sockaddr *)sa, sizeof(*sa));
+    if (rc < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, timeout_ms) == 1) {
+            int e = 0;
+            socklen_t l = sizeof(e);
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+            rc = e == 0 ? 0 : -1;
+        } else
+            rc = -1;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Runs on a worker thread: setns() affects only this thread, so the probe sees the guest's
+ * network without moving the agent. */
+int agent_net_probe(const struct agent_config *c, const char *ip, const int64_t *ports,
+                    size_t n_ports, int64_t timeout_ms, struct nubo_err *err)
+{
+    if (c->netns[0]) {
+        char ns[AGENT_PATH_MAX];
+        bridge_ns_path(c, ns, sizeof(ns));
+        cleanup_close int fd = open(ns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+            return nubo_error(err, errno, "cannot enter network namespace %s", ns);
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+        return nubo_error(err, 0, "bad private ip %s", ip);
+    int64_t end = nubo_mono_us() + timeout_ms * 1000;
+    while (nubo_mono_us() < end) {
+        for (size_t i = 0; i < n_ports; i++) {
+            sa.sin_port = htons((uint16_t)ports[i]);
+            if (connect_once(&sa, 200) == 0)
+                return 0;
+        }
+        usleep(5000);
+    }
+    return nubo_error(err, ETIMEDOUT, "no service port of %s answered", ip);
+}
