@@ -1,0 +1,293 @@
+/* Unit tests of the agent's pure parts: console markers and ring, kernel command line, domain
+ * XML escaping, restart back-off, accelerator choice and the config file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_core.h"
+
+static void test_console_match(void **state)
+{
+    (void)state;
+    int code = -1;
+    const char *text = NULL;
+    assert_int_equal(agent_console_match("NUBO_READY", &code, &text), AGENT_MARK_READY);
+    assert_int_equal(agent_console_match("\r NUBO_READY ", &code, &text), AGENT_MARK_READY);
+    assert_int_equal(agent_console_match("NUBO_READYX", &code, &text), AGENT_MARK_NONE);
+    assert_int_equal(agent_console_match("xx NUBO_READY", &code, &text), AGENT_MARK_NONE);
+    assert_int_equal(agent_console_match("NUBO_EXIT 42", &code, &text), AGENT_MARK_EXIT);
+    assert_int_equal(code, 42);
+    assert_int_equal(agent_console_match("NUBO_EXIT -3", &code, &text), AGENT_MARK_EXIT);
+    assert_int_equal(code, -3);
+    assert_int_equal(agent_console_match("NUBO_EXIT junk", &code, &text), AGENT_MARK_EXIT);
+    assert_int_equal(code, 0);
+    assert_int_equal(agent_console_match("NUBO_EXITED", &code, &text), AGENT_MARK_NONE);
+    assert_int_equal(agent_console_match("NUBO_CRASH page fault at 0x0", &code, &text),
+                     AGENT_MARK_CRASH);
+    assert_string_equal(text, "page fault at 0x0");
+}
+
+struct marks {
+    int ready, exit, crash, code;
+    char text[64];
+};
+
+static void on_mark(void *opaque, enum agent_marker m, int code, const char *text)
+{
+    struct marks *mk = opaque;
+    if (m == AGENT_MARK_READY)
+        mk->ready++;
+    if (m == AGENT_MARK_EXIT) {
+        mk->exit++;
+        mk->code = code;
+    }
+    if (m == AGENT_MARK_CRASH) {
+        mk->crash++;
+        snprintf(mk->text, sizeof(mk->text), "%s", text);
+    }
+}
+
+static void append(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+    close(fd);
+}
+
+static void test_console_ring(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_agent_con.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char log[256], rot[256];
+    snprintf(log, sizeof(log), "%s/console.log", dir);
+    snprintf(rot, sizeof(rot), "%s/console.log.1", dir);
+    struct agent_console c;
+    struct nubo_err err = {0};
+    assert_int_equal(agent_console_open(&c, dir, 64, &err), 0);
+    struct marks mk = {0};
+    assert_int_equal(agent_console_pump(&c, on_mark, &mk), 0); /* no file yet */
+    append(log, "booting\nNUBO_REA");
+    assert_int_equal(agent_console_pump(&c, on_mark, &mk), 1);
+    assert_int_equal(mk.ready, 0); /* half a line is not a marker */
+    append(log, "DY\r\n");
+    agent_console_pump(&c, on_mark, &mk);
+    assert_int_equal(mk.ready, 1);
+    /* virtlogd-style rotation: the old file is renamed, a new one created */
+    append(log, "tail of old ");
+    assert_int_equal(rename(log, rot), 0);
+    append(log, "file\nNUBO_EXIT 5\n");
+    agent_console_pump(&c, on_mark, &mk);
+    assert_int_equal(mk.exit, 1);
+    assert_int_equal(mk.code, 5);
+    uint64_t total = strlen("booting\nNUBO_READY\r\ntail of old file\nNUBO_EXIT 5\n");
+    assert_int_equal(c.total, total);
+    /* the ring keeps only the last 64 bytes, in order */
+    for (int i = 0; i < 10; i++)
+        append(log, "0123456789\n");
+    agent_console_pump(&c, on_mark, &mk);
+    unsigned char *data;
+    size_t len;
+    uint64_t start;
+    assert_int_equal(agent_console_read_since(&c, 0, &data, &len, &start, 1 << 20), 0);
+    assert_int_equal(len, 64);
+    assert_int_equal(start, c.total - 64);
+    assert_memory_equal(data + len - 11, "0123456789\n", 11);
+    free(data);
+    /* a reopened ring resumes where it was: nothing is re-read, no marker repeats */
+    uint64_t t = c.total;
+    agent_console_close(&c);
+    assert_int_equal(agent_console_open(&c, dir, 64, &err), 0);
+    assert_int_equal(c.total, t);
+    agent_console_pump(&c, on_mark, &mk);
+    assert_int_equal(c.total, t);
+    assert_int_equal(mk.exit, 1);
+    append(log, "NUBO_CRASH boom\n");
+    agent_console_pump(&c, on_mark, &mk);
+    assert_int_equal(mk.crash, 1);
+    assert_string_equal(mk.text, "boom");
+    agent_console_close(&c);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_cmdline(void **state)
+{
+    (void)state;
+    struct nubo_assignment a = {0};
+    snprintf(a.private_ip, sizeof(a.private_ip), "10.64.3.7");
+    a.prefix = 24;
+    snprintf(a.gateway, sizeof(a.gateway), "10.64.3.1");
+    snprintf(a.dns, sizeof(a.dns), "10.64.3.1");
+    struct nubo_kv env[2] = {{"PORT", "8080"}, {"MSG", "say \"hi\""}};
+    a.env = env;
+    a.n_env = 2;
+    char *args[] = {"/app", "two words", ""};
+    a.args = args;
+    a.n_args = 3;
+    struct agent_image img = {0};
+    char *labels[] = {"org.nubo.kernel.args=console=ttyS0 quiet", NULL};
+    char *ienv[] = {"PORT=1", "HOME=/", NULL};
+    char *icmd[] = {"/default", NULL};
+    img.labels = labels;
+    img.env = ienv;
+    img.cmd = icmd;
+    char *c = agent_build_cmdline(&a, &img, 2100000);
+    assert_string_equal(c, "console=ttyS0 quiet tsc_early_khz=2100000 "
+                           "netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
+                           "env.vars=[ \"HOME=/\" \"PORT=8080\" \"MSG=say \\\"hi\\\"\" ] "
+                           "-- /app \"two words\" \"\"");
+    free(c);
+    /* no args given: the image's cmd; no ip, no env, no tsc */
+    struct nubo_assignment b = {0};
+    img.env = NULL;
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 quiet -- /default");
+    free(c);
+}
+
+static void test_domain_xml(void **state)
+{
+    (void)state;
+    char *e = agent_xml_escape("a<b>&'\"\x01z");
+    assert_string_equal(e, "a&lt;b&gt;&amp;&apos;&quot; z");
+    free(e);
+    struct agent_domain_spec s = {
+        .uuid = "11111111-2222-4333-8444-555555555555",
+        .node = "n1",
+        .kernel = "/c/k",
+        .initrd = "/c/i",
+        .cmdline = "-- </cmdline><devices><hostdev/></devices>",
+        .console_path = "/s/console.log",
+        .tap = "nt1234",
+        .memory_mb = 128,
+        .vcpus = 2,
+        .accel = AGENT_ACCEL_TCG,
+    };
+    char *x = agent_domain_xml(&s);
+    assert_non_null(x);
+    assert_non_null(strstr(x, "<domain type='qemu'>"));
+    assert_non_null(strstr(x, "machine='microvm'"));
+    assert_non_null(strstr(x, "<memory unit='MiB'>128</memory>"));
+    assert_non_null(strstr(x, "<vcpu>2</vcpu>"));
+    assert_non_null(strstr(x, "<features><acpi/></features>"));
+    assert_non_null(strstr(x, "<controller type='usb' model='none'/>"));
+    assert_non_null(strstr(x, "<memballoon model='none'/>"));
+    assert_non_null(strstr(x, "<target dev='nt1234' managed='no'/>"));
+    assert_non_null(strstr(x, "<address type='virtio-mmio'/>"));
+    assert_non_null(strstr(x, "<on_crash>destroy</on_crash>"));
+    assert_null(strstr(x, "<hostdev"));
+    assert_non_null(strstr(x, "&lt;/cmdline&gt;"));
+    free(x);
+    s.accel = AGENT_ACCEL_KVM;
+    s.tap = NULL;
+    s.initrd = NULL;
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "<domain type='kvm'>"));
+    assert_null(strstr(x, "<interface"));
+    assert_null(strstr(x, "<initrd>"));
+    free(x);
+}
+
+static void test_restart_delay(void **state)
+{
+    (void)state;
+    assert_int_equal(agent_restart_delay_ms(0), 0);
+    assert_int_equal(agent_restart_delay_ms(1), 5000);
+    assert_int_equal(agent_restart_delay_ms(2), 10000);
+    assert_int_equal(agent_restart_delay_ms(3), 20000);
+    assert_int_equal(agent_restart_delay_ms(4), 40000);
+    assert_int_equal(agent_restart_delay_ms(7), 300000);
+    assert_int_equal(agent_restart_delay_ms(1000), 300000);
+}
+
+static void test_accel(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_agent_sys.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[300];
+    snprintf(p, sizeof(p), "%s/kvm_pvm", dir);
+    mkdir(p, 0755);
+    /* PVM's /dev/kvm is not hardware KVM */
+    assert_int_equal(agent_accel_resolve(AGENT_ACCEL_AUTO, dir), AGENT_ACCEL_TCG);
+    assert_int_equal(agent_accel_resolve(AGENT_ACCEL_KVM, dir), AGENT_ACCEL_KVM);
+    snprintf(p, sizeof(p), "%s/kvm_intel", dir);
+    mkdir(p, 0755);
+    enum agent_accel want = access("/dev/kvm", R_OK | W_OK) == 0 ? AGENT_ACCEL_KVM
+                                                                 : AGENT_ACCEL_TCG;
+    assert_int_equal(agent_accel_resolve(AGENT_ACCEL_AUTO, dir), want);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_agent_cfg.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "[node]\nname = node-b\nmetro = fra\nmemory_reserve = 1Gi\n"
+                     "[controller]\nsocket = /run/c.sock\n"
+                     "[libvirt]\naccel = tcg\nshutdown_timeout = 2s\n"
+                     "[images]\ncache_size = 2Gi\n"
+                     "[network]\nbridge = br7\nnetns = ns7\n");
+    struct agent_config c;
+    agent_config_defaults(&c);
+    struct nubo_err err = {0};
+    assert_int_equal(agent_config_load(&c, path, &err), 0);
+    assert_string_equal(c.node_name, "node-b");
+    assert_string_equal(c.metro, "fra");
+    assert_int_equal(c.memory_reserve_mb, 1024);
+    assert_string_equal(c.controller_socket, "/run/c.sock");
+    assert_int_equal(c.accel, AGENT_ACCEL_TCG);
+    assert_int_equal(c.shutdown_timeout_ms, 2000);
+    assert_int_equal(c.cache_size_mb, 2048);
+    assert_string_equal(c.bridge, "br7");
+    assert_string_equal(c.netns, "ns7");
+
+    write_file(path, "[libvirt]\naccel = fast\n");
+    agent_config_defaults(&c);
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "accel"));
+    write_file(path, "[node]\ncolour = blue\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown key"));
+    write_file(path, "[network]\nnetns = ../../etc\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    write_file(path, "[network]\nbridge = a-bridge-name-too-long\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_console_match), cmocka_unit_test(test_console_ring),
+        cmocka_unit_test(test_cmdline),       cmocka_unit_test(test_domain_xml),
+        cmocka_unit_test(test_restart_delay), cmocka_unit_test(test_accel),
+        cmocka_unit_test(test_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
