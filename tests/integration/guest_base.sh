@@ -16,8 +16,11 @@ fi
 KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
 # The image label org.nubo.kernel.args (guest/runtimes/kernel-args) + what the agent adds.
 KARGS="$(cat "$NUBO_SRC/guest/runtimes/kernel-args") tsc_early_khz=${KHZ:-2000000}"
+# Images carry the PVH vmlinux when the build could extract it; the bzImage must boot too.
+KERNEL=$RT/vmlinuz
+[ -f "$RT/vmlinux" ] && KERNEL=$RT/vmlinux
 QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
-      -serial stdio -no-reboot -m 256 -kernel "$RT/vmlinuz" -initrd "$RT/initrd.cpio")
+      -serial stdio -no-reboot -m 256 -device virtio-rng-device -kernel "$KERNEL" -initrd "$RT/initrd.cpio")
 
 # boot NAME CMDLINE-TAIL [QEMU-ARGS...]: serial log in $T_TMP/NAME.log, qemu status in RC,
 # microseconds from start to NUBO_READY in READY_US.
@@ -45,7 +48,17 @@ boot app 'env.vars=[ "GREETING=hello world" "N=42" ] -- /bin/sh -c "echo GREETIN
 expect app "NUBO_READY"
 expect app "GREETING=[hello world] N=[42] ARGS=[x y]"
 expect app "NUBO_EXIT 3"
-t_log "base boot (qemu start -> NUBO_READY, microvm/TCG): ${READY_US} us"
+t_log "base boot ($(basename "$KERNEL"), qemu start -> NUBO_READY, microvm/TCG): ${READY_US} us"
+
+if [ "$KERNEL" != "$RT/vmlinuz" ]; then
+    QEMU_ELF=("${QEMU[@]}")
+    QEMU=(qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config -display none
+          -serial stdio -no-reboot -m 256 -kernel "$RT/vmlinuz" -initrd "$RT/initrd.cpio")
+    boot bzimage '-- /bin/sh -c "exit 9"'
+    expect bzimage "NUBO_EXIT 9"
+    t_log "base boot (bzImage, qemu start -> NUBO_READY, microvm/TCG): ${READY_US} us"
+    QEMU=("${QEMU_ELF[@]}")
+fi
 
 boot noapp ''
 expect noapp "no application given"

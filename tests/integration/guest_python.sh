@@ -33,10 +33,12 @@ ip -n "$T_NS" addr add 10.78.0.1/24 dev br0
 ip -n "$T_NS" link set br0 up
 ip -n "$T_NS" link set tap0 up
 
+KERNEL=$RT/base/vmlinuz
+[ -f "$RT/base/vmlinux" ] && KERNEL=$RT/base/vmlinux
 start=${EPOCHREALTIME/./}
 ip netns exec "$T_NS" qemu-system-x86_64 -M microvm -accel tcg -nodefaults -no-user-config \
     -display none -serial stdio -no-reboot -m 256 \
-    -kernel "$RT/base/vmlinuz" -initrd "$T_TMP/initrd.cpio" \
+    -kernel "$KERNEL" -initrd "$T_TMP/initrd.cpio" -device virtio-rng-device \
     -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
     -append "$KARGS netdev.ip=10.78.0.2/24:10.78.0.1:10.78.0.1 env.vars=[ \"PORT=8080\" ] -- /usr/bin/python3 /src/server.py" \
     > "$T_TMP/py.log" 2>&1 &
