@@ -99,16 +99,21 @@ stage_python() {
     cp "$py" "$root/usr/bin/python3.11"
     ln -s python3.11 "$root/usr/bin/python3"
     ln -s python3.11 "$root/usr/bin/python"
-    # Standard library without tests, GUI and pip bootstrap; bytecode compiled below.
+    # Standard library without tests, GUI, pip bootstrap, 2to3 and the extension modules that
+    # drag in big libraries a server app does not use (nis: kerberos; _dbm: libdb; curses and
+    # readline: ncurses). Bytecode is compiled below.
     (cd /usr/lib && tar -c --exclude='__pycache__' --exclude='python3.11/test' \
         --exclude='python3.11/idlelib' --exclude='python3.11/tkinter' --exclude='python3.11/turtledemo' \
         --exclude='python3.11/ensurepip' --exclude='python3.11/lib2to3/tests' \
         --exclude='python3.11/unittest/test' --exclude='python3.11/distutils/tests' \
-        --exclude='python3.11/config-3.11-x86_64-linux-gnu' --exclude='*.exe' python3.11) \
+        --exclude='python3.11/config-3.11-x86_64-linux-gnu' --exclude='*.exe' \
+        --exclude='python3.11/lib2to3' --exclude='python3.11/pydoc_data' --exclude='python3.11/turtle.py' \
+        --exclude='lib-dynload/nis.*' --exclude='lib-dynload/_dbm.*' --exclude='lib-dynload/_curses*' \
+        --exclude='lib-dynload/readline.*' python3.11) \
         | tar -x -C "$root/usr/lib"
     # Every shared library the interpreter and its extension modules load (ldd closure).
     local libs
-    libs=$( { ldd "$py"; find "$lib/lib-dynload" -name '*.so' -exec ldd {} \; ; } 2>/dev/null \
+    libs=$( { ldd "$py"; find "$root$lib/lib-dynload" -name '*.so' -exec ldd {} \; ; } 2>/dev/null \
         | awk '/=> \// {print $3} /^\t\/lib64\// {print $1}' | sort -u)
     local l dst
     for l in $libs; do
