@@ -1,0 +1,271 @@
+/* The nubo CLI: shared context, the API client, parsers and renderers used by the
+ * per-subcommand files (cmd_*.c). Everything here lives in nubo_cli_core for the tests. */
+#ifndef NUBO_CLI_H
+#define NUBO_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "registry.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_DEFAULT_API "http://127.0.0.1:7060"
+#define CLI_DEFAULT_REGISTRY "http://127.0.0.1:5000"
+#define CLI_API_BODY_MAX (16u << 20)
+
+enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
+
+struct cli_ctx {
+    char api_url[512];
+    char token[1024];
+    char metro[64];
+    char org[128];              /* default namespace for images built without an org */
+    char config_path[1024];     /* profile file that was read (or would be written) */
+    struct nubo_registry reg;
+    enum cli_output out;
+    bool tty;                   /* stdout is a terminal: colours, progress bars */
+    bool quiet;
+    FILE *o;                    /* stdout (tests swap it for a memstream) */
+    FILE *e;                    /* stderr */
+    const char *prog;           /* "nubo" */
+};
+
+/* ---- main.c / config.c */
+void cli_ctx_init(struct cli_ctx *ctx);
+/* Profile (INI, [default] section, or the section named by $NUBO_PROFILE), then env. */
+int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err);
+int cli_config_path(char *out, size_t size);
+int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
+                     const char *metro, struct nubo_err *err);
+
+/* Global options every subcommand accepts (--api, --token, --registry, --metro, -o, -q).
+ * Returns 1 when opt was one of them, 0 when not, -1 on a bad value (err set). */
+#define CLI_GLOBAL_OPTS_BASE 0x1000
+int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_err *err);
+/* Append the global long options to a subcommand's table (returns a malloc'd array). */
+struct option;
+struct option *cli_opts_with_globals(const struct option *own);
+#define CLI_GLOBAL_SHORT "o:q"
+
+/* One-line error reporting: "nubo <cmd>: <msg>" on stderr; returns the exit code. */
+int cli_fail(struct cli_ctx *ctx, const char *cmd, struct nubo_err *err);
+int cli_usage(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cli_notice(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- api.c: the controller's REST API */
+/* method + path ("/v1/instances"), optional JSON body (borrowed). On success *out holds the
+ * parsed envelope. A top-level "error" status, HTTP >= 400 or no answer -> -1, one line. */
+int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+            json_t **out, struct nubo_err *err);
+/* Borrow data.<collection> (an array; an object is wrapped... no: returned as is). */
+json_t *cli_api_items(json_t *env, const char *collection);
+/* Per-item error text or NULL when the item succeeded. */
+const char *cli_item_error(json_t *item);
+
+/* ---- parse.c */
+struct cli_port {
+    int port, destination_port;
+    char handlers[3][16];
+    int n_handlers;
+};
+/* "443:8080/http+tls", "443:8080" (adds 80:443/http+redirect), "8080". Appends to ports
+ * (max 16); n in/out. */
+int cli_parse_port(const char *s, struct cli_port *ports, int *n, int max, struct nubo_err *err);
+json_t *cli_ports_json(const struct cli_port *ports, int n);
+/* "K=V" into obj; "K" alone takes the value from the environment. */
+int cli_parse_env(const char *s, json_t *obj, struct nubo_err *err);
+/* Shell-like split of a command string (quotes, backslashes). NULL-terminated, malloc'd. */
+char **cli_shell_split(const char *s, struct nubo_err *err);
+void cli_strv_free(char **v);
+size_t cli_strv_len(char *const *v);
+int cli_strv_push(char ***v, const char *s);
+
+/* ---- render.c (pure: JSON in, text out; golden-tested) */
+/* "45 seconds ago", "3 minutes ago", "2 hours ago", "5 days ago" */
+void cli_time_ago(int64_t then_us, int64_t now_us, char *out, size_t size);
+/* go-humanize style SI bytes: "77 MB", "7.7 MB", "512 B" */
+void cli_human_bytes(uint64_t b, char *out, size_t size);
+/* Stop reason bits as "FUPAK" with '-' for unset bits plus a few words. */
+void cli_stop_reason(int64_t reason, json_t *inst, char *out, size_t size);
+
+struct cli_table;
+struct cli_table *cli_table_new(const char *const *headers);
+void cli_table_add(struct cli_table *t, const char *const *cells);
+void cli_table_print(struct cli_table *t, FILE *f);
+void cli_table_free(struct cli_table *t);
+
+void cli_render_instances(FILE *f, json_t *items, int64_t now_us);
+void cli_render_images(FILE *f, json_t *items);
+void cli_render_nodes(FILE *f, json_t *items, int64_t now_us);
+void cli_render_metros(FILE *f, json_t *items);
+void cli_render_services(FILE *f, json_t *items, int64_t now_us);
+/* The "[●] Deployed successfully!" tree for one instance (as GET returns it). color adds
+ * ANSI colours to the title. prog names the CLI in the logs hint. */
+void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog);
+/* "key: value" lines for one object (images get, instances get ...). */
+void cli_render_object(FILE *f, json_t *obj);
+void cli_print_json(FILE *f, json_t *j);
+
+/* ---- kraftfile.c */
+struct cli_kraftfile {
+    char spec[16];
+    char name[128];
+    char runtime[256];
+    char rootfs[1024];        /* as written, relative to the Kraftfile's directory */
+    char **cmd;               /* NULL when absent */
+    char **env;               /* "K=V" */
+    char **labels;            /* "K=V" */
+};
+int cli_kraftfile_parse(const char *text, size_t len, const char *fname,
+                        struct cli_kraftfile *kf, struct nubo_err *err);
+int cli_kraftfile_load(const char *dir, const char *explicit_path, struct cli_kraftfile *kf,
+                       char *path_out, size_t path_size, struct nubo_err *err);
+void cli_kraftfile_free(struct cli_kraftfile *kf);
+
+/* ---- dockerfile.c: the subset nubo builds itself */
+enum cli_df_kind {
+    CLI_DF_FROM, CLI_DF_COPY, CLI_DF_ADD, CLI_DF_ENV, CLI_DF_WORKDIR, CLI_DF_CMD,
+    CLI_DF_ENTRYPOINT, CLI_DF_LABEL, CLI_DF_ARG, CLI_DF_RUN, CLI_DF_OTHER
+};
+struct cli_df_instr {
+    enum cli_df_kind kind;
+    int line;
+    char keyword[16];
+    char **args;              /* words (JSON form or split); flags (--from=…) kept in flags */
+    char **flags;
+    bool json_form;
+    char *raw;                /* the text after the keyword */
+};
+struct cli_dockerfile {
+    struct cli_df_instr *ins;
+    size_t n;
+    char path[1024];
+};
+int cli_dockerfile_parse(const char *text, const char *fname, struct cli_dockerfile *df,
+                         struct nubo_err *err);
+void cli_dockerfile_free(struct cli_dockerfile *df);
+
+/* What a Dockerfile build yields: a staged root directory and the image defaults. */
+struct cli_df_result {
+    char **cmd;     /* ENTRYPOINT + CMD, NULL if neither */
+    char **env;
+    char **labels;
+};
+void cli_df_result_free(struct cli_df_result *r);
+/* Line of the first instruction nubo cannot build itself (RUN, multi-stage, COPY --from,
+ * FROM of something other than scratch/runtime), 0 if none; why is filled. */
+int cli_dockerfile_needs_buildah(const struct cli_dockerfile *df, const char *runtime_name,
+                                 char *why, size_t why_size);
+/* Interpret the subset: stage files into root_dir. build_args "K=V". */
+int cli_dockerfile_build(const struct cli_dockerfile *df, const char *context_dir,
+                         const char *root_dir, char *const *build_args,
+                         struct cli_df_result *res, struct nubo_err *err);
+/* Hand the Dockerfile to buildah and export its rootfs into root_dir. */
+int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_dir,
+                           const char *root_dir, char *const *build_args, int line,
+                           const char *why, struct cli_df_result *res, struct nubo_err *err);
+
+/* ---- cpio.c: reproducible newc archives */
+/* Archive the tree under root_dir (sorted, mtime 0, uid/gid 0) into out_path. */
+int cli_cpio_from_dir(const char *root_dir, const char *out_path, struct nubo_err *err);
+/* out = a ++ b (a may be NULL). */
+int cli_concat_files(const char *a, const char *b, const char *out_path, struct nubo_err *err);
+
+/* ---- build.c: runtime resolution, the build pipeline shared by build/deploy */
+struct cli_build_opts {
+    const char *dir;              /* context with the Kraftfile */
+    const char *kraftfile;        /* -K */
+    const char *output;           /* ORG/NAME:TAG, may be NULL (then org/name:latest) */
+    const char *runtime;          /* --runtime overrides the Kraftfile's */
+    const char *rootfs;           /* --rootfs overrides */
+    char **build_args;
+    const char *oci_dir;
+    bool push;
+};
+struct cli_build_result {
+    char ref[512];                /* repo:tag pushed/packed */
+    char repo[256], tag[128];
+    char digest[80];              /* index digest */
+    uint64_t size_in_bytes;
+};
+int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_build_result *res,
+              struct nubo_err *err);
+/* "python:3.12" -> repo official/python, tag 3.12; nearest available tag chosen with a notice
+ * when the exact one is missing. Fills repo/tag actually used. */
+int cli_resolve_runtime(struct cli_ctx *ctx, const char *runtime, char *repo, size_t repo_size,
+                        char *tag, size_t tag_size, struct nubo_err *err);
+/* Push a layout with a progress bar on a tty. */
+int cli_push_layout(struct cli_ctx *ctx, const char *layout, const char *repo, const char *tag,
+                    char digest_out[80], struct nubo_err *err);
+/* Wait (bounded) until the controller lists repo:tag at digest. */
+int cli_wait_image_listed(struct cli_ctx *ctx, const char *ref, const char *digest,
+                          int64_t timeout_ms, struct nubo_err *err);
+/* Registry for a reference: its host if it names one, else ctx->reg. */
+void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
+                      struct nubo_registry *out);
+int cli_cache_dir(char *out, size_t size, struct nubo_err *err);
+/* Where pkg/build keep the layout for repo:tag unless --oci-dir says otherwise. */
+int cli_default_layout(const char *repo, const char *tag, char *out, size_t size,
+                       struct nubo_err *err);
+
+/* ---- subcommands */
+int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_push(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_images(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_instances(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_metros(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_services(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_login(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Shared by run and deploy: the instance flags and the create+wait+print flow. */
+struct cli_run_opts {
+    char image[512];
+    char name[64];
+    int64_t memory_mb;            /* 0 = platform default */
+    int64_t vcpus;
+    int64_t replicas;
+    json_t *env;                  /* object */
+    struct cli_port ports[16];
+    int n_ports;
+    char **args;                  /* after "--" */
+    bool has_args;
+    bool start;                   /* autostart */
+    char restart[16];
+    int64_t timeout_ms;           /* wait bound */
+};
+enum {
+    CLI_RUN_OPT_IMAGE = 0x2000,
+    CLI_RUN_OPT_NO_START,
+    CLI_RUN_OPT_RESTART,
+    CLI_RUN_OPT_TIMEOUT,
+};
+#define CLI_RUN_SHORT "n:m:M:p:e:R:SV:"
+#define CLI_RUN_LONGOPTS                                                                          \
+    {"name", required_argument, NULL, 'n'}, {"memory", required_argument, NULL, 'M'},             \
+        {"port", required_argument, NULL, 'p'}, {"env", required_argument, NULL, 'e'},            \
+        {"replicas", required_argument, NULL, 'R'}, {"start", no_argument, NULL, 'S'},            \
+        {"vcpus", required_argument, NULL, 'V'},                                                  \
+        {"no-start", no_argument, NULL, CLI_RUN_OPT_NO_START},                                    \
+        {"restart", required_argument, NULL, CLI_RUN_OPT_RESTART},                                \
+        {"timeout", required_argument, NULL, CLI_RUN_OPT_TIMEOUT}
+void cli_run_opts_init(struct cli_run_opts *o);
+void cli_run_opts_free(struct cli_run_opts *o);
+/* Handle one run/instance flag; 1 = consumed, 0 = not ours, -1 = bad value. */
+int cli_run_opt(struct cli_run_opts *o, int opt, const char *arg, struct nubo_err *err);
+json_t *cli_run_request(struct cli_ctx *ctx, const struct cli_run_opts *o);
+int cli_run_create(struct cli_ctx *ctx, const struct cli_run_opts *o, struct nubo_err *err);
+
+#endif

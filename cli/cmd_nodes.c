@@ -1,0 +1,137 @@
+/* nubo nodes list, nubo metros list, nubo services list|get|rm. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+/* Parse only global flags; positional args stay in argv[optind..]. */
+static int simple_opts(struct cli_ctx *ctx, const char *cmd, int argc, char **argv, bool *help)
+{
+    static const struct option own[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct option *opts = cli_opts_with_globals(own);
+    struct nubo_err err = {0};
+    int c;
+    optind = 0;
+    *help = false;
+    while ((c = getopt_long(argc, argv, "h" CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+        if (c == 'h') {
+            *help = true;
+            continue;
+        }
+        int r = cli_global_opt(ctx, c, optarg, &err);
+        if (r <= 0) {
+            free(opts);
+            return cli_usage(ctx, cmd, "%s", r < 0 ? err.msg : "unknown flag");
+        }
+    }
+    free(opts);
+    return 0;
+}
+
+static int list_generic(struct cli_ctx *ctx, const char *cmd, const char *path,
+                        const char *collection,
+                        void (*render)(FILE *, json_t *, int64_t))
+{
+    struct nubo_err err = {0};
+    json_t *resp = NULL;
+    if (cli_api(ctx, "GET", path, NULL, &resp, &err) < 0)
+        return cli_fail(ctx, cmd, &err);
+    json_t *items = cli_api_items(resp, collection);
+    if (!items)
+        items = json_array_get(json_object_get(resp, "data"), 0) ? json_object_get(resp, "data")
+                                                                 : NULL;
+    json_t *empty = json_array();
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items ? items : empty);
+    else
+        render(ctx->o, items ? items : empty, nubo_now_us());
+    json_decref(empty);
+    json_decref(resp);
+    return 0;
+}
+
+static void render_metros_adapter(FILE *f, json_t *items, int64_t now)
+{
+    (void)now;
+    cli_render_metros(f, items);
+}
+
+int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv)
+{
+    bool help;
+    int rc = simple_opts(ctx, "nodes", argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        fputs("usage: nubo nodes list [-o json|table]\n", ctx->o);
+        return 0;
+    }
+    const char *sub = optind < argc ? argv[optind] : "list";
+    if (strcmp(sub, "list") && strcmp(sub, "ls"))
+        return cli_usage(ctx, "nodes", "unknown subcommand '%s' (use list)", sub);
+    return list_generic(ctx, "nodes list", "/v1/nodes", "nodes", cli_render_nodes);
+}
+
+int cmd_metros(struct cli_ctx *ctx, int argc, char **argv)
+{
+    bool help;
+    int rc = simple_opts(ctx, "metros", argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        fputs("usage: nubo metros list [-o json|table]\n", ctx->o);
+        return 0;
+    }
+    const char *sub = optind < argc ? argv[optind] : "list";
+    if (strcmp(sub, "list") && strcmp(sub, "ls"))
+        return cli_usage(ctx, "metros", "unknown subcommand '%s' (use list)", sub);
+    return list_generic(ctx, "metros list", "/v1/metros", "metros", render_metros_adapter);
+}
+
+int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
+{
+    bool help;
+    int rc = simple_opts(ctx, "services", argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        fputs("usage: nubo services list|get NAME|rm NAME [-o json|table]\n", ctx->o);
+        return 0;
+    }
+    const char *sub = optind < argc ? argv[optind] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
+        return list_generic(ctx, "services list", "/v1/services", "service_groups",
+                            cli_render_services);
+    bool get = !strcmp(sub, "get");
+    bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete");
+    if (!get && !rm)
+        return cli_usage(ctx, "services", "unknown subcommand '%s' (use list, get, rm)", sub);
+    if (optind + 1 >= argc)
+        return cli_usage(ctx, "services", "%s needs a service name or uuid", sub);
+    const char *who = argv[optind + 1];
+    json_t *body = json_pack("[{s:s}]", nubo_uuid_valid(who) ? "uuid" : "name", who);
+    struct nubo_err err = {0};
+    json_t *resp = NULL;
+    rc = cli_api(ctx, get ? "GET" : "DELETE", "/v1/services", body, &resp, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(ctx, get ? "services get" : "services rm", &err);
+    json_t *items = cli_api_items(resp, "service_groups");
+    json_t *it = json_array_get(items, 0);
+    const char *ie = cli_item_error(it);
+    if (ie) {
+        nubo_error(&err, 0, "%s: %s", who, ie);
+        json_decref(resp);
+        return cli_fail(ctx, get ? "services get" : "services rm", &err);
+    }
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (get)
+        cli_render_object(ctx->o, it);
+    else if (!ctx->quiet)
+        fprintf(ctx->o, "removed %s\n", who);
+    json_decref(resp);
+    return 0;
+}

@@ -1,0 +1,235 @@
+/* CLI configuration: profile file (INI), environment, global flags; one-line error output. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "cleanup.h"
+#include "cli.h"
+#include "util.h"
+
+void cli_ctx_init(struct cli_ctx *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", CLI_DEFAULT_API);
+    snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", CLI_DEFAULT_REGISTRY);
+    snprintf(ctx->org, sizeof(ctx->org), "%s", "default");
+    ctx->o = stdout;
+    ctx->e = stderr;
+    ctx->tty = isatty(STDOUT_FILENO) == 1;
+    ctx->prog = "nubo";
+}
+
+int cli_config_path(char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg)
+        return nubo_snprintf(out, size, "%s/nubo/config", xdg);
+    const char *home = getenv("HOME");
+    if (!home || !*home)
+        home = "/root";
+    return nubo_snprintf(out, size, "%s/.config/nubo/config", home);
+}
+
+struct ini_state {
+    struct cli_ctx *ctx;
+    const char *section;
+};
+
+static int ini_cb(void *user, const char *section, const char *key, const char *value)
+{
+    struct ini_state *st = user;
+    struct cli_ctx *ctx = st->ctx;
+    if (strcmp(section, st->section) != 0)
+        return 1;
+    if (strcmp(key, "api") == 0)
+        snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", value);
+    else if (strcmp(key, "token") == 0)
+        snprintf(ctx->token, sizeof(ctx->token), "%s", value);
+    else if (strcmp(key, "registry") == 0)
+        snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", value);
+    else if (strcmp(key, "registry_socket") == 0)
+        snprintf(ctx->reg.unix_path, sizeof(ctx->reg.unix_path), "%s", value);
+    else if (strcmp(key, "registry_user") == 0)
+        snprintf(ctx->reg.user, sizeof(ctx->reg.user), "%s", value);
+    else if (strcmp(key, "registry_password") == 0)
+        snprintf(ctx->reg.password, sizeof(ctx->reg.password), "%s", value);
+    else if (strcmp(key, "metro") == 0)
+        snprintf(ctx->metro, sizeof(ctx->metro), "%s", value);
+    else if (strcmp(key, "org") == 0)
+        snprintf(ctx->org, sizeof(ctx->org), "%s", value);
+    /* Unknown keys are ignored so newer profiles work with older binaries. */
+    return 1;
+}
+
+int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
+{
+    const char *explicit = getenv("NUBO_CONFIG");
+    if (explicit && *explicit)
+        snprintf(ctx->config_path, sizeof(ctx->config_path), "%s", explicit);
+    else if (cli_config_path(ctx->config_path, sizeof(ctx->config_path)) < 0)
+        return nubo_error(err, ENAMETOOLONG, "config path too long");
+    const char *profile = getenv("NUBO_PROFILE");
+    struct ini_state st = {ctx, profile && *profile ? profile : "default"};
+    if (access(ctx->config_path, F_OK) == 0) {
+        int rc = ini_parse(ctx->config_path, ini_cb, &st);
+        if (rc < 0)
+            return nubo_error(err, errno, "cannot read profile %s", ctx->config_path);
+        if (rc > 0)
+            return nubo_error(err, 0,
+                              "profile %s: syntax error on line %d: fix it or run 'nubo login' "
+                              "again",
+                              ctx->config_path, rc);
+    }
+    const char *v;
+    if ((v = getenv("NUBO_API")) && *v)
+        snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", v);
+    if ((v = getenv("NUBO_TOKEN")) && *v)
+        snprintf(ctx->token, sizeof(ctx->token), "%s", v);
+    if ((v = getenv("NUBO_REGISTRY")) && *v)
+        snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", v);
+    if ((v = getenv("NUBO_METRO")) && *v)
+        snprintf(ctx->metro, sizeof(ctx->metro), "%s", v);
+    if ((v = getenv("NUBO_ORG")) && *v)
+        snprintf(ctx->org, sizeof(ctx->org), "%s", v);
+    return 0;
+}
+
+int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
+                     const char *metro, struct nubo_err *err)
+{
+    for (const char *const *p = (const char *const[]){api, token, registry, metro, NULL}; *p; p++)
+        if (strpbrk(*p, "\r\n"))
+            return nubo_error(err, 0, "profile values must be one line");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        if (nubo_mkdir_p(dir, 0700, err) < 0)
+            return -1;
+    }
+    char text[4096];
+    int n = snprintf(text, sizeof(text),
+                     "# written by nubo login\n[default]\napi = %s\ntoken = %s\n%s%s%s%s%s%s",
+                     api, token, registry[0] ? "registry = " : "", registry,
+                     registry[0] ? "\n" : "", metro[0] ? "metro = " : "", metro,
+                     metro[0] ? "\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return nubo_error(err, 0, "profile values too long");
+    return nubo_write_file_atomic(path, text, (size_t)n, 0600, err);
+}
+
+enum { OPT_API = CLI_GLOBAL_OPTS_BASE, OPT_TOKEN, OPT_REGISTRY, OPT_METRO };
+
+static const struct option global_opts[] = {
+    {"api", required_argument, NULL, OPT_API},
+    {"token", required_argument, NULL, OPT_TOKEN},
+    {"registry", required_argument, NULL, OPT_REGISTRY},
+    {"metro", required_argument, NULL, OPT_METRO},
+    {"output", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
+    {NULL, 0, NULL, 0},
+};
+
+struct option *cli_opts_with_globals(const struct option *own)
+{
+    size_t n = 0, g = sizeof(global_opts) / sizeof(global_opts[0]);
+    while (own && own[n].name)
+        n++;
+    struct option *all = calloc(n + g, sizeof(*all));
+    if (!all)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        all[k++] = own[i];
+    for (size_t i = 0; i < g; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < n; j++)
+            if (global_opts[i].name && strcmp(global_opts[i].name, own[j].name) == 0)
+                dup = true;
+        if (!dup)
+            all[k++] = global_opts[i];
+    }
+    return all;
+}
+
+int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_err *err)
+{
+    switch (opt) {
+    case OPT_API:
+        if (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
+            return nubo_error(err, 0, "--api '%s': expected an http:// or https:// URL", arg);
+        snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", arg);
+        return 1;
+    case OPT_TOKEN:
+        snprintf(ctx->token, sizeof(ctx->token), "%s", arg);
+        return 1;
+    case OPT_REGISTRY:
+        if (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
+            return nubo_error(err, 0, "--registry '%s': expected an http:// or https:// URL", arg);
+        snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", arg);
+        return 1;
+    case OPT_METRO:
+        snprintf(ctx->metro, sizeof(ctx->metro), "%s", arg);
+        return 1;
+    case 'o':
+        if (strcmp(arg, "json") == 0)
+            ctx->out = CLI_OUT_JSON;
+        else if (strcmp(arg, "table") == 0 || strcmp(arg, "text") == 0)
+            ctx->out = CLI_OUT_TABLE;
+        else
+            return nubo_error(err, 0, "-o '%s': expected json or table", arg);
+        return 1;
+    case 'q':
+        ctx->quiet = true;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r')
+            *s = ' ';
+}
+
+int cli_fail(struct cli_ctx *ctx, const char *cmd, struct nubo_err *err)
+{
+    one_line(err->msg);
+    fprintf(ctx->e, "%s%s%s: %s\n", ctx->prog, cmd ? " " : "", cmd ? cmd : "",
+            err->msg[0] ? err->msg : "failed");
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    one_line(msg);
+    fprintf(ctx->e, "%s %s: %s (see '%s %s --help')\n", ctx->prog, cmd, msg, ctx->prog, cmd);
+    return CLI_EXIT_USAGE;
+}
+
+void cli_notice(struct cli_ctx *ctx, const char *fmt, ...)
+{
+    if (ctx->quiet)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(ctx->e, "%s: %s\n", ctx->prog, msg);
+}
