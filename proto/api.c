@@ -212,8 +212,11 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
     json_object_set_new(o, "vcpus", json_integer(in->vcpus));
     json_object_set_new(o, "args", pj_strv_new(in->args, in->n_args));
     json_object_set_new(o, "env", pj_env_new(in->env, in->n_env));
-    char fqdn[NUBO_NAME_MAX + 16];
-    snprintf(fqdn, sizeof(fqdn), "%s.internal", in->name);
+    char fqdn[NUBO_NAME_MAX + 80];
+    if (in->private_fqdn[0])
+        snprintf(fqdn, sizeof(fqdn), "%s", in->private_fqdn);
+    else
+        snprintf(fqdn, sizeof(fqdn), "%s.internal", in->name);
     json_object_set_new(o, "private_fqdn", json_string(fqdn));
     json_object_set_new(o, "private_ip", json_string(in->private_ip));
     json_object_set_new(o, "boot_time_us", json_integer(in->boot_time_us));
@@ -281,6 +284,7 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
               &out->n_args, err));
     D(pj_env(j, "", "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env, &out->n_env,
              err));
+    D(pj_str(j, "", "private_fqdn", false, out->private_fqdn, sizeof(out->private_fqdn), err));
     D(pj_str(j, "", "private_ip", false, out->private_ip, sizeof(out->private_ip), err));
     D(pj_int(j, "", "boot_time_us", false, 0, big, &out->boot_time_us, err));
     D(pj_int(j, "", "net_time_us", false, 0, big, &out->net_time_us, err));

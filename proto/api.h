@@ -84,6 +84,7 @@ struct nubo_instance {
     char node[NUBO_NAME_MAX + 1];
     char metro[NUBO_NAME_MAX + 1];
     char *message; /* why it is not running, if known */
+    char private_fqdn[NUBO_NAME_MAX + 72]; /* "" = "<name>.internal" */
 };
 /* Adds "status":"success", private_fqdn "<name>.internal" and the derived fields. */
 json_t *nubo_instance_encode(const struct nubo_instance *in, bool details);

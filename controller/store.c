@@ -1,0 +1,667 @@
+/* sqlite3 store: schema migrations, prepared statements, row codecs; see store.h. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+/* Each migration moves the schema from version i to i+1; never edit a shipped one. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE users(uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " admin INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE tokens(hash TEXT PRIMARY KEY, user_uuid TEXT NOT NULL REFERENCES users(uuid),"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE nodes(uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, metro TEXT NOT NULL,"
+    " memory_mb INTEGER NOT NULL, vcpus INTEGER NOT NULL, accel TEXT NOT NULL,"
+    " libvirt_version TEXT, qemu_version TEXT, agent_version TEXT,"
+    " subnet_index INTEGER NOT NULL UNIQUE, token_hash TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, registered_at INTEGER NOT NULL,"
+    " unavailable INTEGER NOT NULL DEFAULT 0);"
+    /* intent */
+    "CREATE TABLE instances(uuid TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, image TEXT NOT NULL, memory_mb INTEGER NOT NULL,"
+    " vcpus INTEGER NOT NULL, args TEXT NOT NULL, env TEXT NOT NULL,"
+    " restart_policy INTEGER NOT NULL, features INTEGER NOT NULL, service_ports TEXT NOT NULL,"
+    " node_uuid TEXT NOT NULL, metro TEXT NOT NULL, ip_host INTEGER NOT NULL,"
+    " desired INTEGER NOT NULL, start_seq INTEGER NOT NULL, stop_force INTEGER NOT NULL,"
+    " drain_timeout_ms INTEGER NOT NULL, UNIQUE(owner, name));"
+    /* observation: the agent's last report, kept apart from intent */
+    "CREATE TABLE observations(uuid TEXT PRIMARY KEY, report TEXT NOT NULL);"
+    "CREATE TABLE images(digest_ref TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+    " repo TEXT NOT NULL, owner TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " size_in_bytes INTEGER NOT NULL, initrd INTEGER NOT NULL, detailed INTEGER NOT NULL,"
+    " args TEXT NOT NULL, env TEXT NOT NULL);"
+    "CREATE INDEX images_owner ON images(owner);"
+    "CREATE TABLE tags(repo TEXT NOT NULL, tag TEXT NOT NULL, digest_ref TEXT NOT NULL,"
+    " PRIMARY KEY(repo, tag));"
+    "CREATE INDEX tags_digest ON tags(digest_ref);",
+};
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_USER_INS] = "INSERT INTO users(uuid,name,admin,created_at) VALUES(?,?,?,?)",
+    [ST_TOKEN_INS] = "INSERT OR IGNORE INTO tokens(hash,user_uuid,created_at) VALUES(?,?,?)",
+    [ST_USERS] = "SELECT uuid,name,admin,created_at FROM users",
+    [ST_TOKENS] = "SELECT hash,user_uuid FROM tokens",
+    [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(uuid,name,metro,memory_mb,vcpus,accel,"
+                    "libvirt_version,qemu_version,agent_version,subnet_index,token_hash,"
+                    "created_at,registered_at,unavailable) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_NODES] = "SELECT uuid,name,metro,memory_mb,vcpus,accel,libvirt_version,qemu_version,"
+                 "agent_version,subnet_index,token_hash,created_at,registered_at,unavailable "
+                 "FROM nodes",
+    [ST_INST_PUT] = "INSERT OR REPLACE INTO instances(uuid,owner,name,created_at,image,"
+                    "memory_mb,vcpus,args,env,restart_policy,features,service_ports,node_uuid,"
+                    "metro,ip_host,desired,start_seq,stop_force,drain_timeout_ms) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_INST_DEL] = "DELETE FROM instances WHERE uuid=?",
+    [ST_OBS_DEL] = "DELETE FROM observations WHERE uuid=?",
+    [ST_OBS_PUT] = "INSERT OR REPLACE INTO observations(uuid,report) VALUES(?,?)",
+    [ST_INSTS] = "SELECT i.uuid,owner,name,created_at,image,memory_mb,vcpus,args,env,"
+                 "restart_policy,features,service_ports,node_uuid,metro,ip_host,desired,"
+                 "start_seq,stop_force,drain_timeout_ms,o.report FROM instances i "
+                 "LEFT JOIN observations o ON o.uuid=i.uuid ORDER BY created_at, i.uuid",
+    [ST_IMG_PUT] = "INSERT INTO images(digest_ref,uuid,repo,owner,created_at,size_in_bytes,"
+                   "initrd,detailed,args,env) VALUES(?,?,?,?,?,?,?,?,?,?) "
+                   "ON CONFLICT(digest_ref) DO UPDATE SET size_in_bytes=excluded.size_in_bytes,"
+                   "initrd=excluded.initrd,detailed=excluded.detailed,args=excluded.args,"
+                   "env=excluded.env WHERE excluded.detailed>=images.detailed",
+    [ST_TAG_PUT] = "INSERT OR REPLACE INTO tags(repo,tag,digest_ref) VALUES(?,?,?)",
+    [ST_IMG_DEL] = "DELETE FROM images WHERE digest_ref=?",
+    [ST_TAG_DEL_DIGEST] = "DELETE FROM tags WHERE digest_ref=?",
+    [ST_IMG_BY_TAG] = "SELECT i.digest_ref,uuid,i.repo,owner,created_at,size_in_bytes,initrd,"
+                      "detailed,args,env FROM tags t JOIN images i ON i.digest_ref=t.digest_ref "
+                      "WHERE t.repo=? AND t.tag=?",
+    [ST_IMG_BY_DIGEST] = "SELECT digest_ref,uuid,repo,owner,created_at,size_in_bytes,initrd,"
+                         "detailed,args,env FROM images WHERE digest_ref=?",
+    [ST_IMG_BY_UUID] = "SELECT digest_ref,uuid,repo,owner,created_at,size_in_bytes,initrd,"
+                       "detailed,args,env FROM images WHERE uuid=?",
+    [ST_IMGS] = "SELECT digest_ref,uuid,repo,owner,created_at,size_in_bytes,initrd,detailed,"
+                "args,env FROM images WHERE owner=? OR owner=? ORDER BY created_at, uuid",
+    [ST_IMG_TAGS] = "SELECT repo||':'||tag FROM tags WHERE digest_ref=? ORDER BY tag",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+static int db_err(struct ctl_store *s, struct nubo_err *err, const char *what)
+{
+    return nubo_error_http(err, 500, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(struct ctl_store *s, const char *sql, struct nubo_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        nubo_error_http(err, 500, "store: %s", msg ? msg : "exec failed");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(struct ctl_store *s, struct nubo_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "reading the schema version");
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    if (version > target)
+        return nubo_error(err, 0,
+                          "store: the database has schema version %d, newer than this "
+                          "nubo-controller knows (%d); upgrade nubo-controller",
+                          version, target);
+    for (int v = version; v < target; v++) {
+        char bump[64];
+        snprintf(bump, sizeof(bump), "PRAGMA user_version=%d;", v + 1);
+        if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0)
+            return -1;
+        if (exec_sql(s, migrations[v], err) < 0 || exec_sql(s, bump, err) < 0) {
+            exec_sql(s, "ROLLBACK", NULL);
+            return nubo_error_wrap(err, "migrating the schema to version %d", v + 1);
+        }
+        if (exec_sql(s, "COMMIT", err) < 0)
+            return -1;
+        log_info("store: schema migrated to version %d", v + 1);
+    }
+    return 0;
+}
+
+int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        nubo_error(err, 0, "cannot open the database %s: %s", path,
+                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sqlite3_close(s->db);
+        s->db = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
+     * survives power loss at the price of an fsync per commit. */
+    if (exec_sql(s, "PRAGMA journal_mode=WAL", err) < 0 ||
+        exec_sql(s, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) <
+            0 ||
+        exec_sql(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0) {
+        nubo_error_wrap(err, "opening the database %s", path);
+        ctl_store_close(s);
+        return -1;
+    }
+    for (int i = 0; i < ST__COUNT; i++)
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            db_err(s, err, "preparing a statement");
+            ctl_store_close(s);
+            return -1;
+        }
+    return 0;
+}
+
+void ctl_store_close(struct ctl_store *s)
+{
+    for (int i = 0; i < ST__COUNT; i++)
+        if (s->st[i])
+            sqlite3_finalize(s->st[i]);
+    if (s->db)
+        sqlite3_close(s->db);
+    memset(s, 0, sizeof(*s));
+}
+
+static sqlite3_stmt *stmt(struct ctl_store *s, enum ctl_stmt i)
+{
+    sqlite3_reset(s->st[i]);
+    sqlite3_clear_bindings(s->st[i]);
+    return s->st[i];
+}
+
+static int step_done(struct ctl_store *s, sqlite3_stmt *st, struct nubo_err *err,
+                     const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_err(s, err, what);
+    return 0;
+}
+
+int ctl_store_begin(struct ctl_store *s, struct nubo_err *err)
+{
+    return step_done(s, stmt(s, ST_BEGIN), err, "begin");
+}
+
+int ctl_store_commit(struct ctl_store *s, struct nubo_err *err)
+{
+    if (step_done(s, stmt(s, ST_COMMIT), err, "commit") < 0) {
+        ctl_store_rollback(s);
+        return -1;
+    }
+    return 0;
+}
+
+void ctl_store_rollback(struct ctl_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        step_done(s, stmt(s, ST_ROLLBACK), NULL, "rollback");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+/* ---- users ---- */
+
+int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_USER_INS);
+    bind_text(st, 1, u->uuid);
+    bind_text(st, 2, u->name);
+    sqlite3_bind_int(st, 3, u->admin);
+    sqlite3_bind_int64(st, 4, u->created_at_us);
+    return step_done(s, st, err, "inserting a user");
+}
+
+int ctl_store_token_insert(struct ctl_store *s, const char *hash, const char *user_uuid,
+                           struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_TOKEN_INS);
+    bind_text(st, 1, hash);
+    bind_text(st, 2, user_uuid);
+    sqlite3_bind_int64(st, 3, nubo_now_us());
+    return step_done(s, st, err, "inserting a token");
+}
+
+int ctl_store_users_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_user_row *),
+                         void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_USERS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ctl_user_row u = {0};
+        col_text(st, 0, u.uuid, sizeof(u.uuid));
+        col_text(st, 1, u.name, sizeof(u.name));
+        u.admin = sqlite3_column_int(st, 2) != 0;
+        u.created_at_us = sqlite3_column_int64(st, 3);
+        if (cb(arg, &u) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading users: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading users");
+}
+
+int ctl_store_tokens_load(struct ctl_store *s, int (*cb)(void *, const char *, const char *),
+                          void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_TOKENS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char hash[NUBO_SHA256_HEX_LEN + 1], uuid[NUBO_UUID_STR_LEN + 1];
+        col_text(st, 0, hash, sizeof(hash));
+        col_text(st, 1, uuid, sizeof(uuid));
+        if (cb(arg, hash, uuid) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading tokens: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading tokens");
+}
+
+/* ---- nodes ---- */
+
+int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_NODE_PUT);
+    bind_text(st, 1, n->uuid);
+    bind_text(st, 2, n->name);
+    bind_text(st, 3, n->metro);
+    sqlite3_bind_int64(st, 4, n->memory_mb);
+    sqlite3_bind_int64(st, 5, n->vcpus);
+    bind_text(st, 6, n->accel);
+    bind_text(st, 7, n->libvirt_version);
+    bind_text(st, 8, n->qemu_version);
+    bind_text(st, 9, n->agent_version);
+    sqlite3_bind_int64(st, 10, n->subnet_index);
+    bind_text(st, 11, n->token_hash);
+    sqlite3_bind_int64(st, 12, n->created_at_us);
+    sqlite3_bind_int64(st, 13, n->registered_at_us);
+    sqlite3_bind_int(st, 14, n->unavailable);
+    return step_done(s, st, err, "saving a node");
+}
+
+int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_node_row *),
+                         void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_NODES);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ctl_node_row n = {0};
+        col_text(st, 0, n.uuid, sizeof(n.uuid));
+        col_text(st, 1, n.name, sizeof(n.name));
+        col_text(st, 2, n.metro, sizeof(n.metro));
+        n.memory_mb = sqlite3_column_int64(st, 3);
+        n.vcpus = sqlite3_column_int64(st, 4);
+        col_text(st, 5, n.accel, sizeof(n.accel));
+        col_text(st, 6, n.libvirt_version, sizeof(n.libvirt_version));
+        col_text(st, 7, n.qemu_version, sizeof(n.qemu_version));
+        col_text(st, 8, n.agent_version, sizeof(n.agent_version));
+        n.subnet_index = sqlite3_column_int64(st, 9);
+        col_text(st, 10, n.token_hash, sizeof(n.token_hash));
+        n.created_at_us = sqlite3_column_int64(st, 11);
+        n.registered_at_us = sqlite3_column_int64(st, 12);
+        n.unavailable = sqlite3_column_int(st, 13) != 0;
+        if (cb(arg, &n) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading nodes: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading nodes");
+}
+
+/* ---- instances ---- */
+
+void ctl_instance_row_free(struct ctl_instance_row *r)
+{
+    if (r == NULL)
+        return;
+    pj_strv_free(r->args, r->n_args);
+    pj_env_free(r->env, r->n_env);
+    free(r->service_ports);
+    r->args = NULL;
+    r->env = NULL;
+    r->service_ports = NULL;
+    r->n_args = r->n_env = r->n_service_ports = 0;
+}
+
+static char *json_text(json_t *j)
+{
+    char *t = pj_dump(j);
+    json_decref(j);
+    return t;
+}
+
+int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r,
+                           struct nubo_err *err)
+{
+    cleanup_free char *args = json_text(pj_strv_new(r->args, r->n_args));
+    cleanup_free char *env = json_text(pj_env_new(r->env, r->n_env));
+    json_t *pa = json_array();
+    for (size_t i = 0; i < r->n_service_ports; i++)
+        json_array_append_new(pa, json_integer(r->service_ports[i]));
+    cleanup_free char *ports = json_text(pa);
+    if (!args || !env || !ports)
+        return nubo_error_http(err, 500, "store: out of memory");
+    sqlite3_stmt *st = stmt(s, ST_INST_PUT);
+    bind_text(st, 1, r->uuid);
+    bind_text(st, 2, r->owner);
+    bind_text(st, 3, r->name);
+    sqlite3_bind_int64(st, 4, r->created_at_us);
+    bind_text(st, 5, r->image);
+    sqlite3_bind_int64(st, 6, r->memory_mb);
+    sqlite3_bind_int64(st, 7, r->vcpus);
+    bind_text(st, 8, args);
+    bind_text(st, 9, env);
+    sqlite3_bind_int(st, 10, (int)r->restart_policy);
+    sqlite3_bind_int64(st, 11, r->features);
+    bind_text(st, 12, ports);
+    bind_text(st, 13, r->node_uuid);
+    bind_text(st, 14, r->metro);
+    sqlite3_bind_int64(st, 15, r->ip_host);
+    sqlite3_bind_int(st, 16, (int)r->desired);
+    sqlite3_bind_int64(st, 17, r->start_seq);
+    sqlite3_bind_int(st, 18, r->stop_force);
+    sqlite3_bind_int64(st, 19, r->drain_timeout_ms);
+    return step_done(s, st, err, "saving an instance");
+}
+
+int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_OBS_DEL);
+    bind_text(st, 1, uuid);
+    if (step_done(s, st, err, "deleting an observation") < 0)
+        return -1;
+    st = stmt(s, ST_INST_DEL);
+    bind_text(st, 1, uuid);
+    return step_done(s, st, err, "deleting an instance");
+}
+
+int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o,
+                      struct nubo_err *err)
+{
+    cleanup_free char *text = json_text(nubo_status_report_encode(o));
+    if (text == NULL)
+        return nubo_error_http(err, 500, "store: out of memory");
+    sqlite3_stmt *st = stmt(s, ST_OBS_PUT);
+    bind_text(st, 1, o->uuid);
+    bind_text(st, 2, text);
+    return step_done(s, st, err, "saving an observation");
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? json_loads(t, 0, NULL) : NULL;
+}
+
+int ctl_store_instances_load(struct ctl_store *s,
+                             int (*cb)(void *, struct ctl_instance_row *,
+                                       const struct nubo_status_report *),
+                             void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_INSTS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ctl_instance_row r = {0};
+        col_text(st, 0, r.uuid, sizeof(r.uuid));
+        col_text(st, 1, r.owner, sizeof(r.owner));
+        col_text(st, 2, r.name, sizeof(r.name));
+        r.created_at_us = sqlite3_column_int64(st, 3);
+        col_text(st, 4, r.image, sizeof(r.image));
+        r.memory_mb = sqlite3_column_int64(st, 5);
+        r.vcpus = sqlite3_column_int64(st, 6);
+        json_t *w = json_pack("{s:o?, s:o?, s:o?}", "args", col_json(st, 7), "env",
+                              col_json(st, 8), "ports", col_json(st, 11));
+        struct nubo_err perr = {0};
+        if (w == NULL ||
+            pj_strv(w, "", "args", false, 1024, 1 << 20, &r.args, &r.n_args, &perr) < 0 ||
+            pj_env(w, "", "env", false, 1024, 1 << 20, &r.env, &r.n_env, &perr) < 0) {
+            json_decref(w);
+            ctl_instance_row_free(&r);
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "store: instance %s has a corrupt row: %s", r.uuid,
+                              perr.msg);
+        }
+        json_t *ports = json_object_get(w, "ports");
+        r.service_ports = calloc(json_array_size(ports) + 1, sizeof(int64_t));
+        for (size_t i = 0; r.service_ports && i < json_array_size(ports); i++)
+            r.service_ports[r.n_service_ports++] = json_integer_value(json_array_get(ports, i));
+        json_decref(w);
+        r.restart_policy = (enum nubo_restart_policy)sqlite3_column_int(st, 9);
+        r.features = (uint32_t)sqlite3_column_int64(st, 10);
+        col_text(st, 12, r.node_uuid, sizeof(r.node_uuid));
+        col_text(st, 13, r.metro, sizeof(r.metro));
+        r.ip_host = sqlite3_column_int64(st, 14);
+        r.desired = (enum nubo_desired)sqlite3_column_int(st, 15);
+        r.start_seq = sqlite3_column_int64(st, 16);
+        r.stop_force = sqlite3_column_int(st, 17) != 0;
+        r.drain_timeout_ms = sqlite3_column_int64(st, 18);
+        struct nubo_status_report obs;
+        bool has_obs = false;
+        json_t *oj = col_json(st, 19);
+        if (oj) {
+            has_obs = nubo_status_report_decode(oj, "observation", &obs, &perr) == 0;
+            if (!has_obs)
+                log_warnx("store: dropping the unreadable observation of %s: %s", r.uuid,
+                          perr.msg);
+            json_decref(oj);
+        }
+        int crc = cb(arg, &r, has_obs ? &obs : NULL);
+        if (has_obs)
+            nubo_status_report_free(&obs);
+        if (crc < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading instances: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading instances");
+}
+
+/* ---- images ---- */
+
+void ctl_image_row_free(struct ctl_image_row *r)
+{
+    if (r == NULL)
+        return;
+    pj_strv_free(r->args, r->n_args);
+    pj_env_free(r->env, r->n_env);
+    r->args = NULL;
+    r->env = NULL;
+    r->n_args = r->n_env = 0;
+}
+
+int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im,
+                        struct nubo_err *err)
+{
+    cleanup_free char *args = json_text(pj_strv_new(im->args, im->n_args));
+    cleanup_free char *env = json_text(pj_env_new(im->env, im->n_env));
+    if (!args || !env)
+        return nubo_error_http(err, 500, "store: out of memory");
+    sqlite3_stmt *st = stmt(s, ST_IMG_PUT);
+    bind_text(st, 1, im->digest_ref);
+    bind_text(st, 2, im->uuid);
+    bind_text(st, 3, im->repo);
+    bind_text(st, 4, im->owner);
+    sqlite3_bind_int64(st, 5, im->created_at_us);
+    sqlite3_bind_int64(st, 6, im->size_in_bytes);
+    sqlite3_bind_int(st, 7, im->initrd);
+    sqlite3_bind_int(st, 8, im->detailed);
+    bind_text(st, 9, args);
+    bind_text(st, 10, env);
+    return step_done(s, st, err, "saving an image");
+}
+
+int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
+                      const char *digest_ref, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_TAG_PUT);
+    bind_text(st, 1, repo);
+    bind_text(st, 2, tag);
+    bind_text(st, 3, digest_ref);
+    return step_done(s, st, err, "saving a tag");
+}
+
+int ctl_store_image_delete(struct ctl_store *s, const char *digest_ref, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_TAG_DEL_DIGEST);
+    bind_text(st, 1, digest_ref);
+    if (step_done(s, st, err, "deleting tags") < 0)
+        return -1;
+    st = stmt(s, ST_IMG_DEL);
+    bind_text(st, 1, digest_ref);
+    return step_done(s, st, err, "deleting an image");
+}
+
+static int read_image(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_row *out,
+                      struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    col_text(st, 0, out->digest_ref, sizeof(out->digest_ref));
+    col_text(st, 1, out->uuid, sizeof(out->uuid));
+    col_text(st, 2, out->repo, sizeof(out->repo));
+    col_text(st, 3, out->owner, sizeof(out->owner));
+    out->created_at_us = sqlite3_column_int64(st, 4);
+    out->size_in_bytes = sqlite3_column_int64(st, 5);
+    out->initrd = sqlite3_column_int(st, 6) != 0;
+    out->detailed = sqlite3_column_int(st, 7) != 0;
+    json_t *w = json_pack("{s:o?, s:o?}", "args", col_json(st, 8), "env", col_json(st, 9));
+    struct nubo_err perr = {0};
+    int rc = 0;
+    if (w == NULL ||
+        pj_strv(w, "", "args", false, 1024, 1 << 20, &out->args, &out->n_args, &perr) < 0 ||
+        pj_env(w, "", "env", false, 1024, 1 << 20, &out->env, &out->n_env, &perr) < 0) {
+        ctl_image_row_free(out);
+        rc = nubo_error(err, 0, "store: image %s has a corrupt row", out->digest_ref);
+    }
+    json_decref(w);
+    return rc;
+}
+
+static int image_one(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_row *out,
+                     struct nubo_err *err)
+{
+    int rc = sqlite3_step(st);
+    int ret;
+    if (rc == SQLITE_ROW)
+        ret = read_image(s, st, out, err) < 0 ? -1 : 1;
+    else if (rc == SQLITE_DONE)
+        ret = 0;
+    else
+        ret = db_err(s, err, "looking up an image");
+    sqlite3_reset(st);
+    return ret;
+}
+
+int ctl_store_image_by_tag(struct ctl_store *s, const char *repo, const char *tag,
+                           struct ctl_image_row *out, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_IMG_BY_TAG);
+    bind_text(st, 1, repo);
+    bind_text(st, 2, tag);
+    return image_one(s, st, out, err);
+}
+
+int ctl_store_image_by_digest(struct ctl_store *s, const char *digest_ref,
+                              struct ctl_image_row *out, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_IMG_BY_DIGEST);
+    bind_text(st, 1, digest_ref);
+    return image_one(s, st, out, err);
+}
+
+int ctl_store_image_by_uuid(struct ctl_store *s, const char *uuid, struct ctl_image_row *out,
+                            struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_IMG_BY_UUID);
+    bind_text(st, 1, uuid);
+    return image_one(s, st, out, err);
+}
+
+int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *owner_b,
+                          int (*cb)(void *, const struct ctl_image_row *), void *arg,
+                          struct nubo_err *err)
+{
+    /* Collect first: cb may run other statements on the same connection. */
+    sqlite3_stmt *st = stmt(s, ST_IMGS);
+    bind_text(st, 1, owner_a ? owner_a : "");
+    bind_text(st, 2, owner_b ? owner_b : "");
+    struct ctl_image_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct ctl_image_row *nr = realloc(rows, cap * sizeof(*rows));
+            if (nr == NULL) {
+                ret = nubo_error_http(err, 500, "store: out of memory");
+                break;
+            }
+            rows = nr;
+        }
+        if (read_image(s, st, &rows[n], err) < 0) {
+            ret = -1;
+            break;
+        }
+        n++;
+    }
+    sqlite3_reset(st);
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = db_err(s, err, "listing images");
+    for (size_t i = 0; i < n; i++) {
+        if (ret == 0 && cb(arg, &rows[i]) < 0)
+            ret = nubo_error_http(err, 500, "listing images: out of memory");
+        ctl_image_row_free(&rows[i]);
+    }
+    free(rows);
+    return ret;
+}
+
+int ctl_store_image_tags(struct ctl_store *s, const char *digest_ref, char ***tags, size_t *n,
+                         struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_IMG_TAGS);
+    bind_text(st, 1, digest_ref);
+    char **v = calloc(1, sizeof(*v));
+    size_t cnt = 0;
+    int rc;
+    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **nv = realloc(v, (cnt + 2) * sizeof(*v));
+        if (nv == NULL)
+            break;
+        v = nv;
+        v[cnt++] = strdup((const char *)sqlite3_column_text(st, 0));
+        v[cnt] = NULL;
+    }
+    sqlite3_reset(st);
+    if (v == NULL)
+        return nubo_error_http(err, 500, "store: out of memory");
+    *tags = v;
+    *n = cnt;
+    return 0;
+}

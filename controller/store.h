@@ -1,0 +1,145 @@
+/* The controller's durable store: sqlite3 in WAL mode with versioned migrations. Intent
+ * (instances: what users asked for) and observation (observations: what agents reported) are
+ * separate tables. Every write is committed before the caller acknowledges it. */
+#ifndef NUBO_CTL_STORE_H
+#define NUBO_CTL_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "agent.h"
+#include "api.h"
+#include "error.h"
+
+struct ctl_user_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_API_USER_MAX + 1];
+    bool admin;
+    int64_t created_at_us;
+};
+
+struct ctl_node_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char metro[NUBO_NAME_MAX + 1];
+    int64_t memory_mb, vcpus;
+    char accel[16];
+    char libvirt_version[NUBO_VERSION_STR_MAX];
+    char qemu_version[NUBO_VERSION_STR_MAX];
+    char agent_version[NUBO_VERSION_STR_MAX];
+    int64_t subnet_index;
+    char token_hash[NUBO_SHA256_HEX_LEN + 1];
+    int64_t created_at_us, registered_at_us;
+    bool unavailable;
+};
+
+struct ctl_instance_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char owner[NUBO_API_USER_MAX + 1];
+    char name[NUBO_NAME_MAX + 1];
+    int64_t created_at_us;
+    char image[NUBO_IMAGE_REF_MAX]; /* digest form */
+    int64_t memory_mb, vcpus;
+    char **args;
+    size_t n_args;
+    struct nubo_kv *env;
+    size_t n_env;
+    enum nubo_restart_policy restart_policy;
+    uint32_t features;
+    int64_t *service_ports;
+    size_t n_service_ports;
+    char node_uuid[NUBO_UUID_STR_LEN + 1];
+    char metro[NUBO_NAME_MAX + 1];
+    int64_t ip_host; /* host byte within the node's /24 */
+    enum nubo_desired desired;
+    int64_t start_seq;
+    bool stop_force;
+    int64_t drain_timeout_ms;
+};
+void ctl_instance_row_free(struct ctl_instance_row *r);
+
+struct ctl_image_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char digest_ref[NUBO_IMAGE_REF_MAX]; /* owner/name@sha256:… */
+    char repo[256];
+    char owner[NUBO_API_USER_MAX + 1];
+    int64_t created_at_us;
+    int64_t size_in_bytes;
+    bool initrd;
+    bool detailed; /* args/env/size known (inspected), not only announced */
+    char **args;
+    size_t n_args;
+    struct nubo_kv *env;
+    size_t n_env;
+};
+void ctl_image_row_free(struct ctl_image_row *r);
+
+enum ctl_stmt {
+    ST_USER_INS, ST_TOKEN_INS, ST_USERS, ST_TOKENS, ST_NODE_PUT, ST_NODES, ST_INST_PUT,
+    ST_INST_DEL, ST_OBS_DEL, ST_OBS_PUT, ST_INSTS, ST_IMG_PUT, ST_TAG_PUT, ST_IMG_DEL,
+    ST_TAG_DEL_DIGEST, ST_IMG_BY_TAG, ST_IMG_BY_DIGEST, ST_IMG_BY_UUID, ST_IMGS, ST_IMG_TAGS,
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT
+};
+
+struct ctl_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+#define CTL_STORE_SCHEMA_VERSION 1
+
+int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
+void ctl_store_close(struct ctl_store *s);
+int ctl_store_begin(struct ctl_store *s, struct nubo_err *err);
+int ctl_store_commit(struct ctl_store *s, struct nubo_err *err);
+void ctl_store_rollback(struct ctl_store *s);
+
+int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err);
+int ctl_store_token_insert(struct ctl_store *s, const char *hash, const char *user_uuid,
+                           struct nubo_err *err);
+int ctl_store_users_load(struct ctl_store *s,
+                         int (*cb)(void *arg, const struct ctl_user_row *u), void *arg,
+                         struct nubo_err *err);
+int ctl_store_tokens_load(struct ctl_store *s,
+                          int (*cb)(void *arg, const char *hash, const char *user_uuid),
+                          void *arg, struct nubo_err *err);
+
+int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct nubo_err *err);
+int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_node_row *n),
+                         void *arg, struct nubo_err *err);
+
+int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r,
+                           struct nubo_err *err);
+int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
+int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o,
+                      struct nubo_err *err);
+/* cb takes ownership of row's allocations; obs is NULL when never observed. */
+int ctl_store_instances_load(struct ctl_store *s,
+                             int (*cb)(void *arg, struct ctl_instance_row *row,
+                                       const struct nubo_status_report *obs),
+                             void *arg, struct nubo_err *err);
+
+/* Upsert by digest_ref: a known image keeps its uuid and created_at. */
+int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im,
+                        struct nubo_err *err);
+int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
+                      const char *digest_ref, struct nubo_err *err);
+int ctl_store_image_delete(struct ctl_store *s, const char *digest_ref, struct nubo_err *err);
+/* 1 found, 0 not found, -1 error. */
+int ctl_store_image_by_tag(struct ctl_store *s, const char *repo, const char *tag,
+                           struct ctl_image_row *out, struct nubo_err *err);
+int ctl_store_image_by_digest(struct ctl_store *s, const char *digest_ref,
+                              struct ctl_image_row *out, struct nubo_err *err);
+int ctl_store_image_by_uuid(struct ctl_store *s, const char *uuid, struct ctl_image_row *out,
+                            struct nubo_err *err);
+/* Images owned by owner_a or owner_b (either may be NULL). */
+int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *owner_b,
+                          int (*cb)(void *arg, const struct ctl_image_row *im), void *arg,
+                          struct nubo_err *err);
+/* "repo:tag" strings of the tags pointing at digest_ref. */
+int ctl_store_image_tags(struct ctl_store *s, const char *digest_ref, char ***tags, size_t *n,
+                         struct nubo_err *err);
+
+#endif
