@@ -182,6 +182,11 @@ int cli_dockerfile_parse(const char *text, const char *fname, struct cli_dockerf
         rc = parse_instr(acc, acc_line, fname, &df->ins[df->n], err);
         if (rc == 0)
             df->n++;
+        else {
+            cli_strv_free(df->ins[df->n].args);
+            cli_strv_free(df->ins[df->n].flags);
+            free(df->ins[df->n].raw);
+        }
         free(acc);
         acc = NULL;
     }
@@ -216,7 +221,15 @@ static bool is_runtime_from(const char *img, const char *runtime_name)
     char a[256], b[256];
     image_basename(img, a, sizeof(a));
     image_basename(runtime_name, b, sizeof(b));
-    return strcmp(a, b) == 0;
+    if (strcmp(a, b) != 0)
+        return false;
+    /* python:alpine is a container image, not the python runtime: tags must agree. */
+    const char *ta = strrchr(img, ':'), *tb = strrchr(runtime_name, ':');
+    if (ta && strchr(ta, '/'))
+        ta = NULL;
+    if (tb && strchr(tb, '/'))
+        tb = NULL;
+    return !ta || !tb || strcmp(ta, tb) == 0;
 }
 
 int cli_dockerfile_needs_buildah(const struct cli_dockerfile *df, const char *runtime_name,
