@@ -317,7 +317,7 @@ static int build_df(const char *text, struct cli_df_result *res, struct nubo_err
     struct cli_dockerfile df;
     if (cli_dockerfile_parse(text, "Dockerfile", &df, err) < 0)
         return -1;
-    char root[128], cmd[200];
+    char root[128], cmd[300];
     snprintf(root, sizeof(root), "%s/root", tmp);
     snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", root, root);
     assert_int_equal(system(cmd), 0);
