@@ -98,6 +98,19 @@ exc_common:
 	hlt
 	jmp 4b
 
+/* LAPIC timer tick (vector 32) and spurious vector (255): the timer only wakes the idle
+ * loop's hlt; acknowledge it and return. */
+	.globl guest_timer_isr
+guest_timer_isr:
+	push %rax
+	mov $0xfee000b0, %eax		/* LAPIC EOI (zero-extended: above 2 GiB) */
+	movl $0, (%rax)
+	pop %rax
+	iretq
+	.globl guest_spurious_isr
+guest_spurious_isr:
+	iretq
+
 	.section .rodata
 	.balign 8
 boot_gdt:

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "cmdline.h"
+#include "net.h"
 
 #define COM1 0x3f8
 #define PVH_START_MAGIC 0x336ec578u
@@ -44,11 +45,13 @@ struct idt_ptr {
 } __attribute__((packed));
 
 extern char guest_exc_stubs[];
+extern char guest_timer_isr[];
+extern char guest_spurious_isr[];
 void guest_main(uint32_t start_info_paddr);
 void guest_crash(uint64_t vector);
 
 static struct guest_cmdline cmdline;
-static struct idt_entry idt[32] __attribute__((aligned(16)));
+static struct idt_entry idt[256] __attribute__((aligned(16)));
 
 /* The compiler may emit calls to these even in freestanding code. */
 void *memset(void *d, int ch, size_t n)
@@ -160,6 +163,20 @@ static int parse_code(const char *s)
 	return v <= 255 ? v : -1;
 }
 
+/* Parses a TCP port 1..65535; returns -1 when S is not one. */
+static int parse_port(const char *s)
+{
+	int v = 0;
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 6553)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v >= 1 && v <= 65535 ? v : -1;
+}
+
 /* ACPI: RSDP -> XSDT/RSDT -> FADT. Tables sit in guest RAM below 4 GiB (identity-mapped). */
 static const volatile uint8_t *acpi_find_rsdp(uint64_t hint)
 {
@@ -206,6 +223,14 @@ static const volatile uint8_t *acpi_find_fadt(uint64_t rsdp_hint)
 	return 0;
 }
 
+/* The VMM acts on a poweroff request asynchronously: give it a moment before trying the next
+ * method (and before claiming failure). */
+static void settle(void)
+{
+	for (volatile uint32_t i = 0; i < 20000000u; i++)
+		__asm__ volatile("pause");
+}
+
 static void guest_poweroff(uint64_t rsdp_hint, int code)
 {
 	const volatile uint8_t *fadt = acpi_find_fadt(rsdp_hint);
@@ -219,6 +244,7 @@ static void guest_poweroff(uint64_t rsdp_hint, int code)
 			if (addr && space == 0) {
 				con_puts("hello: poweroff via the ACPI sleep control register\n");
 				*(volatile uint8_t *)addr = v;
+				settle();
 			}
 			else if (addr && space == 1 && addr < 0x10000)
 				outb((uint16_t)addr, v);
@@ -228,10 +254,12 @@ static void guest_poweroff(uint64_t rsdp_hint, int code)
 		if (pm1a && pm1a < 0x10000) {
 			con_puts("hello: poweroff via the ACPI PM1a control block\n");
 			outw((uint16_t)pm1a, 1 << 13);
+			settle();
 		}
 	}
 	/* microvm with its ACPI tables hidden from us: the GED register at its fixed address. */
 	*(volatile uint8_t *)MICROVM_GED_SLEEP_CTL = (ACPI_GED_SLP_TYP_S5 << 2) | ACPI_SLP_EN_GED;
+	settle();
 	/* isa-debug-exit, when the VMM added one: qemu exits with (code << 1) | 1. */
 	outb(ISA_DEBUG_EXIT_PORT, (uint8_t)code);
 	outb(ISA_DEBUG_EXIT_PORT_ALT, (uint8_t)code);
@@ -240,21 +268,57 @@ static void guest_poweroff(uint64_t rsdp_hint, int code)
 		__asm__ volatile("cli; hlt");
 }
 
+static void idt_set(int v, uint64_t h)
+{
+	idt[v] = (struct idt_entry){
+		.off_lo = (uint16_t)h,
+		.sel = 0x08,
+		.ist = 0,
+		.type = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
+		.off_mid = (uint16_t)(h >> 16),
+		.off_hi = (uint32_t)(h >> 32),
+	};
+}
+
 static void idt_install(void)
 {
-	for (int v = 0; v < 32; v++) {
-		uint64_t h = (uint64_t)(uintptr_t)guest_exc_stubs + (uint64_t)v * 16;
-		idt[v] = (struct idt_entry){
-			.off_lo = (uint16_t)h,
-			.sel = 0x08,
-			.ist = 0,
-			.type = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
-			.off_mid = (uint16_t)(h >> 16),
-			.off_hi = (uint32_t)(h >> 32),
-		};
-	}
+	for (int v = 0; v < 32; v++)
+		idt_set(v, (uint64_t)(uintptr_t)guest_exc_stubs + (uint64_t)v * 16);
+	idt_set(32, (uint64_t)(uintptr_t)guest_timer_isr);
+	idt_set(255, (uint64_t)(uintptr_t)guest_spurious_isr);
 	struct idt_ptr p = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
 	__asm__ volatile("lidt %0" : : "m"(p));
+}
+
+void hello_puts(const char *s)
+{
+	con_puts(s);
+}
+
+void hello_putu(uint64_t v)
+{
+	con_putu(v);
+}
+
+/* A 1 ms periodic LAPIC tick so the network loop can sleep in hlt instead of spinning a host
+ * core. qemu's LAPIC counts at 1 GHz with divide-by-1. */
+#define LAPIC_BASE 0xfee00000ull
+static void lapic_w(uint32_t reg, uint32_t v)
+{
+	*(volatile uint32_t *)(uintptr_t)(LAPIC_BASE + reg) = v;
+}
+
+static void lapic_timer_start(void)
+{
+	lapic_w(0xf0, 0x100 | 0xff);	  /* enable, spurious vector 255 */
+	lapic_w(0x3e0, 0xb);		  /* divide by 1 */
+	lapic_w(0x320, 32 | (1u << 17)); /* periodic, vector 32 */
+	lapic_w(0x380, 1000000);	  /* 1 ms */
+}
+
+void hello_wait_tick(void)
+{
+	__asm__ volatile("sti; hlt; cli" ::: "memory");
 }
 
 void guest_crash(uint64_t vector)
@@ -324,7 +388,8 @@ void guest_main(uint32_t start_info_paddr)
 
 	/* Decide before printing READY so a bad argument is reported as an exit, not a crash. */
 	int code = 0;
-	enum { ACT_EXIT, ACT_WAIT, ACT_CRASH_PF, ACT_CRASH_UD } act = ACT_EXIT;
+	int http_port = 8080;
+	enum { ACT_EXIT, ACT_WAIT, ACT_CRASH_PF, ACT_CRASH_UD, ACT_HTTP } act = ACT_EXIT;
 	for (int i = 0; i < cmdline.argc; i++) {
 		const char *a = cmdline.argv[i];
 		if (streq(a, "--wait")) {
@@ -344,12 +409,30 @@ void guest_main(uint32_t start_info_paddr)
 				act = ACT_CRASH_UD;
 				i++;
 			}
+		} else if (streq(a, "--http")) {
+			act = ACT_HTTP;
+			int p = i + 1 < cmdline.argc ? parse_port(cmdline.argv[i + 1]) : -1;
+			if (p > 0) {
+				http_port = p;
+				i++;
+			}
 		} else if (i == 0 && a[0] != '-') {
 			/* argv[0] (the program name) when the caller passes one */
 		} else {
 			con_puts("hello: ignoring unknown argument ");
 			con_puts(a);
 			con_puts("\n");
+		}
+	}
+
+	if (act == ACT_HTTP) {
+		if (!cmdline.net.present) {
+			con_puts("hello: --http needs netdev.ip=<ip>/<prefix>:<gw>:<dns> on the command line\n");
+			act = ACT_EXIT;
+			code = 2;
+		} else if (guest_net_init(cmdline.net.ip, cmdline.net.prefix) < 0) {
+			act = ACT_EXIT;
+			code = 1;
 		}
 	}
 
@@ -370,6 +453,10 @@ void guest_main(uint32_t start_info_paddr)
 		con_puts("hello: executing ud2\n");
 		__asm__ volatile("ud2");
 		break;
+	case ACT_HTTP:
+		idt_install();
+		lapic_timer_start();
+		guest_net_serve_http((uint16_t)http_port, "Hello from nubo's hello unikernel!\n");
 	case ACT_EXIT:
 		break;
 	}

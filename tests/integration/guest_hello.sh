@@ -86,4 +86,40 @@ for i in 1 2 3 4 5; do
 done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
 t_log "hello boot (qemu start -> NUBO_READY, microvm/TCG) us: $sorted"
+
+# Network (stretch goal): virtio-net on virtio-mmio + ARP/ICMP/TCP in the unikernel itself,
+# inside a network namespace of this test. --http serves GET with a fixed body.
+if [ "$(id -u)" = 0 ] && command -v curl >/dev/null && command -v busybox >/dev/null; then
+    t_netns hello
+    ip -n "$T_NS" link add br0 type bridge
+    ip -n "$T_NS" tuntap add dev tap0 mode tap
+    ip -n "$T_NS" link set tap0 master br0
+    ip -n "$T_NS" addr add 10.76.0.1/24 dev br0
+    ip -n "$T_NS" link set br0 up
+    ip -n "$T_NS" link set tap0 up
+    start=${EPOCHREALTIME/./}
+    ip netns exec "$T_NS" "${QEMU[@]}" \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -append "netdev.ip=10.76.0.2/24:10.76.0.1:10.76.0.1 -- --http 8080" > "$T_TMP/http.log" 2>&1 &
+    HTTP_PID=$!
+    t_track_pid "$HTTP_PID"
+    # Wait for the guest before the first packet: an ARP miss would cost the host a 1 s retry.
+    t_wait_for 20 grep -q 'serving HTTP' "$T_TMP/http.log" || t_fail "http: server did not start"
+    ready_us=$(( ${EPOCHREALTIME/./} - start ))
+    body=$(ip netns exec "$T_NS" curl -fsS --max-time 5 http://10.76.0.2:8080/) || t_fail "http: no answer"
+    first_us=$(( ${EPOCHREALTIME/./} - start ))
+    [ "$body" = "Hello from nubo's hello unikernel!" ] || t_fail "http: unexpected answer '$body'"
+    grep -q '^NUBO_READY' "$T_TMP/http.log" || t_fail "http: no NUBO_READY"
+    for i in $(seq 20); do
+        got=$(ip netns exec "$T_NS" curl -fsS --max-time 5 "http://10.76.0.2:8080/n$i") || t_fail "http: request $i failed"
+        [ "$got" = "$body" ] || t_fail "http: request $i answered '$got'"
+    done
+    code=$(ip netns exec "$T_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST http://10.76.0.2:8080/)
+    [ "$code" = 405 ] || t_fail "http: POST answered $code, expected 405"
+    ip netns exec "$T_NS" busybox ping -c 2 -W 3 10.76.0.2 > "$T_TMP/hello-ping.log" 2>&1 || t_fail "http: no ping answer"
+    t_log "hello --http: serving ~${ready_us} us after qemu start (polled), first HTTP answer at ${first_us} us; $(tail -1 "$T_TMP/hello-ping.log")"
+    kill "$HTTP_PID"
+else
+    t_log "network part skipped: needs root, curl and busybox"
+fi
 echo "PASS guest_hello"

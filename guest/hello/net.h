@@ -1,0 +1,19 @@
+/* hello's network: a polled virtio-net (virtio-mmio, modern) driver and just enough
+ * ARP/IPv4/ICMP/TCP to answer HTTP GET with a fixed body. Single-threaded, no interrupts. */
+#ifndef NUBO_GUEST_HELLO_NET_H
+#define NUBO_GUEST_HELLO_NET_H
+
+#include <stdint.h>
+
+/* Console output provided by hello.c. */
+void hello_puts(const char *s);
+void hello_putu(uint64_t v);
+/* Sleeps until the next timer tick (interrupts enabled only inside). */
+void hello_wait_tick(void);
+
+/* Finds and initialises the first virtio-net device; 0 on success, <0 with a message printed. */
+int guest_net_init(uint32_t ip, int prefix);
+/* Serves GET on PORT with BODY forever (answers ARP and ping too). */
+void guest_net_serve_http(uint16_t port, const char *body) __attribute__((noreturn));
+
+#endif
