@@ -181,9 +181,11 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
         r = set_str(c->cache_dir, sizeof(c->cache_dir), v, sec, key, x);
     } else if (IS("images", "cache_size")) {
         r = set_mb(&c->cache_size_mb, v, sec, key, x);
+    } else if (IS("images", "cache_size_mb")) {
+        r = set_int(&c->cache_size_mb, v, 1, 1 << 30, sec, key, x);
     } else if (IS("images", "max_image_size")) {
         r = set_mb(&c->max_image_mb, v, sec, key, x);
-    } else if (IS("state", "dir")) {
+    } else if (IS("state", "dir") || IS("node", "state_dir")) {
         r = set_str(c->state_dir, sizeof(c->state_dir), v, sec, key, x);
     } else if (IS("state", "console_ring")) {
         int64_t mb = 0;

@@ -972,8 +972,15 @@ void agent_reconcile(struct agent *ag, struct agent_instance *in)
             do_create(ag, in);
         return;
     }
-    if (in->op != AGENT_OP_NONE || in->domain)
+    if (in->op != AGENT_OP_NONE || in->domain) {
+        /* A start request for an instance that is starting or running is already met. */
+        if (!in->want_stop && in->a.start_seq > in->start_seq_done) {
+            in->start_seq_done = in->a.start_seq;
+            in->r.start_seq = in->a.start_seq;
+            agent_mark_dirty(ag, in);
+        }
         return;
+    }
     if (in->a.start_seq > in->start_seq_done) {
         /* A user start (or a new instance): a fresh restart sequence. */
         in->start_seq_done = in->a.start_seq;

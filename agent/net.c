@@ -82,14 +82,11 @@ int agent_prefix_parse(const char *cidr, char *ip_out, size_t ip_size, int *pref
 
 void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX])
 {
-    /* "nt" + 12 hex of the uuid: unique enough per host, within IFNAMSIZ. */
-    size_t j = 2;
-    out[0] = 'n';
-    out[1] = 't';
-    for (size_t i = 0; uuid[i] && j < 14; i++)
-        if (uuid[i] != '-')
-            out[j++] = uuid[i];
-    out[j] = '\0';
+    /* "nt" + 12 hex of sha256(uuid): fits IFNAMSIZ and stays distinct even for uuids that
+     * share a prefix. */
+    char hex[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(uuid, strlen(uuid), hex);
+    snprintf(out, AGENT_TAP_MAX, "nt%.12s", hex);
 }
 
 int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, int prefix,
