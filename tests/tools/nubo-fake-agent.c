@@ -495,7 +495,7 @@ int main(int argc, char **argv)
         n->watch_conn = evhttp_connection_base_new(fx.base, NULL, o->host,
                                                    (unsigned short)o->port);
         evhttp_connection_set_timeout(n->watch_conn, 90);
-        evhttp_connection_set_retries(n->conn, 3);
+        evhttp_connection_set_retries(n->conn, 0);
         n->flush_ev = event_new(fx.base, -1, 0, flush_cb, n);
         do_register(n);
     }

@@ -1,0 +1,200 @@
+/* Unit tests for controller/store.c: migrations, round trips, and crash-and-reopen: a child
+ * commits instances one by one, telling the parent after each commit, and is killed with
+ * SIGKILL mid-way; every acknowledged instance must be there after reopening. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/nubo-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void make_row(struct ctl_instance_row *r, int i)
+{
+    memset(r, 0, sizeof(*r));
+    nubo_uuid_new(r->uuid);
+    snprintf(r->owner, sizeof(r->owner), "acme");
+    snprintf(r->name, sizeof(r->name), "app-%d", i);
+    r->created_at_us = 1000 + i;
+    snprintf(r->image, sizeof(r->image), "acme/app@sha256:%064d", 0);
+    r->memory_mb = 128;
+    r->vcpus = 1;
+    static char *args[] = {"/bin/app", "--flag"};
+    static struct nubo_kv env[] = {{"K", "V"}};
+    r->args = args;
+    r->n_args = 2;
+    r->env = env;
+    r->n_env = 1;
+    snprintf(r->node_uuid, sizeof(r->node_uuid), "%s", "00000000-0000-4000-8000-000000000000");
+    snprintf(r->metro, sizeof(r->metro), "fra");
+    r->ip_host = 2 + i % 250;
+    r->desired = NUBO_DESIRED_RUNNING;
+    r->start_seq = 1;
+}
+
+struct seen {
+    int n;
+    char names[4096][NUBO_NAME_MAX + 1];
+    bool obs[4096];
+};
+
+static int collect(void *arg, struct ctl_instance_row *row, const struct nubo_status_report *obs)
+{
+    struct seen *s = arg;
+    if (s->n < 4096) {
+        memcpy(s->names[s->n], row->name, sizeof(s->names[0]));
+        s->obs[s->n] = obs != NULL;
+        s->n++;
+    }
+    ctl_instance_row_free(row);
+    return 0;
+}
+
+static void test_roundtrip(void **state)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/rt.db", dir);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct ctl_instance_row r;
+    make_row(&r, 1);
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_instance_put(&s, &r, &err), 0);
+    struct nubo_status_report o = {.state = NUBO_STATE_RUNNING, .start_seq = 1,
+                                   .boot_time_us = 1234};
+    memcpy(o.uuid, r.uuid, sizeof(o.uuid));
+    assert_int_equal(ctl_store_obs_put(&s, &o, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    /* a rolled-back write leaves nothing */
+    struct ctl_instance_row r2;
+    make_row(&r2, 2);
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_instance_put(&s, &r2, &err), 0);
+    ctl_store_rollback(&s);
+    ctl_store_close(&s);
+
+    /* reopen: migrations are idempotent, data is there */
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct seen *seen = calloc(1, sizeof(*seen));
+    assert_int_equal(ctl_store_instances_load(&s, collect, seen, &err), 0);
+    assert_int_equal(seen->n, 1);
+    assert_string_equal(seen->names[0], "app-1");
+    assert_true(seen->obs[0]);
+    /* images and tags */
+    struct ctl_image_row im = {.uuid = "11111111-1111-4111-8111-111111111111",
+                               .repo = "acme/app", .owner = "acme", .size_in_bytes = 10,
+                               .detailed = true};
+    snprintf(im.digest_ref, sizeof(im.digest_ref), "acme/app@sha256:%064d", 1);
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_image_put(&s, &im, &err), 0);
+    assert_int_equal(ctl_store_tag_put(&s, "acme/app", "latest", im.digest_ref, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    struct ctl_image_row got;
+    assert_int_equal(ctl_store_image_by_tag(&s, "acme/app", "latest", &got, &err), 1);
+    assert_string_equal(got.digest_ref, im.digest_ref);
+    assert_int_equal(got.size_in_bytes, 10);
+    ctl_image_row_free(&got);
+    assert_int_equal(ctl_store_image_by_tag(&s, "acme/app", "nope", &got, &err), 0);
+    /* a less detailed re-announcement does not erase details */
+    im.detailed = false;
+    im.size_in_bytes = 1;
+    assert_int_equal(ctl_store_image_put(&s, &im, &err), 0);
+    assert_int_equal(ctl_store_image_by_digest(&s, im.digest_ref, &got, &err), 1);
+    assert_int_equal(got.size_in_bytes, 10);
+    ctl_image_row_free(&got);
+    assert_int_equal(ctl_store_image_delete(&s, im.digest_ref, &err), 0);
+    assert_int_equal(ctl_store_image_by_tag(&s, "acme/app", "latest", &got, &err), 0);
+    ctl_store_close(&s);
+    free(seen);
+}
+
+static void test_crash_and_reopen(void **state)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/crash.db", dir);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        struct ctl_store s;
+        struct nubo_err err = {0};
+        if (ctl_store_open(&s, path, false, &err) < 0)
+            _exit(1);
+        for (int i = 0;; i++) {
+            struct ctl_instance_row r;
+            make_row(&r, i);
+            if (ctl_store_begin(&s, &err) < 0 || ctl_store_instance_put(&s, &r, &err) < 0 ||
+                ctl_store_commit(&s, &err) < 0)
+                _exit(1);
+            /* acknowledge only after the commit returned */
+            if (write(fds[1], &i, sizeof(i)) != sizeof(i))
+                _exit(1);
+        }
+    }
+    close(fds[1]);
+    int last = -1, v;
+    while (last < 300 && read(fds[0], &v, sizeof(v)) == sizeof(v))
+        last = v;
+    kill(pid, SIGKILL);
+    /* drain what was acknowledged before the kill landed */
+    while (read(fds[0], &v, sizeof(v)) == sizeof(v))
+        last = v;
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status));
+
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct seen *seen = calloc(1, sizeof(*seen));
+    assert_int_equal(ctl_store_instances_load(&s, collect, seen, &err), 0);
+    ctl_store_close(&s);
+    /* every acknowledged instance survived (one more may have committed unacknowledged) */
+    assert_true(seen->n >= last + 1);
+    assert_true(seen->n <= last + 2);
+    for (int i = 0; i <= last; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "app-%d", i);
+        bool found = false;
+        for (int k = 0; k < seen->n && !found; k++)
+            found = strcmp(seen->names[k], want) == 0;
+        assert_true(found);
+    }
+    free(seen);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_crash_and_reopen),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
