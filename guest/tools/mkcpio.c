@@ -5,7 +5,8 @@
  *   file  PATH MODE SRC
  *   slink PATH TARGET
  *   nod   PATH MODE c|b MAJOR MINOR
- *   tree  PATH SRCDIR        (SRCDIR's contents under PATH: dirs, files, symlinks; modes kept)
+ *   tree  PATH SRCDIR        (SRCDIR's contents under PATH: dirs, files, symlinks; modes kept;
+ *                             PATH itself needs its own dir line: the kernel does not mkdir -p)
  * Usage: guest_mkcpio OUT.cpio < spec */
 #include <dirent.h>
 #include <errno.h>
