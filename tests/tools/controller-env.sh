@@ -1,0 +1,105 @@
+# Helpers for tests/integration/controller_*.sh: start the real nubo-controller and the fake
+# agent, call the API with curl, read JSON with python3. Source after tests/lib.sh.
+
+CTL_BIN=$NUBO_BUILD/controller/nubo-controller
+FAKE_BIN=$NUBO_BUILD/tests/nubo-fake-agent
+[ -x "$CTL_BIN" ] || t_fail "nubo-controller not built ($CTL_BIN)"
+[ -x "$FAKE_BIN" ] || t_fail "nubo-fake-agent not built ($FAKE_BIN)"
+command -v curl >/dev/null || t_skip "curl missing"
+command -v python3 >/dev/null || t_skip "python3 missing"
+
+# ctl_start [INI-LINES]: a controller with a fresh db unless CTL_DB is set; sets CTL_URL,
+# CTL_PID, ADMIN (token), CTL_JOIN (join token file), CTL_SECRET.
+ctl_start() {
+    CTL_PORT=${CTL_PORT:-$(t_free_port)}
+    CTL_URL=http://127.0.0.1:$CTL_PORT
+    CTL_DB=${CTL_DB:-$T_TMP/ctl.db}
+    CTL_SECRET=${CTL_SECRET:-evt-$RANDOM$RANDOM}
+    cat > "$T_TMP/ctl.ini" <<INI
+[controller]
+log_level = info
+[agent]
+heartbeat_interval_ms = ${CTL_HB_MS:-200}
+grace_ms = ${CTL_GRACE_MS:-3000}
+[registry]
+url = ${CTL_REGISTRY_URL:-http://127.0.0.1:1}
+notification_secret = $CTL_SECRET
+${1:-}
+INI
+    "$CTL_BIN" --listen "127.0.0.1:$CTL_PORT" --db "$CTL_DB" --unix "$T_TMP/ctl.sock" \
+        --config "$T_TMP/ctl.ini" >> "$T_TMP/controller.log" 2>&1 &
+    CTL_PID=$!
+    t_track_pid "$CTL_PID"
+    t_wait_for 20 curl -fsS "$CTL_URL/v1/healthz" || t_fail "controller did not start"
+    ADMIN=$(cat "$CTL_DB.admin-token")
+    CTL_JOIN=$CTL_DB.join-token
+}
+
+# fake_start NODES [ARGS...]: NODES fake nodes; waits until the controller lists them ready.
+fake_start() {
+    local n=$1; shift
+    "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes "$n" "$@" \
+        >> "$T_TMP/fake-agent.log" 2>&1 &
+    FAKE_PID=$!
+    t_track_pid "$FAKE_PID"
+    t_wait_for 20 nodes_ready_at_least "$n" || t_fail "fake nodes did not register"
+}
+
+nodes_ready_at_least() {
+    local c
+    c=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/v1/nodes" |
+        python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["data"]["nodes"] if n["state"]=="ready"))')
+    [ "$c" -ge "$1" ]
+}
+
+# api METHOD PATH [BODY] [TOKEN]: sets CODE and BODY; never fails by itself.
+api() {
+    local m=$1 p=$2 b=${3:-} tok=${4:-$ADMIN}
+    local args=(-sS -o "$T_TMP/reply" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $tok")
+    [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
+    CODE=$(curl "${args[@]}" "$CTL_URL$p") || CODE=000
+    BODY=$(cat "$T_TMP/reply")
+}
+
+# expect CODE [DESCRIPTION]: the last api call answered CODE.
+expect() {
+    [ "$CODE" = "$1" ] || t_fail "${2:-request}: expected HTTP $1, got $CODE: $BODY"
+}
+
+# jget EXPR: evaluate a python expression on the last body (bound to d).
+jget() {
+    printf '%s' "$BODY" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
+}
+
+# An error reply must be the envelope with a one-line message.
+expect_envelope_error() {
+    local st msg
+    st=$(jget 'd["status"]') || t_fail "not JSON: $BODY"
+    [ "$st" = error ] || [ "$st" = partial_success ] || t_fail "status is $st: $BODY"
+    msg=$(jget 'd["message"]')
+    [ -n "$msg" ] || t_fail "no message: $BODY"
+    [ "$(printf '%s' "$msg" | wc -l)" -eq 0 ] || t_fail "message spans lines: $msg"
+}
+
+# index_image REPO TAG: announce a pushed image through the registry webhook; sets DIGEST.
+index_image() {
+    DIGEST=sha256:$(printf '%s:%s' "$1" "$2" | sha256sum | cut -c1-64)
+    curl -fsS -X POST -H "Authorization: Bearer $CTL_SECRET" \
+        -H 'Content-Type: application/vnd.docker.distribution.events.v1+json' \
+        "$CTL_URL/registry/events" --data-binary @- >/dev/null <<JSON || t_fail "webhook refused"
+{"events":[{"id":"e-$RANDOM","timestamp":"2026-11-27T02:00:00Z","action":"push",
+ "target":{"mediaType":"application/vnd.oci.image.index.v1+json","size":512,
+ "digest":"$DIGEST","length":512,"repository":"$1",
+ "url":"http://127.0.0.1:5000/v2/$1/manifests/$DIGEST","tag":"$2"},
+ "request":{"id":"r1","addr":"127.0.0.1:1","host":"127.0.0.1:5000","method":"PUT","useragent":"t"},
+ "actor":{},"source":{"addr":"x:5000","instanceID":"i"}}]}
+JSON
+}
+
+# instance_state UUID [TOKEN]
+instance_state() {
+    api GET "/v1/instances/$1" "" "${2:-$ADMIN}"
+    jget 'd["data"]["instances"][0].get("state","?")'
+}
+
+state_is() { [ "$(instance_state "$1")" = "$2" ]; }
