@@ -1,0 +1,63 @@
+#!/bin/bash
+# Crash safety and node loss: kill -9 the controller in the middle of a stream of creates,
+# restart it on the same database, and find every acknowledged instance (and its observed
+# state); a node that stops heartbeating becomes unavailable after the grace and its
+# instances are reported unavailable; it comes back when it reports again.
+source "$NUBO_SRC/tests/lib.sh"
+source "$NUBO_SRC/tests/tools/controller-env.sh"
+
+CTL_GRACE_MS=1500
+ctl_start
+fake_start 2 --boot-ms 50
+index_image admin/hello latest
+
+api POST /v1/instances '{"image":"admin/hello:latest","name":"keeper","wait_timeout_ms":10000}'
+expect 200 keeper
+[ "$(jget 'd["data"]["instances"][0]["state"]')" = running ] || t_fail "keeper: $BODY"
+KEEPER=$(jget 'd["data"]["instances"][0]["uuid"]')
+
+# a stream of creates; every 200 answer is an acknowledgement
+: > "$T_TMP/acked"
+(
+    for i in $(seq 1 400); do
+        out=$(curl -s -m 5 -X POST -H "Authorization: Bearer $ADMIN" \
+            --data-binary "{\"image\":\"admin/hello:latest\",\"name\":\"s-$i\",\"autostart\":false}" \
+            -w '\n%{http_code}' "$CTL_URL/v1/instances") || break
+        [ "$(printf '%s' "$out" | tail -1)" = 200 ] || break
+        printf '%s\n' "$out" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["instances"][0]["uuid"])' >> "$T_TMP/acked"
+    done
+) &
+LOADER=$!
+t_wait_for 30 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 40 ]" || t_fail "creates too slow"
+kill -9 "$CTL_PID"
+wait "$LOADER" 2>/dev/null || true
+N=$(wc -l < "$T_TMP/acked")
+t_log "killed the controller after $N acknowledged creates"
+
+ctl_start
+api GET /v1/instances
+expect 200 list-after-restart
+jget '"\n".join(i["uuid"] for i in d["data"]["instances"])' | sort > "$T_TMP/have"
+sort "$T_TMP/acked" > "$T_TMP/acked.sorted"
+MISSING=$(comm -23 "$T_TMP/acked.sorted" "$T_TMP/have" | wc -l)
+[ "$MISSING" = 0 ] || t_fail "$MISSING acknowledged instance(s) lost after kill -9"
+grep -q "$KEEPER" "$T_TMP/have" || t_fail "keeper lost"
+# the observation survived too, and the nodes keep reporting with their old tokens
+t_wait_for 10 state_is "$KEEPER" running || t_fail "keeper not running after restart: $(instance_state "$KEEPER")"
+api GET "/v1/instances/$KEEPER"
+[ "$(jget 'd["data"]["instances"][0]["boot_time_us"]')" -gt 0 ] || t_fail "observation lost: $BODY"
+
+# node loss: stop the fake agent; after the grace its nodes and instances are unavailable
+kill -STOP "$FAKE_PID"
+t_on_exit "kill -CONT $FAKE_PID 2>/dev/null"
+t_wait_for 10 state_is "$KEEPER" unavailable || t_fail "instance not unavailable: $(instance_state "$KEEPER")"
+api GET /v1/nodes
+[ "$(jget 'sorted(set(n["state"] for n in d["data"]["nodes"]))')" = "['unavailable']" ] || t_fail "nodes: $BODY"
+api POST /v1/instances '{"image":"admin/hello:latest"}'
+expect 503 "no ready node"
+expect_envelope_error
+curl -fsS "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t_fail "metrics unavailable"
+# it comes back
+kill -CONT "$FAKE_PID"
+t_wait_for 10 state_is "$KEEPER" running || t_fail "instance did not come back: $(instance_state "$KEEPER")"
+t_log "controller restart and node loss: ok ($N acknowledged creates survived kill -9)"
