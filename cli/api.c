@@ -102,12 +102,12 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     json_t *j = text ? json_loadb(text, b.len, 0, &jerr) : NULL;
     const char *msg = json_string_value(json_object_get(j, "message"));
     if (status == 401 || status == 403) {
+        nubo_error_http(err, (int)status,
+                        "the nubo API at %s refused the token (HTTP %ld%s%s): run 'nubo login "
+                        "--api %s --token TOKEN' or set NUBO_TOKEN",
+                        ctx->api_url, status, msg ? ": " : "", msg ? msg : "", ctx->api_url);
         json_decref(j);
-        return nubo_error_http(err, (int)status,
-                               "the nubo API at %s refused the token (HTTP %ld%s%s): run 'nubo "
-                               "login --api %s --token TOKEN' or set NUBO_TOKEN",
-                               ctx->api_url, status, msg ? ": " : "", msg ? msg : "",
-                               ctx->api_url);
+        return -1;
     }
     if (!json_is_object(j)) {
         json_decref(j);

@@ -339,6 +339,7 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
               struct nubo_err *err)
 {
     memset(res, 0, sizeof(*res));
+    cli_org_from_token(ctx);
     struct cli_kraftfile kf;
     char kpath[PATH_MAX];
     if (cli_kraftfile_load(o->dir, o->kraftfile, &kf, kpath, sizeof(kpath), err) < 0)

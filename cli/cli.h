@@ -42,6 +42,8 @@ void cli_ctx_init(struct cli_ctx *ctx);
 /* Profile (INI, [default] section, or the section named by $NUBO_PROFILE), then env. */
 int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err);
 int cli_config_path(char *out, size_t size);
+/* Default image namespace from a base64("user:secret") token when none was configured. */
+void cli_org_from_token(struct cli_ctx *ctx);
 int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
                      const char *metro, struct nubo_err *err);
 

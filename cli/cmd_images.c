@@ -68,6 +68,7 @@ int cmd_images(struct cli_ctx *ctx, int argc, char **argv)
     if (optind >= argc)
         return cli_usage(ctx, "images", "%s needs an image reference", sub);
     char full[600];
+    cli_org_from_token(ctx);
     qualify(ctx, argv[optind], full, sizeof(full));
     struct nubo_image_ref ref;
     if (nubo_image_ref_parse(full, &ref, &err) < 0)

@@ -101,6 +101,29 @@ int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
     return 0;
 }
 
+void cli_org_from_token(struct cli_ctx *ctx)
+{
+    /* Tokens are base64("<user>:<secret>") as on Unikraft Cloud: the user is the namespace
+     * images are pushed to, unless the profile or NUBO_ORG says otherwise. */
+    if (strcmp(ctx->org, "default") != 0 || !ctx->token[0])
+        return;
+    size_t len = 0;
+    unsigned char *raw = nubo_base64_decode(ctx->token, &len);
+    if (!raw)
+        return;
+    char user[128];
+    size_t ul = 0;
+    while (ul < len && ul < sizeof(user) - 1 && raw[ul] != ':')
+        ul++;
+    if (ul < len && raw[ul] == ':') {
+        memcpy(user, raw, ul);
+        user[ul] = '\0';
+        if (nubo_name_valid(user))
+            snprintf(ctx->org, sizeof(ctx->org), "%s", user);
+    }
+    free(raw);
+}
+
 int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
                      const char *metro, struct nubo_err *err)
 {

@@ -1,4 +1,5 @@
 /* nubo: the command-line client. Dispatches to one file per subcommand (cmd_*.c). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +65,27 @@ int main(int argc, char **argv)
         int rc = cli_fail(&ctx, NULL, &err);
         curl_global_cleanup();
         return rc;
+    }
+    /* Global flags may also come before the command: nubo --token T images list. They are
+     * moved behind the command name so the subcommand's own parser sees them. */
+    int first = 1;
+    while (first < argc && argv[first][0] == '-') {
+        static const char *const with_value[] = {"--api", "--token", "--registry", "--metro",
+                                                 "-o", "--output", NULL};
+        bool takes = false;
+        for (size_t i = 0; with_value[i]; i++)
+            takes |= strcmp(argv[first], with_value[i]) == 0;
+        first += takes ? 2 : 1;
+    }
+    if (first >= argc) {
+        usage(stderr);
+        curl_global_cleanup();
+        return CLI_EXIT_USAGE;
+    }
+    if (first > 1) {
+        char *cmd = argv[first];
+        memmove(argv + 2, argv + 1, (size_t)(first - 1) * sizeof(char *));
+        argv[1] = cmd;
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[1], cmds[i].name) == 0 ||
