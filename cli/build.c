@@ -426,6 +426,8 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
         char kdir[PATH_MAX], rpath[PATH_MAX];
         snprintf(kdir, sizeof(kdir), "%s", kpath);
         char *kd = dirname(kdir);
+        while (rootfs[0] == '.' && rootfs[1] == '/')
+            rootfs += 2;
         if (rootfs[0] == '/')
             snprintf(rpath, sizeof(rpath), "%s", rootfs);
         else if (nubo_snprintf(rpath, sizeof(rpath), "%s/%s", kd, rootfs) < 0) {
@@ -462,7 +464,6 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
             char *cd = dirname(ctxdir);
             int line = cli_dockerfile_needs_buildah(&df, runtime, why, sizeof(why));
             if (line > 0) {
-                cli_notice(ctx, "%s:%d: %s: building with buildah", rpath, line, why);
                 if (cli_dockerfile_buildah(&df, cd, root, o->build_args, line, why, &dfr, err) < 0)
                     goto out;
             } else if (cli_dockerfile_build(&df, cd, root, o->build_args, &dfr, err) < 0) {

@@ -907,6 +907,7 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
                           "%s:%d: %s needs buildah, which is not installed: apt-get install "
                           "buildah (or use only FROM scratch, COPY, ENV, WORKDIR, CMD, LABEL, ARG)",
                           df->path, line, why);
+    fprintf(stderr, "nubo: %s:%d: %s: building with buildah\n", df->path, line, why);
     char tag[64], rnd[9], log_path[PATH_MAX];
     nubo_random_alnum(rnd, 8);
     snprintf(tag, sizeof(tag), "localhost/nubo-build-%s", rnd);
