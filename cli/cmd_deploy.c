@@ -37,8 +37,14 @@ int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv)
     cli_run_opts_init(&r);
     struct nubo_err err = {0};
     int c, rc;
+    /* Everything after "--" is the app's; flags and DIR may come in any order before it. */
+    int dd = 1;
+    while (dd < argc && strcmp(argv[dd], "--") != 0)
+        dd++;
+    int full_argc = argc;
+    argc = dd;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+hi:K:" CLI_RUN_SHORT CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hi:K:" CLI_RUN_SHORT CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
         if (c == 'h') {
             usage(ctx->o);
             rc = 0;
@@ -58,13 +64,16 @@ int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+    if (optind < argc)
         b.dir = argv[optind++];
-    if (optind < argc && strcmp(argv[optind], "--") == 0)
-        optind++;
-    if (optind < argc || (optind > 0 && strcmp(argv[optind - 1], "--") == 0)) {
+    if (optind < argc) {
+        rc = cli_usage(ctx, "deploy", "unexpected argument '%s' (app arguments go after --)",
+                       argv[optind]);
+        goto out;
+    }
+    if (dd < full_argc) {
         r.has_args = true;
-        for (int i = optind; i < argc; i++)
+        for (int i = dd + 1; i < full_argc; i++)
             cli_strv_push(&r.args, argv[i]);
     }
     enum cli_output fmt = ctx->out;

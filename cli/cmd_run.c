@@ -221,8 +221,14 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
     cli_run_opts_init(&o);
     struct nubo_err err = {0};
     int c, rc;
+    /* Everything after "--" is the app's; flags and a positional image come before it. */
+    int dd = 1;
+    while (dd < argc && strcmp(argv[dd], "--") != 0)
+        dd++;
+    int full_argc = argc;
+    argc = dd;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+h" CLI_RUN_SHORT CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h" CLI_RUN_SHORT CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
         if (c == 'h') {
             usage(ctx->o);
             rc = 0;
@@ -241,13 +247,16 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
         }
     }
     /* A positional image (kraft cloud instance create IMAGE) is accepted too. */
-    if (optind < argc && strcmp(argv[optind - 1], "--") != 0 && !o.image[0])
+    if (optind < argc && !o.image[0])
         snprintf(o.image, sizeof(o.image), "%s", argv[optind++]);
-    if (optind < argc && strcmp(argv[optind], "--") == 0)
-        optind++;
-    if (optind < argc || (optind > 0 && strcmp(argv[optind - 1], "--") == 0)) {
+    if (optind < argc) {
+        rc = cli_usage(ctx, "run", "unexpected argument '%s' (app arguments go after --)",
+                       argv[optind]);
+        goto out;
+    }
+    if (dd < full_argc) {
         o.has_args = true;
-        for (int i = optind; i < argc; i++)
+        for (int i = dd + 1; i < full_argc; i++)
             cli_strv_push(&o.args, argv[i]);
     }
     if (!o.image[0]) {
