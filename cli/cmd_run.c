@@ -182,8 +182,9 @@ int cli_run_create(struct cli_ctx *ctx, const struct cli_run_opts *o, struct nub
         return nubo_error_wrap(err, "reading back the new instance");
     json_t *got = cli_api_items(gresp, "instances");
     json_t *first = json_array_get(got, 0);
+    /* One instance prints as an object (scripts read .uuid), replicas as the array. */
     if (ctx->out == CLI_OUT_JSON)
-        cli_print_json(ctx->o, got);
+        cli_print_json(ctx->o, json_array_size(got) == 1 ? first : got);
     else
         cli_render_deploy_tree(ctx->o, first, ctx->tty, ctx->prog);
     const char *state = json_string_value(json_object_get(first, "state"));
