@@ -86,6 +86,17 @@ d2=$("$NUBO" build app --output acme/http-python:latest --no-push -q -o json | \
      python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
 [ "$d2" = "$digest" ] || t_fail "rebuild changed the digest: $digest -> $d2"
 
+# The repository's examples build as they are (hello: a kernel-only runtime, no rootfs).
+"$NUBO" pkg --kernel kernel --output official/hello:latest --push -q
+"$NUBO" build "$NUBO_SRC/examples/http-python" --output acme/example-python:latest -q \
+    || t_fail "examples/http-python does not build"
+"$NUBO" build "$NUBO_SRC/examples/hello" --output acme/example-hello:latest -q \
+    || t_fail "examples/hello does not build"
+"$NUBO" pull acme/example-hello:latest --dir hello-pulled -o json > hello.json
+python3 -c 'import json; j=json.load(open("hello.json")); assert j["initrd"] == "" and j["args"] == ["--http", "8080"], j' \
+    || t_fail "examples/hello image is not kernel-only with its args: $(cat hello.json)"
+cmp kernel hello-pulled/kernel || t_fail "examples/hello kernel differs"
+
 # A rootfs directory and a cpio file work too.
 mkdir -p app2/root/etc && echo hi > app2/root/etc/motd
 printf 'spec: v0.7\nname: dirapp\nruntime: official/python:3.11\nrootfs: ./root\n' > app2/Kraftfile
