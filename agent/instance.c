@@ -129,6 +129,7 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     agent_instance_free(ag, in);
     rmdir(dir);
     agent_schedule_save(ag);
+    agent_ctl_kick(ag);
 }
 
 static void timer_set(struct agent_instance *in, int kind, int64_t ms)
@@ -165,7 +166,10 @@ static void dom_job_work(void *arg)
         return;
     }
     int rc = j->kind == JOB_DESTROY ? virDomainDestroy(d) : virDomainShutdown(d);
-    if (rc < 0) {
+    if (rc < 0 && (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ||
+                   virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)) {
+        j->rc = 1; /* it ended on its own meanwhile */
+    } else if (rc < 0) {
         snprintf(j->error, sizeof(j->error), "%s", virGetLastErrorMessage());
         j->rc = -1;
     }
@@ -889,8 +893,8 @@ void agent_resync_domains(struct agent *ag)
             in->r.state = NUBO_STATE_RUNNING;
             log_info("instance %s: adopted from libvirt (not in the state file)", name);
         }
-        if (!in->domain)
-            log_info("instance %s: domain found running, re-adopted", name);
+        log_info("instance %s: domain found running, re-adopted (%s)", name,
+                 nubo_state_name(in->r.state));
         in->domain = true;
         if (in->r.state == NUBO_STATE_STOPPED)
             in->r.state = NUBO_STATE_RUNNING;

@@ -66,6 +66,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 }
 
 static void virt_connect_try(struct agent *ag);
+static void virt_drop(struct agent *ag);
 
 static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -85,19 +86,6 @@ static void virt_schedule_reconnect(struct agent *ag)
                                                             : v->backoff_ms * 2;
 }
 
-static void virt_drop(struct agent *ag)
-{
-    struct agent_virt *v = &ag->virt;
-    if (!v->conn)
-        return;
-    if (v->lifecycle_cb >= 0)
-        virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_cb);
-    v->lifecycle_cb = -1;
-    virConnectUnregisterCloseCallback(v->conn, NULL);
-    virConnectClose(v->conn);
-    v->conn = NULL;
-}
-
 static void on_closed_main(struct agent *ag, void *arg)
 {
     (void)arg;
@@ -114,6 +102,19 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     (void)conn;
     (void)reason;
     agent_post_main(opaque, on_closed_main, NULL);
+}
+
+static void virt_drop(struct agent *ag)
+{
+    struct agent_virt *v = &ag->virt;
+    if (!v->conn)
+        return;
+    if (v->lifecycle_cb >= 0)
+        virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_cb);
+    v->lifecycle_cb = -1;
+    virConnectUnregisterCloseCallback(v->conn, on_close);
+    virConnectClose(v->conn);
+    v->conn = NULL;
 }
 
 static void virt_connect_try(struct agent *ag)
