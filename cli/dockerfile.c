@@ -943,8 +943,7 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
         rc = run_cmd(cp_argv, log_path, NULL, err);
     }
     if (rc == 0) {
-        char *insp_argv[] = {"buildah", "inspect", "--type", "image", "--format",
-                             "{{json .OCIv1.Config}}", tag, NULL};
+        char *insp_argv[] = {"buildah", "inspect", "--type", "image", tag, NULL};
         rc = run_cmd(insp_argv, log_path, &cfg, err);
     }
     if (ctr) {
@@ -960,7 +959,9 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
     if (rc < 0)
         return nubo_error_wrap(err, "%s: exporting the buildah result", df->path);
     json_error_t jerr;
-    json_t *c = json_loads(cfg, 0, &jerr);
+    json_t *all = json_loads(cfg, 0, &jerr);
+    json_t *c = json_incref(json_object_get(json_object_get(all, "OCIv1"), "config"));
+    json_decref(all);
     json_t *ep = json_object_get(c, "Entrypoint"), *cm = json_object_get(c, "Cmd");
     if (json_array_size(ep) || json_array_size(cm)) {
         res->cmd = calloc(1, sizeof(char *));
@@ -981,8 +982,8 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
     const char *k;
     json_object_foreach(json_object_get(c, "Labels"), k, v)
     {
-        if (!json_string_value(v))
-            continue;
+        if (!json_string_value(v) || !strncmp(k, "io.buildah.", 11))
+            continue; /* the builder's own stamp is not the app's */
         kv_set(&res->labels, k, json_string_value(v));
     }
     json_decref(c);
