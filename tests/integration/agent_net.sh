@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A Linux guest (the project's base runtime) booted by the agent through real libvirtd (TCG)
+# gets its private IP from netdev.ip= on the bridge in the test's namespace: it answers ping
+# there (busybox ping inside the namespace), and the agent measures net_time_us against its
+# service port (busybox httpd listening on 8080 in the guest).
+source "$NUBO_SRC/tests/lib.sh"
+source "$NUBO_SRC/tests/tools/agent_lib.sh"
+t_need_root
+ag_need_bins
+t_need_libvirt
+command -v busybox >/dev/null || t_skip "busybox missing (busybox-static)"
+RT=${NUBO_AGENT_RUNTIME_DIR:-$NUBO_BUILD/guest/runtimes/base}
+[ -f "$RT/vmlinuz" ] && [ -f "$RT/initrd.cpio" ] \
+    || t_skip "base runtime not built ($RT; cmake --build \$build --target guest_runtime_base)"
+t_start_registry
+args=$(cat "$NUBO_SRC/guest/runtimes/kernel-args" 2>/dev/null || echo "console=ttyS0 quiet")
+base=$("$AG_PUSH" --registry "$T_REGISTRY_URL" --repo official/base --tag test \
+    --kernel "$RT/vmlinuz" --initrd "$RT/initrd.cpio" --label "org.nubo.kernel.args=$args") \
+    || t_fail "push base runtime"
+ag_config net
+ag_start
+
+N=c0000001-0000-4000-8000-0000000000ee
+AG_MEM=256 ag_inst $N "$base" running 1 '["/bin/busybox","httpd","-f","-p","8080","-h","/"]' \
+    never false 10.77.0.20 '[8080]'
+ag_push
+ag_wait $N state running 120
+t_log "base runtime running: boot_time_us=$(ag_get $N boot_time_us) (vmm $(ag_get $N phases_us.vmm), guest $(ag_get $N phases_us.guest))"
+t_wait_for 30 ip netns exec "$AG_NS" busybox ping -c 1 -W 1 10.77.0.20 \
+    || t_fail "guest 10.77.0.20 does not answer ping inside $AG_NS"
+ip netns exec "$AG_NS" busybox ping -c 3 10.77.0.20 >&2
+has_net_time() { local v; v=$(ag_get $N net_time_us); [ -n "$v" ] && [ "$v" != 0 ]; }
+t_wait_for 60 has_net_time || t_fail "no net_time_us although the guest serves port 8080"
+t_log "net_time_us=$(ag_get $N net_time_us)"
+ag_del $N
+ag_push
+t_wait_for 30 ag_gone $N || t_fail "instance not deleted"
+t_log "PASS"
