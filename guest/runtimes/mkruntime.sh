@@ -55,6 +55,13 @@ base_spec() {
         "dir /sys 0555" "dir /tmp 1777" "dir /usr 0755" "dir /usr/bin 0755" "dir /usr/sbin 0755" \
         "file /bin/busybox 0755 $BUSYBOX" "file /etc/passwd 0644 $ETC/passwd" "file /etc/group 0644 $ETC/group" \
         "file /etc/hosts 0644 $ETC/hosts" "file /etc/nsswitch.conf 0644 $ETC/nsswitch.conf"
+    # TLS trust: Mozilla's roots from the ca-certificates package where OpenSSL looks for them.
+    if [ -f "$ETC/ca-certificates.crt" ]; then
+        printf '%s\n' "dir /etc/ssl 0755" "dir /etc/ssl/certs 0755" \
+            "file /etc/ssl/certs/ca-certificates.crt 0644 $ETC/ca-certificates.crt" \
+            "dir /usr/lib 0755" "dir /usr/lib/ssl 0755" "slink /usr/lib/ssl/certs /etc/ssl/certs" \
+            "slink /usr/lib/ssl/cert.pem /etc/ssl/certs/ca-certificates.crt"
+    fi
     local a
     for a in sh ash cat cp dmesg echo env grep hostname ifconfig ip kill ls mkdir mount nc ping ps \
              rm route sed sleep sync top umount uname vi wget; do
@@ -89,6 +96,13 @@ prepare_base() {
     printf 'root:x:0:\nnogroup:x:65534:\n' > "$ETC/group"
     printf '127.0.0.1 localhost\n::1 localhost\n' > "$ETC/hosts"
     printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$ETC/nsswitch.conf"
+    # Built from the package's certificates, not the host's generated bundle (which may carry
+    # local additions): sorted, so the bytes only change with the ca-certificates version.
+    if [ -d /usr/share/ca-certificates/mozilla ]; then
+        find /usr/share/ca-certificates/mozilla -name '*.crt' | LC_ALL=C sort | xargs cat > "$ETC/ca-certificates.crt"
+    else
+        echo "mkruntime: ca-certificates not installed: the runtime has no TLS roots" >&2
+    fi
 }
 
 # python3 (Debian's 3.11), its shared libraries and standard library, staged under $1.
