@@ -15,6 +15,8 @@
 #define MICROVM_GED_SLEEP_CTL 0xfea00200ull
 #define ACPI_GED_SLP_TYP_S5 5
 #define ACPI_SLP_EN_GED 0x20
+#define GED_REGS_OFFSET 0x200	/* sleep control sits 0x200 above the event selector */
+#define ACPI_GED_PWR_DOWN_EVT 0x2 /* qemu's GED event bit for system_powerdown */
 
 struct hvm_start_info {
 	uint32_t magic;
@@ -51,6 +53,8 @@ void guest_main(uint32_t start_info_paddr);
 void guest_crash(uint64_t vector);
 
 static struct guest_cmdline cmdline;
+/* GED event selector (reading returns pending events and clears them); 0 without ACPI. */
+static uint64_t ged_event_sel;
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 
 /* The compiler may emit calls to these even in freestanding code. */
@@ -223,6 +227,29 @@ static const volatile uint8_t *acpi_find_fadt(uint64_t rsdp_hint)
 	return 0;
 }
 
+/* qemu's hardware-reduced ACPI (microvm): the GED's registers follow its event selector. */
+static void ged_locate(uint64_t rsdp_hint)
+{
+	const volatile uint8_t *fadt = acpi_find_fadt(rsdp_hint);
+	if (!fadt || rd32(fadt + 4) < 256 || fadt[244] != 0)
+		return;
+	uint64_t sleep_ctl = rd64(fadt + 248);
+	if (sleep_ctl > GED_REGS_OFFSET && sleep_ctl < 0x100000000ull)
+		ged_event_sel = sleep_ctl - GED_REGS_OFFSET;
+}
+
+int hello_stop_requested(void)
+{
+	if (!ged_event_sel)
+		return 0;
+	uint32_t ev = *(volatile uint32_t *)(uintptr_t)ged_event_sel;
+	if (ev & ACPI_GED_PWR_DOWN_EVT) {
+		con_puts("hello: power button: stopping\n");
+		return 1;
+	}
+	return 0;
+}
+
 /* The VMM acts on a poweroff request asynchronously: give it a moment before trying the next
  * method (and before claiming failure). */
 static void settle(void)
@@ -300,20 +327,20 @@ void hello_putu(uint64_t v)
 	con_putu(v);
 }
 
-/* A 1 ms periodic LAPIC tick so the network loop can sleep in hlt instead of spinning a host
- * core. qemu's LAPIC counts at 1 GHz with divide-by-1. */
+/* A periodic LAPIC tick so the idle loops sleep in hlt instead of spinning a host core and
+ * still notice packets and stop requests. qemu's LAPIC counts at 1 GHz with divide-by-1. */
 #define LAPIC_BASE 0xfee00000ull
 static void lapic_w(uint32_t reg, uint32_t v)
 {
 	*(volatile uint32_t *)(uintptr_t)(LAPIC_BASE + reg) = v;
 }
 
-static void lapic_timer_start(void)
+static void lapic_timer_start(uint32_t period_us)
 {
 	lapic_w(0xf0, 0x100 | 0xff);	  /* enable, spurious vector 255 */
 	lapic_w(0x3e0, 0xb);		  /* divide by 1 */
 	lapic_w(0x320, 32 | (1u << 17)); /* periodic, vector 32 */
-	lapic_w(0x380, 1000000);	  /* 1 ms */
+	lapic_w(0x380, period_us * 1000);
 }
 
 void hello_wait_tick(void)
@@ -441,8 +468,16 @@ void guest_main(uint32_t start_info_paddr)
 	switch (act) {
 	case ACT_WAIT:
 		con_puts("hello: waiting for the VMM to stop us\n");
-		for (;;)
-			__asm__ volatile("cli; hlt");
+		ged_locate(rsdp);
+		if (!ged_event_sel)
+			for (;;)
+				__asm__ volatile("cli; hlt");
+		/* With ACPI, a graceful stop (power button) ends the wait with a clean exit. */
+		idt_install();
+		lapic_timer_start(10000);
+		while (!hello_stop_requested())
+			hello_wait_tick();
+		break;
 	case ACT_CRASH_PF:
 		idt_install();
 		con_puts("hello: writing through an unmapped address\n");
@@ -454,9 +489,11 @@ void guest_main(uint32_t start_info_paddr)
 		__asm__ volatile("ud2");
 		break;
 	case ACT_HTTP:
+		ged_locate(rsdp);
 		idt_install();
-		lapic_timer_start();
+		lapic_timer_start(1000);
 		guest_net_serve_http((uint16_t)http_port, "Hello from nubo's hello unikernel!\n");
+		break;
 	case ACT_EXIT:
 		break;
 	}

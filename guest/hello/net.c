@@ -550,6 +550,8 @@ void guest_net_serve_http(uint16_t port, const char *body)
 		barrier();
 		uint16_t used = *(volatile uint16_t *)&q->used.idx;
 		if (used == q->last_used) {
+			if (hello_stop_requested())
+				return;
 			hello_wait_tick();
 			continue;
 		}

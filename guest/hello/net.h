@@ -10,10 +10,12 @@ void hello_puts(const char *s);
 void hello_putu(uint64_t v);
 /* Sleeps until the next timer tick (interrupts enabled only inside). */
 void hello_wait_tick(void);
+/* True once the VMM asked for a graceful stop (ACPI power button). */
+int hello_stop_requested(void);
 
 /* Finds and initialises the first virtio-net device; 0 on success, <0 with a message printed. */
 int guest_net_init(uint32_t ip, int prefix);
-/* Serves GET on PORT with BODY forever (answers ARP and ping too). */
-void guest_net_serve_http(uint16_t port, const char *body) __attribute__((noreturn));
+/* Serves GET on PORT with BODY (answers ARP and ping too) until a stop is requested. */
+void guest_net_serve_http(uint16_t port, const char *body);
 
 #endif

@@ -33,14 +33,19 @@ fetch_kernel() {
             || die "apt-get download $KPKG failed"
         deb=$(ls "$cache"/"${KPKG}"_*_amd64.deb | head -1)
     fi
+    # Only what the runtimes use is unpacked; the marker changes with the list.
+    local want=('./boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*'
+        './lib/modules/*/kernel/drivers/net/*failover*' './lib/modules/*/kernel/drivers/net/virtio_net*'
+        './lib/modules/*/kernel/net/core/failover*' './lib/modules/*/kernel/drivers/char/hw_random/virtio-rng*'
+        './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*')
+    local marker
+    marker=.done-$(printf '%s\n' "${want[@]}" | sha256sum | cut -c1-12)
     KROOT=$cache/root-$(basename "$deb" .deb)
-    if [ ! -e "$KROOT/.done" ]; then
+    if [ ! -e "$KROOT/$marker" ]; then
         rm -rf "$KROOT"; mkdir -p "$KROOT"
-        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$KROOT" --wildcards \
-            './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' \
-            './lib/modules/*/kernel/drivers/net/*failover*' './lib/modules/*/kernel/drivers/net/virtio_net*' \
-            './lib/modules/*/kernel/net/core/failover*' './lib/modules/*/kernel/drivers/char/hw_random/virtio-rng*' || die "cannot unpack $deb"
-        touch "$KROOT/.done"
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$KROOT" --wildcards "${want[@]}" \
+            || die "cannot unpack $deb"
+        touch "$KROOT/$marker"
     fi
     KIMAGE=$(ls "$KROOT"/boot/vmlinuz-* | head -1)
     KMODDIR=$(ls -d "$KROOT"/lib/modules/* | head -1)
@@ -78,7 +83,7 @@ prepare_base() {
     rm -rf "$out/.stage-modules"; mkdir -p "$mods"
     local m f
     for m in virtio_ring virtio failover net_failover virtio_pci_legacy_dev virtio_pci_modern_dev \
-             virtio_pci virtio_mmio virtio_net virtio_rng; do
+             virtio_pci virtio_mmio virtio_net virtio_rng button evdev; do
         f=$(find "$KMODDIR" \( -name "$m.ko*" -o -name "${m//_/-}.ko*" \) | head -1)
         [ -n "$f" ] || die "module $m not in the kernel package"
         case $f in

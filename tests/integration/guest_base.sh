@@ -69,6 +69,26 @@ boot missing '-- /no/such/program'
 expect missing "cannot run /no/such/program"
 expect missing "NUBO_EXIT 127"
 
+# A platform stop (qemu system_powerdown = ACPI power button) reaches the app as SIGTERM.
+"${QEMU[@]}" -monitor "unix:$T_TMP/mon.sock,server,nowait" \
+    -append "$KARGS -- /bin/sh -c \"trap 'echo GOT_TERM; exit 7' TERM; echo WAITING; while true; do sleep 1; done\"" \
+    > "$T_TMP/pwr.log" 2>&1 &
+PWR_PID=$!
+t_track_pid "$PWR_PID"
+t_wait_for 60 grep -q '^WAITING' "$T_TMP/pwr.log" || t_fail "powerdown: app not started"
+python3 - "$T_TMP/mon.sock" <<'PY' || t_fail "powerdown: cannot talk to the qemu monitor"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.2)
+s.recv(65536)
+s.sendall(b"system_powerdown\n")
+time.sleep(0.2)
+PY
+t_wait_for 30 bash -c "! kill -0 $PWR_PID" || t_fail "powerdown: qemu still running"
+grep -q '^GOT_TERM' "$T_TMP/pwr.log" || t_fail "powerdown: the app did not get SIGTERM"
+grep -q '^NUBO_EXIT 7' "$T_TMP/pwr.log" || t_fail "powerdown: no NUBO_EXIT 7"
+
 # Network: bridge + tap inside a namespace of our own; the guest gets 10.77.0.2/24.
 t_netns base
 ip -n "$T_NS" link add br0 type bridge

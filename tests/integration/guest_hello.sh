@@ -68,6 +68,23 @@ kill -0 "$WAIT_PID" 2>/dev/null || t_fail "wait: guest exited on its own"
 grep -q '^NUBO_EXIT' "$T_TMP/wait.log" && t_fail "wait: printed NUBO_EXIT"
 kill "$WAIT_PID"
 
+# A graceful stop (qemu system_powerdown = ACPI power button via the GED) ends --wait cleanly.
+"${QEMU[@]}" -monitor "unix:$T_TMP/mon.sock,server,nowait" -append "$BASE -- --wait" > "$T_TMP/pwr.log" 2>&1 &
+PWR_PID=$!
+t_track_pid "$PWR_PID"
+t_wait_for 20 grep -q 'waiting for the VMM' "$T_TMP/pwr.log" || t_fail "powerdown: guest not waiting"
+python3 - "$T_TMP/mon.sock" <<'PY' || t_fail "powerdown: cannot talk to the qemu monitor"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.2)
+s.recv(65536)
+s.sendall(b"system_powerdown\n")
+time.sleep(0.2)
+PY
+t_wait_for 20 bash -c "! kill -0 $PWR_PID" || t_fail "powerdown: qemu still running"
+grep -q '^NUBO_EXIT 0' "$T_TMP/pwr.log" || t_fail "powerdown: no NUBO_EXIT 0"
+
 # isa-debug-exit fallback when there is no ACPI: qemu's status is (code << 1) | 1.
 QEMU=(qemu-system-x86_64 -M microvm,acpi=off -accel tcg -nodefaults -no-user-config -display none
       -serial stdio -no-reboot -m 64 -device isa-debug-exit -kernel "$HELLO")

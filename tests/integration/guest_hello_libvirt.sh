@@ -53,5 +53,8 @@ run_domain "--wait"
 t_wait_for 30 grep -q '^NUBO_READY' "$T_TMP/console.log" || t_fail "--wait: no NUBO_READY"
 sleep 1
 gone && t_fail "--wait: domain stopped on its own"
-virsh -q -c "$URI" destroy "$NAME" >/dev/null
+# libvirt's graceful shutdown (ACPI power button) ends the wait with a clean exit.
+virsh -q -c "$URI" shutdown "$NAME" >/dev/null || t_fail "virsh shutdown failed"
+t_wait_for 30 gone || t_fail "--wait: domain still running after virsh shutdown"
+grep -q '^NUBO_EXIT 0' "$T_TMP/console.log" || t_fail "--wait: no NUBO_EXIT 0 after shutdown"
 echo "PASS guest_hello_libvirt"

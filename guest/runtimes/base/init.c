@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/input.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -14,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +29,7 @@
 #include "cmdline.h"
 
 #define MODULE_DIR "/lib/modules/nubo"
+#define KEY_POWER_CODE 116
 #define PARAM_MAX 1024
 
 /* Dependency order (this-machine.md); modules missing from the image are skipped. */
@@ -35,7 +39,13 @@ static const char *const guest_modules[] = {
 	/* Entropy from the host when the VMM gives a virtio-rng: without it the first getrandom()
 	 * (python's startup, TLS) waits ~1 s for jitter entropy under TCG. */
 	"virtio_rng",
+	/* The ACPI power button (qemu system_powerdown, libvirt's graceful shutdown) as input
+	 * events, so a platform stop reaches the app as SIGTERM instead of waiting for a kill. */
+	"button", "evdev",
 };
+
+#define STOP_GRACE_MS 10000 /* SIGTERM -> SIGKILL after a power-button stop */
+#define MAX_INPUTS 8
 
 struct init_ctx {
 	struct guest_cmdline cmd;
@@ -282,6 +292,111 @@ static void power_off(int code)
 		pause();
 }
 
+/* Input devices that can report KEY_POWER (the ACPI power button), opened non-blocking. */
+static int open_power_buttons(struct pollfd *pfd, int max)
+{
+	int n = 0;
+	DIR *d = opendir("/dev/input");
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < max) {
+		if (strncmp(de->d_name, "event", 5) != 0)
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/dev/input/%s", de->d_name);
+		int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		unsigned long keys[(KEY_MAX + 1) / (8 * sizeof(unsigned long)) + 1] = {0};
+		if (ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(keys)), keys) < 0 ||
+		    !(keys[KEY_POWER_CODE / (8 * sizeof(unsigned long))] &
+		      (1ul << (KEY_POWER_CODE % (8 * sizeof(unsigned long)))))) {
+			close(fd);
+			continue;
+		}
+		pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+	}
+	closedir(d);
+	return n;
+}
+
+static int power_pressed(int fd)
+{
+	struct input_event ev[16];
+	ssize_t r;
+	int pressed = 0;
+	while ((r = read(fd, ev, sizeof(ev))) > 0)
+		for (size_t i = 0; i < (size_t)r / sizeof(ev[0]); i++)
+			if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER_CODE && ev[i].value == 1)
+				pressed = 1;
+	return pressed;
+}
+
+/* PID 1's loop: reap every orphan, turn a power-button press into SIGTERM for the app (then
+ * SIGKILL after STOP_GRACE_MS), and power off with the app's status once it is gone. */
+static void supervise(pid_t app)
+{
+	struct pollfd pfd[1 + MAX_INPUTS];
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		say("nubo-init: signalfd: %s", strerror(errno));
+	pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+	int ninputs = open_power_buttons(pfd + 1, MAX_INPUTS);
+	int stopping = 0;
+	struct timespec stop_at = {0};
+
+	for (;;) {
+		int timeout_ms = sfd < 0 ? 100 : -1;
+		if (stopping) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long left = (stop_at.tv_sec - now.tv_sec) * 1000 + (stop_at.tv_nsec - now.tv_nsec) / 1000000;
+			if (left <= 0) {
+				say("nubo-init: the app ignored SIGTERM for %d ms: killing it", STOP_GRACE_MS);
+				if (kill(-app, SIGKILL) < 0)
+					kill(app, SIGKILL);
+				stopping = 0;
+				left = -1;
+			}
+			timeout_ms = (int)left;
+		}
+		if (poll(pfd, (nfds_t)(1 + ninputs), timeout_ms) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < ninputs; i++) {
+			if (!(pfd[1 + i].revents & POLLIN) || !power_pressed(pfd[1 + i].fd) || stopping)
+				continue;
+			say("nubo-init: power button: stopping the app (SIGTERM)");
+			if (kill(-app, SIGTERM) < 0)
+				kill(app, SIGTERM);
+			stopping = 1;
+			clock_gettime(CLOCK_MONOTONIC, &stop_at);
+			stop_at.tv_sec += STOP_GRACE_MS / 1000;
+		}
+		if (sfd >= 0 && (pfd[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) > 0)
+				;
+		}
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != app)
+				continue;
+			int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			/* Give the app's orphans a chance to end before the poweroff. */
+			kill(-1, SIGTERM);
+			power_off(code);
+		}
+		if (pid < 0 && errno == ECHILD)
+			power_off(1);
+	}
+	power_off(1);
+}
+
 int main(int argc, char **argv)
 {
 	static struct init_ctx ctx;
@@ -318,6 +433,11 @@ int main(int argc, char **argv)
 		app_argv[i] = (char *)ctx.cmd.argv[i];
 	app_argv[ctx.cmd.argc] = NULL;
 
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+
 	say("NUBO_READY");
 	pid_t app = fork();
 	if (app < 0) {
@@ -325,6 +445,7 @@ int main(int argc, char **argv)
 		power_off(1);
 	}
 	if (app == 0) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		setsid();
 		/* The console as controlling terminal, so shells and signals behave. */
 		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
@@ -332,20 +453,5 @@ int main(int argc, char **argv)
 		say("nubo-init: cannot run %s: %s", app_argv[0], strerror(errno));
 		_exit(127);
 	}
-	/* PID 1 reaps every orphan; the app's status decides the exit code. */
-	for (;;) {
-		int status;
-		pid_t pid = wait(&status);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			power_off(1);
-		}
-		if (pid != app)
-			continue;
-		int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		/* Give the app's orphans a chance to end before the poweroff. */
-		kill(-1, SIGTERM);
-		power_off(code);
-	}
+	supervise(app);
 }
