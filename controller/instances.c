@@ -155,7 +155,7 @@ static int collect_items(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, enum nubo_
         if (json_is_object(e))
             merge_defaults(e, extra);
         char c[24];
-        snprintf(c, sizeof(c), n > 1 || !path_ref ? "[%zu]" : "", i);
+        snprintf(c, sizeof(c), "[%zu]", i);
         if (nubo_item_decode(e, kind, path_ref ? "" : c, &items[i], err) < 0) {
             free(items);
             return -1;

@@ -111,7 +111,9 @@ int pj_time(json_t *o, const char *ctx, const char *key, bool required, int64_t 
     if (v == NULL)
         return absent(ctx, key, required, err);
     int64_t us = 0;
-    if (!str_ok(v, 40) || nubo_time_parse_iso8601(json_string_value(v), &us) < 0)
+    /* 1970..9999: zero means "never" on the wire, and encoders must round-trip */
+    if (!str_ok(v, 40) || nubo_time_parse_iso8601(json_string_value(v), &us) < 0 || us <= 0 ||
+        us >= INT64_C(253402300800000000))
         return nubo_error_http(err, 400, CTX_FMT ": must be an ISO 8601 time",
                                CTX_ARGS(ctx, key));
     *out_us = us;
