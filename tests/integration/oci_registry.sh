@@ -140,6 +140,30 @@ set -e
 [ $rc = 1 ] && [[ $msg == *"refusing entry"* ]] || t_fail "path traversal not refused: rc=$rc msg=$msg"
 [ ! -e "$T_TMP/etc/evil" ] && [ ! -e pulled4/kernel ] || t_fail "the evil layer wrote a file"
 
+# The same storage served over a unix socket (how agents in namespaces reach the registry):
+# the profile's registry_socket carries the HTTP, the URL is only the Host header.
+cat > "$T_TMP/registry-unix.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $T_TMP/registry
+http:
+  net: unix
+  addr: $T_TMP/registry.sock
+YML
+docker-registry serve "$T_TMP/registry-unix.yml" > "$T_TMP/registry-unix.log" 2>&1 &
+t_track_pid $!
+t_wait_for 20 test -S "$T_TMP/registry.sock" || t_fail "unix-socket registry did not start"
+mkdir -p "$T_TMP/ucfg/nubo"
+printf '[default]\nregistry = http://registry.invalid\nregistry_socket = %s\n' "$T_TMP/registry.sock" \
+    > "$T_TMP/ucfg/nubo/config"
+t_wait_for 20 env -u NUBO_REGISTRY XDG_CONFIG_HOME="$T_TMP/ucfg" "$NUBO" pull acme/app:v1 -q \
+    || t_fail "pull over the unix socket failed"
+env -u NUBO_REGISTRY XDG_CONFIG_HOME="$T_TMP/ucfg" "$NUBO" pull acme/app:v1 --dir pulled-unix -q
+cmp kernel pulled-unix/kernel || t_fail "kernel differs over the unix socket"
+
 # Registry down: one clear line, exit 1.
 kill "$T_REGISTRY_PID"; wait "$T_REGISTRY_PID" 2>/dev/null || true
 set +e

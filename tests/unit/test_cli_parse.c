@@ -440,13 +440,70 @@ static void test_dockerfile_build(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Profile written by login, read back; env beats the profile; the token names the org. */
+static void test_config(void **state)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/test-cli-cfg.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    setenv("XDG_CONFIG_HOME", dir, 1);
+    unsetenv("NUBO_CONFIG");
+    unsetenv("NUBO_PROFILE");
+    unsetenv("NUBO_API");
+    unsetenv("NUBO_TOKEN");
+    unsetenv("NUBO_REGISTRY");
+    unsetenv("NUBO_METRO");
+    unsetenv("NUBO_ORG");
+    char path[256];
+    assert_true(cli_config_path(path, sizeof(path)) >= 0);
+    char want[128];
+    snprintf(want, sizeof(want), "%s/nubo/config", dir);
+    assert_string_equal(path, want);
+    struct nubo_err err = {0};
+    /* base64("alice:secret") */
+    assert_int_equal(cli_config_write(path, "http://10.0.0.1:7060", "YWxpY2U6c2VjcmV0",
+                                      "http://127.0.0.1:5000", "fra", &err), 0);
+    struct cli_ctx ctx;
+    cli_ctx_init(&ctx);
+    assert_int_equal(cli_config_load(&ctx, &err), 0);
+    assert_string_equal(ctx.api_url, "http://10.0.0.1:7060");
+    assert_string_equal(ctx.token, "YWxpY2U6c2VjcmV0");
+    assert_string_equal(ctx.reg.url, "http://127.0.0.1:5000");
+    assert_string_equal(ctx.metro, "fra");
+    cli_org_from_token(&ctx);
+    assert_string_equal(ctx.org, "alice");
+    setenv("NUBO_API", "http://127.0.0.1:9999", 1);
+    setenv("NUBO_METRO", "was", 1);
+    cli_ctx_init(&ctx);
+    assert_int_equal(cli_config_load(&ctx, &err), 0);
+    assert_string_equal(ctx.api_url, "http://127.0.0.1:9999");
+    assert_string_equal(ctx.metro, "was");
+    /* Flags beat both; a bad -o is refused. */
+    assert_int_equal(cli_global_opt(&ctx, 'o', "json", &err), 1);
+    assert_int_equal(ctx.out, CLI_OUT_JSON);
+    assert_int_equal(cli_global_opt(&ctx, 'o', "yaml", &err), -1);
+    assert_int_equal(cli_global_opt(&ctx, CLI_GLOBAL_OPTS_BASE, "ftp://x", &err), -1);
+    /* A broken profile is one line naming the file and the line. */
+    FILE *f = fopen(path, "w");
+    fputs("[default]\napi = http://x\nthis is not ini\n", f);
+    fclose(f);
+    cli_ctx_init(&ctx);
+    assert_int_equal(cli_config_load(&ctx, &err), -1);
+    assert_non_null(strstr(err.msg, "line 3"));
+    unsetenv("NUBO_API");
+    unsetenv("NUBO_METRO");
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ports),          cmocka_unit_test(test_env),
         cmocka_unit_test(test_shell_split),    cmocka_unit_test(test_run_opts),
         cmocka_unit_test(test_kraftfile),      cmocka_unit_test(test_dockerfile_parse),
-        cmocka_unit_test(test_dockerfile_build),
+        cmocka_unit_test(test_dockerfile_build), cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
