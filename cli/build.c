@@ -365,7 +365,10 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
             *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
     }
     char out_ref[600];
-    if (o->output)
+    if (o->output && !strchr(o->output, '/'))
+        /* "app:tag" lands in the caller's namespace, as on the platform. */
+        snprintf(out_ref, sizeof(out_ref), "%s/%s", ctx->org, o->output);
+    else if (o->output)
         snprintf(out_ref, sizeof(out_ref), "%s", o->output);
     else
         snprintf(out_ref, sizeof(out_ref), "%s/%s:latest", ctx->org, name);
@@ -513,7 +516,9 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
     nubo_image_info_free(&info);
     if (o->push) {
         char pushed[80];
-        if (cli_push_layout(ctx, layout, oref.repo, oref.tag, pushed, err) < 0)
+        char qrepo[600];
+        snprintf(qrepo, sizeof(qrepo), "%s%s%s", oref.host, oref.host[0] ? "/" : "", oref.repo);
+        if (cli_push_layout(ctx, layout, qrepo, oref.tag, pushed, err) < 0)
             goto out;
     }
     rc = 0;
