@@ -102,14 +102,22 @@ static int out_putc(struct out *o, char ch)
 }
 
 /* Reads one word at *pp: quoted parts ("..." with \" and \\ escapes) are joined to bare
- * parts; a bare word ends at whitespace, or at STOP when STOP is not 0. Stores the word,
- * NUL-terminated, in the buffer and returns it (NULL when the buffer is full). */
-static const char *read_word(struct out *o, const char **pp, char stop)
+ * parts; a bare word ends at whitespace, or at any character of STOPS (may be ""). Stores
+ * the word, NUL-terminated, in the buffer and returns it (NULL when the buffer is full). */
+static int is_stop(char ch, const char *stops)
+{
+	for (; *stops; stops++)
+		if (ch == *stops)
+			return 1;
+	return 0;
+}
+
+static const char *read_word(struct out *o, const char **pp, const char *stops)
 {
 	const char *p = *pp;
 	int start = o->used;
 	int ok = 1;
-	while (*p && !is_space(*p) && !(stop && *p == stop)) {
+	while (*p && !is_space(*p) && !is_stop(*p, stops)) {
 		if (*p == '"') {
 			p++;
 			while (*p && *p != '"') {
@@ -169,7 +177,7 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 		}
 		if (starts_with(p, "netdev.ip=")) {
 			p += 10;
-			const char *v = read_word(&o, &p, 0);
+			const char *v = read_word(&o, &p, "");
 			if (!v)
 				continue;
 			c->netdev_raw = v;
@@ -178,9 +186,12 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 				c->bad_netdev = 1;
 			}
 		} else if (starts_with(p, "env.vars=[")) {
+			/* Entries are separated by spaces (Unikraft) or commas: `env.vars=["A=1","B=2"]`
+			 * is one token to Linux, which would otherwise count every "K=V" against its
+			 * 32 init environment slots and panic past them. */
 			p += 10;
 			for (;;) {
-				while (is_space(*p))
+				while (is_space(*p) || *p == ',')
 					p++;
 				if (!*p)
 					return; /* unterminated list: nothing follows */
@@ -189,7 +200,7 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 					break;
 				}
 				const char *before = p;
-				const char *v = read_word(&o, &p, ']');
+				const char *v = read_word(&o, &p, "],");
 				if (p == before)
 					p++; /* cannot happen, but never loop forever */
 				if (!v)
@@ -209,7 +220,7 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 			p++;
 		if (!*p)
 			return;
-		const char *v = read_word(&o, &p, 0);
+		const char *v = read_word(&o, &p, "");
 		if (!v)
 			continue;
 		if (c->argc < GUEST_MAX_ARGS)

@@ -60,6 +60,12 @@ if [ "$KERNEL" != "$RT/vmlinuz" ]; then
     QEMU=("${QEMU_ELF[@]}")
 fi
 
+# Many env entries: the comma form is one token to Linux (the spaced form panics it past 32).
+many=$(for i in $(seq 40); do printf '"V%d=v %d",' "$i" "$i"; done)
+boot manyenv "env.vars=[${many%,}] -- /bin/sh -c \"echo V1=[\$V1] V40=[\$V40]\""
+expect manyenv "V1=[v 1] V40=[v 40]"
+expect manyenv "NUBO_EXIT 0"
+
 boot noapp ''
 expect noapp "no application given"
 expect noapp "NUBO_EXIT 1"

@@ -43,6 +43,19 @@ static void test_compact_env_and_no_args(void **state)
 	assert_false(c.net.present);
 }
 
+static void test_comma_env_list(void **state)
+{
+	(void)state;
+	/* One kernel token: Linux does not count its entries as init environment. */
+	guest_cmdline_parse(&c, "env.vars=[\"A=1\",\"B=x y\",\"C=a,b\"] -- run");
+	assert_int_equal(c.nenv, 3);
+	assert_string_equal(c.env[0], "A=1");
+	assert_string_equal(c.env[1], "B=x y");
+	assert_string_equal(c.env[2], "C=a,b");
+	assert_int_equal(c.argc, 1);
+	assert_string_equal(c.argv[0], "run");
+}
+
 static void test_escapes_and_dashes(void **state)
 {
 	(void)state;
@@ -103,6 +116,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_line),
 		cmocka_unit_test(test_compact_env_and_no_args),
+		cmocka_unit_test(test_comma_env_list),
 		cmocka_unit_test(test_escapes_and_dashes),
 		cmocka_unit_test(test_bad_netdev),
 		cmocka_unit_test(test_bounds),
