@@ -337,7 +337,7 @@ static void handle_icmp(const uint8_t *eth, uint32_t src, const uint8_t *p, size
 #define TCP_RST 0x04
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
-#define MAX_CONNS 16
+#define MAX_CONNS 64
 #define REQ_MAX 2048
 
 struct tcp_conn {
@@ -349,11 +349,13 @@ struct tcp_conn {
 	uint32_t snd_next;  /* our next sequence number */
 	int replied;
 	int fin_seen;
+	uint64_t last_seen; /* SYN order, for eviction when the table is full */
 	size_t req_len;
 	char req[REQ_MAX];
 };
 
 struct http_srv {
+	uint64_t clock;
 	uint16_t port;
 	const char *body;
 	struct tcp_conn conns[MAX_CONNS];
@@ -464,8 +466,13 @@ static void handle_tcp(const uint8_t *eth, uint32_t src, const uint8_t *t, size_
 	}
 	if (flags & TCP_SYN) {
 		if (!c) {
-			if (!free_slot)
-				free_slot = &srv.conns[(sport ^ src) % MAX_CONNS]; /* evict: tiny server */
+			if (!free_slot) /* full: evict the oldest, answered ones first */
+				for (int i = 0; i < MAX_CONNS; i++) {
+					struct tcp_conn *e = &srv.conns[i];
+					if (!free_slot || (e->replied && !free_slot->replied) ||
+					    (e->replied == free_slot->replied && e->last_seen < free_slot->last_seen))
+						free_slot = e;
+				}
 			c = free_slot;
 			bzero_(c, sizeof(*c));
 			c->used = 1;
@@ -474,6 +481,7 @@ static void handle_tcp(const uint8_t *eth, uint32_t src, const uint8_t *t, size_
 			c->snd_isn = net.isn_salt ^ (src * 2654435761u) ^ ((uint32_t)sport << 16);
 			c->rcv_next = seq + 1;
 			c->snd_next = c->snd_isn + 1;
+			c->last_seen = ++srv.clock;
 		}
 		/* (Re)send SYN-ACK; a retransmitted SYN gets the same answer. */
 		tcp_send(eth, src, sport, c->snd_isn, c->rcv_next, TCP_SYN | TCP_ACK, 0, 0);

@@ -131,6 +131,15 @@ if [ "$(id -u)" = 0 ] && command -v curl >/dev/null && command -v busybox >/dev/
         got=$(ip netns exec "$T_NS" curl -fsS --max-time 5 "http://10.76.0.2:8080/n$i") || t_fail "http: request $i failed"
         [ "$got" = "$body" ] || t_fail "http: request $i answered '$got'"
     done
+    # 30 clients at once: every one answered.
+    pids=()
+    for i in $(seq 30); do
+        ip netns exec "$T_NS" curl -sS -o /dev/null -w '%{http_code}\n' --max-time 10 http://10.76.0.2:8080/ \
+            >> "$T_TMP/parallel.out" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    [ "$(grep -cx 200 "$T_TMP/parallel.out")" = 30 ] || t_fail "http: parallel requests failed: $(sort "$T_TMP/parallel.out" | uniq -c | tr '\n' ' ')"
     code=$(ip netns exec "$T_NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST http://10.76.0.2:8080/)
     [ "$code" = 405 ] || t_fail "http: POST answered $code, expected 405"
     ip netns exec "$T_NS" busybox ping -c 2 -W 3 10.76.0.2 > "$T_TMP/hello-ping.log" 2>&1 || t_fail "http: no ping answer"
