@@ -5,10 +5,10 @@ source "$NUBO_SRC/tests/lib.sh"
 t_need_root
 t_need_libvirt
 RT=$NUBO_BUILD/guest/runtimes/base
-if [ ! -f "$RT/initrd.cpio" ]; then
-    cmake --build "$NUBO_BUILD" --target guest_runtime_base > "$T_TMP/build.log" 2>&1 \
-        || t_fail "cannot build the base runtime (see build.log)"
-fi
+mkdir -p "$NUBO_BUILD/guest"
+# One build at a time when tests run in parallel (ctest -j): same outputs.
+flock "$NUBO_BUILD/guest/build.lock" cmake --build "$NUBO_BUILD" --target guest_runtime_base > "$T_TMP/build.log" 2>&1 \
+    || t_fail "cannot build the base runtime (see build.log)"
 KERNEL=$RT/vmlinuz
 [ -f "$RT/vmlinux" ] && KERNEL=$RT/vmlinux
 URI=${NUBO_LIBVIRT_URI:-qemu:///system}
