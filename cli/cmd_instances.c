@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "       nubo instances rm NAME...\n"
           "       nubo instances logs [-f] NAME\n"
           "       nubo instances wait NAME... --until STATE [--timeout DUR]\n"
+          "       nubo instances create [run flags] IMAGE [-- ARGS]   (= nubo run)\n"
           "Every form takes -o json|table.\n",
           f);
 }
@@ -122,6 +123,9 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv)
         {"wait", no_argument, NULL, 'w'},       {"until", required_argument, NULL, OPT_UNTIL},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0}};
+    /* kraft cloud instance create [FLAGS] IMAGE [-- ARGS] is nubo run. */
+    if (argc > 1 && (!strcmp(argv[1], "create") || !strcmp(argv[1], "new")))
+        return cmd_run(ctx, argc - 1, argv + 1);
     struct option *opts = cli_opts_with_globals(own);
     struct nubo_err err = {0};
     bool follow = false, force = false, wait = false;
