@@ -20,6 +20,7 @@ void ctl_config_defaults(struct ctl_config *c)
     c->max_body_bytes = NUBO_API_MAX_BODY;
     c->heartbeat_interval_ms = 2000;
     c->grace_ms = 10000;
+    c->watch_coalesce_ms = 5;
     c->pool_net = 0x0a400000; /* 10.64.0.0/16 */
     c->pool_prefix = 16;
     snprintf(c->cluster_domain, sizeof(c->cluster_domain), "internal");
@@ -95,6 +96,8 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         rc = set_int(&c->heartbeat_interval_ms, value, 50, 3600000);
     else if (KEY("agent", "grace_ms"))
         rc = set_int(&c->grace_ms, value, 100, 86400000);
+    else if (KEY("agent", "watch_coalesce_ms"))
+        rc = set_int(&c->watch_coalesce_ms, value, 0, 1000);
     else if (KEY("agent", "subnet_pool"))
         rc = ctl_parse_cidr(value, &c->pool_net, &c->pool_prefix);
     else if (KEY("scheduler", "vcpu_overcommit"))

@@ -35,6 +35,7 @@ struct ctl_config {
     int64_t max_body_bytes;      /* public API bodies */
     int64_t heartbeat_interval_ms;
     int64_t grace_ms;
+    int64_t watch_coalesce_ms;   /* hold a changed desired set this long to batch changes */
     uint32_t pool_net;           /* host byte order */
     int pool_prefix;             /* <= 24 */
     char cluster_domain[64];

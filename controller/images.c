@@ -48,7 +48,8 @@ int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const ch
         int rc;
         if (r.digest[0]) {
             char dref[NUBO_IMAGE_REF_MAX];
-            snprintf(dref, sizeof(dref), "%s@%s", cands[i], r.digest);
+            if (nubo_snprintf(dref, sizeof(dref), "%.300s@%.80s", cands[i], r.digest) < 0)
+                return nubo_error_http(err, 400, "image reference too long");
             rc = ctl_store_image_by_digest(&ctx->store, dref, row_out, err);
         } else {
             rc = ctl_store_image_by_tag(&ctx->store, cands[i], r.tag, row_out, err);

@@ -288,10 +288,14 @@ static void flush_watches_cb(evutil_socket_t fd, short what, void *arg)
 void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node)
 {
     node->version = ++ctx->version_seq;
-    /* Answer once per loop turn, however many changes this turn makes: a batch of creates
-     * costs one full-set reply, not one per instance. */
-    if (node->watches)
-        event_active(node->flush_ev, 0, 0);
+    /* Answer after watch_coalesce_ms (default 5), however many changes arrive meanwhile: a
+     * burst of creates costs one full-set reply, not one per instance. */
+    if (node->watches && !event_pending(node->flush_ev, EV_TIMEOUT, NULL)) {
+        int64_t ms = ctx->cfg.watch_coalesce_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        if (ms == 0 || evtimer_add(node->flush_ev, &tv) < 0)
+            event_active(node->flush_ev, EV_TIMEOUT, 0);
+    }
 }
 
 void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -164,8 +165,60 @@ int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct
     return 0;
 }
 
+static void *ckpt_main(void *arg)
+{
+    struct ctl_store *s = arg;
+    pthread_mutex_lock(&s->ckpt_mu);
+    while (!s->ckpt_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
+        if (s->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&s->ckpt_mu);
+        int log_frames = 0, done = 0;
+        if (sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                      &done) != SQLITE_OK)
+            log_warnx("store: checkpoint: %s", sqlite3_errmsg(s->ckpt_db));
+        pthread_mutex_lock(&s->ckpt_mu);
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return NULL;
+}
+
+int ctl_store_start_checkpointer(struct ctl_store *s, const char *path, struct nubo_err *err)
+{
+    if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return nubo_error(err, 0, "cannot open %s for checkpoints", path);
+    sqlite3_busy_timeout(s->ckpt_db, 1000);
+    /* the loop's connection no longer checkpoints by itself */
+    if (exec_sql(s, "PRAGMA wal_autocheckpoint=0", err) < 0)
+        return -1;
+    pthread_mutex_init(&s->ckpt_mu, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
+    if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0)
+        return nubo_error(err, 0, "cannot start the checkpoint thread");
+    s->ckpt_running = true;
+    return 0;
+}
+
 void ctl_store_close(struct ctl_store *s)
 {
+    if (s->ckpt_running) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+        pthread_join(s->ckpt_thread, NULL);
+        s->ckpt_running = false;
+    }
+    if (s->ckpt_db)
+        sqlite3_close(s->ckpt_db);
     for (int i = 0; i < ST__COUNT; i++)
         if (s->st[i])
             sqlite3_finalize(s->st[i]);

@@ -5,6 +5,7 @@
 #define NUBO_CTL_STORE_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -86,11 +87,20 @@ enum ctl_stmt {
 struct ctl_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
+    /* WAL checkpoints (and their fsyncs) run on a thread with its own connection, so a
+     * commit on the event loop never waits for one */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_running, ckpt_stop;
 };
 
 #define CTL_STORE_SCHEMA_VERSION 1
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
+/* Start the checkpoint thread (the controller does; tests may skip it). */
+int ctl_store_start_checkpointer(struct ctl_store *s, const char *path, struct nubo_err *err);
 void ctl_store_close(struct ctl_store *s);
 int ctl_store_begin(struct ctl_store *s, struct nubo_err *err);
 int ctl_store_commit(struct ctl_store *s, struct nubo_err *err);
