@@ -145,6 +145,19 @@ if [ "$(id -u)" = 0 ] && command -v curl >/dev/null && command -v busybox >/dev/
     ip netns exec "$T_NS" busybox ping -c 2 -W 3 10.76.0.2 > "$T_TMP/hello-ping.log" 2>&1 || t_fail "http: no ping answer"
     t_log "hello --http: serving ~${ready_us} us after qemu start (polled), first HTTP answer at ${first_us} us; $(tail -1 "$T_TMP/hello-ping.log")"
     kill "$HTTP_PID"
+    wait "$HTTP_PID" 2>/dev/null || true
+
+    # The same over a virtio 1.x (non-legacy) virtio-mmio transport.
+    ip netns exec "$T_NS" "${QEMU[@]}" -global virtio-mmio.force-legacy=false \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -append "netdev.ip=10.76.0.2/24:10.76.0.1:10.76.0.1 -- --http 8080" > "$T_TMP/http1.log" 2>&1 &
+    HTTP_PID=$!
+    t_track_pid "$HTTP_PID"
+    t_wait_for 20 grep -q 'serving HTTP' "$T_TMP/http1.log" || t_fail "http (virtio 1.x): server did not start"
+    grep -q 'virtio-net up' "$T_TMP/http1.log" || t_fail "http (virtio 1.x): not the modern transport"
+    body=$(ip netns exec "$T_NS" curl -fsS --max-time 5 http://10.76.0.2:8080/) || t_fail "http (virtio 1.x): no answer"
+    [ "$body" = "Hello from nubo's hello unikernel!" ] || t_fail "http (virtio 1.x): unexpected '$body'"
+    kill "$HTTP_PID"
 else
     t_log "network part skipped: needs root, curl and busybox"
 fi
