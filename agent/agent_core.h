@@ -212,6 +212,7 @@ void agent_instance_free(struct agent *ag, struct agent_instance *in);
 void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w);
 void agent_reconcile(struct agent *ag, struct agent_instance *in);
 void agent_reconcile_all(struct agent *ag);
+void agent_instance_rearm(struct agent *ag, struct agent_instance *in);
 /* libvirt lifecycle event, delivered on the main thread. */
 void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail);
 /* After (re)connecting: compare libvirt's domains with the table. */

@@ -146,6 +146,16 @@ static void timer_clear(struct agent_instance *in)
     in->timer_kind = AGENT_TIMER_NONE;
 }
 
+/* After a restart of the agent: a restart back-off that was pending goes on where it was. */
+void agent_instance_rearm(struct agent *ag, struct agent_instance *in)
+{
+    (void)ag;
+    if (in->r.state != NUBO_STATE_STOPPED || in->r.restart_next_at_us <= 0 || in->domain)
+        return;
+    int64_t left_ms = (in->r.restart_next_at_us - nubo_now_us()) / 1000;
+    timer_set(in, AGENT_TIMER_RESTART, left_ms > 0 ? left_ms : 0);
+}
+
 /* ---- worker jobs: libvirt calls by domain name, on a connection reference of their own ---- */
 
 struct dom_job {

@@ -148,6 +148,7 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
                 in->img = img;
             }
         }
+        agent_instance_rearm(ag, in);
         /* Something half done when we died (a pull, a create) is redone from the start. */
         if (!in->domain && in->r.state != NUBO_STATE_STOPPED) {
             in->r.state = NUBO_STATE_STOPPED;

@@ -16,7 +16,7 @@ img=$(ag_image test/boot v1) || t_fail "push image"
 ag_config boot
 ag_start
 virsh_q() { virsh -q -c qemu:///system "$@"; }
-dom_running() { virsh_q domstate "$1" 2>/dev/null | grep -q running; }
+dom_running() { virsh_q domstate "$1" 2>/dev/null | has running; }
 
 A=b0000001-0000-4000-8000-00000000000a
 ag_inst $A "$img" running 1 '["serve"]' never false 10.77.0.10
@@ -29,8 +29,8 @@ t_log "running: boot_time_us=$bt phases image=$(ag_get $A phases_us.image) domai
 dom_running $A || t_fail "domain not running in libvirt"
 tap=$(ip -n "$AG_NS" -o link show master nubobr0 | awk -F': ' '{print $2}' | cut -d@ -f1 | head -1)
 [ -n "$tap" ] || t_fail "no tap enslaved to the bridge in $AG_NS"
-ip -n "$AG_NS" -o addr show nubobr0 | grep -q 10.77.0.1/24 || t_fail "bridge has no gateway address"
-ip -o addr | grep -q '10\.77\.' && t_fail "a private address leaked into the root namespace"
+ip -n "$AG_NS" -o addr show nubobr0 | has 10.77.0.1/24 || t_fail "bridge has no gateway address"
+ip -o addr | has '10\.77\.' && t_fail "a private address leaked into the root namespace"
 cl=$AG_DIR/state/instances/$A/console.log
 grep -q 'netdev.ip=10.77.0.10/24:10.77.0.1:10.77.0.1' "$cl" || t_fail "cmdline lacks netdev.ip: $(head -1 "$cl")"
 grep -q 'env.vars=\[ "NUBO_TEST=1" \] -- serve' "$cl" || t_fail "cmdline lacks env/args: $(head -1 "$cl")"
@@ -68,7 +68,7 @@ ag_push
 t_wait_for 60 ag_is $C restart_count 1 || t_fail "crash not restarted (restart_count $(ag_get $C restart_count))"
 t_wait_for 30 ag_is $C state stopped || t_fail "crashed again: state $(ag_get $C state)"
 [ "$(ag_get $C stop_reason)" = 1 ] || t_fail "crash: stop_reason $(ag_get $C stop_reason), want 1 (----K)"
-ag_get $C message | grep -q 'testcrash requested' || t_fail "crash message: $(ag_get $C message)"
+ag_get $C message | has 'testcrash requested' || t_fail "crash message: $(ag_get $C message)"
 [ "$(ag_get $C restart.attempt)" = 2 ] || t_fail "restart.attempt $(ag_get $C restart.attempt)"
 [ -n "$(ag_get $C restart.next_at)" ] || t_fail "no restart.next_at for the 5 s back-off"
 # a user stop aborts the back-off

@@ -54,7 +54,7 @@ t_wait_for 10 test -s "$T_TMP/ctl/nubo.db.join-token" || t_fail "controller wrot
 AG_PID=$!
 t_track_pid $AG_PID
 t_on_exit "cp '$AG_DIR/agent.log' '$T_TMP/agent-ctl.log' 2>/dev/null"
-node_ready() { api GET /v1/nodes | grep -q '"ctl"'; }
+node_ready() { api GET /v1/nodes | has '"ctl"'; }
 t_wait_for 20 node_ready || t_fail "node did not register: $(api GET /v1/nodes)"
 t_log "nodes: $(api GET /v1/nodes | head -c 400)"
 
@@ -67,10 +67,10 @@ bt=$(inst "$U" boot_time_us)
 t_log "instance $U running: private_ip=$ip boot_time_us=$bt"
 [ -n "$ip" ] || t_fail "no private ip"
 [ "${bt:-0}" -gt 0 ] || t_fail "no boot time"
-virsh -q -c qemu:///system domstate "$U" | grep -q running || t_fail "no libvirt domain"
+virsh -q -c qemu:///system domstate "$U" | has running || t_fail "no libvirt domain"
 grep -q "netdev.ip=$ip/" "$AG_DIR/state/instances/$U/console.log" || t_fail "guest did not get its ip"
-ip -n "$AG_NS" -o addr show nubobr0 | grep -q "inet 10\." || t_fail "bridge has no gateway address"
-has_log() { api GET "/v1/instances/$U/log" | jq_py "__import__('base64').b64decode(d['data']['instances'][0]['output']).decode()" | grep -q NUBO_READY; }
+ip -n "$AG_NS" -o addr show nubobr0 | has "inet 10\." || t_fail "bridge has no gateway address"
+has_log() { api GET "/v1/instances/$U/log" | jq_py "__import__('base64').b64decode(d['data']['instances'][0]['output']).decode()" | has NUBO_READY; }
 t_wait_for 20 has_log || t_fail "console not shipped: $(api GET /v1/instances/$U/log | head -c 300)"
 
 api PUT "/v1/instances/$U/stop" -d '{}' > /dev/null
@@ -92,7 +92,7 @@ t_wait_for 30 inst_is "$U" state running || t_fail "after controller restart: $(
 
 # agent kill -9: the guest runs on and is re-adopted
 kill -9 "$AG_PID"; wait "$AG_PID" 2>/dev/null || true
-virsh -q -c qemu:///system domstate "$U" | grep -q running || t_fail "guest died with the agent"
+virsh -q -c qemu:///system domstate "$U" | has running || t_fail "guest died with the agent"
 "$AG_BIN" --config "$AG_DIR/agent.ini" --log-level debug >> "$AG_DIR/agent.log" 2>&1 &
 AG_PID=$!
 t_track_pid $AG_PID

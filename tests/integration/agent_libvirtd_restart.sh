@@ -85,7 +85,7 @@ LVPID=$(cat "$LV/libvirtd.pid")
 t_track_pid "$LVPID"
 t_wait_for 60 grep -q "re-adopted" "$AG_DIR/agent.log" || t_fail "agent did not reconnect and re-adopt"
 kill -0 "$qpid" || t_fail "guest died across the libvirtd restart"
-lvsh domstate $R | grep -q running || t_fail "libvirtd lost the guest"
+lvsh domstate $R | has running || t_fail "libvirtd lost the guest"
 after=$(python3 -c 'import json,sys; print(json.dumps([i for i in json.load(open(sys.argv[1]))["instances"] if i["uuid"]==sys.argv[2]][0], sort_keys=True))' "$AG_DIR/status.json" $R)
 [ "$before" = "$after" ] || t_fail "report changed across the libvirtd restart: $before -> $after"
 

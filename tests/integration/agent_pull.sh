@@ -73,13 +73,13 @@ t_log "corrupt: $(msg $C)"
 t_log "truncated: $(msg $T)"
 t_log "unknown: $(msg $U)"
 t_log "evil: $(msg $E)"
-msg $C | grep -qi 'test/corrupt' || t_fail "corrupt blob message does not name the image"
-msg $C | grep -qiE 'digest|sha256|mismatch' || t_fail "corrupt blob message does not say digest mismatch"
-msg $T | grep -qiE 'short|truncat|size|mismatch|digest|length|verification' || t_fail "truncated blob message unclear"
-msg $U | grep -qiE '404|unknown|not found' || t_fail "unknown digest message unclear"
-msg $E | grep -qiE '\.\.|travers|refus|unsafe|outside' || t_fail "path traversal not refused clearly"
+msg $C | has -i 'test/corrupt' || t_fail "corrupt blob message does not name the image"
+msg $C | has -iE 'digest|sha256|mismatch' || t_fail "corrupt blob message does not say digest mismatch"
+msg $T | has -iE 'short|truncat|size|mismatch|digest|length|verification' || t_fail "truncated blob message unclear"
+msg $U | has -iE '404|unknown|not found' || t_fail "unknown digest message unclear"
+msg $E | has -iE '\.\.|travers|refus|unsafe|outside' || t_fail "path traversal not refused clearly"
 [ ! -e /tmp/nubo-agent-evil ] || t_fail "the traversal layer wrote outside its directory"
-ls "$AG_DIR/cache/images" | grep -q "${good##*sha256:}" || t_fail "good image not in the cache"
+ls "$AG_DIR/cache/images" | has "${good##*sha256:}" || t_fail "good image not in the cache"
 [ "$(ls "$AG_DIR/cache/images" | wc -l)" = 1 ] || t_fail "a failed pull left an image in the cache"
 [ -z "$(ls -A "$AG_DIR/cache/tmp")" ] || t_fail "a failed pull left temporary files"
 
@@ -92,7 +92,7 @@ ag_inst $G2 "$good" running 2     # a start request while running changes nothin
 ag_push
 ag_wait $D state stopped 60
 t_log "registry down: $(msg $D)"
-msg $D | grep -qiE 'connect|refused|unreachable|registry' || t_fail "registry-down message unclear"
+msg $D | has -iE 'connect|refused|unreachable|registry' || t_fail "registry-down message unclear"
 kill -0 "$AG_PID" || t_fail "agent died"
 ag_wait $G1 state running 5
 ag_wait $G2 state running 5

@@ -140,3 +140,7 @@ ag_kernel_layer() {
     curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$T_REGISTRY_URL/v2/$repo/manifests/$man" |
         python3 -c 'import json,sys; m=json.load(sys.stdin); print([l["digest"] for l in m["layers"] if "org.unikraft.kernel.image" in l.get("annotations",{})][0])'
 }
+
+# grep that reads all of its input (grep -q exits early, and under pipefail the writer's
+# SIGPIPE would fail the pipeline)
+has() { grep "$@" >/dev/null; }

@@ -120,6 +120,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static int64_t g_drain_ms;
+
 static void assign(struct agent *ag, int64_t version, const char *desired, int64_t start_seq,
                    const char *policy, bool force)
 {
@@ -130,8 +132,9 @@ static void assign(struct agent *ag, int64_t version, const char *desired, int64
              "\"env\":{},\"desired_state\":\"%s\",\"restart_policy\":\"%s\","
              "\"private_ip\":\"10.9.0.5\",\"prefix\":24,\"gateway\":\"10.9.0.1\","
              "\"dns\":\"10.9.0.1\",\"service_ports\":[],\"start_seq\":%lld,"
-             "\"stop\":{\"force\":%s,\"drain_timeout_ms\":0}}]}",
-             (long long)version, desired, policy, (long long)start_seq, force ? "true" : "false");
+             "\"stop\":{\"force\":%s,\"drain_timeout_ms\":%lld}}]}",
+             (long long)version, desired, policy, (long long)start_seq, force ? "true" : "false",
+             (long long)g_drain_ms);
     json_error_t je;
     json_t *j = json_loads(text, 0, &je);
     assert_non_null(j);
@@ -264,6 +267,59 @@ static void test_user_stop_graceful_then_destroy(void **state)
     assert_int_equal(in->r.restart_count, 0);
 }
 
+static void test_drain_then_stop(void **state)
+{
+    struct fx *f = *state;
+    struct agent *ag = &f->ag;
+    assign(ag, 1, "running", 1, "never", false);
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    WAIT_FOR(ag, in->domain, 5000);
+    console(f, "NUBO_READY\n");
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_RUNNING, 3000);
+    g_drain_ms = 300;
+    assign(ag, 2, "stopped", 1, "never", false);
+    g_drain_ms = 0;
+    assert_int_equal(in->r.state, NUBO_STATE_DRAINING);
+    spin(ag, 100);
+    assert_int_equal(in->r.state, NUBO_STATE_DRAINING); /* still draining within the timeout */
+    assert_true(domain_active(f));
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_STOPPED, 3000);
+    assert_false(domain_active(f));
+    assert_true(in->r.stop_reason & NUBO_STOP_USER);
+}
+
+static void test_restart_backoff_survives_agent_restart(void **state)
+{
+    struct fx *f = *state;
+    struct agent *ag = &f->ag;
+    assign(ag, 1, "running", 1, "always", false);
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    WAIT_FOR(ag, in->domain, 5000);
+    console(f, "NUBO_READY\nNUBO_EXIT 0\n");
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_RUNNING, 3000);
+    destroy_outside(f); /* exit 1: immediate restart (attempt 1) */
+    WAIT_FOR(ag, in->r.restart_count == 1 && in->domain, 5000);
+    console(f, "NUBO_READY\nNUBO_EXIT 0\n");
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_RUNNING, 3000);
+    destroy_outside(f); /* exit 2: restart in 5 s */
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_STOPPED, 3000);
+    int64_t next_at = in->r.restart_next_at_us;
+    assert_true(next_at > nubo_now_us());
+    spin(ag, 20);
+    agent_fini(ag);
+    memset(ag, 0, sizeof(*ag));
+    agent_up(f);
+    in = agent_instance_find(ag, UUID1);
+    assert_non_null(in);
+    assert_int_equal(in->r.restart_next_at_us, next_at);
+    assert_int_equal(in->r.restart_attempt, 2);
+    /* the restarted agent keeps the back-off and restarts it when it is due */
+    assign(ag, 1, "running", 1, "always", false);
+    WAIT_FOR(ag, in->domain, 8000);
+    assert_true(nubo_now_us() >= next_at - 50000);
+    assert_int_equal(in->r.restart_count, 2);
+}
+
 static void test_force_stop_and_delete(void **state)
 {
     struct fx *f = *state;
@@ -367,6 +423,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_code_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_stop_graceful_then_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_force_stop_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_then_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_backoff_survives_agent_restart, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_readopt_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_down, setup, teardown),
     };
