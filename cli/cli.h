@@ -67,7 +67,7 @@ void cli_notice(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format
  * parsed envelope. A top-level "error" status, HTTP >= 400 or no answer -> -1, one line. */
 int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
             json_t **out, struct nubo_err *err);
-/* Borrow data.<collection> (an array; an object is wrapped... no: returned as is). */
+/* Borrow data.<collection> when it is an array, else NULL. */
 json_t *cli_api_items(json_t *env, const char *collection);
 /* Per-item error text or NULL when the item succeeded. */
 const char *cli_item_error(json_t *item);
@@ -200,6 +200,12 @@ struct cli_build_result {
 };
 int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_build_result *res,
               struct nubo_err *err);
+/* build/deploy flags (-o NAME or -o json|table, -K, --runtime, --rootfs, --build-arg,
+ * --oci-dir, --no-push): 1 consumed, 0 not ours, -1 bad value. */
+int cli_build_opt(struct cli_ctx *ctx, struct cli_build_opts *o, int c, const char *arg,
+                  struct nubo_err *err);
+/* "pushed acme/app:latest (acme/app@sha256:…, 12 MB)" or the JSON object. */
+void cli_print_build(struct cli_ctx *ctx, const struct cli_build_result *res, bool pushed);
 /* "python:3.12" -> repo official/python, tag 3.12; nearest available tag chosen with a notice
  * when the exact one is missing. Fills repo/tag actually used. */
 int cli_resolve_runtime(struct cli_ctx *ctx, const char *runtime, char *repo, size_t repo_size,

@@ -18,8 +18,6 @@ enum { OPT_RUNTIME = 0x3000, OPT_ROOTFS, OPT_BUILD_ARG, OPT_OCI_DIR, OPT_NO_PUSH
 
 /* -o/--output is the image name here; "-o json" / "-o table" still pick the format. */
 int cli_build_opt(struct cli_ctx *ctx, struct cli_build_opts *o, int c, const char *arg,
-                  struct nubo_err *err);
-int cli_build_opt(struct cli_ctx *ctx, struct cli_build_opts *o, int c, const char *arg,
                   struct nubo_err *err)
 {
     switch (c) {
@@ -60,7 +58,6 @@ int cli_build_opt(struct cli_ctx *ctx, struct cli_build_opts *o, int c, const ch
         {"oci-dir", required_argument, NULL, OPT_OCI_DIR},                                        \
         {"no-push", no_argument, NULL, OPT_NO_PUSH}
 
-void cli_print_build(struct cli_ctx *ctx, const struct cli_build_result *res, bool pushed);
 void cli_print_build(struct cli_ctx *ctx, const struct cli_build_result *res, bool pushed)
 {
     if (ctx->out == CLI_OUT_JSON) {

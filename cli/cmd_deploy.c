@@ -6,9 +6,6 @@
 
 #include "cli.h"
 
-int cli_build_opt(struct cli_ctx *ctx, struct cli_build_opts *o, int c, const char *arg,
-                  struct nubo_err *err);
-void cli_print_build(struct cli_ctx *ctx, const struct cli_build_result *res, bool pushed);
 
 static void usage(FILE *f)
 {

@@ -39,9 +39,6 @@ static int list_generic(struct cli_ctx *ctx, const char *cmd, const char *path,
     if (cli_api(ctx, "GET", path, NULL, &resp, &err) < 0)
         return cli_fail(ctx, cmd, &err);
     json_t *items = cli_api_items(resp, collection);
-    if (!items)
-        items = json_array_get(json_object_get(resp, "data"), 0) ? json_object_get(resp, "data")
-                                                                 : NULL;
     json_t *empty = json_array();
     if (ctx->out == CLI_OUT_JSON)
         cli_print_json(ctx->o, items ? items : empty);

@@ -12,7 +12,6 @@
 #include "oci_image.h"
 #include "util.h"
 
-void cli_print_build(struct cli_ctx *ctx, const struct cli_build_result *res, bool pushed);
 
 static void pkg_usage(FILE *f)
 {
