@@ -99,10 +99,25 @@ man = json.loads(urllib.request.urlopen(urllib.request.Request(REG + '/v2/acme/a
       headers={'Accept': 'application/vnd.oci.image.manifest.v1+json'})).read())
 man['layers'][0]['digest'] = ed; man['layers'][0]['size'] = len(evil)
 evil_man = json.dumps(man, separators=(',', ':'), sort_keys=True).encode()
+flaky = {'n': 0}
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
         p = self.path
+        if p.startswith('/v2/flaky/app/'):
+            # Two 503s, then the real answer: the client's retries must carry it through.
+            flaky['n'] += 1
+            if flaky['n'] % 3 != 0:
+                self.send_response(503); self.send_header('Content-Length', '0'); self.end_headers()
+                return
+            p = p.replace('/v2/flaky/app/', '/v2/acme/app/')
+            req = urllib.request.Request(REG + p, headers={'Accept': self.headers.get('Accept', '*/*')})
+            body = urllib.request.urlopen(req).read()
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            if '/manifests/' in p:
+                self.send_header('Content-Type', json.loads(body).get('mediaType', 'application/json'))
+            self.end_headers(); self.wfile.write(body); return
         if p == '/v2/evil/app/manifests/v1':
             self.send_response(200)
             self.send_header('Content-Type', 'application/vnd.oci.image.manifest.v1+json')
@@ -134,6 +149,9 @@ set +e
 msg=$("$NUBO" pull acme/app:v1 --dir pulled3 --registry "http://127.0.0.1:$port" 2>&1); rc=$?
 set -e
 [ $rc = 1 ] && [[ $msg == *"truncated"* ]] || t_fail "truncated body not detected: rc=$rc msg=$msg"
+"$NUBO" pull flaky/app:v1 --dir pulled-flaky -q --registry "http://127.0.0.1:$port" \
+    || t_fail "retries on 5xx did not carry the pull through"
+cmp kernel pulled-flaky/kernel || t_fail "kernel differs after retried transfers"
 set +e
 msg=$("$NUBO" pull evil/app:v1 --dir pulled4 --registry "http://127.0.0.1:$port" 2>&1); rc=$?
 set -e
