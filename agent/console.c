@@ -1,4 +1,4 @@
-/* Serial console of an instance: libvirt (through virtlogd, which rotates the file) appends to
+/* Serial console of an instance: qemu appends (O_APPEND, fd passed by libvirt) to
  * <dir>/console.log; we follow it as it grows (inotify on dir), copy every byte into a bounded
  * ring on disk (<dir>/console.ring, shipped to the controller from there) and spot the marker
  * lines of the guest console protocol: NUBO_READY, NUBO_EXIT <n>, NUBO_CRASH <text>. */
@@ -18,6 +18,11 @@
 
 /* Ring file: a header then cap bytes; stream byte p lives at HDR + p % cap. The header keeps
  * where we are in console.log so a restarted agent resumes where it stopped. */
+/* console.log is opened by libvirt for qemu with O_APPEND and grows without limit; once we
+ * have copied this much of it into the ring we truncate it (appends then start again at 0).
+ * The bytes a guest writes between our last read and the truncate are lost: microseconds. */
+#define CONSOLE_FILE_MAX (1u << 20)
+
 #define RING_MAGIC 0x6e75626f636f6e31ULL /* "nubocon1" */
 #define RING_HDR 64
 struct ring_hdr {
@@ -192,6 +197,17 @@ int agent_console_pump(struct agent_console *c, agent_marker_fn fn, void *opaque
         struct stat st2;
         if (stat(p, &st2) == 0 && (uint64_t)st2.st_ino == c->file_ino)
             break;
+    }
+    if (c->fd >= 0 && c->file_off >= CONSOLE_FILE_MAX) {
+        int wfd = open(p, O_WRONLY | O_CLOEXEC);
+        if (wfd >= 0) {
+            if (drain_fd(c, fn, opaque) > 0)
+                changed = 1;
+            if (ftruncate(wfd, 0) == 0)
+                c->file_off = 0;
+            close(wfd);
+            changed = 1;
+        }
     }
     if (changed)
         ring_write_hdr(c);

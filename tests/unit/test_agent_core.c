@@ -116,6 +116,23 @@ static void test_console_ring(void **state)
     agent_console_pump(&c, on_mark, &mk);
     assert_int_equal(mk.crash, 1);
     assert_string_equal(mk.text, "boom");
+    /* a chatty guest: the log file is cut back once consumed, the stream offset goes on */
+    char *big = malloc((1u << 20) + 2);
+    memset(big, 'x', 1u << 20);
+    big[1u << 20] = '\n';
+    big[(1u << 20) + 1] = '\0';
+    uint64_t before = c.total;
+    append(log, big);
+    free(big);
+    agent_console_pump(&c, on_mark, &mk);
+    struct stat st;
+    assert_int_equal(stat(log, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(c.total, before + (1u << 20) + 1);
+    append(log, "NUBO_EXIT 9\n");
+    agent_console_pump(&c, on_mark, &mk);
+    assert_int_equal(mk.exit, 2);
+    assert_int_equal(mk.code, 9);
     agent_console_close(&c);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
