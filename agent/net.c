@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,16 +116,38 @@ int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, in
     return 0;
 }
 
+/* Create (or take over a leftover of) a persistent tap where libvirtd will open it. Done with
+ * two ioctls on this thread rather than ip(8): this is on the boot-time path. setns() only
+ * moves the calling (worker) thread, and it is moved back. */
 int agent_net_tap_create(const struct agent_config *c, const char *tap, struct nubo_err *err)
 {
-    char t[AGENT_TAP_MAX];
-    snprintf(t, sizeof(t), "%s", tap);
-    /* A leftover from a crash of ours may sit in either namespace: clear both. */
-    agent_net_tap_remove(c, tap);
-    char *add[] = {"ip", "tuntap", "add", "dev", t, "mode", "tap", "vnet_hdr", NULL};
-    if (agent_run(c->libvirt_netns, add, err) < 0)
-        return nubo_error_wrap(err, "cannot create tap %s", t);
-    return 0;
+    cleanup_close int orig = -1;
+    if (c->libvirt_netns[0]) {
+        orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        cleanup_close int target = open(c->libvirt_netns, O_RDONLY | O_CLOEXEC);
+        if (orig < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0)
+            return nubo_error(err, errno, "cannot enter libvirtd's network namespace %s",
+                              c->libvirt_netns);
+    }
+    int rc = 0;
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        rc = nubo_error(err, errno, "cannot create tap %s: /dev/net/tun", tap);
+    } else {
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof(ifr));
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
+            rc = nubo_error(err, errno, "cannot create tap %s", tap);
+        close(fd);
+    }
+    if (orig >= 0 && setns(orig, CLONE_NEWNET) < 0) {
+        /* This thread is stuck in the wrong namespace: never let it do anything else. */
+        log_warn("cannot return to the agent's network namespace");
+        abort();
+    }
+    return rc;
 }
 
 int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err)
@@ -137,6 +162,9 @@ int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct n
     else
         snprintf(target, sizeof(target), "%d", (int)getpid());
     if (strcmp(ns, c->libvirt_netns) != 0) {
+        /* a leftover of an earlier run with this name would block the move */
+        char *del[] = {"ip", "link", "del", "dev", t, NULL};
+        agent_run(ns, del, NULL);
         char *mv[] = {"ip", "link", "set", "dev", t, "netns", target, NULL};
         if (agent_run(c->libvirt_netns, mv, err) < 0)
             return nubo_error_wrap(err, "cannot move tap %s to namespace %s", t, target);
