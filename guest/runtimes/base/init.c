@@ -276,6 +276,8 @@ static void read_cmdline(struct init_ctx *ctx)
 	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t n = read(fd, ctx->line, sizeof(ctx->line) - 1);
+		if (n > 0 && ctx->line[n - 1] == '\n')
+			n--; /* /proc/cmdline ends with a newline; a module parameter must not */
 		ctx->line[n > 0 ? n : 0] = '\0';
 		close(fd);
 	}
