@@ -911,7 +911,12 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
     char tag[64], rnd[9], log_path[PATH_MAX];
     nubo_random_alnum(rnd, 8);
     snprintf(tag, sizeof(tag), "localhost/nubo-build-%s", rnd);
-    snprintf(log_path, sizeof(log_path), "%s/../buildah.log", root_dir);
+    /* The log outlives the build directory, so the error can point at it. */
+    char cache[PATH_MAX];
+    if (cli_cache_dir(cache, sizeof(cache), err) < 0)
+        return -1;
+    if (nubo_snprintf(log_path, sizeof(log_path), "%s/buildah-%s.log", cache, rnd) < 0)
+        return nubo_error(err, ENAMETOOLONG, "buildah log path");
     char **argv = NULL;
     const char *fixed[] = {"buildah", "bud", "--isolation", "chroot", "--pull=false",
                            "--layers=false", "-f", df->path, "-t", tag, NULL};
@@ -958,6 +963,7 @@ int cli_dockerfile_buildah(const struct cli_dockerfile *df, const char *context_
     run_cmd(rmi, log_path, NULL, &ignore);
     if (rc < 0)
         return nubo_error_wrap(err, "%s: exporting the buildah result", df->path);
+    unlink(log_path);
     json_error_t jerr;
     json_t *all = json_loads(cfg, 0, &jerr);
     json_t *c = json_incref(json_object_get(json_object_get(all, "OCIv1"), "config"));
