@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -272,8 +273,83 @@ struct df_state {
     const char *root;
     char workdir[PATH_MAX];
     char **vars;      /* ARG and ENV, "K=V" */
+    char **ignore;    /* .dockerignore patterns, "!" = re-include */
     struct cli_df_result *res;
 };
+
+/* .dockerignore: a path (relative to the context) is left out when the last pattern that
+ * matches it, or one of its parent directories, is not negated. */
+static bool pattern_hits(const char *pat, const char *rel)
+{
+    char prefix[PATH_MAX];
+    size_t n = strlen(rel);
+    for (size_t i = 0; i <= n; i++) {
+        if (rel[i] != '/' && rel[i] != '\0')
+            continue;
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)i, rel);
+        if (fnmatch(pat, prefix, FNM_PATHNAME) == 0)
+            return true;
+        if (strncmp(pat, "**/", 3) == 0) {
+            /* "**" spans directories: try the pattern's rest on every tail of the path. */
+            for (const char *t = prefix; t; t = strchr(t, '/') ? strchr(t, '/') + 1 : NULL)
+                if (fnmatch(pat + 3, t, FNM_PATHNAME) == 0)
+                    return true;
+        }
+    }
+    return false;
+}
+
+static bool ignored(char **pats, const char *ctx_real, const char *abs_path)
+{
+    size_t cl = strlen(ctx_real);
+    if (!pats || strncmp(abs_path, ctx_real, cl) != 0 || abs_path[cl] != '/')
+        return false;
+    const char *rel = abs_path + cl + 1;
+    bool out = false;
+    for (size_t i = 0; pats[i]; i++) {
+        const char *p = pats[i];
+        bool neg = p[0] == '!';
+        if (neg)
+            p++;
+        if (pattern_hits(p, rel))
+            out = !neg;
+    }
+    return out;
+}
+
+static char **load_dockerignore(const char *ctx_real)
+{
+    char path[PATH_MAX];
+    if (nubo_snprintf(path, sizeof(path), "%s/.dockerignore", ctx_real) < 0)
+        return NULL;
+    char *text = NULL;
+    size_t len;
+    if (nubo_read_file(path, 1u << 20, &text, &len, NULL) < 0)
+        return NULL;
+    char **pats = calloc(1, sizeof(char *));
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        while (isspace((unsigned char)*l))
+            l++;
+        size_t ll = strlen(l);
+        while (ll && isspace((unsigned char)l[ll - 1]))
+            l[--ll] = '\0';
+        if (!*l || *l == '#')
+            continue;
+        char buf[PATH_MAX];
+        bool neg = *l == '!';
+        const char *p = neg ? l + 1 : l;
+        while (p[0] == '.' && p[1] == '/')
+            p += 2;
+        while (*p == '/')
+            p++;
+        size_t pl = strlen(p);
+        snprintf(buf, sizeof(buf), "%s%.*s", neg ? "!" : "", (int)(pl && p[pl - 1] == '/' ? pl - 1 : pl), p);
+        cli_strv_push(&pats, buf);
+    }
+    free(text);
+    return pats;
+}
 
 static void kv_set(char ***list, const char *key, const char *val)
 {
@@ -418,7 +494,7 @@ static int copy_file(const char *src, const char *dst, mode_t mode, struct nubo_
 
 /* Copy src (file, dir contents, symlink) to dst on the host side of the staging root. */
 static int copy_tree(const char *src, const char *dst, int chmod_mode, int depth,
-                     struct nubo_err *err)
+                     char **ign, const char *ctx_real, struct nubo_err *err)
 {
     if (depth > 64)
         return nubo_error(err, 0, "%s nests too deep", src);
@@ -458,7 +534,9 @@ static int copy_tree(const char *src, const char *dst, int chmod_mode, int depth
                 nubo_snprintf(d2, sizeof(d2), "%s/%s", dst, nm) < 0)
                 rc = nubo_error(err, ENAMETOOLONG, "path under %s", src);
             else
-                rc = copy_tree(s2, d2, chmod_mode, depth + 1, err);
+                rc = ignored(ign, ctx_real, s2)
+                         ? 0
+                         : copy_tree(s2, d2, chmod_mode, depth + 1, ign, ctx_real, err);
         }
         free(names[i]);
     }
@@ -602,6 +680,12 @@ static int do_copy(struct df_state *st, const struct cli_df_instr *in, struct nu
                                 fname, in->line, in->keyword, src_raw, st->ctx_real);
                 break;
             }
+            if (ignored(st->ignore, st->ctx_real, real)) {
+                if (g.gl_pathc == 1 && !strpbrk(src_raw, "*?["))
+                    rc = nubo_error(err, 0, "%s:%d: %s %s: excluded by .dockerignore", fname,
+                                    in->line, in->keyword, src_raw);
+                continue;
+            }
             if (!inside(real, st->ctx_real)) {
                 rc = nubo_error(err, 0, "%s:%d: %s %s: the source is outside the build context "
                                 "%s; move it into the context", fname, in->line, in->keyword,
@@ -651,7 +735,7 @@ static int do_copy(struct df_state *st, const struct cli_df_instr *in, struct nu
                 return nubo_error(err, ENAMETOOLONG, "%s:%d: destination", fname, in->line);
             /* Follow the top-level source (it was checked to stay inside the context). */
             if (S_ISDIR(sst.st_mode))
-                rc = copy_tree(real, full, chmod_mode, 0, err);
+                rc = copy_tree(real, full, chmod_mode, 0, st->ignore, st->ctx_real, err);
             else
                 rc = copy_file(real, full, chmod_mode >= 0 ? (mode_t)chmod_mode : sst.st_mode, err);
             if (rc < 0)
@@ -725,6 +809,7 @@ int cli_dockerfile_build(const struct cli_dockerfile *df, const char *context_di
     snprintf(st.workdir, sizeof(st.workdir), "/");
     if (!realpath(context_dir, st.ctx_real))
         return nubo_error(err, errno, "build context %s", context_dir);
+    st.ignore = load_dockerignore(st.ctx_real);
     for (size_t i = 0; build_args && build_args[i]; i++) {
         const char *eq = strchr(build_args[i], '=');
         if (!eq)
@@ -796,6 +881,7 @@ int cli_dockerfile_build(const struct cli_dockerfile *df, const char *context_di
     cli_strv_free(entry);
     cli_strv_free(cmd);
     cli_strv_free(st.vars);
+    cli_strv_free(st.ignore);
     if (rc < 0)
         cli_df_result_free(res);
     return rc;

@@ -436,6 +436,25 @@ static void test_dockerfile_build(void **state)
     assert_int_equal(cli_cpio_from_dir(root, c2, &err), 0);
     snprintf(cmd, sizeof(cmd), "cmp -s %s %s", c1, c2);
     assert_int_equal(system(cmd), 0);
+    /* .dockerignore: excluded paths stay out of COPY ., "!" brings one back. */
+    write_at("ctx/.dockerignore", "# comment\n*.txt\n!y.txt\n./lib/sub/\n**/*.pyc\n");
+    write_at("ctx/lib/junk.pyc", "junk\n");
+    rc = build_df("FROM scratch\nCOPY . /all/\n", &res, &err);
+    if (rc < 0)
+        fail_msg("%s", err.msg);
+    assert_false(root_has("all/x.txt", NULL));
+    assert_true(root_has("all/y.txt", "y\n"));
+    assert_true(root_has("all/lib/a.py", "a\n"));
+    assert_false(root_has("all/lib/sub/b.py", NULL));
+    assert_false(root_has("all/lib/junk.pyc", NULL));
+    assert_true(root_has("all/server.py", NULL));
+    cli_df_result_free(&res);
+    rc = build_df("FROM scratch\nCOPY x.txt /x.txt\n", &res, &err);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err.msg, "Dockerfile:2: COPY x.txt: excluded by .dockerignore"));
+    snprintf(p, sizeof(p), "%s/ctx/.dockerignore", tmp);
+    unlink(p);
+
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     assert_int_equal(system(cmd), 0);
 }
