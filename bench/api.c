@@ -133,8 +133,9 @@ static struct result run(struct load *l, int conc)
 
 static void trivial_cb(struct evhttp_request *req, void *arg)
 {
-    static const char reply[] = "{\"status\":\"success\",\"data\":{\"instances\":[{\"status\":"
-                                "\"success\",\"uuid\":\"00000000-0000-4000-8000-000000000000\"}]}}\n";
+    static const char reply[] =
+        "{\"status\":\"success\",\"data\":{\"instances\":[{\"status\":"
+        "\"success\",\"uuid\":\"00000000-0000-4000-8000-000000000000\"}]}}\n";
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, reply, sizeof(reply) - 1);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
@@ -268,22 +269,35 @@ static long metric(const char *base_url, const char *name)
 int main(int argc, char **argv)
 {
     int creates = 10000, gets = 20000, conc = 16, nodes = 64;
-    static const struct option opts[] = {
-        {"creates", required_argument, NULL, 'c'}, {"gets", required_argument, NULL, 'g'},
-        {"concurrency", required_argument, NULL, 'C'}, {"nodes", required_argument, NULL, 'n'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"creates", required_argument, NULL, 'c'},
+                                         {"gets", required_argument, NULL, 'g'},
+                                         {"concurrency", required_argument, NULL, 'C'},
+                                         {"nodes", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': creates = atoi(optarg); break;
-        case 'g': gets = atoi(optarg); break;
-        case 'C': conc = atoi(optarg); break;
-        case 'n': nodes = atoi(optarg); break;
-        default: fprintf(stderr, "usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N]\n"); return 2;
+        case 'c':
+            creates = atoi(optarg);
+            break;
+        case 'g':
+            gets = atoi(optarg);
+            break;
+        case 'C':
+            conc = atoi(optarg);
+            break;
+        case 'n':
+            nodes = atoi(optarg);
+            break;
+        default:
+            fprintf(stderr,
+                    "usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N]\n");
+            return 2;
         }
     }
     if (creates > nodes * 253) {
-        fprintf(stderr, "bench_api: %d creates need at least %d nodes\n", creates, creates / 253 + 1);
+        fprintf(stderr, "bench_api: %d creates need at least %d nodes\n", creates,
+                creates / 253 + 1);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -339,8 +353,9 @@ int main(int argc, char **argv)
         token[--tl] = '\0';
     char nodes_s[16];
     snprintf(nodes_s, sizeof(nodes_s), "%d", nodes);
-    char *fargv[] = {fake_bin, "--controller", url, "--join-token-file", join, "--nodes", nodes_s,
-                     "--memory-mb", "65536", "--vcpus", "64", "--boot-ms", "1", "--quiet", NULL};
+    char *fargv[] = {fake_bin, "--controller", url,     "--join-token-file", join, "--nodes",
+                     nodes_s,  "--memory-mb",  "65536", "--vcpus",           "64", "--boot-ms",
+                     "1",      "--quiet",      NULL};
     fake = spawn(fargv, flog);
     char nodes_url[160];
     snprintf(nodes_url, sizeof(nodes_url), "%s/v1/nodes", url);
@@ -349,23 +364,34 @@ int main(int argc, char **argv)
     char ev_url[160];
     snprintf(ev_url, sizeof(ev_url), "%s/registry/events", url);
     char ev[600];
-    snprintf(ev, sizeof(ev),
-             "{\"events\":[{\"action\":\"push\",\"target\":{\"mediaType\":\"application/"
-             "vnd.oci.image.index.v1+json\",\"repository\":\"admin/bench\",\"digest\":\"sha256:%064d\","
-             "\"tag\":\"latest\",\"size\":1}}]}",
-             0);
+    snprintf(
+        ev, sizeof(ev),
+        "{\"events\":[{\"action\":\"push\",\"target\":{\"mediaType\":\"application/"
+        "vnd.oci.image.index.v1+json\",\"repository\":\"admin/bench\",\"digest\":\"sha256:%064d\","
+        "\"tag\":\"latest\",\"size\":1}}]}",
+        0);
     if (http("POST", ev_url, "bench", ev, NULL) != 200) {
         fprintf(stderr, "bench_api: cannot index the bench image\n");
         goto out;
     }
 
-    const char *create_body = getenv("BENCH_BODY") ? getenv("BENCH_BODY") : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16}";
+    const char *create_body = getenv("BENCH_BODY")
+                                  ? getenv("BENCH_BODY")
+                                  : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16}";
     /* baseline first: the same POST, then GETs */
-    struct load bl = {.port = bport, .method = EVHTTP_REQ_POST, .token = token,
-                      .body = create_body, .fixed_path = "/v1/instances", .total = creates};
+    struct load bl = {.port = bport,
+                      .method = EVHTTP_REQ_POST,
+                      .token = token,
+                      .body = create_body,
+                      .fixed_path = "/v1/instances",
+                      .total = creates};
     struct result b_create = run(&bl, conc);
-    struct load l = {.port = port, .method = EVHTTP_REQ_POST, .token = token, .body = create_body,
-                     .fixed_path = "/v1/instances", .total = creates};
+    struct load l = {.port = port,
+                     .method = EVHTTP_REQ_POST,
+                     .token = token,
+                     .body = create_body,
+                     .fixed_path = "/v1/instances",
+                     .total = creates};
     l.cap_uuids = (size_t)creates;
     l.uuids = calloc(l.cap_uuids, sizeof(*l.uuids));
     int64_t t_create0 = nubo_mono_us();
@@ -373,7 +399,8 @@ int main(int argc, char **argv)
     /* end to end: until the fake agents report every instance running */
     long running = 0;
     int64_t t_run = 0;
-    for (int i = 0; i < 12000; i++) {
+    bool autostart = strstr(create_body, "\"autostart\":false") == NULL;
+    for (int i = 0; autostart && i < 12000; i++) {
         running = metric(url, "nubo_instances{state=\"running\"} ");
         if (running >= creates - c_create.errors) {
             t_run = nubo_mono_us() - t_create0;
@@ -384,15 +411,23 @@ int main(int argc, char **argv)
     char(*paths)[96] = calloc(l.n_uuids ? l.n_uuids : 1, sizeof(*paths));
     for (size_t i = 0; i < l.n_uuids; i++)
         snprintf(paths[i], sizeof(paths[i]), "/v1/instances/%s", l.uuids[i]);
-    struct load bg = {.port = bport, .method = EVHTTP_REQ_GET, .token = token, .paths = paths,
-                      .n_paths = l.n_uuids ? l.n_uuids : 1, .total = gets};
+    struct load bg = {.port = bport,
+                      .method = EVHTTP_REQ_GET,
+                      .token = token,
+                      .paths = paths,
+                      .n_paths = l.n_uuids ? l.n_uuids : 1,
+                      .total = gets};
     struct result b_get = run(&bg, conc);
-    struct load g = {.port = port, .method = EVHTTP_REQ_GET, .token = token, .paths = paths,
-                     .n_paths = l.n_uuids ? l.n_uuids : 1, .total = gets};
+    struct load g = {.port = port,
+                     .method = EVHTTP_REQ_GET,
+                     .token = token,
+                     .paths = paths,
+                     .n_paths = l.n_uuids ? l.n_uuids : 1,
+                     .total = gets};
     struct result c_get = run(&g, conc);
 
-    printf("bench_api: %d creates, %d gets, %d connections, %d fake nodes (one process)\n",
-           creates, gets, conc, nodes);
+    printf("bench_api: %d creates, %d gets, %d connections, %d fake nodes (one process)\n", creates,
+           gets, conc, nodes);
     printf("  %-26s %12s %10s %10s %7s\n", "", "req/s", "p50 ms", "p99 ms", "errors");
     printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "baseline POST (trivial)", b_create.per_s,
            b_create.p50_ms, b_create.p99_ms, b_create.errors);

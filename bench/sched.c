@@ -29,8 +29,8 @@ int main(int argc, char **argv)
     static const char *metros[] = {"fra0", "dal0", "sin0", "was1"};
     for (int i = 0; i < n; i++) {
         nubo_uuid_new(ids[i]);
-        nodes[i] = (struct ctl_sched_node){ids[i], metros[i % 4], i % 50 != 0,
-                                           65536 - (i * 37) % 4096, 64, 253};
+        nodes[i] = (struct ctl_sched_node){
+            ids[i], metros[i % 4], i % 50 != 0, 65536 - (i * 37) % 4096, 64, 253};
     }
     /* baseline: one pass over the nodes per placement, picking the most free memory */
     volatile size_t sink = 0;

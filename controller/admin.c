@@ -14,9 +14,8 @@ const double *ctl_hist_bounds(void);
 
 static json_t *user_json(const struct ctl_user_row *u, const char *token)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:o}", "status", "success", "uuid", u->uuid,
-                          "name", u->name, "admin", u->admin, "created_at",
-                          pj_time_new(u->created_at_us));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:o}", "status", "success", "uuid", u->uuid, "name",
+                          u->name, "admin", u->admin, "created_at", pj_time_new(u->created_at_us));
     if (token)
         json_object_set_new(o, "token", json_string(token));
     return o;
@@ -93,7 +92,8 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         bool is_admin = false;
         if (ri->body == NULL ||
             pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, &err) < 0 ||
-            (!json_is_object(j) && nubo_error_http(&err, 400, "users: body must be an object") < 0) ||
+            (!json_is_object(j) &&
+             nubo_error_http(&err, 400, "users: body must be an object") < 0) ||
             pj_only_keys(j, "", allowed, &err) < 0 ||
             pj_str(j, "", "name", true, name, sizeof(name), &err) < 0 ||
             pj_bool(j, "", "admin", false, &is_admin, &err) < 0) {
@@ -140,8 +140,7 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         snprintf(ref, sizeof(ref), "%.*s", (int)(slash - rest - 1), rest + 1);
         struct ctl_user_row *u = find_user(ctx, ref);
         if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0)) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404, "user '%s' not found",
-                            ref);
+            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404, "user '%s' not found", ref);
             return;
         }
         char token[NUBO_AGENT_TOKEN_MAX];
@@ -223,9 +222,9 @@ void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
             snprintf(uuid, sizeof(uuid), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12,
                      hex + 15, hex + 18);
             m = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "status", "success", "uuid",
-                          uuid, "name", n->row.metro, "state", "offline", "nodes",
-                          (json_int_t)0, "ready_nodes", (json_int_t)0, "memory_mb",
-                          (json_int_t)0, "free_memory_mb", (json_int_t)0);
+                          uuid, "name", n->row.metro, "state", "offline", "nodes", (json_int_t)0,
+                          "ready_nodes", (json_int_t)0, "memory_mb", (json_int_t)0,
+                          "free_memory_mb", (json_int_t)0);
             json_object_set_new(by, n->row.metro, m);
         }
         json_object_set_new(m, "nodes",
@@ -266,8 +265,7 @@ static void hist_text(struct evbuffer *b, const char *name, const char *help,
     }
     cum += h->counts[CTL_HIST_BUCKETS];
     evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-                        (unsigned long long)cum, name, h->sum_s, name,
-                        (unsigned long long)h->n);
+                        (unsigned long long)cum, name, h->sum_s, name, (unsigned long long)h->n);
 }
 
 void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
@@ -293,9 +291,10 @@ void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
         else
             unavail++;
     }
-    evbuffer_add_printf(b, "# HELP nubo_nodes Nodes by state.\n# TYPE nubo_nodes gauge\n"
-                           "nubo_nodes{state=\"ready\"} %llu\nnubo_nodes{state=\"unavailable\"} "
-                           "%llu\n",
+    evbuffer_add_printf(b,
+                        "# HELP nubo_nodes Nodes by state.\n# TYPE nubo_nodes gauge\n"
+                        "nubo_nodes{state=\"ready\"} %llu\nnubo_nodes{state=\"unavailable\"} "
+                        "%llu\n",
                         (unsigned long long)ready, (unsigned long long)unavail);
     evbuffer_add_printf(b, "# HELP nubo_api_requests_total API requests by route and status "
                            "class.\n# TYPE nubo_api_requests_total counter\n");
@@ -310,8 +309,9 @@ void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
     hist_text(b, "nubo_instance_boot_time_seconds",
               "Instance boot times (boot_time_us) as reported by the agents.",
               &ctx->metrics.boot_time);
-    evbuffer_add_printf(b, "# HELP nubo_uptime_seconds Controller uptime.\n"
-                           "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",
+    evbuffer_add_printf(b,
+                        "# HELP nubo_uptime_seconds Controller uptime.\n"
+                        "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",
                         (double)(nubo_mono_us() - ctx->started_mono_us) / 1e6);
     ctx->metrics.requests[CTL_R_METRICS][2]++;
     evhttp_add_header(evhttp_request_get_output_headers(ri->req), "Content-Type",

@@ -147,16 +147,17 @@ int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)
     if (c->db_path[0] == '\0')
         return nubo_error(err, 0, "no database given: pass --db FILE or set [controller] db");
     if (c->join_token_file[0] == '\0' &&
-        nubo_snprintf(c->join_token_file, sizeof(c->join_token_file), "%s.join-token",
-                      c->db_path) < 0)
+        nubo_snprintf(c->join_token_file, sizeof(c->join_token_file), "%s.join-token", c->db_path) <
+            0)
         return nubo_error(err, 0, "database path too long");
     if (c->bootstrap_token_file[0] == '\0' &&
-        nubo_snprintf(c->bootstrap_token_file, sizeof(c->bootstrap_token_file),
-                      "%s.admin-token", c->db_path) < 0)
+        nubo_snprintf(c->bootstrap_token_file, sizeof(c->bootstrap_token_file), "%s.admin-token",
+                      c->db_path) < 0)
         return nubo_error(err, 0, "database path too long");
     if (c->heartbeat_interval_ms >= c->grace_ms)
-        return nubo_error(err, 0, "[agent] grace_ms (%lld) must exceed heartbeat_interval_ms "
-                                  "(%lld)",
+        return nubo_error(err, 0,
+                          "[agent] grace_ms (%lld) must exceed heartbeat_interval_ms "
+                          "(%lld)",
                           (long long)c->grace_ms, (long long)c->heartbeat_interval_ms);
     return 0;
 }

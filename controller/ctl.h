@@ -32,17 +32,17 @@ struct ctl_config {
     char admin_user[NUBO_API_USER_MAX + 1];
     int log_level;
     bool sync_full;
-    int64_t max_body_bytes;      /* public API bodies */
+    int64_t max_body_bytes; /* public API bodies */
     int64_t heartbeat_interval_ms;
     int64_t grace_ms;
-    int64_t watch_coalesce_ms;   /* hold a changed desired set this long to batch changes */
-    uint32_t pool_net;           /* host byte order */
-    int pool_prefix;             /* <= 24 */
+    int64_t watch_coalesce_ms; /* hold a changed desired set this long to batch changes */
+    uint32_t pool_net;         /* host byte order */
+    int pool_prefix;           /* <= 24 */
     char cluster_domain[64];
     int64_t vcpu_overcommit;
-    int64_t log_tail_bytes;      /* console tail kept per instance */
+    int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
-    char registry_secret[256];   /* notifications Authorization: Bearer <secret> */
+    char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
 };
 void ctl_config_defaults(struct ctl_config *c);
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err);
@@ -64,9 +64,9 @@ void *ctl_map_get(const struct ctl_map *m, const char *key);
 int ctl_map_put(struct ctl_map *m, const char *key, void *val); /* replaces */
 void *ctl_map_del(struct ctl_map *m, const char *key);
 void ctl_map_clear(struct ctl_map *m);
-#define ctl_map_foreach(m, e)                                                                   \
-    for (size_t _i = 0; _i < (m)->nb; _i++)                                                     \
-        for (struct ctl_map_ent *e = (m)->b[_i], *_nx = e ? e->next : NULL; e;                  \
+#define ctl_map_foreach(m, e)                                                                      \
+    for (size_t _i = 0; _i < (m)->nb; _i++)                                                        \
+        for (struct ctl_map_ent *e = (m)->b[_i], *_nx = e ? e->next : NULL; e;                     \
              e = _nx, _nx = e ? e->next : NULL)
 
 /* ---- the working set ---- */
@@ -75,18 +75,18 @@ struct ctl_instance;
 struct ctl_parked;
 
 struct ctl_node {
-    struct ctl_node_row row;  /* what the store keeps */
-    uint32_t subnet_base;     /* pool + index * 256, host byte order */
-    bool ready;               /* false = unavailable (missed heartbeats) */
+    struct ctl_node_row row; /* what the store keeps */
+    uint32_t subnet_base;    /* pool + index * 256, host byte order */
+    bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;
-    int64_t free_memory_mb;   /* as reported, -1 unknown */
+    int64_t free_memory_mb; /* as reported, -1 unknown */
     int64_t used_memory_mb, used_vcpus;
     size_t n_instances;
-    uint8_t ip_used[32];      /* host byte of the /24 */
-    int64_t version;          /* assignment version */
+    uint8_t ip_used[32]; /* host byte of the /24 */
+    int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
     struct ctl_parked *watches;
-    struct event *flush_ev;   /* answers parked watches once per loop turn */
+    struct event *flush_ev; /* answers parked watches once per loop turn */
 };
 
 struct ctl_logtail {
@@ -126,7 +126,7 @@ struct ctl_parked {
     /* watch */
     struct ctl_node *node;
     /* wait */
-    bool wait_reply_items;  /* create/start: reply with instance objects on timeout too */
+    bool wait_reply_items; /* create/start: reply with instance objects on timeout too */
     const char *collection;
     struct ctl_wait_item *items;
     size_t n_items;
@@ -153,10 +153,27 @@ struct ctl_hist {
     uint64_t n;
 };
 enum ctl_route {
-    CTL_R_OTHER = 0, CTL_R_HEALTHZ, CTL_R_METRICS, CTL_R_INST_CREATE, CTL_R_INST_LIST,
-    CTL_R_INST_GET, CTL_R_INST_DELETE, CTL_R_INST_START, CTL_R_INST_STOP, CTL_R_INST_WAIT,
-    CTL_R_INST_LOG, CTL_R_IMAGES, CTL_R_NODES, CTL_R_METROS, CTL_R_USERS, CTL_R_REG_EVENTS,
-    CTL_R_AGENT_REGISTER, CTL_R_AGENT_WATCH, CTL_R_AGENT_STATUS, CTL_R_AGENT_LOG, CTL_R__COUNT
+    CTL_R_OTHER = 0,
+    CTL_R_HEALTHZ,
+    CTL_R_METRICS,
+    CTL_R_INST_CREATE,
+    CTL_R_INST_LIST,
+    CTL_R_INST_GET,
+    CTL_R_INST_DELETE,
+    CTL_R_INST_START,
+    CTL_R_INST_STOP,
+    CTL_R_INST_WAIT,
+    CTL_R_INST_LOG,
+    CTL_R_IMAGES,
+    CTL_R_NODES,
+    CTL_R_METROS,
+    CTL_R_USERS,
+    CTL_R_REG_EVENTS,
+    CTL_R_AGENT_REGISTER,
+    CTL_R_AGENT_WATCH,
+    CTL_R_AGENT_STATUS,
+    CTL_R_AGENT_LOG,
+    CTL_R__COUNT
 };
 extern const char *const ctl_route_names[CTL_R__COUNT];
 struct ctl_metrics {
@@ -184,13 +201,13 @@ struct ctl_ctx {
     struct evhttp *http;
     struct ctl_store store;
     char join_token_hash[NUBO_SHA256_HEX_LEN + 1];
-    struct ctl_map users_by_name;   /* -> ctl_user */
-    struct ctl_map tokens;          /* sha256 hex -> ctl_user */
-    struct ctl_map nodes;           /* uuid -> ctl_node */
+    struct ctl_map users_by_name; /* -> ctl_user */
+    struct ctl_map tokens;        /* sha256 hex -> ctl_user */
+    struct ctl_map nodes;         /* uuid -> ctl_node */
     struct ctl_map nodes_by_name;
-    struct ctl_map node_tokens;     /* sha256 hex -> ctl_node */
-    struct ctl_map instances;       /* uuid -> ctl_instance */
-    struct ctl_map instance_names;  /* "owner/name" -> ctl_instance */
+    struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
+    struct ctl_map instances;      /* uuid -> ctl_instance */
+    struct ctl_map instance_names; /* "owner/name" -> ctl_instance */
     struct ctl_parked *waits;
     int64_t version_seq;
     struct event *tick;
@@ -288,8 +305,8 @@ int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const ch
                      struct ctl_image_row *row_out, char repo_out[256], char ref_out[160],
                      struct nubo_err *err);
 /* Queue a registry inspection; when it completes, p (a parked create) is re-run. */
-int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref,
-                      struct ctl_parked *p, struct nubo_err *err);
+int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref, struct ctl_parked *p,
+                      struct nubo_err *err);
 void ctl_create_resume(struct ctl_ctx *ctx, struct ctl_parked *p);
 
 #endif

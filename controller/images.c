@@ -36,8 +36,9 @@ int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const ch
     int nc = 0;
     if (r.owner[0]) {
         if (!visible(u, r.owner))
-            return nubo_error_http(err, 404, "image %s not found; check the name (your images "
-                                             "live under %s/)",
+            return nubo_error_http(err, 404,
+                                   "image %s not found; check the name (your images "
+                                   "live under %s/)",
                                    ref, u->name);
         snprintf(cands[nc++], sizeof(cands[0]), "%s", r.repo);
     } else {
@@ -158,10 +159,9 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
         struct nubo_err err = {0};
         bool is_digest = strncmp(j->ref, "sha256:", 7) == 0;
         if (j->ok) {
-            const char *digest = j->info.index_digest[0] ? j->info.index_digest
-                                                         : j->info.manifest_digest;
-            if (index_image(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0, &err) <
-                0)
+            const char *digest =
+                j->info.index_digest[0] ? j->info.index_digest : j->info.manifest_digest;
+            if (index_image(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0, &err) < 0)
                 log_warnx("image %s:%s: %s", j->repo, j->ref, err.msg);
         } else if (j->waiter == NULL) {
             log_warnx("image %s %s: inspect failed: %s", j->repo, j->ref, j->err.msg);
@@ -218,8 +218,8 @@ void ctl_resolver_stop(struct ctl_ctx *ctx)
     event_free(ctx->done_ev);
 }
 
-int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref,
-                      struct ctl_parked *p, struct nubo_err *err)
+int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref, struct ctl_parked *p,
+                      struct nubo_err *err)
 {
     if (!ctx->resolver_running)
         return nubo_error_http(err, 503, "the image resolver is not running");
@@ -264,8 +264,7 @@ void ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
                         "registry notifications are off: set [registry] notification_secret");
         return;
     }
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(ri->req),
-                                       "Authorization");
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(ri->req), "Authorization");
     char want[300];
     snprintf(want, sizeof(want), "Bearer %s", ctx->cfg.registry_secret);
     if (a == NULL || strcmp(a, want) != 0) {
@@ -442,8 +441,7 @@ void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
     if (ri->body) {
         cleanup_json json_t *b = NULL;
         if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &b, &err) < 0) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status, "%s",
-                            err.msg);
+            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status, "%s", err.msg);
             return;
         }
         json_t *arr = json_is_array(b) ? b : NULL;
@@ -487,8 +485,7 @@ void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
     json_t *out = json_array();
     if (json_array_size(looks) == 0) {
         struct list_ctx lc = {ctx, out, ns, tagged};
-        if (ctl_store_images_list(&ctx->store, ri->user.name, "official", list_cb, &lc, &err) <
-            0) {
+        if (ctl_store_images_list(&ctx->store, ri->user.name, "official", list_cb, &lc, &err) < 0) {
             json_decref(out);
             ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
             return;

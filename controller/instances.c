@@ -15,8 +15,8 @@
 #include "scheduler.h"
 #include "util.h"
 
-#define CTL_MAX_CREATES 64            /* create objects in one request */
-#define CTL_WAIT_CAP_MS (86400000LL)  /* "forever" waits end after a day */
+#define CTL_MAX_CREATES 64           /* create objects in one request */
+#define CTL_WAIT_CAP_MS (86400000LL) /* "forever" waits end after a day */
 
 /* ---- request items ------------------------------------------------------------------- */
 
@@ -98,16 +98,17 @@ static int collect_items(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, enum nubo_
     *details = true;
     *items_out = NULL;
     *n_out = 0;
-    if (ri->body && pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &body,
-                             err) < 0)
+    if (ri->body &&
+        pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &body, err) < 0)
         return -1;
     if (query_params(ri, refs, extra, details, err) < 0)
         return -1;
     cleanup_json json_t *list = json_array();
     if (path_ref) {
         if (json_array_size(refs))
-            return nubo_error_http(err, 400, "give the instance in the path or in the query, "
-                                             "not both");
+            return nubo_error_http(err, 400,
+                                   "give the instance in the path or in the query, "
+                                   "not both");
         json_t *one;
         if (body == NULL)
             one = json_object();
@@ -354,7 +355,6 @@ static void do_wait(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pat
 
 /* ---- start / stop / delete ----------------------------------------------------------- */
 
-
 static void do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref,
                          bool start)
 {
@@ -444,10 +444,10 @@ static void do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
             ctl_instance_changed(ctx, found[i]);
     for (size_t i = 0; i < n; i++)
         if (start && found[i] && (items[i].wait_timeout_ms != 0))
-            wait_ms = items[i].wait_timeout_ms < 0 || wait_ms < 0
-                          ? -1
-                          : (items[i].wait_timeout_ms > wait_ms ? items[i].wait_timeout_ms
-                                                                : wait_ms);
+            wait_ms =
+                items[i].wait_timeout_ms < 0 || wait_ms < 0
+                    ? -1
+                    : (items[i].wait_timeout_ms > wait_ms ? items[i].wait_timeout_ms : wait_ms);
     if (wait_ms != 0) {
         struct ctl_wait_item *w = calloc(n + 1, sizeof(*w));
         if (w) {
@@ -515,9 +515,9 @@ static void do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *p
     bool all, details;
     ri->route = CTL_R_INST_DELETE;
     if (collect_items(ctx, ri, NUBO_ITEM_REF, path_ref, &items, &n, &all, &details, &err) < 0 ||
-        (all && nubo_error_http(&err, 400,
-                                "delete: name the instances by uuid or name (nothing deleted)") <
-                    0)) {
+        (all &&
+         nubo_error_http(&err, 400,
+                         "delete: name the instances by uuid or name (nothing deleted)") < 0)) {
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
                         err.msg);
         return;
@@ -536,12 +536,13 @@ static void do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *p
         if (in == NULL) {
             bool dup = false;
             for (size_t k = 0; k < i; k++)
-                dup = dup || (v[k] && ((items[i].uuid[0] && !strcmp(v[k]->row.uuid, items[i].uuid)) ||
-                                       (items[i].name[0] && !strcmp(v[k]->row.name, items[i].name))));
-            json_array_append_new(out, dup ? json_pack("{s:s, s:s}", "status", "success", "uuid",
-                                                       items[i].uuid[0] ? items[i].uuid
-                                                                        : items[i].name)
-                                           : not_found(&items[i]));
+                dup =
+                    dup || (v[k] && ((items[i].uuid[0] && !strcmp(v[k]->row.uuid, items[i].uuid)) ||
+                                     (items[i].name[0] && !strcmp(v[k]->row.name, items[i].name))));
+            json_array_append_new(out,
+                                  dup ? json_pack("{s:s, s:s}", "status", "success", "uuid",
+                                                  items[i].uuid[0] ? items[i].uuid : items[i].name)
+                                      : not_found(&items[i]));
             continue;
         }
         v[i] = in;
@@ -657,9 +658,9 @@ static int lowest_free_ip(const struct ctl_node *node)
 /* Create one create-object's instances. Appends item objects to out and the instances to
  * made. Returns -1 with err for an item error (nothing changed). */
 static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
-                      const struct nubo_create_req *cr, const struct ctl_image_row *im,
-                      json_t *out, struct ctl_instance **made, size_t *n_made,
-                      char (*taken)[NUBO_NAME_MAX + 1], size_t *n_taken, struct nubo_err *err)
+                      const struct nubo_create_req *cr, const struct ctl_image_row *im, json_t *out,
+                      struct ctl_instance **made, size_t *n_made, char (*taken)[NUBO_NAME_MAX + 1],
+                      size_t *n_taken, struct nubo_err *err)
 {
     size_t count = (size_t)cr->replicas + 1;
     /* memory bound: the largest node of the metro */
@@ -669,7 +670,7 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
     struct ctl_node **nodes = calloc(ctx->nodes.n + 1, sizeof(*nodes));
     size_t *place = calloc(count, sizeof(*place));
     struct ctl_instance **inst = calloc(count, sizeof(*inst));
-    char (*names)[NUBO_NAME_MAX + 1] = calloc(count, sizeof(*names));
+    char(*names)[NUBO_NAME_MAX + 1] = calloc(count, sizeof(*names));
     int rc = -1;
     if (!sn || !nodes || !place || !inst || !names) {
         nubo_error_http(err, 500, "out of memory");
@@ -833,7 +834,7 @@ undo:
         int h = (int)inst[i]->row.ip_host;
         struct ctl_node *node = nodes[place[i]];
         if (h > 0)
-            node->ip_used[h / 8] &= (uint8_t)~(1u << (h % 8));
+            node->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
         ctl_instance_destroy(inst[i]);
         inst[i] = NULL;
     }
@@ -915,8 +916,8 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
                     snprintf(err.msg, sizeof(err.msg),
                              "cannot resolve image %.200s from the registry: %.250s", crs[i].image,
                              r->msg);
-                errs[i] = nubo_item_error(NULL, crs[i].name, r->http_status == 404 ? 404 : 502,
-                                          err.msg);
+                errs[i] =
+                    nubo_item_error(NULL, crs[i].name, r->http_status == 404 ? 404 : 502, err.msg);
             } else {
                 struct ctl_resolved *w = calloc(1, sizeof(*w));
                 if (w) {
@@ -999,14 +1000,14 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
                 continue;
             }
             if (!made || !taken) {
-                json_array_append_new(out, nubo_item_error(NULL, crs[i].name, 500,
-                                                           "out of memory"));
+                json_array_append_new(out,
+                                      nubo_item_error(NULL, crs[i].name, 500, "out of memory"));
                 continue;
             }
-            if (create_one(ctx, &ri->user, &crs[i], &ims[i], out, made, &n_made, taken,
-                           &n_taken, &err) < 0) {
-                json_array_append_new(out, nubo_item_error(NULL, crs[i].name,
-                                                           err.http_status ?: 400, err.msg));
+            if (create_one(ctx, &ri->user, &crs[i], &ims[i], out, made, &n_made, taken, &n_taken,
+                           &err) < 0) {
+                json_array_append_new(
+                    out, nubo_item_error(NULL, crs[i].name, err.http_status ?: 400, err.msg));
                 continue;
             }
             if (crs[i].wait_timeout_ms < 0 || wait_ms < 0)
@@ -1092,8 +1093,8 @@ void ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const cha
         const char *s = rest + 1;
         const char *slash = strchr(s, '/');
         size_t l1 = slash ? (size_t)(slash - s) : strlen(s);
-        if (l1 >= sizeof(seg1) || (slash && (strlen(slash + 1) >= sizeof(seg2) ||
-                                             strchr(slash + 1, '/')))) {
+        if (l1 >= sizeof(seg1) ||
+            (slash && (strlen(slash + 1) >= sizeof(seg2) || strchr(slash + 1, '/')))) {
             ctl_reply_error(ctx, ri->req, CTL_R_OTHER, ri->start_us, 404, "no endpoint %s",
                             ri->path);
             return;

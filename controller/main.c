@@ -53,14 +53,30 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': o_listen = optarg; break;
-        case 'd': o_db = optarg; break;
-        case 'u': o_unix = optarg; break;
-        case 'c': o_config = optarg; break;
-        case 'b': o_boot = optarg; break;
-        case 'v': o_level = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'l':
+            o_listen = optarg;
+            break;
+        case 'd':
+            o_db = optarg;
+            break;
+        case 'u':
+            o_unix = optarg;
+            break;
+        case 'c':
+            o_config = optarg;
+            break;
+        case 'b':
+            o_boot = optarg;
+            break;
+        case 'v':
+            o_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {
@@ -75,10 +91,10 @@ int main(int argc, char **argv)
     ctl_config_defaults(&ctx->cfg);
     if (o_config && ctl_config_load_ini(&ctx->cfg, o_config, &err) < 0)
         goto fail;
-#define SET(dst, v)                                                                              \
-    if ((v) && nubo_snprintf(dst, sizeof(dst), "%s", (v)) < 0) {                                \
-        nubo_error(&err, 0, "argument too long: %s", (v));                                       \
-        goto fail;                                                                               \
+#define SET(dst, v)                                                                                \
+    if ((v) && nubo_snprintf(dst, sizeof(dst), "%s", (v)) < 0) {                                   \
+        nubo_error(&err, 0, "argument too long: %s", (v));                                         \
+        goto fail;                                                                                 \
     }
     SET(ctx->cfg.listen, o_listen);
     SET(ctx->cfg.db_path, o_db);
@@ -121,9 +137,8 @@ int main(int argc, char **argv)
     ctx->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, ctx);
     struct timeval tv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
     evtimer_add(ctx->tick, &tv);
-    log_info("nubo-controller %s ready (db %s, admin token in %s, join token in %s)",
-             CTL_VERSION, ctx->cfg.db_path, ctx->cfg.bootstrap_token_file,
-             ctx->cfg.join_token_file);
+    log_info("nubo-controller %s ready (db %s, admin token in %s, join token in %s)", CTL_VERSION,
+             ctx->cfg.db_path, ctx->cfg.bootstrap_token_file, ctx->cfg.join_token_file);
     event_base_dispatch(ctx->base);
     ctl_resolver_stop(ctx);
     event_free(sigint);

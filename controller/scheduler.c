@@ -10,8 +10,7 @@ struct cand {
     size_t placed;
 };
 
-static bool better(const struct cand *a, const struct cand *b,
-                   const struct ctl_sched_node *nodes)
+static bool better(const struct cand *a, const struct cand *b, const struct ctl_sched_node *nodes)
 {
     if (a->placed != b->placed)
         return a->placed < b->placed;
@@ -45,10 +44,10 @@ int ctl_schedule(const struct ctl_sched_node *nodes, size_t n_nodes,
     }
     int rc = 0;
     if (!metro_seen) {
-        rc = any_metro ? nubo_error_http(err, 503, "no nodes have registered yet; start a "
-                                                   "nubo-agent")
-                       : nubo_error_http(err, 400,
-                                         "metro '%s' has no nodes; see GET /v1/metros",
+        rc = any_metro ? nubo_error_http(err, 503,
+                                         "no nodes have registered yet; start a "
+                                         "nubo-agent")
+                       : nubo_error_http(err, 400, "metro '%s' has no nodes; see GET /v1/metros",
                                          req->metro);
         goto out;
     }

@@ -9,7 +9,7 @@
 #include "error.h"
 
 struct ctl_sched_node {
-    const char *uuid;  /* the final tie-break: lowest uuid wins */
+    const char *uuid; /* the final tie-break: lowest uuid wins */
     const char *metro;
     bool ready;
     int64_t free_memory_mb;
@@ -21,7 +21,7 @@ struct ctl_sched_req {
     const char *metro; /* NULL or "" = any metro */
     int64_t memory_mb;
     int64_t vcpus;
-    size_t count;      /* instances to place (replicas + 1) */
+    size_t count; /* instances to place (replicas + 1) */
 };
 
 /* Place req->count instances: out[i] = index into nodes. Candidates are ready nodes of the

@@ -22,16 +22,14 @@
 #include "util.h"
 
 const char *const ctl_route_names[CTL_R__COUNT] = {
-    "other",          "healthz",        "metrics",       "instances_create",
-    "instances_list", "instances_get",  "instances_delete", "instances_start",
-    "instances_stop", "instances_wait", "instances_log", "images",
-    "nodes",          "metros",         "users",         "registry_events",
-    "agent_register", "agent_watch",    "agent_status",  "agent_log",
+    "other",           "healthz",          "metrics",         "instances_create", "instances_list",
+    "instances_get",   "instances_delete", "instances_start", "instances_stop",   "instances_wait",
+    "instances_log",   "images",           "nodes",           "metros",           "users",
+    "registry_events", "agent_register",   "agent_watch",     "agent_status",     "agent_log",
 };
 
 static const double hist_bounds_s[CTL_HIST_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 };
 
 void ctl_hist_observe(struct ctl_hist *h, double s)
@@ -52,19 +50,32 @@ const double *ctl_hist_bounds(void)
 static const char *reason(int code)
 {
     switch (code) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -155,8 +166,8 @@ void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
     } else if (n_err) {
         m = first_msg ? first_msg : "request failed";
     }
-    int code = n_err == n && n > 0 ? (common_code >= 400 && common_code < 600 ? common_code : 400)
-                                   : 200;
+    int code =
+        n_err == n && n > 0 ? (common_code >= 400 && common_code < 600 ? common_code : 400) : 200;
     json_t *env = nubo_envelope_new(status, m, collection, items, 0);
     if (n_err) {
         json_t *errs = json_array();
@@ -164,8 +175,8 @@ void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
         {
             const char *st = json_string_value(json_object_get(it, "status"));
             if (st && strcmp(st, "error") == 0)
-                json_array_append_new(errs, json_pack("{s:O}", "status",
-                                                      json_object_get(it, "error")));
+                json_array_append_new(errs,
+                                      json_pack("{s:O}", "status", json_object_get(it, "error")));
         }
         json_object_set_new(env, "errors", errs);
     }

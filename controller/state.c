@@ -97,7 +97,7 @@ void ctl_instance_detach(struct ctl_ctx *ctx, struct ctl_instance *in)
     node->n_instances--;
     int h = (int)in->row.ip_host;
     if (h > 0 && h < 256)
-        node->ip_used[h / 8] &= (uint8_t)~(1u << (h % 8));
+        node->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
     in->node = NULL;
     in->node_prev = in->node_next = NULL;
 }
@@ -114,7 +114,8 @@ void ctl_instance_destroy(struct ctl_instance *in)
     free(in);
 }
 
-static int instance_cb(void *arg, struct ctl_instance_row *row, const struct nubo_status_report *obs)
+static int instance_cb(void *arg, struct ctl_instance_row *row,
+                       const struct nubo_status_report *obs)
 {
     struct ctl_ctx *ctx = arg;
     struct ctl_instance *in = calloc(1, sizeof(*in));

@@ -148,8 +148,7 @@ int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct
     /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
      * survives power loss at the price of an fsync per commit. */
     if (exec_sql(s, "PRAGMA journal_mode=WAL", err) < 0 ||
-        exec_sql(s, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) <
-            0 ||
+        exec_sql(s, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
         exec_sql(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0) {
         nubo_error_wrap(err, "opening the database %s", path);
         ctl_store_close(s);
@@ -234,8 +233,7 @@ static sqlite3_stmt *stmt(struct ctl_store *s, enum ctl_stmt i)
     return s->st[i];
 }
 
-static int step_done(struct ctl_store *s, sqlite3_stmt *st, struct nubo_err *err,
-                     const char *what)
+static int step_done(struct ctl_store *s, sqlite3_stmt *st, struct nubo_err *err, const char *what)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -454,8 +452,7 @@ int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo
     return step_done(s, st, err, "deleting an instance");
 }
 
-int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o,
-                      struct nubo_err *err)
+int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o, struct nubo_err *err)
 {
     cleanup_free char *text = json_text(nubo_status_report_encode(o));
     if (text == NULL)
@@ -488,8 +485,8 @@ int ctl_store_instances_load(struct ctl_store *s,
         col_text(st, 4, r.image, sizeof(r.image));
         r.memory_mb = sqlite3_column_int64(st, 5);
         r.vcpus = sqlite3_column_int64(st, 6);
-        json_t *w = json_pack("{s:o?, s:o?, s:o?}", "args", col_json(st, 7), "env",
-                              col_json(st, 8), "ports", col_json(st, 11));
+        json_t *w = json_pack("{s:o?, s:o?, s:o?}", "args", col_json(st, 7), "env", col_json(st, 8),
+                              "ports", col_json(st, 11));
         struct nubo_err perr = {0};
         if (w == NULL ||
             pj_strv(w, "", "args", false, 1024, 1 << 20, &r.args, &r.n_args, &perr) < 0 ||
@@ -497,8 +494,7 @@ int ctl_store_instances_load(struct ctl_store *s,
             json_decref(w);
             ctl_instance_row_free(&r);
             sqlite3_reset(st);
-            return nubo_error(err, 0, "store: instance %s has a corrupt row: %s", r.uuid,
-                              perr.msg);
+            return nubo_error(err, 0, "store: instance %s has a corrupt row: %s", r.uuid, perr.msg);
         }
         json_t *ports = json_object_get(w, "ports");
         r.service_ports = calloc(json_array_size(ports) + 1, sizeof(int64_t));
@@ -520,8 +516,7 @@ int ctl_store_instances_load(struct ctl_store *s,
         if (oj) {
             has_obs = nubo_status_report_decode(oj, "observation", &obs, &perr) == 0;
             if (!has_obs)
-                log_warnx("store: dropping the unreadable observation of %s: %s", r.uuid,
-                          perr.msg);
+                log_warnx("store: dropping the unreadable observation of %s: %s", r.uuid, perr.msg);
             json_decref(oj);
         }
         int crc = cb(arg, &r, has_obs ? &obs : NULL);
@@ -549,8 +544,7 @@ void ctl_image_row_free(struct ctl_image_row *r)
     r->n_args = r->n_env = 0;
 }
 
-int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im,
-                        struct nubo_err *err)
+int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, struct nubo_err *err)
 {
     cleanup_free char *args = json_text(pj_strv_new(im->args, im->n_args));
     cleanup_free char *env = json_text(pj_env_new(im->env, im->n_env));

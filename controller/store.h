@@ -78,10 +78,30 @@ struct ctl_image_row {
 void ctl_image_row_free(struct ctl_image_row *r);
 
 enum ctl_stmt {
-    ST_USER_INS, ST_TOKEN_INS, ST_USERS, ST_TOKENS, ST_NODE_PUT, ST_NODES, ST_INST_PUT,
-    ST_INST_DEL, ST_OBS_DEL, ST_OBS_PUT, ST_INSTS, ST_IMG_PUT, ST_TAG_PUT, ST_IMG_DEL,
-    ST_TAG_DEL_DIGEST, ST_IMG_BY_TAG, ST_IMG_BY_DIGEST, ST_IMG_BY_UUID, ST_IMGS, ST_IMG_TAGS,
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST__COUNT
+    ST_USER_INS,
+    ST_TOKEN_INS,
+    ST_USERS,
+    ST_TOKENS,
+    ST_NODE_PUT,
+    ST_NODES,
+    ST_INST_PUT,
+    ST_INST_DEL,
+    ST_OBS_DEL,
+    ST_OBS_PUT,
+    ST_INSTS,
+    ST_IMG_PUT,
+    ST_TAG_PUT,
+    ST_IMG_DEL,
+    ST_TAG_DEL_DIGEST,
+    ST_IMG_BY_TAG,
+    ST_IMG_BY_DIGEST,
+    ST_IMG_BY_UUID,
+    ST_IMGS,
+    ST_IMG_TAGS,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST__COUNT
 };
 
 struct ctl_store {
@@ -109,12 +129,11 @@ void ctl_store_rollback(struct ctl_store *s);
 int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err);
 int ctl_store_token_insert(struct ctl_store *s, const char *hash, const char *user_uuid,
                            struct nubo_err *err);
-int ctl_store_users_load(struct ctl_store *s,
-                         int (*cb)(void *arg, const struct ctl_user_row *u), void *arg,
-                         struct nubo_err *err);
+int ctl_store_users_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_user_row *u),
+                         void *arg, struct nubo_err *err);
 int ctl_store_tokens_load(struct ctl_store *s,
-                          int (*cb)(void *arg, const char *hash, const char *user_uuid),
-                          void *arg, struct nubo_err *err);
+                          int (*cb)(void *arg, const char *hash, const char *user_uuid), void *arg,
+                          struct nubo_err *err);
 
 int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct nubo_err *err);
 int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_node_row *n),
@@ -132,8 +151,7 @@ int ctl_store_instances_load(struct ctl_store *s,
                              void *arg, struct nubo_err *err);
 
 /* Upsert by digest_ref: a known image keeps its uuid and created_at. */
-int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im,
-                        struct nubo_err *err);
+int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, struct nubo_err *err);
 int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
                       const char *digest_ref, struct nubo_err *err);
 int ctl_store_image_delete(struct ctl_store *s, const char *digest_ref, struct nubo_err *err);

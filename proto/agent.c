@@ -134,10 +134,10 @@ void nubo_status_report_free(struct nubo_status_report *r)
     r->message = NULL;
 }
 
-#define TRY(x)                                                                                  \
-    do {                                                                                        \
-        if ((x) < 0)                                                                            \
-            goto fail;                                                                          \
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((x) < 0)                                                                               \
+            goto fail;                                                                             \
     } while (0)
 
 int nubo_status_report_decode(json_t *j, const char *ctx, struct nubo_status_report *out,
@@ -259,11 +259,11 @@ static json_t *encode_reports(const struct nubo_status_report *r, size_t n)
 
 json_t *nubo_register_req_encode(const struct nubo_register_req *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}", "name", r->name, "metro",
-                          r->metro, "memory_mb", (json_int_t)r->memory_mb, "vcpus",
-                          (json_int_t)r->vcpus, "accel", r->accel, "libvirt_version",
-                          r->libvirt_version, "qemu_version", r->qemu_version, "agent_version",
-                          r->agent_version);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}", "name", r->name, "metro", r->metro,
+                  "memory_mb", (json_int_t)r->memory_mb, "vcpus", (json_int_t)r->vcpus, "accel",
+                  r->accel, "libvirt_version", r->libvirt_version, "qemu_version", r->qemu_version,
+                  "agent_version", r->agent_version);
     if (o)
         json_object_set_new(o, "instances", encode_reports(r->instances, r->n_instances));
     return o;
@@ -276,9 +276,8 @@ int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nu
         return nubo_error_http(err, 400, "register: body must be a JSON object");
     TRY(pj_str(j, "", "name", true, out->name, sizeof(out->name), err));
     if (!nubo_name_valid(out->name))
-        return nubo_error_http(err, 400,
-                               "name: '%s' must be 1..63 characters of [a-z0-9-] (node name)",
-                               out->name);
+        return nubo_error_http(
+            err, 400, "name: '%s' must be 1..63 characters of [a-z0-9-] (node name)", out->name);
     TRY(pj_str(j, "", "metro", true, out->metro, sizeof(out->metro), err));
     if (!nubo_name_valid(out->metro))
         return nubo_error_http(err, 400, "metro: '%s' must be 1..63 characters of [a-z0-9-]",
@@ -290,11 +289,10 @@ int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nu
         snprintf(out->accel, sizeof(out->accel), "tcg");
     if (strcmp(out->accel, "kvm") != 0 && strcmp(out->accel, "tcg") != 0)
         return nubo_error_http(err, 400, "accel: '%s' is not kvm or tcg", out->accel);
-    TRY(pj_str(j, "", "libvirt_version", false, out->libvirt_version,
-               sizeof(out->libvirt_version), err));
-    TRY(pj_str(j, "", "qemu_version", false, out->qemu_version, sizeof(out->qemu_version), err));
-    TRY(pj_str(j, "", "agent_version", false, out->agent_version, sizeof(out->agent_version),
+    TRY(pj_str(j, "", "libvirt_version", false, out->libvirt_version, sizeof(out->libvirt_version),
                err));
+    TRY(pj_str(j, "", "qemu_version", false, out->qemu_version, sizeof(out->qemu_version), err));
+    TRY(pj_str(j, "", "agent_version", false, out->agent_version, sizeof(out->agent_version), err));
     TRY(decode_reports(j, "instances", false, &out->instances, &out->n_instances, err));
     return 0;
 fail:
@@ -415,8 +413,8 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
     TRY(pj_int(j, ctx, "vcpus", true, 1, 4096, &out->vcpus, err));
     TRY(pj_strv(j, ctx, "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
                 &out->n_args, err));
-    TRY(pj_env(j, ctx, "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env,
-               &out->n_env, err));
+    TRY(pj_env(j, ctx, "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env, &out->n_env,
+               err));
     TRY(pj_str(j, ctx, "desired_state", true, buf, sizeof(buf), err));
     if (nubo_desired_parse(buf, &out->desired_state) < 0) {
         nubo_error_http(err, 400, "%s.desired_state: '%s' is not running or stopped", ctx, buf);
@@ -425,8 +423,8 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
     snprintf(buf, sizeof(buf), "never");
     TRY(pj_str(j, ctx, "restart_policy", false, buf, sizeof(buf), err));
     if (nubo_restart_policy_parse(buf, &out->restart_policy) < 0) {
-        nubo_error_http(err, 400, "%s.restart_policy: '%s' is not never, always or on-failure",
-                        ctx, buf);
+        nubo_error_http(err, 400, "%s.restart_policy: '%s' is not never, always or on-failure", ctx,
+                        buf);
         goto fail;
     }
     TRY(pj_str(j, ctx, "private_ip", true, out->private_ip, sizeof(out->private_ip), err));
@@ -443,8 +441,8 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
     json_t *ports = json_object_get(j, "service_ports");
     if (ports && !json_is_null(ports)) {
         if (!json_is_array(ports) || json_array_size(ports) > NUBO_AGENT_MAX_PORTS) {
-            nubo_error_http(err, 400, "%s.service_ports: must be an array of at most %d ports",
-                            ctx, NUBO_AGENT_MAX_PORTS);
+            nubo_error_http(err, 400, "%s.service_ports: must be an array of at most %d ports", ctx,
+                            NUBO_AGENT_MAX_PORTS);
             goto fail;
         }
         out->service_ports = calloc(json_array_size(ports) + 1, sizeof(int64_t));
@@ -456,10 +454,8 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
         json_t *p;
         json_array_foreach(ports, i, p)
         {
-            if (!json_is_integer(p) || json_integer_value(p) < 1 ||
-                json_integer_value(p) > 65535) {
-                nubo_error_http(err, 400, "%s.service_ports[%zu]: must be a port 1..65535", ctx,
-                                i);
+            if (!json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 65535) {
+                nubo_error_http(err, 400, "%s.service_ports[%zu]: must be a port 1..65535", ctx, i);
                 goto fail;
             }
             out->service_ports[out->n_service_ports++] = json_integer_value(p);
@@ -551,8 +547,7 @@ int nubo_status_batch_decode(json_t *j, struct nubo_status_batch *out, struct nu
     out->free_memory_mb = -1;
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "status: body must be a JSON object");
-    if (pj_int(j, "", "free_memory_mb", false, 0, INT64_C(1) << 32, &out->free_memory_mb, err) <
-        0)
+    if (pj_int(j, "", "free_memory_mb", false, 0, INT64_C(1) << 32, &out->free_memory_mb, err) < 0)
         return -1;
     return decode_reports(j, "instances", false, &out->instances, &out->n_instances, err);
 }
@@ -586,9 +581,9 @@ json_t *nubo_log_batch_encode(const struct nubo_log_batch *b)
     json_t *a = json_array();
     for (size_t i = 0; a && i < b->n_logs; i++) {
         char *data = nubo_base64_encode(b->logs[i].data, b->logs[i].len);
-        json_array_append_new(a, json_pack("{s:s, s:I, s:s}", "uuid", b->logs[i].uuid, "offset",
-                                           (json_int_t)b->logs[i].offset, "data",
-                                           data ? data : ""));
+        json_array_append_new(a,
+                              json_pack("{s:s, s:I, s:s}", "uuid", b->logs[i].uuid, "offset",
+                                        (json_int_t)b->logs[i].offset, "data", data ? data : ""));
         free(data);
     }
     return json_pack("{s:o}", "logs", a);

@@ -19,9 +19,9 @@
 #define NUBO_AGENT_PATH_LOG "/agent/v1/log"
 
 /* Hard bounds on what one message may carry. */
-#define NUBO_AGENT_MAX_BODY (64u << 20)       /* one request or response body */
-#define NUBO_AGENT_MAX_INSTANCES 65536        /* instances listed in one message */
-#define NUBO_AGENT_MAX_ARGS 253               /* as the public API */
+#define NUBO_AGENT_MAX_BODY (64u << 20) /* one request or response body */
+#define NUBO_AGENT_MAX_INSTANCES 65536  /* instances listed in one message */
+#define NUBO_AGENT_MAX_ARGS 253         /* as the public API */
 #define NUBO_AGENT_MAX_ENV 256
 #define NUBO_AGENT_MAX_STR 4096               /* one arg, env name or value */
 #define NUBO_AGENT_MAX_MESSAGE 1024           /* status message text */
@@ -30,9 +30,9 @@
 #define NUBO_AGENT_MAX_LOG_CHUNK (256u << 10) /* decoded bytes per log chunk */
 #define NUBO_AGENT_WATCH_TIMEOUT_MAX_MS 60000
 #define NUBO_AGENT_TOKEN_MAX 128
-#define NUBO_IMAGE_REF_MAX 512                /* "owner/name@sha256:<64 hex>" and tags */
+#define NUBO_IMAGE_REF_MAX 512 /* "owner/name@sha256:<64 hex>" and tags */
 #define NUBO_VERSION_STR_MAX 64
-#define NUBO_IP_STR_MAX 16                    /* dotted IPv4 + NUL */
+#define NUBO_IP_STR_MAX 16 /* dotted IPv4 + NUL */
 #define NUBO_CIDR_STR_MAX 20
 
 /* Instance states. The agent reports starting..stopped; the API adds the others. */
@@ -53,11 +53,7 @@ enum nubo_desired { NUBO_DESIRED_RUNNING = 0, NUBO_DESIRED_STOPPED };
 const char *nubo_desired_name(enum nubo_desired d);
 int nubo_desired_parse(const char *s, enum nubo_desired *out);
 
-enum nubo_restart_policy {
-    NUBO_RESTART_NEVER = 0,
-    NUBO_RESTART_ALWAYS,
-    NUBO_RESTART_ON_FAILURE
-};
+enum nubo_restart_policy { NUBO_RESTART_NEVER = 0, NUBO_RESTART_ALWAYS, NUBO_RESTART_ON_FAILURE };
 const char *nubo_restart_policy_name(enum nubo_restart_policy p);
 int nubo_restart_policy_parse(const char *s, enum nubo_restart_policy *out);
 

@@ -35,10 +35,12 @@ static int unsupported(json_t *j, const char *key, struct nubo_err *err)
 
 int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_err *err)
 {
-    static const char *const allowed[] = {
-        "name",     "image",    "args",           "env",      "memory_mb",       "vcpus",
-        "autostart", "replicas", "restart_policy", "features", "metro",           "wait_timeout_ms",
-        "timeout_s", "service_ports", "scale_to_zero", "volumes", "service_group", NULL};
+    static const char *const allowed[] = {"name",      "image",         "args",
+                                          "env",       "memory_mb",     "vcpus",
+                                          "autostart", "replicas",      "restart_policy",
+                                          "features",  "metro",         "wait_timeout_ms",
+                                          "timeout_s", "service_ports", "scale_to_zero",
+                                          "volumes",   "service_group", NULL};
     nubo_create_req_init(out);
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "create: the body must be a JSON object");
@@ -103,8 +105,9 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
             if (s && strcmp(s, "delete-on-stop") == 0)
                 out->features |= NUBO_FEATURE_DELETE_ON_STOP;
             else if (s && strcmp(s, "scale-to-zero") == 0) {
-                nubo_error_http(err, 400, "features[%zu]: scale-to-zero is not supported by nubo "
-                                          "yet",
+                nubo_error_http(err, 400,
+                                "features[%zu]: scale-to-zero is not supported by nubo "
+                                "yet",
                                 i);
                 goto fail;
             } else {
@@ -113,7 +116,8 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
             }
         }
     }
-    if ((out->features & NUBO_FEATURE_DELETE_ON_STOP) && out->restart_policy != NUBO_RESTART_NEVER) {
+    if ((out->features & NUBO_FEATURE_DELETE_ON_STOP) &&
+        out->restart_policy != NUBO_RESTART_NEVER) {
         nubo_error_http(err, 400, "features: delete-on-stop needs restart_policy never");
         goto fail;
     }
@@ -145,8 +149,7 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
         json_t *p;
         json_array_foreach(ports, i, p)
         {
-            if (!json_is_integer(p) || json_integer_value(p) < 1 ||
-                json_integer_value(p) > 65535) {
+            if (!json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 65535) {
                 nubo_error_http(err, 400, "service_ports[%zu]: must be a port 1..65535", i);
                 goto fail;
             }
@@ -232,10 +235,10 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
                         json_pack("{s:I, s:o}", "attempt", (json_int_t)in->restart_attempt,
                                   "next_at", pj_time_new(in->restart_next_at_us)));
     json_object_set_new(o, "stop_reason", json_integer(in->stop_reason));
-    json_object_set_new(o, "exit_code", in->has_exit_code ? json_integer(in->exit_code)
-                                                          : json_null());
-    json_object_set_new(o, "stop_code", in->has_stop_code ? json_integer(in->stop_code)
-                                                          : json_null());
+    json_object_set_new(o, "exit_code",
+                        in->has_exit_code ? json_integer(in->exit_code) : json_null());
+    json_object_set_new(o, "stop_code",
+                        in->has_stop_code ? json_integer(in->stop_code) : json_null());
     json_t *feat = json_array();
     if (in->features & NUBO_FEATURE_DELETE_ON_STOP)
         json_array_append_new(feat, json_string("delete-on-stop"));
@@ -268,8 +271,8 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
     const int64_t big = INT64_C(1) << 62;
     char state[16] = "stopped", policy[16] = "never";
     int rc;
-#define D(x)                                                                                    \
-    if ((x) < 0)                                                                                \
+#define D(x)                                                                                       \
+    if ((x) < 0)                                                                                   \
         goto fail;
     D(pj_str(j, "", "uuid", true, out->uuid, sizeof(out->uuid), err));
     D(pj_str(j, "", "name", false, out->name, sizeof(out->name), err));
@@ -328,8 +331,7 @@ int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struc
     static const char *const k_ref[] = {"uuid", "name", NULL};
     static const char *const k_start[] = {"uuid", "name", "wait_timeout_ms", NULL};
     static const char *const k_stop[] = {"uuid", "name", "force", "drain_timeout_ms", NULL};
-    static const char *const k_wait[] = {"uuid", "name", "state", "timeout_ms", "timeout_s",
-                                         NULL};
+    static const char *const k_wait[] = {"uuid", "name", "state", "timeout_ms", "timeout_s", NULL};
     static const char *const k_log[] = {"uuid", "name", "offset", "limit", NULL};
     const char *const *allowed = kind == NUBO_ITEM_START  ? k_start
                                  : kind == NUBO_ITEM_STOP ? k_stop
@@ -338,8 +340,7 @@ int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struc
                                                           : k_ref;
     nubo_item_init(out);
     if (!json_is_object(j))
-        return nubo_error_http(err, 400, "%s: each item must be an object with uuid or name",
-                               ctx);
+        return nubo_error_http(err, 400, "%s: each item must be an object with uuid or name", ctx);
     if (pj_only_keys(j, ctx, allowed, err) < 0)
         return -1;
     int ru = pj_str(j, ctx, "uuid", false, out->uuid, sizeof(out->uuid), err);
@@ -361,8 +362,7 @@ int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struc
                                ctx, ctx[0] ? "." : "", out->name);
     switch (kind) {
     case NUBO_ITEM_START:
-        return pj_int(j, ctx, "wait_timeout_ms", false, -1, 3600000, &out->wait_timeout_ms, err) <
-                       0
+        return pj_int(j, ctx, "wait_timeout_ms", false, -1, 3600000, &out->wait_timeout_ms, err) < 0
                    ? -1
                    : 0;
     case NUBO_ITEM_STOP:
@@ -394,9 +394,8 @@ int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struc
         if (pj_int(j, ctx, "offset", false, -(INT64_C(1) << 53), INT64_C(1) << 53, &out->offset,
                    err) < 0)
             return -1;
-        return pj_int(j, ctx, "limit", false, 0, NUBO_API_LOG_MAX_LIMIT, &out->limit, err) < 0
-                   ? -1
-                   : 0;
+        return pj_int(j, ctx, "limit", false, 0, NUBO_API_LOG_MAX_LIMIT, &out->limit, err) < 0 ? -1
+                                                                                               : 0;
     default:
         return 0;
     }
@@ -481,8 +480,7 @@ int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err)
     rc |= pj_str(j, "", "url", false, out->url, sizeof(out->url), err) < 0;
     rc |= pj_strv(j, "", "tags", false, 4096, 512, &out->tags, &out->n_tags, err) < 0;
     rc |= pj_bool(j, "", "initrd_or_rom", false, &out->initrd_or_rom, err) < 0;
-    rc |= pj_int(j, "", "size_in_bytes", false, 0, INT64_C(1) << 62, &out->size_in_bytes, err) <
-          0;
+    rc |= pj_int(j, "", "size_in_bytes", false, 0, INT64_C(1) << 62, &out->size_in_bytes, err) < 0;
     rc |= pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
                   &out->n_args, err) < 0;
     rc |= pj_env(j, "", "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env,
@@ -513,8 +511,8 @@ json_t *nubo_envelope_new(const char *status, const char *message, const char *c
 
 json_t *nubo_item_error(const char *uuid, const char *name, int http_status, const char *msg)
 {
-    json_t *o = json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error",
-                          http_status);
+    json_t *o =
+        json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error", http_status);
     if (uuid && uuid[0])
         json_object_set_new(o, "uuid", json_string(uuid));
     if (name && name[0])
@@ -544,8 +542,8 @@ int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struc
 
 static bool repo_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-' || c == '/';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+           c == '/';
 }
 
 int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, struct nubo_err *err)
@@ -567,8 +565,9 @@ int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, stru
     if (at) {
         *at = '\0';
         if (!nubo_digest_valid(at + 1))
-            return nubo_error_http(err, 400, "image: '%s' has a malformed digest (want sha256:<64 "
-                                             "hex>)",
+            return nubo_error_http(err, 400,
+                                   "image: '%s' has a malformed digest (want sha256:<64 "
+                                   "hex>)",
                                    s);
         snprintf(out->digest, sizeof(out->digest), "%s", at + 1);
     }

@@ -14,11 +14,11 @@
 #include "error.h"
 #include "pjson.h"
 
-#define NUBO_API_MAX_BODY (1u << 20)      /* request body bound (413 above) */
-#define NUBO_API_MAX_ITEMS 1024           /* items in one batch request */
+#define NUBO_API_MAX_BODY (1u << 20) /* request body bound (413 above) */
+#define NUBO_API_MAX_ITEMS 1024      /* items in one batch request */
 #define NUBO_API_MAX_REPLICAS 253
 #define NUBO_API_MIN_MEMORY_MB 16
-#define NUBO_API_MAX_MEMORY_MB (1 << 20)  /* the node's size bounds it further */
+#define NUBO_API_MAX_MEMORY_MB (1 << 20) /* the node's size bounds it further */
 #define NUBO_API_DEFAULT_MEMORY_MB 128
 #define NUBO_API_MAX_VCPUS 64
 #define NUBO_API_MAX_DRAIN_MS 3600000
@@ -39,14 +39,14 @@ struct nubo_create_req {
     bool has_args; /* args given (even empty) override the image's */
     struct nubo_kv *env;
     size_t n_env;
-    int64_t memory_mb;  /* default 128 */
-    int64_t vcpus;      /* default 1 */
-    bool autostart;     /* default true */
-    int64_t replicas;   /* 0..253: replicas+1 instances */
+    int64_t memory_mb; /* default 128 */
+    int64_t vcpus;     /* default 1 */
+    bool autostart;    /* default true */
+    int64_t replicas;  /* 0..253: replicas+1 instances */
     enum nubo_restart_policy restart_policy;
     uint32_t features;
-    char metro[NUBO_NAME_MAX + 1]; /* "" = any */
-    int64_t wait_timeout_ms;       /* 0 = no wait, -1 = wait as long as allowed */
+    char metro[NUBO_NAME_MAX + 1];               /* "" = any */
+    int64_t wait_timeout_ms;                     /* 0 = no wait, -1 = wait as long as allowed */
     int64_t service_ports[NUBO_AGENT_MAX_PORTS]; /* nubo: ports timed by net_time_us */
     size_t n_service_ports;
 };
@@ -83,7 +83,7 @@ struct nubo_instance {
     uint32_t features;
     char node[NUBO_NAME_MAX + 1];
     char metro[NUBO_NAME_MAX + 1];
-    char *message; /* why it is not running, if known */
+    char *message;                         /* why it is not running, if known */
     char private_fqdn[NUBO_NAME_MAX + 72]; /* "" = "<name>.internal" */
 };
 /* Adds "status":"success", private_fqdn "<name>.internal" and the derived fields. */
@@ -103,12 +103,12 @@ enum nubo_item_kind {
 struct nubo_item {
     char uuid[NUBO_UUID_STR_LEN + 1]; /* one of uuid / name is set */
     char name[NUBO_NAME_MAX + 1];
-    int64_t wait_timeout_ms;          /* start */
-    bool force;                       /* stop */
-    int64_t drain_timeout_ms;         /* stop */
-    enum nubo_state state;            /* wait, default running */
-    int64_t timeout_ms;               /* wait, default -1 = forever */
-    int64_t offset, limit;            /* log, defaults -4096 / 4096 */
+    int64_t wait_timeout_ms;  /* start */
+    bool force;               /* stop */
+    int64_t drain_timeout_ms; /* stop */
+    enum nubo_state state;    /* wait, default running */
+    int64_t timeout_ms;       /* wait, default -1 = forever */
+    int64_t offset, limit;    /* log, defaults -4096 / 4096 */
 };
 void nubo_item_init(struct nubo_item *it);
 /* One item object (strict). ctx names it in errors ("[2]"). */
@@ -153,8 +153,8 @@ int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struc
 struct nubo_api_image_ref {
     char repo[256];
     char owner[NUBO_API_USER_MAX + 1];
-    char tag[129];    /* "" when a digest was given; "latest" when neither */
-    char digest[80];  /* "sha256:<hex>" or "" */
+    char tag[129];   /* "" when a digest was given; "latest" when neither */
+    char digest[80]; /* "sha256:<hex>" or "" */
 };
 int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, struct nubo_err *err);
 

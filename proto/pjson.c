@@ -114,8 +114,7 @@ int pj_time(json_t *o, const char *ctx, const char *key, bool required, int64_t 
     /* 1970..9999: zero means "never" on the wire, and encoders must round-trip */
     if (!str_ok(v, 40) || nubo_time_parse_iso8601(json_string_value(v), &us) < 0 || us <= 0 ||
         us >= INT64_C(253402300800000000))
-        return nubo_error_http(err, 400, CTX_FMT ": must be an ISO 8601 time",
-                               CTX_ARGS(ctx, key));
+        return nubo_error_http(err, 400, CTX_FMT ": must be an ISO 8601 time", CTX_ARGS(ctx, key));
     *out_us = us;
     return 1;
 }
@@ -178,8 +177,7 @@ int pj_env(json_t *o, const char *ctx, const char *key, bool required, size_t ma
     if (v == NULL)
         return absent(ctx, key, required, err);
     if (!json_is_object(v) || json_object_size(v) > max_items)
-        return nubo_error_http(err, 400,
-                               CTX_FMT ": must be an object of at most %zu string values",
+        return nubo_error_http(err, 400, CTX_FMT ": must be an object of at most %zu string values",
                                CTX_ARGS(ctx, key), max_items);
     size_t n = json_object_size(v), i = 0;
     struct nubo_kv *r = calloc(n + 1, sizeof(*r));

@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (int k = NUBO_ITEM_REF; k <= NUBO_ITEM_LOG; k++) {
             struct nubo_item it;
-            if (nubo_item_decode(e, (enum nubo_item_kind)k, "[0]", &it, NULL) == 0 &&
-                !it.uuid[0] && !nubo_name_valid(it.name))
+            if (nubo_item_decode(e, (enum nubo_item_kind)k, "[0]", &it, NULL) == 0 && !it.uuid[0] &&
+                !nubo_name_valid(it.name))
                 abort();
         }
         const char *s = json_string_value(json_object_get(e, "image"));

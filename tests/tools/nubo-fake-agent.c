@@ -295,9 +295,10 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
             if (fi->boot_timer)
                 evtimer_del(fi->boot_timer);
             fi->stopped_at_us = nubo_now_us();
-            fi->stop_reason = a->stop_force ? (NUBO_STOP_FORCED | NUBO_STOP_USER | NUBO_STOP_PLATFORM)
-                                            : (NUBO_STOP_USER | NUBO_STOP_PLATFORM |
-                                               NUBO_STOP_APP | NUBO_STOP_KERNEL);
+            fi->stop_reason =
+                a->stop_force
+                    ? (NUBO_STOP_FORCED | NUBO_STOP_USER | NUBO_STOP_PLATFORM)
+                    : (NUBO_STOP_USER | NUBO_STOP_PLATFORM | NUBO_STOP_APP | NUBO_STOP_KERNEL);
             set_state(fi, NUBO_STATE_STOPPED);
         }
     }
@@ -431,11 +432,16 @@ int main(int argc, char **argv)
     o->vcpus = 8;
     o->boot_ms = 20;
     static const struct option opts[] = {
-        {"controller", required_argument, NULL, 'c'}, {"join-token-file", required_argument, NULL, 'j'},
-        {"nodes", required_argument, NULL, 'n'},      {"prefix", required_argument, NULL, 'p'},
-        {"metro", required_argument, NULL, 'm'},      {"memory-mb", required_argument, NULL, 'M'},
-        {"vcpus", required_argument, NULL, 'V'},      {"boot-ms", required_argument, NULL, 'b'},
-        {"quiet", no_argument, NULL, 'q'},            {NULL, 0, NULL, 0},
+        {"controller", required_argument, NULL, 'c'},
+        {"join-token-file", required_argument, NULL, 'j'},
+        {"nodes", required_argument, NULL, 'n'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"metro", required_argument, NULL, 'm'},
+        {"memory-mb", required_argument, NULL, 'M'},
+        {"vcpus", required_argument, NULL, 'V'},
+        {"boot-ms", required_argument, NULL, 'b'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     int64_t v;
@@ -470,13 +476,31 @@ int main(int argc, char **argv)
             free(text);
             break;
         }
-        case 'n': if (nubo_parse_int(optarg, 1, 100000, &v, NULL) == 0) o->nodes = (int)v; break;
-        case 'p': snprintf(o->prefix, sizeof(o->prefix), "%s", optarg); break;
-        case 'm': snprintf(o->metro, sizeof(o->metro), "%s", optarg); break;
-        case 'M': if (nubo_parse_int(optarg, 16, INT64_C(1) << 32, &v, NULL) == 0) o->memory_mb = v; break;
-        case 'V': if (nubo_parse_int(optarg, 1, 4096, &v, NULL) == 0) o->vcpus = v; break;
-        case 'b': if (nubo_parse_int(optarg, 0, 600000, &v, NULL) == 0) o->boot_ms = v; break;
-        case 'q': o->quiet = true; break;
+        case 'n':
+            if (nubo_parse_int(optarg, 1, 100000, &v, NULL) == 0)
+                o->nodes = (int)v;
+            break;
+        case 'p':
+            snprintf(o->prefix, sizeof(o->prefix), "%s", optarg);
+            break;
+        case 'm':
+            snprintf(o->metro, sizeof(o->metro), "%s", optarg);
+            break;
+        case 'M':
+            if (nubo_parse_int(optarg, 16, INT64_C(1) << 32, &v, NULL) == 0)
+                o->memory_mb = v;
+            break;
+        case 'V':
+            if (nubo_parse_int(optarg, 1, 4096, &v, NULL) == 0)
+                o->vcpus = v;
+            break;
+        case 'b':
+            if (nubo_parse_int(optarg, 0, 600000, &v, NULL) == 0)
+                o->boot_ms = v;
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
         default:
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
@@ -492,8 +516,7 @@ int main(int argc, char **argv)
         n->fx = &fx;
         snprintf(n->name, sizeof(n->name), "%s-%d", o->prefix, i);
         n->conn = evhttp_connection_base_new(fx.base, NULL, o->host, (unsigned short)o->port);
-        n->watch_conn = evhttp_connection_base_new(fx.base, NULL, o->host,
-                                                   (unsigned short)o->port);
+        n->watch_conn = evhttp_connection_base_new(fx.base, NULL, o->host, (unsigned short)o->port);
         evhttp_connection_set_timeout(n->watch_conn, 90);
         evhttp_connection_set_retries(n->conn, 0);
         n->flush_ev = event_new(fx.base, -1, 0, flush_cb, n);

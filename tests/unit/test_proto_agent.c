@@ -40,10 +40,16 @@ static void test_register_roundtrip(void **state)
                                      .restart_attempt = 2,
                                      .message = "hello"};
     strcpy(rep.uuid, UUID1);
-    struct nubo_register_req req = {.name = "node-a", .metro = "fra", .memory_mb = 8192,
-                                     .vcpus = 2, .accel = "tcg", .libvirt_version = "9.0.0",
-                                     .qemu_version = "7.2.0", .agent_version = "0.1.0",
-                                     .instances = &rep, .n_instances = 1};
+    struct nubo_register_req req = {.name = "node-a",
+                                    .metro = "fra",
+                                    .memory_mb = 8192,
+                                    .vcpus = 2,
+                                    .accel = "tcg",
+                                    .libvirt_version = "9.0.0",
+                                    .qemu_version = "7.2.0",
+                                    .agent_version = "0.1.0",
+                                    .instances = &rep,
+                                    .n_instances = 1};
     json_t *j = nubo_register_req_encode(&req);
     char *text = pj_dump(j);
     json_decref(j);
@@ -73,8 +79,11 @@ static void test_register_roundtrip(void **state)
     assert_string_equal(r->message, "hello");
     nubo_register_req_free(&got);
 
-    struct nubo_register_resp resp = {.node = {.uuid = UUID2, .name = "node-a", .metro = "fra",
-                                               .subnet = "10.64.3.0/24", .gateway = "10.64.3.1",
+    struct nubo_register_resp resp = {.node = {.uuid = UUID2,
+                                               .name = "node-a",
+                                               .metro = "fra",
+                                               .subnet = "10.64.3.0/24",
+                                               .gateway = "10.64.3.1",
                                                .dns = "10.64.3.1"},
                                       .token = "tok",
                                       .heartbeat_interval_ms = 2000,
@@ -93,16 +102,27 @@ static void test_watch_roundtrip(void **state)
     char *args[] = {"/usr/bin/python3", "/src/server.py"};
     struct nubo_kv env[] = {{"K", "V"}, {"PATH", "/bin"}};
     int64_t ports[] = {8080};
-    struct nubo_assignment a = {.uuid = UUID1, .name = "web-ab12c",
+    struct nubo_assignment a = {.uuid = UUID1,
+                                .name = "web-ab12c",
                                 .image = "acme/web@sha256:"
                                          "278cb8b14f9faf9c2702dddd8bfb6124912d82c11b4a2c6590b6e32fc"
                                          "4049472",
-                                .memory_mb = 128, .vcpus = 1, .args = args, .n_args = 2,
-                                .env = env, .n_env = 2, .desired_state = NUBO_DESIRED_STOPPED,
+                                .memory_mb = 128,
+                                .vcpus = 1,
+                                .args = args,
+                                .n_args = 2,
+                                .env = env,
+                                .n_env = 2,
+                                .desired_state = NUBO_DESIRED_STOPPED,
                                 .restart_policy = NUBO_RESTART_ON_FAILURE,
-                                .private_ip = "10.64.3.7", .prefix = 24, .gateway = "10.64.3.1",
-                                .dns = "10.64.3.1", .service_ports = ports, .n_service_ports = 1,
-                                .start_seq = 3, .stop_force = true,
+                                .private_ip = "10.64.3.7",
+                                .prefix = 24,
+                                .gateway = "10.64.3.1",
+                                .dns = "10.64.3.1",
+                                .service_ports = ports,
+                                .n_service_ports = 1,
+                                .start_seq = 3,
+                                .stop_force = true,
                                 .stop_drain_timeout_ms = 500};
     struct nubo_watch_resp w = {.version = 42, .assignments = &a, .n_assignments = 1};
     json_t *j = nubo_watch_resp_encode(&w);
@@ -131,8 +151,10 @@ static void test_watch_roundtrip(void **state)
 static void test_status_and_log_roundtrip(void **state)
 {
     struct nubo_status_report reps[2] = {{.uuid = UUID1, .state = NUBO_STATE_STARTING},
-                                         {.uuid = UUID2, .state = NUBO_STATE_STOPPED,
-                                          .stop_reason = 3, .has_stop_code = true,
+                                         {.uuid = UUID2,
+                                          .state = NUBO_STATE_STOPPED,
+                                          .stop_reason = 3,
+                                          .has_stop_code = true,
                                           .stop_code = 0x0c0004}};
     struct nubo_status_batch b = {.instances = reps, .n_instances = 2, .free_memory_mb = 4096};
     json_t *j = nubo_status_batch_encode(&b);
@@ -161,8 +183,8 @@ static void test_status_and_log_roundtrip(void **state)
     json_decref(j);
 
     unsigned char data[] = "boot\nNUBO_READY\n";
-    struct nubo_log_chunk c = {.uuid = UUID1, .offset = 8192, .data = data,
-                               .len = sizeof(data) - 1};
+    struct nubo_log_chunk c = {
+        .uuid = UUID1, .offset = 8192, .data = data, .len = sizeof(data) - 1};
     struct nubo_log_batch lb = {.logs = &c, .n_logs = 1}, lg;
     j = nubo_log_batch_encode(&lb);
     assert_int_equal(nubo_log_batch_decode(j, &lg, &err), 0);
@@ -263,8 +285,10 @@ static void test_enums(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_roundtrip), cmocka_unit_test(test_watch_roundtrip),
-        cmocka_unit_test(test_status_and_log_roundtrip), cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_register_roundtrip),
+        cmocka_unit_test(test_watch_roundtrip),
+        cmocka_unit_test(test_status_and_log_roundtrip),
+        cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_enums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

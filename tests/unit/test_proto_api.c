@@ -74,7 +74,8 @@ static void test_create_rejects(void **state)
         "{\"image\":\"a/b\",\"vcpus\":0}",
         "{\"image\":\"a/b\",\"name\":\"UPPER\"}",
         "{\"image\":\"a/b\",\"name\":\"-lead\"}",
-        "{\"image\":\"a/b\",\"name\":\"a234567890123456789012345678901234567890123456789012345678901234\"}",
+        "{\"image\":\"a/"
+        "b\",\"name\":\"a234567890123456789012345678901234567890123456789012345678901234\"}",
         "{\"image\":\"a/b\",\"args\":\"x\"}",
         "{\"image\":\"a/b\",\"args\":[1]}",
         "{\"image\":\"a/b\",\"env\":{\"K\":1}}",
@@ -120,8 +121,11 @@ static void test_items(void **state)
     assert_int_equal(it.limit, 4096);
     json_decref(j);
     static const char *bad[] = {
-        "{}", "{\"uuid\":\"nope\"}", "{\"name\":\"a\",\"uuid\":\"0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01\"}",
-        "{\"name\":\"a\",\"force\":1}", "{\"name\":\"a\",\"drain_timeout_ms\":3600001}",
+        "{}",
+        "{\"uuid\":\"nope\"}",
+        "{\"name\":\"a\",\"uuid\":\"0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01\"}",
+        "{\"name\":\"a\",\"force\":1}",
+        "{\"name\":\"a\",\"drain_timeout_ms\":3600001}",
         "{\"name\":\"a\",\"extra\":1}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -153,18 +157,23 @@ static void test_image_refs(void **state)
     assert_int_equal(nubo_api_image_ref_parse(ref, &r, &err), 0);
     assert_string_equal(r.tag, "");
     assert_int_equal(strncmp(r.digest, "sha256:", 7), 0);
-    static const char *bad[] = {"", "acme/App", "acme//app", "acme/app@sha256:12",
-                                "acme/app:", "/app", "acme/app:t@sha256:x"};
+    static const char *bad[] = {"",          "acme/App", "acme//app",          "acme/app@sha256:12",
+                                "acme/app:", "/app",     "acme/app:t@sha256:x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(nubo_api_image_ref_parse(bad[i], &r, &err), -1);
 }
 
 static void test_instance_and_envelope(void **state)
 {
-    struct nubo_instance in = {.uuid = "0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01", .name = "web",
-                               .state = NUBO_STATE_RUNNING, .memory_mb = 128, .vcpus = 1,
-                               .private_ip = "10.64.0.2", .boot_time_us = 15090,
-                               .node = "n1", .metro = "fra0"};
+    struct nubo_instance in = {.uuid = "0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01",
+                               .name = "web",
+                               .state = NUBO_STATE_RUNNING,
+                               .memory_mb = 128,
+                               .vcpus = 1,
+                               .private_ip = "10.64.0.2",
+                               .boot_time_us = 15090,
+                               .node = "n1",
+                               .metro = "fra0"};
     json_t *j = nubo_instance_encode(&in, true);
     assert_string_equal(json_string_value(json_object_get(j, "private_fqdn")), "web.internal");
     assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
@@ -189,8 +198,10 @@ static void test_instance_and_envelope(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_defaults), cmocka_unit_test(test_create_rejects),
-        cmocka_unit_test(test_items), cmocka_unit_test(test_image_refs),
+        cmocka_unit_test(test_create_defaults),
+        cmocka_unit_test(test_create_rejects),
+        cmocka_unit_test(test_items),
+        cmocka_unit_test(test_image_refs),
         cmocka_unit_test(test_instance_and_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,8 +91,7 @@ static void test_no_capacity(void **state)
     req.metro = "sin";
     assert_int_equal(ctl_schedule(nodes, 2, &req, out, &err), -1);
     assert_int_equal(err.http_status, 400);
-    assert_int_equal(ctl_schedule(NULL, 0, &(struct ctl_sched_req){NULL, 16, 1, 1}, out, &err),
-                     -1);
+    assert_int_equal(ctl_schedule(NULL, 0, &(struct ctl_sched_req){NULL, 16, 1, 1}, out, &err), -1);
     assert_int_equal(err.http_status, 503);
 }
 
@@ -100,7 +99,7 @@ static void test_many_nodes(void **state)
 {
     enum { N = 10000 };
     struct ctl_sched_node *nodes = calloc(N, sizeof(*nodes));
-    char (*ids)[16] = calloc(N, 16);
+    char(*ids)[16] = calloc(N, 16);
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], 16, "n%05d", i);
         nodes[i] = (struct ctl_sched_node){ids[i], i % 2 ? "fra" : "dal", true, 4096, 4, 253};
@@ -120,8 +119,10 @@ static void test_many_nodes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spread_and_tiebreak), cmocka_unit_test(test_most_free_memory_first),
-        cmocka_unit_test(test_filters), cmocka_unit_test(test_no_capacity),
+        cmocka_unit_test(test_spread_and_tiebreak),
+        cmocka_unit_test(test_most_free_memory_first),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_no_capacity),
         cmocka_unit_test(test_many_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,8 +84,8 @@ static void test_roundtrip(void **state)
     make_row(&r, 1);
     assert_int_equal(ctl_store_begin(&s, &err), 0);
     assert_int_equal(ctl_store_instance_put(&s, &r, &err), 0);
-    struct nubo_status_report o = {.state = NUBO_STATE_RUNNING, .start_seq = 1,
-                                   .boot_time_us = 1234};
+    struct nubo_status_report o = {
+        .state = NUBO_STATE_RUNNING, .start_seq = 1, .boot_time_us = 1234};
     memcpy(o.uuid, r.uuid, sizeof(o.uuid));
     assert_int_equal(ctl_store_obs_put(&s, &o, &err), 0);
     assert_int_equal(ctl_store_commit(&s, &err), 0);
@@ -106,7 +106,9 @@ static void test_roundtrip(void **state)
     assert_true(seen->obs[0]);
     /* images and tags */
     struct ctl_image_row im = {.uuid = "11111111-1111-4111-8111-111111111111",
-                               .repo = "acme/app", .owner = "acme", .size_in_bytes = 10,
+                               .repo = "acme/app",
+                               .owner = "acme",
+                               .size_in_bytes = 10,
                                .detailed = true};
     snprintf(im.digest_ref, sizeof(im.digest_ref), "acme/app@sha256:%064d", 1);
     assert_int_equal(ctl_store_begin(&s, &err), 0);
