@@ -462,7 +462,9 @@ out:
     waitpid(base_pid, NULL, 0);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (rc == 0 && system(cmd) != 0)
+    if (getenv("BENCH_KEEP"))
+        fprintf(stderr, "bench_api: logs kept in %s\n", dir);
+    else if (rc == 0 && system(cmd) != 0)
         rc = 1;
     else if (rc)
         fprintf(stderr, "bench_api: logs kept in %s\n", dir);

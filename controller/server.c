@@ -350,6 +350,10 @@ static void dispatch(struct evhttp_request *req, void *arg)
                         ri.path);
 out:
     evhttp_clear_headers(&query);
+    int64_t took_us = nubo_mono_us() - ri.start_us;
+    if (took_us > 100000) /* a loop stall this long delays every other client */
+        log_warnx("slow request: %s %s took %lld ms in the event loop", ctl_route_names[ri.route],
+                  ri.path, (long long)took_us / 1000);
 }
 
 static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *err)
