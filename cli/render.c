@@ -425,6 +425,12 @@ void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
         title = "Deployed but instance is on standby!";
         col = "\033[94m";
         online = true;
+    } else if (!strcmp(state, "stopped") &&
+               json_integer_value(json_object_get(inst, "start_count")) == 0 &&
+               json_integer_value(json_object_get(inst, "stop_reason")) == 0) {
+        title = "Created but not started (--no-start)";
+        col = "\033[94m";
+        online = true;
     } else if (!strcmp(state, "stopped") || !strcmp(state, "stopping") ||
                !strcmp(state, "draining")) {
         title = "Deployed but instance is not online!";

@@ -122,6 +122,25 @@ static void test_deploy_tree_not_online(void **state)
     free(got);
 }
 
+static void test_deploy_tree_not_started(void **state)
+{
+    char *got = capture(r_tree, "{\"name\":\"later\",\"uuid\":\"u-2\",\"state\":\"stopped\","
+        "\"start_count\":0,\"stop_reason\":0,\"image\":\"acme/app@sha256:cc\",\"boot_time_us\":0,"
+        "\"memory_mb\":128,\"private_fqdn\":\"later.internal\",\"private_ip\":\"10.64.3.9\",\"args\":[]}", 0);
+    golden(got,
+           "[●] Created but not started (--no-start)\n"
+           " │\n"
+           " ├────────── name: later\n"
+           " ├────────── uuid: u-2\n"
+           " ├───────── state: stopped\n"
+           " ├───────── image: acme/app@sha256:cc\n"
+           " ├──────── memory: 128 MiB\n"
+           " ├── private fqdn: later.internal\n"
+           " ├──── private ip: 10.64.3.9\n"
+           " └────────── args: \n");
+    free(got);
+}
+
 static void test_instances_table_seed(void **state)
 {
     setup_time();
@@ -211,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_deploy_tree_seed),
         cmocka_unit_test(test_deploy_tree_metro_no_service),
         cmocka_unit_test(test_deploy_tree_not_online),
+        cmocka_unit_test(test_deploy_tree_not_started),
         cmocka_unit_test(test_instances_table_seed),
         cmocka_unit_test(test_images_table),
         cmocka_unit_test(test_helpers),
