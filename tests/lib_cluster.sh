@@ -1,0 +1,56 @@
+# Helpers for end-to-end tests on a private dev cluster (deploy/nubo-devcluster): its own state
+# directory, ports, namespace prefix and CLI profile, all removed when the test exits.
+# Source after tests/lib.sh.
+
+t_cluster_up() { # [nodes spec]
+    t_need_root
+    t_need_libvirt
+    [ -x "$NUBO_BUILD/controller/nubo-controller" ] || t_fail "no nubo-controller in $NUBO_BUILD"
+    [ -x "$NUBO_BUILD/agent/nubo-agent" ] || t_fail "no nubo-agent in $NUBO_BUILD"
+    chmod 755 "$T_TMP" # qemu (libvirt-qemu) must reach the agents' image caches below it
+    export NUBO_DEVCLUSTER_DIR=$T_TMP/dc
+    export NUBO_DEVCLUSTER_API=127.0.0.1:$(t_free_port)
+    export NUBO_DEVCLUSTER_REGISTRY=127.0.0.1:$(t_free_port)
+    export NUBO_DEVCLUSTER_NS_PREFIX=ne$$-
+    export NUBO_DEVCLUSTER_NODES=${1:-fra:2,was:1}
+    export XDG_CONFIG_HOME=$T_TMP/config
+    export NUBO_SERVICES_STATE=$T_TMP/services
+    unset NUBO_API NUBO_TOKEN NUBO_REGISTRY NUBO_METRO
+    DC="$NUBO_SRC/deploy/nubo-devcluster"
+    NUBO="$NUBO_BUILD/cli/nubo"
+    API=http://$NUBO_DEVCLUSTER_API
+    t_on_exit "\"$DC\" down > \"$T_TMP/down.log\" 2>&1"
+    "$DC" up > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
+    ADMIN_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/admin-token")
+    USER_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/demo-token")
+    t_log "cluster up: API $API, registry $NUBO_DEVCLUSTER_REGISTRY, nodes $NUBO_DEVCLUSTER_NODES"
+}
+
+t_cluster_runtimes() {
+    "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
+        > "$T_TMP/runtimes.log" 2>&1 || { tail -30 "$T_TMP/runtimes.log" >&2; t_fail "build-runtimes failed"; }
+}
+
+# Copy the dev cluster's component logs into T_TMP so a failure shows them.
+t_cluster_collect_logs() {
+    local d=$NUBO_DEVCLUSTER_DIR
+    [ -f "$d/controller/controller.log" ] && cp "$d/controller/controller.log" "$T_TMP/controller.log"
+    for n in "$d"/nodes/*/; do
+        [ -f "$n/agent.log" ] && cp "$n/agent.log" "$T_TMP/agent-$(basename "$n").log"
+    done
+    return 0
+}
+
+# API call as the demo user: t_api METHOD PATH [BODY]
+t_api() {
+    curl -sS -X "$1" -H "Authorization: Bearer $USER_TOKEN" -H 'Content-Type: application/json' \
+        ${3:+--data "$3"} "$API$2"
+}
+
+# Read a field from JSON on stdin: t_json 'expr over d'
+t_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# HTTP from inside a node's network namespace (where private IPs live).
+t_node_curl() { # node url
+    "$DC" exec "$1" curl -sS --max-time 5 --retry 60 --retry-connrefused --retry-delay 1 "$2"
+}
