@@ -465,11 +465,8 @@ static void probe_done(struct agent *ag, void *arg)
 static void became_running(struct agent *ag, struct agent_instance *in)
 {
     in->r.state = NUBO_STATE_RUNNING;
-    log_info("instance %s: running, boot_time %lld us (image %lld, domain %lld, vmm %lld, "
-             "guest %lld)",
-             in->uuid, (long long)in->r.boot_time_us, (long long)in->r.phases.image_us,
-             (long long)in->r.phases.domain_us, (long long)in->r.phases.vmm_us,
-             (long long)in->r.phases.guest_us);
+    log_info("instance %s: running, boot_time %lld us", in->uuid,
+             (long long)in->r.boot_time_us);
     struct timeval tv = {HEALTHY_RESET_MS / 1000, 0};
     evtimer_add(in->healthy_timer, &tv);
     agent_mark_dirty(ag, in);
@@ -501,7 +498,6 @@ static void create_done(struct agent *ag, void *arg)
     in->t1_mono_us = j->t1_mono;
     in->r.phases.domain_us = j->t0_mono - in->t_prep_mono_us;
     in->r.phases.vmm_us = j->t1_mono - j->t0_mono;
-    in->r.start_count++;
     in->r.started_at_us = j->t0_real;
     if (j->net_error[0])
         log_warnx("instance %s: %s", in->uuid, j->net_error);
@@ -511,12 +507,15 @@ static void create_done(struct agent *ag, void *arg)
     }
     /* The marker may have been read while libvirt was still returning. */
     agent_on_console(ag, in);
-    if (in->ready_seen && in->r.state == NUBO_STATE_STARTING) {
+    if (in->ready_seen) { /* it reached its marker while libvirt was still returning */
         in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.vmm_us;
         if (in->r.phases.guest_us < 0)
             in->r.phases.guest_us = 0;
-        became_running(ag, in);
     }
+    log_info("instance %s: domain started (image %lld us, domain prep %lld us, "
+             "virDomainCreateXML %lld us)",
+             in->uuid, (long long)in->r.phases.image_us, (long long)in->r.phases.domain_us,
+             (long long)in->r.phases.vmm_us);
     if (in->a.n_service_ports > 0 && in->a.private_ip[0]) {
         struct probe_job *p = calloc(1, sizeof(*p));
         if (p) {
@@ -586,6 +585,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
     j->with_net = with_net;
     in->op = AGENT_OP_CREATE;
+    in->r.start_count++;
+    in->r.started_at_us = nubo_now_us();
     /* boot_time_us counts from here; the marker may arrive before the call returns */
     in->t0_mono_us = nubo_mono_us();
     if (agent_spawn(ag, create_work, create_done, j) < 0) {
@@ -813,13 +814,16 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
     struct agent *ag = in->ag_back;
     switch (m) {
     case AGENT_MARK_READY:
-        if (!in->ready_seen && in->t0_mono_us > 0 && in->r.state == NUBO_STATE_STARTING) {
+        if (!in->ready_seen && in->t0_mono_us > 0 && in->r.state == NUBO_STATE_STARTING &&
+            (in->domain || in->op == AGENT_OP_CREATE)) {
             in->ready_seen = true;
             in->r.boot_time_us = nubo_mono_us() - in->t0_mono_us;
-            if (in->domain) {
+            if (in->domain)
                 in->r.phases.guest_us = nubo_mono_us() - in->t1_mono_us;
-                became_running(ag, in);
-            }
+            /* The marker proves the guest runs, even while libvirt is still finishing its
+             * start call (it resumes the vCPUs before it saves state and returns): report it
+             * now rather than after libvirt's tail. */
+            became_running(ag, in);
         }
         break;
     case AGENT_MARK_EXIT:
