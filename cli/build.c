@@ -14,7 +14,9 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "log.h"
 #include "oci_image.h"
+#include "registry_mount.h"
 #include "util.h"
 
 #define RUNTIME_LAYER_MAX (4ull << 30)
@@ -513,11 +515,21 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
         goto out;
     snprintf(res->digest, sizeof(res->digest), "%s", info.index_digest);
     res->size_in_bytes = info.size_in_bytes;
+    bool same_kernel = strcmp(info.kernel_digest, rinfo.kernel_digest) == 0;
     nubo_image_info_free(&info);
     if (o->push) {
         char pushed[80];
         char qrepo[600];
         snprintf(qrepo, sizeof(qrepo), "%s%s%s", oref.host, oref.host[0] ? "/" : "", oref.repo);
+        /* The kernel layer is the runtime's, byte for byte: have the registry mount it from
+         * the runtime's repository instead of uploading it again (best effort). */
+        struct nubo_registry oreg;
+        cli_registry_for(ctx, &oref, &oreg);
+        if (same_kernel && !strcmp(oreg.url, rreg.url) && !strcmp(oreg.unix_path, rreg.unix_path)) {
+            struct nubo_err merr = {0};
+            if (nubo_registry_mount_blob(&oreg, oref.repo, rinfo.kernel_digest, rrepo, &merr) < 0)
+                log_debug("mounting the kernel layer failed: %s", merr.msg);
+        }
         if (cli_push_layout(ctx, layout, qrepo, oref.tag, pushed, err) < 0)
             goto out;
     }

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "registry_mount.h"
 #include "util.h"
 
 #define REG_CHUNK_BYTES (8u << 20)      /* PATCH chunk size for uploads */
@@ -943,4 +944,43 @@ int nubo_registry_put_blob_mem(const struct nubo_registry *reg, const char *repo
                                struct nubo_err *err)
 {
     return put_blob(reg, repo, -1, data ? data : "", len, digest, NULL, NULL, err);
+}
+
+/* ---------------------------------------------------------------- cross-repo mount */
+
+int nubo_registry_mount_blob(const struct nubo_registry *reg, const char *repo,
+                             const char *digest, const char *from_repo, struct nubo_err *err)
+{
+    if (check_repo_ref(repo, NULL, err) < 0 || check_repo_ref(from_repo, NULL, err) < 0)
+        return -1;
+    if (!nubo_digest_valid(digest))
+        return nubo_error_http(err, 400, "bad blob digest '%s' for %s", digest ? digest : "", repo);
+    char url[1024], what[512];
+    if (make_url(reg, url, sizeof(url), err, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo,
+                 digest, from_repo) < 0)
+        return -1;
+    snprintf(what, sizeof(what), "mount of blob %s from %s into %s", digest, from_repo, repo);
+    struct xfer x;
+    xfer_init(&x, "POST", url);
+    int rc = xfer_run(reg, &x, true, what, err);
+    if (rc == 0) {
+        if (x.status == 201)
+            rc = 1;
+        else if (x.status == 202) {
+            /* Not mounted: the registry opened an ordinary upload; close it again. */
+            char loc[2200];
+            if (upload_url(reg, x.location, loc, sizeof(loc), err) == 0) {
+                struct xfer d;
+                xfer_init(&d, "DELETE", loc);
+                struct nubo_err ignore = {0};
+                xfer_run(reg, &d, false, what, &ignore);
+                xfer_free(&d);
+            }
+            nubo_err_clear(err);
+            rc = 0;
+        } else
+            rc = http_error(reg, &x, what, err);
+    }
+    xfer_free(&x);
+    return rc;
 }

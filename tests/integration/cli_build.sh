@@ -45,6 +45,9 @@ D
 "$NUBO" build app --output acme/http-python:latest -o json > build.json 2> build.err
 grep -q "using official/python:3.11" build.err || t_fail "no notice about the runtime: $(cat build.err)"
 digest=$(python3 -c 'import json; j=json.load(open("build.json")); assert j["pushed"]; print(j["digest"])')
+# The kernel layer is the runtime's: mounted across repositories, not uploaded again.
+t_wait_for 10 grep -q 'POST /v2/acme/http-python/blobs/uploads/?mount=sha256:[0-9a-f]*&from=official/python HTTP/1.1" 201' \
+    "$T_TMP/registry.log" || t_fail "the kernel layer was not mounted from official/python"
 t_log "built acme/http-python:latest = $digest"
 
 "$NUBO" pull acme/http-python:latest --dir pulled -o json > pull.json
