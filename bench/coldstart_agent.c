@@ -407,6 +407,11 @@ int main(int argc, char **argv)
                 break;
             }
             ag_total[i] = t1 - t0;
+            /* libvirt's start call may still be returning: wait for it (not timed) to read
+             * the phase split */
+            int64_t pend = nubo_mono_us() + 30000000;
+            while (in->op == AGENT_OP_CREATE && nubo_mono_us() < pend)
+                event_base_loop(ag.base, EVLOOP_ONCE);
             ag_boot[i] = in->r.boot_time_us;
             ag_vmm[i] = in->r.phases.vmm_us;
             ag_guest[i] = in->r.phases.guest_us;
