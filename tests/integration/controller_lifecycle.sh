@@ -90,6 +90,15 @@ api GET /v1/instances
 t_wait_for 10 bash -c "curl -fsS -H 'Authorization: Bearer $ADMIN' $CTL_URL/v1/nodes | grep -q '\"instances\":0'" \
     || t_fail "nodes still hold instances"
 
+# delete-on-stop: the instance goes away once the node reports it stopped
+api POST /v1/instances '{"image":"admin/hello:latest","name":"once","features":["delete-on-stop"],"wait_timeout_ms":10000}'
+expect 200 delete-on-stop
+[ "$(jget 'd["data"]["instances"][0]["features"]')" = "['delete-on-stop']" ] || t_fail "features: $BODY"
+api PUT /v1/instances/once/stop
+expect 200 "stop once"
+gone() { api GET /v1/instances/once; [ "$CODE" = 404 ]; }
+t_wait_for 10 gone || t_fail "delete-on-stop kept the instance: $BODY"
+
 # metrics
 curl -fsS "$CTL_URL/metrics" > "$T_TMP/metrics"
 grep -q '^nubo_instances{state="running"} 0' "$T_TMP/metrics" || t_fail "metrics instances"

@@ -20,15 +20,19 @@ KEEPER=$(jget 'd["data"]["instances"][0]["uuid"]')
 : > "$T_TMP/acked"
 (
     for i in $(seq 1 400); do
-        out=$(curl -s -m 5 -X POST -H "Authorization: Bearer $ADMIN" \
-            --data-binary "{\"image\":\"admin/hello:latest\",\"name\":\"s-$i\",\"autostart\":false}" \
+        out=$(curl -s -m 10 -X POST -H "Authorization: Bearer $ADMIN" \
+            --data-binary "{\"image\":\"admin/hello:latest\",\"name\":\"s-$i\",\"autostart\":false,\"memory_mb\":16}" \
             -w '\n%{http_code}' "$CTL_URL/v1/instances") || break
-        [ "$(printf '%s' "$out" | tail -1)" = 200 ] || break
-        printf '%s\n' "$out" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["instances"][0]["uuid"])' >> "$T_TMP/acked"
+        if [ "$(printf '%s' "$out" | tail -1)" != 200 ]; then
+            printf '%s\n' "$out" > "$T_TMP/loader-stop.log"
+            break
+        fi
+        printf '%s\n' "$out" | head -1 | grep -o '"uuid":"[^"]*"' | head -1 | cut -d'"' -f4 >> "$T_TMP/acked"
     done
 ) &
 LOADER=$!
-t_wait_for 30 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 40 ]" || t_fail "creates too slow"
+t_wait_for 60 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 40 ]" ||
+    t_fail "creates too slow or refused: $(wc -l < "$T_TMP/acked") acked; $(cat "$T_TMP/loader-stop.log" 2>/dev/null)"
 kill -9 "$CTL_PID"
 wait "$LOADER" 2>/dev/null || true
 N=$(wc -l < "$T_TMP/acked")
@@ -60,4 +64,19 @@ curl -fsS "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t
 # it comes back
 kill -CONT "$FAKE_PID"
 t_wait_for 10 state_is "$KEEPER" running || t_fail "instance did not come back: $(instance_state "$KEEPER")"
+# an agent restart that lost its instances: register reconciles (stopped, with a message), then
+# the desired set makes the node start it again
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true
+"$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes 2 --boot-ms 2000 \
+    >> "$T_TMP/fake-agent.log" 2>&1 &
+FAKE_PID=$!
+t_track_pid "$FAKE_PID"
+reconciled() {
+    api GET "/v1/instances/$KEEPER"
+    case "$(jget 'd["data"]["instances"][0]["state"]')" in stopped | starting) ;; *) return 1 ;; esac
+}
+t_wait_for 10 reconciled || t_fail "register did not reconcile: $BODY"
+t_wait_for 15 state_is "$KEEPER" running || t_fail "not restarted after the agent restart: $(instance_state "$KEEPER")"
+api GET /v1/nodes
+[ "$(jget 'len(d["data"]["nodes"])')" = 2 ] || t_fail "re-registering created new nodes: $BODY"
 t_log "controller restart and node loss: ok ($N acknowledged creates survived kill -9)"
