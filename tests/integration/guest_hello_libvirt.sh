@@ -44,8 +44,13 @@ XML
 
 gone() { ! virsh -q -c "$URI" domstate "$NAME" >/dev/null 2>&1; }
 
+start=${EPOCHREALTIME/./}
 run_domain "--exit 4"
+t_wait_for 30 grep -q '^NUBO_READY' "$T_TMP/console.log" || t_fail "no NUBO_READY"
+ready_us=$(( ${EPOCHREALTIME/./} - start ))
 t_wait_for 30 gone || t_fail "domain still running after the guest powered off"
+gone_us=$(( ${EPOCHREALTIME/./} - start ))
+t_log "hello under libvirt (polled every 0.1 s): virsh create -> NUBO_READY ~${ready_us} us, domain gone ~${gone_us} us"
 grep -q '^NUBO_READY' "$T_TMP/console.log" || t_fail "no NUBO_READY in the console log"
 grep -q '^NUBO_EXIT 4' "$T_TMP/console.log" || t_fail "no NUBO_EXIT 4 in the console log"
 
