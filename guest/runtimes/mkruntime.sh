@@ -29,8 +29,18 @@ fetch_kernel() {
     deb=$(ls "$cache"/"${KPKG}"_"${KVER:-*}"_amd64.deb 2>/dev/null | head -1 || true)
     if [ -z "$deb" ]; then
         echo "mkruntime: downloading $KPKG ${KVER:-} into $cache" >&2
-        (cd "$cache" && apt-get download -q "${KPKG}${KVER:+=$KVER}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) \
-            || die "apt-get download $KPKG failed"
+        if ! (cd "$cache" && apt-get download -q "${KPKG}${KVER:+=$KVER}" 2>&1 \
+                | grep -v '^W: Download is performed unsandboxed' >&2; exit "${PIPESTATUS[0]}"); then
+            # The installed meta-package may name a version the mirror no longer has: take
+            # what the mirror's linux-image-cloud-amd64 depends on instead.
+            local dep
+            dep=$(apt-cache show --no-all-versions linux-image-cloud-amd64 2>/dev/null | sed -n 's/^Depends: //p' | head -1)
+            KPKG=$(printf '%s' "$dep" | grep -o 'linux-image-[0-9][^ ,(]*-cloud-amd64' | head -1)
+            [ -n "$KPKG" ] || die "apt-get download of the cloud kernel failed and apt knows no other (apt-get update?)"
+            echo "mkruntime: falling back to $KPKG" >&2
+            (cd "$cache" && apt-get download -q "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2; exit "${PIPESTATUS[0]}") \
+                || die "apt-get download $KPKG failed (network? apt-get update?)"
+        fi
         deb=$(ls "$cache"/"${KPKG}"_*_amd64.deb | head -1)
     fi
     # Only what the runtimes use is unpacked; the marker changes with the list.
