@@ -35,6 +35,7 @@ struct cli_ctx {
     FILE *o;                    /* stdout (tests swap it for a memstream) */
     FILE *e;                    /* stderr */
     const char *prog;           /* "nubo" */
+    char scratch[256];          /* room for one message built while parsing flags */
 };
 
 /* ---- main.c / config.c */
@@ -58,6 +59,8 @@ struct option *cli_opts_with_globals(const struct option *own);
 
 /* One-line error reporting: "nubo <cmd>: <msg>" on stderr; returns the exit code. */
 int cli_fail(struct cli_ctx *ctx, const char *cmd, struct nubo_err *err);
+/* "unknown flag '--x' or missing value" for the option getopt just refused. */
+const char *cli_unknown_flag(struct cli_ctx *ctx, int argc, char **argv);
 int cli_usage(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cli_notice(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -57,7 +57,7 @@ int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv)
         if (k == 0)
             k = cli_global_opt(ctx, c, optarg, &err);
         if (k <= 0) {
-            rc = cli_usage(ctx, "deploy", "%s", k < 0 ? err.msg : "unknown flag");
+            rc = cli_usage(ctx, "deploy", "%s", k < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
             goto out;
         }
     }

@@ -41,7 +41,7 @@ int cmd_images(struct cli_ctx *ctx, int argc, char **argv)
         int r = cli_global_opt(ctx, c, optarg, &err);
         if (r <= 0) {
             free(opts);
-            return cli_usage(ctx, "images", "%s", r < 0 ? err.msg : "unknown flag");
+            return cli_usage(ctx, "images", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
         }
     }
     free(opts);

@@ -185,7 +185,7 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv)
             int r = cli_global_opt(ctx, c, optarg, &err);
             if (r <= 0) {
                 free(opts);
-                return cli_usage(ctx, "instances", "%s", r < 0 ? err.msg : "unknown flag");
+                return cli_usage(ctx, "instances", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
             }
         }
         }

@@ -28,7 +28,7 @@ int cmd_login(struct cli_ctx *ctx, int argc, char **argv)
         }
         if (r == 0) {
             free(opts);
-            return cli_usage(ctx, "login", "unknown flag");
+            return cli_usage(ctx, "login", "%s", cli_unknown_flag(ctx, argc, argv));
         }
         if (c == CLI_GLOBAL_OPTS_BASE)
             api_set = true;

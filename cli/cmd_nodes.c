@@ -23,7 +23,7 @@ static int simple_opts(struct cli_ctx *ctx, const char *cmd, int argc, char **ar
         int r = cli_global_opt(ctx, c, optarg, &err);
         if (r <= 0) {
             free(opts);
-            return cli_usage(ctx, cmd, "%s", r < 0 ? err.msg : "unknown flag");
+            return cli_usage(ctx, cmd, "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
         }
     }
     free(opts);

@@ -77,7 +77,7 @@ int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv)
         default: {
             int r = cli_global_opt(ctx, c, optarg, &err);
             if (r <= 0) {
-                rc = cli_usage(ctx, "pkg", "%s", r < 0 ? err.msg : "unknown flag");
+                rc = cli_usage(ctx, "pkg", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
                 goto out;
             }
         }
@@ -161,7 +161,7 @@ int cmd_push(struct cli_ctx *ctx, int argc, char **argv)
         int r = cli_global_opt(ctx, c, optarg, &err);
         if (r <= 0) {
             free(opts);
-            return cli_usage(ctx, "push", "%s", r < 0 ? err.msg : "unknown flag");
+            return cli_usage(ctx, "push", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
         }
     }
     free(opts);
@@ -221,7 +221,7 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
         int r = cli_global_opt(ctx, c, optarg, &err);
         if (r <= 0) {
             free(opts);
-            return cli_usage(ctx, "pull", "%s", r < 0 ? err.msg : "unknown flag");
+            return cli_usage(ctx, "pull", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
         }
     }
     free(opts);

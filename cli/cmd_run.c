@@ -243,7 +243,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
         if (r == 0)
             r = cli_global_opt(ctx, c, optarg, &err);
         if (r <= 0) {
-            rc = cli_usage(ctx, "run", "%s", r < 0 ? err.msg : "unknown flag");
+            rc = cli_usage(ctx, "run", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
             goto out;
         }
     }

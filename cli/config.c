@@ -233,6 +233,17 @@ int cli_fail(struct cli_ctx *ctx, const char *cmd, struct nubo_err *err)
     return CLI_EXIT_FAIL;
 }
 
+const char *cli_unknown_flag(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *a = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "?";
+    if (optopt && optopt < 0x100 && optopt != '?')
+        snprintf(ctx->scratch, sizeof(ctx->scratch), "flag '-%c' is unknown or lacks its value",
+                 optopt);
+    else
+        snprintf(ctx->scratch, sizeof(ctx->scratch), "flag '%s' is unknown or lacks its value", a);
+    return ctx->scratch;
+}
+
 int cli_usage(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...)
 {
     char msg[512];

@@ -1,4 +1,5 @@
 /* nubo: the command-line client. Dispatches to one file per subcommand (cmd_*.c). */
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static const struct {
 int main(int argc, char **argv)
 {
     log_init("nubo", NUBO_LOG_WARN);
+    opterr = 0; /* flag errors are reported by the subcommands, in one line */
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
