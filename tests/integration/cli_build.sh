@@ -133,4 +133,6 @@ check 2 "bad port spec '443:8080/http'" "$NUBO" run -p 443:8080/http --image acm
 check 2 "--image REF is required" "$NUBO" run -m 512
 check 1 "cannot reach the nubo API at http://127.0.0.1:1" "$NUBO" run --image acme/x:latest
 check 2 "unknown command" "$NUBO" frobnicate
+check 2 "flag '--bogus' is unknown" "$NUBO" run --bogus --image acme/x:latest
+check 2 "flag '--image' is unknown or lacks its value" "$NUBO" run --image
 t_log "ok"
