@@ -317,7 +317,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_api: build nubo-controller and nubo-fake-agent first\n");
         return 1;
     }
-    char dir[] = "/tmp/nubo-bench-api-XXXXXX";
+    /* BENCH_TMP picks the filesystem of the database (default /tmp) */
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%.200s/nubo-bench-api-XXXXXX",
+             getenv("BENCH_TMP") ? getenv("BENCH_TMP") : "/tmp");
     if (!mkdtemp(dir))
         return 1;
     char ini[PATH_MAX], db[PATH_MAX], log[PATH_MAX], flog[PATH_MAX], listen[64], url[128],

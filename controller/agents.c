@@ -99,6 +99,7 @@ void ctl_agent_flush_watches(struct ctl_ctx *ctx, struct ctl_node *node)
 {
     if (node->watches == NULL)
         return;
+    node->last_flush_mono_us = nubo_mono_us();
     struct evbuffer *set = desired_set(ctx, node);
     if (set == NULL)
         return;

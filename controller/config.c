@@ -20,7 +20,7 @@ void ctl_config_defaults(struct ctl_config *c)
     c->max_body_bytes = NUBO_API_MAX_BODY;
     c->heartbeat_interval_ms = 2000;
     c->grace_ms = 10000;
-    c->watch_coalesce_ms = 5;
+    c->watch_coalesce_ms = 20;
     c->pool_net = 0x0a400000; /* 10.64.0.0/16 */
     c->pool_prefix = 16;
     snprintf(c->cluster_domain, sizeof(c->cluster_domain), "internal");

@@ -86,7 +86,8 @@ struct ctl_node {
     int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
     struct ctl_parked *watches;
-    struct event *flush_ev; /* answers parked watches once per loop turn */
+    struct event *flush_ev; /* answers parked watches, throttled (ctl_node_bump) */
+    int64_t last_flush_mono_us;
 };
 
 struct ctl_logtail {

@@ -289,14 +289,21 @@ static void flush_watches_cb(evutil_socket_t fd, short what, void *arg)
 void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node)
 {
     node->version = ++ctx->version_seq;
-    /* Answer after watch_coalesce_ms (default 5), however many changes arrive meanwhile: a
-     * burst of creates costs one full-set reply, not one per instance. */
-    if (node->watches && !event_pending(node->flush_ev, EV_TIMEOUT, NULL)) {
-        int64_t ms = ctx->cfg.watch_coalesce_ms;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        if (ms == 0 || evtimer_add(node->flush_ev, &tv) < 0)
-            event_active(node->flush_ev, EV_TIMEOUT, 0);
+    if (node->watches == NULL || event_pending(node->flush_ev, EV_TIMEOUT, NULL))
+        return;
+    /* A change is answered at once, unless the node got a full set less than
+     * watch_coalesce_ms ago: then the reply waits for the rest of that interval and carries
+     * every change made meanwhile, so a burst of creates costs a few replies, not one per
+     * instance (the agent parses the whole set each time). */
+    int64_t gap_us =
+        ctx->cfg.watch_coalesce_ms * 1000 - (nubo_mono_us() - node->last_flush_mono_us);
+    if (gap_us <= 0) {
+        event_active(node->flush_ev, EV_TIMEOUT, 0);
+        return;
     }
+    struct timeval tv = {gap_us / 1000000, gap_us % 1000000};
+    if (evtimer_add(node->flush_ev, &tv) < 0)
+        event_active(node->flush_ev, EV_TIMEOUT, 0);
 }
 
 void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
