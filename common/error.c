@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+__attribute__((format(printf, 3, 0)))
 static void vfill(struct nubo_err *err, int errnum, const char *fmt, va_list ap)
 {
     int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

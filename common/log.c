@@ -39,6 +39,7 @@ int log_level_parse(const char *s, enum nubo_log_level *out)
     return -1;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog(enum nubo_log_level lvl, int errnum, const char *fmt, va_list ap)
 {
     static const char *tags[] = {"error", "warn", "info", "debug"};
