@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 
 #include "cleanup.h"
 #include "ctl.h"
@@ -156,6 +159,24 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
                     "no endpoint %s %s (POST|GET /v1/users, GET /v1/users/me, POST "
                     "/v1/users/{name}/tokens)",
                     ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
+}
+
+/* nubo has no service groups (public ingress) yet: the list is honestly empty, look-ups are
+ * not found, creation is refused with a message, so clients listing them keep working. */
+void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
+{
+    bool lookups = ri->body != NULL || !TAILQ_EMPTY(ri->query);
+    if (ri->method == EVHTTP_REQ_GET && !lookups) {
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
+                       nubo_envelope_new("success", NULL, "service_groups", json_array(), 0));
+    } else if (ri->method == EVHTTP_REQ_GET || ri->method == EVHTTP_REQ_DELETE) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
+                        "service group not found: nubo has no service groups yet");
+    } else {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
+                        "service groups are not supported by nubo yet; reach instances on their "
+                        "private_ip");
+    }
 }
 
 static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)

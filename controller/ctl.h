@@ -280,6 +280,7 @@ void ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
 void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
 void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
+void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_agent_tick(struct ctl_ctx *ctx);
 void ctl_wait_fire(struct ctl_ctx *ctx, struct ctl_parked *p, bool timed_out);

@@ -343,6 +343,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
         ctl_handle_nodes(ctx, &ri);
     else if (strcmp(rest, "/metros") == 0)
         ctl_handle_metros(ctx, &ri);
+    else if (prefix(rest, "/services", &sub))
+        ctl_handle_services(ctx, &ri);
     else
         ctl_reply_error(ctx, req, CTL_R_OTHER, ri.start_us, 404,
                         "no endpoint %s (nubo serves /v1/instances, /v1/images, /v1/nodes, "

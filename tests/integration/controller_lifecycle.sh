@@ -99,6 +99,14 @@ expect 200 "stop once"
 gone() { api GET /v1/instances/once; [ "$CODE" = 404 ]; }
 t_wait_for 10 gone || t_fail "delete-on-stop kept the instance: $BODY"
 
+# no service groups yet: listed empty, creation refused with a message
+api GET /v1/services
+expect 200 services
+[ "$(jget 'd["data"]["service_groups"]')" = "[]" ] || t_fail "services: $BODY"
+api POST /v1/services '{"services":[{"port":443}]}'
+expect 400 "services create"
+expect_envelope_error
+
 # metrics
 curl -fsS "$CTL_URL/metrics" > "$T_TMP/metrics"
 grep -q '^nubo_instances{state="running"} 0' "$T_TMP/metrics" || t_fail "metrics instances"
