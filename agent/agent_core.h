@@ -21,6 +21,7 @@
 #define AGENT_TAP_MAX 16          /* IFNAMSIZ */
 #define AGENT_LINE_MAX 512        /* console line kept for marker matching */
 #define AGENT_MSG_MAX 512         /* instance message */
+#define AGENT_CMDLINE_MAX 2047    /* x86 COMMAND_LINE_SIZE - 1 */
 #define AGENT_STATE_MAX (64u << 20)
 #define AGENT_METADATA_NS "https://nubo.dev/xmlns/agent/1"
 

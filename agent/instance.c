@@ -555,6 +555,15 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         .vcpus = in->a.vcpus > 0 ? in->a.vcpus : 1,
         .accel = ag->accel,
     };
+    /* x86 Linux keeps 2047 bytes of its command line and drops the rest silently (the app's
+     * args and env come last): refuse instead of booting a guest with half its settings. */
+    if (cmdline && strlen(cmdline) > AGENT_CMDLINE_MAX) {
+        fail_start(ag, in,
+                   "kernel command line of instance %s is %zu bytes, over the %d-byte limit: "
+                   "shorten its args or env",
+                   in->uuid, strlen(cmdline), AGENT_CMDLINE_MAX);
+        return;
+    }
     char *xml = cmdline ? agent_domain_xml(&spec) : NULL;
     if (!xml) {
         fail_start(ag, in, "cannot build the domain of instance %s: out of memory", in->uuid);

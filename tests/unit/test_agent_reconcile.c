@@ -320,6 +320,38 @@ static void test_restart_backoff_survives_agent_restart(void **state)
     assert_int_equal(in->r.restart_count, 2);
 }
 
+static void test_cmdline_too_long(void **state)
+{
+    struct fx *f = *state;
+    struct agent *ag = &f->ag;
+    char big[3001];
+    memset(big, 'v', 3000);
+    big[3000] = '\0';
+    char *text = NULL;
+    assert_true(asprintf(&text,
+                         "{\"version\":1,\"assignments\":[{\"uuid\":\"" UUID1 "\",\"name\":\"a1\","
+                         "\"image\":\"acme/app@sha256:" HEX "\",\"memory_mb\":64,\"vcpus\":1,"
+                         "\"env\":{\"BIG\":\"%s\"},\"desired_state\":\"running\",\"start_seq\":1,"
+                         "\"private_ip\":\"10.9.0.5\",\"prefix\":24,\"gateway\":\"10.9.0.1\","
+                         "\"dns\":\"10.9.0.1\"}]}",
+                         big) > 0);
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    free(text);
+    struct nubo_watch_resp w = {0};
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_watch_resp_decode(j, &w, &err), 0);
+    json_decref(j);
+    agent_apply_assignments(ag, &w);
+    nubo_watch_resp_free(&w);
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    assert_non_null(in);
+    assert_int_equal(in->r.state, NUBO_STATE_STOPPED);
+    assert_non_null(strstr(in->msg, "2047-byte limit"));
+    assert_false(in->domain);
+    assert_false(domain_active(f));
+}
+
 static void test_force_stop_and_delete(void **state)
 {
     struct fx *f = *state;
@@ -424,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_stop_graceful_then_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_force_stop_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_then_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_backoff_survives_agent_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_readopt_after_restart, setup, teardown),
