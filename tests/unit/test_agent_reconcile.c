@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_core.h"
@@ -352,6 +354,59 @@ static void test_cmdline_too_long(void **state)
     assert_false(domain_active(f));
 }
 
+static void add_image(struct fx *f, const char *hex, time_t atime)
+{
+    char p[256], k[300];
+    snprintf(p, sizeof(p), "%s/cache/images/%s", f->dir, hex);
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_mkdir_p(p, 0755, &err), 0);
+    snprintf(k, sizeof(k), "%s/kernel", p);
+    write_file(k, "k");
+    struct timeval tv[2] = {{atime, 0}, {atime, 0}};
+    utimes(k, tv);
+    snprintf(k, sizeof(k), "%s/meta.json", p);
+    write_file(k, "{\"has_initrd\":false,\"cmd\":[],\"env\":[],\"labels\":[],"
+                  "\"size_bytes\":1048576}");
+}
+
+static bool image_dir_exists(struct fx *f, const char *hex)
+{
+    char p[256];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/cache/images/%s", f->dir, hex);
+    return stat(p, &st) == 0;
+}
+
+static void test_cache_eviction(void **state)
+{
+    /* three cached images of 1 MiB each (two of them old), a 1 MiB limit: once nothing uses
+     * them, the least recently used go and the one used last stays */
+    struct fx *f = *state;
+    agent_fini(&f->ag);
+    memset(&f->ag, 0, sizeof(f->ag));
+    const char *B = "b000000000000000000000000000000000000000000000000000000000000000";
+    const char *C = "c000000000000000000000000000000000000000000000000000000000000000";
+    add_image(f, B, time(NULL) - 3600);
+    add_image(f, C, time(NULL) - 7200);
+    char k[300];
+    snprintf(k, sizeof(k), "%s/cache/images/" HEX "/meta.json", f->dir);
+    write_file(k, "{\"has_initrd\":false,\"cmd\":[],\"env\":[],\"labels\":[],"
+                  "\"size_bytes\":1048576}");
+    f->cfg.cache_size_mb = 1;
+    agent_up(f);
+    struct agent *ag = &f->ag;
+    assign(ag, 1, "running", 1, "never", false); /* uses image HEX */
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    WAIT_FOR(ag, in->domain, 5000);
+    assert_true(image_dir_exists(f, B) && image_dir_exists(f, C)); /* nothing evicted yet */
+    assign_none(ag, 2);
+    WAIT_FOR(ag, agent_instance_find(ag, UUID1) == NULL, 3000);
+    assert_false(image_dir_exists(f, B));
+    assert_false(image_dir_exists(f, C));
+    assert_true(image_dir_exists(f, HEX));
+    assert_non_null(agent_image_find(ag, "sha256:" HEX));
+}
+
 static void test_force_stop_and_delete(void **state)
 {
     struct fx *f = *state;
@@ -457,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_force_stop_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_then_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_backoff_survives_agent_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_readopt_after_restart, setup, teardown),
