@@ -132,7 +132,9 @@ struct ctl_parked {
     struct ctl_wait_item *items;
     size_t n_items;
     struct ctl_user_row user;
-    /* resolve: the create request to re-run once the registry answered */
+    /* resolve: the create (resume_images false) or images look-up to re-run once the
+     * registry answered */
+    bool resume_images;
     char *body;
     size_t body_len;
     int pending;
@@ -310,5 +312,6 @@ int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const ch
 int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref, struct ctl_parked *p,
                       struct nubo_err *err);
 void ctl_create_resume(struct ctl_ctx *ctx, struct ctl_parked *p);
+void ctl_images_resume(struct ctl_ctx *ctx, struct ctl_parked *p);
 
 #endif

@@ -175,8 +175,12 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
                     r->http_status = j->ok ? 0 : (j->err.http_status == 404 ? 404 : 502);
                     snprintf(r->msg, sizeof(r->msg), "%s", j->ok ? "" : j->err.msg);
                 }
-            if (--p->pending == 0)
-                ctl_create_resume(ctx, p);
+            if (--p->pending == 0) {
+                if (p->resume_images)
+                    ctl_images_resume(ctx, p);
+                else
+                    ctl_create_resume(ctx, p);
+            }
         }
         free(j);
     }
@@ -371,19 +375,52 @@ static int list_cb(void *arg, const struct ctl_image_row *row)
     return json_array_append_new(lc->out, j);
 }
 
+static struct ctl_resolved *resolved_find(struct ctl_resolved *list, const char *repo,
+                                          const char *ref)
+{
+    for (struct ctl_resolved *r = list; r; r = r->next)
+        if (strcmp(r->repo, repo) == 0 && strcmp(r->ref, ref) == 0)
+            return r;
+    return NULL;
+}
+
+/* One look-up. A tag or digest the index does not know is asked of the registry: then NULL
+ * comes back and *want lists what to resolve before answering (resume: what was tried). */
 static json_t *lookup_one(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *kind,
-                          const char *value)
+                          const char *value, struct ctl_parked *resume, struct ctl_resolved **want)
 {
     struct ctl_image_row row;
     struct nubo_err err = {0};
     int rc = 0;
+    char repo[256] = "", ref[160] = "";
     if (!strcmp(kind, "uuid")) {
         if (!nubo_uuid_valid(value))
             return nubo_item_error(NULL, NULL, 400, "uuid: not a UUID");
         rc = ctl_store_image_by_uuid(&ctx->store, value, &row, &err);
     } else {
-        char repo[256], ref[160];
         rc = ctl_image_lookup(ctx, u, value, &row, repo, ref, &err);
+        if (rc == 0 && repo[0]) {
+            struct ctl_resolved *r = resolved_find(resume ? resume->resolved : NULL, repo, ref);
+            if (r && r->http_status != 0 && r->http_status != 404) {
+                char msg[NUBO_ERR_MSG_MAX];
+                snprintf(msg, sizeof(msg), "cannot ask the registry for %.200s: %.250s", value,
+                         r->msg);
+                return nubo_item_error(NULL, NULL, 502, msg);
+            }
+            if (r == NULL && want && ctx->resolver_running) {
+                if (resolved_find(*want, repo, ref) == NULL) {
+                    struct ctl_resolved *w = calloc(1, sizeof(*w));
+                    if (w) {
+                        snprintf(w->repo, sizeof(w->repo), "%s", repo);
+                        snprintf(w->ref, sizeof(w->ref), "%s", ref);
+                        w->http_status = 404;
+                        w->next = *want;
+                        *want = w;
+                    }
+                }
+                return NULL;
+            }
+        }
         if (rc < 0 && err.http_status == 404)
             rc = 0;
     }
@@ -401,7 +438,39 @@ static json_t *lookup_one(struct ctl_ctx *ctx, const struct ctl_user_row *u, con
     return j;
 }
 
+static void do_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                      struct ctl_parked *resume);
+
 void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
+{
+    do_images(ctx, ri, rest, NULL);
+}
+
+void ctl_images_resume(struct ctl_ctx *ctx, struct ctl_parked *p)
+{
+    struct ctl_reqinfo ri = {0};
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    ri.req = p->req;
+    ri.start_us = p->start_mono_us;
+    ri.method = EVHTTP_REQ_GET;
+    ri.query = &q;
+    ri.body = p->body;
+    ri.body_len = p->body_len;
+    ri.user = p->user;
+    ri.route = CTL_R_IMAGES;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(p->req);
+    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (qs && qs[0])
+        evhttp_parse_query_str(qs, &q);
+    snprintf(ri.path, sizeof(ri.path), "/v1/images");
+    do_images(ctx, &ri, "", p);
+    evhttp_clear_headers(&q);
+    ctl_parked_free(p);
+}
+
+static void do_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                      struct ctl_parked *resume)
 {
     ri->route = CTL_R_IMAGES;
     if (rest[0] && strcmp(rest, "/list") != 0) {
@@ -496,14 +565,59 @@ void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
     }
     size_t i;
     json_t *e;
+    struct ctl_resolved *want = NULL;
     json_array_foreach(looks, i, e)
     {
         const char *k;
         json_t *v;
         json_object_foreach(e, k, v)
         {
-            json_array_append_new(out, lookup_one(ctx, &ri->user, k, json_string_value(v)));
+            json_t *item = lookup_one(ctx, &ri->user, k, json_string_value(v), resume, &want);
+            if (item)
+                json_array_append_new(out, item);
         }
+    }
+    if (want) {
+        /* ask the registry on the worker thread, then answer everything at once */
+        struct ctl_parked *p = calloc(1, sizeof(*p));
+        if (p && ri->body) {
+            p->body = malloc(ri->body_len + 1);
+            if (p->body) {
+                memcpy(p->body, ri->body, ri->body_len + 1);
+                p->body_len = ri->body_len;
+            }
+        }
+        if (p && (ri->body == NULL || p->body)) {
+            p->kind = CTL_PARK_RESOLVE;
+            p->resume_images = true;
+            p->ctx = ctx;
+            p->req = ri->req;
+            p->route = ri->route;
+            p->start_mono_us = ri->start_us;
+            p->user = ri->user;
+        }
+        bool queued = false;
+        while (want) {
+            struct ctl_resolved *w = want;
+            want = w->next;
+            if (p && p->kind == CTL_PARK_RESOLVE &&
+                ctl_resolve_async(ctx, w->repo, w->ref, p, &err) == 0) {
+                w->next = p->resolved;
+                p->resolved = w;
+                queued = true;
+            } else {
+                free(w);
+            }
+        }
+        if (queued) {
+            json_decref(out);
+            return;
+        }
+        ctl_parked_free(p);
+        json_decref(out);
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 503,
+                        "cannot ask the registry about the image: %s", err.msg);
+        return;
     }
     ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "images", out);
 }

@@ -27,8 +27,6 @@ fake_start 1
     --output admin/app:v1 --push --registry "$REG1" > "$T_TMP/push1.log" 2>&1 || t_fail "push: $(cat "$T_TMP/push1.log")"
 D1=$(manifest_digest "$REG1" admin/app v1)
 [ -n "$D1" ] || t_fail "no digest from the registry"
-api GET /v1/images '{"tag":"admin/app:v1"}'
-expect 404 "not yet indexed"
 api POST /v1/instances '{"image":"admin/app:v1","name":"ondemand","autostart":false}'
 expect 200 "create resolves on demand"
 [ "$(jget 'd["data"]["instances"][0]["image"]')" = "admin/app@$D1" ] || t_fail "not pinned to $D1: $BODY"
@@ -47,6 +45,19 @@ api GET /v1/images/list; expect 200 "legacy list"
 api POST /v1/instances '{"image":"admin/app:nope"}'
 expect 404 "unknown tag"
 expect_envelope_error
+# a look-up by tag resolves on demand too (clients poll the list after a push)
+"$NUBO" pkg --kernel "$KERNEL" --arg /bin/v3 --output admin/app:v3 --push --registry "$REG1" \
+    > "$T_TMP/push3.log" 2>&1 || t_fail "push v3"
+D3=$(manifest_digest "$REG1" admin/app v3)
+api GET /v1/images '{"tag":"admin/app:v3"}'
+expect 200 "look-up resolves on demand"
+[ "$(jget 'd["data"]["images"][0]["url"]')" = "admin/app@$D3" ] || t_fail "v3 url: $BODY"
+[ "$(jget 'd["data"]["images"][0]["args"]')" = "['/bin/v3']" ] || t_fail "v3 args: $BODY"
+api GET /v1/images '{"tag":"admin/app:nope"}'
+expect 404 "look-up of an unknown tag"
+expect_envelope_error
+api GET /v1/images '{"tag":"other/app:v1"}'
+expect 404 "look-up in another namespace"
 # the tag moves: the instance keeps its digest
 "$NUBO" pkg --kernel "$KERNEL" --arg /bin/app2 --output admin/app:v1 --push --registry "$REG1" \
     > "$T_TMP/push1b.log" 2>&1 || t_fail "re-push"
