@@ -322,6 +322,11 @@ int main(int argc, char **argv)
     snprintf(mp, sizeof(mp), "%s/meta.json", p);
     if (copy_file(o.kernel, kp) < 0 || (o.initrd && copy_file(o.initrd, ip) < 0))
         return 1;
+    /* all three boot the very same files */
+    const char *shown_kernel = o.kernel;
+    o.kernel = kp;
+    if (o.initrd)
+        o.initrd = ip;
     char label[1200];
     snprintf(label, sizeof(label), "org.nubo.kernel.args=%s", o.kargs ? o.kargs : "");
     json_t *mj = json_pack("{s:b, s:[], s:[], s:[s], s:i}", "has_initrd", o.initrd != NULL, "cmd",
@@ -380,7 +385,7 @@ int main(int argc, char **argv)
         ag_dom[MAXRUNS], q[MAXRUNS], v[MAXRUNS];
     int n_ok = 0;
     printf("cold start, image cached, guest %s%s%s, %d MiB, TCG, %d runs each (interleaved)\n",
-           o.kernel, o.initrd ? " + " : "", o.initrd ? o.initrd : "", o.mem, o.runs);
+           shown_kernel, o.initrd ? " + initrd" : "", "", o.mem, o.runs);
     for (int i = 0; i < o.runs; i++) {
         /* rotate the order so none of the three always follows another's teardown */
         bool agent_ok = true;

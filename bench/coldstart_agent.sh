@@ -14,7 +14,11 @@ BIN=$B/bench/bench_coldstart_agent
 [ -x "$BIN" ] || { echo "build $BIN first" >&2; exit 1; }
 
 echo "== 1. tiny PVH guest, system libvirtd"
-"$BIN" --runs "$RUNS"
+S1=$(mktemp /tmp/nubo-bench-s1.XXXXXX)
+"$BIN" --runs "$RUNS" | tee "$S1"
+QEMU_MS=$(awk '/qemu-system-x86_64 direct/ {print $(NF-1)}' "$S1")
+VIRSH_MS=$(awk '/virsh create/ {print $(NF-1)}' "$S1")
+rm -f "$S1"
 
 RT=${NUBO_AGENT_RUNTIME_DIR:-$B/guest/runtimes/base}
 if [ -f "$RT/vmlinuz" ] && [ -f "$RT/initrd.cpio" ]; then
@@ -62,3 +66,99 @@ for _ in $(seq 100); do [ -s "$T/virtlogd.pid" ] && [ -s "$T/libvirtd.pid" ] && 
 IN="nsenter --net=/run/netns/$NS --mount=/proc/$(cat "$T/virtlogd.pid")/ns/mnt --"
 for _ in $(seq 100); do $IN virsh -q -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
 $IN "$BIN" --runs "$RUNS"
+trap - EXIT
+cleanup
+
+echo "== 4. API create -> running through nubo-controller + nubo-agent (tiny guest, image cached)"
+CTL=$B/controller/nubo-controller
+PUSH=$B/tests/agent_pushimg
+AGENT=$B/agent/nubo-agent
+if [ ! -x "$CTL" ] || [ ! -x "$PUSH" ] || [ ! -x "$AGENT" ]; then
+    echo "   skipped: build nubo-controller, nubo-agent and agent_pushimg"
+    exit 0
+fi
+W=$(mktemp -d /tmp/nubo-bench-api.XXXXXX)
+chmod 755 "$W"
+NS=nubo-bench-api-$$
+PIDS=()
+cleanup4() {
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p"; done
+    sleep 1
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for d in $(virsh -q -c qemu:///system list --name 2>/dev/null); do
+        grep -q "$d" "$W/uuids" 2>/dev/null && virsh -q -c qemu:///system destroy "$d" >/dev/null
+    done
+    ip netns del "$NS" 2>/dev/null
+    rm -rf "$W"
+}
+trap cleanup4 EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RP=$(free_port); CP=$(free_port)
+mkdir -p "$W/reg"
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$W" "$RP" > "$W/reg.yml"
+docker-registry serve "$W/reg.yml" > "$W/reg.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$RP/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+"$PUSH" --registry "http://127.0.0.1:$RP" --repo official/benchguest --tag v1 \
+    --kernel "$B/agent/testguest/testguest" >/dev/null
+printf '[agent]\nheartbeat_interval_ms = 1000\n[registry]\nurl = http://127.0.0.1:%s\n' "$RP" > "$W/ctl.ini"
+"$CTL" --listen "127.0.0.1:$CP" --db "$W/nubo.db" --unix "$W/ctl.sock" --config "$W/ctl.ini" \
+    --bootstrap-token-file "$W/admin-token" --log-level warn > "$W/ctl.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$CP/v1/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+ip netns add "$NS"
+cat > "$W/agent.ini" <<INI
+[node]
+name = bench
+metro = bench
+[controller]
+url = http://controller
+socket = $W/ctl.sock
+join_token_file = $W/nubo.db.join-token
+[libvirt]
+accel = tcg
+shutdown_timeout = 1s
+[registry]
+url = http://127.0.0.1:$RP
+[images]
+cache_dir = $W/cache
+[state]
+dir = $W/state
+[network]
+bridge = nubobench0
+netns = $NS
+INI
+"$AGENT" --config "$W/agent.ini" --log-level warn > "$W/agent.log" 2>&1 & PIDS+=($!)
+TOK=$(cat "$W/admin-token")
+api() { curl -sS -H "Authorization: Bearer $TOK" "$@"; }
+for _ in $(seq 100); do api "http://127.0.0.1:$CP/v1/nodes" | grep -q '"ready"' && break; sleep 0.1; done
+create() { # -> "ms state uuid"
+    local s e out
+    s=$(date +%s%N)
+    out=$(api -X POST "http://127.0.0.1:$CP/v1/instances" \
+        -d '{"image":"official/benchguest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
+    e=$(date +%s%N)
+    python3 -c 'import json,sys; i=json.loads(sys.argv[1])["data"]["instances"][0]; print(sys.argv[2], i.get("state"), i.get("uuid"))' \
+        "$out" $(( (e - s) / 1000 ))
+}
+destroy() {
+    api -X DELETE "http://127.0.0.1:$CP/v1/instances/$1" >/dev/null
+    for _ in $(seq 100); do virsh -q -c qemu:///system domstate "$1" >/dev/null 2>&1 || break; sleep 0.05; done
+}
+read -r _ st u < <(create)   # warm-up: pulls the image into the node's cache
+echo "$u" >> "$W/uuids"
+destroy "$u"
+ts=()
+for _ in $(seq "$RUNS"); do
+    read -r us st u < <(create)
+    echo "$u" >> "$W/uuids"
+    [ "$st" = running ] || { echo "   create did not reach running (state $st)"; break; }
+    ts+=("$us")
+    destroy "$u"
+done
+if [ ${#ts[@]} -gt 0 ]; then
+    med=$(printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+    echo "  API create (wait_timeout_ms) -> running, median $(awk -v m="$med" 'BEGIN{printf "%.1f", m/1000}') ms over ${#ts[@]} runs"
+    awk -v m="$med" -v q="$QEMU_MS" -v v="$VIRSH_MS" 'BEGIN {
+        if (q > 0) printf "  ratio API create / qemu direct (section 1) = %.2f\n", m / 1000 / q
+        if (v > 0) printf "  ratio API create / virsh create (section 1) = %.2f\n", m / 1000 / v }'
+fi
