@@ -441,6 +441,43 @@ static void do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_register_resp_encode(&resp));
 }
 
+/* A big status batch is applied in slices, one transaction each, with the loop free to
+ * serve other requests between slices; the reply goes out after the last one commits. */
+#define CTL_STATUS_SLICE 128
+
+struct status_job {
+    struct ctl_ctx *ctx;
+    struct evhttp_request *req;
+    int64_t start_us;
+    struct ctl_node *node;
+    struct nubo_status_batch b;
+    size_t next;
+};
+
+static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct status_job *sj = arg;
+    struct ctl_ctx *ctx = sj->ctx;
+    struct nubo_err err = {0};
+    size_t n = sj->b.n_instances - sj->next;
+    if (n > CTL_STATUS_SLICE)
+        n = CTL_STATUS_SLICE;
+    int rc = apply_reports(ctx, sj->node, sj->b.instances + sj->next, n, &err);
+    sj->next += n;
+    if (rc == 0 && sj->next < sj->b.n_instances &&
+        event_base_once(ctx->base, -1, EV_TIMEOUT, status_slice_cb, sj, NULL) == 0)
+        return;
+    if (rc < 0) {
+        ctl_reply_error(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 500, "%s", err.msg);
+    } else {
+        struct nubo_status_resp resp = {sj->node->version};
+        ctl_reply_json(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 200,
+                       nubo_status_resp_encode(&resp));
+    }
+    nubo_status_batch_free(&sj->b);
+    free(sj);
+}
+
 static void do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node *node)
 {
     struct nubo_err err = {0};
@@ -448,25 +485,27 @@ static void do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_no
     struct nubo_status_batch b;
     if (ri->body == NULL) {
         node_seen(ctx, node); /* an empty heartbeat */
-    } else {
-        if (pj_parse(ri->body, ri->body_len, NUBO_AGENT_MAX_BODY, &j, &err) < 0 ||
-            nubo_status_batch_decode(j, &b, &err) < 0) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                            err.msg);
-            return;
-        }
-        node_seen(ctx, node);
-        if (b.free_memory_mb >= 0)
-            node->free_memory_mb = b.free_memory_mb;
-        int rc = apply_reports(ctx, node, b.instances, b.n_instances, &err);
-        nubo_status_batch_free(&b);
-        if (rc < 0) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
-            return;
-        }
+        struct nubo_status_resp resp = {node->version};
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_status_resp_encode(&resp));
+        return;
     }
-    struct nubo_status_resp resp = {node->version};
-    ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_status_resp_encode(&resp));
+    if (pj_parse(ri->body, ri->body_len, NUBO_AGENT_MAX_BODY, &j, &err) < 0 ||
+        nubo_status_batch_decode(j, &b, &err) < 0) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
+                        err.msg);
+        return;
+    }
+    node_seen(ctx, node);
+    if (b.free_memory_mb >= 0)
+        node->free_memory_mb = b.free_memory_mb;
+    struct status_job *sj = calloc(1, sizeof(*sj));
+    if (sj == NULL) {
+        nubo_status_batch_free(&b);
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
+        return;
+    }
+    *sj = (struct status_job){ctx, ri->req, ri->start_us, node, b, 0};
+    status_slice_cb(-1, 0, sj);
 }
 
 static void log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t offset,
