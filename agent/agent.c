@@ -164,7 +164,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct agent *ag = arg;
     log_info("signal %d: stopping (guests keep running)", (int)sig);
-    ag->stopping = true;
+    __atomic_store_n(&ag->stopping, true, __ATOMIC_RELAXED);
     event_base_loopexit(ag->base, NULL);
 }
 
@@ -300,7 +300,7 @@ int agent_run_loop(struct agent *ag)
 
 void agent_fini(struct agent *ag)
 {
-    ag->stopping = true;
+    __atomic_store_n(&ag->stopping, true, __ATOMIC_RELAXED);
     agent_ctl_stop(ag);
     /* Let in-flight workers finish; they post back, so keep draining posts meanwhile. */
     for (int i = 0; i < 600; i++) {

@@ -62,6 +62,18 @@ static size_t http_write(char *p, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+/* A long poll must not hold the agent's exit for up to a watch timeout. */
+static int http_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    struct http_job *j = ud;
+    return __atomic_load_n(&j->ag->stopping, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
 static void http_work(void *arg)
 {
     struct http_job *j = arg;
@@ -89,6 +101,9 @@ static void http_work(void *arg)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
     if (j->body) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, j->body);
