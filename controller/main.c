@@ -31,6 +31,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(ctx->base);
 }
 
+/* Tear down whatever got started; safe on a half-initialised ctx. */
+static void ctx_free(struct ctl_ctx *ctx)
+{
+    ctl_resolver_stop(ctx);
+    if (ctx->tick)
+        event_free(ctx->tick);
+    if (ctx->base)
+        ctl_state_free(ctx);
+    if (ctx->http)
+        evhttp_free(ctx->http);
+    if (ctx->store.db)
+        ctl_store_close(&ctx->store);
+    if (ctx->base)
+        event_base_free(ctx->base);
+    free(ctx);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     ctl_agent_tick(arg);
@@ -140,17 +157,12 @@ int main(int argc, char **argv)
     log_info("nubo-controller %s ready (db %s, admin token in %s, join token in %s)", CTL_VERSION,
              ctx->cfg.db_path, ctx->cfg.bootstrap_token_file, ctx->cfg.join_token_file);
     event_base_dispatch(ctx->base);
-    ctl_resolver_stop(ctx);
     event_free(sigint);
     event_free(sigterm);
-    event_free(ctx->tick);
-    ctl_state_free(ctx);
-    evhttp_free(ctx->http);
-    ctl_store_close(&ctx->store);
-    event_base_free(ctx->base);
-    free(ctx);
+    ctx_free(ctx);
     return 0;
 fail:
     fprintf(stderr, "nubo-controller: %s\n", err.msg);
+    ctx_free(ctx);
     return 1;
 }

@@ -122,4 +122,18 @@ CODE=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN"
 CODE=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" -d '{}' "$CTL_URL/agent/v1/register")
 [ "$CODE" = 401 ] || t_fail "user token as join token: $CODE"
 kill -0 "$CTL_PID" || t_fail "controller died"
+
+# the token files were created private; bad configuration stops the start with one line
+[ "$(stat -c %a "$CTL_DB.admin-token")" = 600 ] || t_fail "admin token file not 0600"
+[ "$(stat -c %a "$CTL_JOIN")" = 600 ] || t_fail "join token file not 0600"
+printf '[agent]\ngrace_ms = soon\n' > "$T_TMP/bad.ini"
+if "$CTL_BIN" --listen 127.0.0.1:1 --db "$T_TMP/other.db" --config "$T_TMP/bad.ini" 2> "$T_TMP/bad.err"; then
+    t_fail "a bad config was accepted"
+fi
+[ "$(wc -l < "$T_TMP/bad.err")" = 1 ] && grep -q "grace_ms" "$T_TMP/bad.err" || t_fail "bad config error: $(cat "$T_TMP/bad.err")"
+printf '[agent]\ncolour = blue\n' > "$T_TMP/bad.ini"
+"$CTL_BIN" --listen 127.0.0.1:1 --db "$T_TMP/other.db" --config "$T_TMP/bad.ini" 2> "$T_TMP/bad.err" && t_fail "unknown key accepted"
+grep -q "unknown setting \[agent\] colour" "$T_TMP/bad.err" || t_fail "unknown key error: $(cat "$T_TMP/bad.err")"
+"$CTL_BIN" --listen 127.0.0.1 --db "$T_TMP/other2.db" 2> "$T_TMP/bad.err" && t_fail "listen without port accepted"
+grep -q "HOST:PORT" "$T_TMP/bad.err" || t_fail "listen error: $(cat "$T_TMP/bad.err")"
 t_log "controller bad inputs and isolation: ok"
