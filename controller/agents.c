@@ -446,6 +446,7 @@ static void do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
 #define CTL_STATUS_SLICE 128
 
 struct status_job {
+    struct status_job *lnext, *lprev; /* in ctx->status_jobs */
     struct ctl_ctx *ctx;
     struct evhttp_request *req;
     int64_t start_us;
@@ -467,6 +468,13 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
     if (rc == 0 && sj->next < sj->b.n_instances &&
         event_base_once(ctx->base, -1, EV_TIMEOUT, status_slice_cb, sj, NULL) == 0)
         return;
+    /* done: unlink */
+    if (sj->lprev)
+        sj->lprev->lnext = sj->lnext;
+    else
+        ctx->status_jobs = sj->lnext;
+    if (sj->lnext)
+        sj->lnext->lprev = sj->lprev;
     if (rc < 0) {
         ctl_reply_error(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 500, "%s", err.msg);
     } else {
@@ -504,7 +512,11 @@ static void do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_no
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
         return;
     }
-    *sj = (struct status_job){ctx, ri->req, ri->start_us, node, b, 0};
+    *sj = (struct status_job){NULL, NULL, ctx, ri->req, ri->start_us, node, b, 0};
+    sj->lnext = ctx->status_jobs;
+    if (sj->lnext)
+        sj->lnext->lprev = sj;
+    ctx->status_jobs = sj;
     status_slice_cb(-1, 0, sj);
 }
 
@@ -606,6 +618,18 @@ void ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         do_status(ctx, ri, node);
     } else {
         do_log(ctx, ri, node);
+    }
+}
+
+/* Shutdown: batches still being sliced are answered 503 (the agent sends them again). */
+void ctl_agent_free_jobs(struct ctl_ctx *ctx)
+{
+    while (ctx->status_jobs) {
+        struct status_job *sj = ctx->status_jobs;
+        ctx->status_jobs = sj->lnext;
+        evhttp_send_error(sj->req, 503, "shutting down");
+        nubo_status_batch_free(&sj->b);
+        free(sj);
     }
 }
 

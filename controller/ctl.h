@@ -212,6 +212,8 @@ struct ctl_ctx {
     struct ctl_map instances;      /* uuid -> ctl_instance */
     struct ctl_map instance_names; /* "owner/name" -> ctl_instance */
     struct ctl_parked *waits;
+    struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
+    void *status_jobs;            /* status batches being applied in slices (agents.c) */
     int64_t version_seq;
     struct event *tick;
     struct ctl_metrics metrics;
@@ -285,6 +287,7 @@ void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_agent_tick(struct ctl_ctx *ctx);
+void ctl_agent_free_jobs(struct ctl_ctx *ctx);
 void ctl_wait_fire(struct ctl_ctx *ctx, struct ctl_parked *p, bool timed_out);
 void ctl_wait_timer_cb(evutil_socket_t fd, short what, void *arg);
 

@@ -176,6 +176,7 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
                     snprintf(r->msg, sizeof(r->msg), "%s", j->ok ? "" : j->err.msg);
                 }
             if (--p->pending == 0) {
+                ctl_park_unlink(&ctx->resolving, p);
                 if (p->resume_images)
                     ctl_images_resume(ctx, p);
                 else
@@ -610,6 +611,7 @@ static void do_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
             }
         }
         if (queued) {
+            ctl_park_link(&ctx->resolving, p);
             json_decref(out);
             return;
         }

@@ -975,6 +975,7 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
             free(crs);
             free(ims);
             free(errs);
+            ctl_park_link(&ctx->resolving, p);
             return; /* parked: ctl_create_resume re-runs us */
         }
         if (p && p != resume)

@@ -169,6 +169,13 @@ void ctl_state_free(struct ctl_ctx *ctx)
         event_free(n->flush_ev);
         free(n);
     }
+    ctl_agent_free_jobs(ctx);
+    while (ctx->resolving) { /* the resolver is stopped: nobody answers these any more */
+        struct ctl_parked *p = ctx->resolving;
+        ctl_park_unlink(&ctx->resolving, p);
+        evhttp_send_error(p->req, 503, "shutting down");
+        ctl_parked_free(p);
+    }
     while (ctx->waits) {
         struct ctl_parked *p = ctx->waits;
         ctl_park_unlink(&ctx->waits, p);
