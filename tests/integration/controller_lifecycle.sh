@@ -116,4 +116,11 @@ grep -q '^nubo_instance_boot_time_seconds_count [1-9]' "$T_TMP/metrics" || t_fai
 
 # the unix socket serves the same API
 curl -fsS --unix-socket "$T_TMP/ctl.sock" http://ctl/v1/healthz | grep -q success || t_fail "unix socket"
+# and the agent protocol over it (agents inside network namespaces register this way)
+reg=$(curl -fsS --unix-socket "$T_TMP/ctl.sock" -H "Authorization: Bearer $(cat "$CTL_JOIN")" \
+    -d '{"name":"ns-node","metro":"fra0","memory_mb":1024,"vcpus":1,"instances":[]}' \
+    http://ctl/agent/v1/register) || t_fail "register over the unix socket"
+NTOK=$(printf '%s' "$reg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS --unix-socket "$T_TMP/ctl.sock" -H "Authorization: Bearer $NTOK" \
+    "http://ctl/agent/v1/watch?version=0&timeout_ms=0" | grep -q '"assignments":\[\]' || t_fail "watch over the unix socket"
 t_log "controller lifecycle: ok"
