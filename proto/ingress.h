@@ -1,0 +1,113 @@
+/* The controller -> ingress protocol of PROTOCOL.md (GET /ingress/v1/watch) as C types with
+ * bounded jansson codecs; the controller encodes, nubo-ingress decodes. */
+#ifndef NUBO_PROTO_INGRESS_H
+#define NUBO_PROTO_INGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent.h"
+#include "error.h"
+#include "pjson.h"
+#include "util.h"
+
+#define NUBO_INGRESS_PATH_WATCH "/ingress/v1/watch"
+
+/* Hard bounds on one watch reply. */
+#define NUBO_INGRESS_MAX_BODY (64u << 20)
+#define NUBO_INGRESS_MAX_SERVICES 16384
+#define NUBO_INGRESS_MAX_PORTS 64     /* ports of one service group */
+#define NUBO_INGRESS_MAX_DOMAINS 64   /* domains of one service group */
+#define NUBO_INGRESS_MAX_BACKENDS 65536
+#define NUBO_INGRESS_MAX_CERTS 4096
+#define NUBO_INGRESS_MAX_PEM (256u << 10) /* one chain or key, PEM text */
+#define NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS 60000
+#define NUBO_FQDN_MAX 253
+
+/* Handler bits of one published port (platform-api.md 1.6). */
+#define NUBO_HANDLER_HTTP 0x1u
+#define NUBO_HANDLER_TLS 0x2u
+#define NUBO_HANDLER_REDIRECT 0x4u
+#define NUBO_HANDLER_ALL (NUBO_HANDLER_HTTP | NUBO_HANDLER_TLS | NUBO_HANDLER_REDIRECT)
+
+/* "http" -> NUBO_HANDLER_HTTP ...; 0 when unknown. */
+unsigned nubo_handler_parse(const char *s);
+/* JSON array of handler names in the order http, tls, redirect. */
+json_t *nubo_handlers_encode(unsigned handlers);
+/* Decode an array of handler names (no duplicates) into bits; 0 absent, 1 ok, -1 err. */
+int nubo_handlers_decode(json_t *o, const char *ctx, const char *key, bool required,
+                         unsigned *out, struct nubo_err *err);
+
+struct nubo_ingress_port {
+    int64_t port;             /* public port 1..65535 */
+    int64_t destination_port; /* port on the instance 1..65535 */
+    unsigned handlers;        /* NUBO_HANDLER_* bits */
+};
+
+struct nubo_ingress_domain {
+    char fqdn[NUBO_FQDN_MAX + 1];
+    char certificate[NUBO_UUID_STR_LEN + 1]; /* user certificate uuid, "" = metro wildcard */
+};
+
+struct nubo_ingress_backend {
+    char instance[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char node[NUBO_NAME_MAX + 1];
+    char ip[NUBO_IP_STR_MAX];
+    enum nubo_state state; /* running | draining (draining: no new connections) */
+};
+
+struct nubo_ingress_service {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    int64_t soft_limit, hard_limit; /* 1..65535 */
+    struct nubo_ingress_port *ports;
+    size_t n_ports;
+    struct nubo_ingress_domain *domains;
+    size_t n_domains;
+    struct nubo_ingress_backend *backends;
+    size_t n_backends;
+};
+
+struct nubo_ingress_cert {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char cn[NUBO_FQDN_MAX + 1];
+    char *chain; /* PEM, malloc'd */
+    char *pkey;  /* PEM, malloc'd */
+};
+
+/* GET /ingress/v1/watch reply. */
+struct nubo_ingress_watch_resp {
+    int64_t version;
+    char metro[NUBO_NAME_MAX + 1];
+    char domain_suffix[NUBO_FQDN_MAX + 1]; /* "fra.nubo.local" */
+    struct nubo_ingress_service *services;
+    size_t n_services;
+    struct nubo_ingress_cert *certificates;
+    size_t n_certificates;
+};
+
+/* Encoders return a new reference (NULL only on allocation failure). Decoders zero *out, fill
+ * it and return 0, or return -1 with a one-line message in err (400) and leave nothing to free.
+ * Unknown fields are ignored so either side may add fields. */
+json_t *nubo_ingress_service_encode(const struct nubo_ingress_service *s);
+int nubo_ingress_service_decode(json_t *j, const char *ctx, struct nubo_ingress_service *out,
+                                struct nubo_err *err);
+void nubo_ingress_service_free(struct nubo_ingress_service *s);
+
+json_t *nubo_ingress_cert_encode(const struct nubo_ingress_cert *c);
+int nubo_ingress_cert_decode(json_t *j, const char *ctx, struct nubo_ingress_cert *out,
+                             struct nubo_err *err);
+void nubo_ingress_cert_free(struct nubo_ingress_cert *c);
+
+json_t *nubo_ingress_watch_resp_encode(const struct nubo_ingress_watch_resp *w);
+/* Parse the body first with pj_parse(buf, len, NUBO_INGRESS_MAX_BODY, &j, err). */
+int nubo_ingress_watch_resp_decode(json_t *j, struct nubo_ingress_watch_resp *out,
+                                   struct nubo_err *err);
+void nubo_ingress_watch_resp_free(struct nubo_ingress_watch_resp *w);
+
+#endif

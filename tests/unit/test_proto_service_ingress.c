@@ -1,0 +1,125 @@
+/* Unit tests for proto/ingress.c: the ingress watch reply round-trips; bad input fails with one
+ * line naming the field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingress.h"
+
+#define UUID1 "0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01"
+#define UUID2 "7d2a1e90-5b1f-4e5c-8a4b-2c3d4e5f6a7b"
+#define UUID3 "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+static json_t *parse(const char *s)
+{
+    json_t *j = NULL;
+    struct nubo_err err = {0};
+    assert_int_equal(pj_parse(s, strlen(s), NUBO_INGRESS_MAX_BODY, &j, &err), 0);
+    return j;
+}
+
+static void test_watch_roundtrip(void **state)
+{
+    (void)state;
+    struct nubo_ingress_port ports[2] = {
+        {443, 8080, NUBO_HANDLER_HTTP | NUBO_HANDLER_TLS},
+        {80, 443, NUBO_HANDLER_HTTP | NUBO_HANDLER_REDIRECT},
+    };
+    struct nubo_ingress_domain doms[2] = {{.fqdn = "young-night-5fpf0jj8.fra.nubo.local"},
+                                          {.fqdn = "www.example.com", .certificate = UUID3}};
+    struct nubo_ingress_backend be = {.instance = UUID2, .name = "web-ab12c", .node = "fra-1",
+                                      .ip = "10.64.0.2", .state = NUBO_STATE_DRAINING};
+    struct nubo_ingress_service svc = {.uuid = UUID1, .name = "young-night-5fpf0jj8",
+                                       .soft_limit = 1, .hard_limit = 65535, .ports = ports,
+                                       .n_ports = 2, .domains = doms, .n_domains = 2,
+                                       .backends = &be, .n_backends = 1};
+    struct nubo_ingress_cert cert = {.uuid = UUID3, .name = "ex", .cn = "*.example.com",
+                                     .chain = "-----BEGIN CERTIFICATE-----\n",
+                                     .pkey = "-----BEGIN PRIVATE KEY-----\n"};
+    struct nubo_ingress_watch_resp w = {.version = 7, .metro = "fra",
+                                        .domain_suffix = "fra.nubo.local", .services = &svc,
+                                        .n_services = 1, .certificates = &cert,
+                                        .n_certificates = 1};
+    json_t *j = nubo_ingress_watch_resp_encode(&w);
+    assert_non_null(j);
+    /* The wire shape of PROTOCOL.md. */
+    json_t *s0 = json_array_get(json_object_get(j, "services"), 0);
+    json_t *h = json_object_get(json_array_get(json_object_get(s0, "ports"), 1), "handlers");
+    assert_string_equal(json_string_value(json_array_get(h, 0)), "http");
+    assert_string_equal(json_string_value(json_array_get(h, 1)), "redirect");
+    assert_true(json_is_null(
+        json_object_get(json_array_get(json_object_get(s0, "domains"), 0), "certificate")));
+    char *text = pj_dump(j);
+    json_decref(j);
+    j = parse(text);
+    free(text);
+    struct nubo_ingress_watch_resp got;
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_ingress_watch_resp_decode(j, &got, &err), 0);
+    json_decref(j);
+    assert_int_equal(got.version, 7);
+    assert_string_equal(got.metro, "fra");
+    assert_string_equal(got.domain_suffix, "fra.nubo.local");
+    assert_int_equal(got.n_services, 1);
+    assert_int_equal(got.services[0].n_ports, 2);
+    assert_int_equal(got.services[0].ports[0].destination_port, 8080);
+    assert_int_equal(got.services[0].ports[0].handlers, NUBO_HANDLER_HTTP | NUBO_HANDLER_TLS);
+    assert_int_equal(got.services[0].ports[1].handlers, NUBO_HANDLER_HTTP | NUBO_HANDLER_REDIRECT);
+    assert_string_equal(got.services[0].domains[0].certificate, "");
+    assert_string_equal(got.services[0].domains[1].certificate, UUID3);
+    assert_int_equal(got.services[0].backends[0].state, NUBO_STATE_DRAINING);
+    assert_string_equal(got.services[0].backends[0].ip, "10.64.0.2");
+    assert_int_equal(got.services[0].hard_limit, 65535);
+    assert_int_equal(got.n_certificates, 1);
+    assert_string_equal(got.certificates[0].cn, "*.example.com");
+    assert_string_equal(got.certificates[0].pkey, "-----BEGIN PRIVATE KEY-----\n");
+    nubo_ingress_watch_resp_free(&got);
+}
+
+static void expect_bad(const char *text, const char *needle)
+{
+    json_t *j = parse(text);
+    struct nubo_ingress_watch_resp got;
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_ingress_watch_resp_decode(j, &got, &err), -1);
+    json_decref(j);
+    assert_null(strchr(err.msg, '\n'));
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("error '%s' does not name '%s'", err.msg, needle);
+    assert_null(got.services);
+}
+
+static void test_watch_bad(void **state)
+{
+    (void)state;
+    expect_bad("{\"metro\":\"fra\"}", "version");
+    expect_bad("{\"version\":1,\"metro\":\"fra\",\"services\":[{\"uuid\":\"" UUID1
+               "\",\"ports\":[{\"port\":0,\"destination_port\":1}]}]}",
+               "services[0].ports[0].port");
+    expect_bad("{\"version\":1,\"metro\":\"fra\",\"services\":[{\"uuid\":\"" UUID1
+               "\",\"ports\":[{\"port\":443,\"destination_port\":1,\"handlers\":[\"tls\",\"gzip\"]}]}]}",
+               "handlers[1]");
+    expect_bad("{\"version\":1,\"metro\":\"fra\",\"services\":[{\"uuid\":\"" UUID1
+               "\",\"backends\":[{\"instance\":\"" UUID2 "\",\"ip\":\"10.1.2\"}]}]}",
+               "backends[0].ip");
+    expect_bad("{\"version\":1,\"metro\":\"fra\",\"services\":[{\"uuid\":\"" UUID1
+               "\"}, {\"uuid\":\"x\"}]}",
+               "services[1].uuid");
+    expect_bad("{\"version\":1,\"metro\":\"fra\",\"certificates\":[{\"uuid\":\"" UUID1
+               "\",\"cn\":\"a\",\"chain\":\"c\"}]}",
+               "certificates[0].pkey");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_watch_roundtrip),
+        cmocka_unit_test(test_watch_bad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
