@@ -943,6 +943,10 @@ void agent_resync_domains(struct agent *ag)
         virDomainFree(doms[i]);
     free(doms);
     free(seen);
+    /* A destroy asked for while libvirt was away was never sent: send it now. */
+    LIST_FOREACH(in, &ag->instances, link)
+    if (in->domain && in->op == AGENT_OP_DESTROY)
+        dom_job(ag, in->uuid, JOB_DESTROY);
     agent_reconcile_all(ag);
     agent_schedule_save(ag);
 }

@@ -131,7 +131,7 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
         in->exit_code = (int)json_integer_value(json_object_get(o, "exit_code"));
         in->stop_user = jbool(o, "stop_user");
         in->stop_force = jbool(o, "stop_force");
-        in->want_stop = in->stop_user;
+        /* want_stop stays false: a stop that was under way is issued again by reconcile */
         in->t0_real_us = json_integer_value(json_object_get(o, "t0_real_us"));
         /* boot time of a guest that had not reached its marker keeps counting from t0 */
         if (in->t0_real_us > 0)

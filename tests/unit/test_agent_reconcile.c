@@ -290,6 +290,31 @@ static void test_drain_then_stop(void **state)
     assert_true(in->r.stop_reason & NUBO_STOP_USER);
 }
 
+static void test_stop_in_progress_survives_agent_restart(void **state)
+{
+    struct fx *f = *state;
+    struct agent *ag = &f->ag;
+    assign(ag, 1, "running", 1, "never", false);
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    WAIT_FOR(ag, in->domain, 5000);
+    g_drain_ms = 5000;
+    assign(ag, 2, "stopped", 1, "never", false);
+    assert_int_equal(in->r.state, NUBO_STATE_DRAINING);
+    spin(ag, 20);
+    agent_fini(ag); /* dies while draining */
+    memset(ag, 0, sizeof(*ag));
+    agent_up(f);
+    in = agent_instance_find(ag, UUID1);
+    assert_non_null(in);
+    assert_true(in->domain);
+    g_drain_ms = 200;
+    assign(ag, 2, "stopped", 1, "never", false);
+    g_drain_ms = 0;
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_STOPPED, 5000);
+    assert_false(domain_active(f));
+    assert_true(in->r.stop_reason & NUBO_STOP_USER);
+}
+
 static void test_restart_backoff_survives_agent_restart(void **state)
 {
     struct fx *f = *state;
@@ -511,6 +536,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_stop_graceful_then_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_force_stop_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_then_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_in_progress_survives_agent_restart, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_backoff_survives_agent_restart, setup,
