@@ -199,6 +199,8 @@ struct agent_instance {
     bool restart_due;
     bool pending_create;         /* image ready, waiting for libvirt to come back */
     bool ready_seen;
+    bool check_after_create;     /* a STOPPED event arrived while creating */
+    char stop_why[32];           /* what libvirt's STOPPED event said */
     int64_t t1_mono_us;          /* virDomainCreateXML returned */
     int64_t t_prep_mono_us;      /* image ready, preparing the domain */
     int64_t t_pull_mono_us;

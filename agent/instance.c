@@ -162,7 +162,7 @@ struct dom_job {
     char uuid[NUBO_UUID_STR_LEN + 1];
     uint64_t gen;
     virConnectPtr conn;
-    enum { JOB_DESTROY, JOB_SHUTDOWN } kind;
+    enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK } kind;
     int rc;
     char error[AGENT_MSG_MAX];
 };
@@ -173,6 +173,11 @@ static void dom_job_work(void *arg)
     virDomainPtr d = virDomainLookupByName(j->conn, j->uuid);
     if (!d) {
         j->rc = 1; /* already gone */
+        return;
+    }
+    if (j->kind == JOB_CHECK) {
+        j->rc = virDomainIsActive(d) == 1 ? 0 : 1;
+        virDomainFree(d);
         return;
     }
     int rc = j->kind == JOB_DESTROY ? virDomainDestroy(d) : virDomainShutdown(d);
@@ -194,10 +199,8 @@ static void dom_job_done(struct agent *ag, void *arg)
     if (j->rc < 0)
         log_warnx("instance %s: %s failed: %s", j->uuid,
                   j->kind == JOB_DESTROY ? "destroy" : "shutdown", j->error);
-    if (in && j->rc == 1 && in->domain && j->kind == JOB_DESTROY) {
-        /* The domain vanished before the event arrived. */
-        domain_stopped(ag, in, "domain already gone");
-    }
+    if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN)
+        domain_stopped(ag, in, in->stop_why[0] ? in->stop_why : "domain already gone");
     free(j);
 }
 
@@ -504,6 +507,9 @@ static void create_done(struct agent *ag, void *arg)
     if (in->guest_shutdown) { /* it ended while libvirt was still returning */
         in->op = AGENT_OP_DESTROY;
         dom_job(ag, in->uuid, JOB_DESTROY);
+    } else if (in->check_after_create) {
+        in->check_after_create = false;
+        dom_job(ag, in->uuid, JOB_CHECK);
     }
     /* The marker may have been read while libvirt was still returning. */
     agent_on_console(ag, in);
@@ -576,6 +582,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     agent_on_console(ag, in);
     in->con.line_len = 0;
     in->ready_seen = in->exit_seen = in->crash_seen = in->guest_shutdown = false;
+    in->check_after_create = false;
+    in->stop_why[0] = '\0';
     in->crash_text[0] = '\0';
     in->t0_mono_us = 0;
     struct create_job *j = calloc(1, sizeof(*j));
@@ -751,8 +759,11 @@ static void on_healthy(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The domain is gone: decide what it was (user stop, app exit, crash), maybe restart. */
-static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why)
+static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why_in)
 {
+    char why[64];
+    snprintf(why, sizeof(why), "%s", why_in);
+    in->stop_why[0] = '\0';
     agent_on_console(ag, in); /* a NUBO_EXIT written just before the end counts */
     in->domain = false;
     if (in->op == AGENT_OP_DESTROY)
@@ -875,6 +886,12 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
         break;
     case VIR_DOMAIN_EVENT_STOPPED:
     case VIR_DOMAIN_EVENT_CRASHED:
+        if (in->op == AGENT_OP_CREATE) {
+            /* Ended before libvirt's start call returned — or a late event of the previous
+             * run: create_done asks libvirt which it was. */
+            in->check_after_create = true;
+            break;
+        }
         if (in->domain || in->op == AGENT_OP_DESTROY) {
             static const char *const why[] = {"shutdown",  "destroyed", "crashed", "migrated",
                                               "saved",     "failed",    "snapshot"};
@@ -884,7 +901,10 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
             if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED &&
                 !in->want_stop && !in->guest_shutdown)
                 w = "destroyed outside nubo";
-            domain_stopped(ag, in, w);
+            snprintf(in->stop_why, sizeof(in->stop_why), "%s", w);
+            /* Events are delivered late: one about the previous run of this instance may arrive
+             * after a quick restart. Ask libvirt before believing it. */
+            dom_job(ag, uuid, JOB_CHECK);
         }
         break;
     default:
