@@ -180,10 +180,11 @@ int agent_images_init(struct agent *ag, struct nubo_err *err)
         struct agent_image *img = calloc(1, sizeof(*img));
         if (!img)
             break;
-        snprintf(img->digest, sizeof(img->digest), "sha256:%s", e->d_name);
+        /* the name is exactly 64 characters (checked above): bounded copies */
+        snprintf(img->digest, sizeof(img->digest), "sha256:%.64s", e->d_name);
         LIST_INIT(&img->waiters);
         char dir[AGENT_PATH_MAX + 80];
-        snprintf(dir, sizeof(dir), "%s/%s", p, e->d_name);
+        snprintf(dir, sizeof(dir), "%.*s/%.64s", AGENT_PATH_MAX, p, e->d_name);
         struct nubo_err e2 = {0};
         if (image_load_dir(img, dir, &e2) < 0) {
             log_warnx("%s; removing it", e2.msg);
