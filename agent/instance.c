@@ -378,7 +378,8 @@ static void fail_start(struct agent *ag, struct agent_instance *in, const char *
     in->pending_create = false;
     in->r.state = NUBO_STATE_STOPPED;
     in->r.stopped_at_us = nubo_now_us();
-    in->r.stop_reason = 0;
+    /* The platform could not start it (pull, libvirt): "--P--", the message says why. */
+    in->r.stop_reason = NUBO_STOP_PLATFORM;
     in->r.has_exit_code = false;
     in->r.has_stop_code = false;
     agent_mark_dirty(ag, in);

@@ -67,7 +67,10 @@ t_log "good image: running, boot_time_us=$(ag_get $G1 boot_time_us)"
 [ "$(grep -c "image $good: pulling" "$AG_DIR/agent.log")" = 1 ] \
     || t_fail "two instances of one image pulled it twice (no coalescing)"
 
-for u in $C $T $U $E; do ag_wait $u state stopped 30; done
+for u in $C $T $U $E; do
+    ag_wait $u state stopped 30
+    [ "$(ag_get $u stop_reason)" = 4 ] || t_fail "failed pull: stop_reason $(ag_get $u stop_reason), want 4 (--P--)"
+done
 msg() { ag_get "$1" message; }
 t_log "corrupt: $(msg $C)"
 t_log "truncated: $(msg $T)"
