@@ -119,9 +119,7 @@ ag_gone() { ! grep -q "$1" "$AG_DIR/status.json"; }
 # ag_image REPO TAG [PAD]: push the test guest (PAD bytes appended make distinct blobs).
 ag_image() {
     local repo=$1 tag=$2 pad=${3:-}
-    local k=$T_TMP/kernel-$repo-$tag
-    k=${k//\//_}
-    k=$T_TMP/$(basename "$k")
+    local k="$T_TMP/kernel-${repo//\//_}-$tag"
     cp "$AG_GUEST" "$k"
     [ -n "$pad" ] && printf '%s' "$pad" >> "$k"
     "$AG_PUSH" --registry "$T_REGISTRY_URL" --repo "$repo" --tag "$tag" --kernel "$k" \
