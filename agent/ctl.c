@@ -394,12 +394,16 @@ static void status_done(struct agent *ag, void *arg)
         return;
     }
     if (j->error[0] || j->status != 200) {
-        log_warnx("status report failed: %s%s", j->error[0] ? j->error : "HTTP error ",
-                  j->error[0] ? "" : resp_message(j));
-        /* Send everything again with the next report. */
-        struct agent_instance *in;
-        LIST_FOREACH(in, &ag->instances, link)
-        in->dirty = true;
+        log_warnx("status report failed: %s%s%s", j->error[0] ? j->error : "HTTP error ",
+                  j->error[0] ? "" : resp_message(j),
+                  j->status >= 400 && j->status < 500 ? " (refused; not resent)" : "");
+        /* Lost on the way (connection, 5xx): send everything again with the next report. A
+         * report the controller refuses (4xx) would only be refused again. */
+        if (j->error[0] || j->status >= 500) {
+            struct agent_instance *in;
+            LIST_FOREACH(in, &ag->instances, link)
+            in->dirty = true;
+        }
         http_job_free(j);
         return;
     }
