@@ -161,24 +161,6 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
                     ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
 }
 
-/* nubo has no service groups (public ingress) yet: the list is honestly empty, look-ups are
- * not found, creation is refused with a message, so clients listing them keep working. */
-void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
-{
-    bool lookups = ri->body != NULL || !TAILQ_EMPTY(ri->query);
-    if (ri->method == EVHTTP_REQ_GET && !lookups) {
-        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
-                       nubo_envelope_new("success", NULL, "service_groups", json_array(), 0));
-    } else if (ri->method == EVHTTP_REQ_GET || ri->method == EVHTTP_REQ_DELETE) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
-                        "service group not found: nubo has no service groups yet");
-    } else {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
-                        "service groups are not supported by nubo yet; reach instances on their "
-                        "private_ip");
-    }
-}
-
 static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
 {
     char subnet[NUBO_CIDR_STR_MAX], gw[NUBO_IP_STR_MAX];
@@ -205,9 +187,13 @@ static int cmp_node(const void *a, const void *b)
     return strcmp(x->row.name, y->row.name);
 }
 
-void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
+void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
 {
     ri->route = CTL_R_NODES;
+    if (rest[0] != '\0') {
+        ctl_node_admin(ctx, ri, rest);
+        return;
+    }
     if (ri->method != EVHTTP_REQ_GET) {
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "nodes: use GET");
         return;
@@ -339,4 +325,10 @@ void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
                       "text/plain; version=0.0.4");
     evhttp_send_reply(ri->req, 200, "OK", b);
     evbuffer_free(b);
+}
+
+void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
+{
+    ri->route = CTL_R_NODE_ADMIN;
+    ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404, "no endpoint %.200s", ri->path);
 }

@@ -53,6 +53,11 @@ static const char *assignment_json(struct ctl_ctx *ctx, struct ctl_instance *in,
     memcpy(a.dns, a.gateway, sizeof(a.dns));
     a.service_ports = in->row.service_ports;
     a.n_service_ports = in->row.n_service_ports;
+    int64_t group_ports[NUBO_AGENT_MAX_PORTS];
+    if (in->svc) { /* the group's destination ports are what the agent times */
+        a.service_ports = group_ports;
+        a.n_service_ports = ctl_svc_dest_ports(in->svc, group_ports, NUBO_AGENT_MAX_PORTS);
+    }
     a.start_seq = in->row.start_seq;
     a.stop_force = in->row.stop_force;
     a.stop_drain_timeout_ms = in->row.drain_timeout_ms;

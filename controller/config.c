@@ -28,6 +28,7 @@ void ctl_config_defaults(struct ctl_config *c)
     c->log_tail_bytes = 64 * 1024;
     snprintf(c->registry.url, sizeof(c->registry.url), "http://127.0.0.1:5000");
     c->registry.timeout_ms = 10000;
+    snprintf(c->services_domain, sizeof(c->services_domain), "nubo.local");
 }
 
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix)
@@ -114,6 +115,12 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         rc = set_str(c->registry.user, sizeof(c->registry.user), value);
     else if (KEY("registry", "password"))
         rc = set_str(c->registry.password, sizeof(c->registry.password), value);
+    else if (KEY("services", "domain"))
+        rc = nubo_fqdn_valid(value, false) || nubo_name_valid(value)
+                 ? set_str(c->services_domain, sizeof(c->services_domain), value)
+                 : -1;
+    else if (KEY("ingress", "token_file"))
+        rc = set_str(c->ingress_token_file, sizeof(c->ingress_token_file), value);
     else if (KEY("registry", "notification_secret"))
         rc = set_str(c->registry_secret, sizeof(c->registry_secret), value);
 #undef KEY
@@ -152,6 +159,10 @@ int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)
         return nubo_error(err, 0, "database path too long");
     if (c->bootstrap_token_file[0] == '\0' &&
         nubo_snprintf(c->bootstrap_token_file, sizeof(c->bootstrap_token_file), "%s.admin-token",
+                      c->db_path) < 0)
+        return nubo_error(err, 0, "database path too long");
+    if (c->ingress_token_file[0] == '\0' &&
+        nubo_snprintf(c->ingress_token_file, sizeof(c->ingress_token_file), "%s.ingress-token",
                       c->db_path) < 0)
         return nubo_error(err, 0, "database path too long");
     if (c->heartbeat_interval_ms >= c->grace_ms)

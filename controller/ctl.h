@@ -17,6 +17,7 @@
 #include "error.h"
 #include "oci_image.h"
 #include "registry.h"
+#include "service.h"
 #include "store.h"
 
 #define CTL_VERSION "0.1.0"
@@ -43,6 +44,8 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
+    char services_domain[128];  /* default domains: <group>.<metro>.<services_domain> */
+    char ingress_token_file[PATH_MAX];
 };
 void ctl_config_defaults(struct ctl_config *c);
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err);
@@ -73,6 +76,7 @@ void ctl_map_clear(struct ctl_map *m);
 
 struct ctl_instance;
 struct ctl_parked;
+struct ctl_svc;
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
@@ -105,15 +109,43 @@ struct ctl_instance {
     char *assign_json; /* cached encoded assignment, NULL = stale */
     size_t assign_len;
     struct ctl_logtail log;
+    struct ctl_svc *svc; /* its service group, NULL = none */
+    struct ctl_instance *svc_prev, *svc_next;
+    bool log_dirty; /* console tail not yet persisted */
+};
+
+/* A service group in memory: the stored row and the instances attached to it. */
+struct ctl_svc {
+    struct ctl_svc_row row;
+    struct ctl_instance *inst_head;
+    size_t n_instances;
+    size_t pending_del; /* scratch for a batch delete */
+};
+
+/* A user certificate with what OpenSSL read from it. */
+struct ctl_cert {
+    struct ctl_cert_row row;
+    char subject[256], issuer[256], serial[80];
+    int64_t not_before_us, not_after_us;
+};
+
+/* One metro's ingress state: its version and the nubo-ingress long polls parked on it. */
+struct ctl_ing_metro {
+    char name[NUBO_NAME_MAX + 1];
+    int64_t version;
+    struct ctl_parked *watches;
+    struct event *flush_ev;
+    struct ctl_ctx *ctx;
 };
 
 /* A request whose reply waits for something (watch, wait, image resolve). */
-enum ctl_park_kind { CTL_PARK_WATCH, CTL_PARK_WAIT, CTL_PARK_RESOLVE };
+enum ctl_park_kind { CTL_PARK_WATCH, CTL_PARK_WAIT, CTL_PARK_RESOLVE, CTL_PARK_INGRESS };
 struct ctl_wait_item {
     char uuid[NUBO_UUID_STR_LEN + 1];
     char name[NUBO_NAME_MAX + 1];
     enum nubo_state want;
     bool done;
+    int64_t start_seq; /* the instance's start_seq when the wait began */
     json_t *result; /* item to reply with */
 };
 struct ctl_parked {
@@ -126,6 +158,7 @@ struct ctl_parked {
     struct event *timer;
     /* watch */
     struct ctl_node *node;
+    struct ctl_ing_metro *ing; /* ingress watch */
     /* wait */
     bool wait_reply_items; /* create/start: reply with instance objects on timeout too */
     const char *collection;
@@ -176,6 +209,10 @@ enum ctl_route {
     CTL_R_AGENT_WATCH,
     CTL_R_AGENT_STATUS,
     CTL_R_AGENT_LOG,
+    CTL_R_SERVICES,
+    CTL_R_CERTS,
+    CTL_R_INGRESS_WATCH,
+    CTL_R_NODE_ADMIN,
     CTL_R__COUNT
 };
 extern const char *const ctl_route_names[CTL_R__COUNT];
@@ -211,6 +248,13 @@ struct ctl_ctx {
     struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
     struct ctl_map instances;      /* uuid -> ctl_instance */
     struct ctl_map instance_names; /* "owner/name" -> ctl_instance */
+    struct ctl_map svcs;      /* uuid -> ctl_svc */
+    struct ctl_map svc_names; /* "owner/name" -> ctl_svc */
+    struct ctl_map svc_fqdns; /* fqdn -> ctl_svc (domains are global) */
+    struct ctl_map certs;     /* uuid -> ctl_cert */
+    struct ctl_map cert_names; /* "owner/name" -> ctl_cert */
+    struct ctl_map ing_metros; /* metro -> ctl_ing_metro */
+    char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_parked *waits;
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
     void *status_jobs;            /* status batches being applied in slices (agents.c) */
@@ -282,14 +326,43 @@ void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
 void ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
 void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
+void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
+/* PUT /v1/nodes/{name}/drain|ready (admin) */
+void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
 void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
-void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_agent_tick(struct ctl_ctx *ctx);
 void ctl_agent_free_jobs(struct ctl_ctx *ctx);
 void ctl_wait_fire(struct ctl_ctx *ctx, struct ctl_parked *p, bool timed_out);
 void ctl_wait_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- services.c: service groups, certificates, the ingress watch ---- */
+void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
+void ctl_handle_certificates(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
+void ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                        const char *token);
+int ctl_services_load(struct ctl_ctx *ctx, struct nubo_err *err); /* before the instances */
+int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_services_free(struct ctl_ctx *ctx);
+struct ctl_svc *ctl_svc_find(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *uuid,
+                             const char *name);
+/* An instance joins / leaves its group (in->row.service_group) in the working set. */
+void ctl_svc_link(struct ctl_ctx *ctx, struct ctl_instance *in);
+void ctl_svc_unlink(struct ctl_ctx *ctx, struct ctl_instance *in);
+/* Build a new group from a create request for user u in metro; persistent for explicit
+ * groups. Fills row (nothing changes anywhere). */
+int ctl_svc_build(struct ctl_ctx *ctx, const struct ctl_user_row *u,
+                  const struct nubo_svc_create_req *req, const char *metro, bool persistent,
+                  struct ctl_svc_row *row, struct nubo_err *err);
+/* Add a committed row to the working set. */
+struct ctl_svc *ctl_svc_add(struct ctl_ctx *ctx, const struct ctl_svc_row *row);
+void ctl_svc_forget(struct ctl_ctx *ctx, struct ctl_svc *g);
+/* The ports the group's instances serve (destination ports, redirects excluded). */
+size_t ctl_svc_dest_ports(const struct ctl_svc *g, int64_t *out, size_t max);
+/* service_group{uuid,name,domains[{fqdn,certificate}]} for an instance object. */
+json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g);
+/* Something a metro's ingress depends on changed. */
+void ctl_ingress_bump(struct ctl_ctx *ctx, const char *metro);
 
 /* ---- auth.c ---- */
 int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);

@@ -480,6 +480,13 @@ static void forget_instance(struct ctl_ctx *ctx, struct ctl_instance *in)
     ctl_map_del(&ctx->instance_names, key);
     ctl_map_del(&ctx->instances, in->row.uuid);
     struct ctl_node *node = in->node;
+    struct ctl_svc *g = in->svc;
+    ctl_svc_unlink(ctx, in);
+    if (g) {
+        ctl_ingress_bump(ctx, g->row.metro);
+        if (!g->row.persistent && g->n_instances == 0)
+            ctl_svc_forget(ctx, g); /* its row went in the same transaction */
+    }
     ctl_instance_detach(ctx, in);
     if (node)
         ctl_node_bump(ctx, node);
@@ -495,10 +502,21 @@ int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
     if (ctl_store_begin(&ctx->store, err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
+        if (v[i] && v[i]->svc)
+            v[i]->svc->pending_del = 0;
+    for (size_t i = 0; i < n; i++) {
         if (v[i] && ctl_store_instance_delete(&ctx->store, v[i]->row.uuid, err) < 0) {
             ctl_store_rollback(&ctx->store);
             return -1;
         }
+        /* an inline (ephemeral) group goes with its last instance, in the same transaction */
+        struct ctl_svc *g = v[i] ? v[i]->svc : NULL;
+        if (g && ++g->pending_del == g->n_instances && !g->row.persistent &&
+            ctl_store_svc_delete(&ctx->store, g->row.uuid, err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            return -1;
+        }
+    }
     if (ctl_store_commit(&ctx->store, err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -658,11 +676,50 @@ static int lowest_free_ip(const struct ctl_node *node)
 /* Create one create-object's instances. Appends item objects to out and the instances to
  * made. Returns -1 with err for an item error (nothing changed). */
 static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
-                      const struct nubo_create_req *cr, const struct ctl_image_row *im, json_t *out,
-                      struct ctl_instance **made, size_t *n_made, char (*taken)[NUBO_NAME_MAX + 1],
-                      size_t *n_taken, struct nubo_err *err)
+                      const struct nubo_create_req *cr, const struct ctl_image_row *im,
+                      json_t *sgj, json_t *out, struct ctl_instance **made, size_t *n_made,
+                      char (*taken)[NUBO_NAME_MAX + 1], size_t *n_taken, struct nubo_err *err)
 {
     size_t count = (size_t)cr->replicas + 1;
+    /* the service group: an existing one ({uuid}|{name}) or an inline one to create */
+    struct ctl_svc *grp = NULL;
+    struct nubo_svc_create_req *inl = NULL;
+    struct ctl_svc_row *new_grp = NULL;
+    const char *metro = cr->metro;
+    if (sgj) {
+        json_t *su = json_object_get(sgj, "uuid"), *sn_ = json_object_get(sgj, "name");
+        if (json_is_object(sgj) && (su || sn_) && json_object_size(sgj) == 1) {
+            const char *ref = json_string_value(su ? su : sn_);
+            if (ref == NULL)
+                return nubo_error_http(err, 400, "service_group.%s: must be a string",
+                                       su ? "uuid" : "name");
+            grp = ctl_svc_find(ctx, u, su ? ref : NULL, su ? NULL : ref);
+            if (grp == NULL)
+                return nubo_error_http(err, 404,
+                                       "service group %.100s not found; create it first (nubo "
+                                       "services create) or pass services inline",
+                                       ref);
+            if (cr->metro[0] && strcmp(cr->metro, grp->row.metro) != 0)
+                return nubo_error_http(err, 400,
+                                       "service group %s is in metro %s, not %s; instances join "
+                                       "groups of their own metro",
+                                       grp->row.name, grp->row.metro, cr->metro);
+            metro = grp->row.metro;
+        } else {
+            inl = malloc(sizeof(*inl));
+            new_grp = malloc(sizeof(*new_grp));
+            if (inl == NULL || new_grp == NULL) {
+                free(inl);
+                free(new_grp);
+                return nubo_error_http(err, 500, "out of memory");
+            }
+            if (nubo_svc_create_req_decode(sgj, true, inl, err) < 0) {
+                free(inl);
+                free(new_grp);
+                return -1;
+            }
+        }
+    }
     /* memory bound: the largest node of the metro */
     int64_t max_mem = 0;
     size_t nn = 0;
@@ -733,9 +790,23 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
             goto out;
         }
     }
-    struct ctl_sched_req sr = {cr->metro, cr->memory_mb, cr->vcpus, count};
+    struct ctl_sched_req sr = {metro, cr->memory_mb, cr->vcpus, count};
     if (ctl_schedule(sn, nn, &sr, place, err) < 0)
         goto out;
+    if (inl) {
+        /* one group serves one metro: keep every replica in the first one's */
+        const char *m0 = nodes[place[0]]->row.metro;
+        bool spread = false;
+        for (size_t i = 1; i < count; i++)
+            spread = spread || strcmp(nodes[place[i]]->row.metro, m0) != 0;
+        if (spread) {
+            sr.metro = m0;
+            if (ctl_schedule(sn, nn, &sr, place, err) < 0)
+                goto out;
+        }
+        if (ctl_svc_build(ctx, u, inl, nodes[place[0]]->row.metro, false, new_grp, err) < 0)
+            goto out;
+    }
     /* build rows; IPs are marked on the nodes and unmarked again if the commit fails */
     int64_t now = nubo_now_us();
     for (size_t i = 0; i < count; i++) {
@@ -800,9 +871,17 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
         node->ip_used[h / 8] |= (uint8_t)(1u << (h % 8));
         r->desired = cr->autostart ? NUBO_DESIRED_RUNNING : NUBO_DESIRED_STOPPED;
         r->start_seq = cr->autostart ? 1 : 0;
+        if (grp)
+            memcpy(r->service_group, grp->row.uuid, sizeof(r->service_group));
+        else if (new_grp)
+            memcpy(r->service_group, new_grp->uuid, sizeof(r->service_group));
     }
     if (ctl_store_begin(&ctx->store, err) < 0)
         goto undo;
+    if (new_grp && ctl_store_svc_put(&ctx->store, new_grp, err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        goto undo;
+    }
     for (size_t i = 0; i < count; i++)
         if (ctl_store_instance_put(&ctx->store, &inst[i]->row, err) < 0) {
             ctl_store_rollback(&ctx->store);
@@ -811,6 +890,8 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
     if (ctl_store_commit(&ctx->store, err) < 0)
         goto undo;
     /* committed */
+    if (new_grp && (grp = ctl_svc_add(ctx, new_grp)) == NULL)
+        log_warnx("service group %s: out of memory adding it to the working set", new_grp->name);
     for (size_t i = 0; i < count; i++) {
         struct ctl_instance *in = inst[i];
         struct ctl_node *node = nodes[place[i]];
@@ -819,12 +900,15 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
         ctl_map_put(&ctx->instances, in->row.uuid, in);
         ctl_map_put(&ctx->instance_names, key, in);
         ctl_instance_attach(ctx, in, node);
+        ctl_svc_link(ctx, in);
         ctl_node_bump(ctx, node);
         json_array_append_new(out, ctl_instance_json(ctx, in, true));
         made[(*n_made)++] = in;
         memcpy(taken[(*n_taken)++], in->row.name, sizeof(taken[0]));
         inst[i] = NULL;
     }
+    if (grp)
+        ctl_ingress_bump(ctx, grp->row.metro);
     rc = 0;
     goto out;
 undo:
@@ -844,6 +928,8 @@ out:
     free(place);
     free(inst);
     free(names);
+    free(inl);
+    free(new_grp);
     return rc;
 }
 
@@ -881,10 +967,12 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
     struct nubo_create_req *crs = calloc(n, sizeof(*crs));
     struct ctl_image_row *ims = calloc(n, sizeof(*ims));
     json_t **errs = calloc(n, sizeof(*errs));
-    if (!crs || !ims || !errs) {
+    json_t **sgs = calloc(n, sizeof(*sgs)); /* each object's service_group, taken out */
+    if (!crs || !ims || !errs || !sgs) {
         free(crs);
         free(ims);
         free(errs);
+        free(sgs);
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
         goto done;
     }
@@ -892,6 +980,23 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
     struct ctl_resolved *want = NULL;
     for (size_t i = 0; i < n; i++) {
         json_t *e = batch ? json_array_get(body, i) : body;
+        json_t *sg = json_is_object(e) ? json_object_get(e, "service_group") : NULL;
+        if (sg && !json_is_null(sg)) {
+            sgs[i] = json_incref(sg);
+            json_object_del(e, "service_group");
+            if (!json_is_object(sg)) {
+                const char *m = "service_group: must be {\"uuid\"}, {\"name\"} or {\"services\": "
+                                "[…], \"domains\": […]}";
+                if (!batch) {
+                    ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400, "%s", m);
+                    goto free_all;
+                }
+                errs[i] = nubo_item_error(NULL, NULL, 400, m);
+                continue;
+            }
+        } else if (sg) {
+            json_object_del(e, "service_group");
+        }
         if (nubo_create_req_decode(e, &crs[i], &err) < 0) {
             if (!batch) {
                 ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400, "%s", err.msg);
@@ -971,10 +1076,12 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
                 nubo_create_req_free(&crs[i]);
                 ctl_image_row_free(&ims[i]);
                 json_decref(errs[i]);
+                json_decref(sgs[i]);
             }
             free(crs);
             free(ims);
             free(errs);
+            free(sgs);
             ctl_park_link(&ctx->resolving, p);
             return; /* parked: ctl_create_resume re-runs us */
         }
@@ -1005,8 +1112,8 @@ static void do_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_pa
                                       nubo_item_error(NULL, crs[i].name, 500, "out of memory"));
                 continue;
             }
-            if (create_one(ctx, &ri->user, &crs[i], &ims[i], out, made, &n_made, taken, &n_taken,
-                           &err) < 0) {
+            if (create_one(ctx, &ri->user, &crs[i], &ims[i], sgs[i], out, made, &n_made, taken,
+                           &n_taken, &err) < 0) {
                 json_array_append_new(
                     out, nubo_item_error(NULL, crs[i].name, err.http_status ?: 400, err.msg));
                 continue;
@@ -1055,10 +1162,12 @@ free_all:
         nubo_create_req_free(&crs[i]);
         ctl_image_row_free(&ims[i]);
         json_decref(errs[i]);
+        json_decref(sgs[i]);
     }
     free(crs);
     free(ims);
     free(errs);
+    free(sgs);
 done:
     if (resume)
         ctl_parked_free(resume);

@@ -26,6 +26,7 @@ const char *const ctl_route_names[CTL_R__COUNT] = {
     "instances_get",   "instances_delete", "instances_start", "instances_stop",   "instances_wait",
     "instances_log",   "images",           "nodes",           "metros",           "users",
     "registry_events", "agent_register",   "agent_watch",     "agent_status",     "agent_log",
+    "services",        "certificates",     "ingress_watch",   "node_admin",
 };
 
 static const double hist_bounds_s[CTL_HIST_BUCKETS] = {
@@ -315,6 +316,10 @@ static void dispatch(struct evhttp_request *req, void *arg)
         ctl_handle_metrics(ctx, &ri);
         goto out;
     }
+    if (prefix(ri.path, "/ingress/v1", &rest)) {
+        ctl_handle_ingress(ctx, &ri, rest, bearer(req));
+        goto out;
+    }
     if (strcmp(ri.path, "/registry/events") == 0) {
         ri.route = CTL_R_REG_EVENTS;
         ctl_handle_registry_events(ctx, &ri);
@@ -339,16 +344,18 @@ static void dispatch(struct evhttp_request *req, void *arg)
         ctl_handle_images(ctx, &ri, sub);
     else if (prefix(rest, "/users", &sub))
         ctl_handle_users(ctx, &ri, sub);
-    else if (strcmp(rest, "/nodes") == 0)
-        ctl_handle_nodes(ctx, &ri);
     else if (strcmp(rest, "/metros") == 0)
         ctl_handle_metros(ctx, &ri);
+    else if (prefix(rest, "/nodes", &sub))
+        ctl_handle_nodes(ctx, &ri, sub);
     else if (prefix(rest, "/services", &sub))
-        ctl_handle_services(ctx, &ri);
+        ctl_handle_services(ctx, &ri, sub);
+    else if (prefix(rest, "/certificates", &sub))
+        ctl_handle_certificates(ctx, &ri, sub);
     else
         ctl_reply_error(ctx, req, CTL_R_OTHER, ri.start_us, 404,
-                        "no endpoint %s (nubo serves /v1/instances, /v1/images, /v1/nodes, "
-                        "/v1/metros, /v1/users)",
+                        "no endpoint %s (nubo serves /v1/instances, /v1/images, /v1/services, "
+                        "/v1/certificates, /v1/nodes, /v1/metros, /v1/users)",
                         ri.path);
 out:
     evhttp_clear_headers(&query);

@@ -136,6 +136,7 @@ static int instance_cb(void *arg, struct ctl_instance_row *row,
         ctl_instance_destroy(in);
         return -1;
     }
+    ctl_svc_link(ctx, in);
     struct ctl_node *node = ctl_map_get(&ctx->nodes, in->row.node_uuid);
     if (node)
         ctl_instance_attach(ctx, in, node);
@@ -148,6 +149,7 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     ctx->version_seq = nubo_now_us(); /* versions never repeat across restarts */
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
+        ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
@@ -157,6 +159,7 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 void ctl_state_free(struct ctl_ctx *ctx)
 {
     ctl_map_foreach(&ctx->instances, e) ctl_instance_destroy(e->val);
+    ctl_services_free(ctx);
     ctl_map_foreach(&ctx->nodes, e)
     {
         struct ctl_node *n = e->val;
@@ -266,7 +269,10 @@ json_t *ctl_instance_json(struct ctl_ctx *ctx, const struct ctl_instance *in, bo
 {
     struct nubo_instance api;
     ctl_instance_to_api(ctx, in, &api);
-    return nubo_instance_encode(&api, details); /* api borrows: nothing to free */
+    json_t *j = nubo_instance_encode(&api, details); /* api borrows: nothing to free */
+    if (j && in->svc)
+        json_object_set_new(j, "service_group", ctl_svc_instance_ref(ctx, in->svc));
+    return j;
 }
 
 struct ctl_instance *ctl_instance_find(struct ctl_ctx *ctx, const struct ctl_user_row *u,
@@ -316,6 +322,8 @@ void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node)
 void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
 {
     enum nubo_state st = ctl_instance_state(in);
+    if (in->svc)
+        ctl_ingress_bump(ctx, in->row.metro); /* a backend may have come or gone */
     for (struct ctl_parked *p = ctx->waits, *nx; p; p = nx) {
         nx = p->next;
         bool all = true, hit = false;

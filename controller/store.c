@@ -41,6 +41,17 @@ static const char *const migrations[] = {
     "CREATE TABLE tags(repo TEXT NOT NULL, tag TEXT NOT NULL, digest_ref TEXT NOT NULL,"
     " PRIMARY KEY(repo, tag));"
     "CREATE INDEX tags_digest ON tags(digest_ref);",
+    /* 1 -> 2: service groups, certificates, node maintenance, persisted console tails */
+    "ALTER TABLE instances ADD COLUMN service_group TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE nodes ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE service_groups(uuid TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL,"
+    " metro TEXT NOT NULL, created_at INTEGER NOT NULL, persistent INTEGER NOT NULL,"
+    " soft_limit INTEGER NOT NULL, hard_limit INTEGER NOT NULL, services TEXT NOT NULL,"
+    " domains TEXT NOT NULL, UNIQUE(owner, name));"
+    "CREATE TABLE certificates(uuid TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL,"
+    " cn TEXT NOT NULL, chain TEXT NOT NULL, pkey TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " UNIQUE(owner, name));"
+    "CREATE TABLE logtails(uuid TEXT PRIMARY KEY, start INTEGER NOT NULL, data BLOB NOT NULL);",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -50,20 +61,21 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_TOKENS] = "SELECT hash,user_uuid FROM tokens",
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(uuid,name,metro,memory_mb,vcpus,accel,"
                     "libvirt_version,qemu_version,agent_version,subnet_index,token_hash,"
-                    "created_at,registered_at,unavailable) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "created_at,registered_at,unavailable,maintenance) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_NODES] = "SELECT uuid,name,metro,memory_mb,vcpus,accel,libvirt_version,qemu_version,"
-                 "agent_version,subnet_index,token_hash,created_at,registered_at,unavailable "
-                 "FROM nodes",
+                 "agent_version,subnet_index,token_hash,created_at,registered_at,unavailable,"
+                 "maintenance FROM nodes",
     [ST_INST_PUT] = "INSERT OR REPLACE INTO instances(uuid,owner,name,created_at,image,"
                     "memory_mb,vcpus,args,env,restart_policy,features,service_ports,node_uuid,"
-                    "metro,ip_host,desired,start_seq,stop_force,drain_timeout_ms) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "metro,ip_host,desired,start_seq,stop_force,drain_timeout_ms,service_group) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_INST_DEL] = "DELETE FROM instances WHERE uuid=?",
     [ST_OBS_DEL] = "DELETE FROM observations WHERE uuid=?",
     [ST_OBS_PUT] = "INSERT OR REPLACE INTO observations(uuid,report) VALUES(?,?)",
     [ST_INSTS] = "SELECT i.uuid,owner,name,created_at,image,memory_mb,vcpus,args,env,"
                  "restart_policy,features,service_ports,node_uuid,metro,ip_host,desired,"
-                 "start_seq,stop_force,drain_timeout_ms,o.report FROM instances i "
+                 "start_seq,stop_force,drain_timeout_ms,o.report,service_group FROM instances i "
                  "LEFT JOIN observations o ON o.uuid=i.uuid ORDER BY created_at, i.uuid",
     [ST_IMG_PUT] = "INSERT INTO images(digest_ref,uuid,repo,owner,created_at,size_in_bytes,"
                    "initrd,detailed,args,env) VALUES(?,?,?,?,?,?,?,?,?,?) "
@@ -83,6 +95,19 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_IMGS] = "SELECT digest_ref,uuid,repo,owner,created_at,size_in_bytes,initrd,detailed,"
                 "args,env FROM images WHERE owner=? OR owner=? ORDER BY created_at, uuid",
     [ST_IMG_TAGS] = "SELECT repo||':'||tag FROM tags WHERE digest_ref=? ORDER BY tag",
+    [ST_SVC_PUT] = "INSERT OR REPLACE INTO service_groups(uuid,owner,name,metro,created_at,"
+                   "persistent,soft_limit,hard_limit,services,domains) VALUES(?,?,?,?,?,?,?,?,?,?)",
+    [ST_SVC_DEL] = "DELETE FROM service_groups WHERE uuid=?",
+    [ST_SVCS] = "SELECT uuid,owner,name,metro,created_at,persistent,soft_limit,hard_limit,"
+                "services,domains FROM service_groups ORDER BY created_at, uuid",
+    [ST_CERT_PUT] = "INSERT OR REPLACE INTO certificates(uuid,owner,name,cn,chain,pkey,created_at)"
+                    " VALUES(?,?,?,?,?,?,?)",
+    [ST_CERT_DEL] = "DELETE FROM certificates WHERE uuid=?",
+    [ST_CERTS] = "SELECT uuid,owner,name,cn,chain,pkey,created_at FROM certificates "
+                 "ORDER BY created_at, uuid",
+    [ST_LOG_PUT] = "INSERT OR REPLACE INTO logtails(uuid,start,data) VALUES(?,?,?)",
+    [ST_LOG_DEL] = "DELETE FROM logtails WHERE uuid=?",
+    [ST_LOGS] = "SELECT l.uuid,l.start,l.data FROM logtails l JOIN instances i ON i.uuid=l.uuid",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -352,6 +377,7 @@ int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct
     sqlite3_bind_int64(st, 12, n->created_at_us);
     sqlite3_bind_int64(st, 13, n->registered_at_us);
     sqlite3_bind_int(st, 14, n->unavailable);
+    sqlite3_bind_int(st, 15, n->maintenance);
     return step_done(s, st, err, "saving a node");
 }
 
@@ -376,6 +402,7 @@ int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *, const struct ctl
         n.created_at_us = sqlite3_column_int64(st, 11);
         n.registered_at_us = sqlite3_column_int64(st, 12);
         n.unavailable = sqlite3_column_int(st, 13) != 0;
+        n.maintenance = sqlite3_column_int(st, 14) != 0;
         if (cb(arg, &n) < 0) {
             sqlite3_reset(st);
             return nubo_error(err, 0, "loading nodes: out of memory");
@@ -438,6 +465,7 @@ int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r
     sqlite3_bind_int64(st, 17, r->start_seq);
     sqlite3_bind_int(st, 18, r->stop_force);
     sqlite3_bind_int64(st, 19, r->drain_timeout_ms);
+    bind_text(st, 20, r->service_group);
     return step_done(s, st, err, "saving an instance");
 }
 
@@ -446,6 +474,10 @@ int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo
     sqlite3_stmt *st = stmt(s, ST_OBS_DEL);
     bind_text(st, 1, uuid);
     if (step_done(s, st, err, "deleting an observation") < 0)
+        return -1;
+    st = stmt(s, ST_LOG_DEL);
+    bind_text(st, 1, uuid);
+    if (step_done(s, st, err, "deleting a console tail") < 0)
         return -1;
     st = stmt(s, ST_INST_DEL);
     bind_text(st, 1, uuid);
@@ -467,6 +499,12 @@ static json_t *col_json(sqlite3_stmt *st, int i)
 {
     const char *t = (const char *)sqlite3_column_text(st, i);
     return t ? json_loads(t, 0, NULL) : NULL;
+}
+
+static void col_text_json(json_t *o, const char *key, char *buf, size_t size)
+{
+    const char *t = json_string_value(json_object_get(o, key));
+    snprintf(buf, size, "%s", t ? t : "");
 }
 
 int ctl_store_instances_load(struct ctl_store *s,
@@ -510,6 +548,7 @@ int ctl_store_instances_load(struct ctl_store *s,
         r.start_seq = sqlite3_column_int64(st, 16);
         r.stop_force = sqlite3_column_int(st, 17) != 0;
         r.drain_timeout_ms = sqlite3_column_int64(st, 18);
+        col_text(st, 20, r.service_group, sizeof(r.service_group));
         struct nubo_status_report obs;
         bool has_obs = false;
         json_t *oj = col_json(st, 19);
@@ -711,4 +750,182 @@ int ctl_store_image_tags(struct ctl_store *s, const char *digest_ref, char ***ta
     *tags = v;
     *n = cnt;
     return 0;
+}
+
+/* ---- service groups ---- */
+
+static json_t *domains_json(const struct ctl_svc_row *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->n_domains; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s}", "fqdn", r->domains[i].fqdn, "cert",
+                                           r->domains[i].cert));
+    return a;
+}
+
+int ctl_store_svc_put(struct ctl_store *s, const struct ctl_svc_row *r, struct nubo_err *err)
+{
+    cleanup_free char *ports = json_text(nubo_svc_ports_encode(r->ports, r->n_ports));
+    cleanup_free char *doms = json_text(domains_json(r));
+    if (!ports || !doms)
+        return nubo_error_http(err, 500, "store: out of memory");
+    sqlite3_stmt *st = stmt(s, ST_SVC_PUT);
+    bind_text(st, 1, r->uuid);
+    bind_text(st, 2, r->owner);
+    bind_text(st, 3, r->name);
+    bind_text(st, 4, r->metro);
+    sqlite3_bind_int64(st, 5, r->created_at_us);
+    sqlite3_bind_int(st, 6, r->persistent);
+    sqlite3_bind_int64(st, 7, r->soft_limit);
+    sqlite3_bind_int64(st, 8, r->hard_limit);
+    bind_text(st, 9, ports);
+    bind_text(st, 10, doms);
+    return step_done(s, st, err, "saving a service group");
+}
+
+int ctl_store_svc_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_SVC_DEL);
+    bind_text(st, 1, uuid);
+    return step_done(s, st, err, "deleting a service group");
+}
+
+int ctl_store_svcs_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_svc_row *),
+                        void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_SVCS);
+    int rc;
+    struct ctl_svc_row *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return nubo_error(err, 0, "loading service groups: out of memory");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(r, 0, sizeof(*r));
+        col_text(st, 0, r->uuid, sizeof(r->uuid));
+        col_text(st, 1, r->owner, sizeof(r->owner));
+        col_text(st, 2, r->name, sizeof(r->name));
+        col_text(st, 3, r->metro, sizeof(r->metro));
+        r->created_at_us = sqlite3_column_int64(st, 4);
+        r->persistent = sqlite3_column_int(st, 5) != 0;
+        r->soft_limit = sqlite3_column_int64(st, 6);
+        r->hard_limit = sqlite3_column_int64(st, 7);
+        json_t *ports = col_json(st, 8), *doms = col_json(st, 9);
+        struct nubo_err perr = {0};
+        int bad = ports == NULL || doms == NULL ||
+                  nubo_svc_ports_decode(ports, "services", r->ports, NUBO_SVC_MAX_PORTS,
+                                        &r->n_ports, &perr) < 0;
+        size_t i;
+        json_t *d;
+        json_array_foreach(doms, i, d)
+        {
+            if (i >= NUBO_SVC_MAX_DOMAINS)
+                break;
+            col_text_json(d, "fqdn", r->domains[i].fqdn, sizeof(r->domains[i].fqdn));
+            col_text_json(d, "cert", r->domains[i].cert, sizeof(r->domains[i].cert));
+            r->n_domains = i + 1;
+        }
+        json_decref(ports);
+        json_decref(doms);
+        if (bad) {
+            log_warnx("store: service group %s has a corrupt row (%s); skipped", r->uuid,
+                      perr.msg);
+            continue;
+        }
+        if (cb(arg, r) < 0) {
+            sqlite3_reset(st);
+            free(r);
+            return nubo_error(err, 0, "loading service groups: out of memory");
+        }
+    }
+    free(r);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading service groups");
+}
+
+/* ---- certificates ---- */
+
+void ctl_cert_row_free(struct ctl_cert_row *r)
+{
+    if (r == NULL)
+        return;
+    free(r->chain);
+    free(r->pkey);
+    r->chain = r->pkey = NULL;
+}
+
+int ctl_store_cert_put(struct ctl_store *s, const struct ctl_cert_row *r, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_CERT_PUT);
+    bind_text(st, 1, r->uuid);
+    bind_text(st, 2, r->owner);
+    bind_text(st, 3, r->name);
+    bind_text(st, 4, r->cn);
+    bind_text(st, 5, r->chain);
+    bind_text(st, 6, r->pkey);
+    sqlite3_bind_int64(st, 7, r->created_at_us);
+    return step_done(s, st, err, "saving a certificate");
+}
+
+int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_CERT_DEL);
+    bind_text(st, 1, uuid);
+    return step_done(s, st, err, "deleting a certificate");
+}
+
+int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *, struct ctl_cert_row *), void *arg,
+                         struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_CERTS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ctl_cert_row r = {0};
+        col_text(st, 0, r.uuid, sizeof(r.uuid));
+        col_text(st, 1, r.owner, sizeof(r.owner));
+        col_text(st, 2, r.name, sizeof(r.name));
+        col_text(st, 3, r.cn, sizeof(r.cn));
+        const char *c = (const char *)sqlite3_column_text(st, 4);
+        const char *k = (const char *)sqlite3_column_text(st, 5);
+        r.chain = strdup(c ? c : "");
+        r.pkey = strdup(k ? k : "");
+        r.created_at_us = sqlite3_column_int64(st, 6);
+        if (r.chain == NULL || r.pkey == NULL || cb(arg, &r) < 0) {
+            ctl_cert_row_free(&r);
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading certificates: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading certificates");
+}
+
+/* ---- console tails ---- */
+
+int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t start, const void *data,
+                      size_t len, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_LOG_PUT);
+    bind_text(st, 1, uuid);
+    sqlite3_bind_int64(st, 2, start);
+    sqlite3_bind_blob(st, 3, len ? data : "", (int)len, SQLITE_STATIC);
+    return step_done(s, st, err, "saving a console tail");
+}
+
+int ctl_store_logs_load(struct ctl_store *s,
+                        int (*cb)(void *, const char *, int64_t, const void *, size_t), void *arg,
+                        struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_LOGS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char uuid[NUBO_UUID_STR_LEN + 1];
+        col_text(st, 0, uuid, sizeof(uuid));
+        const void *d = sqlite3_column_blob(st, 2);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        if (cb(arg, uuid, sqlite3_column_int64(st, 1), d, len) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading console tails: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading console tails");
 }

@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "api.h"
 #include "error.h"
+#include "service.h"
 
 struct ctl_user_row {
     char uuid[NUBO_UUID_STR_LEN + 1];
@@ -34,6 +35,7 @@ struct ctl_node_row {
     char token_hash[NUBO_SHA256_HEX_LEN + 1];
     int64_t created_at_us, registered_at_us;
     bool unavailable;
+    bool maintenance; /* drained by an operator: the scheduler skips it */
 };
 
 struct ctl_instance_row {
@@ -58,6 +60,7 @@ struct ctl_instance_row {
     int64_t start_seq;
     bool stop_force;
     int64_t drain_timeout_ms;
+    char service_group[NUBO_UUID_STR_LEN + 1]; /* "" = none */
 };
 void ctl_instance_row_free(struct ctl_instance_row *r);
 
@@ -76,6 +79,36 @@ struct ctl_image_row {
     size_t n_env;
 };
 void ctl_image_row_free(struct ctl_image_row *r);
+
+/* A service group (platform-api.md 1.6) as stored. */
+struct ctl_svc_domain {
+    char fqdn[NUBO_FQDN_MAX + 1];
+    char cert[NUBO_UUID_STR_LEN + 1]; /* user certificate uuid, "" = the metro's wildcard */
+};
+struct ctl_svc_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char owner[NUBO_API_USER_MAX + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char metro[NUBO_NAME_MAX + 1];
+    int64_t created_at_us;
+    bool persistent; /* false: created inline, deleted with its last instance */
+    int64_t soft_limit, hard_limit;
+    struct nubo_ingress_port ports[NUBO_SVC_MAX_PORTS];
+    size_t n_ports;
+    struct ctl_svc_domain domains[NUBO_SVC_MAX_DOMAINS];
+    size_t n_domains;
+};
+
+/* A user certificate (platform-api.md 1.9). */
+struct ctl_cert_row {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char owner[NUBO_API_USER_MAX + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char cn[NUBO_FQDN_MAX + 1];
+    char *chain, *pkey; /* PEM, malloc'd */
+    int64_t created_at_us;
+};
+void ctl_cert_row_free(struct ctl_cert_row *r);
 
 enum ctl_stmt {
     ST_USER_INS,
@@ -98,6 +131,15 @@ enum ctl_stmt {
     ST_IMG_BY_UUID,
     ST_IMGS,
     ST_IMG_TAGS,
+    ST_SVC_PUT,
+    ST_SVC_DEL,
+    ST_SVCS,
+    ST_CERT_PUT,
+    ST_CERT_DEL,
+    ST_CERTS,
+    ST_LOG_PUT,
+    ST_LOG_DEL,
+    ST_LOGS,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -116,7 +158,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 1
+#define CTL_STORE_SCHEMA_VERSION 2
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */
@@ -169,5 +211,22 @@ int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *
 /* "repo:tag" strings of the tags pointing at digest_ref. */
 int ctl_store_image_tags(struct ctl_store *s, const char *digest_ref, char ***tags, size_t *n,
                          struct nubo_err *err);
+
+int ctl_store_svc_put(struct ctl_store *s, const struct ctl_svc_row *r, struct nubo_err *err);
+int ctl_store_svc_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
+int ctl_store_svcs_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_svc_row *r),
+                        void *arg, struct nubo_err *err);
+int ctl_store_cert_put(struct ctl_store *s, const struct ctl_cert_row *r, struct nubo_err *err);
+int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
+/* cb takes ownership of the row's chain and pkey. */
+int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *arg, struct ctl_cert_row *r),
+                         void *arg, struct nubo_err *err);
+/* Console tails, bounded per instance. */
+int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t start, const void *data,
+                      size_t len, struct nubo_err *err);
+int ctl_store_logs_load(struct ctl_store *s,
+                        int (*cb)(void *arg, const char *uuid, int64_t start, const void *data,
+                                  size_t len),
+                        void *arg, struct nubo_err *err);
 
 #endif

@@ -1,0 +1,102 @@
+/* Service groups of the public API (platform-api.md 1.6) and certificates (1.9): request types,
+ * strict decoders and the handler rules, shared by the controller (decode, validate) and the
+ * CLI (encode). */
+#ifndef NUBO_PROTO_SERVICE_H
+#define NUBO_PROTO_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "ingress.h"
+#include "pjson.h"
+#include "util.h"
+
+#define NUBO_SVC_MAX_PORTS 32
+#define NUBO_SVC_MAX_DOMAINS 16
+#define NUBO_SVC_LIMIT_MAX 65535
+#define NUBO_CERT_MAX_PEM (64u << 10) /* chain or key PEM text */
+
+/* A domain as asked: "name" (a label: <name>.<metro>.<domain>, or an FQDN when it has a dot)
+ * or "fqdn"; an optional certificate by uuid or name. */
+struct nubo_svc_domain_req {
+    char name[NUBO_FQDN_MAX + 1];
+    bool is_fqdn; /* given as fqdn, or a name with a dot */
+    char cert_uuid[NUBO_UUID_STR_LEN + 1];
+    char cert_name[NUBO_NAME_MAX + 1];
+};
+
+/* POST /v1/services, or the inline service_group of an instance create. */
+struct nubo_svc_create_req {
+    char name[NUBO_NAME_MAX + 1];  /* "" = generate <word>-<word>-<8 random> */
+    char metro[NUBO_NAME_MAX + 1]; /* nubo: "" = the metro the instances land in / the first */
+    struct nubo_ingress_port ports[NUBO_SVC_MAX_PORTS];
+    size_t n_ports;
+    struct nubo_svc_domain_req domains[NUBO_SVC_MAX_DOMAINS];
+    size_t n_domains;
+    bool has_domains; /* domains given (even empty = no domain) */
+    int64_t soft_limit, hard_limit; /* default 1 / 65535 */
+};
+
+/* The platform's handler rules for one published port: 80 = http and not tls (redirect allowed,
+ * meaning -> 443); 443 = http+tls; any other port tls and not http; redirect only on 80.
+ * 0 or -1 with a one-line 400 naming ctx. */
+int nubo_svc_port_check(const struct nubo_ingress_port *p, const char *ctx, struct nubo_err *err);
+/* handlers when none were given: 80 -> http, 443 -> http+tls, else tls. */
+unsigned nubo_svc_default_handlers(int64_t port);
+
+/* An array of {port, destination_port?, handlers?}: rules checked, no port twice. */
+int nubo_svc_ports_decode(json_t *a, const char *ctx, struct nubo_ingress_port *out,
+                          size_t max, size_t *n_out, struct nubo_err *err);
+json_t *nubo_svc_ports_encode(const struct nubo_ingress_port *p, size_t n);
+/* An array of {name|fqdn, certificate?{uuid|name}} (or bare strings). */
+int nubo_svc_domains_decode(json_t *a, const char *ctx, struct nubo_svc_domain_req *out,
+                            size_t max, size_t *n_out, struct nubo_err *err);
+
+/* Strict: unknown fields fail. inline_group: the instance-create form (no name/metro). */
+int nubo_svc_create_req_decode(json_t *j, bool inline_group, struct nubo_svc_create_req *out,
+                               struct nubo_err *err);
+void nubo_svc_create_req_init(struct nubo_svc_create_req *r);
+json_t *nubo_svc_create_req_encode(const struct nubo_svc_create_req *r, bool inline_group);
+
+/* A host name of 1..253 bytes, labels of [a-z0-9-] (1..63, not starting/ending with '-'),
+ * at least two labels; the first label may be "*" when wildcard is true. */
+bool nubo_fqdn_valid(const char *s, bool wildcard);
+/* Does certificate name cn (possibly "*.example.com") cover fqdn? */
+bool nubo_cn_matches(const char *cn, const char *fqdn);
+
+/* PATCH /v1/services[/{uuid}]: one operation on one group. */
+enum nubo_svc_prop { NUBO_SVC_PROP_SERVICES, NUBO_SVC_PROP_DOMAINS, NUBO_SVC_PROP_SOFT_LIMIT,
+                     NUBO_SVC_PROP_HARD_LIMIT };
+enum nubo_svc_op { NUBO_SVC_OP_SET, NUBO_SVC_OP_ADD, NUBO_SVC_OP_DEL };
+struct nubo_svc_patch {
+    char uuid[NUBO_UUID_STR_LEN + 1]; /* one of uuid / name (unless given in the path) */
+    char name[NUBO_NAME_MAX + 1];
+    enum nubo_svc_prop prop;
+    enum nubo_svc_op op;
+    /* services: set/add carry full ports; del only .port */
+    struct nubo_ingress_port ports[NUBO_SVC_MAX_PORTS];
+    size_t n_ports;
+    /* domains: set/add carry requests; del only .name */
+    struct nubo_svc_domain_req domains[NUBO_SVC_MAX_DOMAINS];
+    size_t n_domains;
+    int64_t limit; /* soft_limit / hard_limit (set only) */
+};
+/* {uuid|name, prop, op, value}; ref_required false for the path form. */
+int nubo_svc_patch_decode(json_t *j, const char *ctx, bool ref_required,
+                          struct nubo_svc_patch *out, struct nubo_err *err);
+
+/* POST /v1/certificates */
+struct nubo_cert_req {
+    char name[NUBO_NAME_MAX + 1]; /* "" = generate */
+    char cn[NUBO_FQDN_MAX + 1];
+    char *chain; /* PEM, malloc'd */
+    char *pkey;  /* PEM, malloc'd */
+};
+int nubo_cert_req_decode(json_t *j, struct nubo_cert_req *out, struct nubo_err *err);
+void nubo_cert_req_free(struct nubo_cert_req *r);
+
+#endif
