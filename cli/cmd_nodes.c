@@ -1,4 +1,4 @@
-/* nubo nodes list, nubo metros list, nubo services list|get|rm. */
+/* nubo nodes list, nubo metros list, nubo services list|get|create|rm. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +87,114 @@ int cmd_metros(struct cli_ctx *ctx, int argc, char **argv)
     return list_generic(ctx, "metros list", "/v1/metros", "metros", render_metros_adapter);
 }
 
+#define SERVICES_USAGE                                                                             \
+    "usage: nubo services list|get NAME|rm NAME [-o json|table]\n"                                 \
+    "       nubo services create [-n NAME] [-d DOMAIN]... [--soft-limit N] [--hard-limit N]\n"     \
+    "                            EXT:INT[/h1+h2]...   (e.g. 443:8080/http+tls)\n"
+
+/* nubo services create [-n NAME] [-d DOMAIN]... [--soft-limit N] [--hard-limit N] PORT... */
+static int services_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option own[] = {{"name", required_argument, NULL, 'n'},
+                                        {"domain", required_argument, NULL, 'd'},
+                                        {"soft-limit", required_argument, NULL, 'S'},
+                                        {"hard-limit", required_argument, NULL, 'H'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {NULL, 0, NULL, 0}};
+    struct option *opts = cli_opts_with_globals(own);
+    struct nubo_err err = {0};
+    json_t *req = json_object(), *domains = json_array();
+    int64_t soft = 0, hard = 0;
+    int c, rc = 0;
+    optind = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "hn:d:" CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(SERVICES_USAGE, ctx->o);
+            rc = -1;
+            break;
+        case 'n':
+            json_object_set_new(req, "name", json_string(optarg));
+            break;
+        case 'd':
+            json_array_append_new(domains, json_pack("{s:s}", strchr(optarg, '.') ? "fqdn" : "name",
+                                                     optarg));
+            break;
+        case 'S':
+        case 'H':
+            if (nubo_parse_int(optarg, 1, 65535, c == 'S' ? &soft : &hard, NULL) < 0)
+                rc = cli_usage(ctx, "services create", "--%s-limit %s: must be 1..65535",
+                               c == 'S' ? "soft" : "hard", optarg);
+            break;
+        default: {
+            int r = cli_global_opt(ctx, c, optarg, &err);
+            if (r <= 0)
+                rc = cli_usage(ctx, "services create", "%s",
+                               r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
+        }
+        }
+    }
+    free(opts);
+    struct cli_port ports[32];
+    int n_ports = 0;
+    /* argv[optind] is "create"; the ports follow */
+    for (int i = optind + 1; rc == 0 && i < argc; i++)
+        if (cli_parse_port(argv[i], ports, &n_ports, 32, &err) < 0)
+            rc = cli_usage(ctx, "services create", "%s", err.msg);
+    if (rc == 0 && n_ports == 0)
+        rc = cli_usage(ctx, "services create",
+                       "publish at least one port, e.g. nubo services create 443:8080/http+tls");
+    if (rc != 0) {
+        json_decref(req);
+        json_decref(domains);
+        return rc < 0 ? 0 : rc;
+    }
+    json_object_set_new(req, "services", cli_ports_json(ports, n_ports));
+    if (json_array_size(domains))
+        json_object_set(req, "domains", domains);
+    json_decref(domains);
+    if (soft)
+        json_object_set_new(req, "soft_limit", json_integer(soft));
+    if (hard)
+        json_object_set_new(req, "hard_limit", json_integer(hard));
+    if (ctx->metro[0])
+        json_object_set_new(req, "metro", json_string(ctx->metro));
+    json_t *resp = NULL;
+    rc = cli_api(ctx, "POST", "/v1/services", req, &resp, &err);
+    json_decref(req);
+    if (rc < 0)
+        return cli_fail(ctx, "services create", &err);
+    json_t *items = cli_api_items(resp, "service_groups");
+    json_t *it = json_array_get(items, 0);
+    const char *ie = cli_item_error(it);
+    if (ie) {
+        nubo_error(&err, 0, "%s", ie);
+        json_decref(resp);
+        return cli_fail(ctx, "services create", &err);
+    }
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (ctx->quiet)
+        fprintf(ctx->o, "%s\n", json_string_value(json_object_get(it, "name")));
+    else
+        cli_render_services(ctx->o, items, nubo_now_us());
+    json_decref(resp);
+    return 0;
+}
+
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "add"))
+            return services_create(ctx, argc, argv);
+        else if (argv[i][0] != '-')
+            break;
     bool help;
     int rc = simple_opts(ctx, "services", argc, argv, &help);
     if (rc)
         return rc;
     if (help) {
-        fputs("usage: nubo services list|get NAME|rm NAME [-o json|table]\n", ctx->o);
+        fputs(SERVICES_USAGE, ctx->o);
         return 0;
     }
     const char *sub = optind < argc ? argv[optind] : "list";
@@ -104,7 +204,8 @@ int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
     bool get = !strcmp(sub, "get");
     bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete");
     if (!get && !rm)
-        return cli_usage(ctx, "services", "unknown subcommand '%s' (use list, get, rm)", sub);
+        return cli_usage(ctx, "services", "unknown subcommand '%s' (use list, get, create, rm)",
+                         sub);
     if (optind + 1 >= argc)
         return cli_usage(ctx, "services", "%s needs a service name or uuid", sub);
     const char *who = argv[optind + 1];

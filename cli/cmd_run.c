@@ -122,15 +122,6 @@ int cli_run_create(struct cli_ctx *ctx, const struct cli_run_opts *o, struct nub
     json_t *req = cli_run_request(ctx, o);
     json_t *resp = NULL;
     int rc = cli_api(ctx, "POST", "/v1/instances", req, &resp, err);
-    if (rc < 0 && err->http_status == 400 && strstr(err->msg, "service_group") &&
-        strstr(err->msg, "not supported")) {
-        /* A controller without public services: run the app privately, and say so. */
-        cli_notice(ctx, "notice: this controller does not publish services yet; the instance "
-                        "runs without a public port");
-        json_object_del(req, "service_group");
-        nubo_err_clear(err);
-        rc = cli_api(ctx, "POST", "/v1/instances", req, &resp, err);
-    }
     json_decref(req);
     if (rc < 0)
         return -1;

@@ -400,16 +400,26 @@ struct row {
     char val[1024];
 };
 
-static bool publishes_443(json_t *inst)
+/* The URL scheme of an instance's domains: https:// when 443 is published, http:// when only
+ * 80 is, nothing for raw TCP ports. */
+static const char *url_scheme(json_t *inst)
 {
     json_t *sg = json_object_get(inst, "service_group");
+    json_t *svcs = json_object_get(sg, "services");
+    /* Without the services list, a domain on a platform-managed group is served over TLS. */
+    if (svcs == NULL)
+        return "https://";
+    bool has80 = false;
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(sg, "services"), i, s)
-        if (json_integer_value(json_object_get(s, "port")) == 443)
-            return true;
-    /* Without the services list, a domain on a platform-managed group is served over TLS. */
-    return json_object_get(sg, "services") == NULL;
+    json_array_foreach(svcs, i, s)
+    {
+        json_int_t port = json_integer_value(json_object_get(s, "port"));
+        if (port == 443)
+            return "https://";
+        has80 = has80 || port == 80;
+    }
+    return has80 ? "http://" : "";
 }
 
 void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
@@ -467,7 +477,7 @@ void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
             break;
         const char *fq = jstr(d, "fqdn");
         if (*fq)
-            ROW("url", "%s%s", publishes_443(inst) ? "https://" : "", fq);
+            ROW("url", "%s%s", url_scheme(inst), fq);
     }
     ROW("image", "%s", jstr(inst, "image"));
     json_int_t bt = json_integer_value(json_object_get(inst, "boot_time_us"));

@@ -334,8 +334,10 @@ static json_t *domains_api(struct ctl_ctx *ctx, const struct ctl_svc *g)
 
 json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g)
 {
-    return json_pack("{s:s, s:s, s:o}", "uuid", g->row.uuid, "name", g->row.name, "domains",
-                     domains_api(ctx, g));
+    /* services is a nubo addition: clients tell https from http URLs by it */
+    return json_pack("{s:s, s:s, s:o, s:o}", "uuid", g->row.uuid, "name", g->row.name, "domains",
+                     domains_api(ctx, g), "services",
+                     nubo_svc_ports_encode(g->row.ports, g->row.n_ports));
 }
 
 static json_t *svc_json(struct ctl_ctx *ctx, const struct ctl_svc *g)
