@@ -50,8 +50,21 @@ int nubo_error_wrap(struct nubo_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(err->msg))
-        snprintf(err->msg + n, sizeof(err->msg) - (size_t)n, ": %s", prev);
+    if (n < 0)
+        n = 0;
+    /* Append ": <previous message>", cut at the buffer's end (truncation is fine here). */
+    size_t used = (size_t)n < sizeof(err->msg) ? (size_t)n : sizeof(err->msg) - 1;
+    size_t room = sizeof(err->msg) - 1 - used;
+    size_t plen = strlen(prev);
+    if (room >= 2) {
+        memcpy(err->msg + used, ": ", 2);
+        used += 2;
+        room -= 2;
+        size_t take = plen < room ? plen : room;
+        memcpy(err->msg + used, prev, take);
+        used += take;
+    }
+    err->msg[used] = '\0';
     return -1;
 }
 
