@@ -145,7 +145,6 @@ struct ctl_wait_item {
     char name[NUBO_NAME_MAX + 1];
     enum nubo_state want;
     bool done;
-    int64_t start_seq; /* the instance's start_seq when the wait began */
     json_t *result; /* item to reply with */
 };
 struct ctl_parked {
@@ -314,6 +313,11 @@ void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node);
 /* Something an instance's visible state depends on changed: answer satisfied waits. */
 void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in);
 void ctl_instance_gone(struct ctl_ctx *ctx, const char *uuid);
+/* A wait for want can no longer succeed (the instance stopped after its latest start). */
+bool ctl_wait_hopeless(const struct ctl_instance *in, enum nubo_state want);
+/* The item a hopeless wait answers with: the instance (reply_items) or a 409 naming why. */
+json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in,
+                               bool reply_items);
 void ctl_node_ip_str(const struct ctl_node *n, int host, char out[NUBO_IP_STR_MAX]);
 void ctl_node_gateway(const struct ctl_node *n, char out[NUBO_IP_STR_MAX]);
 void ctl_node_subnet(const struct ctl_node *n, char out[NUBO_CIDR_STR_MAX]);

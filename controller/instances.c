@@ -344,6 +344,9 @@ static void do_wait(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pat
         if (ctl_instance_state(in) == w[i].want) {
             w[i].done = true;
             w[i].result = ctl_instance_json(ctx, in, true);
+        } else if (ctl_wait_hopeless(in, w[i].want)) {
+            w[i].done = true;
+            w[i].result = ctl_wait_hopeless_item(ctx, in, false);
         }
         if (items[i].timeout_ms < 0 || timeout_ms < 0)
             timeout_ms = -1;

@@ -319,6 +319,44 @@ void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node)
         event_active(node->flush_ev, EV_TIMEOUT, 0);
 }
 
+bool ctl_wait_hopeless(const struct ctl_instance *in, enum nubo_state want)
+{
+    /* Waiting for running is hopeless once the node acted on the latest start and the
+     * instance stopped with nothing scheduled to start it again (no restart pending, still
+     * meant to run: a crash or a failed start, not a user's stop). */
+    return want == NUBO_STATE_RUNNING && in->row.desired == NUBO_DESIRED_RUNNING &&
+           in->has_obs && in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0 &&
+           ctl_instance_state(in) == NUBO_STATE_STOPPED && in->obs.restart_next_at_us == 0;
+}
+
+json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in,
+                               bool reply_items)
+{
+    if (reply_items) /* create/start with a wait: the object says it is stopped */
+        return ctl_instance_json(ctx, in, true);
+    const struct nubo_status_report *o = &in->obs;
+    char why[160] = "";
+    int64_t sr = o->stop_reason;
+    snprintf(why, sizeof(why), "stop_reason %lld (%s%s%s%s%s)", (long long)sr,
+             sr & NUBO_STOP_KERNEL ? "K" : "-", sr & NUBO_STOP_APP ? "A" : "-",
+             sr & NUBO_STOP_PLATFORM ? "P" : "-", sr & NUBO_STOP_USER ? "U" : "-",
+             sr & NUBO_STOP_FORCED ? "F" : "-");
+    char code[48] = "";
+    if (o->has_exit_code)
+        snprintf(code, sizeof(code), ", exit code %lld", (long long)o->exit_code);
+    char msg[600];
+    snprintf(msg, sizeof(msg),
+             "instance %s stopped instead of reaching running: %.300s%s%s%s; see its log",
+             in->row.name, o->message ? o->message : "", o->message ? "; " : "", why, code);
+    for (char *p = msg; *p; p++) /* one line, whatever the agent wrote */
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    json_t *e = nubo_item_error(in->row.uuid, in->row.name, 409, msg);
+    json_object_set_new(e, "state", json_string("stopped"));
+    json_object_set_new(e, "stop_reason", json_integer(sr));
+    return e;
+}
+
 void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
 {
     enum nubo_state st = ctl_instance_state(in);
@@ -332,6 +370,11 @@ void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
             if (!it->done && strcmp(it->uuid, in->row.uuid) == 0 && st == it->want) {
                 it->done = true;
                 it->result = ctl_instance_json(ctx, in, true);
+                hit = true;
+            } else if (!it->done && strcmp(it->uuid, in->row.uuid) == 0 &&
+                       ctl_wait_hopeless(in, it->want)) {
+                it->done = true;
+                it->result = ctl_wait_hopeless_item(ctx, in, p->wait_reply_items);
                 hit = true;
             }
             all = all && it->done;

@@ -1,7 +1,8 @@
 /* A fake nubo-agent for tests and benchmarks: many nodes in one process, speaking the real
  * agent protocol (proto/agent.h) to a real controller: register, long-poll watch, batched
  * status reports that follow each assignment through starting -> running -> stopped, and a
- * console line per boot, without any VM. */
+ * console line per boot, without any VM. An instance whose env has NUBO_FAKE_CRASH crashes
+ * instead of reaching running (stopped, stop_reason kernel, with a message). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -41,6 +42,7 @@ struct finst {
     int64_t stop_reason;
     int64_t boot_time_us;
     bool present; /* in the latest desired set */
+    bool crash;   /* env NUBO_FAKE_CRASH: every boot ends in a crash */
     bool dirty;   /* a report is pending */
     bool log_pending;
     int64_t log_offset;
@@ -183,6 +185,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         r->stop_reason = fi->stop_reason;
         r->boot_time_us = fi->boot_time_us;
         r->phases.guest_us = fi->boot_time_us;
+        if (fi->crash && fi->state == NUBO_STATE_STOPPED && fi->stop_reason == NUBO_STOP_KERNEL)
+            r->message = (char *)"fake: kernel panic during boot"; /* borrowed */
         if (fi->state == NUBO_STATE_STOPPED && fi->stop_reason & NUBO_STOP_APP) {
             r->has_exit_code = true;
             r->exit_code = 0;
@@ -243,6 +247,12 @@ static void boot_done_cb(evutil_socket_t fd, short what, void *arg)
     struct finst *fi = arg;
     if (fi->state != NUBO_STATE_STARTING)
         return;
+    if (fi->crash) {
+        fi->stopped_at_us = nubo_now_us();
+        fi->stop_reason = NUBO_STOP_KERNEL;
+        set_state(fi, NUBO_STATE_STOPPED);
+        return;
+    }
     fi->boot_time_us = nubo_mono_us() - fi->boot_start_us;
     if (fi->boot_time_us < 1)
         fi->boot_time_us = 1;
@@ -282,6 +292,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
             fi->state = NUBO_STATE_STOPPED;
             fi->next = n->insts;
             n->insts = fi;
+            for (size_t k = 0; k < a->n_env; k++)
+                fi->crash = fi->crash || strcmp(a->env[k].key, "NUBO_FAKE_CRASH") == 0;
         }
         fi->present = true;
         bool live = fi->state == NUBO_STATE_STARTING || fi->state == NUBO_STATE_RUNNING;
