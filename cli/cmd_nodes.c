@@ -62,12 +62,50 @@ int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv)
     if (rc)
         return rc;
     if (help) {
-        fputs("usage: nubo nodes list [-o json|table]\n", ctx->o);
+        fputs("usage: nubo nodes list [-o json|table]\n"
+              "       nubo nodes drain NAME    (admin: maintenance, its instances move away)\n"
+              "       nubo nodes ready NAME    (admin: back in service)\n",
+              ctx->o);
         return 0;
     }
     const char *sub = optind < argc ? argv[optind] : "list";
+    if (!strcmp(sub, "drain") || !strcmp(sub, "ready")) {
+        if (optind + 1 >= argc)
+            return cli_usage(ctx, "nodes", "%s needs a node name", sub);
+        const char *name = argv[optind + 1];
+        if (!nubo_name_valid(name) && !nubo_uuid_valid(name))
+            return cli_usage(ctx, "nodes", "'%s' is not a node name", name);
+        char path[160], cmd[32];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/%s", name, sub);
+        snprintf(cmd, sizeof(cmd), "nodes %s", sub);
+        struct nubo_err err = {0};
+        json_t *resp = NULL;
+        if (cli_api(ctx, "PUT", path, NULL, &resp, &err) < 0)
+            return cli_fail(ctx, cmd, &err);
+        json_t *items = cli_api_items(resp, "nodes");
+        json_t *it = json_array_get(items, 0);
+        if (ctx->out == CLI_OUT_JSON) {
+            cli_print_json(ctx->o, it);
+        } else if (!ctx->quiet) {
+            json_t *mv = json_object_get(it, "moved_instances");
+            fprintf(ctx->o, "node %s is %s", name,
+                    json_string_value(json_object_get(it, "state")) ?: "?");
+            if (json_array_size(mv))
+                fprintf(ctx->o, "; moved %zu instance(s)", json_array_size(mv));
+            fputc('\n', ctx->o);
+            size_t i;
+            json_t *m;
+            json_array_foreach(mv, i, m)
+                fprintf(ctx->o, "  %s -> %s (%s)\n",
+                        json_string_value(json_object_get(m, "name")) ?: "?",
+                        json_string_value(json_object_get(m, "node")) ?: "?",
+                        json_string_value(json_object_get(m, "private_ip")) ?: "?");
+        }
+        json_decref(resp);
+        return 0;
+    }
     if (strcmp(sub, "list") && strcmp(sub, "ls"))
-        return cli_usage(ctx, "nodes", "unknown subcommand '%s' (use list)", sub);
+        return cli_usage(ctx, "nodes", "unknown subcommand '%s' (use list, drain, ready)", sub);
     return list_generic(ctx, "nodes list", "/v1/nodes", "nodes", cli_render_nodes);
 }
 

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "ctl.h"
 #include "log.h"
+#include "scheduler.h"
 #include "util.h"
 
 const double *ctl_hist_bounds(void);
@@ -170,7 +171,8 @@ static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
                      "s:s, s:s, s:o, s:o, s:I}",
                      "status", "success", "uuid", n->row.uuid, "name", n->row.name, "metro",
-                     n->row.metro, "state", n->ready ? "ready" : "unavailable", "memory_mb",
+                     n->row.metro, "state",
+                     !n->ready ? "unavailable" : n->row.maintenance ? "maintenance" : "ready", "memory_mb",
                      (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
                      "free_memory_mb", (json_int_t)(n->row.memory_mb - n->used_memory_mb),
                      "allocated_memory_mb", (json_int_t)n->used_memory_mb, "allocated_vcpus",
@@ -327,8 +329,198 @@ void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
     evbuffer_free(b);
 }
 
+/* ---- node maintenance: PUT /v1/nodes/{name}/drain and /ready (admin) ---- */
+
+static int free_ip(const uint8_t used[32])
+{
+    for (int h = 2; h <= 254; h++)
+        if (!(used[h / 8] & (1u << (h % 8))))
+            return h;
+    return -1;
+}
+
+/* Re-place every instance of node on the other ready nodes of its metro (all or nothing),
+ * in one transaction with the node's maintenance flag. */
+static int node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved,
+                      struct nubo_err *err)
+{
+    size_t ni = node->n_instances, nn = 0;
+    struct ctl_node **nodes = calloc(ctx->nodes.n + 1, sizeof(*nodes));
+    struct ctl_sched_node *sn = calloc(ctx->nodes.n + 1, sizeof(*sn));
+    uint8_t(*ipmap)[32] = calloc(ctx->nodes.n + 1, sizeof(*ipmap));
+    struct ctl_instance **inst = calloc(ni + 1, sizeof(*inst));
+    size_t *target = calloc(ni + 1, sizeof(*target));
+    int *host = calloc(ni + 1, sizeof(*host));
+    int rc = -1;
+    if (!nodes || !sn || !ipmap || !inst || !target || !host) {
+        nubo_error_http(err, 500, "out of memory");
+        goto out;
+    }
+    ctl_map_foreach(&ctx->nodes, e)
+    {
+        struct ctl_node *n = e->val;
+        if (n == node)
+            continue;
+        nodes[nn] = n;
+        memcpy(ipmap[nn], n->ip_used, 32);
+        sn[nn] = (struct ctl_sched_node){
+            .uuid = n->row.uuid,
+            .metro = n->row.metro,
+            .ready = n->ready && !n->row.maintenance,
+            .free_memory_mb = n->row.memory_mb - n->used_memory_mb,
+            .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - n->used_vcpus,
+            .free_ips = CTL_HOSTS_PER_NODE - (int64_t)n->n_instances,
+        };
+        nn++;
+    }
+    size_t k = 0;
+    for (struct ctl_instance *in = node->inst_head; in && k < ni; in = in->node_next)
+        inst[k++] = in;
+    ni = k;
+    /* plan: one placement at a time, each taking its share of the target */
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
+        if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0) {
+            nubo_error_http(err, 409,
+                            "cannot drain node %s: no other ready node of metro %s has room for "
+                            "instance %s (%lld MiB, %lld vCPUs); nothing was moved",
+                            node->row.name, node->row.metro, inst[i]->row.name,
+                            (long long)inst[i]->row.memory_mb, (long long)inst[i]->row.vcpus);
+            goto out;
+        }
+        size_t t = target[i];
+        host[i] = free_ip(ipmap[t]);
+        if (host[i] < 0) {
+            nubo_error_http(err, 409, "cannot drain node %s: node %s has no free address",
+                            node->row.name, nodes[t]->row.name);
+            goto out;
+        }
+        ipmap[t][host[i] / 8] |= (uint8_t)(1u << (host[i] % 8));
+        sn[t].free_memory_mb -= inst[i]->row.memory_mb;
+        sn[t].free_vcpus -= inst[i]->row.vcpus;
+        sn[t].free_ips--;
+    }
+    struct ctl_node_row nrow = node->row;
+    nrow.maintenance = true;
+    if (ctl_store_begin(&ctx->store, err) < 0)
+        goto out;
+    if (ctl_store_node_put(&ctx->store, &nrow, err) < 0)
+        goto rollback;
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_instance_row r = inst[i]->row; /* shallow: only scalars change */
+        memcpy(r.node_uuid, nodes[target[i]]->row.uuid, sizeof(r.node_uuid));
+        r.ip_host = host[i];
+        if (ctl_store_instance_put(&ctx->store, &r, err) < 0 ||
+            ctl_store_obs_delete(&ctx->store, r.uuid, err) < 0)
+            goto rollback;
+    }
+    if (ctl_store_commit(&ctx->store, err) < 0)
+        goto out;
+    /* committed: the working set follows */
+    node->row.maintenance = true;
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_instance *in = inst[i];
+        struct ctl_node *to = nodes[target[i]];
+        ctl_instance_detach(ctx, in);
+        memcpy(in->row.node_uuid, to->row.uuid, sizeof(in->row.node_uuid));
+        in->row.ip_host = host[i];
+        /* what the old node reported says nothing about the new placement */
+        if (in->has_obs)
+            nubo_status_report_free(&in->obs);
+        in->has_obs = false;
+        free(in->assign_json);
+        in->assign_json = NULL;
+        ctl_instance_attach(ctx, in, to);
+        ctl_node_bump(ctx, to);
+        char ip[NUBO_IP_STR_MAX];
+        ctl_node_ip_str(to, host[i], ip);
+        json_array_append_new(moved, json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid,
+                                               "name", in->row.name, "node", to->row.name,
+                                               "private_ip", ip));
+        log_info("drain %s: instance %s moved to %s (%s)", node->row.name, in->row.name,
+                 to->row.name, ip);
+    }
+    ctl_node_bump(ctx, node); /* its desired set is now empty */
+    for (size_t i = 0; i < ni; i++)
+        ctl_instance_changed(ctx, inst[i]);
+    rc = 0;
+    goto out;
+rollback:
+    ctl_store_rollback(&ctx->store);
+out:
+    free(nodes);
+    free(sn);
+    free(ipmap);
+    free(inst);
+    free(target);
+    free(host);
+    return rc;
+}
+
 void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
 {
     ri->route = CTL_R_NODE_ADMIN;
-    ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404, "no endpoint %.200s", ri->path);
+    char ref[NUBO_NAME_MAX + 1], op[16];
+    const char *s = rest + 1, *slash = strchr(s, '/');
+    if (rest[0] != '/' || slash == NULL || (size_t)(slash - s) > NUBO_NAME_MAX ||
+        strlen(slash + 1) >= sizeof(op)) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
+                        "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
+        return;
+    }
+    memcpy(ref, s, (size_t)(slash - s));
+    ref[slash - s] = '\0';
+    snprintf(op, sizeof(op), "%s", slash + 1);
+    bool drain = strcmp(op, "drain") == 0;
+    if (!drain && strcmp(op, "ready") != 0) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
+                        "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
+        return;
+    }
+    if (ri->method != EVHTTP_REQ_PUT && ri->method != EVHTTP_REQ_POST) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "%s: use PUT", ri->path);
+        return;
+    }
+    if (!ri->user.admin) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 403,
+                        "node %s: only an admin can %s nodes", ref,
+                        drain ? "drain" : "return to service");
+        return;
+    }
+    struct ctl_node *node = ctl_map_get(&ctx->nodes_by_name, ref);
+    if (node == NULL)
+        node = ctl_map_get(&ctx->nodes, ref);
+    if (node == NULL) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
+                        "node %s not found; see GET /v1/nodes", ref);
+        return;
+    }
+    struct nubo_err err = {0};
+    json_t *moved = json_array();
+    if (drain) {
+        if (node_drain(ctx, node, moved, &err) < 0) {
+            json_decref(moved);
+            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 500, "%s",
+                            err.msg);
+            return;
+        }
+    } else if (node->row.maintenance) {
+        struct ctl_node_row nrow = node->row;
+        nrow.maintenance = false;
+        if (ctl_store_begin(&ctx->store, &err) < 0 ||
+            ctl_store_node_put(&ctx->store, &nrow, &err) < 0 ||
+            ctl_store_commit(&ctx->store, &err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            json_decref(moved);
+            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
+            return;
+        }
+        node->row.maintenance = false;
+        log_info("node %s is back in service", node->row.name);
+    }
+    json_t *item = node_json(ctx, node);
+    json_object_set_new(item, "moved_instances", moved);
+    json_t *out = json_array();
+    json_array_append_new(out, item);
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "nodes", out);
 }

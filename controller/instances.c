@@ -745,7 +745,7 @@ static int create_one(struct ctl_ctx *ctx, const struct ctl_user_row *u,
         sn[nn] = (struct ctl_sched_node){
             .uuid = n->row.uuid,
             .metro = n->row.metro,
-            .ready = n->ready,
+            .ready = n->ready && !n->row.maintenance, /* drained nodes take nothing new */
             .free_memory_mb = n->row.memory_mb - n->used_memory_mb,
             .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - n->used_vcpus,
             .free_ips = CTL_HOSTS_PER_NODE - (int64_t)n->n_instances,

@@ -484,6 +484,13 @@ int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo
     return step_done(s, st, err, "deleting an instance");
 }
 
+int ctl_store_obs_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_OBS_DEL);
+    bind_text(st, 1, uuid);
+    return step_done(s, st, err, "deleting an observation");
+}
+
 int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o, struct nubo_err *err)
 {
     cleanup_free char *text = json_text(nubo_status_report_encode(o));

@@ -184,6 +184,7 @@ int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *arg, const struct 
 int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r,
                            struct nubo_err *err);
 int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
+int ctl_store_obs_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
 int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o,
                       struct nubo_err *err);
 /* cb takes ownership of row's allocations; obs is NULL when never observed. */
