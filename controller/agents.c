@@ -562,6 +562,35 @@ static void log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t off
     }
     memcpy(lt->buf + lt->len, data, len);
     lt->len += len;
+    in->log_dirty = true;
+}
+
+void ctl_logs_flush(struct ctl_ctx *ctx)
+{
+    /* Console tails reach the store at most once per tick per instance, all in one
+     * transaction: a chatty guest costs one bounded row write a second, not one per chunk. */
+    bool any = false;
+    ctl_map_foreach(&ctx->instances, e) any = any || ((struct ctl_instance *)e->val)->log_dirty;
+    if (!any)
+        return;
+    struct nubo_err err = {0};
+    if (ctl_store_begin(&ctx->store, &err) < 0)
+        goto fail;
+    ctl_map_foreach(&ctx->instances, e)
+    {
+        struct ctl_instance *in = e->val;
+        if (in->log_dirty && ctl_store_log_put(&ctx->store, in->row.uuid, in->log.start,
+                                               in->log.buf, in->log.len, &err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            goto fail;
+        }
+    }
+    if (ctl_store_commit(&ctx->store, &err) < 0)
+        goto fail;
+    ctl_map_foreach(&ctx->instances, e)((struct ctl_instance *)e->val)->log_dirty = false;
+    return;
+fail:
+    log_warnx("console tails: cannot save them (kept in memory, retried): %s", err.msg);
 }
 
 static void do_log(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node *node)
@@ -642,6 +671,7 @@ void ctl_agent_free_jobs(struct ctl_ctx *ctx)
 void ctl_agent_tick(struct ctl_ctx *ctx)
 {
     int64_t now = nubo_mono_us();
+    ctl_logs_flush(ctx);
     ctl_map_foreach(&ctx->nodes, e)
     {
         struct ctl_node *node = e->val;

@@ -336,6 +336,8 @@ void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *res
 void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
 void ctl_agent_tick(struct ctl_ctx *ctx);
+/* Persist the console tails that changed since the last call (tick and shutdown). */
+void ctl_logs_flush(struct ctl_ctx *ctx);
 void ctl_agent_free_jobs(struct ctl_ctx *ctx);
 void ctl_wait_fire(struct ctl_ctx *ctx, struct ctl_parked *p, bool timed_out);
 void ctl_wait_timer_cb(evutil_socket_t fd, short what, void *arg);

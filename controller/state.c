@@ -145,12 +145,35 @@ static int instance_cb(void *arg, struct ctl_instance_row *row,
     return 0;
 }
 
+static int logtail_cb(void *arg, const char *uuid, int64_t start, const void *data, size_t len)
+{
+    struct ctl_ctx *ctx = arg;
+    struct ctl_instance *in = ctl_map_get(&ctx->instances, uuid);
+    if (in == NULL || len == 0)
+        return 0;
+    size_t cap = (size_t)ctx->cfg.log_tail_bytes;
+    if (len > cap) { /* the tail bound shrank since: keep the newest bytes */
+        start += (int64_t)(len - cap);
+        data = (const unsigned char *)data + (len - cap);
+        len = cap;
+    }
+    in->log.buf = malloc(cap);
+    if (in->log.buf == NULL)
+        return -1;
+    memcpy(in->log.buf, data, len);
+    in->log.cap = cap;
+    in->log.len = len;
+    in->log.start = start;
+    return 0;
+}
+
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     ctx->version_seq = nubo_now_us(); /* versions never repeat across restarts */
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
         ctl_services_load(ctx, err) < 0 ||
-        ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0)
+        ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
+        ctl_store_logs_load(&ctx->store, logtail_cb, ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
     return 0;
@@ -158,6 +181,8 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 
 void ctl_state_free(struct ctl_ctx *ctx)
 {
+    if (ctx->store.db)
+        ctl_logs_flush(ctx); /* the last tails before the store closes */
     ctl_map_foreach(&ctx->instances, e) ctl_instance_destroy(e->val);
     ctl_services_free(ctx);
     ctl_map_foreach(&ctx->nodes, e)
