@@ -491,9 +491,22 @@ static void create_done(struct agent *ag, void *arg)
     }
     in->op = AGENT_OP_NONE;
     if (j->rc < 0) {
-        fail_start(ag, in, "cannot start instance %s: %s", in->uuid, j->error);
+        /* A guest that runs and ends within milliseconds can make libvirt's start call fail
+         * after the guest already ran: its console tells. Then it is a run that ended, not a
+         * failed start. */
+        agent_on_console(ag, in);
+        if (in->ready_seen || in->exit_seen || in->crash_seen) {
+            log_info("instance %s: ended while libvirt was starting it (%s)", in->uuid,
+                     j->error);
+            in->domain = true;
+            in->t1_mono_us = j->t1_mono;
+            in->r.phases.vmm_us = j->t1_mono - j->t0_mono;
+            domain_stopped(ag, in, "ended while libvirt was starting it");
+        } else {
+            fail_start(ag, in, "cannot start instance %s: %s", in->uuid, j->error);
+            agent_reconcile(ag, in);
+        }
         free(j);
-        agent_reconcile(ag, in);
         return;
     }
     in->domain = true;
@@ -605,6 +618,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     in->op = AGENT_OP_CREATE;
     in->r.start_count++;
     in->r.started_at_us = nubo_now_us();
+    in->t0_real_us = in->r.started_at_us; /* saved: a restarted agent times the boot from it */
     /* boot_time_us counts from here; the marker may arrive before the call returns */
     in->t0_mono_us = nubo_mono_us();
     if (agent_spawn(ag, create_work, create_done, j) < 0) {
@@ -939,9 +953,17 @@ void agent_resync_domains(struct agent *ag)
         }
         log_info("instance %s: domain found running, re-adopted (%s)", name,
                  nubo_state_name(in->r.state));
+        if (!in->domain && in->op == AGENT_OP_NONE &&
+            (in->r.state == NUBO_STATE_STOPPED || in->r.state == NUBO_STATE_STARTING)) {
+            /* The agent died while libvirt was starting it: it is running now; whether the
+             * guest got to its marker the console tells (boot time from the saved start). */
+            in->r.state = in->ready_seen ? NUBO_STATE_RUNNING : NUBO_STATE_STARTING;
+            if (in->t0_mono_us <= 0)
+                in->t0_mono_us = nubo_mono_us();
+            in->r.stopped_at_us = 0;
+            agent_mark_dirty(ag, in);
+        }
         in->domain = true;
-        if (in->r.state == NUBO_STATE_STOPPED)
-            in->r.state = NUBO_STATE_RUNNING;
         if (seen)
             seen[i] = true;
         agent_on_console(ag, in);

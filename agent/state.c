@@ -149,7 +149,8 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
             }
         }
         agent_instance_rearm(ag, in);
-        /* Something half done when we died (a pull, a create) is redone from the start. */
+        /* Something half done when we died (a pull, a create) is redone from the start —
+         * unless libvirt turns out to hold the domain (agent_resync_domains adopts it then). */
         if (!in->domain && in->r.state != NUBO_STATE_STOPPED) {
             in->r.state = NUBO_STATE_STOPPED;
             in->start_seq_done = in->start_seq_done > 0 ? in->start_seq_done - 1 : -1;
