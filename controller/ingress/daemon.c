@@ -1,0 +1,320 @@
+/* The nubo-ingress loop: long-poll the controller's GET /ingress/v1/watch for this metro,
+ * reconcile HAProxy to each reply (runtime API when the shape is unchanged, a checked seamless
+ * reload otherwise), back off on errors, restart HAProxy if it dies. Level-triggered: every
+ * reply is the full set, so applying the same reply twice changes nothing. */
+#include "ingress_core.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "pjson.h"
+
+#define ING_BACKOFF_MIN_MS 250
+#define ING_BACKOFF_MAX_MS 10000
+
+static int write_file(const char *path, const char *text, int mode, struct nubo_err *err)
+{
+    return nubo_write_file_atomic(path, text, strlen(text), mode, err);
+}
+
+/* Map files, user certificates and the crt-list: what a (re)loading HAProxy reads. */
+static int write_side_files(struct ing_daemon *d, const struct ing_plan *p, struct nubo_err *err)
+{
+    char path[ING_PATH_MAX + 96];
+    for (size_t i = 0; i < p->n_frontends; i++) {
+        cleanup_free char *m = ing_render_map(p, p->frontends[i].port);
+        if (!m)
+            return nubo_error(err, ENOMEM, "rendering a map");
+        ing_map_path(&d->cfg, p->frontends[i].port, path, sizeof(path));
+        if (write_file(path, m, 0600, err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < p->n_certs; i++) {
+        snprintf(path, sizeof(path), "%s/certs/%s.pem", d->cfg.runtime_dir, p->certs[i].uuid);
+        if (write_file(path, p->certs[i].pem, 0600, err) < 0)
+            return -1;
+    }
+    cleanup_free char *crt = ing_render_crt_list(&d->cfg, p);
+    if (!crt)
+        return nubo_error(err, ENOMEM, "rendering the crt-list");
+    snprintf(path, sizeof(path), "%s/crt-list", d->cfg.runtime_dir);
+    return write_file(path, crt, 0600, err);
+}
+
+static int full_apply(struct ing_daemon *d, const struct ing_plan *p, struct nubo_err *err)
+{
+    cleanup_free char *text = ing_render_config(&d->cfg, p, false);
+    if (!text)
+        return nubo_error(err, ENOMEM, "rendering the HAProxy configuration");
+    char tmp[ING_PATH_MAX + 64];
+    snprintf(tmp, sizeof(tmp), "%s.new", d->hap.cfg_path);
+    if (write_file(tmp, text, 0600, err) < 0)
+        return -1;
+    if (ing_haproxy_check(&d->cfg, tmp, err) < 0)
+        return nubo_error_wrap(err, "kept the running HAProxy (%s)", tmp);
+    if (rename(tmp, d->hap.cfg_path) < 0)
+        return nubo_error(err, errno, "cannot rename %s", tmp);
+    if (ing_haproxy_alive(&d->hap)) {
+        if (ing_haproxy_reload(&d->hap, err) < 0)
+            return -1;
+    } else if (ing_haproxy_start(&d->hap, &d->cfg, err) < 0) {
+        return -1;
+    }
+    d->n_reloads++;
+    return 0;
+}
+
+int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err)
+{
+    struct ing_plan next = {0};
+    if (ing_plan_build(&d->cfg, w, d->have_plan ? &d->plan : NULL, &next, err) < 0)
+        return -1;
+    char *shape = ing_render_config(&d->cfg, &next, true);
+    if (!shape) {
+        ing_plan_free(&next);
+        return nubo_error(err, ENOMEM, "rendering the HAProxy configuration");
+    }
+    int rc = write_side_files(d, &next, err);
+    bool full = !d->have_plan || !d->shape || strcmp(shape, d->shape) != 0 ||
+                !ing_haproxy_alive(&d->hap);
+    if (rc == 0 && !full) {
+        struct ing_cmds cmds;
+        if (ing_runtime_cmds(&d->cfg, &d->plan, &next, &cmds, err) < 0) {
+            rc = -1;
+        } else {
+            for (size_t i = 0; i < cmds.n; i++) {
+                char *reply = NULL;
+                struct nubo_err e2 = {0};
+                if (ing_sock_cmd(d->hap.runtime_sock, cmds.v[i], 2000, &reply, &e2) < 0 ||
+                    !ing_runtime_reply_ok(cmds.v[i], reply)) {
+                    log_warnx("runtime command '%s' failed (%s); reloading instead", cmds.v[i],
+                              reply ? reply : e2.msg);
+                    full = true;
+                    free(reply);
+                    break;
+                }
+                log_debug("runtime: %s", cmds.v[i]);
+                free(reply);
+                d->n_runtime_cmds++;
+            }
+            if (cmds.n)
+                log_info("applied version %lld with %zu runtime commands, no reload",
+                         (long long)(w ? w->version : 0), cmds.n);
+            ing_cmds_free(&cmds);
+        }
+    }
+    if (rc == 0 && full) {
+        rc = full_apply(d, &next, err);
+        if (rc == 0)
+            log_info("applied version %lld with a reload (%zu backends, %zu domains routed)",
+                     (long long)(w ? w->version : 0), next.n_backends, next.n_maps);
+    }
+    if (rc < 0) {
+        free(shape);
+        ing_plan_free(&next);
+        return -1;
+    }
+    if (d->have_plan)
+        ing_plan_free(&d->plan);
+    d->plan = next;
+    d->have_plan = true;
+    free(d->shape);
+    d->shape = shape;
+    return 0;
+}
+
+static int read_token(struct ing_daemon *d, struct nubo_err *err)
+{
+    cleanup_free char *t = NULL;
+    size_t len;
+    if (nubo_read_file(d->cfg.token_file, sizeof(d->token) - 1, &t, &len, err) < 0)
+        return nubo_error_wrap(err, "ingress token ([controller] token_file)");
+    while (len && (t[len - 1] == '\n' || t[len - 1] == '\r' || t[len - 1] == ' '))
+        t[--len] = 0;
+    if (!len)
+        return nubo_error(err, 0, "ingress token file %s is empty", d->cfg.token_file);
+    memcpy(d->token, t, len + 1);
+    return 0;
+}
+
+int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err)
+{
+    char path[ING_PATH_MAX + 64];
+    ing_haproxy_init(&d->hap, &d->cfg);
+    snprintf(path, sizeof(path), "%s/maps", d->cfg.runtime_dir);
+    if (nubo_mkdir_p(path, 0700, err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/certs", d->cfg.runtime_dir);
+    if (nubo_mkdir_p(path, 0700, err) < 0)
+        return -1;
+    /* HAProxy wants certificate and key in one PEM. */
+    cleanup_free char *crt = NULL, *key = NULL;
+    size_t lc, lk;
+    if (nubo_read_file(d->cfg.cert_file, NUBO_INGRESS_MAX_PEM, &crt, &lc, err) < 0 ||
+        nubo_read_file(d->cfg.key_file, NUBO_INGRESS_MAX_PEM, &key, &lk, err) < 0)
+        return nubo_error_wrap(err, "metro certificate ([tls] cert, key)");
+    cleanup_free char *pem = malloc(lc + lk + 2);
+    if (!pem)
+        return nubo_error(err, ENOMEM, "metro certificate");
+    snprintf(pem, lc + lk + 2, "%s%s%s", crt, lc && crt[lc - 1] != '\n' ? "\n" : "", key);
+    snprintf(path, sizeof(path), "%s/certs/metro.pem", d->cfg.runtime_dir);
+    if (write_file(path, pem, 0600, err) < 0)
+        return -1;
+    if (read_token(d, err) < 0)
+        return -1;
+    /* Listen at once, before the controller answers: unknown names get "no route". */
+    return ing_apply(d, NULL, err);
+}
+
+struct resp_buf {
+    char *p;
+    size_t len;
+    bool too_big;
+};
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
+{
+    struct resp_buf *r = ud;
+    size_t n = sz * nm;
+    if (r->len + n > NUBO_INGRESS_MAX_BODY) {
+        r->too_big = true;
+        return 0;
+    }
+    char *np = realloc(r->p, r->len + n + 1);
+    if (!np)
+        return 0;
+    r->p = np;
+    memcpy(r->p + r->len, p, n);
+    r->len += n;
+    r->p[r->len] = 0;
+    return n;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t e)
+{
+    (void)a, (void)b, (void)c, (void)e;
+    const struct ing_daemon *d = ud;
+    return *d->stopping ? 1 : 0;
+}
+
+/* One long poll. Returns 1 with *out filled, 0 on shutdown, -1 on error (401: token re-read). */
+static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
+                      struct nubo_err *err)
+{
+    char url[ING_PATH_MAX + 256], auth[600];
+    snprintf(url, sizeof(url), "%s%s?metro=%s&version=%lld&timeout_ms=%lld",
+             d->cfg.controller_url, NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
+             (long long)d->version, (long long)d->cfg.watch_timeout_ms);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", d->token);
+    CURL *c = curl_easy_init();
+    if (!c)
+        return nubo_error(err, ENOMEM, "curl");
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    struct resp_buf r = {0};
+    char cerr[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (d->cfg.controller_socket[0])
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, d->cfg.controller_socket);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)d->cfg.watch_timeout_ms + 15000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    int rc;
+    if (*d->stopping) {
+        rc = 0;
+    } else if (cc != CURLE_OK) {
+        rc = nubo_error(err, 0, "watch %s: %s", url, r.too_big ? "reply too big" : cerr);
+    } else if (status != 200) {
+        rc = nubo_error(err, 0, "watch %s: HTTP %ld: %.200s", url, status, r.p ? r.p : "");
+        if (status == 401)
+            read_token(d, NULL);
+    } else {
+        json_t *j = NULL;
+        rc = pj_parse(r.p ? r.p : "", r.len, NUBO_INGRESS_MAX_BODY, &j, err);
+        if (rc == 0) {
+            rc = nubo_ingress_watch_resp_decode(j, out, err);
+            json_decref(j);
+        }
+        rc = rc < 0 ? nubo_error_wrap(err, "watch reply") : 1;
+    }
+    free(r.p);
+    return rc;
+}
+
+static void sleep_ms_interruptible(const struct ing_daemon *d, int64_t ms)
+{
+    for (int64_t t = 0; t < ms && !*d->stopping; t += 50) {
+        struct timespec ts = {0, 50L * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int ing_daemon_run(struct ing_daemon *d)
+{
+    int64_t backoff_ms = ING_BACKOFF_MIN_MS;
+    bool applied_current = false;
+    while (!*d->stopping) {
+        struct nubo_err err = {0};
+        if (!ing_haproxy_alive(&d->hap)) {
+            /* HAProxy died: start it again from the plan it ran. */
+            if (!d->have_plan || full_apply(d, &d->plan, &err) < 0) {
+                log_warnx("restarting haproxy: %s", err.msg);
+                sleep_ms_interruptible(d, backoff_ms);
+                backoff_ms = backoff_ms * 2 > ING_BACKOFF_MAX_MS ? ING_BACKOFF_MAX_MS : backoff_ms * 2;
+                continue;
+            }
+        }
+        struct nubo_ingress_watch_resp w;
+        memset(&w, 0, sizeof(w));
+        int r = watch_once(d, &w, &err);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            log_warnx("%s (retrying in %lld ms)", err.msg, (long long)backoff_ms);
+            sleep_ms_interruptible(d, backoff_ms);
+            backoff_ms = backoff_ms * 2 > ING_BACKOFF_MAX_MS ? ING_BACKOFF_MAX_MS : backoff_ms * 2;
+            continue;
+        }
+        backoff_ms = ING_BACKOFF_MIN_MS;
+        if (w.version != d->version || !applied_current) {
+            if (ing_apply(d, &w, &err) < 0) {
+                log_warnx("applying version %lld: %s", (long long)w.version, err.msg);
+                applied_current = false;
+                sleep_ms_interruptible(d, ING_BACKOFF_MIN_MS);
+            } else {
+                d->version = w.version;
+                applied_current = true;
+            }
+        }
+        nubo_ingress_watch_resp_free(&w);
+    }
+    return 0;
+}
+
+void ing_daemon_free(struct ing_daemon *d)
+{
+    ing_haproxy_stop(&d->hap);
+    if (d->have_plan)
+        ing_plan_free(&d->plan);
+    free(d->shape);
+    d->shape = NULL;
+    ing_config_free(&d->cfg);
+}

@@ -1,0 +1,157 @@
+/* nubo-ingress: one per metro, drives that metro's HAProxy from the controller's service state
+ * (proto/PROTOCOL.md, GET /ingress/v1/watch). Pure parts (plan, config text, runtime commands)
+ * are separate from the parts that touch processes and sockets so unit tests cover them. */
+#ifndef NUBO_INGRESS_CORE_H
+#define NUBO_INGRESS_CORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "ingress.h"
+#include "util.h"
+
+#define ING_PATH_MAX 512
+#define ING_MAX_NODES 4096
+#define ING_MIN_SLOTS 2          /* server slots a backend gets per node at least */
+#define ING_BE_NAME_MAX 96
+#define ING_CMD_MAX 1024         /* one runtime API command line */
+#define ING_RT_REPLY_MAX (1u << 20)
+
+/* How HAProxy reaches a node's guests: through the node's network namespace (HAProxy's
+ * `namespace` keyword on server lines) or directly (routed hosts). */
+struct ing_node_reach {
+    char node[NUBO_NAME_MAX + 1];
+    char netns[NUBO_NAME_MAX + 1]; /* "" = direct */
+};
+
+/* config.c */
+struct ing_config {
+    char metro[NUBO_NAME_MAX + 1];
+    char controller_url[ING_PATH_MAX];
+    char controller_socket[108];
+    char token_file[ING_PATH_MAX];
+    char haproxy_bin[ING_PATH_MAX];
+    char runtime_dir[ING_PATH_MAX];
+    char listen_addr[64];
+    int http_port, https_port;
+    char cert_file[ING_PATH_MAX], key_file[ING_PATH_MAX], ca_file[ING_PATH_MAX];
+    int64_t watch_timeout_ms;
+    int64_t timeout_queue_ms;
+    struct ing_node_reach *nodes;
+    size_t n_nodes;
+};
+void ing_config_defaults(struct ing_config *c);
+int ing_config_load(const char *path, struct ing_config *c, struct nubo_err *err);
+void ing_config_free(struct ing_config *c);
+const struct ing_node_reach *ing_config_node(const struct ing_config *c, const char *node);
+
+/* plan.c: what HAProxy should run, derived from one watch reply and the previous plan (an
+ * instance keeps its server slot across plans, so a change is a runtime command, not a
+ * reload). */
+struct ing_slot {
+    char instance[NUBO_UUID_STR_LEN + 1]; /* "" = empty slot (server in maintenance) */
+    char ip[NUBO_IP_STR_MAX];
+    bool draining;
+};
+struct ing_node_slots {
+    char node[NUBO_NAME_MAX + 1];
+    char netns[NUBO_NAME_MAX + 1];
+    size_t n_slots;
+    struct ing_slot *slots;
+};
+struct ing_backend {
+    char name[ING_BE_NAME_MAX];
+    char service[NUBO_UUID_STR_LEN + 1];
+    char service_name[NUBO_NAME_MAX + 1];
+    int64_t port, dest_port, hard_limit, soft_limit;
+    bool http;
+    size_t n_nodes;
+    struct ing_node_slots *nodes;
+};
+struct ing_frontend {
+    int64_t port; /* public port (80, 443, or a TCP+TLS port) */
+    bool http, tls;
+};
+struct ing_map_entry {
+    int64_t port; /* frontend */
+    char key[NUBO_FQDN_MAX + 1];
+    char value[ING_BE_NAME_MAX];
+};
+struct ing_cert_file {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char *pem; /* chain + key */
+};
+struct ing_plan {
+    struct ing_frontend *frontends;
+    size_t n_frontends;
+    struct ing_backend *backends;
+    size_t n_backends;
+    struct ing_map_entry *maps;
+    size_t n_maps;
+    struct ing_cert_file *certs;
+    size_t n_certs;
+};
+int ing_plan_build(const struct ing_config *cfg, const struct nubo_ingress_watch_resp *w,
+                   const struct ing_plan *prev, struct ing_plan *out, struct nubo_err *err);
+void ing_plan_free(struct ing_plan *p);
+const struct ing_backend *ing_plan_backend(const struct ing_plan *p, const char *name);
+/* Bind port of a public port: 80 -> http_port, 443 -> https_port, others unchanged. */
+int ing_bind_port(const struct ing_config *cfg, int64_t port);
+
+/* render.c: HAProxy configuration text. shape = without server addresses and states, the
+ * part that needs a reload when it changes. Returns malloc'd text. */
+char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, bool shape);
+char *ing_render_map(const struct ing_plan *p, int64_t port);
+char *ing_render_crt_list(const struct ing_config *cfg, const struct ing_plan *p);
+void ing_map_path(const struct ing_config *cfg, int64_t port, char *out, size_t outsz);
+
+/* runtime.c: runtime API commands turning prev into next (same shape). */
+struct ing_cmds {
+    char **v;
+    size_t n;
+};
+int ing_runtime_cmds(const struct ing_config *cfg, const struct ing_plan *prev,
+                     const struct ing_plan *next, struct ing_cmds *out, struct nubo_err *err);
+void ing_cmds_free(struct ing_cmds *c);
+/* Does a runtime API reply to cmd say it worked? */
+bool ing_runtime_reply_ok(const char *cmd, const char *reply);
+
+/* haproxy.c: the HAProxy master process (child), its sockets and reloads. */
+struct ing_haproxy {
+    pid_t pid; /* master, -1 = not running */
+    char cfg_path[ING_PATH_MAX + 32];
+    char master_sock[ING_PATH_MAX + 32];
+    char runtime_sock[ING_PATH_MAX + 32];
+};
+void ing_haproxy_init(struct ing_haproxy *h, const struct ing_config *cfg);
+int ing_haproxy_check(const struct ing_config *cfg, const char *cfg_path, struct nubo_err *err);
+int ing_haproxy_start(struct ing_haproxy *h, const struct ing_config *cfg, struct nubo_err *err);
+int ing_haproxy_reload(struct ing_haproxy *h, struct nubo_err *err);
+void ing_haproxy_stop(struct ing_haproxy *h);
+bool ing_haproxy_alive(struct ing_haproxy *h);
+int ing_sock_cmd(const char *path, const char *cmd, int timeout_ms, char **reply,
+                 struct nubo_err *err);
+
+/* daemon.c: the watch loop and reconcile. */
+struct ing_daemon {
+    struct ing_config cfg;
+    struct ing_haproxy hap;
+    struct ing_plan plan; /* what HAProxy runs now */
+    bool have_plan;
+    char *shape;          /* shape text of the running config */
+    int64_t version;
+    char token[512];
+    volatile int *stopping;
+    /* counters, logged and used by tests via the log */
+    uint64_t n_reloads, n_runtime_cmds;
+};
+int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err);
+int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err);
+int ing_daemon_run(struct ing_daemon *d);
+void ing_daemon_free(struct ing_daemon *d);
+
+#endif

@@ -1,0 +1,93 @@
+/* nubo-ingress: one per metro; runs HAProxy as its child and keeps it in step with the
+ * controller's services (controller/ingress/README.md). */
+#include "ingress_core.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The one piece of global state: set by the signal handler, read through d.stopping. */
+static volatile int stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nubo-ingress --config FILE [--log-level error|warn|info|debug]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    enum nubo_log_level level = NUBO_LOG_INFO;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &level) < 0) {
+                fprintf(stderr, "nubo-ingress: unknown log level %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config) {
+        usage(stderr);
+        return 2;
+    }
+    log_init("nubo-ingress", level);
+    struct ing_daemon d;
+    memset(&d, 0, sizeof(d));
+    d.stopping = &stopping;
+    d.hap.pid = -1;
+    ing_config_defaults(&d.cfg);
+    struct nubo_err err = {0};
+    if (ing_config_load(config, &d.cfg, &err) < 0) {
+        fprintf(stderr, "nubo-ingress: %s\n", err.msg);
+        ing_config_free(&d.cfg);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal; /* no SA_RESTART: sleeps end at once */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (ing_daemon_start(&d, &err) < 0) {
+        fprintf(stderr, "nubo-ingress: metro %s: %s\n", d.cfg.metro, err.msg);
+        ing_daemon_free(&d);
+        curl_global_cleanup();
+        return 1;
+    }
+    log_info("metro %s: haproxy (pid %d) listening on %s:%d and %s:%d; watching %s",
+             d.cfg.metro, (int)d.hap.pid, d.cfg.listen_addr, d.cfg.http_port, d.cfg.listen_addr,
+             d.cfg.https_port, d.cfg.controller_url);
+    ing_daemon_run(&d);
+    log_info("stopping: %llu reloads, %llu runtime commands applied",
+             (unsigned long long)d.n_reloads, (unsigned long long)d.n_runtime_cmds);
+    ing_daemon_free(&d);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,387 @@
+/* nubo-ingress: plan, HAProxy config text (golden), runtime API commands and the INI file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ingress_core.h"
+#include "pjson.h"
+
+#define SVC "11111111-2222-3333-4444-555555555555"
+#define I1 "aaaaaaaa-0000-0000-0000-000000000001"
+#define I2 "aaaaaaaa-0000-0000-0000-000000000002"
+#define I3 "aaaaaaaa-0000-0000-0000-000000000003"
+#define I4 "aaaaaaaa-0000-0000-0000-000000000004"
+
+static const char *backend_json(const char *inst, const char *node, const char *ip,
+                                const char *state, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "{\"instance\":\"%s\",\"name\":\"app-%c\",\"node\":\"%s\",\"ip\":\"%s\","
+             "\"state\":\"%s\"}",
+             inst, inst[35], node, ip, state);
+    return buf;
+}
+
+/* A watch reply: the web service with the given backends (JSON array text), its domains, and
+ * a TCP+TLS service on 5432. */
+static void reply(struct nubo_ingress_watch_resp *w, long long version, const char *backends,
+                  const char *domains)
+{
+    char *j = NULL;
+    int n = asprintf(
+        &j,
+        "{\"version\":%lld,\"metro\":\"fra\",\"domain_suffix\":\"fra.nubo.local\","
+        "\"services\":[{\"uuid\":\"" SVC "\",\"name\":\"young-night-5fpf0jj8\","
+        "\"soft_limit\":1,\"hard_limit\":100,"
+        "\"ports\":[{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]},"
+        "{\"port\":80,\"destination_port\":443,\"handlers\":[\"http\",\"redirect\"]}],"
+        "\"domains\":%s,\"backends\":%s},"
+        "{\"uuid\":\"99999999-2222-3333-4444-555555555555\",\"name\":\"db-proxy\","
+        "\"soft_limit\":1,\"hard_limit\":65535,"
+        "\"ports\":[{\"port\":5432,\"destination_port\":5432,\"handlers\":[\"tls\"]}],"
+        "\"domains\":[{\"fqdn\":\"db-proxy.fra.nubo.local\",\"certificate\":null}],"
+        "\"backends\":[]}],\"certificates\":[]}",
+        version, domains, backends);
+    assert_true(n > 0);
+    json_t *root = NULL;
+    struct nubo_err err = {0};
+    assert_int_equal(pj_parse(j, strlen(j), NUBO_INGRESS_MAX_BODY, &root, &err), 0);
+    int rc = nubo_ingress_watch_resp_decode(root, w, &err);
+    if (rc < 0)
+        fprintf(stderr, "decode: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    json_decref(root);
+    free(j);
+}
+
+#define DOM1 "[{\"fqdn\":\"young-night-5fpf0jj8.fra.nubo.local\",\"certificate\":null}]"
+#define DOM2                                                                                   \
+    "[{\"fqdn\":\"young-night-5fpf0jj8.fra.nubo.local\",\"certificate\":null},"              \
+    "{\"fqdn\":\"WWW.Example.com\",\"certificate\":null}]"
+
+static void config(struct ing_config *c)
+{
+    ing_config_defaults(c);
+    snprintf(c->metro, sizeof(c->metro), "fra");
+    snprintf(c->runtime_dir, sizeof(c->runtime_dir), "/run/ingt");
+    c->http_port = 18080;
+    c->https_port = 18443;
+    c->nodes = calloc(2, sizeof(*c->nodes));
+    c->n_nodes = 2;
+    snprintf(c->nodes[0].node, sizeof(c->nodes[0].node), "fra-1");
+    snprintf(c->nodes[0].netns, sizeof(c->nodes[0].netns), "nubo-dc-fra-1");
+    snprintf(c->nodes[1].node, sizeof(c->nodes[1].node), "fra-2"); /* direct */
+}
+
+static const char golden_config[] =
+    "# nubo-ingress, metro fra: generated on every change, do not edit\n"
+    "global\n"
+    "    master-worker\n"
+    "    stats socket /run/ingt/runtime.sock mode 600 level admin expose-fd listeners\n"
+    "    stats timeout 10s\n"
+    "    hard-stop-after 60s\n"
+    "    ssl-default-bind-options ssl-min-ver TLSv1.2\n"
+    "\n"
+    "defaults\n"
+    "    timeout connect 5s\n"
+    "    timeout client 60s\n"
+    "    timeout server 60s\n"
+    "    timeout http-request 10s\n"
+    "    timeout http-keep-alive 10s\n"
+    "    timeout queue 1\n"
+    "    retries 3\n"
+    "    option redispatch 1\n"
+    "\n"
+    "frontend fe_80\n"
+    "    mode http\n"
+    "    bind 127.0.0.1:18080\n"
+    "    use_backend %[req.hdr(host),field(1,:),lower,map(/run/ingt/maps/fe_80.map,nubo_no_route)]\n"
+    "\n"
+    "frontend fe_443\n"
+    "    mode http\n"
+    "    bind 127.0.0.1:18443 ssl crt-list /run/ingt/crt-list alpn h2,http/1.1\n"
+    "    use_backend %[req.hdr(host),field(1,:),lower,map(/run/ingt/maps/fe_443.map,nubo_no_route)]\n"
+    "\n"
+    "frontend fe_5432\n"
+    "    mode tcp\n"
+    "    bind 127.0.0.1:5432 ssl crt-list /run/ingt/crt-list\n"
+    "    use_backend %[ssl_fc_sni,lower,map(/run/ingt/maps/fe_5432.map,nubo_no_route_tcp)]\n"
+    "\n"
+    "backend nubo_no_route\n"
+    "    mode http\n"
+    "    http-request return status 503 content-type text/plain string \"no service for this host\"\n"
+    "\n"
+    "backend nubo_no_route_tcp\n"
+    "    mode tcp\n"
+    "    tcp-request content reject\n"
+    "\n"
+    "backend nubo_redirect\n"
+    "    mode http\n"
+    "    http-request redirect location https://%[req.hdr(host),field(1,:)]:18443%[capture.req.uri] code 301\n"
+    "\n"
+    "# service young-night-5fpf0jj8 (" SVC "): public port 443 -> 8080; soft_limit 1, hard_limit 100\n"
+    "backend be_" SVC "_443\n"
+    "    mode http\n"
+    "    balance roundrobin\n"
+    "    retry-on conn-failure empty-response\n"
+    "    server fra-1-1 10.64.0.2:8080 namespace nubo-dc-fra-1 maxconn 100\n"
+    "    server fra-1-2 0.0.0.0:8080 namespace nubo-dc-fra-1 maxconn 100 disabled\n"
+    "    server fra-2-1 10.64.1.2:8080 maxconn 100\n"
+    "    server fra-2-2 0.0.0.0:8080 maxconn 100 disabled\n"
+    "\n";
+
+static void check_text(const char *what, const char *got, const char *want)
+{
+    if (strcmp(got, want) != 0) {
+        fprintf(stderr, "--- %s: got\n%s--- want\n%s---\n", what, got, want);
+        fail();
+    }
+}
+
+static void two_backends(char *buf, size_t n)
+{
+    char a[256], b[256];
+    snprintf(buf, n, "[%s,%s]", backend_json(I1, "fra-1", "10.64.0.2", "running", a, sizeof(a)),
+             backend_json(I2, "fra-2", "10.64.1.2", "running", b, sizeof(b)));
+}
+
+static void test_render_golden(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_ingress_watch_resp w;
+    char be[1024];
+    two_backends(be, sizeof(be));
+    reply(&w, 7, be, DOM1);
+    struct ing_plan p;
+    struct nubo_err err = {0};
+    assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
+    char *text = ing_render_config(&c, &p, false);
+    /* The 5432 backend (no instances) is the last block; compare everything before it. */
+    char *db = strstr(text, "# service db-proxy");
+    assert_non_null(db);
+    *db = 0;
+    check_text("config", text, golden_config);
+    free(text);
+    char *m = ing_render_map(&p, 80);
+    check_text("map 80", m,
+               "# nubo-ingress: domain -> backend for public port 80\n"
+               "young-night-5fpf0jj8.fra.nubo.local nubo_redirect\n");
+    free(m);
+    m = ing_render_map(&p, 443);
+    check_text("map 443", m,
+               "# nubo-ingress: domain -> backend for public port 443\n"
+               "young-night-5fpf0jj8.fra.nubo.local be_" SVC "_443\n");
+    free(m);
+    m = ing_render_crt_list(&c, &p);
+    check_text("crt-list", m, "/run/ingt/certs/metro.pem\n");
+    free(m);
+    ing_plan_free(&p);
+    nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+}
+
+/* Instances come and go within the slots: same shape, runtime commands only. */
+static void test_runtime_changes(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w1, w2, w3;
+    char be[2048], a[256], b[256], d[256];
+    two_backends(be, sizeof(be));
+    reply(&w1, 1, be, DOM1);
+    /* I1 drains, I2 is gone, I3 joins on fra-2 (slot 1 is free again: I2 left it). */
+    snprintf(be, sizeof(be), "[%s,%s]",
+             backend_json(I1, "fra-1", "10.64.0.2", "draining", a, sizeof(a)),
+             backend_json(I3, "fra-2", "10.64.1.3", "running", b, sizeof(b)));
+    reply(&w2, 2, be, DOM2);
+    struct ing_plan p1, p2, p3;
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    assert_int_equal(ing_plan_build(&c, &w2, &p1, &p2, &err), 0);
+    char *s1 = ing_render_config(&c, &p1, true), *s2 = ing_render_config(&c, &p2, true);
+    check_text("shape", s2, s1);
+    struct ing_cmds cmds;
+    assert_int_equal(ing_runtime_cmds(&c, &p1, &p2, &cmds, &err), 0);
+    static const char *const want[] = {
+        "set server be_" SVC "_443/fra-1-1 state drain",
+        "set server be_" SVC "_443/fra-2-1 addr 10.64.1.3 port 8080",
+        "set server be_" SVC "_443/fra-2-1 state ready",
+        "add map /run/ingt/maps/fe_80.map www.example.com nubo_redirect",
+        "add map /run/ingt/maps/fe_443.map www.example.com be_" SVC "_443",
+    };
+    assert_int_equal(cmds.n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < cmds.n; i++)
+        assert_string_equal(cmds.v[i], want[i]);
+    ing_cmds_free(&cmds);
+    /* Applying the same reply again changes nothing. */
+    struct ing_plan p2b;
+    assert_int_equal(ing_plan_build(&c, &w2, &p2, &p2b, &err), 0);
+    assert_int_equal(ing_runtime_cmds(&c, &p2, &p2b, &cmds, &err), 0);
+    assert_int_equal(cmds.n, 0);
+    ing_plan_free(&p2b);
+    /* Three instances on fra-2: more than its 2 slots, the shape grows (a reload). */
+    char e[256];
+    snprintf(be, sizeof(be), "[%s,%s,%s]",
+             backend_json(I3, "fra-2", "10.64.1.3", "running", a, sizeof(a)),
+             backend_json(I2, "fra-2", "10.64.1.2", "running", b, sizeof(b)),
+             backend_json(I4, "fra-2", "10.64.1.4", "running", d, sizeof(d)));
+    (void)e;
+    reply(&w3, 3, be, DOM1);
+    assert_int_equal(ing_plan_build(&c, &w3, &p2, &p3, &err), 0);
+    char *s3 = ing_render_config(&c, &p3, true);
+    assert_string_not_equal(s3, s2);
+    const struct ing_backend *b3 = ing_plan_backend(&p3, "be_" SVC "_443");
+    assert_non_null(b3);
+    assert_int_equal(b3->n_nodes, 2);
+    assert_int_equal(b3->nodes[1].n_slots, 4);
+    /* I3 kept its slot; fra-1's slots stay (emptied) so the shape does not shrink. */
+    assert_string_equal(b3->nodes[1].slots[0].instance, I3);
+    assert_string_equal(b3->nodes[0].node, "fra-1");
+    assert_string_equal(b3->nodes[0].slots[0].instance, "");
+    free(s1);
+    free(s2);
+    free(s3);
+    ing_plan_free(&p1);
+    ing_plan_free(&p2);
+    ing_plan_free(&p3);
+    nubo_ingress_watch_resp_free(&w1);
+    nubo_ingress_watch_resp_free(&w2);
+    nubo_ingress_watch_resp_free(&w3);
+    ing_config_free(&c);
+}
+
+/* Deleting the service removes its backend (shape change) and its domains. */
+static void test_service_gone(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w1, w2;
+    char be[1024];
+    two_backends(be, sizeof(be));
+    reply(&w1, 1, be, DOM1);
+    memset(&w2, 0, sizeof(w2));
+    w2.version = 2;
+    struct ing_plan p1, p2;
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    assert_int_equal(ing_plan_build(&c, &w2, &p1, &p2, &err), 0);
+    assert_int_equal(p2.n_backends, 0);
+    assert_int_equal(p2.n_maps, 0);
+    assert_int_equal(p2.n_frontends, 2); /* 80 and 443 always listen */
+    struct ing_cmds cmds;
+    assert_int_equal(ing_runtime_cmds(&c, &p1, &p2, &cmds, &err), 0);
+    assert_int_equal(cmds.n, 3);
+    assert_string_equal(cmds.v[0], "del map /run/ingt/maps/fe_80.map young-night-5fpf0jj8.fra.nubo.local");
+    ing_cmds_free(&cmds);
+    ing_plan_free(&p1);
+    ing_plan_free(&p2);
+    nubo_ingress_watch_resp_free(&w1);
+    ing_config_free(&c);
+}
+
+/* An instance on a node the INI does not list gets no slot (and no crash). */
+static void test_unknown_node(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w;
+    char be[512], a[256];
+    snprintf(be, sizeof(be), "[%s]", backend_json(I1, "fra-9", "10.64.9.2", "running", a, sizeof(a)));
+    reply(&w, 1, be, DOM1);
+    struct ing_plan p;
+    assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
+    const struct ing_backend *b = ing_plan_backend(&p, "be_" SVC "_443");
+    assert_non_null(b);
+    assert_int_equal(b->n_nodes, 0);
+    ing_plan_free(&p);
+    nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+}
+
+static void test_reply_ok(void **state)
+{
+    (void)state;
+    assert_true(ing_runtime_reply_ok("set server b/s addr 10.0.0.1 port 80",
+                                     "IP changed from '0.0.0.0' to '10.0.0.1', no need to change "
+                                     "the port by 'stats socket command'\n\n"));
+    assert_false(ing_runtime_reply_ok("set server b/s addr 10.0.0.1 port 80", "No such server.\n"));
+    assert_true(ing_runtime_reply_ok("set server b/s state ready", "\n"));
+    assert_false(ing_runtime_reply_ok("set server b/nope state ready", "No such server.\n\n"));
+    assert_false(ing_runtime_reply_ok("add map /x a b", "Unknown map identifier.\n"));
+    assert_false(ing_runtime_reply_ok("add map /x a b", NULL));
+}
+
+static void write_tmp(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_config_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_ingress.XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/i.ini", dir);
+    write_tmp(path, "[ingress]\nmetro = was\nlisten_addr = 127.0.0.2\nhttp_port = 8080\n"
+                    "https_port = 8443\n[controller]\nurl = http://controller\n"
+                    "socket = /run/c.sock\ntoken_file = /t\n[haproxy]\nbinary = /usr/sbin/haproxy\n"
+                    "[tls]\ncert = /c.pem\nkey = /k.pem\n[nodes]\nwas-1 = netns:nubo-dc-was-1\n"
+                    "was-2 = direct\n");
+    struct ing_config c;
+    struct nubo_err err = {0};
+    ing_config_defaults(&c);
+    assert_int_equal(ing_config_load(path, &c, &err), 0);
+    assert_string_equal(c.metro, "was");
+    assert_int_equal(c.https_port, 8443);
+    assert_int_equal(c.n_nodes, 2);
+    assert_string_equal(ing_config_node(&c, "was-1")->netns, "nubo-dc-was-1");
+    assert_string_equal(ing_config_node(&c, "was-2")->netns, "");
+    assert_null(ing_config_node(&c, "fra-1"));
+    ing_config_free(&c);
+
+    write_tmp(path, "[tls]\ncert = /c.pem\nkey = /k.pem\n[nodes]\nfra-1 = nowhere\n");
+    ing_config_defaults(&c);
+    assert_int_equal(ing_config_load(path, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "want netns:<namespace> or direct"));
+    assert_null(strchr(err.msg, '\n'));
+    ing_config_free(&c);
+
+    write_tmp(path, "[ingress]\nmetro = fra\n");
+    ing_config_defaults(&c);
+    assert_int_equal(ing_config_load(path, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "[tls] cert and key"));
+    ing_config_free(&c);
+
+    write_tmp(path, "[ingress]\nbogus = 1\n");
+    ing_config_defaults(&c);
+    assert_int_equal(ing_config_load(path, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown key [ingress] bogus"));
+    ing_config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_golden),   cmocka_unit_test(test_runtime_changes),
+        cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
+        cmocka_unit_test(test_reply_ok),        cmocka_unit_test(test_config_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
