@@ -1,0 +1,45 @@
+/* libFuzzer target: the service-group, certificate and ingress-watch decoders on arbitrary
+ * bytes; what decodes must re-encode and decode to the same thing. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingress.h"
+#include "service.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_t *j = NULL;
+    if (pj_parse((const char *)data, size, NUBO_INGRESS_MAX_BODY, &j, NULL) < 0)
+        return 0;
+    for (int inl = 0; inl < 2; inl++) {
+        struct nubo_svc_create_req r, r2;
+        if (nubo_svc_create_req_decode(j, inl, &r, NULL) == 0) {
+            json_t *b = nubo_svc_create_req_encode(&r, inl);
+            if (nubo_svc_create_req_decode(b, inl, &r2, NULL) != 0 || r2.n_ports != r.n_ports ||
+                r2.n_domains != r.n_domains || r2.hard_limit != r.hard_limit ||
+                memcmp(r2.ports, r.ports, r.n_ports * sizeof(r.ports[0])) != 0)
+                abort();
+            json_decref(b);
+        }
+    }
+    struct nubo_svc_patch p;
+    nubo_svc_patch_decode(j, "", true, &p, NULL);
+    nubo_svc_patch_decode(j, "", false, &p, NULL);
+    struct nubo_cert_req c;
+    if (nubo_cert_req_decode(j, &c, NULL) == 0)
+        nubo_cert_req_free(&c);
+    struct nubo_ingress_watch_resp w;
+    if (nubo_ingress_watch_resp_decode(j, &w, NULL) == 0) {
+        json_t *b = nubo_ingress_watch_resp_encode(&w);
+        struct nubo_ingress_watch_resp w2;
+        if (nubo_ingress_watch_resp_decode(b, &w2, NULL) != 0 || w2.n_services != w.n_services ||
+            w2.n_certificates != w.n_certificates || w2.version != w.version)
+            abort();
+        nubo_ingress_watch_resp_free(&w2);
+        json_decref(b);
+        nubo_ingress_watch_resp_free(&w);
+    }
+    json_decref(j);
+    return 0;
+}
