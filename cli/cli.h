@@ -239,6 +239,7 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_metros(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Shared by run and deploy: the instance flags and the create+wait+print flow. */

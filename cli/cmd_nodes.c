@@ -271,3 +271,164 @@ int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
     json_decref(resp);
     return 0;
 }
+
+/* ---- nubo certificates list|get|create|rm ---- */
+
+static void render_certs(FILE *f, json_t *items, int64_t now_us)
+{
+    static const char *const h[] = {"NAME", "COMMON NAME", "NOT AFTER", "SERVICE GROUPS",
+                                    "CREATED AT", NULL};
+    struct cli_table *t = cli_table_new(h);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        char groups[256] = "", created[64];
+        size_t k, n = 0;
+        json_t *g;
+        json_array_foreach(json_object_get(it, "service_groups"), k, g)
+        {
+            int w = snprintf(groups + n, sizeof(groups) - n, "%s%s", n ? " " : "",
+                             json_string_value(json_object_get(g, "name")) ?: "?");
+            if (w < 0 || (size_t)w >= sizeof(groups) - n)
+                break;
+            n += (size_t)w;
+        }
+        int64_t us = 0;
+        const char *c = json_string_value(json_object_get(it, "created_at"));
+        if (c)
+            nubo_time_parse_iso8601(c, &us);
+        cli_time_ago(us, now_us, created, sizeof(created));
+        const char *na = json_string_value(json_object_get(it, "not_after"));
+        const char *row[] = {json_string_value(json_object_get(it, "name")) ?: "",
+                             json_string_value(json_object_get(it, "common_name")) ?: "",
+                             na ? na : "", groups, created, NULL};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t, f);
+    cli_table_free(t);
+}
+
+#define CERTS_USAGE                                                                                \
+    "usage: nubo certificates list|get NAME|rm NAME [-o json|table]\n"                            \
+    "       nubo certificates create --cn CN --chain FILE.pem --key FILE.pem [-n NAME]\n"
+
+static int certs_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option own[] = {{"name", required_argument, NULL, 'n'},
+                                        {"cn", required_argument, NULL, 'C'},
+                                        {"chain", required_argument, NULL, 'c'},
+                                        {"key", required_argument, NULL, 'k'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {NULL, 0, NULL, 0}};
+    struct option *opts = cli_opts_with_globals(own);
+    struct nubo_err err = {0};
+    const char *name = NULL, *cn = NULL, *chain_f = NULL, *key_f = NULL;
+    int c, rc = 0;
+    optind = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "hn:" CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(CERTS_USAGE, ctx->o);
+            free(opts);
+            return 0;
+        } else if (c == 'n') {
+            name = optarg;
+        } else if (c == 'C') {
+            cn = optarg;
+        } else if (c == 'c') {
+            chain_f = optarg;
+        } else if (c == 'k') {
+            key_f = optarg;
+        } else {
+            int r = cli_global_opt(ctx, c, optarg, &err);
+            if (r <= 0)
+                rc = cli_usage(ctx, "certificates create", "%s",
+                               r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
+        }
+    }
+    free(opts);
+    if (rc)
+        return rc;
+    if (!cn || !chain_f || !key_f)
+        return cli_usage(ctx, "certificates create", "give --cn, --chain FILE and --key FILE");
+    char *chain = NULL, *key = NULL;
+    size_t len;
+    if (nubo_read_file(chain_f, 256 << 10, &chain, &len, &err) < 0 ||
+        nubo_read_file(key_f, 256 << 10, &key, &len, &err) < 0) {
+        free(chain);
+        return cli_fail(ctx, "certificates create", &err);
+    }
+    json_t *req = json_pack("{s:s, s:s, s:s}", "cn", cn, "chain", chain, "pkey", key);
+    free(chain);
+    free(key);
+    if (name)
+        json_object_set_new(req, "name", json_string(name));
+    json_t *resp = NULL;
+    rc = cli_api(ctx, "POST", "/v1/certificates", req, &resp, &err);
+    json_decref(req);
+    if (rc < 0)
+        return cli_fail(ctx, "certificates create", &err);
+    json_t *items = cli_api_items(resp, "certificates");
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (ctx->quiet)
+        fprintf(ctx->o, "%s\n",
+                json_string_value(json_object_get(json_array_get(items, 0), "name")) ?: "");
+    else
+        render_certs(ctx->o, items, nubo_now_us());
+    json_decref(resp);
+    return 0;
+}
+
+int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "add"))
+            return certs_create(ctx, argc, argv);
+        else if (argv[i][0] != '-')
+            break;
+    bool help;
+    int rc = simple_opts(ctx, "certificates", argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        fputs(CERTS_USAGE, ctx->o);
+        return 0;
+    }
+    const char *sub = optind < argc ? argv[optind] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
+        return list_generic(ctx, "certificates list", "/v1/certificates", "certificates",
+                            render_certs);
+    bool get = !strcmp(sub, "get");
+    bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete");
+    if (!get && !rm)
+        return cli_usage(ctx, "certificates",
+                         "unknown subcommand '%s' (use list, get, create, rm)", sub);
+    if (optind + 1 >= argc)
+        return cli_usage(ctx, "certificates", "%s needs a certificate name or uuid", sub);
+    const char *who = argv[optind + 1];
+    json_t *body = json_pack("[{s:s}]", nubo_uuid_valid(who) ? "uuid" : "name", who);
+    struct nubo_err err = {0};
+    json_t *resp = NULL;
+    const char *cmd = get ? "certificates get" : "certificates rm";
+    rc = cli_api(ctx, get ? "GET" : "DELETE", "/v1/certificates", body, &resp, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(ctx, cmd, &err);
+    json_t *items = cli_api_items(resp, "certificates");
+    json_t *it = json_array_get(items, 0);
+    const char *ie = cli_item_error(it);
+    if (ie) {
+        nubo_error(&err, 0, "%s: %s", who, ie);
+        json_decref(resp);
+        return cli_fail(ctx, cmd, &err);
+    }
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (get)
+        cli_render_object(ctx->o, it);
+    else if (!ctx->quiet)
+        fprintf(ctx->o, "removed %s\n", who);
+    json_decref(resp);
+    return 0;
+}

@@ -25,7 +25,8 @@ static void usage(FILE *f)
           "Inspect and manage:\n"
           "  images list|get|rm\n"
           "  instances list|get|start|stop|rm|logs [-f]|wait --until STATE\n"
-          "  services list|get|rm     nodes list     metros list\n"
+          "  services list|get|create|rm     certificates list|get|create|rm\n"
+          "  nodes list|drain|ready     metros list\n"
           "  login --api URL --token TOKEN [--registry URL] [--metro M]\n"
           "\n"
           "Global flags: --api URL, --token T, --registry URL, --metro M, -o json|table, -q\n"
@@ -44,6 +45,7 @@ static const struct {
     {"images", "image", cmd_images},     {"instances", "instance", cmd_instances},
     {"nodes", "node", cmd_nodes},        {"metros", "metro", cmd_metros},
     {"services", "service", cmd_services}, {"login", NULL, cmd_login},
+    {"certificates", "certificate", cmd_certificates},
 };
 
 int main(int argc, char **argv)

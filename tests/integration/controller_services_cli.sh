@@ -61,4 +61,16 @@ grep -q "attached" rm.err || t_fail "rm message: $(cat rm.err)"
 "$NUBO" instances rm web -q 2>/dev/null || "$NUBO" instances delete web -q || t_fail "instance rm"
 "$NUBO" services list > svcs2.txt
 ! grep -q "^$SVC " svcs2.txt || t_fail "inline group outlived its instance: $(cat svcs2.txt)"
+# certificates create / list / rm
+if command -v openssl >/dev/null; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 2 -subj /CN=www.example.com 2>/dev/null
+    "$NUBO" certificates create -n ex --cn www.example.com --chain c.pem --key k.pem > cc.out 2>&1 || t_fail "certificates create: $(cat cc.out)"
+    "$NUBO" certificates list > cl.txt
+    grep -Eq '^ex +www.example.com ' cl.txt || t_fail "certificates list: $(cat cl.txt)"
+    if "$NUBO" certificates create -n bad --cn api.example.org --chain c.pem --key k.pem 2> cb.err; then
+        t_fail "a certificate for the wrong cn was accepted"
+    fi
+    [ "$(wc -l < cb.err)" -eq 1 ] || t_fail "cert error is not one line: $(cat cb.err)"
+    "$NUBO" certificates rm ex -q || t_fail "certificates rm"
+fi
 t_log "controller services cli: ok"
