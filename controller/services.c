@@ -1205,14 +1205,18 @@ static char *ing_set(struct ctl_ctx *ctx, struct ctl_ing_metro *m)
     snprintf(w.metro, sizeof(w.metro), "%s", m->name);
     snprintf(w.domain_suffix, sizeof(w.domain_suffix), "%s.%s", m->name,
              ctx->cfg.services_domain);
-    size_t cap = 0;
+    size_t cap = 0, cap_certs = 0;
     ctl_map_foreach(&ctx->svcs, e)
     {
         struct ctl_svc *g = e->val;
-        cap += strcmp(g->row.metro, m->name) == 0;
+        if (strcmp(g->row.metro, m->name) != 0)
+            continue;
+        cap++;
+        for (size_t k = 0; k < g->row.n_domains; k++)
+            cap_certs += g->row.domains[k].cert[0] != '\0';
     }
     w.services = calloc(cap + 1, sizeof(*w.services));
-    w.certificates = calloc(cap * NUBO_SVC_MAX_DOMAINS + 1, sizeof(*w.certificates));
+    w.certificates = calloc(cap_certs + 1, sizeof(*w.certificates));
     char *text = NULL;
     if (w.services == NULL || w.certificates == NULL)
         goto out;

@@ -217,6 +217,19 @@ expect 200 cert-delete
 api GET /v1/certificates
 [ "$(jget 'len(d["data"]["certificates"])')" = 0 ] || t_fail "cert left: $BODY"
 
+# the agent is told the group's destination ports (redirects excluded) to time net_time_us
+reg=$(curl -fsS -H "Authorization: Bearer $(cat "$CTL_JOIN")" \
+    -d '{"name":"ams-node","metro":"ams","memory_mb":1024,"vcpus":1,"instances":[]}' \
+    "$CTL_URL/agent/v1/register") || t_fail "register"
+NTOK=$(printf '%s' "$reg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+api POST /v1/instances '{"image":"admin/hello:latest","name":"timed","metro":"ams","service_ports":[1],"service_group":{"services":[{"port":443,"destination_port":8080},{"port":80,"destination_port":443,"handlers":["http","redirect"]},{"port":5432,"destination_port":5432}]}}'
+expect 200 create-ams
+[ "$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')" = "$(jget 'd["data"]["instances"][0]["service_group"]["name"]').ams.nubo.test" ] || t_fail "ams domain: $BODY"
+BODY=$(curl -fsS -H "Authorization: Bearer $NTOK" "$CTL_URL/agent/v1/watch?version=0&timeout_ms=0") || t_fail "agent watch"
+[ "$(jget '[a["service_ports"] for a in d["assignments"] if a["name"]=="timed"]')" = "[[8080, 5432]]" ] || t_fail "service_ports: $BODY"
+api DELETE /v1/instances/timed
+expect 200 delete-timed
+
 # another user sees none of it
 api POST /v1/users '{"name":"bob"}'
 BOB=$(jget 'd["data"]["users"][0]["token"]')
