@@ -192,11 +192,134 @@ static void test_crash_and_reopen(void **state)
     free(seen);
 }
 
+/* Schema 2: service groups, certificates, the instance's group, node maintenance and console
+ * tails survive a reopen; deleting an instance deletes its tail. */
+static int svc_cb(void *arg, const struct ctl_svc_row *r)
+{
+    memcpy(arg, r, sizeof(*r));
+    return 0;
+}
+
+static int cert_cb(void *arg, struct ctl_cert_row *r)
+{
+    struct ctl_cert_row *out = arg;
+    ctl_cert_row_free(out);
+    *out = *r;
+    return 0;
+}
+
+struct tails {
+    int n;
+    int64_t start;
+    char data[64];
+};
+
+static int tail_cb(void *arg, const char *uuid, int64_t start, const void *data, size_t len)
+{
+    struct tails *t = arg;
+    t->n++;
+    t->start = start;
+    snprintf(t->data, sizeof(t->data), "%.*s", (int)len, (const char *)data);
+    return 0;
+}
+
+static int group_of(void *arg, struct ctl_instance_row *row, const struct nubo_status_report *obs)
+{
+    (void)obs;
+    memcpy(arg, row->service_group, sizeof(row->service_group));
+    ctl_instance_row_free(row);
+    return 0;
+}
+
+static int node_cb(void *arg, const struct ctl_node_row *n)
+{
+    *(bool *)arg = n->maintenance;
+    return 0;
+}
+
+static void test_services_schema(void **state)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/svc.db", dir);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct ctl_svc_row g = {.persistent = false, .soft_limit = 2, .hard_limit = 9,
+                            .created_at_us = 5, .n_ports = 2, .n_domains = 1};
+    nubo_uuid_new(g.uuid);
+    snprintf(g.owner, sizeof(g.owner), "acme");
+    snprintf(g.name, sizeof(g.name), "young-night-5fpf0jj8");
+    snprintf(g.metro, sizeof(g.metro), "fra");
+    g.ports[0] = (struct nubo_ingress_port){443, 8080, NUBO_HANDLER_HTTP | NUBO_HANDLER_TLS};
+    g.ports[1] = (struct nubo_ingress_port){80, 443, NUBO_HANDLER_HTTP | NUBO_HANDLER_REDIRECT};
+    snprintf(g.domains[0].fqdn, sizeof(g.domains[0].fqdn), "young-night-5fpf0jj8.fra.nubo.local");
+    struct ctl_cert_row c = {.created_at_us = 7};
+    nubo_uuid_new(c.uuid);
+    snprintf(c.owner, sizeof(c.owner), "acme");
+    snprintf(c.name, sizeof(c.name), "ex");
+    snprintf(c.cn, sizeof(c.cn), "*.example.com");
+    c.chain = "-----BEGIN CERTIFICATE-----";
+    c.pkey = "-----BEGIN PRIVATE KEY-----";
+    struct ctl_instance_row r;
+    make_row(&r, 1);
+    memcpy(r.service_group, g.uuid, sizeof(r.service_group));
+    struct ctl_node_row n = {.memory_mb = 1, .vcpus = 1, .maintenance = true};
+    nubo_uuid_new(n.uuid);
+    snprintf(n.name, sizeof(n.name), "node-a");
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_svc_put(&s, &g, &err), 0);
+    assert_int_equal(ctl_store_cert_put(&s, &c, &err), 0);
+    assert_int_equal(ctl_store_instance_put(&s, &r, &err), 0);
+    assert_int_equal(ctl_store_node_put(&s, &n, &err), 0);
+    assert_int_equal(ctl_store_log_put(&s, r.uuid, 4096, "NUBO_READY\n", 11, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    ctl_store_close(&s);
+
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct ctl_svc_row *got = calloc(1, sizeof(*got));
+    assert_int_equal(ctl_store_svcs_load(&s, svc_cb, got, &err), 0);
+    assert_string_equal(got->uuid, g.uuid);
+    assert_false(got->persistent);
+    assert_int_equal(got->hard_limit, 9);
+    assert_int_equal(got->n_ports, 2);
+    assert_int_equal(got->ports[1].handlers, NUBO_HANDLER_HTTP | NUBO_HANDLER_REDIRECT);
+    assert_int_equal(got->n_domains, 1);
+    assert_string_equal(got->domains[0].fqdn, g.domains[0].fqdn);
+    assert_string_equal(got->domains[0].cert, "");
+    free(got);
+    struct ctl_cert_row gc = {0};
+    assert_int_equal(ctl_store_certs_load(&s, cert_cb, &gc, &err), 0);
+    assert_string_equal(gc.cn, "*.example.com");
+    assert_string_equal(gc.pkey, c.pkey);
+    ctl_cert_row_free(&gc);
+    char grp[NUBO_UUID_STR_LEN + 1] = "";
+    assert_int_equal(ctl_store_instances_load(&s, group_of, grp, &err), 0);
+    assert_string_equal(grp, g.uuid);
+    bool maint = false;
+    assert_int_equal(ctl_store_nodes_load(&s, node_cb, &maint, &err), 0);
+    assert_true(maint);
+    struct tails t = {0};
+    assert_int_equal(ctl_store_logs_load(&s, tail_cb, &t, &err), 0);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.start, 4096);
+    assert_string_equal(t.data, "NUBO_READY\n");
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_instance_delete(&s, r.uuid, &err), 0);
+    assert_int_equal(ctl_store_svc_delete(&s, g.uuid, &err), 0);
+    assert_int_equal(ctl_store_cert_delete(&s, c.uuid, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(ctl_store_logs_load(&s, tail_cb, &t, &err), 0);
+    assert_int_equal(t.n, 0);
+    ctl_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_crash_and_reopen),
+        cmocka_unit_test(test_services_schema),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
