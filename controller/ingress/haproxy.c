@@ -25,6 +25,7 @@ void ing_haproxy_init(struct ing_haproxy *h, const struct ing_config *cfg)
     snprintf(h->cfg_path, sizeof(h->cfg_path), "%s/haproxy.cfg", cfg->runtime_dir);
     snprintf(h->master_sock, sizeof(h->master_sock), "%s/master.sock", cfg->runtime_dir);
     snprintf(h->runtime_sock, sizeof(h->runtime_sock), "%s/runtime.sock", cfg->runtime_dir);
+    snprintf(h->pid_path, sizeof(h->pid_path), "%s/haproxy.pid", cfg->runtime_dir);
 }
 
 static void sleep_ms(int ms)
@@ -178,6 +179,10 @@ int ing_haproxy_start(struct ing_haproxy *h, const struct ing_config *cfg, struc
         _exit(127);
     }
     h->pid = pid;
+    char pidtext[32];
+    snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
+    if (nubo_write_file_atomic(h->pid_path, pidtext, strlen(pidtext), 0644, NULL) < 0)
+        log_warnx("cannot record haproxy's PID in %s", h->pid_path);
     log_info("haproxy master started (pid %d), config %s", (int)pid, h->cfg_path);
     for (int i = 0; i < 200; i++) {
         if (!ing_haproxy_alive(h))
@@ -220,6 +225,7 @@ void ing_haproxy_stop(struct ing_haproxy *h)
     for (int i = 0; i < 100; i++) {
         if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
             h->pid = -1;
+            unlink(h->pid_path);
             return;
         }
         sleep_ms(50);
@@ -227,4 +233,5 @@ void ing_haproxy_stop(struct ing_haproxy *h)
     kill(h->pid, SIGKILL);
     waitpid(h->pid, NULL, 0);
     h->pid = -1;
+    unlink(h->pid_path);
 }

@@ -126,6 +126,7 @@ struct ing_haproxy {
     char cfg_path[ING_PATH_MAX + 32];
     char master_sock[ING_PATH_MAX + 32];
     char runtime_sock[ING_PATH_MAX + 32];
+    char pid_path[ING_PATH_MAX + 32]; /* the master's PID, for tools that clean up by PID */
 };
 void ing_haproxy_init(struct ing_haproxy *h, const struct ing_config *cfg);
 int ing_haproxy_check(const struct ing_config *cfg, const char *cfg_path, struct nubo_err *err);
