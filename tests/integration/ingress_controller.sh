@@ -1,0 +1,141 @@
+#!/bin/bash
+# nubo-ingress between the real nubo-controller (fake agents: no VMs) and a real HAProxy: the
+# "instances" are the python example app listening on the private IPs the controller assigned,
+# inside one network namespace per fake node, reached only through HAProxy's `namespace`
+# keyword. Round robin over both, TLS with a pinned CA, 80 -> https redirect, a stopped
+# instance drained without a reload, an unknown name and a deleted group answer 503, and
+# shape changes reload without dropping the listener.
+source "$NUBO_SRC/tests/lib.sh"
+t_need_root
+command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+command -v openssl >/dev/null || t_skip "openssl missing"
+ING_BIN=$NUBO_BUILD/controller/ingress/nubo-ingress
+[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
+source "$NUBO_SRC/tests/tools/controller-env.sh"
+
+ctl_start "[services]
+domain = nubo.test"
+fake_start 2 --boot-ms 100
+index_image admin/hello latest
+
+# --- a CA and the metro wildcard certificate
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=test CA" \
+    -keyout "$T_TMP/ca.key" -out "$T_TMP/ca.pem" 2>/dev/null || t_fail "CA"
+openssl req -new -newkey rsa:2048 -nodes -subj "/CN=*.fra0.nubo.test" \
+    -keyout "$T_TMP/key.pem" -out "$T_TMP/cert.csr" 2>/dev/null || t_fail "csr"
+printf 'subjectAltName=DNS:*.fra0.nubo.test\n' > "$T_TMP/ext"
+openssl x509 -req -in "$T_TMP/cert.csr" -CA "$T_TMP/ca.pem" -CAkey "$T_TMP/ca.key" -CAcreateserial \
+    -days 2 -extfile "$T_TMP/ext" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "sign"
+
+# --- two replicas behind an inline group (the controller places them on both fake nodes)
+api POST /v1/instances '{"image":"admin/hello:latest","name":"web","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]},{"port":80,"destination_port":443,"handlers":["http","redirect"]}]},"wait_timeout_ms":10000}'
+expect 200 create
+FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+GROUP=$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')
+NAMES=$(jget '" ".join(i["name"] for i in d["data"]["instances"])')
+t_log "group $GROUP, domain $FQDN, instances $NAMES"
+
+# --- each fake node's "guests": the python example on the instance's private IP in a netns
+declare -A NODE_NS
+nodes_ini=""
+for name in $NAMES; do
+    api GET "/v1/instances/$name"
+    node=$(jget 'd["data"]["instances"][0]["node"]')
+    ip=$(jget 'd["data"]["instances"][0]["private_ip"]')
+    if [ -z "${NODE_NS[$node]:-}" ]; then
+        t_netns "$node"
+        NODE_NS[$node]=$T_NS
+        nodes_ini+="$node = netns:$T_NS"$'\n'
+    fi
+    ip -n "${NODE_NS[$node]}" addr add "$ip/32" dev lo
+    ip netns exec "${NODE_NS[$node]}" python3 -c "
+import runpy, http.server, sys
+srv = http.server.ThreadingHTTPServer
+class Bound(srv):
+    def __init__(self, addr, h): super().__init__(('$ip', addr[1]), h)
+http.server.ThreadingHTTPServer = Bound
+runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')" \
+        > "$T_TMP/app-$name.log" 2>&1 &
+    t_track_pid $!
+    t_wait_for 10 ip netns exec "${NODE_NS[$node]}" curl -fsS "http://$ip:8080/" || t_fail "app $name did not start"
+    t_log "instance $name: node $node, $ip"
+done
+[ "${#NODE_NS[@]}" = 2 ] || t_fail "replicas not on two nodes"
+
+# --- the ingress on a private loopback address
+ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+cat > "$T_TMP/ingress.ini" <<INI
+[ingress]
+metro = fra0
+runtime_dir = $T_TMP/ingress
+listen_addr = $ADDR
+http_port = 80
+https_port = 443
+watch_timeout_ms = 5000
+[controller]
+url = $CTL_URL
+token_file = $CTL_DB.ingress-token
+[haproxy]
+binary = $(command -v haproxy)
+[tls]
+cert = $T_TMP/cert.pem
+key = $T_TMP/key.pem
+ca = $T_TMP/ca.pem
+[nodes]
+$nodes_ini
+INI
+"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
+ING_PID=$!
+t_track_pid "$ING_PID"
+HAP_PID=
+t_on_exit '[ -s "$T_TMP/ingress/haproxy.pid" ] && kill "$(cat "$T_TMP/ingress/haproxy.pid")" 2>/dev/null'
+
+get() { curl -sS --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$FQDN:443:$ADDR" "https://$FQDN/"; }
+code() { curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$1:443:$ADDR" "https://$1/"; }
+t_wait_for 20 bash -c "$(declare -f get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get | grep -q 'Hello from nubo'" \
+    || t_fail "no answer through the ingress for $FQDN"
+
+# round robin: both instances answer
+seen=$(for i in $(seq 8); do get; done | sed -n 's/.*instance \([0-9.]*\)).*/\1/p' | sort -u | wc -l)
+[ "$seen" = 2 ] || t_fail "round robin: $seen distinct instances answered"
+# http on 80 redirects to https
+loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --resolve "$FQDN:80:$ADDR" "http://$FQDN/p?q=1")
+[ "$loc" = "301 https://$FQDN/p?q=1" ] || t_fail "redirect: $loc"
+# a name nobody serves
+[ "$(code nobody.fra0.nubo.test)" = 503 ] || t_fail "unknown name should answer 503"
+reloads0=$(grep -c "with a reload" "$T_TMP/ingress.log")
+
+# stop one instance: drained by the runtime API, no reload, requests keep succeeding
+first=${NAMES%% *}
+api PUT "/v1/instances/$first/stop" '{}'
+expect 200 stop
+api GET "/v1/instances/$first/wait?state=stopped&timeout_ms=10000"
+t_wait_for 10 grep -q "runtime commands, no reload" "$T_TMP/ingress.log" || t_fail "the stop was not applied at runtime"
+for i in $(seq 6); do
+    b=$(get) || t_fail "request $i failed after a stop"
+    grep -q 'Hello from nubo' <<<"$b" || t_fail "request $i after a stop: $b"
+done
+[ "$(grep -c "with a reload" "$T_TMP/ingress.log")" = "$reloads0" ] || t_fail "a stop reloaded HAProxy"
+
+# a second group (new backend) reloads seamlessly while requests run
+( for i in $(seq 40); do get >/dev/null 2>&1 || echo fail; done > "$T_TMP/during-reload" ) &
+LOADP=$!
+api POST /v1/services '{"name":"other","services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]}'
+expect 200 second-group
+t_wait_for 10 bash -c "[ \$(grep -c 'with a reload' '$T_TMP/ingress.log') -gt $reloads0 ]" || t_fail "no reload for a new backend"
+wait $LOADP
+t_log "requests failed during a reload: $(grep -c fail "$T_TMP/during-reload" || true)/40"
+[ "$(code other.fra0.nubo.test)" = 503 ] || t_fail "a group without instances should answer 503"
+
+# delete everything: the inline group goes, its name stops reaching a backend
+for name in $NAMES; do api DELETE "/v1/instances/$name"; expect 200 "delete $name"; done
+t_wait_for 10 bash -c "$(declare -f code); ADDR=$ADDR T_TMP=$T_TMP; [ \$(code $FQDN) = 503 ]" || t_fail "$FQDN still routed after delete"
+api GET /v1/services
+[ "$(jget "[g['uuid'] for g in d['data']['service_groups'] if g['uuid']=='$GROUP']")" = "[]" ] || t_fail "inline group still listed: $BODY"
+
+# nubo-ingress stops its HAProxy on SIGTERM
+hp=$(cat "$T_TMP/ingress/haproxy.pid")
+kill "$ING_PID"
+t_wait_for 10 bash -c "! kill -0 $hp 2>/dev/null" || t_fail "haproxy survived nubo-ingress"
+grep -E "reload|runtime" "$T_TMP/ingress.log" | grep nubo-ingress >&2 || true
+t_log "PASS: ingress with the controller"
