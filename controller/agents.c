@@ -567,8 +567,9 @@ static void log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t off
 
 void ctl_logs_flush(struct ctl_ctx *ctx)
 {
-    /* Console tails reach the store at most once per tick per instance, all in one
-     * transaction: a chatty guest costs one bounded row write a second, not one per chunk. */
+    /* Console output reaches the store at most once per tick per instance, all in one
+     * transaction, and only the bytes that arrived since: a chunk appended at its offset, the
+     * chunks the bounded tail has moved past deleted. */
     bool any = false;
     ctl_map_foreach(&ctx->instances, e) any = any || ((struct ctl_instance *)e->val)->log_dirty;
     if (!any)
@@ -579,15 +580,29 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
     ctl_map_foreach(&ctx->instances, e)
     {
         struct ctl_instance *in = e->val;
-        if (in->log_dirty && ctl_store_log_put(&ctx->store, in->row.uuid, in->log.start,
-                                               in->log.buf, in->log.len, &err) < 0) {
+        const struct ctl_logtail *lt = &in->log;
+        if (!in->log_dirty || lt->buf == NULL)
+            continue;
+        int64_t end = lt->start + (int64_t)lt->len;
+        int64_t from = in->log_saved_end > lt->start ? in->log_saved_end : lt->start;
+        if ((from < end && ctl_store_log_put(&ctx->store, in->row.uuid, from,
+                                             lt->buf + (from - lt->start), (size_t)(end - from),
+                                             &err) < 0) ||
+            ctl_store_log_trim(&ctx->store, in->row.uuid, lt->start, &err) < 0) {
             ctl_store_rollback(&ctx->store);
             goto fail;
         }
     }
     if (ctl_store_commit(&ctx->store, &err) < 0)
         goto fail;
-    ctl_map_foreach(&ctx->instances, e)((struct ctl_instance *)e->val)->log_dirty = false;
+    ctl_map_foreach(&ctx->instances, e)
+    {
+        struct ctl_instance *in = e->val;
+        if (in->log_dirty) {
+            in->log_dirty = false;
+            in->log_saved_end = in->log.start + (int64_t)in->log.len;
+        }
+    }
     return;
 fail:
     log_warnx("console tails: cannot save them (kept in memory, retried): %s", err.msg);

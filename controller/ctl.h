@@ -111,7 +111,8 @@ struct ctl_instance {
     struct ctl_logtail log;
     struct ctl_svc *svc; /* its service group, NULL = none */
     struct ctl_instance *svc_prev, *svc_next;
-    bool log_dirty; /* console tail not yet persisted */
+    bool log_dirty;          /* console output not yet persisted */
+    int64_t log_saved_end;   /* stream offset up to which the store has it */
 };
 
 /* A service group in memory: the stored row and the instances attached to it. */

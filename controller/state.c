@@ -145,25 +145,48 @@ static int instance_cb(void *arg, struct ctl_instance_row *row,
     return 0;
 }
 
-static int logtail_cb(void *arg, const char *uuid, int64_t start, const void *data, size_t len)
+/* Console chunks arrive by instance and offset: append each to the tail (which keeps the
+ * newest log_tail_bytes), starting over at a gap. */
+static int logchunk_cb(void *arg, const char *uuid, int64_t offset, const void *data, size_t len)
 {
     struct ctl_ctx *ctx = arg;
     struct ctl_instance *in = ctl_map_get(&ctx->instances, uuid);
     if (in == NULL || len == 0)
         return 0;
+    struct ctl_logtail *lt = &in->log;
     size_t cap = (size_t)ctx->cfg.log_tail_bytes;
-    if (len > cap) { /* the tail bound shrank since: keep the newest bytes */
-        start += (int64_t)(len - cap);
-        data = (const unsigned char *)data + (len - cap);
-        len = cap;
+    if (lt->buf == NULL) {
+        lt->buf = malloc(cap);
+        if (lt->buf == NULL)
+            return -1;
+        lt->cap = cap;
+        lt->len = 0;
+        lt->start = offset;
     }
-    in->log.buf = malloc(cap);
-    if (in->log.buf == NULL)
-        return -1;
-    memcpy(in->log.buf, data, len);
-    in->log.cap = cap;
-    in->log.len = len;
-    in->log.start = start;
+    int64_t end = lt->start + (int64_t)lt->len;
+    if (offset + (int64_t)len <= end)
+        return 0;
+    if (offset > end) { /* a gap */
+        lt->len = 0;
+        lt->start = offset;
+    } else {
+        data = (const unsigned char *)data + (end - offset);
+        len -= (size_t)(end - offset);
+    }
+    if (len >= lt->cap) {
+        data = (const unsigned char *)data + (len - lt->cap);
+        lt->start += (int64_t)(lt->len + len - lt->cap);
+        len = lt->cap;
+        lt->len = 0;
+    } else if (lt->len + len > lt->cap) {
+        size_t drop = lt->len + len - lt->cap;
+        memmove(lt->buf, lt->buf + drop, lt->len - drop);
+        lt->len -= drop;
+        lt->start += (int64_t)drop;
+    }
+    memcpy(lt->buf + lt->len, data, len);
+    lt->len += len;
+    in->log_saved_end = lt->start + (int64_t)lt->len;
     return 0;
 }
 
@@ -173,7 +196,7 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
         ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
-        ctl_store_logs_load(&ctx->store, logtail_cb, ctx, err) < 0)
+        ctl_store_logs_load(&ctx->store, logchunk_cb, ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
     return 0;

@@ -52,6 +52,11 @@ static const char *const migrations[] = {
     " cn TEXT NOT NULL, chain TEXT NOT NULL, pkey TEXT NOT NULL, created_at INTEGER NOT NULL,"
     " UNIQUE(owner, name));"
     "CREATE TABLE logtails(uuid TEXT PRIMARY KEY, start INTEGER NOT NULL, data BLOB NOT NULL);",
+    /* 2 -> 3: console tails as appended chunks (a flush writes only the new bytes; chunks the
+     * bounded tail has moved past are deleted) instead of one rewritten blob */
+    "DROP TABLE logtails;"
+    "CREATE TABLE logchunks(uuid TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(uuid, offset));",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -105,9 +110,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CERT_DEL] = "DELETE FROM certificates WHERE uuid=?",
     [ST_CERTS] = "SELECT uuid,owner,name,cn,chain,pkey,created_at FROM certificates "
                  "ORDER BY created_at, uuid",
-    [ST_LOG_PUT] = "INSERT OR REPLACE INTO logtails(uuid,start,data) VALUES(?,?,?)",
-    [ST_LOG_DEL] = "DELETE FROM logtails WHERE uuid=?",
-    [ST_LOGS] = "SELECT l.uuid,l.start,l.data FROM logtails l JOIN instances i ON i.uuid=l.uuid",
+    [ST_LOG_PUT] = "INSERT OR REPLACE INTO logchunks(uuid,offset,data) VALUES(?,?,?)",
+    [ST_LOG_TRIM] = "DELETE FROM logchunks WHERE uuid=? AND offset+length(data)<=?",
+    [ST_LOG_DEL] = "DELETE FROM logchunks WHERE uuid=?",
+    [ST_LOGS] = "SELECT l.uuid,l.offset,l.data FROM logchunks l JOIN instances i ON i.uuid=l.uuid "
+                "ORDER BY l.uuid, l.offset",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -907,14 +914,22 @@ int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *, struct ctl_cert_
 
 /* ---- console tails ---- */
 
-int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t start, const void *data,
+int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t offset, const void *data,
                       size_t len, struct nubo_err *err)
 {
     sqlite3_stmt *st = stmt(s, ST_LOG_PUT);
     bind_text(st, 1, uuid);
-    sqlite3_bind_int64(st, 2, start);
+    sqlite3_bind_int64(st, 2, offset);
     sqlite3_bind_blob(st, 3, len ? data : "", (int)len, SQLITE_STATIC);
-    return step_done(s, st, err, "saving a console tail");
+    return step_done(s, st, err, "saving console output");
+}
+
+int ctl_store_log_trim(struct ctl_store *s, const char *uuid, int64_t start, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_LOG_TRIM);
+    bind_text(st, 1, uuid);
+    sqlite3_bind_int64(st, 2, start);
+    return step_done(s, st, err, "trimming console output");
 }
 
 int ctl_store_logs_load(struct ctl_store *s,

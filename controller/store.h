@@ -139,6 +139,7 @@ enum ctl_stmt {
     ST_CERTS,
     ST_LOG_PUT,
     ST_LOG_DEL,
+    ST_LOG_TRIM,
     ST_LOGS,
     ST_BEGIN,
     ST_COMMIT,
@@ -158,7 +159,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 2
+#define CTL_STORE_SCHEMA_VERSION 3
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */
@@ -222,11 +223,14 @@ int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err
 /* cb takes ownership of the row's chain and pkey. */
 int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *arg, struct ctl_cert_row *r),
                          void *arg, struct nubo_err *err);
-/* Console tails, bounded per instance. */
-int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t start, const void *data,
+/* Console tails, bounded per instance: chunks appended at their stream offset; trim drops
+ * the chunks that end at or before start. */
+int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t offset, const void *data,
                       size_t len, struct nubo_err *err);
+int ctl_store_log_trim(struct ctl_store *s, const char *uuid, int64_t start, struct nubo_err *err);
+/* Every chunk, by instance then offset. */
 int ctl_store_logs_load(struct ctl_store *s,
-                        int (*cb)(void *arg, const char *uuid, int64_t start, const void *data,
+                        int (*cb)(void *arg, const char *uuid, int64_t offset, const void *data,
                                   size_t len),
                         void *arg, struct nubo_err *err);
 

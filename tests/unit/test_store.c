@@ -271,7 +271,9 @@ static void test_services_schema(void **state)
     assert_int_equal(ctl_store_cert_put(&s, &c, &err), 0);
     assert_int_equal(ctl_store_instance_put(&s, &r, &err), 0);
     assert_int_equal(ctl_store_node_put(&s, &n, &err), 0);
-    assert_int_equal(ctl_store_log_put(&s, r.uuid, 4096, "NUBO_READY\n", 11, &err), 0);
+    assert_int_equal(ctl_store_log_put(&s, r.uuid, 4090, "boot\n", 5, &err), 0);
+    assert_int_equal(ctl_store_log_put(&s, r.uuid, 4095, "NUBO_READY\n", 11, &err), 0);
+    assert_int_equal(ctl_store_log_trim(&s, r.uuid, 4095, &err), 0); /* drops the first */
     assert_int_equal(ctl_store_commit(&s, &err), 0);
     ctl_store_close(&s);
 
@@ -301,7 +303,7 @@ static void test_services_schema(void **state)
     struct tails t = {0};
     assert_int_equal(ctl_store_logs_load(&s, tail_cb, &t, &err), 0);
     assert_int_equal(t.n, 1);
-    assert_int_equal(t.start, 4096);
+    assert_int_equal(t.start, 4095);
     assert_string_equal(t.data, "NUBO_READY\n");
     assert_int_equal(ctl_store_begin(&s, &err), 0);
     assert_int_equal(ctl_store_instance_delete(&s, r.uuid, &err), 0);
