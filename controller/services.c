@@ -756,8 +756,10 @@ static void svc_patch(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *p
             json_array_append_new(out, nubo_item_error(NULL, NULL, 400, err.msg));
             continue;
         }
-        if (pref)
-            snprintf(nubo_uuid_valid(pref) ? p->uuid : p->name, NUBO_NAME_MAX + 1, "%s", pref);
+        if (pref && nubo_uuid_valid(pref))
+            snprintf(p->uuid, sizeof(p->uuid), "%.36s", pref);
+        else if (pref) /* path_ref() admitted only uuids and names of <= 63 bytes */
+            snprintf(p->name, sizeof(p->name), "%.63s", pref);
         struct ctl_svc *g = ctl_svc_find(ctx, &ri->user, p->uuid, p->name);
         if (g == NULL) {
             json_array_append_new(out, svc_not_found(p->uuid, p->name));
