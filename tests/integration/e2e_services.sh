@@ -1,0 +1,84 @@
+#!/bin/bash
+# Issue 7 end to end on a private dev cluster (TCG guests): `nubo run -p` publishes the python
+# example through the metro's nubo-ingress + HAProxy; the URL `nubo run` prints answers over
+# TLS (CA pinned, --resolve to the ingress's loopback address), round robin reaches the
+# replicas, http:// redirects to https://, a stopped replica is drained while requests keep
+# succeeding, deleting every instance removes the route and the inline group, and handler rule
+# violations are refused with one line.
+source "$NUBO_SRC/tests/lib.sh"
+source "$NUBO_SRC/tests/lib_cluster.sh"
+command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+[ -x "$NUBO_BUILD/controller/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
+# A loopback address of our own, so this cluster's ingress never meets another's on 80/443.
+export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
+t_on_exit t_cluster_collect_logs
+t_on_exit 'cp "$NUBO_DEVCLUSTER_DIR"/ingress/fra/ingress.log "$T_TMP/ingress-fra.log" 2>/dev/null'
+t_cluster_up fra:2
+t_cluster_runtimes
+ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
+CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
+st=$("$DC" status)
+grep -q "^CA: *$CA" <<<"$st" || t_fail "devcluster status does not name the CA: $st"
+
+app=$T_TMP/http-python312
+cp -r "$NUBO_SRC/examples/http-python" "$app"
+cd "$app"
+"$NUBO" build . --output demo/http-python312:latest > "$T_TMP/build.log" 2>&1 \
+    || { tail -20 "$T_TMP/build.log"; t_fail "nubo build failed"; }
+
+# --- handler rules: refused with one line, nothing created
+if out=$("$NUBO" run --metro=fra -p 8080:8080/http -m 512MiB --image=demo/http-python312:latest 2>&1); then
+    t_fail "-p 8080:8080/http was accepted: $out"
+fi
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || t_fail "rule violation error is not one line: $out"
+t_log "rule violation refused: $out"
+[ "$("$NUBO" instances list -o json | t_json 'len(d)')" = 0 ] || t_fail "a refused run created instances"
+
+# --- deploy: 3 instances (--replicas 2) behind one inline group
+out=$("$NUBO" run --metro=fra -p 443:8080/http+tls -p 80:443/http+redirect -m 512MiB --replicas 2 \
+      --image=demo/http-python312:latest) || t_fail "nubo run failed: $out"
+echo "$out"
+grep -q 'Deployed successfully!' <<<"$out" || t_fail "not deployed"
+url=$(sed -n 's/.*─ url: //p' <<<"$out" | head -1)
+[[ $url =~ ^https://[a-z0-9-]+\.fra\.nubo\.local$ ]] || t_fail "no https url row: '$url'"
+FQDN=${url#https://}
+names=$("$NUBO" instances list -o json | t_json '" ".join(i["name"] for i in d)')
+"$NUBO" instances wait $names --until running --timeout 180s > /dev/null || t_fail "instances not running"
+t_log "url $url -> ingress $ADDR; instances $names"
+
+get() { curl -sS --max-time 10 --cacert "$CA" --resolve "$FQDN:443:$ADDR" "$url/"; }
+code() { curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$CA" --resolve "$FQDN:443:$ADDR" "$url/"; }
+t_wait_for 60 bash -c "$(declare -f get); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url; get | grep -q 'Hello from nubo'" \
+    || t_fail "the URL printed by nubo run does not answer through the ingress: $(get 2>&1)"
+body=$(get)
+t_log "through HAProxy: $body"
+
+# --- round robin: the replicas answer (their private addresses differ)
+seen=$(for i in $(seq 12); do get; done | sed -n 's/.*instance \([0-9.]*\)).*/\1/p' | sort -u)
+[ "$(wc -l <<<"$seen")" -ge 2 ] || t_fail "round robin reached only: $seen"
+t_log "instances answering: $(echo $seen)"
+
+# --- http:// on 80 redirects to https://
+loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 --resolve "$FQDN:80:$ADDR" "http://$FQDN/x")
+[ "$loc" = "301 https://$FQDN/x" ] || t_fail "http redirect: $loc"
+
+# --- stop one: requests keep succeeding
+first=${names%% *}
+"$NUBO" instances stop "$first" > /dev/null || t_fail "stop failed"
+fails=0
+for i in $(seq 20); do
+    b=$(get 2>&1) && grep -q 'Hello from nubo' <<<"$b" || fails=$((fails + 1))
+    sleep 0.2
+done
+[ "$fails" = 0 ] || t_fail "$fails of 20 requests failed while $first stopped"
+"$NUBO" instances wait "$first" --until stopped --timeout 60s > /dev/null || t_fail "$first did not stop"
+for i in $(seq 6); do get | grep -q 'Hello from nubo' || t_fail "request after the stop failed"; done
+
+# --- delete all: no backend for the name, the inline group is gone
+group=$(t_api GET /v1/services | t_json '[g["uuid"] for g in d["data"]["service_groups"]]')
+"$NUBO" instances rm $names > /dev/null || t_fail "rm failed"
+t_wait_for 30 bash -c "$(declare -f code); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url; [ \$(code) = 503 ]" \
+    || t_fail "$FQDN still reaches a backend after delete ($(code))"
+left=$(t_api GET /v1/services | t_json 'len(d["data"]["service_groups"])')
+[ "$left" = 0 ] || t_fail "inline group $group still listed after its last instance went"
+t_log "PASS: services through the ingress"
