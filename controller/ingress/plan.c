@@ -145,6 +145,24 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
 {
     if (backend_seed(b, prev, err) < 0)
         return -1;
+    /* Every node of the metro starts with slots, so the first instances on a node join at
+     * runtime instead of reloading for a node new to the backend. */
+    for (size_t n = 0; n < cfg->n_nodes; n++) {
+        if (node_slots_get(b, cfg->nodes[n].node))
+            continue;
+        struct ing_node_slots *nv = grow(b->nodes, b->n_nodes, sizeof(*nv));
+        if (!nv)
+            return nubo_error(err, ENOMEM, "plan: backend %s", b->name);
+        b->nodes = nv;
+        struct ing_node_slots *ns = &b->nodes[b->n_nodes];
+        memset(ns, 0, sizeof(*ns));
+        snprintf(ns->node, sizeof(ns->node), "%s", cfg->nodes[n].node);
+        snprintf(ns->netns, sizeof(ns->netns), "%s", cfg->nodes[n].netns);
+        if (!(ns->slots = calloc(ING_MIN_SLOTS, sizeof(*ns->slots))))
+            return nubo_error(err, ENOMEM, "plan: backend %s", b->name);
+        ns->n_slots = ING_MIN_SLOTS;
+        b->n_nodes++;
+    }
     /* pass 1: instances that had a slot; pass 2: the rest into free slots (growing) */
     bool *placed = calloc(s->n_backends + 1, sizeof(bool));
     if (!placed)

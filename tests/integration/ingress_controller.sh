@@ -38,7 +38,8 @@ t_log "group $GROUP, domain $FQDN, instances $NAMES"
 # --- each fake node's "guests": the python example on the instance's private IP in a netns
 declare -A NODE_NS
 nodes_ini=""
-for name in $NAMES; do
+start_app() { # instance name: serve the example app on its private IP inside its node's netns
+    local name=$1 node ip
     api GET "/v1/instances/$name"
     node=$(jget 'd["data"]["instances"][0]["node"]')
     ip=$(jget 'd["data"]["instances"][0]["private_ip"]')
@@ -59,7 +60,8 @@ runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')"
     t_track_pid $!
     t_wait_for 10 ip netns exec "${NODE_NS[$node]}" curl -fsS "http://$ip:8080/" || t_fail "app $name did not start"
     t_log "instance $name: node $node, $ip"
-done
+}
+for name in $NAMES; do start_app "$name"; done
 [ "${#NODE_NS[@]}" = 2 ] || t_fail "replicas not on two nodes"
 
 # --- the ingress on a private loopback address
@@ -126,6 +128,33 @@ t_wait_for 10 bash -c "[ \$(grep -c 'with a reload' '$T_TMP/ingress.log') -gt $r
 wait $LOADP
 t_log "requests failed during a reload: $(grep -c fail "$T_TMP/during-reload" || true)/40"
 [ "$(code other.fra0.nubo.test)" = 503 ] || t_fail "a group without instances should answer 503"
+
+# a user certificate from /v1/certificates is served for its domain (SNI picks it)
+P=$T_TMP/pki
+mkdir -p "$P"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.pem" -days 2 -subj /CN=user-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$P/leaf.key" -out "$P/leaf.csr" -subj /CN=www.example.com 2>/dev/null
+printf 'subjectAltName=DNS:*.example.com\n' > "$P/ext"
+openssl x509 -req -in "$P/leaf.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 2 \
+    -extfile "$P/ext" -out "$P/leaf.pem" 2>/dev/null
+api POST /v1/certificates "$(python3 -c 'import json,sys; print(json.dumps({"name":"ex","cn":"*.example.com","chain":open(sys.argv[1]).read(),"pkey":open(sys.argv[2]).read()}))' "$P/leaf.pem" "$P/leaf.key")"
+expect 200 certificate
+api POST /v1/services '{"name":"custom","services":[{"port":443}],"domains":[{"fqdn":"api.example.com","certificate":{"name":"ex"}}]}'
+expect 200 custom-domain
+usercode() { curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$P/ca.pem" --resolve "api.example.com:443:$ADDR" https://api.example.com/ 2>/dev/null; }
+t_wait_for 10 bash -c "$(declare -f usercode); P=$P ADDR=$ADDR; [ \$(usercode) = 503 ]" \
+    || t_fail "the user certificate is not served for api.example.com ($(usercode))"
+
+# a TCP+TLS port: TLS terminated, routed by SNI, plain TCP to the instance
+api POST /v1/instances '{"image":"admin/hello:latest","name":"raw","service_group":{"services":[{"port":18443,"destination_port":8080,"handlers":["tls"]}]},"wait_timeout_ms":10000}'
+expect 200 create-raw
+RAWFQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+start_app raw
+rawget() { curl -sS --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$RAWFQDN:18443:$ADDR" "https://$RAWFQDN:18443/"; }
+t_wait_for 15 bash -c "$(declare -f rawget); T_TMP=$T_TMP RAWFQDN=$RAWFQDN ADDR=$ADDR; rawget | grep -q 'Hello from nubo'" \
+    || t_fail "TCP+TLS port 18443 does not reach the instance: $(rawget 2>&1)"
+api DELETE /v1/instances/raw
+expect 200 delete-raw
 
 # delete everything: the inline group goes, its name stops reaching a backend
 for name in $NAMES; do api DELETE "/v1/instances/$name"; expect 200 "delete $name"; done

@@ -304,9 +304,42 @@ static void test_unknown_node(void **state)
     assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
     const struct ing_backend *b = ing_plan_backend(&p, "be_" SVC "_443");
     assert_non_null(b);
-    assert_int_equal(b->n_nodes, 0);
+    assert_int_equal(b->n_nodes, 2); /* the configured nodes' (empty) slots */
+    for (size_t i = 0; i < b->n_nodes; i++)
+        for (size_t k = 0; k < b->nodes[i].n_slots; k++)
+            assert_string_equal(b->nodes[i].slots[k].instance, "");
     ing_plan_free(&p);
     nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+}
+
+/* A group's first instances join at runtime: every configured node has slots from the start. */
+static void test_first_instance_no_reload(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w1, w2;
+    char be[1024];
+    reply(&w1, 1, "[]", DOM1);
+    two_backends(be, sizeof(be));
+    reply(&w2, 2, be, DOM1);
+    struct ing_plan p1, p2;
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    assert_int_equal(ing_plan_build(&c, &w2, &p1, &p2, &err), 0);
+    char *s1 = ing_render_config(&c, &p1, true), *s2 = ing_render_config(&c, &p2, true);
+    check_text("shape", s2, s1);
+    struct ing_cmds cmds;
+    assert_int_equal(ing_runtime_cmds(&c, &p1, &p2, &cmds, &err), 0);
+    assert_int_equal(cmds.n, 4); /* addr + ready for each of the two */
+    ing_cmds_free(&cmds);
+    free(s1);
+    free(s2);
+    ing_plan_free(&p1);
+    ing_plan_free(&p2);
+    nubo_ingress_watch_resp_free(&w1);
+    nubo_ingress_watch_resp_free(&w2);
     ing_config_free(&c);
 }
 
@@ -381,7 +414,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_golden),   cmocka_unit_test(test_runtime_changes),
         cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
-        cmocka_unit_test(test_reply_ok),        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_reply_ok),
+        cmocka_unit_test(test_first_instance_no_reload),        cmocka_unit_test(test_config_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
