@@ -119,6 +119,7 @@ struct agent_image {
     char kernel[AGENT_PATH_MAX];
     char initrd[AGENT_PATH_MAX]; /* "" when none */
     char **cmd, **env, **labels; /* NULL-terminated */
+    bool linux_kernel;           /* a Linux kernel: env.vars goes in the compact form */
     uint64_t size_bytes;
     int refs;                    /* instances using it */
     int64_t last_used_us;
@@ -141,6 +142,9 @@ void agent_image_unref(struct agent *ag, struct agent_image *img);
 struct agent_image *agent_image_find(struct agent *ag, const char *digest);
 void agent_images_free(struct agent *ag);
 const char *agent_image_label(const struct agent_image *img, const char *key);
+/* True when path is a Linux kernel: a bzImage ("HdrS" boot header) or an ELF with a
+ * "Linux" note (vmlinux). */
+bool agent_kernel_is_linux(const char *path);
 /* Blocking pull into the cache directory (worker thread); exposed for tests. */
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                               const char *digest, const char *final_dir, struct nubo_err *err);

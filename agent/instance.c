@@ -310,6 +310,13 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
             n_img_env++;
     bool any_env = a->n_env > 0 || n_img_env > 0;
     if (any_env) {
+        /* Unikraft reads the spaced form env.vars=[ "A=1" "B=2" ]; Linux would hand each
+         * spaced element to init as a boot environment variable and panic past 32, so Linux
+         * kernels get the compact form env.vars=["A=1","B=2"] (one token, which our /init
+         * parses). */
+        bool compact = img && img->linux_kernel;
+        const char *sep = compact ? "," : " ";
+        bool first = true;
         sb_sep(&b);
         sb_str(&b, "env.vars=[");
         for (size_t i = 0; i < n_img_env; i++) {
@@ -321,7 +328,9 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
                     overridden = true;
             if (overridden)
                 continue;
-            sb_add(&b, " ", 1);
+            if (!compact || !first)
+                sb_str(&b, sep);
+            first = false;
             sb_quoted(&b, img->env[i]);
         }
         for (size_t k = 0; k < a->n_env; k++) {
@@ -332,11 +341,13 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
                 break;
             }
             snprintf(kv, l, "%s=%s", a->env[k].key, a->env[k].value);
-            sb_add(&b, " ", 1);
+            if (!compact || !first)
+                sb_str(&b, sep);
+            first = false;
             sb_quoted(&b, kv);
             free(kv);
         }
-        sb_str(&b, " ]");
+        sb_str(&b, compact ? "]" : " ]");
     }
     sb_sep(&b);
     sb_str(&b, "--");

@@ -91,6 +91,15 @@ out=$("$NUBO" run --metro=was -m 64Mi --name hello-crash --image=official/hello:
 c=$("$NUBO" instances get hello-crash -o json)
 [ "$(t_json 'd[0]["stop_reason"]' <<<"$c")" = 1 ] || t_fail "a crash should be stop_reason 1: $c"
 
+# --- many env vars with blanks reach a Linux guest's app intact (compact env.vars form)
+envj=$(python3 -c 'import json; print(json.dumps({f"K{i}": f"v {i}" for i in range(40)}))')
+t_api POST /v1/instances "{\"image\":\"official/base:latest\",\"name\":\"env-check\",\"memory_mb\":256,\"metro\":\"was\",\"args\":[\"/bin/busybox\",\"env\"],\"env\":$envj}" > /dev/null
+"$NUBO" instances wait env-check --until stopped --timeout 90s > /dev/null || t_fail "env-check did not run to its end"
+envlog=$("$NUBO" instances logs env-check)
+for i in 0 17 39; do grep -qx "K$i=v $i" <<<"$envlog" || t_fail "env var K$i missing or mangled in the guest"; done
+[ "$(grep -c '^K[0-9]*=v ' <<<"$envlog")" = 40 ] || t_fail "not all 40 env vars reached the app"
+[ "$("$NUBO" instances get env-check -o json | t_json 'd[0]["exit_code"]')" = 0 ] || t_fail "env-check exit code"
+
 all=$("$NUBO" instances list -o json | t_json '" ".join(i["name"] for i in d)')
 "$NUBO" instances rm $all > /dev/null || t_fail "rm failed"
 left=$("$NUBO" instances list -o json | t_json 'len(d)')

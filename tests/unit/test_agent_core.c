@@ -172,6 +172,12 @@ static void test_cmdline(void **state)
     c = agent_build_cmdline(&b, &img, 0);
     assert_string_equal(c, "console=ttyS0 quiet -- /default");
     free(c);
+    /* a Linux kernel gets the compact array: one token, not one boot env var per element */
+    img.env = ienv;
+    img.linux_kernel = true;
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 quiet env.vars=[\"PORT=1\",\"HOME=/\"] -- /default");
+    free(c);
 }
 
 static void test_domain_xml(void **state)
