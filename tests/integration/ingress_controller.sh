@@ -153,6 +153,26 @@ start_app raw
 rawget() { curl -sS --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$RAWFQDN:18443:$ADDR" "https://$RAWFQDN:18443/"; }
 t_wait_for 15 bash -c "$(declare -f rawget); T_TMP=$T_TMP RAWFQDN=$RAWFQDN ADDR=$ADDR; rawget | grep -q 'Hello from nubo'" \
     || t_fail "TCP+TLS port 18443 does not reach the instance: $(rawget 2>&1)"
+# hard_limit = maxconn per instance, and a request over it fails instead of queueing
+RAWGROUP=$(curl -sS -H "Authorization: Bearer $ADMIN" "$CTL_URL/v1/instances/raw" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["instances"][0]["service_group"]["uuid"])')
+reloads1=$(grep -c "with a reload" "$T_TMP/ingress.log")
+api PATCH "/v1/services/$RAWGROUP" '{"prop":"hard_limit","op":"set","value":1}'
+expect 200 hard-limit
+t_wait_for 10 bash -c "[ \$(grep -c 'with a reload' '$T_TMP/ingress.log') -gt $reloads1 ]" || t_fail "hard_limit not applied"
+grep -q "maxconn 1$" "$T_TMP/ingress/haproxy.cfg" || grep -q "maxconn 1 " "$T_TMP/ingress/haproxy.cfg" || t_fail "hard_limit 1 is not maxconn 1"
+sleep 0.5 # the old worker finishes
+# One TLS connection held open occupies the instance's only slot (mode tcp connects at once).
+( sleep 4 | openssl s_client -quiet -no_ign_eof -connect "$ADDR:18443" -servername "$RAWFQDN" >/dev/null 2>&1 ) &
+HOLD=$!
+sleep 1
+t0=$(date +%s%N)
+if rawget >/dev/null 2>&1; then t_fail "a connection over hard_limit 1 was served"; fi
+t1=$(date +%s%N)
+t_log "over hard_limit: refused after $(( (t1 - t0) / 1000000 )) ms"
+[ $(( (t1 - t0) / 1000000 )) -lt 3000 ] || t_fail "the excess connection waited instead of failing"
+wait $HOLD
+t_wait_for 10 bash -c "$(declare -f rawget); T_TMP=$T_TMP RAWFQDN=$RAWFQDN ADDR=$ADDR; rawget | grep -q 'Hello from nubo'" \
+    || t_fail "port 18443 does not answer once the slot is free"
 api DELETE /v1/instances/raw
 expect 200 delete-raw
 
