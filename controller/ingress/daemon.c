@@ -293,16 +293,20 @@ int ing_daemon_run(struct ing_daemon *d)
             backoff_ms = backoff_ms * 2 > ING_BACKOFF_MAX_MS ? ING_BACKOFF_MAX_MS : backoff_ms * 2;
             continue;
         }
-        backoff_ms = ING_BACKOFF_MIN_MS;
         if (w.version != d->version || !applied_current) {
             if (ing_apply(d, &w, &err) < 0) {
-                log_warnx("applying version %lld: %s", (long long)w.version, err.msg);
+                log_warnx("applying version %lld: %s (retrying in %lld ms)", (long long)w.version,
+                          err.msg, (long long)backoff_ms);
                 applied_current = false;
-                sleep_ms_interruptible(d, ING_BACKOFF_MIN_MS);
+                sleep_ms_interruptible(d, backoff_ms);
+                backoff_ms = backoff_ms * 2 > ING_BACKOFF_MAX_MS ? ING_BACKOFF_MAX_MS : backoff_ms * 2;
             } else {
                 d->version = w.version;
                 applied_current = true;
+                backoff_ms = ING_BACKOFF_MIN_MS;
             }
+        } else {
+            backoff_ms = ING_BACKOFF_MIN_MS;
         }
         nubo_ingress_watch_resp_free(&w);
     }

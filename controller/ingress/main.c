@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* a closed terminal must not take the metro's ingress down */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (ing_daemon_start(&d, &err) < 0) {
         fprintf(stderr, "nubo-ingress: metro %s: %s\n", d.cfg.metro, err.msg);

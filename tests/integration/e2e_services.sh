@@ -53,10 +53,19 @@ t_wait_for 60 bash -c "$(declare -f get); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url;
 body=$(get)
 t_log "through HAProxy: $body"
 
-# --- round robin: the replicas answer (their private addresses differ)
-seen=$(for i in $(seq 12); do get; done | sed -n 's/.*instance \([0-9.]*\)).*/\1/p' | sort -u)
+# --- round robin: the replicas answer (their private addresses differ). An instance is
+# `running` once its guest says NUBO_READY, a moment before python listens: until then HAProxy
+# retries the request on another instance, so give every app a little time to come up.
+: > "$T_TMP/seen"
+end=$((SECONDS + 60))
+while [ $SECONDS -lt $end ]; do
+    get | sed -n 's/.*instance \([0-9.]*\)).*/\1/p' >> "$T_TMP/seen"
+    [ "$(sort -u "$T_TMP/seen" | wc -l)" -ge 3 ] && break
+    sleep 0.2
+done
+seen=$(sort -u "$T_TMP/seen")
 [ "$(wc -l <<<"$seen")" -ge 2 ] || t_fail "round robin reached only: $seen"
-t_log "instances answering: $(echo $seen)"
+t_log "instances answering: $(echo $seen) over $(wc -l < "$T_TMP/seen") requests"
 
 # --- http:// on 80 redirects to https://
 loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 --resolve "$FQDN:80:$ADDR" "http://$FQDN/x")
