@@ -75,7 +75,9 @@ http_port = 80
 https_port = 443
 watch_timeout_ms = 5000
 [controller]
-url = $CTL_URL
+; over the controller's unix socket (e2e_services.sh uses TCP)
+url = http://controller
+socket = $T_TMP/ctl.sock
 token_file = $CTL_DB.ingress-token
 [haproxy]
 binary = $(command -v haproxy)
