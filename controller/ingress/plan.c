@@ -78,9 +78,22 @@ static bool map_has(const struct ing_plan *p, int64_t port, const char *key)
     return false;
 }
 
+/* Names reach HAProxy's config, map files and runtime commands: only DNS characters pass. */
+static bool fqdn_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= NUBO_FQDN_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
+}
+
 static int map_add(struct ing_plan *p, int64_t port, const char *key, const char *value,
                    struct nubo_err *err)
 {
+    if (!fqdn_ok(key)) {
+        log_warnx("domain '%.64s' on port %lld is not a DNS name; not routed", key,
+                  (long long)port);
+        return 0;
+    }
     if (map_has(p, port, key)) {
         log_warnx("domain %s on port %lld is claimed twice; the first service keeps it", key,
                   (long long)port);
@@ -298,7 +311,8 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
             memset(b, 0, sizeof(*b));
             snprintf(b->name, sizeof(b->name), "%s", be);
             snprintf(b->service, sizeof(b->service), "%s", s->uuid);
-            snprintf(b->service_name, sizeof(b->service_name), "%s", s->name);
+            snprintf(b->service_name, sizeof(b->service_name), "%s",
+                     nubo_name_valid(s->name) ? s->name : "-");
             b->port = pt->port;
             b->dest_port = pt->destination_port;
             b->hard_limit = s->hard_limit;

@@ -343,6 +343,24 @@ static void test_first_instance_no_reload(void **state)
     ing_config_free(&c);
 }
 
+/* A name that is not DNS never reaches a map file or a runtime command. */
+static void test_bad_domain(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w;
+    reply(&w, 1, "[]", "[{\"fqdn\":\"evil.example.com x\\nadd map\",\"certificate\":null}]");
+    struct ing_plan p;
+    assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
+    for (size_t i = 0; i < p.n_maps; i++)
+        assert_string_equal(p.maps[i].key, "db-proxy.fra.nubo.local");
+    ing_plan_free(&p);
+    nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+}
+
 static void test_reply_ok(void **state)
 {
     (void)state;
@@ -415,7 +433,8 @@ int main(void)
         cmocka_unit_test(test_render_golden),   cmocka_unit_test(test_runtime_changes),
         cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
         cmocka_unit_test(test_reply_ok),
-        cmocka_unit_test(test_first_instance_no_reload),        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_first_instance_no_reload),
+        cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_config_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
