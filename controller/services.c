@@ -324,9 +324,9 @@ static json_t *domains_api(struct ctl_ctx *ctx, const struct ctl_svc *g)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < g->row.n_domains; i++) {
-        json_t *d = json_pack("{s:s}", "fqdn", g->row.domains[i].fqdn);
-        if (g->row.domains[i].cert[0])
-            json_object_set_new(d, "certificate", cert_ref(ctx, g->row.domains[i].cert));
+        /* certificate null = the metro's wildcard certificate, held by the ingress */
+        json_t *d = json_pack("{s:s, s:o}", "fqdn", g->row.domains[i].fqdn, "certificate",
+                              cert_ref(ctx, g->row.domains[i].cert));
         json_array_append_new(a, d);
     }
     return a;

@@ -10,7 +10,7 @@ fake_start 1 --boot-ms 100
 index_image admin/hello latest
 api POST /v1/instances '{"image":"admin/hello:latest","name":"talk","wait_timeout_ms":10000}'
 expect 200 create
-logged() { api GET /v1/instances/talk/log; jget 'd["data"]["instances"][0]["output"]' | base64 -d | grep -q NUBO_READY; }
+logged() { api GET /v1/instances/talk/log; grep -q NUBO_READY <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)"; }
 t_wait_for 10 logged || t_fail "no console output: $BODY"
 END0=$(jget 'd["data"]["instances"][0]["available"]["end"]')
 
@@ -21,7 +21,7 @@ CTL_PORT=$CTL_PORT CTL_GRACE_MS=60000 ctl_start "[instances]
 log_tail_bytes = 1024"
 api GET /v1/instances/talk/log
 expect 200 log-after-kill
-jget 'd["data"]["instances"][0]["output"]' | base64 -d | grep -q "NUBO_READY" || t_fail "tail lost by kill -9: $BODY"
+grep -q "NUBO_READY" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)" || t_fail "tail lost by kill -9: $BODY"
 [ "$(jget 'd["data"]["instances"][0]["available"]["end"]')" = "$END0" ] || t_fail "offsets changed: $BODY"
 
 # more output, then a clean stop right away: the shutdown writes it
@@ -30,7 +30,7 @@ api PUT /v1/instances/talk/stop '{}'
 api GET /v1/instances/talk/wait '{"state":"stopped","timeout_ms":10000}'
 api PUT /v1/instances/talk/start '{"wait_timeout_ms":10000}'
 expect 200 restart-instance
-more() { api GET /v1/instances/talk/log; jget 'd["data"]["instances"][0]["output"]' | base64 -d | grep -q "fake boot 2"; }
+more() { api GET /v1/instances/talk/log; grep -q "fake boot 2" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)"; }
 t_wait_for 10 more || t_fail "no second boot output: $BODY"
 END1=$(jget 'd["data"]["instances"][0]["available"]["end"]')
 kill "$FAKE_PID" "$CTL_PID"; wait "$CTL_PID" 2>/dev/null || true
@@ -38,7 +38,7 @@ kill "$FAKE_PID" "$CTL_PID"; wait "$CTL_PID" 2>/dev/null || true
 CTL_PORT=$CTL_PORT ctl_start "[instances]
 log_tail_bytes = 1024"
 api GET /v1/instances/talk/log
-jget 'd["data"]["instances"][0]["output"]' | base64 -d | grep -q "fake boot 2" || t_fail "tail lost by a clean stop: $BODY"
+grep -q "fake boot 2" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)" || t_fail "tail lost by a clean stop: $BODY"
 [ "$(jget 'd["data"]["instances"][0]["available"]["end"]')" = "$END1" ] || t_fail "end offset: $BODY"
 
 # deleting the instance deletes its tail

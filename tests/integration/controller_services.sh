@@ -17,7 +17,7 @@ bad() {
     api POST /v1/services "$1"
     expect 400 "rule $2"
     expect_envelope_error
-    jget 'd["message"]' | grep -q "$2" || t_fail "message for $2: $BODY"
+    grep -q "$2" <<< "$(jget 'd["message"]')" || t_fail "message for $2: $BODY"
 }
 bad '{"services":[{"port":80,"destination_port":8080,"handlers":["http","tls"]}]}' "port 80"
 bad '{"services":[{"port":443,"destination_port":8080,"handlers":["tls"]}]}' "port 443"
@@ -128,7 +128,7 @@ ingress "$V" 10000
 api DELETE /v1/services/shop
 expect 409 delete-attached
 expect_envelope_error
-jget 'd["message"]' | grep -q "shop-1" || t_fail "delete message names no instance: $BODY"
+grep -q "shop-1" <<< "$(jget 'd["message"]')" || t_fail "delete message names no instance: $BODY"
 api DELETE /v1/instances/shop-1
 expect 200 delete-instance
 api GET /v1/services/shop
@@ -149,7 +149,7 @@ expect 200 inline-get
 [ "$(jget 'len(d["data"]["service_groups"][0]["instances"])')" = 2 ] || t_fail "inline instances: $BODY"
 api POST /v1/instances '{"image":"admin/hello:latest","service_group":{"services":[{"port":80,"handlers":["tls"]}]}}'
 expect 400 inline-rule
-jget 'd["message"]' | grep -q "port 80" || t_fail "inline rule message: $BODY"
+grep -q "port 80" <<< "$(jget 'd["message"]')" || t_fail "inline rule message: $BODY"
 api POST /v1/instances '{"image":"admin/hello:latest","service_group":{"name":"nope"}}'
 expect 404 unknown-group
 api DELETE /v1/instances/blog
@@ -190,7 +190,7 @@ certbody() { # NAME CN CHAINFILE KEYFILE
 }
 api POST /v1/certificates "$(certbody ex '*.example.com' "$D/leaf.pem" "$D/other.key")"
 expect 400 cert-wrong-key
-jget 'd["message"]' | grep -q "does not match" || t_fail "wrong key message: $BODY"
+grep -q "does not match" <<< "$(jget 'd["message"]')" || t_fail "wrong key message: $BODY"
 api POST /v1/certificates "$(certbody ex 'shop.example.org' "$D/leaf.pem" "$D/leaf.key")"
 expect 400 cert-wrong-cn
 api POST /v1/certificates '{"cn":"a.example.com","chain":"junk","pkey":"junk"}'
@@ -199,7 +199,7 @@ api POST /v1/certificates "$(certbody ex '*.example.com' <(cat "$D/leaf.pem" "$D
 expect 200 cert-create
 CERT=$(jget 'd["data"]["certificates"][0]["uuid"]')
 [ "$(jget 'd["data"]["certificates"][0]["common_name"]')" = '*.example.com' ] || t_fail "cert cn: $BODY"
-jget 'd["data"]["certificates"][0]["issuer"]' | grep -q test-ca || t_fail "cert issuer: $BODY"
+grep -q test-ca <<< "$(jget 'd["data"]["certificates"][0]["issuer"]')" || t_fail "cert issuer: $BODY"
 api POST /v1/services '{"name":"custom","services":[{"port":443}],"domains":[{"fqdn":"api.example.org"}]}'
 expect 400 custom-domain-no-cert
 api POST /v1/services '{"name":"custom","services":[{"port":443}],"domains":[{"fqdn":"api.example.com","certificate":{"name":"ex"}}]}'
@@ -207,7 +207,7 @@ expect 200 custom-domain
 [ "$(jget 'd["data"]["service_groups"][0]["domains"][0]["certificate"]["uuid"]')" = "$CERT" ] || t_fail "domain cert: $BODY"
 ingress 0 0
 [ "$(jget '[c["uuid"] for c in d["certificates"]]')" = "['$CERT']" ] || t_fail "ingress certificates: $BODY"
-jget 'd["certificates"][0]["pkey"]' | grep -q "PRIVATE KEY" || t_fail "ingress pkey"
+[ "$(jget '"PRIVATE KEY" in d["certificates"][0]["pkey"]')" = True ] || t_fail "ingress pkey"
 api DELETE /v1/certificates/ex
 expect 409 cert-in-use
 api DELETE /v1/services/custom

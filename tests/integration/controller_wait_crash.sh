@@ -18,8 +18,8 @@ MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 expect 409 wait-crashed
 expect_envelope_error
 [ "$MS" -lt 10000 ] || t_fail "the wait sat for $MS ms instead of returning on the crash"
-jget 'd["message"]' | grep -q "kernel panic during boot" || t_fail "no agent message: $BODY"
-jget 'd["message"]' | grep -q "stop_reason 1 (K----)" || t_fail "no stop reason: $BODY"
+grep -q "kernel panic during boot" <<< "$(jget 'd["message"]')" || t_fail "no agent message: $BODY"
+grep -q "stop_reason 1 (K----)" <<< "$(jget 'd["message"]')" || t_fail "no stop reason: $BODY"
 [ "$(jget 'd["data"]["instances"][0]["state"]')" = stopped ] || t_fail "item state: $BODY"
 
 # a wait that begins after the crash returns at once too
