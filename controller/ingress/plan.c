@@ -209,7 +209,8 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
             if (pass == 0) {
                 if (!pns || !ns)
                     continue;
-                for (size_t k = 0; k < pns->n_slots; k++)
+                /* first match: a (bogus) duplicate entry then lands where it did before */
+                for (size_t k = 0; k < pns->n_slots && at == SIZE_MAX; k++)
                     if (strcmp(pns->slots[k].instance, ib->instance) == 0)
                         at = k;
                 if (at == SIZE_MAX || ns->slots[at].instance[0])
@@ -303,6 +304,11 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
             snprintf(be, sizeof(be), "nubo_redirect");
         } else {
             snprintf(be, sizeof(be), "be_%s_%lld", s->uuid, (long long)pt->port);
+            if (ing_plan_backend(p, be)) {
+                log_warnx("service %s: listed twice with port %lld; the first entry counts",
+                          s->uuid, (long long)pt->port);
+                continue;
+            }
             struct ing_backend *nv = grow(p->backends, p->n_backends, sizeof(*nv));
             if (!nv)
                 return nubo_error(err, ENOMEM, "plan: service %s", s->name);
