@@ -575,12 +575,15 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
     if (!any)
         return;
     struct nubo_err err = {0};
+    int64_t t0 = nubo_mono_us();
+    size_t written = 0;
     if (ctl_store_begin(&ctx->store, &err) < 0)
         goto fail;
     ctl_map_foreach(&ctx->instances, e)
     {
         struct ctl_instance *in = e->val;
         const struct ctl_logtail *lt = &in->log;
+        written += in->log_dirty;
         if (!in->log_dirty || lt->buf == NULL)
             continue;
         int64_t end = lt->start + (int64_t)lt->len;
@@ -603,6 +606,9 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
             in->log_saved_end = in->log.start + (int64_t)in->log.len;
         }
     }
+    int64_t took_us = nubo_mono_us() - t0;
+    if (took_us > 100000) /* the loop waited this long */
+        log_warnx("console tails: saving %zu took %lld ms", written, (long long)took_us / 1000);
     return;
 fail:
     log_warnx("console tails: cannot save them (kept in memory, retried): %s", err.msg);
