@@ -48,6 +48,12 @@ for pair in $(python3 -c "import ast; print(' '.join(n+'='+ip for n,ip in ast.li
     [ "$(jget "[i['private_ip'] for i in d['data']['instances'] if i['name']=='$n'][0]")" != "$ip" ] || t_fail "$n kept its old address $ip"
 done
 
+# the ingress follows: the group's backends are the moved instances at their new addresses
+WANT=$(jget "sorted(i['private_ip'] for i in d['data']['instances'] if i['name']!='idle' and i.get('service_group'))")
+ING=$(cat "$CTL_DB.ingress-token")
+BODY=$(curl -fsS -H "Authorization: Bearer $ING" "$CTL_URL/ingress/v1/watch?metro=fra&version=0&timeout_ms=0") || t_fail "ingress watch"
+[ "$(jget "sorted(b['ip'] for s in d['services'] for b in s['backends'])")" = "$WANT" ] || t_fail "ingress backends $BODY, want $WANT"
+
 # the scheduler skips a node in maintenance
 api POST /v1/instances '{"image":"admin/hello:latest","replicas":5,"memory_mb":16}'
 expect 200 create-more
