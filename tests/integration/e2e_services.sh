@@ -67,6 +67,17 @@ seen=$(sort -u "$T_TMP/seen")
 [ "$(wc -l <<<"$seen")" -ge 2 ] || t_fail "round robin reached only: $seen"
 t_log "instances answering: $(echo $seen) over $(wc -l < "$T_TMP/seen") requests"
 
+# --- measured, not asserted: one keep-alive connection, 50 requests, through HAProxy (TLS)
+# vs plain HTTP straight to one guest from inside its node's namespace
+lat() { sort -n | awk '{a[NR]=$1} END {printf "p50 %.2f ms, p90 %.2f ms", a[int(NR*0.5)+1]*1000, a[int(NR*0.9)]*1000}'; }
+one=$("$NUBO" instances get "${names%% *}" -o json)
+lnode=$(t_json 'd[0]["node"]' <<<"$one"); lip=$(t_json 'd[0]["private_ip"]' <<<"$one")
+via=$(for i in $(seq 50); do printf 'url = "%s/"\noutput = "/dev/null"\nwrite-out = "%%{time_total}\\n"\n' "$url"; done |
+      curl -sS --cacert "$CA" --resolve "$FQDN:443:$ADDR" -K - | lat)
+direct=$(for i in $(seq 50); do printf 'url = "http://%s:8080/"\noutput = "/dev/null"\nwrite-out = "%%{time_total}\\n"\n' "$lip"; done |
+      "$DC" exec "$lnode" curl -sS -K - | lat)
+t_log "latency: through HAProxy (https, keep-alive, round robin) $via; direct to $lip in $lnode $direct"
+
 # --- http:// on 80 redirects to https://
 loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 --resolve "$FQDN:80:$ADDR" "http://$FQDN/x")
 [ "$loc" = "301 https://$FQDN/x" ] || t_fail "http redirect: $loc"
