@@ -107,6 +107,13 @@ loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --resolve "$FQDN:8
 [ "$loc" = "301 https://$FQDN/p?q=1" ] || t_fail "redirect: $loc"
 # a name nobody serves
 [ "$(code nobody.fra0.nubo.test)" = 503 ] || t_fail "unknown name should answer 503"
+# the controller restarts: HAProxy keeps serving meanwhile, the ingress backs off and resumes
+kill "$CTL_PID"; wait "$CTL_PID" 2>/dev/null || true
+for i in $(seq 4); do get | grep -q 'Hello from nubo' || t_fail "request $i failed while the controller was down"; sleep 0.3; done
+CTL_PORT=$CTL_PORT ctl_start "[services]
+domain = nubo.test"
+t_wait_for 20 nodes_ready_at_least 2 || t_fail "fake nodes did not come back"
+t_wait_for 15 grep -q "retrying in" "$T_TMP/ingress.log" || t_fail "the ingress did not notice the controller was gone"
 reloads0=$(grep -c "with a reload" "$T_TMP/ingress.log")
 
 # stop one instance: drained by the runtime API, no reload, requests keep succeeding
