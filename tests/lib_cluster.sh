@@ -13,13 +13,16 @@ t_cluster_up() { # [nodes spec]
     export NUBO_DEVCLUSTER_REGISTRY=127.0.0.1:$(t_free_port)
     export NUBO_DEVCLUSTER_NS_PREFIX=ne$$-
     export NUBO_DEVCLUSTER_NODES=${1:-fra:2,was:1}
+    # Loopback addresses of our own for the metros' ingress, so this cluster never meets
+    # another's (a user's quickstart cluster, say) on ports 80/443.
+    export NUBO_DEVCLUSTER_INGRESS_NET=${NUBO_DEVCLUSTER_INGRESS_NET:-127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))}
     export XDG_CONFIG_HOME=$T_TMP/config
     export NUBO_SERVICES_STATE=$T_TMP/services
     unset NUBO_API NUBO_TOKEN NUBO_REGISTRY NUBO_METRO
     DC="$NUBO_SRC/deploy/nubo-devcluster"
     NUBO="$NUBO_BUILD/cli/nubo"
     API=http://$NUBO_DEVCLUSTER_API
-    t_on_exit "\"$DC\" down > \"$T_TMP/down.log\" 2>&1"
+    t_on_exit "t_cluster_collect_logs; \"$DC\" down > \"$T_TMP/down.log\" 2>&1"
     "$DC" up > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
     ADMIN_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/admin-token")
     USER_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/demo-token")

@@ -3,7 +3,6 @@
 # are re-adopted), and stop an agent for good (its node becomes unavailable after the grace).
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
-t_on_exit t_cluster_collect_logs
 t_cluster_up fra:2,was:1
 t_cluster_runtimes
 D=$NUBO_DEVCLUSTER_DIR

@@ -11,7 +11,6 @@ command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/instal
 [ -x "$NUBO_BUILD/controller/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
 # A loopback address of our own, so this cluster's ingress never meets another's on 80/443.
 export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
-t_on_exit t_cluster_collect_logs
 t_on_exit 'cp "$NUBO_DEVCLUSTER_DIR"/ingress/fra/ingress.log "$T_TMP/ingress-fra.log" 2>/dev/null'
 t_cluster_up fra:2
 t_cluster_runtimes

@@ -3,7 +3,6 @@
 # then images list, instances list, wait, logs, stop/start/delete, exit codes and crashes.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
-t_on_exit t_cluster_collect_logs
 t_cluster_up fra:2,was:1
 t_cluster_runtimes
 
@@ -32,6 +31,14 @@ ip1=$(t_json 'd[0]["private_ip"]' <<<"$inst")
 body=$(t_node_curl "$node1" "http://$ip1:8080/") || t_fail "app did not answer on $ip1:8080"
 grep -q 'Hello from nubo' <<<"$body" || t_fail "unexpected app answer: $body"
 t_log "workflow 1 ok: $name1 on $node1 ($ip1) answered: $body"
+# ... and through the URL nubo run printed: the metro's HAProxy, TLS from the cluster's CA.
+url=$(sed -n 's/.*─ url: //p' <<<"$out")
+[[ $url == https://*.fra.nubo.local ]] || t_fail "no https url row for the published port: '$url'"
+fqdn=${url#https://}
+body=$(curl -fsS --cacert "$NUBO_DEVCLUSTER_DIR/ca/ca.pem" --resolve "$fqdn:443:$NUBO_DEVCLUSTER_INGRESS_NET.1" \
+    --max-time 5 --retry 30 --retry-all-errors --retry-delay 1 "$url") || t_fail "$url did not answer through the ingress"
+grep -q "Hello from nubo.*instance $ip1" <<<"$body" || t_fail "unexpected answer through $url: $body"
+t_log "workflow 1: $url answered through the ingress: $body"
 
 images=$("$NUBO" images list)
 echo "$images"
@@ -95,7 +102,10 @@ c=$("$NUBO" instances get hello-crash -o json)
 envj=$(python3 -c 'import json; print(json.dumps({f"K{i}": f"v {i}" for i in range(40)}))')
 t_api POST /v1/instances "{\"image\":\"official/base:latest\",\"name\":\"env-check\",\"memory_mb\":256,\"metro\":\"was\",\"args\":[\"/bin/busybox\",\"env\"],\"env\":$envj}" > /dev/null
 "$NUBO" instances wait env-check --until stopped --timeout 90s > /dev/null || t_fail "env-check did not run to its end"
-envlog=$("$NUBO" instances logs env-check)
+# The console is shipped on its own path; its last lines may trail the stopped report a little.
+env_log_complete() { "$NUBO" instances logs env-check | grep -q '^NUBO_EXIT'; }
+t_wait_for 20 env_log_complete || t_fail "env-check's console never showed NUBO_EXIT"
+envlog=$("$NUBO" instances logs env-check | tr -d '\r')   # a serial console ends lines with CR LF
 for i in 0 17 39; do grep -qx "K$i=v $i" <<<"$envlog" || t_fail "env var K$i missing or mangled in the guest"; done
 [ "$(grep -c '^K[0-9]*=v ' <<<"$envlog")" = 40 ] || t_fail "not all 40 env vars reached the app"
 [ "$("$NUBO" instances get env-check -o json | t_json 'd[0]["exit_code"]')" = 0 ] || t_fail "env-check exit code"
