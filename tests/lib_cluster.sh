@@ -55,5 +55,6 @@ t_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # HTTP from inside a node's network namespace (where private IPs live).
 t_node_curl() { # node url
-    "$DC" exec "$1" curl -sS --max-time 5 --retry 60 --retry-connrefused --retry-delay 1 "$2"
+    # Any error is retried: until the guest answers ARP the connect fails with "no route to host".
+    "$DC" exec "$1" curl -sS --max-time 5 --retry 60 --retry-all-errors --retry-delay 1 "$2"
 }
