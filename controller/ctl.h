@@ -296,6 +296,12 @@ struct ctl_reqinfo {
     size_t body_len;
     struct ctl_user_row user;
 };
+/* A long-poll reply parked until cb fires after timeout_ms (or a change wakes it first). On
+ * failure it has already answered 500 and returns NULL; the caller sets what p waits on and
+ * links it. */
+struct ctl_parked *ctl_park_timed(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
+                                  enum ctl_park_kind kind, int64_t timeout_ms,
+                                  event_callback_fn cb);
 
 /* ---- state.c: the working set ---- */
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err);

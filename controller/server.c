@@ -222,6 +222,30 @@ void ctl_parked_free(struct ctl_parked *p)
     free(p);
 }
 
+struct ctl_parked *ctl_park_timed(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
+                                  enum ctl_park_kind kind, int64_t timeout_ms,
+                                  event_callback_fn cb)
+{
+    struct ctl_parked *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
+        return NULL;
+    }
+    p->kind = kind;
+    p->ctx = ctx;
+    p->req = ri->req;
+    p->route = ri->route;
+    p->start_mono_us = ri->start_us;
+    p->timer = evtimer_new(ctx->base, cb, p);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (p->timer == NULL || evtimer_add(p->timer, &tv) < 0) {
+        ctl_parked_free(p);
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "cannot arm a timer");
+        return NULL;
+    }
+    return p;
+}
+
 static const char *bearer(struct evhttp_request *req)
 {
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");

@@ -1409,24 +1409,10 @@ void ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
         free(text);
         return;
     }
-    struct ctl_parked *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
+    struct ctl_parked *p = ctl_park_timed(ctx, ri, CTL_PARK_INGRESS, timeout_ms, ing_timeout_cb);
+    if (p == NULL)
         return;
-    }
-    p->kind = CTL_PARK_INGRESS;
-    p->ctx = ctx;
-    p->req = ri->req;
-    p->route = ri->route;
-    p->start_mono_us = ri->start_us;
     p->ing = m;
-    p->timer = evtimer_new(ctx->base, ing_timeout_cb, p);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (p->timer == NULL || evtimer_add(p->timer, &tv) < 0) {
-        ctl_parked_free(p);
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "cannot arm a timer");
-        return;
-    }
     ctl_park_link(&m->watches, p);
 }
 
