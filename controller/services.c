@@ -550,8 +550,22 @@ static json_t *svc_not_found(const char *uuid, const char *name)
     return nubo_item_error(uuid, name, 404, msg);
 }
 
-static void svc_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref,
-                           bool del)
+/* What GET/DELETE by reference differ in between service groups and certificates. */
+struct named_ops {
+    const char *collection; /* envelope key */
+    const char *plural;     /* for the one-line error */
+    const char *(*owner)(const void *obj);
+    int (*cmp)(const void *a, const void *b);
+    json_t *(*to_json)(struct ctl_ctx *ctx, const void *obj);
+    void *(*find)(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *uuid, const char *name);
+    json_t *(*not_found)(const char *uuid, const char *name);
+    /* Deletes obj unless something still uses it; returns that item's result either way. */
+    json_t *(*del)(struct ctl_ctx *ctx, void *obj);
+};
+
+/* GET lists the caller's objects of map (all, sorted) or the ones named; DELETE needs names. */
+static void named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref,
+                             bool del, const struct ctl_map *map, const struct named_ops *ops)
 {
     struct nubo_err err = {0};
     bool all;
@@ -561,32 +575,30 @@ static void svc_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const ch
                         err.msg);
         return;
     }
+    if (all && del) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
+                        "delete: name the %s by uuid or name (nothing deleted)", ops->plural);
+        return;
+    }
     json_t *out = json_array();
     if (all) {
-        if (del) {
-            json_decref(out);
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
-                            "delete: name the service groups by uuid or name (nothing deleted)");
-            return;
-        }
-        struct ctl_svc **v = malloc((ctx->svcs.n + 1) * sizeof(*v));
+        void **v = malloc((map->n + 1) * sizeof(*v));
         size_t cnt = 0;
-        ctl_map_foreach(&ctx->svcs, e)
+        ctl_map_foreach(map, e)
         {
-            struct ctl_svc *g = e->val;
-            if (v && strcmp(g->row.owner, ri->user.name) == 0)
-                v[cnt++] = g;
+            if (v && strcmp(ops->owner(e->val), ri->user.name) == 0)
+                v[cnt++] = e->val;
         }
         if (v)
-            qsort(v, cnt, sizeof(*v), cmp_svc);
+            qsort(v, cnt, sizeof(*v), ops->cmp);
         for (size_t i = 0; i < cnt; i++) {
-            json_t *j = svc_json(ctx, v[i]);
+            json_t *j = ops->to_json(ctx, v[i]);
             json_object_del(j, "status");
             json_array_append_new(out, j);
         }
         free(v);
         ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
-                       nubo_envelope_new("success", NULL, "service_groups", out, 0));
+                       nubo_envelope_new("success", NULL, ops->collection, out, 0));
         return;
     }
     size_t i;
@@ -598,38 +610,72 @@ static void svc_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const ch
             json_array_append_new(out, nubo_item_error(NULL, NULL, 400, err.msg));
             continue;
         }
-        struct ctl_svc *g = ctl_svc_find(ctx, &ri->user, uuid, name);
-        if (g == NULL) {
-            json_array_append_new(out, svc_not_found(uuid, name));
-            continue;
-        }
-        if (!del) {
-            json_array_append_new(out, svc_json(ctx, g));
-            continue;
-        }
-        if (g->n_instances > 0) {
-            char msg[400];
-            snprintf(msg, sizeof(msg),
-                     "service group %s has %zu instance(s) attached (e.g. %s); delete them first",
-                     g->row.name, g->n_instances, g->inst_head->row.name);
-            json_array_append_new(out, nubo_item_error(g->row.uuid, g->row.name, 409, msg));
-            continue;
-        }
-        if (ctl_store_begin(&ctx->store, &err) < 0 ||
-            ctl_store_svc_delete(&ctx->store, g->row.uuid, &err) < 0 ||
-            ctl_store_commit(&ctx->store, &err) < 0) {
-            ctl_store_rollback(&ctx->store);
-            json_array_append_new(out, nubo_item_error(g->row.uuid, g->row.name, 500, err.msg));
-            continue;
-        }
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "status", "success", "uuid",
-                                             g->row.uuid, "name", g->row.name));
-        char metro[NUBO_NAME_MAX + 1];
-        memcpy(metro, g->row.metro, sizeof(metro));
-        ctl_svc_forget(ctx, g);
-        ctl_ingress_bump(ctx, metro);
+        void *obj = ops->find(ctx, ri, uuid, name);
+        if (obj == NULL)
+            json_array_append_new(out, ops->not_found(uuid, name));
+        else
+            json_array_append_new(out, del ? ops->del(ctx, obj) : ops->to_json(ctx, obj));
     }
-    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "service_groups", out);
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, ops->collection, out);
+}
+
+static const char *svc_owner(const void *obj)
+{
+    return ((const struct ctl_svc *)obj)->row.owner;
+}
+
+static json_t *svc_json_any(struct ctl_ctx *ctx, const void *obj)
+{
+    return svc_json(ctx, obj);
+}
+
+static void *svc_find_any(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *uuid,
+                          const char *name)
+{
+    return ctl_svc_find(ctx, &ri->user, uuid, name);
+}
+
+static json_t *svc_delete_one(struct ctl_ctx *ctx, void *obj)
+{
+    struct ctl_svc *g = obj;
+    struct nubo_err err = {0};
+    if (g->n_instances > 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg),
+                 "service group %s has %zu instance(s) attached (e.g. %s); delete them first",
+                 g->row.name, g->n_instances, g->inst_head->row.name);
+        return nubo_item_error(g->row.uuid, g->row.name, 409, msg);
+    }
+    if (ctl_store_begin(&ctx->store, &err) < 0 ||
+        ctl_store_svc_delete(&ctx->store, g->row.uuid, &err) < 0 ||
+        ctl_store_commit(&ctx->store, &err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        return nubo_item_error(g->row.uuid, g->row.name, 500, err.msg);
+    }
+    json_t *ok = json_pack("{s:s, s:s, s:s}", "status", "success", "uuid", g->row.uuid, "name",
+                           g->row.name);
+    char metro[NUBO_NAME_MAX + 1];
+    memcpy(metro, g->row.metro, sizeof(metro));
+    ctl_svc_forget(ctx, g);
+    ctl_ingress_bump(ctx, metro);
+    return ok;
+}
+
+static const struct named_ops svc_ops = {
+    .collection = "service_groups",
+    .plural = "service groups",
+    .owner = svc_owner,
+    .cmp = cmp_svc,
+    .to_json = svc_json_any,
+    .find = svc_find_any,
+    .not_found = svc_not_found,
+    .del = svc_delete_one,
+};
+
+static void svc_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref,
+                           bool del)
+{
+    named_get_delete(ctx, ri, pref, del, &ctx->svcs, &svc_ops);
 }
 
 /* Apply one PATCH operation to a copy of g's row. */
@@ -1059,89 +1105,71 @@ static int cmp_cert(const void *a, const void *b)
     return strcmp(x->row.uuid, y->row.uuid);
 }
 
+static const char *cert_owner(const void *obj)
+{
+    return ((const struct ctl_cert *)obj)->row.owner;
+}
+
+static json_t *cert_json_any(struct ctl_ctx *ctx, const void *obj)
+{
+    return cert_json(ctx, obj);
+}
+
+static void *cert_find_any(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *uuid,
+                           const char *name)
+{
+    return cert_find(ctx, ri->user.name, uuid, name);
+}
+
+static json_t *cert_not_found(const char *uuid, const char *name)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "certificate %s not found", uuid[0] ? uuid : name);
+    return nubo_item_error(uuid, name, 404, msg);
+}
+
+static json_t *cert_delete_one(struct ctl_ctx *ctx, void *obj)
+{
+    struct ctl_cert *c = obj;
+    struct nubo_err err = {0};
+    const struct ctl_svc *by = NULL;
+    if (cert_used(ctx, c, &by)) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "certificate %s is used by service group %s; remove that domain first",
+                 c->row.name, by->row.name);
+        return nubo_item_error(c->row.uuid, c->row.name, 409, msg);
+    }
+    if (ctl_store_begin(&ctx->store, &err) < 0 ||
+        ctl_store_cert_delete(&ctx->store, c->row.uuid, &err) < 0 ||
+        ctl_store_commit(&ctx->store, &err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        return nubo_item_error(c->row.uuid, c->row.name, 500, err.msg);
+    }
+    json_t *ok = json_pack("{s:s, s:s, s:s}", "status", "success", "uuid", c->row.uuid, "name",
+                           c->row.name);
+    char key[NUBO_API_USER_MAX + NUBO_NAME_MAX + 2];
+    owner_key(key, sizeof(key), c->row.owner, c->row.name);
+    ctl_map_del(&ctx->certs, c->row.uuid);
+    ctl_map_del(&ctx->cert_names, key);
+    cert_destroy(c);
+    return ok;
+}
+
+static const struct named_ops cert_ops = {
+    .collection = "certificates",
+    .plural = "certificates",
+    .owner = cert_owner,
+    .cmp = cmp_cert,
+    .to_json = cert_json_any,
+    .find = cert_find_any,
+    .not_found = cert_not_found,
+    .del = cert_delete_one,
+};
+
 static void cert_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref, bool del)
 {
-    struct nubo_err err = {0};
-    bool all;
-    cleanup_json json_t *refs = collect_refs(ctx, ri, pref, &all, &err);
-    if (refs == NULL) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                        err.msg);
-        return;
-    }
-    json_t *out = json_array();
-    if (all) {
-        if (del) {
-            json_decref(out);
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
-                            "delete: name the certificates by uuid or name (nothing deleted)");
-            return;
-        }
-        struct ctl_cert **v = malloc((ctx->certs.n + 1) * sizeof(*v));
-        size_t cnt = 0;
-        ctl_map_foreach(&ctx->certs, e)
-        {
-            struct ctl_cert *c = e->val;
-            if (v && strcmp(c->row.owner, ri->user.name) == 0)
-                v[cnt++] = c;
-        }
-        if (v)
-            qsort(v, cnt, sizeof(*v), cmp_cert);
-        for (size_t i = 0; i < cnt; i++) {
-            json_t *j = cert_json(ctx, v[i]);
-            json_object_del(j, "status");
-            json_array_append_new(out, j);
-        }
-        free(v);
-        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
-                       nubo_envelope_new("success", NULL, "certificates", out, 0));
-        return;
-    }
-    size_t i;
-    json_t *e;
-    json_array_foreach(refs, i, e)
-    {
-        char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_NAME_MAX + 1];
-        if (ref_of(e, i, uuid, name, &err) < 0) {
-            json_array_append_new(out, nubo_item_error(NULL, NULL, 400, err.msg));
-            continue;
-        }
-        struct ctl_cert *c = cert_find(ctx, ri->user.name, uuid, name);
-        if (c == NULL) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "certificate %s not found", uuid[0] ? uuid : name);
-            json_array_append_new(out, nubo_item_error(uuid, name, 404, msg));
-            continue;
-        }
-        if (!del) {
-            json_array_append_new(out, cert_json(ctx, c));
-            continue;
-        }
-        const struct ctl_svc *by = NULL;
-        if (cert_used(ctx, c, &by)) {
-            char msg[300];
-            snprintf(msg, sizeof(msg),
-                     "certificate %s is used by service group %s; remove that domain first",
-                     c->row.name, by->row.name);
-            json_array_append_new(out, nubo_item_error(c->row.uuid, c->row.name, 409, msg));
-            continue;
-        }
-        if (ctl_store_begin(&ctx->store, &err) < 0 ||
-            ctl_store_cert_delete(&ctx->store, c->row.uuid, &err) < 0 ||
-            ctl_store_commit(&ctx->store, &err) < 0) {
-            ctl_store_rollback(&ctx->store);
-            json_array_append_new(out, nubo_item_error(c->row.uuid, c->row.name, 500, err.msg));
-            continue;
-        }
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "status", "success", "uuid",
-                                             c->row.uuid, "name", c->row.name));
-        char key[NUBO_API_USER_MAX + NUBO_NAME_MAX + 2];
-        owner_key(key, sizeof(key), c->row.owner, c->row.name);
-        ctl_map_del(&ctx->certs, c->row.uuid);
-        ctl_map_del(&ctx->cert_names, key);
-        cert_destroy(c);
-    }
-    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "certificates", out);
+    named_get_delete(ctx, ri, pref, del, &ctx->certs, &cert_ops);
 }
 
 void ctl_handle_certificates(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
