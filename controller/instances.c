@@ -167,6 +167,23 @@ static int collect_items(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, enum nubo_
     return 0;
 }
 
+/* collect_items for an action that must name its instances, never all of them: on failure it
+ * has replied (all_msg when none were named) and returns -1. */
+static int collect_named(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, enum nubo_item_kind kind,
+                         const char *path_ref, const char *all_msg, struct nubo_item **items,
+                         size_t *n)
+{
+    struct nubo_err err = {0};
+    bool all, details;
+    if (collect_items(ctx, ri, kind, path_ref, items, n, &all, &details, &err) < 0 ||
+        (all && nubo_error_http(&err, 400, "%s", all_msg) < 0)) {
+        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
+                        err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static json_t *not_found(const struct nubo_item *it)
 {
     char msg[160];
@@ -313,17 +330,12 @@ static void park_wait(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_wa
 
 static void do_wait(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref)
 {
-    struct nubo_err err = {0};
     cleanup_free struct nubo_item *items = NULL;
     size_t n;
-    bool all, details;
     ri->route = CTL_R_INST_WAIT;
-    if (collect_items(ctx, ri, NUBO_ITEM_WAIT, path_ref, &items, &n, &all, &details, &err) < 0 ||
-        (all && nubo_error_http(&err, 400, "wait: name the instances by uuid or name") < 0)) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                        err.msg);
+    if (collect_named(ctx, ri, NUBO_ITEM_WAIT, path_ref,
+                      "wait: name the instances by uuid or name", &items, &n) < 0)
         return;
-    }
     struct ctl_wait_item *w = calloc(n + 1, sizeof(*w));
     if (w == NULL) {
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
@@ -364,16 +376,13 @@ static void do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
     struct nubo_err err = {0};
     cleanup_free struct nubo_item *items = NULL;
     size_t n;
-    bool all, details;
     ri->route = start ? CTL_R_INST_START : CTL_R_INST_STOP;
     enum nubo_item_kind kind = start ? NUBO_ITEM_START : NUBO_ITEM_STOP;
-    if (collect_items(ctx, ri, kind, path_ref, &items, &n, &all, &details, &err) < 0 ||
-        (all && nubo_error_http(&err, 400, "%s: name the instances by uuid or name",
-                                start ? "start" : "stop") < 0)) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                        err.msg);
+    if (collect_named(ctx, ri, kind, path_ref,
+                      start ? "start: name the instances by uuid or name"
+                            : "stop: name the instances by uuid or name",
+                      &items, &n) < 0)
         return;
-    }
     cleanup_free struct ctl_instance **found = calloc(n + 1, sizeof(*found));
     cleanup_free bool *change = calloc(n + 1, sizeof(bool));
     if (!found || !change) {
@@ -533,16 +542,11 @@ static void do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *p
     struct nubo_err err = {0};
     cleanup_free struct nubo_item *items = NULL;
     size_t n;
-    bool all, details;
     ri->route = CTL_R_INST_DELETE;
-    if (collect_items(ctx, ri, NUBO_ITEM_REF, path_ref, &items, &n, &all, &details, &err) < 0 ||
-        (all &&
-         nubo_error_http(&err, 400,
-                         "delete: name the instances by uuid or name (nothing deleted)") < 0)) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                        err.msg);
+    if (collect_named(ctx, ri, NUBO_ITEM_REF, path_ref,
+                      "delete: name the instances by uuid or name (nothing deleted)", &items,
+                      &n) < 0)
         return;
-    }
     cleanup_free struct ctl_instance **v = calloc(n + 1, sizeof(*v));
     if (v == NULL) {
         ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
@@ -582,17 +586,12 @@ static void do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *p
 
 static void do_log(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref)
 {
-    struct nubo_err err = {0};
     cleanup_free struct nubo_item *items = NULL;
     size_t n;
-    bool all, details;
     ri->route = CTL_R_INST_LOG;
-    if (collect_items(ctx, ri, NUBO_ITEM_LOG, path_ref, &items, &n, &all, &details, &err) < 0 ||
-        (all && nubo_error_http(&err, 400, "log: name the instances by uuid or name") < 0)) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                        err.msg);
+    if (collect_named(ctx, ri, NUBO_ITEM_LOG, path_ref,
+                      "log: name the instances by uuid or name", &items, &n) < 0)
         return;
-    }
     json_t *out = json_array();
     for (size_t i = 0; i < n; i++) {
         struct ctl_instance *in = ctl_instance_find(ctx, &ri->user, items[i].uuid, items[i].name);
