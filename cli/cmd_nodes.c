@@ -49,6 +49,37 @@ static int list_generic(struct cli_ctx *ctx, const char *cmd, const char *path,
     return 0;
 }
 
+/* `<cmd> get|rm WHO` for services and certificates: one reference, one item back. */
+static int get_or_remove(struct cli_ctx *ctx, const char *cmd, const char *path,
+                         const char *collection, bool get, const char *who)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "%s %s", cmd, get ? "get" : "rm");
+    json_t *body = json_pack("[{s:s}]", nubo_uuid_valid(who) ? "uuid" : "name", who);
+    struct nubo_err err = {0};
+    json_t *resp = NULL;
+    int rc = cli_api(ctx, get ? "GET" : "DELETE", path, body, &resp, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(ctx, what, &err);
+    json_t *items = cli_api_items(resp, collection);
+    json_t *it = json_array_get(items, 0);
+    const char *ie = cli_item_error(it);
+    if (ie) {
+        nubo_error(&err, 0, "%s: %s", who, ie);
+        json_decref(resp);
+        return cli_fail(ctx, what, &err);
+    }
+    if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (get)
+        cli_render_object(ctx->o, it);
+    else if (!ctx->quiet)
+        fprintf(ctx->o, "removed %s\n", who);
+    json_decref(resp);
+    return 0;
+}
+
 static void render_metros_adapter(FILE *f, json_t *items, int64_t now)
 {
     (void)now;
@@ -247,29 +278,7 @@ int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
     if (optind + 1 >= argc)
         return cli_usage(ctx, "services", "%s needs a service name or uuid", sub);
     const char *who = argv[optind + 1];
-    json_t *body = json_pack("[{s:s}]", nubo_uuid_valid(who) ? "uuid" : "name", who);
-    struct nubo_err err = {0};
-    json_t *resp = NULL;
-    rc = cli_api(ctx, get ? "GET" : "DELETE", "/v1/services", body, &resp, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(ctx, get ? "services get" : "services rm", &err);
-    json_t *items = cli_api_items(resp, "service_groups");
-    json_t *it = json_array_get(items, 0);
-    const char *ie = cli_item_error(it);
-    if (ie) {
-        nubo_error(&err, 0, "%s: %s", who, ie);
-        json_decref(resp);
-        return cli_fail(ctx, get ? "services get" : "services rm", &err);
-    }
-    if (ctx->out == CLI_OUT_JSON)
-        cli_print_json(ctx->o, items);
-    else if (get)
-        cli_render_object(ctx->o, it);
-    else if (!ctx->quiet)
-        fprintf(ctx->o, "removed %s\n", who);
-    json_decref(resp);
-    return 0;
+    return get_or_remove(ctx, "services", "/v1/services", "service_groups", get, who);
 }
 
 /* ---- nubo certificates list|get|create|rm ---- */
@@ -407,28 +416,5 @@ int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv)
     if (optind + 1 >= argc)
         return cli_usage(ctx, "certificates", "%s needs a certificate name or uuid", sub);
     const char *who = argv[optind + 1];
-    json_t *body = json_pack("[{s:s}]", nubo_uuid_valid(who) ? "uuid" : "name", who);
-    struct nubo_err err = {0};
-    json_t *resp = NULL;
-    const char *cmd = get ? "certificates get" : "certificates rm";
-    rc = cli_api(ctx, get ? "GET" : "DELETE", "/v1/certificates", body, &resp, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(ctx, cmd, &err);
-    json_t *items = cli_api_items(resp, "certificates");
-    json_t *it = json_array_get(items, 0);
-    const char *ie = cli_item_error(it);
-    if (ie) {
-        nubo_error(&err, 0, "%s: %s", who, ie);
-        json_decref(resp);
-        return cli_fail(ctx, cmd, &err);
-    }
-    if (ctx->out == CLI_OUT_JSON)
-        cli_print_json(ctx->o, items);
-    else if (get)
-        cli_render_object(ctx->o, it);
-    else if (!ctx->quiet)
-        fprintf(ctx->o, "removed %s\n", who);
-    json_decref(resp);
-    return 0;
+    return get_or_remove(ctx, "certificates", "/v1/certificates", "certificates", get, who);
 }
