@@ -3,11 +3,11 @@
 #include "ingress_core.h"
 
 #include <curl/curl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon_opts.h"
 #include "log.h"
 
 /* The one piece of global state: set by the signal handler, read through d.stopping. */
@@ -19,43 +19,13 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: nubo-ingress --config FILE [--log-level error|warn|info|debug]\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *config = NULL;
     enum nubo_log_level level = NUBO_LOG_INFO;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"log-level", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'l':
-            if (log_level_parse(optarg, &level) < 0) {
-                fprintf(stderr, "nubo-ingress: unknown log level %s\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!config) {
-        usage(stderr);
-        return 2;
-    }
+    int orc = nubo_daemon_opts("nubo-ingress", argc, argv, &config, &level);
+    if (orc >= 0)
+        return orc;
     log_init("nubo-ingress", level);
     struct ing_daemon d;
     memset(&d, 0, sizeof(d));
