@@ -296,6 +296,10 @@ struct ctl_reqinfo {
     size_t body_len;
     struct ctl_user_row user;
 };
+/* Rebuilds in ri the request p parked, to re-run it once what it waited on arrived; q is an
+ * empty query list the caller owns. */
+void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p,
+                           enum evhttp_cmd_type method, struct evkeyvalq *q);
 /* A long-poll reply parked until cb fires after timeout_ms (or a change wakes it first). On
  * failure it has already answered 500 and returns NULL; the caller sets what p waits on and
  * links it. */

@@ -449,16 +449,9 @@ void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
 
 void ctl_images_resume(struct ctl_ctx *ctx, struct ctl_parked *p)
 {
-    struct ctl_reqinfo ri = {0};
+    struct ctl_reqinfo ri;
     struct evkeyvalq q;
-    TAILQ_INIT(&q);
-    ri.req = p->req;
-    ri.start_us = p->start_mono_us;
-    ri.method = EVHTTP_REQ_GET;
-    ri.query = &q;
-    ri.body = p->body;
-    ri.body_len = p->body_len;
-    ri.user = p->user;
+    ctl_reqinfo_of_parked(&ri, p, EVHTTP_REQ_GET, &q);
     ri.route = CTL_R_IMAGES;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(p->req);
     const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;

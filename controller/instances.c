@@ -1177,16 +1177,9 @@ done:
 
 void ctl_create_resume(struct ctl_ctx *ctx, struct ctl_parked *p)
 {
-    struct ctl_reqinfo ri = {0};
+    struct ctl_reqinfo ri;
     struct evkeyvalq q;
-    TAILQ_INIT(&q);
-    ri.req = p->req;
-    ri.start_us = p->start_mono_us;
-    ri.method = EVHTTP_REQ_POST;
-    ri.query = &q;
-    ri.body = p->body;
-    ri.body_len = p->body_len;
-    ri.user = p->user;
+    ctl_reqinfo_of_parked(&ri, p, EVHTTP_REQ_POST, &q);
     snprintf(ri.path, sizeof(ri.path), "/v1/instances");
     do_create(ctx, &ri, p);
 }

@@ -222,6 +222,20 @@ void ctl_parked_free(struct ctl_parked *p)
     free(p);
 }
 
+void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p,
+                           enum evhttp_cmd_type method, struct evkeyvalq *q)
+{
+    memset(ri, 0, sizeof(*ri));
+    TAILQ_INIT(q);
+    ri->req = p->req;
+    ri->start_us = p->start_mono_us;
+    ri->method = method;
+    ri->query = q;
+    ri->body = p->body;
+    ri->body_len = p->body_len;
+    ri->user = p->user;
+}
+
 struct ctl_parked *ctl_park_timed(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
                                   enum ctl_park_kind kind, int64_t timeout_ms,
                                   event_callback_fn cb)
