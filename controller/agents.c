@@ -535,19 +535,7 @@ static void log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t off
             return;
         lt->cap = cap;
     }
-    if (len >= lt->cap) {
-        data += len - lt->cap;
-        lt->start += (int64_t)(lt->len + len - lt->cap);
-        len = lt->cap;
-        lt->len = 0;
-    } else if (lt->len + len > lt->cap) {
-        size_t drop = lt->len + len - lt->cap;
-        memmove(lt->buf, lt->buf + drop, lt->len - drop);
-        lt->len -= drop;
-        lt->start += (int64_t)drop;
-    }
-    memcpy(lt->buf + lt->len, data, len);
-    lt->len += len;
+    ctl_logtail_push(lt, data, len);
     in->log_dirty = true;
 }
 

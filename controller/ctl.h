@@ -99,6 +99,8 @@ struct ctl_logtail {
     size_t len, cap;
     int64_t start; /* stream offset of buf[0] */
 };
+/* Appends len bytes to lt (buf allocated), keeping only the newest cap bytes. */
+void ctl_logtail_push(struct ctl_logtail *lt, const void *data, size_t len);
 
 struct ctl_instance {
     struct ctl_instance_row row; /* intent, as stored */

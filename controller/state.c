@@ -145,6 +145,24 @@ static int instance_cb(void *arg, struct ctl_instance_row *row,
     return 0;
 }
 
+void ctl_logtail_push(struct ctl_logtail *lt, const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    if (len >= lt->cap) {
+        d += len - lt->cap;
+        lt->start += (int64_t)(lt->len + len - lt->cap);
+        len = lt->cap;
+        lt->len = 0;
+    } else if (lt->len + len > lt->cap) {
+        size_t drop = lt->len + len - lt->cap;
+        memmove(lt->buf, lt->buf + drop, lt->len - drop);
+        lt->len -= drop;
+        lt->start += (int64_t)drop;
+    }
+    memcpy(lt->buf + lt->len, d, len);
+    lt->len += len;
+}
+
 /* Console chunks arrive by instance and offset: append each to the tail (which keeps the
  * newest log_tail_bytes), starting over at a gap. */
 static int logchunk_cb(void *arg, const char *uuid, int64_t offset, const void *data, size_t len)
@@ -173,19 +191,7 @@ static int logchunk_cb(void *arg, const char *uuid, int64_t offset, const void *
         data = (const unsigned char *)data + (end - offset);
         len -= (size_t)(end - offset);
     }
-    if (len >= lt->cap) {
-        data = (const unsigned char *)data + (len - lt->cap);
-        lt->start += (int64_t)(lt->len + len - lt->cap);
-        len = lt->cap;
-        lt->len = 0;
-    } else if (lt->len + len > lt->cap) {
-        size_t drop = lt->len + len - lt->cap;
-        memmove(lt->buf, lt->buf + drop, lt->len - drop);
-        lt->len -= drop;
-        lt->start += (int64_t)drop;
-    }
-    memcpy(lt->buf + lt->len, data, len);
-    lt->len += len;
+    ctl_logtail_push(lt, data, len);
     in->log_saved_end = lt->start + (int64_t)lt->len;
     return 0;
 }
