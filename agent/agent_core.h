@@ -13,6 +13,7 @@
 
 #include "agent.h" /* proto/agent.h: the controller protocol types */
 #include "error.h"
+#include "oci_image.h" /* common/: NUBO_IMAGE_USER_MAX */
 #include "registry.h"
 #include "util.h"
 
@@ -160,6 +161,7 @@ struct agent_image {
     char kernel[AGENT_PATH_MAX];
     char initrd[AGENT_PATH_MAX]; /* "" when none */
     char **cmd, **env, **labels; /* NULL-terminated */
+    char user[NUBO_IMAGE_USER_MAX + 1]; /* config.User, "" = the runtime's default */
     bool linux_kernel;           /* a Linux kernel: env.vars goes in the compact form */
     uint64_t size_bytes;
     int refs;                    /* instances using it */

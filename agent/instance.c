@@ -296,6 +296,14 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
         sb_sep(&b);
         sb_str(&b, t);
     }
+    if (img && img->linux_kernel && img->user[0]) {
+        /* The image's config.User for nubo's Linux /init (which runs the app unprivileged
+         * unless told otherwise); dotted, so the kernel leaves it alone. Checked at pull:
+         * [A-Za-z0-9_.-] and one ':'. */
+        sb_sep(&b);
+        sb_str(&b, "nubo.user=");
+        sb_str(&b, img->user);
+    }
     if (a->private_ip[0]) {
         char t[128];
         snprintf(t, sizeof(t), "netdev.ip=%s/%lld:%s:%s", a->private_ip, (long long)a->prefix,
