@@ -255,9 +255,12 @@ char *agent_fw_guest_del(const char *tap)
     if (!fw_tap_ok(tap))
         return NULL;
     char *text = NULL;
-    /* nft 1.0.6 has no "destroy": add what may be missing, then delete it, so removing a
-     * guest that has no rules is not an error. */
+    /* nft 1.0.6 has no "destroy": add what may be missing (down to the table: a tap may go
+     * before the node ruleset was ever installed), then delete it, so removing a guest that
+     * has no rules is not an error. */
     if (asprintf(&text,
+                 "add table bridge " FW_TABLE "\n"
+                 "add map bridge " FW_TABLE " guests { type ifname : verdict; }\n"
                  "add chain bridge " FW_TABLE " guest_%s\n"
                  "add element bridge " FW_TABLE " guests { \"%s\" : jump guest_%s }\n"
                  "delete element bridge " FW_TABLE " guests { \"%s\" }\n"

@@ -172,6 +172,12 @@ int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct n
     char *en[] = {"ip", "link", "set", "dev", t, "master", br, "up", NULL};
     if (agent_run(ns, en, err) < 0)
         return nubo_error_wrap(err, "cannot attach tap %s to bridge %s", t, br);
+    /* A second fence behind the nftables rules: the bridge itself forwards nothing between
+     * isolated ports. */
+    char *iso[] = {"ip", "link", "set", "dev", t, "type", "bridge_slave", "isolated", "on", NULL};
+    struct nubo_err e = {0};
+    if (agent_run(ns, iso, &e) < 0)
+        log_warnx("tap %s: cannot isolate the bridge port (the rules still hold): %s", t, e.msg);
     return 0;
 }
 

@@ -131,6 +131,9 @@ for what in "source MAC is not" "ARP for an address" "source IP is not"; do
     t_log "probe chain: $n packets dropped ($what)"
 done
 grep -q "ether saddr != 02:6e:" <<<"$chain" || t_fail "the chain does not pin the probe's MAC"
+for tap in "$ptap" "$ttap"; do
+    ip -n "$NS" -d link show dev "$tap" | grep -q 'isolated on' || t_fail "bridge port $tap is not isolated"
+done
 inet=$(ip netns exec "$NS" nft list table inet nubo_agent)
 for what in "guests reach no host service" "egress = none"; do
     n=$(sed -n "s/.*counter packets \([0-9]*\) .*$what.*/\1/p" <<<"$inet")

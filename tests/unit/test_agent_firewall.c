@@ -155,6 +155,13 @@ static int kernel_roundtrip(void)
     if (unshare(CLONE_NEWNET) < 0)
         return errno == EPERM ? 77 : 1;
     struct nubo_err err = {0};
+    /* a tap going before the node ruleset was ever installed */
+    char *early = agent_fw_guest_del(guests[0].tap);
+    if (agent_fw_apply("", early, &err) < 0) {
+        fprintf(stderr, "early del: %s\n", err.msg);
+        return 10;
+    }
+    free(early);
     struct agent_fw_node n = node_none();
     char *t = agent_fw_ruleset(&n, guests, 1);
     if (agent_fw_apply("", t, &err) < 0) {
