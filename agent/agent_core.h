@@ -145,6 +145,8 @@ const char *agent_image_label(const struct agent_image *img, const char *key);
 /* True when path is a Linux kernel: a bzImage ("HdrS" boot header) or an ELF with a
  * "Linux" note (vmlinux). */
 bool agent_kernel_is_linux(const char *path);
+/* Bytes a file takes on disk (its size, or its blocks when more). */
+uint64_t agent_file_disk_bytes(const char *path);
 /* Blocking pull into the cache directory (worker thread); exposed for tests. */
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                               const char *digest, const char *final_dir, struct nubo_err *err);

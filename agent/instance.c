@@ -51,6 +51,7 @@ static void set_msg(struct agent_instance *in, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
     va_end(ap);
+    nubo_scrub_paths(in->msg);
 }
 
 void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out)
@@ -385,6 +386,8 @@ static void fail_start(struct agent *ag, struct agent_instance *in, const char *
     vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
     va_end(ap);
     log_warnx("instance %s: %s", in->uuid, in->msg);
+    /* The message reaches the tenant: the operator's log above keeps the host paths. */
+    nubo_scrub_paths(in->msg);
     in->op = AGENT_OP_NONE;
     in->pending_create = false;
     in->r.state = NUBO_STATE_STOPPED;
@@ -660,6 +663,23 @@ static void on_image(struct agent *ag, void *opaque, struct agent_image *img, co
     if (!img) {
         fail_start(ag, in, "cannot pull image %s for instance %s: %s", in->a.image, in->uuid,
                    error);
+        agent_reconcile(ag, in);
+        return;
+    }
+    /* qemu holds the kernel and initrd in its own memory and copies them into the guest's: an
+     * image larger than the instance's memory cannot boot, and would cost the node far more
+     * than the instance's memory_mb (a 512 MiB kernel in a 16 MiB instance: 1.6 GB RSS). */
+    int64_t mem_mb = in->a.memory_mb > 0 ? in->a.memory_mb : 128;
+    uint64_t boot_bytes = agent_file_disk_bytes(img->kernel) +
+                          (img->initrd[0] ? agent_file_disk_bytes(img->initrd) : 0);
+    if (boot_bytes > (uint64_t)mem_mb << 20) {
+        agent_image_unref(ag, img);
+        fail_start(ag, in,
+                   "image %s needs %llu MiB for its kernel and initrd, more than the %lld MiB "
+                   "of memory of instance %s: give it more memory (memory_mb) or use a "
+                   "smaller image",
+                   in->a.image, (unsigned long long)((boot_bytes + (1u << 20) - 1) >> 20),
+                   (long long)mem_mb, in->uuid);
         agent_reconcile(ag, in);
         return;
     }
