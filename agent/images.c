@@ -216,8 +216,9 @@ int agent_images_init(struct agent *ag, struct nubo_err *err)
     snprintf(p, sizeof(p), "%s/images", ag->cfg.cache_dir);
     if (nubo_mkdir_p(p, 0755, err) < 0)
         return nubo_error_wrap(err, "image cache");
-    /* qemu runs as its own user and must reach the kernel files. */
+    /* qemu runs as its own user and must reach the kernel files (the agent's umask is 077). */
     chmod(ag->cfg.cache_dir, 0755);
+    chmod(p, 0755);
     snprintf(p, sizeof(p), "%s/tmp", ag->cfg.cache_dir);
     rm_rf(p); /* half-finished pulls of a previous run */
     if (nubo_mkdir_p(p, 0755, err) < 0)
@@ -331,8 +332,11 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/%s.%s", c->cache_dir, digest + 7, rnd);
     uint64_t ksize = 0, isize = 0;
     json_t *meta = NULL;
-    if (nubo_mkdir_p(tmpdir, 0755, err) < 0)
+    if (nubo_mkdir_p(tmpdir, 0755, err) < 0 || chmod(tmpdir, 0755) < 0) {
+        if (err->msg[0] == '\0')
+            nubo_error(err, errno, "cannot open the image directory to qemu");
         goto out;
+    }
     if (!info.kernel_digest[0]) {
         nubo_error(err, 0, "image %s@%s has no kernel layer (annotation %s)", repo, digest,
                    NUBO_ANNOT_KERNEL);

@@ -1,10 +1,12 @@
 /* sqlite3 store: schema migrations, prepared statements, row codecs; see store.h. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -177,6 +179,18 @@ int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct
         return -1;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    /* The database holds private keys, instance env and token hashes: 0600 whatever umask
+     * made it (or an older nubo left); sqlite gives -wal and -shm the database's mode. */
+    if (chmod(path, 0600) < 0 && errno != ENOENT) {
+        nubo_error(err, errno, "cannot make the database %s private (chmod 0600)", path);
+        ctl_store_close(s);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        char side[4096];
+        if (nubo_snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal") == 0)
+            chmod(side, 0600);
+    }
     /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
      * survives power loss at the price of an fsync per commit. */
     if (exec_sql(s, "PRAGMA journal_mode=WAL", err) < 0 ||
