@@ -469,7 +469,7 @@ static int write_env_file(struct agent_instance *in, char *path, size_t size,
 static void env_file_remove(struct agent_instance *in)
 {
     char p[AGENT_PATH_MAX + 64];
-    if (nubo_snprintf(p, sizeof(p), "%s/env", in->con.dir) == 0)
+    if (nubo_snprintf(p, sizeof(p), "%s/env", in->con.dir) >= 0)
         unlink(p);
 }
 

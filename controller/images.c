@@ -169,7 +169,7 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
                 char full[NUBO_IMAGE_REF_MAX];
                 struct nubo_err derr = {0};
                 if (err.http_status == 400 &&
-                    nubo_snprintf(full, sizeof(full), "%s@%s", j->repo, digest) == 0 &&
+                    nubo_snprintf(full, sizeof(full), "%s@%s", j->repo, digest) >= 0 &&
                     (ctl_store_begin(&ctx->store, &derr) < 0 ||
                      ctl_store_image_delete(&ctx->store, full, &derr) < 0 ||
                      ctl_store_commit(&ctx->store, &derr) < 0)) {

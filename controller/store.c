@@ -188,7 +188,7 @@ int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct
     }
     for (int i = 0; i < 2; i++) {
         char side[4096];
-        if (nubo_snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal") == 0)
+        if (nubo_snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal") >= 0)
             chmod(side, 0600);
     }
     /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
