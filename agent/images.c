@@ -301,9 +301,11 @@ static int pull_layer(const struct agent_config *c, const char *repo, const char
         return nubo_error_wrap(err, "%s layer %s", name, digest);
     int rc = nubo_oci_extract_layer_file(tar, want, out, max_unpacked, err);
     unlink(tar);
-    if (rc < 0)
+    if (rc < 0 && err->http_status == 413)
         return nubo_error_wrap(err, "%s layer %s (the node unpacks at most %lld MiB per image)",
                                name, digest, (long long)c->max_image_mb);
+    if (rc < 0)
+        return nubo_error_wrap(err, "%s layer %s", name, digest);
     chmod(out, 0644);
     *unpacked_out = agent_file_disk_bytes(out);
     return 0;
