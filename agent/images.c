@@ -287,8 +287,8 @@ void agent_image_unref(struct agent *ag, struct agent_image *img)
 /* Download a layer (at most max_image_mb compressed) and unpack its one file, refusing to
  * write more than max_unpacked bytes; *unpacked_out is what the file takes on disk. */
 static int pull_layer(const struct agent_config *c, const char *repo, const char *digest,
-                      const char *want, const char *tmpdir, const char *name,
-                      uint64_t max_unpacked, uint64_t *unpacked_out, struct nubo_err *err)
+                      const char *want, const char *tmpdir, const char *name, uint64_t max_unpacked,
+                      uint64_t *unpacked_out, struct nubo_err *err)
 {
     char tar[AGENT_PATH_MAX + 64], out[AGENT_PATH_MAX + 64];
     snprintf(tar, sizeof(tar), "%s/%s.tar", tmpdir, name);
@@ -296,8 +296,8 @@ static int pull_layer(const struct agent_config *c, const char *repo, const char
     cleanup_close int fd = open(tar, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return nubo_error(err, errno, "cannot create the %s layer file", name);
-    if (nubo_registry_get_blob_fd(&c->registry, repo, digest, fd,
-                                  (uint64_t)c->max_image_mb << 20, NULL, err) < 0)
+    if (nubo_registry_get_blob_fd(&c->registry, repo, digest, fd, (uint64_t)c->max_image_mb << 20,
+                                  NULL, err) < 0)
         return nubo_error_wrap(err, "%s layer %s", name, digest);
     int rc = nubo_oci_extract_layer_file(tar, want, out, max_unpacked, err);
     unlink(tar);
@@ -350,12 +350,12 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                    &ksize, err) < 0)
         goto out;
     if (info.initrd_digest[0] &&
-        (ksize >= max_unpacked ||
-         pull_layer(c, repo, info.initrd_digest, NUBO_PATH_INITRD, tmpdir, "initrd",
-                    max_unpacked - ksize, &isize, err) < 0)) {
+        (ksize >= max_unpacked || pull_layer(c, repo, info.initrd_digest, NUBO_PATH_INITRD, tmpdir,
+                                             "initrd", max_unpacked - ksize, &isize, err) < 0)) {
         if (ksize >= max_unpacked)
-            nubo_error_http(err, 413, "image %s@%s: its kernel alone fills the node's %lld MiB limit",
-                            repo, digest, (long long)c->max_image_mb);
+            nubo_error_http(err, 413,
+                            "image %s@%s: its kernel alone fills the node's %lld MiB limit", repo,
+                            digest, (long long)c->max_image_mb);
         goto out;
     }
     meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:I}", "digest", digest, "manifest",

@@ -121,8 +121,12 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     log_info("instance %s: deleted", in->uuid);
     agent_net_tap_remove(&ag->cfg, in->tap);
     char dir[AGENT_PATH_MAX + 64];
-    static const char *const files[] = {"console.log",   "console.log.0", "console.log.1",
-                                        "console.log.2", "console.log.3", "console.ring",
+    static const char *const files[] = {"console.log",
+                                        "console.log.0",
+                                        "console.log.1",
+                                        "console.log.2",
+                                        "console.log.3",
+                                        "console.ring",
                                         "env"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(dir, sizeof(dir), "%s/instances/%s/%s", ag->cfg.state_dir, in->uuid, files[i]);
@@ -294,8 +298,7 @@ static void strv_free_n(char **v, size_t n)
 
 /* The instance's environment as "K=V" strings: the image's defaults not overridden by the
  * instance, then the instance's own. NULL with *n > 0 when out of memory. */
-static char **env_merged(const struct nubo_assignment *a, const struct agent_image *img,
-                         size_t *n)
+static char **env_merged(const struct nubo_assignment *a, const struct agent_image *img, size_t *n)
 {
     size_t n_img = 0;
     while (img && img->env && img->env[n_img])
@@ -450,8 +453,7 @@ static void fail_start(struct agent *ag, struct agent_instance *in, const char *
 /* The environment for fw_cfg, 0600 in the instance's directory: libvirt hands the file to
  * qemu (DAC-labelled for its user), qemu reads it once at start, and create_done removes it.
  * qemu must reach it, so the directories on the way are 0711: traversable, not listable. */
-static int write_env_file(struct agent_instance *in, char *path, size_t size,
-                          struct nubo_err *err)
+static int write_env_file(struct agent_instance *in, char *path, size_t size, struct nubo_err *err)
 {
     cleanup_free char *data = NULL;
     size_t len = 0;

@@ -286,8 +286,8 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "<target type='serial' port='0'/></console>\n"
         "  </devices>\n"
         "</domain>\n",
-        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
-        (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, kernel, initrd_el, cmdline,
+        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node, (long long)s->memory_mb,
+        (long long)s->vcpus, sysinfo_el, kernel, initrd_el, cmdline,
         s->accel == AGENT_ACCEL_KVM ? "  <cpu mode='host-passthrough'/>\n" : "", net_el, console,
         console);
     if (n < 0)

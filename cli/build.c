@@ -418,7 +418,8 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
     if (rinfo.initrd_digest[0]) {
         snprintf(rinitrd, sizeof(rinitrd), "%s/runtime-initrd", tmpdir);
         if (cached_blob(ctx, &rreg, rrepo, rinfo.initrd_digest, blob, sizeof(blob), err) < 0 ||
-            nubo_oci_extract_layer_file(blob, NUBO_PATH_INITRD, rinitrd, RUNTIME_LAYER_MAX, err) < 0) {
+            nubo_oci_extract_layer_file(blob, NUBO_PATH_INITRD, rinitrd, RUNTIME_LAYER_MAX, err) <
+                0) {
             nubo_error_wrap(err, "runtime %s initrd", runtime);
             goto out;
         }

@@ -833,8 +833,8 @@ static int copy_capped(struct archive *a, int fd, uint64_t max_bytes, const char
     }
 }
 
-int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
-                                const char *out_path, uint64_t max_bytes, struct nubo_err *err)
+int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path, const char *out_path,
+                                uint64_t max_bytes, struct nubo_err *err)
 {
     const char *want = norm_name(want_path);
     struct archive *a = archive_read_new();
@@ -846,7 +846,8 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
     int rc = 0, out = -1;
     bool found = false;
     if (archive_read_open_filename(a, layer_tar, 65536) != ARCHIVE_OK) {
-        rc = nubo_error(err, 0, "cannot read layer %s: %s", name_of(layer_tar), archive_error_string(a));
+        rc = nubo_error(err, 0, "cannot read layer %s: %s", name_of(layer_tar),
+                        archive_error_string(a));
         goto done;
     }
     struct archive_entry *e;
@@ -867,8 +868,8 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
         const char *name = norm_name(raw);
         mode_t type = archive_entry_filetype(e);
         if (has_dotdot(raw)) {
-            rc = nubo_error(err, 0, "layer %s: refusing entry '%s' (path with '..')", name_of(layer_tar),
-                            raw);
+            rc = nubo_error(err, 0, "layer %s: refusing entry '%s' (path with '..')",
+                            name_of(layer_tar), raw);
             goto done;
         }
         if (archive_entry_hardlink(e) || type == AE_IFLNK) {
@@ -877,13 +878,15 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
         }
         if (type == AE_IFDIR) {
             if (raw[0] == '/' && strcmp(name, "") != 0 && strncmp(want, name, strlen(name)) != 0) {
-                rc = nubo_error(err, 0, "layer %s: refusing absolute entry '%s'", name_of(layer_tar), raw);
+                rc = nubo_error(err, 0, "layer %s: refusing absolute entry '%s'",
+                                name_of(layer_tar), raw);
                 goto done;
             }
             continue;
         }
         if (type != AE_IFREG) {
-            rc = nubo_error(err, 0, "layer %s: refusing special file '%s'", name_of(layer_tar), raw);
+            rc =
+                nubo_error(err, 0, "layer %s: refusing special file '%s'", name_of(layer_tar), raw);
             goto done;
         }
         if (strcmp(name, want) != 0) {
@@ -905,9 +908,10 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
         /* The header's size is the layer author's claim: count what is really written. */
         if (max_bytes && archive_entry_size_is_set(e) &&
             (uint64_t)archive_entry_size(e) > max_bytes) {
-            rc = nubo_error_http(err, 413, "%s in layer %s is %lld bytes unpacked, over the limit of %llu bytes",
-                                 want_path, name_of(layer_tar), (long long)archive_entry_size(e),
-                                 (unsigned long long)max_bytes);
+            rc = nubo_error_http(
+                err, 413, "%s in layer %s is %lld bytes unpacked, over the limit of %llu bytes",
+                want_path, name_of(layer_tar), (long long)archive_entry_size(e),
+                (unsigned long long)max_bytes);
             goto done;
         }
         if (copy_capped(a, out, max_bytes, want_path, layer_tar, err) < 0) {

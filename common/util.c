@@ -397,8 +397,8 @@ int nubo_snprintf(char *buf, size_t size, const char *fmt, ...)
 
 static bool path_delim(char c)
 {
-    return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' ||
-           c == ')' || c == ',' || c == ';' || c == ']';
+    return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == ')' ||
+           c == ',' || c == ';' || c == ']';
 }
 
 void nubo_scrub_paths(char *s)

@@ -146,8 +146,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         log_warnx("config: [registry] password in the config is deprecated: put it in a 0600 "
                   "file and name it with password_file");
         rc = set_str(c->registry.password, sizeof(c->registry.password), value);
-    }
-    else if (KEY("services", "domain"))
+    } else if (KEY("services", "domain"))
         rc = nubo_fqdn_valid(value, false) || nubo_name_valid(value)
                  ? set_str(c->services_domain, sizeof(c->services_domain), value)
                  : -1;

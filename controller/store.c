@@ -471,8 +471,8 @@ static int row_lists(const char *what, const char *id, char *const *args, size_t
                      const struct nubo_kv *env, size_t n_env, char **args_out, char **env_out,
                      struct nubo_err *err)
 {
-    cleanup_json json_t *w = json_pack("{s:o, s:o}", "args", pj_strv_new(args, n_args), "env",
-                                       pj_env_new(env, n_env));
+    cleanup_json json_t *w =
+        json_pack("{s:o, s:o}", "args", pj_strv_new(args, n_args), "env", pj_env_new(env, n_env));
     if (w == NULL)
         return nubo_error_http(err, 500, "store: out of memory");
     char **a = NULL;
@@ -502,8 +502,7 @@ int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r
 {
     cleanup_free char *args = NULL;
     cleanup_free char *env = NULL;
-    if (row_lists("instance", r->name, r->args, r->n_args, r->env, r->n_env, &args, &env, err) <
-        0)
+    if (row_lists("instance", r->name, r->args, r->n_args, r->env, r->n_env, &args, &env, err) < 0)
         return -1;
     json_t *pa = json_array();
     for (size_t i = 0; i < r->n_service_ports; i++)

@@ -74,11 +74,10 @@ static void test_secret_files(void **state)
     /* the inline key still works (with a warning in the log) */
     ctl_config_defaults(&c);
     err = (struct nubo_err){0};
-    assert_int_equal(ctl_config_load_ini(&c,
-                                         write_in("d.ini", "[registry]\nnotification_secret = x1\n",
-                                                  0644),
-                                         &err),
-                     0);
+    assert_int_equal(
+        ctl_config_load_ini(&c, write_in("d.ini", "[registry]\nnotification_secret = x1\n", 0644),
+                            &err),
+        0);
     assert_string_equal(c.registry_secret, "x1");
 }
 

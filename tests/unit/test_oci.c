@@ -241,7 +241,8 @@ static void test_extract_refusals(void **state)
     /* Not a tar at all. */
     struct nubo_err err = {0};
     assert_int_equal(nubo_oci_extract_layer_file(path_in("notakernel"), NUBO_PATH_KERNEL,
-                                                 path_in("t.out"), 1 << 20, &err), -1);
+                                                 path_in("t.out"), 1 << 20, &err),
+                     -1);
 }
 
 /* A gzip layer of 16 MiB of zeros (about 16 KB compressed). */

@@ -391,15 +391,17 @@ static void test_limits(void **state)
      * treats it as absent. */
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n "
-                                  "WHERE i<1999) INSERT INTO images VALUES("
-                                  "'official/bad@sha256:" "3333333333333333333333333333333333333333"
-                                  "333333333333333333333333','33333333-3333-4333-8333-333333333333',"
-                                  "'official/bad','official',5,1,0,1,'[]',"
-                                  "(SELECT '{'||group_concat('\"K'||i||'\":\"v\"')||'}' FROM n))",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n "
+                     "WHERE i<1999) INSERT INTO images VALUES("
+                     "'official/bad@sha256:"
+                     "3333333333333333333333333333333333333333"
+                     "333333333333333333333333','33333333-3333-4333-8333-333333333333',"
+                     "'official/bad','official',5,1,0,1,'[]',"
+                     "(SELECT '{'||group_concat('\"K'||i||'\":\"v\"')||'}' FROM n))",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     int n = 0;
     assert_int_equal(ctl_store_images_list(&s, "official", "acme", count_images, &n, &err), 0);

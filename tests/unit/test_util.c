@@ -171,10 +171,14 @@ static void test_scrub_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),         cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_names),         cmocka_unit_test(test_random_and_uuid),
-        cmocka_unit_test(test_digest_and_base64), cmocka_unit_test(test_time),
-        cmocka_unit_test(test_atomic_file),      cmocka_unit_test(test_scrub_paths),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_random_and_uuid),
+        cmocka_unit_test(test_digest_and_base64),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_atomic_file),
+        cmocka_unit_test(test_scrub_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
