@@ -139,8 +139,8 @@ const char *agent_egress_name(enum agent_egress e);
 /* The guest NIC's MAC, derived from its private IP (02:6e:<ip bytes>). */
 void agent_net_guest_mac(const char *ip, char out[AGENT_MAC_STR_MAX]);
 /* Parse "a.b.c.d[/n], ..." into out (a bare address becomes /32). */
-int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max,
-                         size_t *n_out, struct nubo_err *err);
+int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max, size_t *n_out,
+                         struct nubo_err *err);
 /* Rule text (malloc'd; NULL on a bad name/address or no memory): the whole node ruleset
  * (replaces any earlier one atomically), one guest's chain added or replaced, one removed. */
 char *agent_fw_ruleset(const struct agent_fw_node *node, const struct agent_fw_guest *guests,

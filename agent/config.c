@@ -211,8 +211,8 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
         }
     } else if (IS("network", "ingress_from")) {
         struct nubo_err e = {0};
-        if (agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX,
-                                 &c->n_ingress_from, &e) < 0) {
+        if (agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
+                                 &e) < 0) {
             nubo_error(x->err, 0, "config [network] ingress_from: %s", e.msg);
             r = -1;
         }

@@ -70,8 +70,8 @@ static bool fw_cidr_ok(const char *s)
     return agent_prefix_parse(s, ip, sizeof(ip), &prefix) == 0 && nubo_ipv4_valid(ip);
 }
 
-int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max,
-                         size_t *n_out, struct nubo_err *err)
+int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max, size_t *n_out,
+                         struct nubo_err *err)
 {
     size_t n = 0;
     const char *p = list;
@@ -152,11 +152,10 @@ char *agent_fw_ruleset(const struct agent_fw_node *node, const struct agent_fw_g
     const char *br = node->bridge;
     /* "add, delete, define" in one transaction: the whole ruleset is replaced atomically, so
      * re-applying it (agent restart, libvirt reconnect) never duplicates a rule. */
-    fprintf(f,
-            "add table bridge " FW_TABLE "\n"
-            "delete table bridge " FW_TABLE "\n"
-            "add table inet " FW_TABLE "\n"
-            "delete table inet " FW_TABLE "\n");
+    fprintf(f, "add table bridge " FW_TABLE "\n"
+               "delete table bridge " FW_TABLE "\n"
+               "add table inet " FW_TABLE "\n"
+               "delete table inet " FW_TABLE "\n");
     /* Layer 2, every frame a guest sends: through its own chain or nowhere. */
     fprintf(f,
             "table bridge " FW_TABLE " {\n"
@@ -189,8 +188,7 @@ char *agent_fw_ruleset(const struct agent_fw_node *node, const struct agent_fw_g
             br);
     if (node->egress == AGENT_EGRESS_NAT)
         /* The resolver guests are told to use (netdev.ip's dns) is the gateway. */
-        fprintf(f,
-                "\t\tiifname \"%s\" ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n",
+        fprintf(f, "\t\tiifname \"%s\" ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n",
                 br, node->gateway);
     fprintf(f,
             "\t\tiifname \"%s\" counter drop comment \"guests reach no host service\"\n"

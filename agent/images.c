@@ -362,11 +362,11 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                             digest, (long long)c->max_image_mb);
         goto out;
     }
-    meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:s, s:I}", "digest", digest, "manifest",
-                     info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
-                     strv_json(info.cmd), "env", strv_json(info.env), "labels",
-                     strv_json(info.labels), "user", info.user, "size_bytes",
-                     (json_int_t)(ksize + isize));
+    meta =
+        json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:s, s:I}", "digest", digest, "manifest",
+                  info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
+                  strv_json(info.cmd), "env", strv_json(info.env), "labels", strv_json(info.labels),
+                  "user", info.user, "size_bytes", (json_int_t)(ksize + isize));
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char mp[AGENT_PATH_MAX + 80];
     snprintf(mp, sizeof(mp), "%s/meta.json", tmpdir);

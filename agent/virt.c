@@ -237,8 +237,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
     cleanup_free char *mac = agent_xml_escape(s->mac ? s->mac : "");
     cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac ||
-        !env_file)
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac || !env_file)
         return NULL;
     /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
      * line then names only the file, never a value. */

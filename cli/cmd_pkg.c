@@ -23,15 +23,27 @@ static void pkg_usage(FILE *f)
 
 int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv)
 {
-    enum { OPT_KERNEL = 0x4000, OPT_INITRD, OPT_ARG, OPT_ENV, OPT_LABEL, OPT_OCI, OPT_PUSH,
-           OPT_USER };
-    static const struct option own[] = {
-        {"help", no_argument, NULL, 'h'},          {"kernel", required_argument, NULL, OPT_KERNEL},
-        {"initrd", required_argument, NULL, OPT_INITRD}, {"arg", required_argument, NULL, OPT_ARG},
-        {"env", required_argument, NULL, OPT_ENV}, {"label", required_argument, NULL, OPT_LABEL},
-        {"oci-dir", required_argument, NULL, OPT_OCI}, {"push", no_argument, NULL, OPT_PUSH},
-        {"name", required_argument, NULL, 'o'},    {"user", required_argument, NULL, OPT_USER},
-        {NULL, 0, NULL, 0}};
+    enum {
+        OPT_KERNEL = 0x4000,
+        OPT_INITRD,
+        OPT_ARG,
+        OPT_ENV,
+        OPT_LABEL,
+        OPT_OCI,
+        OPT_PUSH,
+        OPT_USER
+    };
+    static const struct option own[] = {{"help", no_argument, NULL, 'h'},
+                                        {"kernel", required_argument, NULL, OPT_KERNEL},
+                                        {"initrd", required_argument, NULL, OPT_INITRD},
+                                        {"arg", required_argument, NULL, OPT_ARG},
+                                        {"env", required_argument, NULL, OPT_ENV},
+                                        {"label", required_argument, NULL, OPT_LABEL},
+                                        {"oci-dir", required_argument, NULL, OPT_OCI},
+                                        {"push", no_argument, NULL, OPT_PUSH},
+                                        {"name", required_argument, NULL, 'o'},
+                                        {"user", required_argument, NULL, OPT_USER},
+                                        {NULL, 0, NULL, 0}};
     struct option *opts = cli_opts_with_globals(own);
     const char *kernel = NULL, *initrd = NULL, *output = NULL, *oci = NULL, *user = NULL;
     char **args = calloc(1, sizeof(char *)), **env = calloc(1, sizeof(char *)),

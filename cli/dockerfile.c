@@ -50,12 +50,24 @@ static const struct {
     const char *kw;
     enum cli_df_kind kind;
 } keywords[] = {
-    {"FROM", CLI_DF_FROM},   {"COPY", CLI_DF_COPY},         {"ADD", CLI_DF_ADD},
-    {"ENV", CLI_DF_ENV},     {"WORKDIR", CLI_DF_WORKDIR},   {"CMD", CLI_DF_CMD},
-    {"ENTRYPOINT", CLI_DF_ENTRYPOINT}, {"LABEL", CLI_DF_LABEL}, {"ARG", CLI_DF_ARG},
-    {"RUN", CLI_DF_RUN},     {"EXPOSE", CLI_DF_OTHER},      {"USER", CLI_DF_USER},
-    {"VOLUME", CLI_DF_OTHER}, {"STOPSIGNAL", CLI_DF_OTHER}, {"HEALTHCHECK", CLI_DF_OTHER},
-    {"SHELL", CLI_DF_OTHER}, {"ONBUILD", CLI_DF_OTHER},     {"MAINTAINER", CLI_DF_OTHER},
+    {"FROM", CLI_DF_FROM},
+    {"COPY", CLI_DF_COPY},
+    {"ADD", CLI_DF_ADD},
+    {"ENV", CLI_DF_ENV},
+    {"WORKDIR", CLI_DF_WORKDIR},
+    {"CMD", CLI_DF_CMD},
+    {"ENTRYPOINT", CLI_DF_ENTRYPOINT},
+    {"LABEL", CLI_DF_LABEL},
+    {"ARG", CLI_DF_ARG},
+    {"RUN", CLI_DF_RUN},
+    {"EXPOSE", CLI_DF_OTHER},
+    {"USER", CLI_DF_USER},
+    {"VOLUME", CLI_DF_OTHER},
+    {"STOPSIGNAL", CLI_DF_OTHER},
+    {"HEALTHCHECK", CLI_DF_OTHER},
+    {"SHELL", CLI_DF_OTHER},
+    {"ONBUILD", CLI_DF_OTHER},
+    {"MAINTAINER", CLI_DF_OTHER},
 };
 
 static int parse_instr(char *text, int line, const char *fname, struct cli_df_instr *in,
@@ -849,8 +861,8 @@ int cli_dockerfile_build(const struct cli_dockerfile *df, const char *context_di
             /* The guest's /init runs the app as this user (unprivileged when absent). */
             cleanup_free char *u = in->args[0] && !in->args[1] ? expand(&st, in->args[0]) : NULL;
             if (!u || !nubo_image_user_valid(u)) {
-                rc = nubo_error(err, 0, "%s:%d: USER takes one name[:group] or uid[:gid]",
-                                df->path, in->line);
+                rc = nubo_error(err, 0, "%s:%d: USER takes one name[:group] or uid[:gid]", df->path,
+                                in->line);
                 break;
             }
             free(res->user);

@@ -62,8 +62,7 @@ static void test_ruleset_none(void **state)
     assert_non_null(strstr(t, "arp saddr ether 02:6e:0a:40:01:02 arp saddr ip 10.64.1.2 accept"));
     assert_non_null(strstr(t, "ether type ip ip saddr 10.64.1.2 accept"));
     assert_non_null(strstr(t, "ether type ip ip saddr 10.64.1.3 accept"));
-    assert_non_null(
-        strstr(t, "guests { \"ntfedcba987654\" : jump guest_ntfedcba987654 }"));
+    assert_non_null(strstr(t, "guests { \"ntfedcba987654\" : jump guest_ntfedcba987654 }"));
     assert_int_equal(count(t, "chain guest_"), 2);
     /* unknown guest ports and guest-to-guest frames dropped */
     assert_non_null(strstr(t, "iifname \"nt*\" counter drop comment \"a guest port without"));

@@ -403,8 +403,10 @@ static void test_dockerfile_build(void **state)
         const char *text;
         const char *errpart;
     } bad[] = {
-        {"FROM scratch\nCOPY ./missing.py /src/\n", "Dockerfile:2: COPY ./missing.py: no such file in the build context"},
-        {"FROM scratch\nCOPY ../secret /s\n", "Dockerfile:2: COPY ../secret: the source is outside the build context"},
+        {"FROM scratch\nCOPY ./missing.py /src/\n",
+         "Dockerfile:2: COPY ./missing.py: no such file in the build context"},
+        {"FROM scratch\nCOPY ../secret /s\n",
+         "Dockerfile:2: COPY ../secret: the source is outside the build context"},
         {"FROM scratch\nCOPY link-out /s\n", "outside the build context"},
         {"FROM scratch\nCOPY /etc/passwd /p\n", "no such file in the build context"},
         {"FROM scratch\nADD https://example.com/x /x\n", "remote sources are not supported"},
