@@ -24,9 +24,9 @@ ip netns exec "$AG_NS" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 ip netns exec "$OUT" python3 -u "$NUBO_SRC/tests/integration/netiso/listener.py" tcp:10.98.0.2:7779 \
     > "$T_TMP/listen.log" 2>&1 &
 t_track_pid $!
-t_wait_for 10 grep -q LISTENING "$T_TMP/listen.log" || t_fail "listener did not start"
+t_wait_for 60 grep -q LISTENING "$T_TMP/listen.log" || t_fail "listener did not start"
 ip netns exec "$AG_NS" busybox nc -w 3 10.98.0.2 7779 < /dev/null || true
-t_wait_for 10 grep -q "from 10.98.0.1" "$T_TMP/listen.log" || t_fail "control: the node cannot reach the outside network"
+t_wait_for 60 grep -q "from 10.98.0.1" "$T_TMP/listen.log" || t_fail "control: the node cannot reach the outside network"
 arrived() { grep -c "from $1" "$T_TMP/listen.log" || true; }
 controls=$(arrived 10.98.0.1)
 

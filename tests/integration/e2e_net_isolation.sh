@@ -75,8 +75,8 @@ ip netns exec "$NS" python3 -u "$APPS/listener.py" "tcp:$GW:7777" tcp:10.99.0.1:
 t_track_pid $!
 ip netns exec "$OUT" python3 -u "$APPS/listener.py" tcp:10.98.0.2:7779 > "$T_TMP/listen-out.log" 2>&1 &
 t_track_pid $!
-t_wait_for 10 grep -q LISTENING "$T_TMP/listen-node.log" || t_fail "node listener did not start"
-t_wait_for 10 grep -q LISTENING "$T_TMP/listen-out.log" || t_fail "outside listener did not start"
+t_wait_for 60 grep -q LISTENING "$T_TMP/listen-node.log" || t_fail "node listener did not start"
+t_wait_for 60 grep -q LISTENING "$T_TMP/listen-out.log" || t_fail "outside listener did not start"
 # positive controls: the listeners answer whoever may reach them
 for a in "$GW:7777" 10.99.0.1:7778 10.98.0.2:7779; do
     ip netns exec "$NS" python3 -c "import socket,sys; socket.create_connection(('${a%:*}', ${a#*:}), 3)" \
