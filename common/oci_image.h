@@ -36,6 +36,7 @@ struct nubo_image_info {
     char **cmd;                   /* NULL-terminated, malloc'd */
     char **env;                   /* NULL-terminated, malloc'd */
     char **labels;                /* NULL-terminated "K=V", malloc'd */
+    char os[32];                  /* config "os": the Unikraft platform for kraftkit images */
 };
 void nubo_image_info_free(struct nubo_image_info *info);
 
