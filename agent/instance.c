@@ -979,6 +979,9 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
                 if (!t)
                     t = strstr(text, "ERR: ");
                 snprintf(in->crash_text, sizeof(in->crash_text), "%s", t ? t : text);
+                size_t n = strlen(in->crash_text); /* the console's CR became a blank */
+                while (n > 0 && in->crash_text[n - 1] == ' ')
+                    in->crash_text[--n] = '\0';
             }
         }
         break;

@@ -19,6 +19,7 @@ pkg nubohello_qemu-x86_64 demo/ukhello:latest --env FROM_IMAGE=yes --arg default
 pkg helloworld_qemu-x86_64 demo/ukhw:latest
 pkg helloworld-norandom_qemu-x86_64 demo/ukhw-norandom:latest
 pkg helloworld_fc-x86_64 demo/ukhw-fc:latest
+pkg httpreply_qemu-x86_64 demo/ukhttp:latest --label org.nubo.ready=port
 
 get() { "$NUBO" instances get "$1" -o json; }
 # Unikraft's serial console ends lines with CRLF, and pads an over-long printk line with NULs.
@@ -104,6 +105,19 @@ if [ "$cpu" = qemu64+rdrand ]; then
 else
     [ "$(t_json 'd[0]["exit_code"]' <<<"$j")" = 0 ] || t_fail "helloworld with ukrandom should exit 0 with $cpu: $j"
 fi
+
+# --- a network app (app-httpreply on lwip): kraftkit's netdev.ip configures it; running when its
+# published port accepts (label org.nubo.ready=port), so boot_time_us = net_time_us
+"$NUBO" run --metro=fra -m 64Mi --name uk-http -p 443:8123/http+tls --image=demo/ukhttp:latest > /dev/null || true
+"$NUBO" instances wait uk-http --until running --timeout 90s > /dev/null || t_fail "uk-http not running: $(get uk-http)"
+j=$(get uk-http)
+t_log "uk-http: boot_time_us $(t_json 'd[0]["boot_time_us"]' <<<"$j"), net_time_us $(t_json 'd[0]["net_time_us"]' <<<"$j")"
+[ "$(t_json 'd[0]["boot_time_us"] > 0 and d[0]["net_time_us"] > 0' <<<"$j")" = True ] || t_fail "no boot/net time: $j"
+ip=$(t_json 'd[0]["private_ip"]' <<<"$j")
+body=$(t_node_curl fra-1 "http://$ip:8123/") || t_fail "httpreply did not answer on $ip:8123"
+grep -q 'It works!' <<<"$body" || t_fail "unexpected answer: $body"
+"$NUBO" instances stop uk-http > /dev/null || t_fail "stop uk-http failed"
+stopped uk-http
 
 # --- a Firecracker-platform kernel fails at once, saying why
 "$NUBO" run --metro=fra -m 64Mi --name uk-fc --image=demo/ukhw-fc:latest > /dev/null || true
