@@ -266,6 +266,9 @@ void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w);
 void agent_reconcile(struct agent *ag, struct agent_instance *in);
 void agent_reconcile_all(struct agent *ag);
 void agent_instance_rearm(struct agent *ag, struct agent_instance *in);
+/* Readiness rule and stock-kernel handling of the instance's image (per boot, and again for a
+ * guest re-adopted after an agent restart). */
+void agent_instance_boot_rules(struct agent_instance *in);
 /* libvirt lifecycle event, delivered on the main thread. */
 void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail);
 /* After (re)connecting: compare libvirt's domains with the table. */

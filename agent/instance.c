@@ -610,6 +610,19 @@ static void create_done(struct agent *ag, void *arg)
     agent_reconcile(ag, in);
 }
 
+void agent_instance_boot_rules(struct agent_instance *in)
+{
+    if (!in->img)
+        return;
+    const char *pattern = NULL;
+    in->ready_rule = agent_ready_rule(agent_image_label(in->img, "org.nubo.ready"),
+                                      in->img->has_marker, &pattern);
+    snprintf(in->ready_pattern, sizeof(in->ready_pattern), "%s", pattern ? pattern : "");
+    if (in->ready_rule == AGENT_READY_PORT && (in->a.n_service_ports == 0 || !in->a.private_ip[0]))
+        in->ready_rule = AGENT_READY_OUTPUT; /* nothing to probe: the first output counts */
+    in->foreign = !in->img->has_marker;
+}
+
 /* Stock kernels that are not Linux (Unikraft) have no ACPI power-button handler: a shutdown
  * request would only make the stop wait out the whole grace. */
 static bool honours_acpi_shutdown(const struct agent_instance *in)
@@ -627,13 +640,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         fail_start(ag, in, "cannot boot instance %s: %s", in->uuid, why);
         return;
     }
-    const char *pattern = NULL;
-    in->ready_rule = agent_ready_rule(agent_image_label(in->img, "org.nubo.ready"),
-                                      in->img->has_marker, &pattern);
-    snprintf(in->ready_pattern, sizeof(in->ready_pattern), "%s", pattern ? pattern : "");
-    if (in->ready_rule == AGENT_READY_PORT && (in->a.n_service_ports == 0 || !in->a.private_ip[0]))
-        in->ready_rule = AGENT_READY_OUTPUT; /* nothing to probe: the first output counts */
-    in->foreign = !in->img->has_marker;
+    agent_instance_boot_rules(in);
     cleanup_free char *cmdline = agent_build_cmdline(&in->a, in->img, ag->tsc_khz);
     char console[AGENT_PATH_MAX + 64];
     snprintf(console, sizeof(console), "%s/console.log", in->con.dir);
