@@ -179,6 +179,8 @@ void agent_image_unref(struct agent *ag, struct agent_image *img);
 struct agent_image *agent_image_find(struct agent *ag, const char *digest);
 void agent_images_free(struct agent *ag);
 const char *agent_image_label(const struct agent_image *img, const char *key);
+/* Bytes a file takes on disk (its size, or its blocks when more). */
+uint64_t agent_file_disk_bytes(const char *path);
 /* Blocking pull into the cache directory (worker thread); exposed for tests. */
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                               const char *digest, const char *final_dir, struct nubo_err *err);
@@ -200,6 +202,7 @@ void agent_virt_stop(struct agent *ag);
 /* Domain XML for an instance (every string escaped). Returns malloc'd text. */
 struct agent_domain_spec {
     const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap;
+    const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
     int64_t memory_mb, vcpus;
     enum agent_accel accel;
     enum agent_boot boot;        /* multiboot -> pc, else microvm */
@@ -280,6 +283,14 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
  * 1 "main returned N" (*code = N), 2 a boot failure or crash (CRIT/"Init function ...
  * returned error"), 0 anything else. */
 int agent_unikraft_line(const char *line, int *code);
+/* Images labelled org.nubo.env=fw_cfg (nubo's Linux runtimes) read their environment from
+ * the fw_cfg file opt/org.nubo/env ("K=V\0" entries) instead of env.vars on the command
+ * line, which every local user sees in `ps`. */
+#define AGENT_LABEL_ENV "org.nubo.env"
+#define AGENT_FWCFG_ENV "opt/org.nubo/env"
+bool agent_image_env_via_fw_cfg(const struct agent_image *img);
+int agent_build_env_file(const struct nubo_assignment *a, const struct agent_image *img,
+                         char **data, size_t *len);
 int64_t agent_restart_delay_ms(int64_t attempt);
 void agent_mark_dirty(struct agent *ag, struct agent_instance *in);
 void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out);

@@ -254,8 +254,17 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *cmdline = agent_xml_escape(s->cmdline ? s->cmdline : "");
     cleanup_free char *console = agent_xml_escape(s->console_path);
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap)
+    cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !env_file)
         return NULL;
+    /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
+     * line then names only the file, never a value. */
+    char sysinfo_el[AGENT_PATH_MAX * 6 + 128] = "";
+    if (env_file[0])
+        snprintf(sysinfo_el, sizeof(sysinfo_el),
+                 "  <sysinfo type='fwcfg'><entry name='" AGENT_FWCFG_ENV "' file='%s'/>"
+                 "</sysinfo>\n",
+                 env_file);
     /* Multiboot kernels (Unikraft's qemu platform) get the pc machine, as kraftkit gives
      * them: qemu 7.2's microvm firmware hands Unikraft a memory map it rejects, microvm has
      * no ACPI PM1a block at 0x604 where Unikraft powers off, and no PCI for its virtio
@@ -292,6 +301,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  <metadata><nubo:instance xmlns:nubo='" AGENT_METADATA_NS "' node='%s'/></metadata>\n"
         "  <memory unit='MiB'>%lld</memory>\n"
         "  <vcpu>%lld</vcpu>\n"
+        "%s"
         "  <os><type arch='x86_64' machine='%s'>hvm</type><kernel>%s</kernel>%s"
         "<cmdline>%s</cmdline></os>\n"
         "  <features><acpi/></features>\n"
@@ -312,8 +322,8 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  </devices>\n"
         "</domain>\n",
         s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
-        (long long)s->memory_mb, (long long)s->vcpus, pc ? "pc" : "microvm", kernel, initrd_el,
-        cmdline, cpu_el, mmio, net_el, console, console,
+        (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", kernel,
+        initrd_el, cmdline, cpu_el, mmio, net_el, console, console,
         pc ? "    <panic model='isa'><address type='isa' iobase='0x505'/></panic>\n" : "");
     if (n < 0)
         return NULL;
