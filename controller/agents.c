@@ -102,16 +102,8 @@ static void flush_watches_cb(evutil_socket_t fd, short what, void *arg)
     w->last_flush_mono_us = nubo_mono_us();
     struct evbuffer *set = desired_set(w->ctx, w->node);
     size_t len = evbuffer_get_length(set);
-    void *text = evbuffer_pullup(set, -1);
-    while (w->parked) {
-        struct ctl_parked *p = w->parked;
-        ctl_park_unlink(p);
-        struct evbuffer *copy = xcheck(evbuffer_new(), "watch buffer");
-        evbuffer_add(copy, text, len);
-        ctl_reply_raw(w->ctx, p->req, CTL_R_AGENT_WATCH, copy);
-        evbuffer_free(copy);
-        ctl_parked_free(p);
-    }
+    const char *text = (const char *)evbuffer_pullup(set, -1);
+    ctl_park_answer_all(&w->parked, CTL_R_AGENT_WATCH, text, len);
     evbuffer_free(set);
 }
 

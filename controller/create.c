@@ -53,15 +53,11 @@ static int create_decode(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, stru
                          struct nubo_err *err)
 {
     cleanup_json json_t *body = NULL;
-    if (ri->body == NULL)
-        return nubo_error_http(err, 400, "create: send a JSON object with at least \"image\"");
-    if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &body, err) < 0)
+    bool batch;
+    size_t n;
+    if (ctl_body_items(ctx, ri, "create: send a JSON object with at least \"image\"", "create",
+                       "create objects", CTL_MAX_CREATES, &body, &batch, &n, err) < 0)
         return -1;
-    bool batch = json_is_array(body);
-    size_t n = batch ? json_array_size(body) : 1;
-    if (batch && (n == 0 || n > CTL_MAX_CREATES))
-        return nubo_error_http(err, 400, "create: an array of 1..%d create objects",
-                               CTL_MAX_CREATES);
     c->n = n;
     c->crs = xcalloc(n, sizeof(*c->crs));
     c->ims = xcalloc(n, sizeof(*c->ims));
@@ -98,7 +94,7 @@ static int create_decode(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, stru
 }
 
 /* Pin the images: from the index, or from what the registry answered. Returns how many
- * references are new to c->batch (to ask the registry about). */
+ * images need the registry first (*want: what to ask). */
 static size_t create_images(struct ctl_ctx *ctx, struct create *c, struct ctl_resolved **want)
 {
     size_t n_want = 0;
@@ -127,16 +123,7 @@ static size_t create_images(struct ctl_ctx *ctx, struct create *c, struct ctl_re
                                 r->msg);
             c->errs[i] = nubo_item_error(NULL, c->crs[i].name, err.http_status, err.msg);
         } else {
-            bool listed = false;
-            for (struct ctl_resolved *w = *want; w && !listed; w = w->next)
-                listed = !strcmp(w->repo, repo) && !strcmp(w->ref, ref);
-            if (listed)
-                continue;
-            struct ctl_resolved *w = xcalloc(1, sizeof(*w));
-            snprintf(w->repo, sizeof(w->repo), "%s", repo);
-            snprintf(w->ref, sizeof(w->ref), "%s", ref);
-            w->next = *want;
-            *want = w;
+            ctl_resolve_want(want, repo, ref);
             n_want++;
         }
     }
@@ -147,23 +134,8 @@ static size_t create_images(struct ctl_ctx *ctx, struct create *c, struct ctl_re
 static int create_ask(struct ctl_ctx *ctx, struct create *c, struct ctl_resolved *want,
                       struct nubo_err *err)
 {
-    bool queued = false;
-    while (want) {
-        struct ctl_resolved *w = want;
-        want = w->next;
-        if (ctl_resolve_async(ctx, w->repo, w->ref, &c->batch, err) == 0) {
-            /* recorded as tried; the answer fills it in */
-            w->http_status = 404;
-            w->next = c->batch.asked;
-            c->batch.asked = w;
-            queued = true;
-        } else {
-            free(w);
-        }
-    }
-    if (!queued)
-        return nubo_error_http(err, 503, "cannot ask the registry to resolve the image: %s",
-                               err->msg);
+    if (ctl_resolve_ask(ctx, &c->batch, want, err) < 0)
+        return ctl_err_wrap(err, 503, "cannot ask the registry to resolve the image");
     return 0;
 }
 

@@ -270,6 +270,10 @@ static inline int ctl_err_status(struct nubo_err *err, int status)
     return -1;
 }
 
+/* "what: <err's message>" with status (nubo_error_wrap plus an HTTP status); returns -1. */
+#define ctl_err_wrap(err, status, ...)                                                            \
+    (nubo_error_wrap((err), __VA_ARGS__), (err)->http_status = (status), -1)
+
 /* ---- the events, as the model raises them ---- */
 static inline void ctl_emit_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
 {
@@ -321,6 +325,8 @@ void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
 /* A reply the caller built itself (watch sets): counted as a 200 of route. */
 void ctl_reply_raw(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
                    struct evbuffer *body);
+void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, const char *text,
+                    size_t len);
 
 /* A request whose reply waits for something. The parker keeps what it needs in data (freed with
  * data_free) and says what happens when the timer fires; whoever wakes it unlinks it, answers
@@ -346,6 +352,8 @@ void ctl_park_link(struct ctl_parked **list, struct ctl_parked *p);
 void ctl_park_unlink(struct ctl_parked *p);
 /* Unlinks p if linked, frees it and its data; the request must have been answered. */
 void ctl_parked_free(struct ctl_parked *p);
+/* Answers every request parked on list with the same JSON text (a 200 of route). */
+void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, size_t len);
 /* Shutdown: answers every request parked on list 503 and frees them. */
 void ctl_park_drain(struct ctl_parked **list);
 /* The reply target of a parked request, to answer it like the request it was. */
@@ -497,6 +505,12 @@ int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref,
 struct ctl_resolved *ctl_resolved_find(const struct ctl_resolve_batch *b, const char *repo,
                                        const char *ref);
 void ctl_resolve_batch_clear(struct ctl_resolve_batch *b);
+/* Add repo:ref to the list want unless it is there. */
+void ctl_resolve_want(struct ctl_resolved **want, const char *repo, const char *ref);
+/* Ask the registry about want (taken) for b: 0 when something was queued, else -1 with the
+ * last failure in err. */
+int ctl_resolve_ask(struct ctl_ctx *ctx, struct ctl_resolve_batch *b, struct ctl_resolved *want,
+                    struct nubo_err *err);
 
 /* ---- auth.c ---- */
 int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
@@ -522,6 +536,11 @@ json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g);
 json_t *ctl_svc_domains_json(struct ctl_ctx *ctx, const struct ctl_svc *g);
 
 /* refs.c: {uuid}|{name} look-ups shared by /v1/services and /v1/certificates */
+/* A create or patch body: one object, or an array of 1..max (*batch) of n; missing is the
+ * error for no body, "<verb>: an array of 1..<max> <noun>" for a wrong count. */
+int ctl_body_items(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const char *missing,
+                   const char *verb, const char *noun, size_t max, json_t **body, bool *batch,
+                   size_t *n, struct nubo_err *err);
 /* The path's object reference (rest = "/<ref>"): NULL when none; -1 with err (404). */
 int ctl_path_ref(const struct ctl_reqinfo *ri, const char *rest, char buf[128], const char **ref,
                  struct nubo_err *err);

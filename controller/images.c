@@ -173,17 +173,7 @@ static json_t *lookup_one(struct ctl_ctx *ctx, struct lookups *l, const char *ki
                 return nubo_item_error(NULL, NULL, 502, msg);
             }
             if (r == NULL && ctx->resolver_running) {
-                bool listed = false;
-                for (struct ctl_resolved *w = *want; w && !listed; w = w->next)
-                    listed = !strcmp(w->repo, repo) && !strcmp(w->ref, ref);
-                if (!listed) {
-                    struct ctl_resolved *w = xcalloc(1, sizeof(*w));
-                    snprintf(w->repo, sizeof(w->repo), "%s", repo);
-                    snprintf(w->ref, sizeof(w->ref), "%s", ref);
-                    w->http_status = 404;
-                    w->next = *want;
-                    *want = w;
-                }
+                ctl_resolve_want(want, repo, ref);
                 return NULL;
             }
         }
@@ -229,20 +219,8 @@ static int lookups_answer(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, str
     }
     json_decref(out);
     /* ask the registry on the worker thread, then answer everything at once */
-    bool queued = false;
-    while (want) {
-        struct ctl_resolved *w = want;
-        want = w->next;
-        if (ctl_resolve_async(ctx, w->repo, w->ref, &l->batch, err) == 0) {
-            w->next = l->batch.asked;
-            l->batch.asked = w;
-            queued = true;
-        } else {
-            free(w);
-        }
-    }
-    if (!queued)
-        return nubo_error_http(err, 503, "cannot ask the registry about the image: %s", err->msg);
+    if (ctl_resolve_ask(ctx, &l->batch, want, err) < 0)
+        return ctl_err_wrap(err, 503, "cannot ask the registry about the image");
     return 1;
 }
 

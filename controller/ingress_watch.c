@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "cleanup.h"
 #include "ctl.h"
 #include "log.h"
 #include "util.h"
@@ -51,7 +52,7 @@ void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro)
         event_active(m->flush_ev, EV_TIMEOUT, 0);
 }
 
-/* The metro's full ingress set as JSON text. */
+/* The metro's full ingress set as JSON text (malloc'd). */
 static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
 {
     struct nubo_ingress_watch_resp w = {0};
@@ -124,7 +125,7 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
     }
     free(order);
     json_t *j = nubo_ingress_watch_resp_encode(&w);
-    char *text = pj_dump(j);
+    char *text = xcheck(pj_dump(j), "ingress set");
     json_decref(j);
     for (size_t i = 0; i < w.n_services; i++) {
         free(w.services[i].domains);
@@ -135,42 +136,20 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
     return text;
 }
 
-static void ing_send(struct ctl_ctx *ctx, struct evhttp_request *req, int64_t start_us,
-                     const char *text)
-{
-    if (text == NULL) {
-        ctl_reply_error(ctx, req, CTL_R_INGRESS_WATCH, start_us, 500,
-                        "cannot encode the ingress set");
-        return;
-    }
-    struct evbuffer *b = xcheck(evbuffer_new(), "reply buffer");
-    evbuffer_add(b, text, strlen(text));
-    ctl_reply_raw(ctx, req, CTL_R_INGRESS_WATCH, b);
-    evbuffer_free(b);
-}
-
 static void ing_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct ing_metro *m = arg;
     if (m->watches == NULL)
         return;
-    char *text = ing_set(m->ctx, m);
-    while (m->watches) {
-        struct ctl_parked *p = m->watches;
-        ctl_park_unlink(p);
-        ing_send(m->ctx, p->req, p->start_mono_us, text);
-        ctl_parked_free(p);
-    }
-    free(text);
+    cleanup_free char *text = ing_set(m->ctx, m);
+    ctl_park_answer_all(&m->watches, CTL_R_INGRESS_WATCH, text, strlen(text));
 }
 
 static void ing_timeout(struct ctl_parked *p)
 {
-    struct ing_metro *m = p->data;
     ctl_park_unlink(p);
-    char *text = ing_set(p->ctx, m);
-    ing_send(p->ctx, p->req, p->start_mono_us, text);
-    free(text);
+    cleanup_free char *text = ing_set(p->ctx, p->data);
+    ctl_reply_text(p->ctx, p->req, CTL_R_INGRESS_WATCH, text, strlen(text));
     ctl_parked_free(p);
 }
 
@@ -222,9 +201,8 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
                                "watch: give ?metro=<metro name> (the metro this ingress serves)");
     struct ing_metro *m = ing_metro(ctx, metro);
     if (version != m->version || timeout_ms == 0) {
-        char *text = ing_set(ctx, m);
-        ing_send(ctx, ri->req, ri->start_us, text);
-        free(text);
+        cleanup_free char *text = ing_set(ctx, m);
+        ctl_reply_text(ctx, ri->req, ri->route, text, strlen(text));
         return 0;
     }
     ctl_park(ctx, ri, &m->watches, timeout_ms, ing_timeout, m, NULL);

@@ -185,8 +185,7 @@ struct ctl_cert *ctl_cert_create(struct ctl_ctx *ctx, const struct ctl_user_row 
         goto fail;
     }
     if (cert_check(c, err) < 0) {
-        nubo_error_wrap(err, "certificate %s", c->row.name);
-        err->http_status = 400;
+        (void)ctl_err_wrap(err, 400, "certificate %s", c->row.name);
         goto fail;
     }
     if (ctl_store_begin(&ctx->store, err) < 0 ||

@@ -265,3 +265,34 @@ void ctl_resolve_batch_clear(struct ctl_resolve_batch *b)
         free(r);
     }
 }
+
+void ctl_resolve_want(struct ctl_resolved **want, const char *repo, const char *ref)
+{
+    for (struct ctl_resolved *w = *want; w; w = w->next)
+        if (!strcmp(w->repo, repo) && !strcmp(w->ref, ref))
+            return;
+    struct ctl_resolved *w = xcalloc(1, sizeof(*w));
+    snprintf(w->repo, sizeof(w->repo), "%s", repo);
+    snprintf(w->ref, sizeof(w->ref), "%s", ref);
+    w->http_status = 404; /* tried; the answer fills it in */
+    w->next = *want;
+    *want = w;
+}
+
+int ctl_resolve_ask(struct ctl_ctx *ctx, struct ctl_resolve_batch *b, struct ctl_resolved *want,
+                    struct nubo_err *err)
+{
+    bool queued = false;
+    while (want) {
+        struct ctl_resolved *w = want;
+        want = w->next;
+        if (ctl_resolve_async(ctx, w->repo, w->ref, b, err) == 0) {
+            w->next = b->asked;
+            b->asked = w;
+            queued = true;
+        } else {
+            free(w);
+        }
+    }
+    return queued ? 0 : -1;
+}

@@ -87,6 +87,21 @@ static int ref_of(json_t *e, size_t i, char uuid[NUBO_UUID_STR_LEN + 1],
     return 0;
 }
 
+int ctl_body_items(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const char *missing,
+                   const char *verb, const char *noun, size_t max, json_t **body, bool *batch,
+                   size_t *n, struct nubo_err *err)
+{
+    if (ri->body == NULL)
+        return nubo_error_http(err, 400, "%s", missing);
+    if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, body, err) < 0)
+        return ctl_err_status(err, 400);
+    *batch = json_is_array(*body);
+    *n = *batch ? json_array_size(*body) : 1;
+    if (*batch && (*n == 0 || *n > max))
+        return nubo_error_http(err, 400, "%s: an array of 1..%zu %s", verb, max, noun);
+    return 0;
+}
+
 int ctl_path_ref(const struct ctl_reqinfo *ri, const char *rest, char buf[128], const char **ref,
                  struct nubo_err *err)
 {

@@ -94,6 +94,15 @@ void ctl_reply_raw(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
     evhttp_send_reply(req, 200, "OK", body);
 }
 
+void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, const char *text,
+                    size_t len)
+{
+    struct evbuffer *b = xcheck(evbuffer_new(), "reply buffer");
+    evbuffer_add(b, text, len);
+    ctl_reply_raw(ctx, req, route, b);
+    evbuffer_free(b);
+}
+
 static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
                       int64_t start_us, int code, char *msg)
 {
@@ -240,6 +249,16 @@ struct ctl_parked *ctl_park(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
         event_active(p->timer, EV_TIMEOUT, 0);
     }
     return p;
+}
+
+void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, size_t len)
+{
+    while (*list) {
+        struct ctl_parked *p = *list;
+        ctl_park_unlink(p);
+        ctl_reply_text(p->ctx, p->req, route, text, len);
+        ctl_parked_free(p);
+    }
 }
 
 void ctl_park_drain(struct ctl_parked **list)

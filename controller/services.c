@@ -28,15 +28,11 @@ static json_t *svc_json(struct ctl_ctx *ctx, const struct ctl_svc *g)
 static int svc_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     cleanup_json json_t *body = NULL;
-    if (ri->body == NULL)
-        return nubo_error_http(err, 400, "create: send a JSON object with at least \"services\"");
-    if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &body, err) < 0)
+    bool batch;
+    size_t n;
+    if (ctl_body_items(ctx, ri, "create: send a JSON object with at least \"services\"", "create",
+                       "service group objects", CTL_SVC_MAX_CREATES, &body, &batch, &n, err) < 0)
         return -1;
-    bool batch = json_is_array(body);
-    size_t n = batch ? json_array_size(body) : 1;
-    if (batch && (n == 0 || n > CTL_SVC_MAX_CREATES))
-        return nubo_error_http(err, 400, "create: an array of 1..%d service group objects",
-                               CTL_SVC_MAX_CREATES);
     cleanup_free struct nubo_svc_create_req *req = xmalloc(sizeof(*req));
     cleanup_json json_t *out = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -112,17 +108,13 @@ static int svc_patch(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pr
                      struct nubo_err *err)
 {
     cleanup_json json_t *body = NULL;
-    if (ri->body == NULL)
-        return nubo_error_http(err, 400,
-                               "patch: send {\"uuid\"|\"name\", \"prop\", \"op\", \"value\"} (or "
-                               "an array of them)");
-    if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &body, err) < 0)
-        return ctl_err_status(err, 400);
-    bool batch = json_is_array(body);
-    size_t n = batch ? json_array_size(body) : 1;
-    if (batch && (n == 0 || n > CTL_SVC_MAX_CREATES))
-        return nubo_error_http(err, 400, "patch: an array of 1..%d operations",
-                               CTL_SVC_MAX_CREATES);
+    bool batch;
+    size_t n;
+    if (ctl_body_items(ctx, ri,
+                       "patch: send {\"uuid\"|\"name\", \"prop\", \"op\", \"value\"} (or an array "
+                       "of them)",
+                       "patch", "operations", CTL_SVC_MAX_CREATES, &body, &batch, &n, err) < 0)
+        return -1;
     cleanup_free struct nubo_svc_patch *p = xmalloc(sizeof(*p));
     cleanup_json json_t *out = json_array();
     for (size_t i = 0; i < n; i++) {
