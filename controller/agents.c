@@ -149,20 +149,9 @@ static void watch_timeout(struct ctl_parked *p)
 static int do_watch(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node *node,
                     struct nubo_err *err)
 {
-    int64_t version = 0, timeout_ms = 30000;
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, ri->query, next)
-    {
-        if (!strcmp(kv->key, "version")) {
-            if (nubo_parse_int(kv->value, 0, INT64_C(1) << 62, &version, NULL) < 0)
-                return nubo_error_http(err, 400, "watch: version must be a whole number");
-        } else if (!strcmp(kv->key, "timeout_ms")) {
-            if (nubo_parse_int(kv->value, 0, NUBO_AGENT_WATCH_TIMEOUT_MAX_MS, &timeout_ms, NULL) <
-                0)
-                return nubo_error_http(err, 400, "watch: timeout_ms must be 0..%d",
-                                       NUBO_AGENT_WATCH_TIMEOUT_MAX_MS);
-        }
-    }
+    int64_t version, timeout_ms;
+    if (ctl_watch_params(ri, NUBO_AGENT_WATCH_TIMEOUT_MAX_MS, &version, &timeout_ms, err) < 0)
+        return -1;
     if (version == 0 || version != node->version || timeout_ms == 0) {
         send_set(ctx, ri->req, node);
         return 0;
@@ -241,7 +230,9 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
     if (sj->lnext)
         sj->lnext->lprev = sj->lprev;
     if (rc < 0) {
-        ctl_reply_error(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 500, "%s", err.msg);
+        struct ctl_reqinfo ri = {.req = sj->req, .start_us = sj->start_us,
+                                 .route = CTL_R_AGENT_STATUS};
+        ctl_reply_err(ctx, &ri, &err);
     } else {
         struct nubo_status_resp resp = {sj->node->version};
         ctl_reply_json(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 200,

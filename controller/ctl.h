@@ -315,8 +315,6 @@ struct ctl_reqinfo {
 };
 void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
                     int code, json_t *body);
-void ctl_reply_error(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                     int code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* The one place a handler's err becomes a reply: err->http_status (500 when unset). */
 void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const struct nubo_err *err);
 /* A batch reply: items (stolen) with per-item "status"; picks success/partial/error. */
@@ -356,6 +354,9 @@ void ctl_parked_free(struct ctl_parked *p);
 void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, size_t len);
 /* Shutdown: answers every request parked on list 503 and frees them. */
 void ctl_park_drain(struct ctl_parked **list);
+/* A long poll's ?version=V&timeout_ms=T (defaults 0 and 30000; T <= max_timeout_ms). */
+int ctl_watch_params(const struct ctl_reqinfo *ri, int64_t max_timeout_ms, int64_t *version,
+                     int64_t *timeout_ms, struct nubo_err *err);
 /* The reply target of a parked request, to answer it like the request it was. */
 void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p);
 

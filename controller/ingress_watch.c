@@ -179,22 +179,15 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
         return nubo_error_http(err, 404, "no endpoint %.200s (watch)", ri->path);
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "%s: use GET", ri->path);
-    int64_t version = 0, timeout_ms = 30000;
+    int64_t version, timeout_ms;
+    if (ctl_watch_params(ri, NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, &version, &timeout_ms, err) < 0)
+        return -1;
     const char *metro = NULL;
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, ri->query, next)
     {
-        if (!strcmp(kv->key, "version")) {
-            if (nubo_parse_int(kv->value, 0, INT64_C(1) << 62, &version, NULL) < 0)
-                return nubo_error_http(err, 400, "watch: version must be a whole number");
-        } else if (!strcmp(kv->key, "timeout_ms")) {
-            if (nubo_parse_int(kv->value, 0, NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, &timeout_ms,
-                               NULL) < 0)
-                return nubo_error_http(err, 400, "watch: timeout_ms must be 0..%d",
-                                       NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS);
-        } else if (!strcmp(kv->key, "metro")) {
-            metro = kv->value;
-        }
+        if (!strcmp(kv->key, "metro"))
+            metro = kv->value; /* the last one, as given */
     }
     if (metro == NULL || !nubo_name_valid(metro))
         return nubo_error_http(err, 400,

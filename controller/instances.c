@@ -190,6 +190,18 @@ static int cmp_created(const void *a, const void *b)
     return strcmp(x->row.uuid, y->row.uuid);
 }
 
+/* Reply with the instances found for items (NULL: that item's 404). */
+static void reply_found(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
+                        struct ctl_instance *const *found, const struct nubo_item *items, size_t n,
+                        bool details)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, found[i] ? ctl_instance_json(ctx, found[i], details)
+                                            : not_found(&items[i]));
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "instances", out);
+}
+
 /* ---- get / list ---------------------------------------------------------------------- */
 
 static int do_get(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref,
@@ -201,8 +213,8 @@ static int do_get(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_
     ri->route = path_ref ? CTL_R_INST_GET : CTL_R_INST_LIST;
     if (collect_items(ctx, ri, NUBO_ITEM_REF, path_ref, &items, &n, &all, &details, err) < 0)
         return ctl_err_status(err, 400);
-    json_t *out = json_array();
     if (all) {
+        json_t *out = json_array();
         size_t cnt = 0;
         cleanup_free struct ctl_instance **v = xcalloc(ctx->instances.n + 1, sizeof(*v));
         ctl_map_foreach(&ctx->instances, e)
@@ -222,11 +234,10 @@ static int do_get(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_
         ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, env);
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct ctl_instance *in = ctl_instance_find(ctx, &ri->user, items[i].uuid, items[i].name);
-        json_array_append_new(out, in ? ctl_instance_json(ctx, in, details) : not_found(&items[i]));
-    }
-    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "instances", out);
+    cleanup_free struct ctl_instance **found = xcalloc(n + 1, sizeof(*found));
+    for (size_t i = 0; i < n; i++)
+        found[i] = ctl_instance_find(ctx, &ri->user, items[i].uuid, items[i].name);
+    reply_found(ctx, ri, found, items, n, details);
     return 0;
 }
 
@@ -315,11 +326,10 @@ static int do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
         ctl_wait_park(ctx, ri, w, n, wait_ms, true);
         return 0;
     }
-    json_t *out = json_array();
+    cleanup_free struct ctl_instance **found = xcalloc(n + 1, sizeof(*found));
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, d[i].in ? ctl_instance_json(ctx, d[i].in, true)
-                                           : not_found(&items[i]));
-    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "instances", out);
+        found[i] = d[i].in;
+    reply_found(ctx, ri, found, items, n, true);
     return 0;
 }
 

@@ -114,17 +114,6 @@ static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route
     ctl_reply_json(ctx, req, route, start_us, code, env);
 }
 
-void ctl_reply_error(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                     int code, const char *fmt, ...)
-{
-    char msg[NUBO_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    reply_msg(ctx, req, route, start_us, code, msg);
-}
-
 void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const struct nubo_err *err)
 {
     char msg[NUBO_ERR_MSG_MAX];
@@ -288,4 +277,24 @@ const char *ctl_bearer(struct evhttp_request *req)
     while (*a == ' ')
         a++;
     return a;
+}
+
+int ctl_watch_params(const struct ctl_reqinfo *ri, int64_t max_timeout_ms, int64_t *version,
+                     int64_t *timeout_ms, struct nubo_err *err)
+{
+    *version = 0;
+    *timeout_ms = 30000;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, ri->query, next)
+    {
+        if (!strcmp(kv->key, "version")) {
+            if (nubo_parse_int(kv->value, 0, INT64_C(1) << 62, version, NULL) < 0)
+                return nubo_error_http(err, 400, "watch: version must be a whole number");
+        } else if (!strcmp(kv->key, "timeout_ms")) {
+            if (nubo_parse_int(kv->value, 0, max_timeout_ms, timeout_ms, NULL) < 0)
+                return nubo_error_http(err, 400, "watch: timeout_ms must be 0..%lld",
+                                       (long long)max_timeout_ms);
+        }
+    }
+    return 0;
 }

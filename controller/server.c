@@ -85,6 +85,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 {
     struct ctl_ctx *ctx = arg;
     struct ctl_reqinfo ri = {0};
+    struct nubo_err err = {0};
     struct evkeyvalq query;
     TAILQ_INIT(&query);
     ri.req = req;
@@ -96,7 +97,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
     if (path == NULL || path[0] == '\0')
         path = "/";
     if (nubo_snprintf(ri.path, sizeof(ri.path), "%s", path) < 0) {
-        ctl_reply_error(ctx, req, CTL_R_OTHER, ri.start_us, 400, "request path too long");
+        nubo_error_http(&err, 400, "request path too long");
+        ctl_reply_err(ctx, &ri, &err);
         return;
     }
     /* tolerate a trailing slash */
@@ -105,7 +107,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
         ri.path[pl - 1] = '\0';
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
     if (q && q[0] && evhttp_parse_query_str(q, &query) < 0) {
-        ctl_reply_error(ctx, req, CTL_R_OTHER, ri.start_us, 400, "malformed query string");
+        nubo_error_http(&err, 400, "malformed query string");
+        ctl_reply_err(ctx, &ri, &err);
         return;
     }
     const char *rest = NULL;
@@ -114,7 +117,6 @@ static void dispatch(struct evhttp_request *req, void *arg)
     size_t len = evbuffer_get_length(in);
     size_t limit = agent ? NUBO_AGENT_MAX_BODY : (size_t)ctx->cfg.max_body_bytes;
     cleanup_free char *body = NULL;
-    struct nubo_err err = {0};
     if (len > limit) {
         nubo_error_http(&err, 413,
                         "request body of %zu bytes is larger than the %zu allowed; send fewer "
