@@ -92,7 +92,8 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
         if (ri->body == NULL)
             return nubo_error_http(err, 400, "users: send {\"name\": \"acme\"}");
         if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, err) < 0 ||
-            (!json_is_object(j) && nubo_error_http(err, 400, "users: body must be an object") < 0) ||
+            (!json_is_object(j) &&
+             nubo_error_http(err, 400, "users: body must be an object") < 0) ||
             pj_only_keys(j, "", allowed, err) < 0 ||
             pj_str(j, "", "name", true, name, sizeof(name), err) < 0 ||
             pj_bool(j, "", "admin", false, &is_admin, err) < 0)
@@ -152,8 +153,10 @@ static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
                      "s:s, s:s, s:o, s:o, s:I}",
                      "status", "success", "uuid", n->row.uuid, "name", n->row.name, "metro",
                      n->row.metro, "state",
-                     !n->ready ? "unavailable" : n->row.maintenance ? "maintenance" : "ready", "memory_mb",
-                     (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
+                     !n->ready            ? "unavailable"
+                     : n->row.maintenance ? "maintenance"
+                                          : "ready",
+                     "memory_mb", (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
                      "free_memory_mb", (json_int_t)(n->row.memory_mb - n->used_memory_mb),
                      "allocated_memory_mb", (json_int_t)n->used_memory_mb, "allocated_vcpus",
                      (json_int_t)n->used_vcpus, "instances", (json_int_t)n->n_instances, "accel",
@@ -318,15 +321,15 @@ static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
     const char *s = rest + 1, *slash = strchr(s, '/');
     if (rest[0] != '/' || slash == NULL || (size_t)(slash - s) > NUBO_NAME_MAX ||
         strlen(slash + 1) >= sizeof(op))
-        return nubo_error_http(err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)",
-                               ri->path);
+        return nubo_error_http(
+            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
     memcpy(ref, s, (size_t)(slash - s));
     ref[slash - s] = '\0';
     snprintf(op, sizeof(op), "%s", slash + 1);
     bool drain = strcmp(op, "drain") == 0;
     if (!drain && strcmp(op, "ready") != 0)
-        return nubo_error_http(err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)",
-                               ri->path);
+        return nubo_error_http(
+            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
     if (ri->method != EVHTTP_REQ_PUT && ri->method != EVHTTP_REQ_POST)
         return nubo_error_http(err, 405, "%s: use PUT", ri->path);
     if (!ri->user.admin)

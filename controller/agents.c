@@ -230,8 +230,8 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
     if (sj->lnext)
         sj->lnext->lprev = sj->lprev;
     if (rc < 0) {
-        struct ctl_reqinfo ri = {.req = sj->req, .start_us = sj->start_us,
-                                 .route = CTL_R_AGENT_STATUS};
+        struct ctl_reqinfo ri = {
+            .req = sj->req, .start_us = sj->start_us, .route = CTL_R_AGENT_STATUS};
         ctl_reply_err(ctx, &ri, &err);
     } else {
         struct nubo_status_resp resp = {sj->node->version};

@@ -16,8 +16,8 @@ static json_t *cert_json(struct ctl_ctx *ctx, const struct ctl_cert *c)
         struct ctl_svc *g = e->val;
         for (size_t i = 0; i < g->row.n_domains; i++)
             if (strcmp(g->row.domains[i].cert, c->row.uuid) == 0) {
-                json_array_append_new(groups, json_pack("{s:s, s:s}", "uuid", g->row.uuid, "name",
-                                                        g->row.name));
+                json_array_append_new(
+                    groups, json_pack("{s:s, s:s}", "uuid", g->row.uuid, "name", g->row.name));
                 break;
             }
     }

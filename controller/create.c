@@ -21,9 +21,9 @@ struct create {
     size_t n;
     struct nubo_create_req *crs;
     struct ctl_image_row *ims;
-    bool *have_im;  /* ims[i] is the pinned image */
-    json_t **errs;  /* item errors, NULL = fine so far */
-    json_t **sgs;   /* each object's service_group, taken out */
+    bool *have_im; /* ims[i] is the pinned image */
+    json_t **errs; /* item errors, NULL = fine so far */
+    json_t **sgs;  /* each object's service_group, taken out */
 };
 
 static void create_free(void *data)
@@ -118,9 +118,8 @@ static size_t create_images(struct ctl_ctx *ctx, struct create *c, struct ctl_re
                                 "name",
                                 image);
             else
-                nubo_error_http(&err, 502,
-                                "cannot resolve image %.200s from the registry: %.250s", image,
-                                r->msg);
+                nubo_error_http(&err, 502, "cannot resolve image %.200s from the registry: %.250s",
+                                image, r->msg);
             c->errs[i] = nubo_item_error(NULL, c->crs[i].name, err.http_status, err.msg);
         } else {
             ctl_resolve_want(want, repo, ref);
@@ -157,8 +156,7 @@ static void create_commit(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, str
         }
         struct nubo_err err = {0};
         size_t first = n_made;
-        if (ctl_place(ctx, &c->user, &c->crs[i], &c->ims[i], c->sgs[i], made, &n_made, &err) <
-            0) {
+        if (ctl_place(ctx, &c->user, &c->crs[i], &c->ims[i], c->sgs[i], made, &n_made, &err) < 0) {
             json_array_append_new(
                 out, nubo_item_error(NULL, c->crs[i].name, err.http_status ?: 400, err.msg));
             continue;

@@ -48,7 +48,7 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
-    char services_domain[128];  /* default domains: <group>.<metro>.<services_domain> */
+    char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
 };
 void ctl_config_defaults(struct ctl_config *c);
@@ -271,7 +271,7 @@ static inline int ctl_err_status(struct nubo_err *err, int status)
 }
 
 /* "what: <err's message>" with status (nubo_error_wrap plus an HTTP status); returns -1. */
-#define ctl_err_wrap(err, status, ...)                                                            \
+#define ctl_err_wrap(err, status, ...)                                                             \
     (nubo_error_wrap((err), __VA_ARGS__), (err)->http_status = (status), -1)
 
 /* ---- the events, as the model raises them ---- */
@@ -403,8 +403,7 @@ struct ctl_desire {
     int64_t drain_timeout_ms;
     bool changed;
 };
-int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n,
-                         struct nubo_err *err);
+int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err);
 /* Persist the reports of node that change something (one transaction), then apply them. */
 int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                           struct nubo_status_report *reps, size_t n, struct nubo_err *err);
@@ -420,8 +419,7 @@ void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);
 void ctl_nodes_check(struct ctl_ctx *ctx);
 /* Re-place every instance of node elsewhere in its metro (all or nothing) and mark it
  * maintenance; moved gets {uuid,name,node,private_ip} per instance. */
-int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved,
-                   struct nubo_err *err);
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err);
 int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_err *err);
 
 /* ---- scheduler.c: placement over the working set (see scheduler.h for the pure part) ---- */
@@ -589,8 +587,7 @@ int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
 int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);
-int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri,
-                               struct nubo_err *err);
+int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,

@@ -25,8 +25,7 @@ static bool manifest_type(const char *mt)
                   !strcmp(mt, NUBO_MEDIA_DOCKER_MANIFEST) || !strcmp(mt, NUBO_MEDIA_DOCKER_LIST));
 }
 
-int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri,
-                               struct nubo_err *err)
+int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     if (ri->method != EVHTTP_REQ_POST)
         return nubo_error_http(err, 405, "registry events: use POST");

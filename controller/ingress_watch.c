@@ -58,8 +58,7 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
     struct nubo_ingress_watch_resp w = {0};
     w.version = m->version;
     snprintf(w.metro, sizeof(w.metro), "%s", m->name);
-    snprintf(w.domain_suffix, sizeof(w.domain_suffix), "%s.%s", m->name,
-             ctx->cfg.services_domain);
+    snprintf(w.domain_suffix, sizeof(w.domain_suffix), "%s.%s", m->name, ctx->cfg.services_domain);
     size_t cap = 0, cap_certs = 0;
     ctl_map_foreach(&ctx->svcs, e)
     {

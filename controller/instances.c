@@ -249,8 +249,8 @@ static int do_wait(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path
     cleanup_free struct nubo_item *items = NULL;
     size_t n;
     ri->route = CTL_R_INST_WAIT;
-    if (collect_named(ctx, ri, NUBO_ITEM_WAIT, path_ref,
-                      "wait: name the instances by uuid or name", &items, &n, err) < 0)
+    if (collect_named(ctx, ri, NUBO_ITEM_WAIT, path_ref, "wait: name the instances by uuid or name",
+                      &items, &n, err) < 0)
         return -1;
     struct ctl_wait_item *w = xcalloc(n + 1, sizeof(*w));
     int64_t timeout_ms = 0;

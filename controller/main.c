@@ -160,8 +160,8 @@ int main(int argc, char **argv)
     if (ctl_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.sync_full, &err) < 0 ||
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
         ctl_auth_bootstrap(ctx, &err) < 0 || ctl_ingress_bootstrap(ctx, &err) < 0 ||
-        ctl_state_load(ctx, &err) < 0 ||
-        ctl_resolver_start(ctx, &err) < 0 || ctl_server_start(ctx, &err) < 0)
+        ctl_state_load(ctx, &err) < 0 || ctl_resolver_start(ctx, &err) < 0 ||
+        ctl_server_start(ctx, &err) < 0)
         goto fail;
     struct event *sigint = evsignal_new(ctx->base, SIGINT, on_signal, ctx);
     struct event *sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, ctx);

@@ -191,8 +191,8 @@ bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want)
     /* Waiting for running is hopeless once the node acted on the latest start and the
      * instance stopped with nothing scheduled to start it again (no restart pending, still
      * meant to run: a crash or a failed start, not a user's stop). */
-    return want == NUBO_STATE_RUNNING && in->row.desired == NUBO_DESIRED_RUNNING &&
-           in->has_obs && in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0 &&
+    return want == NUBO_STATE_RUNNING && in->row.desired == NUBO_DESIRED_RUNNING && in->has_obs &&
+           in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0 &&
            ctl_instance_state(in) == NUBO_STATE_STOPPED && in->obs.restart_next_at_us == 0;
 }
 

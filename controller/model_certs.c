@@ -19,7 +19,7 @@
 #include "util.h"
 
 struct ctl_cert *ctl_cert_find(struct ctl_ctx *ctx, const char *owner, const char *uuid,
-                                  const char *name)
+                               const char *name)
 {
     if (uuid && uuid[0]) {
         struct ctl_cert *c = ctl_map_get(&ctx->certs, uuid);
@@ -60,8 +60,7 @@ static bool cert_names(X509 *x, const char *cn)
         if (g->type != GEN_DNS)
             continue;
         const char *s = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
-        hit = s && (size_t)ASN1_STRING_length(g->d.dNSName) == strlen(s) &&
-              strcasecmp(s, cn) == 0;
+        hit = s && (size_t)ASN1_STRING_length(g->d.dNSName) == strlen(s) && strcasecmp(s, cn) == 0;
     }
     GENERAL_NAMES_free(sans);
     if (hit)
@@ -160,7 +159,6 @@ const struct ctl_svc *ctl_cert_user(struct ctl_ctx *ctx, const struct ctl_cert *
     }
     return NULL;
 }
-
 
 struct ctl_cert *ctl_cert_create(struct ctl_ctx *ctx, const struct ctl_user_row *u,
                                  struct nubo_cert_req *req, struct nubo_err *err)

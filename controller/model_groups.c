@@ -12,16 +12,16 @@
 /* ---- default names: <word>-<word>-<8 random> ------------------------------------------- */
 
 static const char *const words_a[] = {
-    "young",  "small",  "quiet",  "bold",   "calm",   "dark",   "bright", "cold",   "warm",
-    "late",   "early",  "wild",   "gentle", "swift",  "proud",  "still",  "silent", "misty",
-    "sunny",  "rapid",  "lucky",  "clever", "brave",  "fancy",  "green",  "blue",   "amber",
-    "golden", "silver", "hidden", "lively", "happy",  "frosty", "rustic", "humble", "noble",
+    "young",  "small",  "quiet",  "bold",   "calm",  "dark",   "bright", "cold",   "warm",
+    "late",   "early",  "wild",   "gentle", "swift", "proud",  "still",  "silent", "misty",
+    "sunny",  "rapid",  "lucky",  "clever", "brave", "fancy",  "green",  "blue",   "amber",
+    "golden", "silver", "hidden", "lively", "happy", "frosty", "rustic", "humble", "noble",
 };
 static const char *const words_b[] = {
-    "night",  "darkness", "river", "forest", "meadow", "stone", "cloud", "wave",   "breeze",
-    "dawn",   "sky",      "field", "flower", "leaf",   "lake",  "moon",  "star",   "sun",
-    "rain",   "snow",     "fire",  "frost",  "hill",   "pine",  "shore", "thunder", "brook",
-    "violet", "wood",     "bird",  "smoke",  "grass",  "sea",   "mountain", "water", "glade",
+    "night",  "darkness", "river", "forest", "meadow", "stone", "cloud",    "wave",    "breeze",
+    "dawn",   "sky",      "field", "flower", "leaf",   "lake",  "moon",     "star",    "sun",
+    "rain",   "snow",     "fire",  "frost",  "hill",   "pine",  "shore",    "thunder", "brook",
+    "violet", "wood",     "bird",  "smoke",  "grass",  "sea",   "mountain", "water",   "glade",
 };
 
 static void random_group_name(char out[NUBO_NAME_MAX + 1])
@@ -30,7 +30,8 @@ static void random_group_name(char out[NUBO_NAME_MAX + 1])
     nubo_random_bytes(r, sizeof(r));
     char rnd[9];
     nubo_random_alnum(rnd, 8);
-    snprintf(out, NUBO_NAME_MAX + 1, "%s-%s-%s", words_a[r[0] % (sizeof(words_a) / sizeof(*words_a))],
+    snprintf(out, NUBO_NAME_MAX + 1, "%s-%s-%s",
+             words_a[r[0] % (sizeof(words_a) / sizeof(*words_a))],
              words_b[r[1] % (sizeof(words_b) / sizeof(*words_b))], rnd);
 }
 
@@ -364,8 +365,7 @@ static int apply_patch(struct ctl_ctx *ctx, const struct ctl_svc *g, const struc
             if (row->n_domains >= NUBO_SVC_MAX_DOMAINS)
                 return nubo_error_http(err, 400, "a service group has at most %d domains",
                                        NUBO_SVC_MAX_DOMAINS);
-            if (resolve_domain(ctx, row, g, &p->domains[i], &row->domains[row->n_domains], err) <
-                0)
+            if (resolve_domain(ctx, row, g, &p->domains[i], &row->domains[row->n_domains], err) < 0)
                 return -1;
             row->n_domains++;
         }

@@ -62,8 +62,8 @@ int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const ch
 /* ---- index updates (loop thread) ---- */
 
 int ctl_image_index(struct ctl_ctx *ctx, const char *repo, const char *tag,
-                       const struct nubo_image_info *info, const char *digest, int64_t size,
-                       struct nubo_err *err)
+                    const struct nubo_image_info *info, const char *digest, int64_t size,
+                    struct nubo_err *err)
 {
     struct ctl_image_row im = {0};
     nubo_uuid_new(im.uuid);
@@ -166,7 +166,8 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
         if (j->ok) {
             const char *digest =
                 j->info.index_digest[0] ? j->info.index_digest : j->info.manifest_digest;
-            if (ctl_image_index(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0, &err) < 0)
+            if (ctl_image_index(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0,
+                                &err) < 0)
                 log_warnx("image %s:%s: %s", j->repo, j->ref, err.msg);
         } else if (j->batch == NULL) {
             log_warnx("image %s %s: inspect failed: %s", j->repo, j->ref, j->err.msg);
@@ -246,7 +247,6 @@ int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref,
     pthread_mutex_unlock(&ctx->job_mu);
     return 0;
 }
-
 
 struct ctl_resolved *ctl_resolved_find(const struct ctl_resolve_batch *b, const char *repo,
                                        const char *ref)

@@ -85,8 +85,7 @@ static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
     return true;
 }
 
-int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n,
-                         struct nubo_err *err)
+int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
 {
     for (size_t i = 0; i < n; i++)
         d[i].changed = false;

@@ -79,9 +79,9 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
             continue;
         int64_t end = lt->start + (int64_t)lt->len;
         int64_t from = in->log_saved_end > lt->start ? in->log_saved_end : lt->start;
-        if ((from < end && ctl_store_log_put(&ctx->store, in->row.uuid, from,
-                                             lt->buf + (from - lt->start), (size_t)(end - from),
-                                             &err) < 0) ||
+        if ((from < end &&
+             ctl_store_log_put(&ctx->store, in->row.uuid, from, lt->buf + (from - lt->start),
+                               (size_t)(end - from), &err) < 0) ||
             ctl_store_log_trim(&ctx->store, in->row.uuid, lt->start, &err) < 0) {
             ctl_store_rollback(&ctx->store);
             goto fail;

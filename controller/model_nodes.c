@@ -35,8 +35,7 @@ static void reports_free(struct nubo_status_report *reps, size_t n)
 }
 
 int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
-                      char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out,
-                      struct nubo_err *err)
+                      char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out, struct nubo_err *err)
 {
     struct ctl_node *node = ctl_map_get(&ctx->nodes_by_name, rq->name);
     struct ctl_node_row row;
@@ -167,8 +166,7 @@ void ctl_nodes_check(struct ctl_ctx *ctx)
     }
 }
 
-int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved,
-                   struct nubo_err *err)
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err)
 {
     cleanup_free struct ctl_sched_node *sn = NULL;
     cleanup_free struct ctl_node **nodes = NULL;
@@ -239,9 +237,9 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved,
         ctl_node_bump(ctx, to);
         char ip[NUBO_IP_STR_MAX];
         ctl_node_ip_str(to, host[i], ip);
-        json_array_append_new(moved, json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid,
-                                               "name", in->row.name, "node", to->row.name,
-                                               "private_ip", ip));
+        json_array_append_new(moved,
+                              json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid, "name",
+                                        in->row.name, "node", to->row.name, "private_ip", ip));
         log_info("drain %s: instance %s moved to %s (%s)", node->row.name, in->row.name,
                  to->row.name, ip);
     }

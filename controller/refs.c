@@ -21,8 +21,8 @@ static json_t *collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const c
     *all = false;
     json_t *list = json_array();
     if (path_ref) {
-        json_array_append_new(list, json_pack("{s:s}", nubo_uuid_valid(path_ref) ? "uuid" : "name",
-                                              path_ref));
+        json_array_append_new(
+            list, json_pack("{s:s}", nubo_uuid_valid(path_ref) ? "uuid" : "name", path_ref));
         return list;
     }
     struct evkeyval *kv;

@@ -77,7 +77,8 @@ void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, 
         evbuffer_add(out, "\n", 1);
     } else { /* an encoder refused its object: a bug, but the client still gets an answer */
         code = 500;
-        evbuffer_add_printf(out, "{\"status\":\"error\",\"message\":\"cannot encode the reply\"}\n");
+        evbuffer_add_printf(out,
+                            "{\"status\":\"error\",\"message\":\"cannot encode the reply\"}\n");
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
@@ -103,8 +104,8 @@ void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, 
     evbuffer_free(b);
 }
 
-static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
-                      int64_t start_us, int code, char *msg)
+static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
+                      int code, char *msg)
 {
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')

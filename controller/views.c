@@ -73,8 +73,7 @@ static json_t *cert_ref(struct ctl_ctx *ctx, const char *uuid)
     struct ctl_cert *c = uuid[0] ? ctl_map_get(&ctx->certs, uuid) : NULL;
     if (c == NULL)
         return json_null();
-    return json_pack("{s:s, s:s, s:s}", "uuid", c->row.uuid, "name", c->row.name, "state",
-                     "valid");
+    return json_pack("{s:s, s:s, s:s}", "uuid", c->row.uuid, "name", c->row.name, "state", "valid");
 }
 
 json_t *ctl_svc_domains_json(struct ctl_ctx *ctx, const struct ctl_svc *g)
@@ -96,4 +95,3 @@ json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g)
                      ctl_svc_domains_json(ctx, g), "services",
                      nubo_svc_ports_encode(g->row.ports, g->row.n_ports));
 }
-

@@ -26,8 +26,7 @@ static void wait_free(void *data)
     free(w);
 }
 
-json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in,
-                               bool reply_items)
+json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in, bool reply_items)
 {
     if (reply_items) /* create/start with a wait: the object says it is stopped */
         return ctl_instance_json(ctx, in, true);

@@ -99,7 +99,8 @@ static struct ctl_node *add_node(struct ctl_ctx *ctx, const char *name, const ch
 }
 
 static const struct ctl_image_row image = {
-    .digest_ref = "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    .digest_ref =
+        "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
     .repo = "acme/web",
     .owner = "acme",
 };
