@@ -22,6 +22,8 @@
 #define CLI_DEFAULT_API "http://127.0.0.1:7060"
 #define CLI_DEFAULT_REGISTRY "http://127.0.0.1:5000"
 #define CLI_API_BODY_MAX (16u << 20)
+/* Service groups or certificates one list decodes (a group is ~7 KiB decoded). */
+#define CLI_MAX_GROUPS 4096
 
 enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
 

@@ -15,7 +15,7 @@ static int show_certs(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
 {
     struct nubo_certificate *v;
     size_t n;
-    if (nubo_certificate_list_decode(items, NUBO_API_MAX_ITEMS * 64, &v, &n, err) < 0)
+    if (nubo_certificate_list_decode(items, CLI_MAX_GROUPS, &v, &n, err) < 0)
         return nubo_error_wrap(err, "the API's certificates");
     cli_render_certificates(ctx->o, v, n, nubo_now_us());
     nubo_certificate_list_free(v, n);

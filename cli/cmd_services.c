@@ -16,7 +16,7 @@ static int show_groups(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
 {
     struct nubo_svc_group *v;
     size_t n;
-    if (nubo_svc_group_list_decode(items, NUBO_API_MAX_ITEMS * 64, &v, &n, err) < 0)
+    if (nubo_svc_group_list_decode(items, CLI_MAX_GROUPS, &v, &n, err) < 0)
         return nubo_error_wrap(err, "the API's service groups");
     cli_render_services(ctx->o, v, n, nubo_now_us());
     nubo_svc_group_list_free(v, n);
