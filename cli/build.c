@@ -232,22 +232,26 @@ int cli_wait_image_listed(struct cli_ctx *ctx, const char *ref, const char *dige
     long delay_ms = 50;
     char last[NUBO_ERR_MSG_MAX] = "not listed yet";
     for (;;) {
-        json_t *body = json_pack("{s:s}", "tag", ref);
-        json_t *resp = NULL;
+        struct nubo_image_query q = {0};
+        snprintf(q.tag, sizeof(q.tag), "%s", ref);
+        json_t *body = nubo_image_query_encode(&q);
+        json_t *resp, *items;
         struct nubo_err e = {0};
-        int rc = cli_api(ctx, "GET", "/v1/images", body, &resp, &e);
+        int rc = cli_api_list(ctx, "GET", "/v1/images", body, "images", &resp, &items, &e);
         json_decref(body);
         if (rc == 0) {
             json_t *it;
             size_t i;
             bool found = false;
-            json_array_foreach(cli_api_items(resp, "images"), i, it)
+            json_array_foreach(items, i, it)
             {
-                const char *url = json_string_value(json_object_get(it, "url"));
-                if (!url)
-                    url = json_string_value(json_object_get(it, "digest"));
-                if (!cli_item_error(it) && url && strstr(url, digest))
-                    found = true;
+                struct nubo_item_status st;
+                struct nubo_image im;
+                if (nubo_item_status_decode(it, &st, NULL) < 0 || !st.ok ||
+                    nubo_image_decode(it, &im, NULL) < 0)
+                    continue;
+                found |= strstr(im.url, digest) != NULL;
+                nubo_image_free(&im);
             }
             json_decref(resp);
             if (found)
