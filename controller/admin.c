@@ -15,11 +15,20 @@
 
 static json_t *user_json(const struct ctl_user_row *u, const char *token)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:o}", "status", "success", "uuid", u->uuid, "name",
-                          u->name, "admin", u->admin, "created_at", pj_time_new(u->created_at_us));
+    struct nubo_user api = {.admin = u->admin, .created_at_us = u->created_at_us};
+    memcpy(api.uuid, u->uuid, sizeof(api.uuid));
+    snprintf(api.name, sizeof(api.name), "%s", u->name);
     if (token)
-        json_object_set_new(o, "token", json_string(token));
-    return o;
+        snprintf(api.token, sizeof(api.token), "%s", token);
+    return nubo_user_encode(&api);
+}
+
+/* The items of a reply that answers about one user. */
+static json_t *one_user(json_t *user)
+{
+    json_t *a = json_array();
+    json_array_append_new(a, user);
+    return a;
 }
 
 static struct ctl_user_row *find_user(struct ctl_ctx *ctx, const char *ref)
@@ -78,7 +87,7 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
     }
     if (strcmp(rest, "/me") == 0 && ri->method == EVHTTP_REQ_GET) {
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        json_pack("[o]", user_json(&ri->user, NULL)));
+                        one_user(user_json(&ri->user, NULL)));
         return 0;
     }
     if (rest[0] == '\0' && ri->method == EVHTTP_REQ_POST) {
@@ -118,7 +127,7 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
         }
         log_info("user %s created", u->name);
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        json_pack("[o]", user_json(u, token)));
+                        one_user(user_json(u, token)));
         return 0;
     }
     /* /{ref}/tokens */
@@ -134,7 +143,7 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
         if (new_token(ctx, u, false, token, err) < 0)
             return ctl_err_status(err, 500);
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        json_pack("[o]", user_json(u, token)));
+                        one_user(user_json(u, token)));
         return 0;
     }
     return nubo_error_http(err, 404,
@@ -143,28 +152,32 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
                            ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
 }
 
-static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
+/* The API view of a node; a drain reply also carries what it moved (has_moved). */
+static void node_api(const struct ctl_node *n, struct nubo_node *out)
 {
-    char subnet[NUBO_CIDR_STR_MAX], gw[NUBO_IP_STR_MAX];
-    ctl_node_subnet(n, subnet);
-    ctl_node_gateway(n, gw);
-    int64_t seen_ms = (nubo_mono_us() - n->last_seen_mono_us) / 1000;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-                     "s:s, s:s, s:o, s:o, s:I, s:s}",
-                     "status", "success", "uuid", n->row.uuid, "name", n->row.name, "metro",
-                     n->row.metro, "state",
-                     !n->ready            ? "unavailable"
-                     : n->row.maintenance ? "maintenance"
-                                          : "ready",
-                     "memory_mb", (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
-                     "free_memory_mb", (json_int_t)(n->row.memory_mb - n->used_memory_mb),
-                     "allocated_memory_mb", (json_int_t)n->used_memory_mb, "allocated_vcpus",
-                     (json_int_t)n->used_vcpus, "instances", (json_int_t)n->n_instances, "accel",
-                     n->row.accel, "subnet", subnet, "gateway", gw, "agent_version",
-                     n->row.agent_version, "qemu_version", n->row.qemu_version, "created_at",
-                     pj_time_new(n->row.created_at_us), "registered_at",
-                     pj_time_new(n->row.registered_at_us), "last_seen_ms", (json_int_t)seen_ms,
-                     "guest_cpu", n->guest_cpu);
+    memset(out, 0, sizeof(*out));
+    memcpy(out->uuid, n->row.uuid, sizeof(out->uuid));
+    snprintf(out->name, sizeof(out->name), "%s", n->row.name);
+    snprintf(out->metro, sizeof(out->metro), "%s", n->row.metro);
+    snprintf(out->state, sizeof(out->state), "%s",
+             !n->ready            ? "unavailable"
+             : n->row.maintenance ? "maintenance"
+                                  : "ready");
+    out->memory_mb = n->row.memory_mb;
+    out->vcpus = n->row.vcpus;
+    out->free_memory_mb = n->row.memory_mb - n->used_memory_mb;
+    out->allocated_memory_mb = n->used_memory_mb;
+    out->allocated_vcpus = n->used_vcpus;
+    out->instances = (int64_t)n->n_instances;
+    snprintf(out->accel, sizeof(out->accel), "%s", n->row.accel);
+    ctl_node_subnet(n, out->subnet);
+    ctl_node_gateway(n, out->gateway);
+    snprintf(out->agent_version, sizeof(out->agent_version), "%s", n->row.agent_version);
+    snprintf(out->qemu_version, sizeof(out->qemu_version), "%s", n->row.qemu_version);
+    out->created_at_us = n->row.created_at_us;
+    out->registered_at_us = n->row.registered_at_us;
+    out->last_seen_ms = (nubo_mono_us() - n->last_seen_mono_us) / 1000;
+    memcpy(out->guest_cpu, n->guest_cpu, sizeof(out->guest_cpu));
 }
 
 static int cmp_node(const void *a, const void *b)
@@ -189,8 +202,11 @@ int ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
     ctl_map_foreach(&ctx->nodes, e) v[n++] = e->val;
     qsort(v, n, sizeof(*v), cmp_node);
     json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, node_json(ctx, v[i]));
+    for (size_t i = 0; i < n; i++) {
+        struct nubo_node api;
+        node_api(v[i], &api);
+        json_array_append_new(out, nubo_node_encode(&api));
+    }
     free(v);
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                    nubo_envelope_new("success", NULL, "nodes", out, 0));
@@ -202,44 +218,38 @@ int ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_e
     ri->route = CTL_R_METROS;
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "metros: use GET");
-    json_t *by = json_object();
+    /* in the order each metro is first met; a handful per cluster, so a linear look-up */
+    struct nubo_metro *by = xcalloc(ctx->nodes.n + 1, sizeof(*by));
+    size_t nm = 0;
     ctl_map_foreach(&ctx->nodes, e)
     {
         struct ctl_node *n = e->val;
-        json_t *m = json_object_get(by, n->row.metro);
+        struct nubo_metro *m = NULL;
+        for (size_t i = 0; i < nm && m == NULL; i++)
+            if (strcmp(by[i].name, n->row.metro) == 0)
+                m = &by[i];
         if (m == NULL) {
+            m = &by[nm++];
             /* a stable uuid per metro name */
-            char hex[NUBO_SHA256_HEX_LEN + 1], uuid[40];
+            char hex[NUBO_SHA256_HEX_LEN + 1];
             nubo_sha256_hex(n->row.metro, strlen(n->row.metro), hex);
-            snprintf(uuid, sizeof(uuid), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12,
-                     hex + 15, hex + 18);
-            m = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "status", "success", "uuid",
-                          uuid, "name", n->row.metro, "state", "offline", "nodes", (json_int_t)0,
-                          "ready_nodes", (json_int_t)0, "memory_mb", (json_int_t)0,
-                          "free_memory_mb", (json_int_t)0);
-            json_object_set_new(by, n->row.metro, m);
+            snprintf(m->uuid, sizeof(m->uuid), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8,
+                     hex + 12, hex + 15, hex + 18);
+            snprintf(m->name, sizeof(m->name), "%s", n->row.metro);
+            snprintf(m->state, sizeof(m->state), "offline");
         }
-        json_object_set_new(m, "nodes",
-                            json_integer(json_integer_value(json_object_get(m, "nodes")) + 1));
+        m->nodes++;
         if (n->ready) {
-            json_object_set_new(m, "state", json_string("online"));
-            json_object_set_new(
-                m, "ready_nodes",
-                json_integer(json_integer_value(json_object_get(m, "ready_nodes")) + 1));
-            json_object_set_new(m, "memory_mb",
-                                json_integer(json_integer_value(json_object_get(m, "memory_mb")) +
-                                             n->row.memory_mb));
-            json_object_set_new(
-                m, "free_memory_mb",
-                json_integer(json_integer_value(json_object_get(m, "free_memory_mb")) +
-                             n->row.memory_mb - n->used_memory_mb));
+            snprintf(m->state, sizeof(m->state), "online");
+            m->ready_nodes++;
+            m->memory_mb += n->row.memory_mb;
+            m->free_memory_mb += n->row.memory_mb - n->used_memory_mb;
         }
     }
     json_t *out = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(by, k, v) json_array_append(out, v);
-    json_decref(by);
+    for (size_t i = 0; i < nm; i++)
+        json_array_append_new(out, nubo_metro_encode(&by[i]));
+    free(by);
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                    nubo_envelope_new("success", NULL, "metros", out, 0));
     return 0;
@@ -339,13 +349,19 @@ static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
     struct ctl_node *node = ctl_node_find(ctx, ref);
     if (node == NULL)
         return nubo_error_http(err, 404, "node %s not found; see GET /v1/nodes", ref);
-    cleanup_json json_t *moved = json_array();
-    if ((drain ? ctl_node_drain(ctx, node, moved, err) : ctl_node_set_ready(ctx, node, err)) < 0)
+    struct nubo_moved_instance *moved = NULL;
+    size_t n_moved = 0;
+    if ((drain ? ctl_node_drain(ctx, node, &moved, &n_moved, err)
+               : ctl_node_set_ready(ctx, node, err)) < 0)
         return ctl_err_status(err, 500);
-    json_t *item = node_json(ctx, node);
-    json_object_set_new(item, "moved_instances", steal_pointer(&moved));
+    struct nubo_node api;
+    node_api(node, &api);
+    api.has_moved = true;
+    api.moved = moved;
+    api.n_moved = n_moved;
     json_t *out = json_array();
-    json_array_append_new(out, item);
+    json_array_append_new(out, nubo_node_encode(&api));
+    nubo_node_free(&api);
     ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "nodes", out);
     return 0;
 }

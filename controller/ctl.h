@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "api.h"
+#include "cluster.h"
 #include "error.h"
 #include "oci_image.h"
 #include "registry.h"
@@ -420,7 +421,9 @@ void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);
 void ctl_nodes_check(struct ctl_ctx *ctx);
 /* Re-place every instance of node elsewhere in its metro (all or nothing) and mark it
  * maintenance; moved gets {uuid,name,node,private_ip} per instance. */
-int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err);
+/* On success *moved (malloc'd, NULL when none) lists the *n_moved instances it moved. */
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved_instance **moved,
+                   size_t *n_moved, struct nubo_err *err);
 int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_err *err);
 
 /* ---- scheduler.c: placement over the working set (see scheduler.h for the pure part) ---- */

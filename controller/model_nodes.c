@@ -167,8 +167,11 @@ void ctl_nodes_check(struct ctl_ctx *ctx)
     }
 }
 
-int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err)
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved_instance **moved,
+                   size_t *n_moved, struct nubo_err *err)
 {
+    *moved = NULL;
+    *n_moved = 0;
     cleanup_free struct ctl_sched_node *sn = NULL;
     cleanup_free struct ctl_node **nodes = NULL;
     size_t nn = ctl_sched_snapshot(ctx, node, &sn, &nodes);
@@ -222,6 +225,7 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, st
         return -1;
     /* committed: the working set follows */
     node->row.maintenance = true;
+    *moved = ni ? xcalloc(ni, sizeof(**moved)) : NULL;
     for (size_t i = 0; i < ni; i++) {
         struct ctl_instance *in = inst[i];
         struct ctl_node *to = nodes[target[i]];
@@ -236,13 +240,13 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, st
         in->assign_json = NULL;
         ctl_instance_attach(in, to);
         ctl_node_bump(ctx, to);
-        char ip[NUBO_IP_STR_MAX];
-        ctl_node_ip_str(to, host[i], ip);
-        json_array_append_new(moved,
-                              json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid, "name",
-                                        in->row.name, "node", to->row.name, "private_ip", ip));
+        struct nubo_moved_instance *mv = &(*moved)[(*n_moved)++];
+        memcpy(mv->uuid, in->row.uuid, sizeof(mv->uuid));
+        snprintf(mv->name, sizeof(mv->name), "%s", in->row.name);
+        snprintf(mv->node, sizeof(mv->node), "%s", to->row.name);
+        ctl_node_ip_str(to, host[i], mv->private_ip);
         log_info("drain %s: instance %s moved to %s (%s)", node->row.name, in->row.name,
-                 to->row.name, ip);
+                 to->row.name, mv->private_ip);
     }
     ctl_node_bump(ctx, node); /* its desired set is now empty */
     for (size_t i = 0; i < ni; i++)

@@ -18,7 +18,7 @@ json_t *nubo_node_encode(const struct nubo_node *n)
 {
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-        "s:s, s:s, s:o, s:o, s:I}",
+        "s:s, s:s, s:o, s:o, s:I, s:s}",
         "status", "success", "uuid", n->uuid, "name", n->name, "metro", n->metro, "state", n->state,
         "memory_mb", (json_int_t)n->memory_mb, "vcpus", (json_int_t)n->vcpus, "free_memory_mb",
         (json_int_t)n->free_memory_mb, "allocated_memory_mb", (json_int_t)n->allocated_memory_mb,
@@ -26,7 +26,7 @@ json_t *nubo_node_encode(const struct nubo_node *n)
         "accel", n->accel, "subnet", n->subnet, "gateway", n->gateway, "agent_version",
         n->agent_version, "qemu_version", n->qemu_version, "created_at",
         pj_time_new(n->created_at_us), "registered_at", pj_time_new(n->registered_at_us),
-        "last_seen_ms", (json_int_t)n->last_seen_ms);
+        "last_seen_ms", (json_int_t)n->last_seen_ms, "guest_cpu", n->guest_cpu);
     if (o == NULL || !n->has_moved)
         return o;
     json_t *mv = json_array();
@@ -83,6 +83,7 @@ int nubo_node_decode(json_t *j, struct nubo_node *out, struct nubo_err *err)
     TRY(pj_time(j, "", "created_at", false, &out->created_at_us, err));
     TRY(pj_time(j, "", "registered_at", false, &out->registered_at_us, err));
     TRY(pj_int(j, "", "last_seen_ms", false, -big, big, &out->last_seen_ms, err));
+    TRY(pj_str(j, "", "guest_cpu", false, out->guest_cpu, sizeof(out->guest_cpu), err));
     json_t *a;
     int rc = pj_array(j, "", "moved_instances", false, NUBO_NODE_MAX_MOVED, &a, err);
     TRY(rc);

@@ -42,6 +42,7 @@ struct nubo_node {
     char qemu_version[NUBO_VERSION_STR_MAX];
     int64_t created_at_us, registered_at_us; /* 0 = null */
     int64_t last_seen_ms;                    /* since its last report */
+    char guest_cpu[NUBO_GUEST_CPU_MAX];      /* the CPU model its guests see, as registered */
     bool has_moved; /* the drain/ready replies add "moved_instances" (maybe empty) */
     struct nubo_moved_instance *moved; /* malloc'd, at most NUBO_NODE_MAX_MOVED */
     size_t n_moved;

@@ -258,15 +258,18 @@ static void test_drain(void **state)
     struct nubo_err err = {0};
     assert_int_equal(place(ctx, "w", 1, 256, NULL, made, &err), 2);
     /* no other node: nothing moves */
-    json_t *moved = json_array();
-    assert_int_equal(ctl_node_drain(ctx, a, moved, &err), -1);
+    struct nubo_moved_instance *moved = NULL;
+    size_t n_moved = 0;
+    assert_int_equal(ctl_node_drain(ctx, a, &moved, &n_moved, &err), -1);
+    assert_null(moved);
     assert_int_equal(err.http_status, 409);
     assert_false(a->row.maintenance);
     struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
     nubo_err_clear(&err);
-    assert_int_equal(ctl_node_drain(ctx, a, moved, &err), 0);
-    assert_int_equal(json_array_size(moved), 2);
-    json_decref(moved);
+    assert_int_equal(ctl_node_drain(ctx, a, &moved, &n_moved, &err), 0);
+    assert_int_equal(n_moved, 2);
+    assert_string_equal(moved[0].node, "b");
+    free(moved);
     assert_true(a->row.maintenance);
     assert_int_equal(a->n_instances, 0);
     assert_int_equal(b->n_instances, 2);

@@ -82,7 +82,8 @@ static void test_node(void **state)
                           .agent_version = "0.1.0",
                           .qemu_version = "7.2.0",
                           .created_at_us = t0(),
-                          .last_seen_ms = 120};
+                          .last_seen_ms = 120,
+                          .guest_cpu = "host-passthrough"};
     /* admin.c node_json */
     pin(nubo_node_encode(&n),
         "{\"status\":\"success\",\"uuid\":\"" U1 "\",\"name\":\"node-1\",\"metro\":\"fra\","
@@ -90,7 +91,7 @@ static void test_node(void **state)
         "\"allocated_memory_mb\":512,\"allocated_vcpus\":2,\"instances\":2,\"accel\":\"kvm\","
         "\"subnet\":\"10.64.3.0/24\",\"gateway\":\"10.64.3.1\",\"agent_version\":\"0.1.0\","
         "\"qemu_version\":\"7.2.0\",\"created_at\":\"" T0 "\",\"registered_at\":null,"
-        "\"last_seen_ms\":120}");
+        "\"last_seen_ms\":120,\"guest_cpu\":\"host-passthrough\"}");
     ROUNDTRIP(struct nubo_node, nubo_node_encode, nubo_node_decode, nubo_node_free, &n);
     /* admin.c ctl_node_admin: the drain reply adds the moved instances */
     struct nubo_moved_instance mv = {U2, "web-1", "node-2", "10.64.4.2"};
