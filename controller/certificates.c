@@ -10,23 +10,32 @@
 
 static json_t *cert_json(struct ctl_ctx *ctx, const struct ctl_cert *c)
 {
-    json_t *groups = json_array();
+    struct nubo_certificate api = {.created_at_us = c->row.created_at_us,
+                                   .not_before_us = c->not_before_us,
+                                   .not_after_us = c->not_after_us};
+    memcpy(api.uuid, c->row.uuid, sizeof(api.uuid));
+    memcpy(api.name, c->row.name, sizeof(api.name));
+    memcpy(api.common_name, c->row.cn, sizeof(api.common_name));
+    snprintf(api.state, sizeof(api.state), "valid");
+    snprintf(api.subject, sizeof(api.subject), "%s", c->subject);
+    snprintf(api.issuer, sizeof(api.issuer), "%s", c->issuer);
+    snprintf(api.serial_number, sizeof(api.serial_number), "%s", c->serial);
+    /* the groups whose domains it serves */
+    api.service_groups = xcalloc(ctx->svcs.n + 1, sizeof(*api.service_groups));
     ctl_map_foreach(&ctx->svcs, e)
     {
         struct ctl_svc *g = e->val;
         for (size_t i = 0; i < g->row.n_domains; i++)
             if (strcmp(g->row.domains[i].cert, c->row.uuid) == 0) {
-                json_array_append_new(
-                    groups, json_pack("{s:s, s:s}", "uuid", g->row.uuid, "name", g->row.name));
+                struct nubo_api_ref *r = &api.service_groups[api.n_service_groups++];
+                memcpy(r->uuid, g->row.uuid, sizeof(r->uuid));
+                memcpy(r->name, g->row.name, sizeof(r->name));
                 break;
             }
     }
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "status",
-                     "success", "uuid", c->row.uuid, "name", c->row.name, "created_at",
-                     pj_time_new(c->row.created_at_us), "common_name", c->row.cn, "state", "valid",
-                     "subject", c->subject, "issuer", c->issuer, "serial_number", c->serial,
-                     "not_before", pj_time_new(c->not_before_us), "not_after",
-                     pj_time_new(c->not_after_us), "service_groups", groups);
+    json_t *j = nubo_certificate_encode(&api);
+    nubo_certificate_free(&api);
+    return j;
 }
 
 static int cmp_cert(const void *a, const void *b)
@@ -69,7 +78,7 @@ static json_t *cert_delete_one(struct ctl_ctx *ctx, void *obj)
     memcpy(name, c->row.name, sizeof(name));
     if (ctl_cert_delete(ctx, c, &err) < 0)
         return nubo_item_error(uuid, name, err.http_status, err.msg);
-    return json_pack("{s:s, s:s, s:s}", "status", "success", "uuid", uuid, "name", name);
+    return ctl_item_ok(uuid, name);
 }
 
 static const struct ctl_named_ops cert_ops = {

@@ -531,12 +531,16 @@ const char *ctl_bearer(struct evhttp_request *req);
 
 /* ==== handlers' shared floor ================================================================= */
 /* views.c: API objects from the working set */
+/* out borrows the instance's strings; only out->service_group (NULL = none) is malloc'd. */
 void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
                          struct nubo_instance *out);
 json_t *ctl_instance_json(struct ctl_ctx *ctx, const struct ctl_instance *in, bool details);
-/* service_group{uuid,name,domains[{fqdn,certificate}]} for an instance object. */
-json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g);
-json_t *ctl_svc_domains_json(struct ctl_ctx *ctx, const struct ctl_svc *g);
+/* A group as the API shows it; with_instances fills out->instances (malloc'd: free with
+ * nubo_svc_group_free), without it is the short form an instance carries. */
+void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_instances,
+                    struct nubo_svc_group *out);
+/* {"status":"success", uuid, name?}: what a delete says of an item it removed. */
+json_t *ctl_item_ok(const char *uuid, const char *name);
 
 /* refs.c: {uuid}|{name} look-ups shared by /v1/services and /v1/certificates */
 /* A create or patch body: one object, or an array of 1..max (*batch) of n; missing is the

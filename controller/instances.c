@@ -357,14 +357,14 @@ static int do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pa
                     dup || (v[k] && ((items[i].uuid[0] && !strcmp(v[k]->row.uuid, items[i].uuid)) ||
                                      (items[i].name[0] && !strcmp(v[k]->row.name, items[i].name))));
             json_array_append_new(out,
-                                  dup ? json_pack("{s:s, s:s}", "status", "success", "uuid",
-                                                  items[i].uuid[0] ? items[i].uuid : items[i].name)
+                                  dup ? ctl_item_ok(items[i].uuid[0] ? items[i].uuid
+                                                                     : items[i].name,
+                                                    NULL)
                                       : not_found(&items[i]));
             continue;
         }
         v[i] = in;
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "status", "success", "uuid",
-                                             in->row.uuid, "name", in->row.name));
+        json_array_append_new(out, ctl_item_ok(in->row.uuid, in->row.name));
     }
     if (ctl_instances_delete(ctx, v, n, err) < 0)
         return ctl_err_status(err, 500);
@@ -400,14 +400,18 @@ static int do_log(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_
         int64_t to = from + items[i].limit;
         if (to > end)
             to = end;
-        cleanup_free char *b64 = nubo_base64_encode(
-            lt->buf ? lt->buf + (from - start) : (const void *)"", (size_t)(to - from));
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:{s:I, s:I}, s:s}", "status",
-                              "success", "uuid", in->row.uuid, "name", in->row.name, "output",
-                              b64 ? b64 : "", "available", "start", (json_int_t)start, "end",
-                              (json_int_t)end, "range", "start", (json_int_t)from, "end",
-                              (json_int_t)to, "state", nubo_state_name(ctl_instance_state(in)));
-        json_array_append_new(out, o);
+        struct nubo_log_window w = {.data = lt->buf ? (unsigned char *)lt->buf + (from - start)
+                                                    : NULL, /* borrowed: not freed */
+                                    .len = (size_t)(to - from),
+                                    .available_start = start,
+                                    .available_end = end,
+                                    .has_range = true,
+                                    .range_start = from,
+                                    .range_end = to,
+                                    .state = ctl_instance_state(in)};
+        memcpy(w.uuid, in->row.uuid, sizeof(w.uuid));
+        memcpy(w.name, in->row.name, sizeof(w.name));
+        json_array_append_new(out, nubo_log_window_encode(&w));
     }
     ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "instances", out);
     return 0;

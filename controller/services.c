@@ -12,17 +12,11 @@
 
 static json_t *svc_json(struct ctl_ctx *ctx, const struct ctl_svc *g)
 {
-    json_t *insts = json_array();
-    for (const struct ctl_instance *in = g->inst_head; in; in = in->svc_next)
-        json_array_append_new(insts,
-                              json_pack("{s:s, s:s}", "uuid", in->row.uuid, "name", in->row.name));
-    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:s, s:o, s:o, s:o}", "status",
-                     "success", "uuid", g->row.uuid, "name", g->row.name, "created_at",
-                     pj_time_new(g->row.created_at_us), "persistent", g->row.persistent,
-                     "autoscale", 0, "soft_limit", (json_int_t)g->row.soft_limit, "hard_limit",
-                     (json_int_t)g->row.hard_limit, "metro", g->row.metro, "services",
-                     nubo_svc_ports_encode(g->row.ports, g->row.n_ports), "domains",
-                     ctl_svc_domains_json(ctx, g), "instances", insts);
+    cleanup_free struct nubo_svc_group *api = xmalloc(sizeof(*api));
+    ctl_svc_to_api(ctx, g, true, api);
+    json_t *j = nubo_svc_group_encode(api);
+    nubo_svc_group_free(api);
+    return j;
 }
 
 static int svc_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
@@ -90,7 +84,7 @@ static json_t *svc_delete_one(struct ctl_ctx *ctx, void *obj)
     memcpy(name, g->row.name, sizeof(name));
     if (ctl_svc_delete(ctx, g, &err) < 0)
         return nubo_item_error(uuid, name, err.http_status, err.msg);
-    return json_pack("{s:s, s:s, s:s}", "status", "success", "uuid", uuid, "name", name);
+    return ctl_item_ok(uuid, name);
 }
 
 static const struct ctl_named_ops svc_ops = {

@@ -1,6 +1,7 @@
 /* API objects from the working set, as proto/ encodes them: instances and the service group
  * reference they carry. Handlers' shared floor: reads the model, calls no handler. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -57,42 +58,65 @@ void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
             out->uptime_ms = end > o->started_at_us ? (end - o->started_at_us) / 1000 : 0;
         }
     }
+    if (in->svc) {
+        out->service_group = xmalloc(sizeof(*out->service_group));
+        ctl_svc_to_api(ctx, in->svc, false, out->service_group);
+    }
 }
 
 json_t *ctl_instance_json(struct ctl_ctx *ctx, const struct ctl_instance *in, bool details)
 {
     struct nubo_instance api;
     ctl_instance_to_api(ctx, in, &api);
-    json_t *j = nubo_instance_encode(&api, details); /* api borrows: nothing to free */
-    if (j && in->svc)
-        json_object_set_new(j, "service_group", ctl_svc_instance_ref(ctx, in->svc));
+    json_t *j = nubo_instance_encode(&api, details); /* api borrows but its service_group */
+    free(api.service_group);
     return j;
 }
 
-static json_t *cert_ref(struct ctl_ctx *ctx, const char *uuid)
+void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_instances,
+                    struct nubo_svc_group *out)
 {
-    struct ctl_cert *c = uuid[0] ? ctl_map_get(&ctx->certs, uuid) : NULL;
-    if (c == NULL)
-        return json_null();
-    return json_pack("{s:s, s:s, s:s}", "uuid", c->row.uuid, "name", c->row.name, "state", "valid");
-}
-
-json_t *ctl_svc_domains_json(struct ctl_ctx *ctx, const struct ctl_svc *g)
-{
-    json_t *a = json_array();
+    memset(out, 0, sizeof(*out));
+    memcpy(out->uuid, g->row.uuid, sizeof(out->uuid));
+    memcpy(out->name, g->row.name, sizeof(out->name));
+    out->created_at_us = g->row.created_at_us;
+    out->persistent = g->row.persistent;
+    out->soft_limit = g->row.soft_limit;
+    out->hard_limit = g->row.hard_limit;
+    memcpy(out->metro, g->row.metro, sizeof(out->metro));
+    memcpy(out->ports, g->row.ports, sizeof(out->ports));
+    out->n_ports = g->row.n_ports;
+    out->has_services = true;
     for (size_t i = 0; i < g->row.n_domains; i++) {
-        /* certificate null = the metro's wildcard certificate, held by the ingress */
-        json_t *d = json_pack("{s:s, s:o}", "fqdn", g->row.domains[i].fqdn, "certificate",
-                              cert_ref(ctx, g->row.domains[i].cert));
-        json_array_append_new(a, d);
+        struct nubo_svc_domain *d = &out->domains[out->n_domains++];
+        memcpy(d->fqdn, g->row.domains[i].fqdn, sizeof(d->fqdn));
+        /* no certificate = the metro's wildcard certificate, held by the ingress */
+        const char *cu = g->row.domains[i].cert;
+        const struct ctl_cert *c = cu[0] ? ctl_map_get(&ctx->certs, cu) : NULL;
+        if (c) {
+            d->has_cert = true;
+            memcpy(d->cert.uuid, c->row.uuid, sizeof(d->cert.uuid));
+            memcpy(d->cert.name, c->row.name, sizeof(d->cert.name));
+            snprintf(d->cert_state, sizeof(d->cert_state), "valid");
+        }
     }
-    return a;
+    if (!with_instances)
+        return;
+    size_t n = 0;
+    for (const struct ctl_instance *in = g->inst_head; in; in = in->svc_next)
+        n++;
+    out->instances = n ? xcalloc(n, sizeof(*out->instances)) : NULL;
+    for (const struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
+        struct nubo_api_ref *r = &out->instances[out->n_instances++];
+        memcpy(r->uuid, in->row.uuid, sizeof(r->uuid));
+        memcpy(r->name, in->row.name, sizeof(r->name));
+    }
 }
 
-json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g)
+json_t *ctl_item_ok(const char *uuid, const char *name)
 {
-    /* services is a nubo addition: clients tell https from http URLs by it */
-    return json_pack("{s:s, s:s, s:o, s:o}", "uuid", g->row.uuid, "name", g->row.name, "domains",
-                     ctl_svc_domains_json(ctx, g), "services",
-                     nubo_svc_ports_encode(g->row.ports, g->row.n_ports));
+    struct nubo_item_status st = {.ok = true};
+    snprintf(st.uuid, sizeof(st.uuid), "%s", uuid);
+    snprintf(st.name, sizeof(st.name), "%s", name ? name : "");
+    return nubo_item_status_encode(&st);
 }

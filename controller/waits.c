@@ -40,17 +40,20 @@ json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *i
     char code[48] = "";
     if (o->has_exit_code)
         snprintf(code, sizeof(code), ", exit code %lld", (long long)o->exit_code);
-    char msg[600];
-    snprintf(msg, sizeof(msg),
+    struct nubo_item_status st = {.error = 409,
+                                  .has_state = true,
+                                  .state = NUBO_STATE_STOPPED,
+                                  .has_stop_reason = true,
+                                  .stop_reason = sr};
+    memcpy(st.uuid, in->row.uuid, sizeof(st.uuid));
+    memcpy(st.name, in->row.name, sizeof(st.name));
+    snprintf(st.message, sizeof(st.message),
              "instance %s stopped instead of reaching running: %.300s%s%s%s; see its log",
              in->row.name, o->message ? o->message : "", o->message ? "; " : "", why, code);
-    for (char *p = msg; *p; p++) /* one line, whatever the agent wrote */
+    for (char *p = st.message; *p; p++) /* one line, whatever the agent wrote */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    json_t *e = nubo_item_error(in->row.uuid, in->row.name, 409, msg);
-    json_object_set_new(e, "state", json_string("stopped"));
-    json_object_set_new(e, "stop_reason", json_integer(sr));
-    return e;
+    return nubo_item_status_encode(&st);
 }
 
 /* Answer p with what its items reached, and free it. */
@@ -79,9 +82,12 @@ static void wait_fire(struct ctl_parked *p)
                      "check its log",
                      in->row.name, nubo_state_name(it->want),
                      nubo_state_name(ctl_instance_state(in)));
-            json_t *e = nubo_item_error(it->uuid, it->name, 408, msg);
-            json_object_set_new(e, "state", json_string(nubo_state_name(ctl_instance_state(in))));
-            json_array_append_new(out, e);
+            struct nubo_item_status st = {
+                .error = 408, .has_state = true, .state = ctl_instance_state(in)};
+            memcpy(st.uuid, it->uuid, sizeof(st.uuid));
+            memcpy(st.name, it->name, sizeof(st.name));
+            snprintf(st.message, sizeof(st.message), "%s", msg);
+            json_array_append_new(out, nubo_item_status_encode(&st));
         }
     }
     ctl_park_unlink(p);

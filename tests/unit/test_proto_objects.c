@@ -84,7 +84,7 @@ static void test_node(void **state)
                           .created_at_us = t0(),
                           .last_seen_ms = 120,
                           .guest_cpu = "host-passthrough"};
-    /* admin.c node_json */
+    /* what GET /v1/nodes shows (admin.c node_api) */
     pin(nubo_node_encode(&n),
         "{\"status\":\"success\",\"uuid\":\"" U1 "\",\"name\":\"node-1\",\"metro\":\"fra\","
         "\"state\":\"ready\",\"memory_mb\":4096,\"vcpus\":4,\"free_memory_mb\":3584,"
@@ -93,7 +93,7 @@ static void test_node(void **state)
         "\"qemu_version\":\"7.2.0\",\"created_at\":\"" T0 "\",\"registered_at\":null,"
         "\"last_seen_ms\":120,\"guest_cpu\":\"host-passthrough\"}");
     ROUNDTRIP(struct nubo_node, nubo_node_encode, nubo_node_decode, nubo_node_free, &n);
-    /* admin.c ctl_node_admin: the drain reply adds the moved instances */
+    /* admin.c node_admin: the drain reply adds the moved instances */
     struct nubo_moved_instance mv = {U2, "web-1", "node-2", "10.64.4.2"};
     n.has_moved = true;
     n.moved = &mv;
@@ -133,7 +133,7 @@ static void test_metro_user(void **state)
         "\"nodes\":2,\"ready_nodes\":1,\"memory_mb\":4096,\"free_memory_mb\":4000}");
     ROUNDTRIP(struct nubo_metro, nubo_metro_encode, nubo_metro_decode, no_fini, &m);
     struct nubo_user u = {.uuid = U1, .name = "acme", .admin = true, .created_at_us = t0()};
-    /* admin.c user_json */
+    /* /v1/users (admin.c user_json) */
     pin(nubo_user_encode(&u), "{\"status\":\"success\",\"uuid\":\"" U1 "\",\"name\":\"acme\","
                               "\"admin\":true,\"created_at\":\"" T0 "\"}");
     snprintf(u.token, sizeof(u.token), "YWNtZTpzZWNyZXQ=");
@@ -185,7 +185,7 @@ static void test_service_group(void **state)
              "\"instances\":[{\"uuid\":\"" U2 "\",\"name\":\"web-1\"}]}",
              services, domains);
     pin(nubo_svc_group_encode(&g), want);
-    /* services.c ctl_svc_instance_ref: the short form an instance carries */
+    /* views.c ctl_svc_to_api without instances: the short form an instance carries */
     snprintf(want, sizeof(want), "{\"uuid\":\"" U1 "\",\"name\":\"young-night\",%s,%s}", domains,
              services);
     pin(nubo_svc_group_ref_encode(&g), want);
@@ -216,7 +216,7 @@ static void test_certificate(void **state)
                                  .not_before_us = t0(),
                                  .service_groups = &grp,
                                  .n_service_groups = 1};
-    /* services.c cert_json */
+    /* certificates.c cert_json */
     pin(nubo_certificate_encode(&c),
         "{\"status\":\"success\",\"uuid\":\"" U1 "\",\"name\":\"example\",\"created_at\":\"" T0
         "\",\"common_name\":\"*.example.com\",\"state\":\"valid\",\"subject\":\"CN=*.example."
@@ -240,11 +240,11 @@ static void test_certificate(void **state)
 
 static void test_item_status_and_log(void **state)
 {
-    /* instances.c do_delete, services.c/cert delete: the success item */
+    /* deletes of instances, groups, certificates (views.c ctl_item_ok): the success item */
     struct nubo_item_status ok = {.ok = true, .uuid = U1, .name = "web-1"};
     pin(nubo_item_status_encode(&ok),
         "{\"status\":\"success\",\"uuid\":\"" U1 "\",\"name\":\"web-1\"}");
-    /* state.c ctl_wait_hopeless_item: the error with the state it stopped in */
+    /* waits.c ctl_wait_hopeless_item: the error with the state it stopped in */
     struct nubo_item_status bad = {.uuid = U1,
                                    .name = "web-1",
                                    .message = "instance web-1 stopped",
@@ -311,7 +311,7 @@ static void test_instance_phases_and_group(void **state)
     char *s = json_dumps(j, JSON_COMPACT);
     assert_non_null(strstr(s, "\"net_time_us\":0,\"boot_phases\":{\"image_us\":1200,"
                               "\"domain_us\":800,\"vmm_us\":9000,\"guest_us\":6090},"));
-    /* state.c ctl_instance_json appends the group last */
+    /* views.c ctl_instance_json: the group comes last */
     assert_non_null(strstr(s, "\"service_group\":{\"uuid\":\"" U1 "\""));
     assert_int_equal(s[strlen(s) - 1], '}');
     free(s);
