@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include "http.h"
 
 #include "agent_core.h"
 #include "daemon_opts.h"
@@ -17,7 +17,7 @@ int main(int argc, char **argv)
     if (orc >= 0)
         return orc;
     log_init("nubo-agent", lvl);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     struct agent_config cfg;
     agent_config_defaults(&cfg);
     struct nubo_err err = {0};
@@ -33,6 +33,6 @@ int main(int argc, char **argv)
     }
     int rc = agent_run_loop(&ag);
     agent_fini(&ag);
-    curl_global_cleanup();
+    nu_http_global_cleanup();
     return rc < 0 ? 1 : 0;
 }

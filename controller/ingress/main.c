@@ -2,7 +2,7 @@
  * controller's services (controller/ingress/README.md). */
 #include "ingress_core.h"
 
-#include <curl/curl.h>
+#include "http.h"
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,11 +45,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN); /* a closed terminal must not take the metro's ingress down */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     if (ing_daemon_start(&d, &err) < 0) {
         fprintf(stderr, "nubo-ingress: metro %s: %s\n", d.cfg.metro, err.msg);
         ing_daemon_free(&d);
-        curl_global_cleanup();
+        nu_http_global_cleanup();
         return 1;
     }
     log_info("metro %s: haproxy (pid %d) listening on %s:%d and %s:%d; watching %s",
@@ -59,6 +59,6 @@ int main(int argc, char **argv)
     log_info("stopping: %llu reloads, %llu runtime commands applied",
              (unsigned long long)d.n_reloads, (unsigned long long)d.n_runtime_cmds);
     ing_daemon_free(&d);
-    curl_global_cleanup();
+    nu_http_global_cleanup();
     return 0;
 }
