@@ -56,7 +56,7 @@ void agent_config_defaults(struct agent_config *c)
     memset(c, 0, sizeof(*c));
     struct nubo_err err = {0};
     if (nu_cfg_defaults(agent_settings, c, &err) < 0)
-        abort(); /* a wrong default in the table above; test_config checks it */
+        abort(); /* a default in the table above is wrong: the unit tests apply every table */
 }
 
 const char *agent_accel_name(enum agent_accel a)

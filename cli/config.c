@@ -33,7 +33,7 @@ void cli_ctx_init(struct cli_ctx *ctx)
     memset(ctx, 0, sizeof(*ctx));
     struct nubo_err err = {0};
     if (nu_cfg_defaults(cli_settings, ctx, &err) < 0)
-        abort(); /* a wrong default in the table above; test_config checks it */
+        abort(); /* a default in the table above is wrong: the unit tests apply every table */
     ctx->o = stdout;
     ctx->e = stderr;
     ctx->tty = isatty(STDOUT_FILENO) == 1;

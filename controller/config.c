@@ -52,7 +52,7 @@ void ctl_config_defaults(struct ctl_config *c)
     c->registry.timeout_ms = 10000;
     struct nubo_err err = {0};
     if (nu_cfg_defaults(ctl_settings, c, &err) < 0)
-        abort(); /* a wrong default in the table above; test_config checks it */
+        abort(); /* a default in the table above is wrong: the unit tests apply every table */
 }
 
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix)

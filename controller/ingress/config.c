@@ -37,7 +37,7 @@ void ing_config_defaults(struct ing_config *c)
     memset(c, 0, sizeof(*c));
     struct nubo_err err = {0};
     if (nu_cfg_defaults(ing_settings, c, &err) < 0)
-        abort(); /* a wrong default in the table above; test_config checks it */
+        abort(); /* a default in the table above is wrong: the unit tests apply every table */
 }
 
 void ing_config_free(struct ing_config *c)
