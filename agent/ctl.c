@@ -397,7 +397,6 @@ static char *status_body(struct agent *ag, bool all)
         if (!all)
             in->dirty = false;
     }
-    b.free_memory_mb = agent_free_memory_mb(ag);
     json_t *j = nubo_status_batch_encode(&b);
     free(b.instances);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;

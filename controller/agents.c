@@ -495,8 +495,6 @@ static void do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_no
         return;
     }
     node_seen(ctx, node);
-    if (b.free_memory_mb >= 0)
-        node->free_memory_mb = b.free_memory_mb;
     struct status_job *sj = calloc(1, sizeof(*sj));
     if (sj == NULL) {
         nubo_status_batch_free(&b);
