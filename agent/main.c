@@ -11,17 +11,16 @@
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    enum nubo_log_level lvl = NUBO_LOG_INFO;
-    int orc = nubo_daemon_opts("nubo-agent", argc, argv, &config, &lvl);
+    struct nubo_daemon_args args = {.level = NUBO_LOG_INFO};
+    int orc = nubo_daemon_opts("nubo-agent", argc, argv, NULL, true, &args);
     if (orc >= 0)
         return orc;
-    log_init("nubo-agent", lvl);
+    log_init("nubo-agent", args.level);
     nu_http_global_init();
     struct agent_config cfg;
     agent_config_defaults(&cfg);
     struct nubo_err err = {0};
-    if (agent_config_load(&cfg, config, &err) < 0) {
+    if (agent_config_load(&cfg, args.config, &err) < 0) {
         fprintf(stderr, "nubo-agent: %s\n", err.msg);
         return 1;
     }

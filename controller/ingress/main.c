@@ -21,19 +21,18 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    enum nubo_log_level level = NUBO_LOG_INFO;
-    int orc = nubo_daemon_opts("nubo-ingress", argc, argv, &config, &level);
+    struct nubo_daemon_args args = {.level = NUBO_LOG_INFO};
+    int orc = nubo_daemon_opts("nubo-ingress", argc, argv, NULL, true, &args);
     if (orc >= 0)
         return orc;
-    log_init("nubo-ingress", level);
+    log_init("nubo-ingress", args.level);
     struct ing_daemon d;
     memset(&d, 0, sizeof(d));
     d.stopping = &stopping;
     d.hap.pid = -1;
     ing_config_defaults(&d.cfg);
     struct nubo_err err = {0};
-    if (ing_config_load(config, &d.cfg, &err) < 0) {
+    if (ing_config_load(args.config, &d.cfg, &err) < 0) {
         fprintf(stderr, "nubo-ingress: %s\n", err.msg);
         ing_config_free(&d.cfg);
         return 1;
