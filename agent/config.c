@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -53,10 +52,7 @@ static const struct nu_cfg_key agent_settings[] = {
 
 void agent_config_defaults(struct agent_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    struct nubo_err err = {0};
-    if (nu_cfg_defaults(agent_settings, c, &err) < 0)
-        abort(); /* a default in the table above is wrong: the unit tests apply every table */
+    nu_cfg_init(agent_settings, c, sizeof(*c));
 }
 
 const char *agent_accel_name(enum agent_accel a)

@@ -30,10 +30,7 @@ static const struct nu_cfg_key cli_settings[] = {
 
 void cli_ctx_init(struct cli_ctx *ctx)
 {
-    memset(ctx, 0, sizeof(*ctx));
-    struct nubo_err err = {0};
-    if (nu_cfg_defaults(cli_settings, ctx, &err) < 0)
-        abort(); /* a default in the table above is wrong: the unit tests apply every table */
+    nu_cfg_init(cli_settings, ctx, sizeof(*ctx));
     ctx->o = stdout;
     ctx->e = stderr;
     ctx->tty = isatty(STDOUT_FILENO) == 1;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ini.h>
@@ -71,6 +72,16 @@ int nu_cfg_defaults(const struct nu_cfg_key *table, void *target, struct nubo_er
             return nubo_error_wrap(err, "default of [%s] %s", k->section ? k->section : "",
                                    k->key ? k->key : "*");
     return 0;
+}
+
+void nu_cfg_init(const struct nu_cfg_key *table, void *target, size_t size)
+{
+    memset(target, 0, size);
+    struct nubo_err err = {0};
+    if (nu_cfg_defaults(table, target, &err) < 0) {
+        fprintf(stderr, "settings table: %s\n", err.msg);
+        abort();
+    }
 }
 
 static const struct nu_cfg_key *find(const struct load *l, const char *sec, const char *key)

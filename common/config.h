@@ -54,6 +54,9 @@ struct nu_cfg_opts {
 
 /* Store every row's default into target. Fails only on a table whose default is wrong. */
 int nu_cfg_defaults(const struct nu_cfg_key *table, void *target, struct nubo_err *err);
+/* Zero target (size bytes) and store the defaults; a wrong default is a bug in the program's
+ * table, so it aborts with the message (every table's unit test would catch it first). */
+void nu_cfg_init(const struct nu_cfg_key *table, void *target, size_t size);
 /* Read path into target through table. opts may be NULL. Stops at the first bad line. */
 int nu_cfg_load(const char *path, const struct nu_cfg_key *table, void *target,
                 const struct nu_cfg_opts *opts, struct nubo_err *err);

@@ -47,12 +47,9 @@ static const struct nu_cfg_key ctl_settings[] = {
 
 void ctl_config_defaults(struct ctl_config *c)
 {
-    memset(c, 0, sizeof(*c));
+    nu_cfg_init(ctl_settings, c, sizeof(*c));
     c->max_body_bytes = NUBO_API_MAX_BODY;
     c->registry.timeout_ms = 10000;
-    struct nubo_err err = {0};
-    if (nu_cfg_defaults(ctl_settings, c, &err) < 0)
-        abort(); /* a default in the table above is wrong: the unit tests apply every table */
 }
 
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix)

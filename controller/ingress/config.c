@@ -34,10 +34,7 @@ static const struct nu_cfg_key ing_settings[] = {
 
 void ing_config_defaults(struct ing_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    struct nubo_err err = {0};
-    if (nu_cfg_defaults(ing_settings, c, &err) < 0)
-        abort(); /* a default in the table above is wrong: the unit tests apply every table */
+    nu_cfg_init(ing_settings, c, sizeof(*c));
 }
 
 void ing_config_free(struct ing_config *c)
