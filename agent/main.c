@@ -2,11 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "http.h"
+#include <sys/stat.h>
 
 #include "agent_core.h"
 #include "daemon_opts.h"
+#include "http.h"
 #include "log.h"
 
 int main(int argc, char **argv)
@@ -16,6 +16,9 @@ int main(int argc, char **argv)
     if (orc >= 0)
         return orc;
     log_init("nubo-agent", args.level);
+    /* Secrets at rest: nothing the agent writes is for other local users (what qemu must
+     * read is opened to it explicitly). */
+    umask(077);
     nu_http_global_init();
     struct agent_config cfg;
     agent_config_defaults(&cfg);

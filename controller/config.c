@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cleanup.h"
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
@@ -15,6 +17,8 @@ static int set_log_level(void *t, const char *key, const char *v, struct nubo_er
 static int set_sync(void *t, const char *key, const char *v, struct nubo_err *err);
 static int set_pool(void *t, const char *key, const char *v, struct nubo_err *err);
 static int set_services_domain(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_secret_file(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_secret_inline(void *t, const char *key, const char *v, struct nubo_err *err);
 
 #define C struct ctl_config
 static const struct nu_cfg_key ctl_settings[] = {
@@ -37,8 +41,10 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_S(C, "registry", "url", registry.url, "http://127.0.0.1:5000"),
     NU_CFG_S(C, "registry", "unix_socket", registry.unix_path, NULL),
     NU_CFG_S(C, "registry", "user", registry.user, NULL),
-    NU_CFG_S(C, "registry", "password", registry.password, NULL),
-    NU_CFG_S(C, "registry", "notification_secret", registry_secret, NULL),
+    NU_CFG_F("registry", "password_file", set_secret_file, NULL),
+    NU_CFG_F("registry", "password", set_secret_inline, NULL),
+    NU_CFG_F("registry", "notification_secret_file", set_secret_file, NULL),
+    NU_CFG_F("registry", "notification_secret", set_secret_inline, NULL),
     NU_CFG_F("services", "domain", set_services_domain, "nubo.local"),
     NU_CFG_S(C, "ingress", "token_file", ingress_token_file, NULL),
     {0},
@@ -103,6 +109,47 @@ static int set_services_domain(void *t, const char *key, const char *v, struct n
         return nubo_error(err, 0, "'%s' is not a DNS name", v);
     if (nubo_snprintf(c->services_domain, sizeof(c->services_domain), "%s", v) < 0)
         return nubo_error(err, 0, "value longer than %zu bytes", sizeof(c->services_domain) - 1);
+    return 0;
+}
+
+/* Where [registry] password(_file) and notification_secret(_file) land. */
+static char *secret_field(struct ctl_config *c, const char *key, size_t *size)
+{
+    bool pw = strncmp(key, "password", 8) == 0;
+    *size = pw ? sizeof(c->registry.password) : sizeof(c->registry_secret);
+    return pw ? c->registry.password : c->registry_secret;
+}
+
+/* A secret kept in a file of its own (0600, the controller's user), not in this config that
+ * ships 0644: its first line, without the newline. */
+static int set_secret_file(void *t, const char *key, const char *path, struct nubo_err *err)
+{
+    size_t size;
+    char *dst = secret_field(t, key, &size);
+    cleanup_free char *text = NULL;
+    size_t len = 0;
+    if (nubo_read_file(path, size - 1, &text, &len, err) < 0)
+        return -1;
+    text[strcspn(text, "\r\n")] = '\0';
+    if (text[0] == '\0')
+        return nubo_error(err, 0, "%s is empty", path);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & 0077))
+        log_warnx("config: %s holds a secret but is readable by others (mode %04o): chmod 600 it",
+                  path, (unsigned)(sb.st_mode & 07777));
+    snprintf(dst, size, "%s", text);
+    return 0;
+}
+
+static int set_secret_inline(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    size_t size;
+    char *dst = secret_field(t, key, &size);
+    log_warnx("config: [registry] %s in the config is deprecated: put it in a 0600 file and name "
+              "it with %s_file",
+              key, key);
+    if (nubo_snprintf(dst, size, "%s", v) < 0)
+        return nubo_error(err, 0, "value longer than %zu bytes", size - 1);
     return 0;
 }
 

@@ -47,7 +47,8 @@ fetch_kernel() {
     local want=('./boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*'
         './lib/modules/*/kernel/drivers/net/*failover*' './lib/modules/*/kernel/drivers/net/virtio_net*'
         './lib/modules/*/kernel/net/core/failover*' './lib/modules/*/kernel/drivers/char/hw_random/virtio-rng*'
-        './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*')
+        './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*'
+        './lib/modules/*/kernel/drivers/firmware/qemu_fw_cfg.ko*')
     local marker
     marker=.done-$(printf '%s\n' "${want[@]}" | sha256sum | cut -c1-12)
     KROOT=$cache/root-$(basename "$deb" .deb)
@@ -93,7 +94,7 @@ prepare_base() {
     rm -rf "$out/.stage-modules"; mkdir -p "$mods"
     local m f
     for m in virtio_ring virtio failover net_failover virtio_pci_legacy_dev virtio_pci_modern_dev \
-             virtio_pci virtio_mmio virtio_net virtio_rng button evdev; do
+             virtio_pci virtio_mmio virtio_net virtio_rng button evdev qemu_fw_cfg; do
         f=$(find "$KMODDIR" \( -name "$m.ko*" -o -name "${m//_/-}.ko*" \) | head -1)
         [ -n "$f" ] || die "module $m not in the kernel package"
         case $f in
