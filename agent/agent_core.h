@@ -13,6 +13,7 @@
 
 #include "agent.h" /* proto/agent.h: the controller protocol types */
 #include "error.h"
+#include "oci_image.h" /* common/: NUBO_IMAGE_USER_MAX */
 #include "registry.h"
 #include "util.h"
 
@@ -27,6 +28,9 @@
 
 /* config.c */
 enum agent_accel { AGENT_ACCEL_AUTO = 0, AGENT_ACCEL_KVM, AGENT_ACCEL_TCG };
+/* [network] egress: none = guests reach nothing beyond the node; nat = masqueraded egress */
+enum agent_egress { AGENT_EGRESS_NONE = 0, AGENT_EGRESS_NAT };
+#define AGENT_INGRESS_FROM_MAX 16 /* [network] ingress_from addresses */
 
 struct agent_config {
     char node_name[NUBO_NAME_MAX + 1];
@@ -51,6 +55,10 @@ struct agent_config {
     char bridge[AGENT_TAP_MAX];
     char netns[64];             /* named netns of the bridge ("" = the agent's own) */
     char libvirt_netns[AGENT_PATH_MAX]; /* netns path where libvirtd opens taps ("" = own) */
+    enum agent_egress egress;
+    /* hosts (other than the node itself) that may open connections to guests: the ingress */
+    char ingress_from[AGENT_INGRESS_FROM_MAX][NUBO_CIDR_STR_MAX];
+    size_t n_ingress_from;
     enum agent_accel accel;
     int64_t memory_reserve_mb;
     int64_t vcpu_reserve;
@@ -103,13 +111,47 @@ int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, in
 int agent_net_tap_create(const struct agent_config *c, const char *tap, struct nubo_err *err);
 /* After the domain started: move the tap to the bridge's netns, enslave it, bring it up. */
 int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err);
+/* Before attach: the guest's own rules (source MAC/IP from its private IP). */
+int agent_net_tap_rules(const struct agent_config *c, const char *tap, const char *ip,
+                        struct nubo_err *err);
 void agent_net_tap_remove(const struct agent_config *c, const char *tap);
 void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX]);
 /* Connect to ip:port from inside the bridge's namespace until it works or timeout. */
 int agent_net_probe(const struct agent_config *c, const char *ip, const int64_t *ports,
                     size_t n_ports, int64_t timeout_ms, struct nubo_err *err);
 int agent_run(const char *netns_path, char *const argv[], struct nubo_err *err);
+void agent_net_bridge_ns_path(const struct agent_config *c, char *out, size_t size);
 int agent_prefix_parse(const char *cidr, char *ip_out, size_t ip_size, int *prefix);
+
+/* firewall.c: the nftables ruleset guests live under (agent/README.md), via libnftables. */
+#define AGENT_MAC_STR_MAX 18
+struct agent_fw_node {
+    const char *bridge, *gateway, *subnet;
+    enum agent_egress egress;
+    const char (*ingress_from)[NUBO_CIDR_STR_MAX];
+    size_t n_ingress_from;
+};
+struct agent_fw_guest {
+    char tap[AGENT_TAP_MAX];
+    char ip[NUBO_IP_STR_MAX];
+};
+const char *agent_egress_name(enum agent_egress e);
+/* The guest NIC's MAC, derived from its private IP (02:6e:<ip bytes>). */
+void agent_net_guest_mac(const char *ip, char out[AGENT_MAC_STR_MAX]);
+/* Parse "a.b.c.d[/n], ..." into out (a bare address becomes /32). */
+int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max, size_t *n_out,
+                         struct nubo_err *err);
+/* Rule text (malloc'd; NULL on a bad name/address or no memory): the whole node ruleset
+ * (replaces any earlier one atomically), one guest's chain added or replaced, one removed. */
+char *agent_fw_ruleset(const struct agent_fw_node *node, const struct agent_fw_guest *guests,
+                       size_t n_guests);
+char *agent_fw_guest_add(const struct agent_fw_guest *g);
+char *agent_fw_guest_del(const char *tap);
+/* Run rule text through libnftables inside netns_path ("" = the agent's own namespace). */
+int agent_fw_apply(const char *netns_path, const char *text, struct nubo_err *err);
+struct agent;
+/* Reconcile: replace the node ruleset with one for every guest the agent holds. */
+int agent_fw_sync(struct agent *ag, struct nubo_err *err);
 
 /* images.c: content-addressed cache of pulled images, concurrent pulls coalesce. */
 struct agent;
@@ -119,6 +161,7 @@ struct agent_image {
     char kernel[AGENT_PATH_MAX];
     char initrd[AGENT_PATH_MAX]; /* "" when none */
     char **cmd, **env, **labels; /* NULL-terminated */
+    char user[NUBO_IMAGE_USER_MAX + 1]; /* config.User, "" = the runtime's default */
     bool linux_kernel;           /* a Linux kernel: env.vars goes in the compact form */
     uint64_t size_bytes;
     int refs;                    /* instances using it */
@@ -166,7 +209,7 @@ int agent_virt_start(struct agent *ag, struct nubo_err *err);
 void agent_virt_stop(struct agent *ag);
 /* Domain XML for an instance (every string escaped). Returns malloc'd text. */
 struct agent_domain_spec {
-    const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap;
+    const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap, *mac;
     const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
     int64_t memory_mb, vcpus;
     enum agent_accel accel;

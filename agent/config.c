@@ -11,6 +11,8 @@
 #include "config.h"
 
 static int set_accel(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_egress(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_ingress_from(void *t, const char *key, const char *v, struct nubo_err *err);
 
 #define C struct agent_config
 static const struct nu_cfg_key agent_settings[] = {
@@ -45,6 +47,8 @@ static const struct nu_cfg_key agent_settings[] = {
     NU_CFG_I(C, "state", "console_ring", console_ring_kb, 4, 1 << 20, "256"), /* KiB */
     NU_CFG_S(C, "network", "bridge", bridge, "nubobr0"),
     NU_CFG_S(C, "network", "netns", netns, NULL),
+    NU_CFG_F("network", "egress", set_egress, NULL),
+    NU_CFG_F("network", "ingress_from", set_ingress_from, NULL),
     NU_CFG_D(C, "network", "net_probe_timeout", net_probe_timeout_ms, 0, 0, "30000"),
     {0},
 };
@@ -97,6 +101,25 @@ static int set_accel(void *t, const char *key, const char *v, struct nubo_err *e
     else
         return nubo_error(err, 0, "'%s': use auto, kvm or tcg", v);
     return 0;
+}
+
+static int set_egress(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    struct agent_config *c = t;
+    if (strcmp(v, "none") == 0)
+        c->egress = AGENT_EGRESS_NONE;
+    else if (strcmp(v, "nat") == 0)
+        c->egress = AGENT_EGRESS_NAT;
+    else
+        return nubo_error(err, 0, "'%s': use none or nat", v);
+    return 0;
+}
+
+static int set_ingress_from(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    struct agent_config *c = t;
+    return agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
+                                err);
 }
 
 int agent_config_load(struct agent_config *c, const char *path, struct nubo_err *err)

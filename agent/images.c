@@ -109,6 +109,10 @@ static int image_load_dir(struct agent_image *img, const char *dir, struct nubo_
     img->cmd = json_strv(json_object_get(j, "cmd"));
     img->env = json_strv(json_object_get(j, "env"));
     img->labels = json_strv(json_object_get(j, "labels"));
+    const char *user = json_string_value(json_object_get(j, "user"));
+    if (user && user[0] && !nubo_image_user_valid(user))
+        return nubo_error(err, 0, "image cache %s: bad user in meta.json", dir);
+    snprintf(img->user, sizeof(img->user), "%s", user ? user : "");
     struct stat st;
     if (stat(img->kernel, &st) < 0)
         return nubo_error(err, errno, "image cache %s: kernel missing", dir);
@@ -358,10 +362,11 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                             digest, (long long)c->max_image_mb);
         goto out;
     }
-    meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:I}", "digest", digest, "manifest",
-                     info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
-                     strv_json(info.cmd), "env", strv_json(info.env), "labels",
-                     strv_json(info.labels), "size_bytes", (json_int_t)(ksize + isize));
+    meta =
+        json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:s, s:I}", "digest", digest, "manifest",
+                  info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
+                  strv_json(info.cmd), "env", strv_json(info.env), "labels", strv_json(info.labels),
+                  "user", info.user, "size_bytes", (json_int_t)(ksize + isize));
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char mp[AGENT_PATH_MAX + 80];
     snprintf(mp, sizeof(mp), "%s/meta.json", tmpdir);

@@ -372,6 +372,14 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
         sb_sep(&b);
         sb_str(&b, t);
     }
+    if (img && img->linux_kernel && img->user[0]) {
+        /* The image's config.User for nubo's Linux /init (which runs the app unprivileged
+         * unless told otherwise); dotted, so the kernel leaves it alone. Checked at pull:
+         * [A-Za-z0-9_.-] and one ':'. */
+        sb_sep(&b);
+        sb_str(&b, "nubo.user=");
+        sb_str(&b, img->user);
+    }
     if (a->private_ip[0]) {
         char t[128];
         snprintf(t, sizeof(t), "netdev.ip=%s/%lld:%s:%s", a->private_ip, (long long)a->prefix,
@@ -483,6 +491,7 @@ struct create_job {
     char *xml;
     struct agent_config cfg;
     char tap[AGENT_TAP_MAX];
+    char ip[NUBO_IP_STR_MAX];
     bool with_net;
     int64_t t0_mono, t0_real, t1_mono;
     int rc;
@@ -513,7 +522,10 @@ static void create_work(void *arg)
     }
     j->created = true;
     virDomainFree(d);
-    if (j->with_net && agent_net_tap_attach(&j->cfg, j->tap, &err) < 0)
+    /* Rules first: a tap on the bridge without them would carry anything (fail closed: no
+     * rules, no attach, the guest runs without network). */
+    if (j->with_net && (agent_net_tap_rules(&j->cfg, j->tap, j->ip, &err) < 0 ||
+                        agent_net_tap_attach(&j->cfg, j->tap, &err) < 0))
         snprintf(j->net_error, sizeof(j->net_error), "%s", err.msg);
 }
 
@@ -656,6 +668,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     char console[AGENT_PATH_MAX + 64];
     snprintf(console, sizeof(console), "%s/console.log", in->con.dir);
     bool with_net = ag->bridge_ready && in->a.private_ip[0];
+    char mac[AGENT_MAC_STR_MAX];
+    agent_net_guest_mac(in->a.private_ip, mac);
     struct agent_domain_spec spec = {
         .uuid = in->uuid,
         .node = ag->cfg.node_name,
@@ -664,6 +678,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         .cmdline = cmdline,
         .console_path = console,
         .tap = with_net ? in->tap : NULL,
+        .mac = with_net ? mac : NULL,
         .memory_mb = in->a.memory_mb, /* the decoder guarantees >= 1 of each */
         .vcpus = in->a.vcpus,
         .accel = ag->accel,
@@ -717,6 +732,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     j->xml = xml;
     j->cfg = ag->cfg;
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
+    snprintf(j->ip, sizeof(j->ip), "%s", in->a.private_ip);
     j->with_net = with_net;
     in->op = AGENT_OP_CREATE;
     in->r.start_count++;
@@ -1106,6 +1122,12 @@ void agent_resync_domains(struct agent *ag)
         virDomainFree(doms[i]);
     free(doms);
     free(seen);
+    /* Re-adopted guests keep their rules; those of guests that ended meanwhile go. */
+    if (ag->bridge_ready) {
+        struct nubo_err err = {0};
+        if (agent_fw_sync(ag, &err) < 0)
+            log_warnx("%s", err.msg);
+    }
     /* A destroy asked for while libvirt was away was never sent: send it now. */
     LIST_FOREACH(in, &ag->instances, link)
     if (in->domain && in->op == AGENT_OP_DESTROY)

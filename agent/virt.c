@@ -235,8 +235,9 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *cmdline = agent_xml_escape(s->cmdline ? s->cmdline : "");
     cleanup_free char *console = agent_xml_escape(s->console_path);
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
+    cleanup_free char *mac = agent_xml_escape(s->mac ? s->mac : "");
     cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !env_file)
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac || !env_file)
         return NULL;
     /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
      * line then names only the file, never a value. */
@@ -249,12 +250,14 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     char initrd_el[AGENT_PATH_MAX * 6 + 32] = "";
     if (initrd[0])
         snprintf(initrd_el, sizeof(initrd_el), "<initrd>%s</initrd>", initrd);
-    char net_el[512] = "";
+    char net_el[512] = "", mac_el[64] = "";
+    if (mac[0]) /* the guest's rules name this MAC (firewall.c) */
+        snprintf(mac_el, sizeof(mac_el), "<mac address='%s'/>", mac);
     if (tap[0])
         snprintf(net_el, sizeof(net_el),
-                 "    <interface type='ethernet'><target dev='%s' managed='no'/>"
+                 "    <interface type='ethernet'>%s<target dev='%s' managed='no'/>"
                  "<model type='virtio'/><address type='virtio-mmio'/></interface>\n",
-                 tap);
+                 mac_el, tap);
     char *xml = NULL;
     /* microvm + direct kernel boot; acpi so a guest poweroff ends the domain; no USB, no
      * balloon (microvm has no PCI); every device virtio-mmio; nothing probed per call. */

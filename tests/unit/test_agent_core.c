@@ -196,6 +196,16 @@ static void test_cmdline(void **state)
     assert_int_equal(agent_build_env_file(&b, &(struct agent_image){0}, &data, &len), 0);
     assert_int_equal(len, 0);
     free(data);
+    /* the image's config.User reaches nubo's Linux /init; a unikernel is not told */
+    snprintf(img.user, sizeof(img.user), "root");
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 nubo.user=root -- /default");
+    free(c);
+    img.linux_kernel = false;
+    img.env = NULL;
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 -- /default");
+    free(c);
 }
 
 static void test_domain_xml(void **state)
@@ -212,6 +222,7 @@ static void test_domain_xml(void **state)
         .cmdline = "-- </cmdline><devices><hostdev/></devices>",
         .console_path = "/s/console.log",
         .tap = "nt1234",
+        .mac = "02:6e:0a:40:01:02",
         .memory_mb = 128,
         .vcpus = 2,
         .accel = AGENT_ACCEL_TCG,
@@ -225,7 +236,8 @@ static void test_domain_xml(void **state)
     assert_non_null(strstr(x, "<features><acpi/></features>"));
     assert_non_null(strstr(x, "<controller type='usb' model='none'/>"));
     assert_non_null(strstr(x, "<memballoon model='none'/>"));
-    assert_non_null(strstr(x, "<target dev='nt1234' managed='no'/>"));
+    assert_non_null(strstr(x, "<interface type='ethernet'><mac address='02:6e:0a:40:01:02'/>"
+                              "<target dev='nt1234' managed='no'/>"));
     assert_non_null(strstr(x, "<address type='virtio-mmio'/>"));
     assert_non_null(strstr(x, "<on_crash>destroy</on_crash>"));
     assert_null(strstr(x, "<hostdev"));
@@ -300,7 +312,8 @@ static void test_config(void **state)
                      "[controller]\nsocket = /run/c.sock\n"
                      "[libvirt]\naccel = tcg\nshutdown_timeout = 2s\n"
                      "[images]\ncache_size = 2Gi\n"
-                     "[network]\nbridge = br7\nnetns = ns7\n");
+                     "[network]\nbridge = br7\nnetns = ns7\negress = nat\n"
+                     "ingress_from = 192.0.2.7, 198.51.100.0/24\n");
     struct agent_config c;
     agent_config_defaults(&c);
     struct nubo_err err = {0};
@@ -314,6 +327,12 @@ static void test_config(void **state)
     assert_int_equal(c.cache_size_mb, 2048);
     assert_string_equal(c.bridge, "br7");
     assert_string_equal(c.netns, "ns7");
+    assert_int_equal(c.egress, AGENT_EGRESS_NAT);
+    assert_int_equal(c.n_ingress_from, 2);
+    assert_string_equal(c.ingress_from[0], "192.0.2.7/32");
+    assert_string_equal(c.ingress_from[1], "198.51.100.0/24");
+    agent_config_defaults(&c);
+    assert_int_equal(c.egress, AGENT_EGRESS_NONE); /* the default: guests reach nothing out */
 
     write_file(path, "[libvirt]\naccel = fast\n");
     agent_config_defaults(&c);
@@ -326,6 +345,12 @@ static void test_config(void **state)
     assert_int_equal(agent_config_load(&c, path, &err), -1);
     write_file(path, "[network]\nbridge = a-bridge-name-too-long\n");
     assert_int_equal(agent_config_load(&c, path, &err), -1);
+    write_file(path, "[network]\negress = open\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "use none or nat"));
+    write_file(path, "[network]\ningress_from = 10.0.0.0/33\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "ingress_from"));
     unlink(path);
 }
 
