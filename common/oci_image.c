@@ -571,6 +571,8 @@ static int config_to_info(const char *text, size_t len, const char *what,
     if (!json_is_object(c))
         return nubo_error(err, 0, "%s: image config is not JSON: %s", what, jerr.text);
     json_t *inner = json_object_get(c, "config");
+    const char *os = json_string_value(json_object_get(c, "os"));
+    snprintf(info->os, sizeof(info->os), "%s", os ? os : "");
     info->cmd = json_strv(json_object_get(inner, "Cmd"));
     info->env = json_strv(json_object_get(inner, "Env"));
     info->labels = json_labels(json_object_get(inner, "Labels"));

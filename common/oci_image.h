@@ -41,6 +41,7 @@ struct nubo_image_info {
     char **env;                   /* NULL-terminated, malloc'd */
     char **labels;                /* NULL-terminated "K=V", malloc'd */
     char user[NUBO_IMAGE_USER_MAX + 1]; /* config.User, "" when the image declares none */
+    char os[32];                  /* config "os": the Unikraft platform for kraftkit images */
 };
 /* config.User as nubo passes it to a guest: name or uid, optionally ":" group or gid, of
  * [A-Za-z0-9_.-] (no spaces or quotes: it travels on the kernel command line). */

@@ -11,10 +11,7 @@
 #include "cleanup.h"
 #include "ctl.h"
 #include "log.h"
-#include "scheduler.h"
 #include "util.h"
-
-const double *ctl_hist_bounds(void);
 
 static json_t *user_json(const struct ctl_user_row *u, const char *token)
 {
@@ -52,19 +49,19 @@ static int new_token(struct ctl_ctx *ctx, struct ctl_user_row *u, bool insert_us
         ctl_store_rollback(&ctx->store);
         return -1;
     }
-    if ((insert_user && ctl_map_put(&ctx->users_by_name, u->name, u) < 0) ||
-        ctl_map_put(&ctx->tokens, hash, u) < 0)
-        return nubo_error_http(err, 500, "out of memory");
+    if (insert_user)
+        ctl_map_put(&ctx->users_by_name, u->name, u);
+    ctl_map_put(&ctx->tokens, hash, u);
     return 0;
 }
 
 /* POST /v1/users {"name"} (admin) -> the user and a token
  * GET /v1/users (admin: all; others: themselves), GET /v1/users/me
  * POST /v1/users/{name|uuid}/tokens (admin, or the user itself) -> a new token */
-void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
+int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                     struct nubo_err *err)
 {
     ri->route = CTL_R_USERS;
-    struct nubo_err err = {0};
     const struct ctl_user_row *me = ctl_map_get(&ctx->users_by_name, ri->user.name);
     bool admin = me && me->admin;
     if (rest[0] == '\0' && ri->method == EVHTTP_REQ_GET) {
@@ -77,64 +74,52 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         }
         ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                        nubo_envelope_new("success", NULL, "users", out, 0));
-        return;
+        return 0;
     }
     if (strcmp(rest, "/me") == 0 && ri->method == EVHTTP_REQ_GET) {
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
                         json_pack("[o]", user_json(&ri->user, NULL)));
-        return;
+        return 0;
     }
     if (rest[0] == '\0' && ri->method == EVHTTP_REQ_POST) {
-        if (!admin) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 403,
-                            "only an admin creates users (use the bootstrap admin token)");
-            return;
-        }
+        if (!admin)
+            return nubo_error_http(err, 403,
+                                   "only an admin creates users (use the bootstrap admin token)");
         cleanup_json json_t *j = NULL;
         static const char *const allowed[] = {"name", "admin", NULL};
         char name[NUBO_API_USER_MAX + 1] = "";
         bool is_admin = false;
-        if (ri->body == NULL ||
-            pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, &err) < 0 ||
+        if (ri->body == NULL)
+            return nubo_error_http(err, 400, "users: send {\"name\": \"acme\"}");
+        if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, err) < 0 ||
             (!json_is_object(j) &&
-             nubo_error_http(&err, 400, "users: body must be an object") < 0) ||
-            pj_only_keys(j, "", allowed, &err) < 0 ||
-            pj_str(j, "", "name", true, name, sizeof(name), &err) < 0 ||
-            pj_bool(j, "", "admin", false, &is_admin, &err) < 0) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 400, "%s",
-                            ri->body ? err.msg : "users: send {\"name\": \"acme\"}");
-            return;
-        }
-        if (!nubo_name_valid(name)) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 400,
-                            "name: '%s' must be 1..63 characters of [a-z0-9-]", name);
-            return;
-        }
-        if (ctl_map_get(&ctx->users_by_name, name)) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 409,
-                            "user '%s' already exists; POST /v1/users/%s/tokens for a new token",
-                            name, name);
-            return;
-        }
-        struct ctl_user_row *u = calloc(1, sizeof(*u));
-        if (u == NULL) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "out of memory");
-            return;
-        }
+             nubo_error_http(err, 400, "users: body must be an object") < 0) ||
+            pj_only_keys(j, "", allowed, err) < 0 ||
+            pj_str(j, "", "name", true, name, sizeof(name), err) < 0 ||
+            pj_bool(j, "", "admin", false, &is_admin, err) < 0)
+            return ctl_err_status(err, 400);
+        if (!nubo_name_valid(name))
+            return nubo_error_http(err, 400, "name: '%s' must be 1..63 characters of [a-z0-9-]",
+                                   name);
+        if (ctl_map_get(&ctx->users_by_name, name))
+            return nubo_error_http(err, 409,
+                                   "user '%s' already exists; POST /v1/users/%s/tokens for a new "
+                                   "token",
+                                   name, name);
+        struct ctl_user_row *u = xcalloc(1, sizeof(*u));
         nubo_uuid_new(u->uuid);
         snprintf(u->name, sizeof(u->name), "%s", name);
         u->admin = is_admin;
         u->created_at_us = nubo_now_us();
         char token[NUBO_AGENT_TOKEN_MAX];
-        if (new_token(ctx, u, true, token, &err) < 0) {
+        if (new_token(ctx, u, true, token, err) < 0) {
             free(u);
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
-            return;
+            return ctl_err_status(err, 500);
         }
         log_info("user %s created", u->name);
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
                         json_pack("[o]", user_json(u, token)));
-        return;
+        return 0;
     }
     /* /{ref}/tokens */
     char ref[80];
@@ -143,23 +128,19 @@ void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         (size_t)(slash - rest - 1) < sizeof(ref)) {
         snprintf(ref, sizeof(ref), "%.*s", (int)(slash - rest - 1), rest + 1);
         struct ctl_user_row *u = find_user(ctx, ref);
-        if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0)) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404, "user '%s' not found", ref);
-            return;
-        }
+        if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0))
+            return nubo_error_http(err, 404, "user '%s' not found", ref);
         char token[NUBO_AGENT_TOKEN_MAX];
-        if (new_token(ctx, u, false, token, &err) < 0) {
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
-            return;
-        }
+        if (new_token(ctx, u, false, token, err) < 0)
+            return ctl_err_status(err, 500);
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
                         json_pack("[o]", user_json(u, token)));
-        return;
+        return 0;
     }
-    ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
-                    "no endpoint %s %s (POST|GET /v1/users, GET /v1/users/me, POST "
-                    "/v1/users/{name}/tokens)",
-                    ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
+    return nubo_error_http(err, 404,
+                           "no endpoint %s %s (POST|GET /v1/users, GET /v1/users/me, POST "
+                           "/v1/users/{name}/tokens)",
+                           ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
 }
 
 static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
@@ -169,18 +150,21 @@ static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
     ctl_node_gateway(n, gw);
     int64_t seen_ms = (nubo_mono_us() - n->last_seen_mono_us) / 1000;
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-                     "s:s, s:s, s:o, s:o, s:I}",
+                     "s:s, s:s, s:o, s:o, s:I, s:s}",
                      "status", "success", "uuid", n->row.uuid, "name", n->row.name, "metro",
                      n->row.metro, "state",
-                     !n->ready ? "unavailable" : n->row.maintenance ? "maintenance" : "ready", "memory_mb",
-                     (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
+                     !n->ready            ? "unavailable"
+                     : n->row.maintenance ? "maintenance"
+                                          : "ready",
+                     "memory_mb", (json_int_t)n->row.memory_mb, "vcpus", (json_int_t)n->row.vcpus,
                      "free_memory_mb", (json_int_t)(n->row.memory_mb - n->used_memory_mb),
                      "allocated_memory_mb", (json_int_t)n->used_memory_mb, "allocated_vcpus",
                      (json_int_t)n->used_vcpus, "instances", (json_int_t)n->n_instances, "accel",
                      n->row.accel, "subnet", subnet, "gateway", gw, "agent_version",
                      n->row.agent_version, "qemu_version", n->row.qemu_version, "created_at",
                      pj_time_new(n->row.created_at_us), "registered_at",
-                     pj_time_new(n->row.registered_at_us), "last_seen_ms", (json_int_t)seen_ms);
+                     pj_time_new(n->row.registered_at_us), "last_seen_ms", (json_int_t)seen_ms,
+                     "guest_cpu", n->guest_cpu);
 }
 
 static int cmp_node(const void *a, const void *b)
@@ -189,18 +173,18 @@ static int cmp_node(const void *a, const void *b)
     return strcmp(x->row.name, y->row.name);
 }
 
-void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
+static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                      struct nubo_err *err);
+
+int ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                     struct nubo_err *err)
 {
     ri->route = CTL_R_NODES;
-    if (rest[0] != '\0') {
-        ctl_node_admin(ctx, ri, rest);
-        return;
-    }
-    if (ri->method != EVHTTP_REQ_GET) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "nodes: use GET");
-        return;
-    }
-    struct ctl_node **v = malloc((ctx->nodes.n + 1) * sizeof(*v));
+    if (rest[0] != '\0')
+        return node_admin(ctx, ri, rest, err);
+    if (ri->method != EVHTTP_REQ_GET)
+        return nubo_error_http(err, 405, "nodes: use GET");
+    struct ctl_node **v = xcalloc(ctx->nodes.n + 1, sizeof(*v));
     size_t n = 0;
     ctl_map_foreach(&ctx->nodes, e) v[n++] = e->val;
     qsort(v, n, sizeof(*v), cmp_node);
@@ -210,15 +194,14 @@ void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
     free(v);
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                    nubo_envelope_new("success", NULL, "nodes", out, 0));
+    return 0;
 }
 
-void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
+int ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     ri->route = CTL_R_METROS;
-    if (ri->method != EVHTTP_REQ_GET) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "metros: use GET");
-        return;
-    }
+    if (ri->method != EVHTTP_REQ_GET)
+        return nubo_error_http(err, 405, "metros: use GET");
     json_t *by = json_object();
     ctl_map_foreach(&ctx->nodes, e)
     {
@@ -259,6 +242,7 @@ void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
     json_decref(by);
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                    nubo_envelope_new("success", NULL, "metros", out, 0));
+    return 0;
 }
 
 static void hist_text(struct evbuffer *b, const char *name, const char *help,
@@ -277,13 +261,11 @@ static void hist_text(struct evbuffer *b, const char *name, const char *help,
                         (unsigned long long)cum, name, h->sum_s, name, (unsigned long long)h->n);
 }
 
-void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
+int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
-    if (ri->method != EVHTTP_REQ_GET) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "metrics: use GET");
-        return;
-    }
-    struct evbuffer *b = evbuffer_new();
+    if (ri->method != EVHTTP_REQ_GET)
+        return nubo_error_http(err, 405, "metrics: use GET");
+    struct evbuffer *b = xcheck(evbuffer_new(), "metrics buffer");
     uint64_t by_state[NUBO_STATE__COUNT] = {0};
     ctl_map_foreach(&ctx->instances, e) by_state[ctl_instance_state(e->val)]++;
     evbuffer_add_printf(b, "# HELP nubo_instances Instances by state.\n"
@@ -327,200 +309,43 @@ void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
                       "text/plain; version=0.0.4");
     evhttp_send_reply(ri->req, 200, "OK", b);
     evbuffer_free(b);
+    return 0;
 }
 
 /* ---- node maintenance: PUT /v1/nodes/{name}/drain and /ready (admin) ---- */
 
-static int free_ip(const uint8_t used[32])
-{
-    for (int h = 2; h <= 254; h++)
-        if (!(used[h / 8] & (1u << (h % 8))))
-            return h;
-    return -1;
-}
-
-/* Re-place every instance of node on the other ready nodes of its metro (all or nothing),
- * in one transaction with the node's maintenance flag. */
-static int node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved,
+static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err)
-{
-    size_t ni = node->n_instances, nn = 0;
-    struct ctl_node **nodes = calloc(ctx->nodes.n + 1, sizeof(*nodes));
-    struct ctl_sched_node *sn = calloc(ctx->nodes.n + 1, sizeof(*sn));
-    uint8_t(*ipmap)[32] = calloc(ctx->nodes.n + 1, sizeof(*ipmap));
-    struct ctl_instance **inst = calloc(ni + 1, sizeof(*inst));
-    size_t *target = calloc(ni + 1, sizeof(*target));
-    int *host = calloc(ni + 1, sizeof(*host));
-    int rc = -1;
-    if (!nodes || !sn || !ipmap || !inst || !target || !host) {
-        nubo_error_http(err, 500, "out of memory");
-        goto out;
-    }
-    ctl_map_foreach(&ctx->nodes, e)
-    {
-        struct ctl_node *n = e->val;
-        if (n == node)
-            continue;
-        nodes[nn] = n;
-        memcpy(ipmap[nn], n->ip_used, 32);
-        sn[nn] = (struct ctl_sched_node){
-            .uuid = n->row.uuid,
-            .metro = n->row.metro,
-            .ready = n->ready && !n->row.maintenance,
-            .free_memory_mb = n->row.memory_mb - n->used_memory_mb,
-            .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - n->used_vcpus,
-            .free_ips = CTL_HOSTS_PER_NODE - (int64_t)n->n_instances,
-        };
-        nn++;
-    }
-    size_t k = 0;
-    for (struct ctl_instance *in = node->inst_head; in && k < ni; in = in->node_next)
-        inst[k++] = in;
-    ni = k;
-    /* plan: one placement at a time, each taking its share of the target */
-    for (size_t i = 0; i < ni; i++) {
-        struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
-        if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0) {
-            nubo_error_http(err, 409,
-                            "cannot drain node %s: no other ready node of metro %s has room for "
-                            "instance %s (%lld MiB, %lld vCPUs); nothing was moved",
-                            node->row.name, node->row.metro, inst[i]->row.name,
-                            (long long)inst[i]->row.memory_mb, (long long)inst[i]->row.vcpus);
-            goto out;
-        }
-        size_t t = target[i];
-        host[i] = free_ip(ipmap[t]);
-        if (host[i] < 0) {
-            nubo_error_http(err, 409, "cannot drain node %s: node %s has no free address",
-                            node->row.name, nodes[t]->row.name);
-            goto out;
-        }
-        ipmap[t][host[i] / 8] |= (uint8_t)(1u << (host[i] % 8));
-        sn[t].free_memory_mb -= inst[i]->row.memory_mb;
-        sn[t].free_vcpus -= inst[i]->row.vcpus;
-        sn[t].free_ips--;
-    }
-    struct ctl_node_row nrow = node->row;
-    nrow.maintenance = true;
-    if (ctl_store_begin(&ctx->store, err) < 0)
-        goto out;
-    if (ctl_store_node_put(&ctx->store, &nrow, err) < 0)
-        goto rollback;
-    for (size_t i = 0; i < ni; i++) {
-        struct ctl_instance_row r = inst[i]->row; /* shallow: only scalars change */
-        memcpy(r.node_uuid, nodes[target[i]]->row.uuid, sizeof(r.node_uuid));
-        r.ip_host = host[i];
-        if (ctl_store_instance_put(&ctx->store, &r, err) < 0 ||
-            ctl_store_obs_delete(&ctx->store, r.uuid, err) < 0)
-            goto rollback;
-    }
-    if (ctl_store_commit(&ctx->store, err) < 0)
-        goto out;
-    /* committed: the working set follows */
-    node->row.maintenance = true;
-    for (size_t i = 0; i < ni; i++) {
-        struct ctl_instance *in = inst[i];
-        struct ctl_node *to = nodes[target[i]];
-        ctl_instance_detach(ctx, in);
-        memcpy(in->row.node_uuid, to->row.uuid, sizeof(in->row.node_uuid));
-        in->row.ip_host = host[i];
-        /* what the old node reported says nothing about the new placement */
-        if (in->has_obs)
-            nubo_status_report_free(&in->obs);
-        in->has_obs = false;
-        free(in->assign_json);
-        in->assign_json = NULL;
-        ctl_instance_attach(ctx, in, to);
-        ctl_node_bump(ctx, to);
-        char ip[NUBO_IP_STR_MAX];
-        ctl_node_ip_str(to, host[i], ip);
-        json_array_append_new(moved, json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid,
-                                               "name", in->row.name, "node", to->row.name,
-                                               "private_ip", ip));
-        log_info("drain %s: instance %s moved to %s (%s)", node->row.name, in->row.name,
-                 to->row.name, ip);
-    }
-    ctl_node_bump(ctx, node); /* its desired set is now empty */
-    for (size_t i = 0; i < ni; i++)
-        ctl_instance_changed(ctx, inst[i]);
-    rc = 0;
-    goto out;
-rollback:
-    ctl_store_rollback(&ctx->store);
-out:
-    free(nodes);
-    free(sn);
-    free(ipmap);
-    free(inst);
-    free(target);
-    free(host);
-    return rc;
-}
-
-void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest)
 {
     ri->route = CTL_R_NODE_ADMIN;
     char ref[NUBO_NAME_MAX + 1], op[16];
     const char *s = rest + 1, *slash = strchr(s, '/');
     if (rest[0] != '/' || slash == NULL || (size_t)(slash - s) > NUBO_NAME_MAX ||
-        strlen(slash + 1) >= sizeof(op)) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
-                        "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
-        return;
-    }
+        strlen(slash + 1) >= sizeof(op))
+        return nubo_error_http(
+            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
     memcpy(ref, s, (size_t)(slash - s));
     ref[slash - s] = '\0';
     snprintf(op, sizeof(op), "%s", slash + 1);
     bool drain = strcmp(op, "drain") == 0;
-    if (!drain && strcmp(op, "ready") != 0) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
-                        "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
-        return;
-    }
-    if (ri->method != EVHTTP_REQ_PUT && ri->method != EVHTTP_REQ_POST) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 405, "%s: use PUT", ri->path);
-        return;
-    }
-    if (!ri->user.admin) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 403,
-                        "node %s: only an admin can %s nodes", ref,
-                        drain ? "drain" : "return to service");
-        return;
-    }
-    struct ctl_node *node = ctl_map_get(&ctx->nodes_by_name, ref);
+    if (!drain && strcmp(op, "ready") != 0)
+        return nubo_error_http(
+            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
+    if (ri->method != EVHTTP_REQ_PUT && ri->method != EVHTTP_REQ_POST)
+        return nubo_error_http(err, 405, "%s: use PUT", ri->path);
+    if (!ri->user.admin)
+        return nubo_error_http(err, 403, "node %s: only an admin can %s nodes", ref,
+                               drain ? "drain" : "return to service");
+    struct ctl_node *node = ctl_node_find(ctx, ref);
     if (node == NULL)
-        node = ctl_map_get(&ctx->nodes, ref);
-    if (node == NULL) {
-        ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 404,
-                        "node %s not found; see GET /v1/nodes", ref);
-        return;
-    }
-    struct nubo_err err = {0};
-    json_t *moved = json_array();
-    if (drain) {
-        if (node_drain(ctx, node, moved, &err) < 0) {
-            json_decref(moved);
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, err.http_status ?: 500, "%s",
-                            err.msg);
-            return;
-        }
-    } else if (node->row.maintenance) {
-        struct ctl_node_row nrow = node->row;
-        nrow.maintenance = false;
-        if (ctl_store_begin(&ctx->store, &err) < 0 ||
-            ctl_store_node_put(&ctx->store, &nrow, &err) < 0 ||
-            ctl_store_commit(&ctx->store, &err) < 0) {
-            ctl_store_rollback(&ctx->store);
-            json_decref(moved);
-            ctl_reply_error(ctx, ri->req, ri->route, ri->start_us, 500, "%s", err.msg);
-            return;
-        }
-        node->row.maintenance = false;
-        log_info("node %s is back in service", node->row.name);
-    }
+        return nubo_error_http(err, 404, "node %s not found; see GET /v1/nodes", ref);
+    cleanup_json json_t *moved = json_array();
+    if ((drain ? ctl_node_drain(ctx, node, moved, err) : ctl_node_set_ready(ctx, node, err)) < 0)
+        return ctl_err_status(err, 500);
     json_t *item = node_json(ctx, node);
-    json_object_set_new(item, "moved_instances", moved);
+    json_object_set_new(item, "moved_instances", steal_pointer(&moved));
     json_t *out = json_array();
     json_array_append_new(out, item);
     ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "nodes", out);
+    return 0;
 }

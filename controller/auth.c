@@ -65,13 +65,10 @@ struct load_ctx {
 static int user_cb(void *arg, const struct ctl_user_row *u)
 {
     struct load_ctx *lc = arg;
-    struct ctl_user_row *c = malloc(sizeof(*c));
-    if (c == NULL)
-        return -1;
+    struct ctl_user_row *c = xmalloc(sizeof(*c));
     *c = *u;
-    if (ctl_map_put(&lc->ctx->users_by_name, c->name, c) < 0 ||
-        ctl_map_put(&lc->by_uuid, c->uuid, c) < 0)
-        return -1;
+    ctl_map_put(&lc->ctx->users_by_name, c->name, c);
+    ctl_map_put(&lc->by_uuid, c->uuid, c);
     return 0;
 }
 
@@ -81,7 +78,8 @@ static int token_cb(void *arg, const char *hash, const char *user_uuid)
     struct ctl_user_row *u = ctl_map_get(&lc->by_uuid, user_uuid);
     if (u == NULL)
         return 0;
-    return ctl_map_put(&lc->ctx->tokens, hash, u);
+    ctl_map_put(&lc->ctx->tokens, hash, u);
+    return 0;
 }
 
 int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
@@ -101,9 +99,7 @@ int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
     struct ctl_user_row *admin = ctl_map_get(&ctx->users_by_name, ctx->cfg.admin_user);
     bool new_admin = admin == NULL;
     if (new_admin) {
-        admin = calloc(1, sizeof(*admin));
-        if (admin == NULL)
-            return nubo_error(err, ENOMEM, "bootstrap");
+        admin = xcalloc(1, sizeof(*admin));
         nubo_uuid_new(admin->uuid);
         snprintf(admin->name, sizeof(admin->name), "%s", ctx->cfg.admin_user);
         admin->admin = true;
@@ -118,11 +114,10 @@ int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
             ctl_store_rollback(&ctx->store);
             goto fail;
         }
-        if (new_admin && ctl_map_put(&ctx->users_by_name, admin->name, admin) < 0)
-            return nubo_error(err, ENOMEM, "bootstrap");
+        if (new_admin)
+            ctl_map_put(&ctx->users_by_name, admin->name, admin);
         new_admin = false;
-        if (ctl_map_put(&ctx->tokens, hash, admin) < 0)
-            return nubo_error(err, ENOMEM, "bootstrap");
+        ctl_map_put(&ctx->tokens, hash, admin);
     }
 
     if (ctl_token_file(ctx->cfg.join_token_file, "node", token, err) < 0)

@@ -1,9 +1,12 @@
-/* nubo-controller internals: the context every handler receives, the in-memory working set
- * (loaded from and written through to the sqlite store), and what crosses files. */
+/* nubo-controller internals: the context every file receives, the in-memory working set
+ * (loaded from and written through to the sqlite store), and what crosses files, grouped by
+ * floor: ground (reply, metrics, map, config, store), model (knows no HTTP; reports through
+ * struct ctl_events), handlers (one file per endpoint family), router (server.c). */
 #ifndef NUBO_CTL_H
 #define NUBO_CTL_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include "registry.h"
 #include "service.h"
 #include "store.h"
+#include "xalloc.h"
 
 #define CTL_VERSION "0.1.0"
 #define CTL_HOSTS_PER_NODE 253 /* .2 .. .254 of the node's /24; .1 is the gateway */
@@ -44,7 +48,7 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
-    char services_domain[128];  /* default domains: <group>.<metro>.<services_domain> */
+    char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
 };
 void ctl_config_defaults(struct ctl_config *c);
@@ -64,7 +68,7 @@ struct ctl_map {
     size_t nb, n;
 };
 void *ctl_map_get(const struct ctl_map *m, const char *key);
-int ctl_map_put(struct ctl_map *m, const char *key, void *val); /* replaces */
+void ctl_map_put(struct ctl_map *m, const char *key, void *val); /* replaces */
 void *ctl_map_del(struct ctl_map *m, const char *key);
 void ctl_map_clear(struct ctl_map *m);
 #define ctl_map_foreach(m, e)                                                                      \
@@ -72,14 +76,17 @@ void ctl_map_clear(struct ctl_map *m);
         for (struct ctl_map_ent *e = (m)->b[_i], *_nx = e ? e->next : NULL; e;                     \
              e = _nx, _nx = e ? e->next : NULL)
 
-/* ---- the working set ---- */
+/* ==== the working set (model data) ========================================================== */
 
+struct ctl_ctx;
 struct ctl_instance;
 struct ctl_parked;
 struct ctl_svc;
+struct ctl_node_watch; /* agents.c: the node's parked watches */
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
+    char guest_cpu[NUBO_GUEST_CPU_MAX]; /* as last registered (not stored: re-sent on register) */
     uint32_t subnet_base;    /* pool + index * 256, host byte order */
     bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;
@@ -88,9 +95,7 @@ struct ctl_node {
     uint8_t ip_used[32]; /* host byte of the /24 */
     int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
-    struct ctl_parked *watches;
-    struct event *flush_ev; /* answers parked watches, throttled (ctl_node_bump) */
-    int64_t last_flush_mono_us;
+    struct ctl_node_watch *watch; /* owned by agents.c; the model never touches it */
 };
 
 struct ctl_logtail {
@@ -98,8 +103,6 @@ struct ctl_logtail {
     size_t len, cap;
     int64_t start; /* stream offset of buf[0] */
 };
-/* Appends len bytes to lt (buf allocated), keeping only the newest cap bytes. */
-void ctl_logtail_push(struct ctl_logtail *lt, const void *data, size_t len);
 
 struct ctl_instance {
     struct ctl_instance_row row; /* intent, as stored */
@@ -112,8 +115,8 @@ struct ctl_instance {
     struct ctl_logtail log;
     struct ctl_svc *svc; /* its service group, NULL = none */
     struct ctl_instance *svc_prev, *svc_next;
-    bool log_dirty;          /* console output not yet persisted */
-    int64_t log_saved_end;   /* stream offset up to which the store has it */
+    bool log_dirty;        /* console output not yet persisted */
+    int64_t log_saved_end; /* stream offset up to which the store has it */
 };
 
 /* A service group in memory: the stored row and the instances attached to it. */
@@ -131,58 +134,28 @@ struct ctl_cert {
     int64_t not_before_us, not_after_us;
 };
 
-/* One metro's ingress state: its version and the nubo-ingress long polls parked on it. */
-struct ctl_ing_metro {
-    char name[NUBO_NAME_MAX + 1];
-    int64_t version;
-    struct ctl_parked *watches;
-    struct event *flush_ev;
-    struct ctl_ctx *ctx;
+/* The "owner/name" key of the per-user name indexes. */
+static inline void ctl_owner_key(char *out, size_t size, const char *owner, const char *name)
+{
+    snprintf(out, size, "%s/%s", owner, name);
+}
+
+/* ==== events: the model's only way out =======================================================
+ * The model changes the working set and reports what changed here; main.c wires each event to
+ * whoever answers for it (HTTP waits, agent watches, the ingress watch). A NULL hook drops the
+ * event (unit tests set their own). No model file calls a handler. */
+struct ctl_events {
+    /* Something an instance's visible state depends on changed. */
+    void (*instance_changed)(struct ctl_ctx *ctx, struct ctl_instance *in);
+    /* An instance was deleted (committed; the struct is gone). */
+    void (*instance_gone)(struct ctl_ctx *ctx, const char *uuid);
+    /* A node's desired set changed; its version is already bumped. */
+    void (*node_set_changed)(struct ctl_ctx *ctx, struct ctl_node *node);
+    /* Something a metro's ingress depends on changed (groups, members, their state). */
+    void (*services_changed)(struct ctl_ctx *ctx, const char *metro);
 };
 
-/* A request whose reply waits for something (watch, wait, image resolve). */
-enum ctl_park_kind { CTL_PARK_WATCH, CTL_PARK_WAIT, CTL_PARK_RESOLVE, CTL_PARK_INGRESS };
-struct ctl_wait_item {
-    char uuid[NUBO_UUID_STR_LEN + 1];
-    char name[NUBO_NAME_MAX + 1];
-    enum nubo_state want;
-    bool done;
-    json_t *result; /* item to reply with */
-};
-struct ctl_parked {
-    struct ctl_parked *next, *prev; /* in ctx->waits or node->watches */
-    enum ctl_park_kind kind;
-    struct ctl_ctx *ctx;
-    struct evhttp_request *req;
-    int route;
-    int64_t start_mono_us;
-    struct event *timer;
-    /* watch */
-    struct ctl_node *node;
-    struct ctl_ing_metro *ing; /* ingress watch */
-    /* wait */
-    bool wait_reply_items; /* create/start: reply with instance objects on timeout too */
-    const char *collection;
-    struct ctl_wait_item *items;
-    size_t n_items;
-    struct ctl_user_row user;
-    /* resolve: the create (resume_images false) or images look-up to re-run once the
-     * registry answered */
-    bool resume_images;
-    char *body;
-    size_t body_len;
-    int pending;
-    struct ctl_resolved *resolved;
-};
-struct ctl_resolved {
-    struct ctl_resolved *next;
-    char repo[256];
-    char ref[160];
-    int http_status; /* 0 = resolved */
-    char msg[NUBO_ERR_MSG_MAX];
-};
-
-/* ---- metrics ---- */
+/* ==== ground floor: metrics.c ================================================================ */
 #define CTL_HIST_BUCKETS 14
 struct ctl_hist {
     uint64_t counts[CTL_HIST_BUCKETS + 1];
@@ -223,8 +196,24 @@ struct ctl_metrics {
     struct ctl_hist boot_time;
 };
 void ctl_hist_observe(struct ctl_hist *h, double seconds);
+const double *ctl_hist_bounds(void);
 
-/* ---- images.c: the resolver thread's queue ---- */
+/* ==== model_images.c: the index and the resolver thread's queue ============================= */
+/* One registry question of a batch and, once answered, its answer. */
+struct ctl_resolved {
+    struct ctl_resolved *next;
+    char repo[256];
+    char ref[160];
+    int http_status; /* 0 = resolved */
+    char msg[NUBO_ERR_MSG_MAX];
+};
+/* Registry questions asked together; done runs on the loop once every one is answered. A
+ * handler embeds it in what it parks and finds itself again from b. */
+struct ctl_resolve_batch {
+    struct ctl_resolved *asked;
+    int pending;
+    void (*done)(struct ctl_ctx *ctx, struct ctl_resolve_batch *b);
+};
 struct ctl_job {
     struct ctl_job *next;
     char repo[256];
@@ -232,8 +221,7 @@ struct ctl_job {
     bool ok;
     struct nubo_image_info info;
     struct nubo_err err;
-    struct ctl_parked *waiter; /* a parked create to re-run, or NULL (notification) */
-    char event_digest[80];     /* notification: digest the registry announced */
+    struct ctl_resolve_batch *batch; /* who waits for it, or NULL (notification) */
 };
 
 struct ctl_ctx {
@@ -241,6 +229,7 @@ struct ctl_ctx {
     struct event_base *base;
     struct evhttp *http;
     struct ctl_store store;
+    struct ctl_events events;
     char join_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_map users_by_name; /* -> ctl_user */
     struct ctl_map tokens;        /* sha256 hex -> ctl_user */
@@ -249,14 +238,14 @@ struct ctl_ctx {
     struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
     struct ctl_map instances;      /* uuid -> ctl_instance */
     struct ctl_map instance_names; /* "owner/name" -> ctl_instance */
-    struct ctl_map svcs;      /* uuid -> ctl_svc */
-    struct ctl_map svc_names; /* "owner/name" -> ctl_svc */
-    struct ctl_map svc_fqdns; /* fqdn -> ctl_svc (domains are global) */
-    struct ctl_map certs;     /* uuid -> ctl_cert */
-    struct ctl_map cert_names; /* "owner/name" -> ctl_cert */
-    struct ctl_map ing_metros; /* metro -> ctl_ing_metro */
+    struct ctl_map svcs;           /* uuid -> ctl_svc */
+    struct ctl_map svc_names;      /* "owner/name" -> ctl_svc */
+    struct ctl_map svc_fqdns;      /* fqdn -> ctl_svc (domains are global) */
+    struct ctl_map certs;          /* uuid -> ctl_cert */
+    struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
+    struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
-    struct ctl_parked *waits;
+    struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
     void *status_jobs;            /* status batches being applied in slices (agents.c) */
     int64_t version_seq;
@@ -273,19 +262,46 @@ struct ctl_ctx {
     struct event *done_ev;
 };
 
-/* ---- server.c ---- */
-int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err);
-void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                    int code, json_t *body);
-void ctl_reply_error(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                     int code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* A batch reply: items (stolen) with per-item "status"; picks success/partial/error. */
-void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                     const char *collection, json_t *items);
-void ctl_park_link(struct ctl_parked **head, struct ctl_parked *p);
-void ctl_park_unlink(struct ctl_parked **head, struct ctl_parked *p);
-void ctl_parked_free(struct ctl_parked *p);
-/* Request helpers. */
+/* err with http_status set to status unless it carries one; returns -1. */
+static inline int ctl_err_status(struct nubo_err *err, int status)
+{
+    if (err && err->http_status == 0)
+        err->http_status = status;
+    return -1;
+}
+
+/* "what: <err's message>" with status (nubo_error_wrap plus an HTTP status); returns -1. */
+#define ctl_err_wrap(err, status, ...)                                                             \
+    (nubo_error_wrap((err), __VA_ARGS__), (err)->http_status = (status), -1)
+
+/* ---- the events, as the model raises them ---- */
+static inline void ctl_emit_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
+{
+    /* a backend may have come or gone */
+    if (in->svc && ctx->events.services_changed)
+        ctx->events.services_changed(ctx, in->row.metro);
+    if (ctx->events.instance_changed)
+        ctx->events.instance_changed(ctx, in);
+}
+static inline void ctl_emit_instance_gone(struct ctl_ctx *ctx, const char *uuid)
+{
+    if (ctx->events.instance_gone)
+        ctx->events.instance_gone(ctx, uuid);
+}
+/* The node's desired set changed: bump its version and say so. */
+static inline void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node)
+{
+    node->version = ++ctx->version_seq;
+    if (ctx->events.node_set_changed)
+        ctx->events.node_set_changed(ctx, node);
+}
+static inline void ctl_emit_services_changed(struct ctl_ctx *ctx, const char *metro)
+{
+    if (ctx->events.services_changed)
+        ctx->events.services_changed(ctx, metro);
+}
+
+/* ==== ground floor: reply.c (answers, parked requests) ======================================= */
 struct ctl_reqinfo {
     struct evhttp_request *req;
     int64_t start_us;
@@ -297,76 +313,140 @@ struct ctl_reqinfo {
     size_t body_len;
     struct ctl_user_row user;
 };
-/* Rebuilds in ri the request p parked, to re-run it once what it waited on arrived; q is an
- * empty query list the caller owns. */
-void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p,
-                           enum evhttp_cmd_type method, struct evkeyvalq *q);
-/* A long-poll reply parked until cb fires after timeout_ms (or a change wakes it first). On
- * failure it has already answered 500 and returns NULL; the caller sets what p waits on and
- * links it. */
-struct ctl_parked *ctl_park_timed(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
-                                  enum ctl_park_kind kind, int64_t timeout_ms,
-                                  event_callback_fn cb);
+void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
+                    int code, json_t *body);
+/* The one place a handler's err becomes a reply: err->http_status (500 when unset). */
+void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const struct nubo_err *err);
+/* A batch reply: items (stolen) with per-item "status"; picks success/partial/error. */
+void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
+                     const char *collection, json_t *items);
+/* A reply the caller built itself (watch sets): counted as a 200 of route. */
+void ctl_reply_raw(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
+                   struct evbuffer *body);
+void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, const char *text,
+                    size_t len);
 
-/* ---- state.c: the working set ---- */
+/* A request whose reply waits for something. The parker keeps what it needs in data (freed with
+ * data_free) and says what happens when the timer fires; whoever wakes it unlinks it, answers
+ * and frees it. */
+typedef void (*ctl_park_fn)(struct ctl_parked *p);
+struct ctl_parked {
+    struct ctl_parked *next, *prev;
+    struct ctl_parked **list; /* the list it is linked on, NULL = none */
+    struct ctl_ctx *ctx;
+    struct evhttp_request *req;
+    int route;
+    int64_t start_mono_us;
+    struct event *timer;
+    ctl_park_fn on_timeout;
+    void *data;
+    void (*data_free)(void *data);
+};
+/* Park ri's request on list; on_timeout runs after timeout_ms (< 0: never). */
+struct ctl_parked *ctl_park(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri,
+                            struct ctl_parked **list, int64_t timeout_ms, ctl_park_fn on_timeout,
+                            void *data, void (*data_free)(void *data));
+void ctl_park_link(struct ctl_parked **list, struct ctl_parked *p);
+void ctl_park_unlink(struct ctl_parked *p);
+/* Unlinks p if linked, frees it and its data; the request must have been answered. */
+void ctl_parked_free(struct ctl_parked *p);
+/* Answers every request parked on list with the same JSON text (a 200 of route). */
+void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, size_t len);
+/* Shutdown: answers every request parked on list 503 and frees them. */
+void ctl_park_drain(struct ctl_parked **list);
+/* A long poll's ?version=V&timeout_ms=T (defaults 0 and 30000; T <= max_timeout_ms). */
+int ctl_watch_params(const struct ctl_reqinfo *ri, int64_t max_timeout_ms, int64_t *version,
+                     int64_t *timeout_ms, struct nubo_err *err);
+/* The reply target of a parked request, to answer it like the request it was. */
+void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p);
+
+/* ==== model: model.c (the working set's primitives) ========================================= */
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_state_free(struct ctl_ctx *ctx);
 enum nubo_state ctl_instance_state(const struct ctl_instance *in);
-void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
-                         struct nubo_instance *out);
-json_t *ctl_instance_json(struct ctl_ctx *ctx, const struct ctl_instance *in, bool details);
-void ctl_instance_attach(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *node);
-void ctl_instance_detach(struct ctl_ctx *ctx, struct ctl_instance *in);
+/* A wait for want can no longer succeed (the instance stopped after its latest start). */
+bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
+void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node);
+void ctl_instance_detach(struct ctl_instance *in);
 void ctl_instance_destroy(struct ctl_instance *in);
+/* Index a committed instance (by uuid and owner/name), on its node and in its group. */
+void ctl_instance_add(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *node);
 struct ctl_instance *ctl_instance_find(struct ctl_ctx *ctx, const struct ctl_user_row *u,
                                        const char *uuid, const char *name);
-/* The node's desired set changed: bump its version and answer its parked watches. */
-void ctl_node_bump(struct ctl_ctx *ctx, struct ctl_node *node);
-/* Something an instance's visible state depends on changed: answer satisfied waits. */
-void ctl_instance_changed(struct ctl_ctx *ctx, struct ctl_instance *in);
-void ctl_instance_gone(struct ctl_ctx *ctx, const char *uuid);
-/* A wait for want can no longer succeed (the instance stopped after its latest start). */
-bool ctl_wait_hopeless(const struct ctl_instance *in, enum nubo_state want);
-/* The item a hopeless wait answers with: the instance (reply_items) or a 409 naming why. */
-json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in,
-                               bool reply_items);
+bool ctl_instance_name_taken(struct ctl_ctx *ctx, const char *owner, const char *name);
 void ctl_node_ip_str(const struct ctl_node *n, int host, char out[NUBO_IP_STR_MAX]);
 void ctl_node_gateway(const struct ctl_node *n, char out[NUBO_IP_STR_MAX]);
 void ctl_node_subnet(const struct ctl_node *n, char out[NUBO_CIDR_STR_MAX]);
 struct ctl_node *ctl_node_new(struct ctl_ctx *ctx, const struct ctl_node_row *row);
-void ctl_agent_flush_watches(struct ctl_ctx *ctx, struct ctl_node *node);
+struct ctl_node *ctl_node_find(struct ctl_ctx *ctx, const char *name_or_uuid);
 
-/* ---- handlers ---- */
-void ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
-void ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-/* PUT /v1/nodes/{name}/drain|ready (admin) */
-void ctl_node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
-void ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri);
-void ctl_agent_tick(struct ctl_ctx *ctx);
+/* ---- model_logs.c: console tails ---- */
+/* Appends len bytes to lt (buf allocated), keeping only the newest cap bytes. */
+void ctl_logtail_push(struct ctl_logtail *lt, const void *data, size_t len);
+/* Console bytes the agent sent for in at stream offset. */
+void ctl_log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t offset,
+                    const unsigned char *data, size_t len);
 /* Persist the console tails that changed since the last call (tick and shutdown). */
 void ctl_logs_flush(struct ctl_ctx *ctx);
-void ctl_agent_free_jobs(struct ctl_ctx *ctx);
-void ctl_wait_fire(struct ctl_ctx *ctx, struct ctl_parked *p, bool timed_out);
-void ctl_wait_timer_cb(evutil_socket_t fd, short what, void *arg);
+int ctl_logs_load(struct ctl_ctx *ctx, struct nubo_err *err);
 
-/* ---- services.c: service groups, certificates, the ingress watch ---- */
-void ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_certificates(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest);
-void ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
-                        const char *token);
+/* ---- model_instances.c: what happens to instances ---- */
+/* Delete committed instances (one transaction, with inline groups left empty), then forget
+ * them. NULL entries are skipped. */
+int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
+                         struct nubo_err *err);
+/* A start or stop of one instance; changed says whether it did anything. */
+struct ctl_desire {
+    struct ctl_instance *in; /* NULL = skip */
+    bool start;
+    bool force;
+    int64_t drain_timeout_ms;
+    bool changed;
+};
+int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err);
+/* Persist the reports of node that change something (one transaction), then apply them. */
+int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
+                          struct nubo_status_report *reps, size_t n, struct nubo_err *err);
+
+/* ---- model_nodes.c: node lifecycle ---- */
+/* Register (or re-register) a node from rq: new token into token, the instances it no longer
+ * holds reported stopped. */
+int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
+                      char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out,
+                      struct nubo_err *err);
+void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);
+/* Nodes silent past the grace become unavailable. */
+void ctl_nodes_check(struct ctl_ctx *ctx);
+/* Re-place every instance of node elsewhere in its metro (all or nothing) and mark it
+ * maintenance; moved gets {uuid,name,node,private_ip} per instance. */
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err);
+int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_err *err);
+
+/* ---- scheduler.c: placement over the working set (see scheduler.h for the pure part) ---- */
+struct ctl_sched_node;
+/* The nodes as the scheduler sees them (skip left out); nodes[i] is sn[i]'s node. Both
+ * arrays are allocated; returns the count. */
+size_t ctl_sched_snapshot(struct ctl_ctx *ctx, const struct ctl_node *skip,
+                          struct ctl_sched_node **sn, struct ctl_node ***nodes);
+/* The lowest free instance address of a node's /24 (.2 ..), -1 when full. */
+int ctl_ip_lowest_free(const uint8_t used[32]);
+
+/* ---- model_place.c: a create request into placed, committed instances ---- */
+/* Place and commit one create object's instances (replicas + 1) for u with image im, joining
+ * or making the service group sgj. Names already used in this request are in taken. Appends
+ * the instances to made. -1 with err (nothing changed). */
+int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nubo_create_req *cr,
+              const struct ctl_image_row *im, json_t *sgj, struct ctl_instance **made,
+              size_t *n_made, struct nubo_err *err);
+
+/* ---- model_groups.c: service groups ---- */
 int ctl_services_load(struct ctl_ctx *ctx, struct nubo_err *err); /* before the instances */
-int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_services_free(struct ctl_ctx *ctx);
 struct ctl_svc *ctl_svc_find(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *uuid,
                              const char *name);
 /* An instance joins / leaves its group (in->row.service_group) in the working set. */
 void ctl_svc_link(struct ctl_ctx *ctx, struct ctl_instance *in);
-void ctl_svc_unlink(struct ctl_ctx *ctx, struct ctl_instance *in);
+void ctl_svc_unlink(struct ctl_instance *in);
 /* Build a new group from a create request for user u in metro; persistent for explicit
  * groups. Fills row (nothing changes anywhere). */
 int ctl_svc_build(struct ctl_ctx *ctx, const struct ctl_user_row *u,
@@ -377,10 +457,59 @@ struct ctl_svc *ctl_svc_add(struct ctl_ctx *ctx, const struct ctl_svc_row *row);
 void ctl_svc_forget(struct ctl_ctx *ctx, struct ctl_svc *g);
 /* The ports the group's instances serve (destination ports, redirects excluded). */
 size_t ctl_svc_dest_ports(const struct ctl_svc *g, int64_t *out, size_t max);
-/* service_group{uuid,name,domains[{fqdn,certificate}]} for an instance object. */
-json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g);
-/* Something a metro's ingress depends on changed. */
-void ctl_ingress_bump(struct ctl_ctx *ctx, const char *metro);
+/* qsort order of groups: oldest first, then uuid. */
+int ctl_svc_cmp(const void *a, const void *b);
+/* The first metro by name that has nodes, NULL = none. */
+const char *ctl_default_metro(struct ctl_ctx *ctx);
+/* Build, commit and add a persistent group. */
+struct ctl_svc *ctl_svc_create(struct ctl_ctx *ctx, const struct ctl_user_row *u,
+                               const struct nubo_svc_create_req *req, struct nubo_err *err);
+/* Apply one PATCH operation to g and commit it. */
+int ctl_svc_patch(struct ctl_ctx *ctx, struct ctl_svc *g, const struct nubo_svc_patch *p,
+                  struct nubo_err *err);
+/* Delete a group with no instances (409 otherwise). */
+int ctl_svc_delete(struct ctl_ctx *ctx, struct ctl_svc *g, struct nubo_err *err);
+
+/* ---- model_certs.c: user certificates ---- */
+struct ctl_cert *ctl_cert_find(struct ctl_ctx *ctx, const char *owner, const char *uuid,
+                               const char *name);
+/* The group that uses c, NULL = none. */
+const struct ctl_svc *ctl_cert_user(struct ctl_ctx *ctx, const struct ctl_cert *c);
+/* Check (OpenSSL), commit and add a certificate from req (taken). */
+struct ctl_cert *ctl_cert_create(struct ctl_ctx *ctx, const struct ctl_user_row *u,
+                                 struct nubo_cert_req *req, struct nubo_err *err);
+/* Delete a certificate no group uses (409 otherwise). */
+int ctl_cert_delete(struct ctl_ctx *ctx, struct ctl_cert *c, struct nubo_err *err);
+int ctl_certs_load(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_certs_free(struct ctl_ctx *ctx);
+
+/* ---- model_images.c: the image index and the registry resolver ---- */
+int ctl_resolver_start(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_resolver_stop(struct ctl_ctx *ctx);
+/* Resolve an image reference for user u. Returns 1 found (row_out filled), 0 unknown to the
+ * index (repo_out/ref_out: what to ask the registry), -1 error. */
+int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *ref,
+                     struct ctl_image_row *row_out, char repo_out[256], char ref_out[160],
+                     struct nubo_err *err);
+bool ctl_image_visible(const struct ctl_user_row *u, const char *owner);
+/* Index repo@digest (tag optional) with what the registry told (info may be NULL). */
+int ctl_image_index(struct ctl_ctx *ctx, const char *repo, const char *tag,
+                    const struct nubo_image_info *info, const char *digest, int64_t size,
+                    struct nubo_err *err);
+int ctl_image_forget(struct ctl_ctx *ctx, const char *digest_ref, struct nubo_err *err);
+/* Queue a registry inspection of repo:ref for b (NULL: just index the answer). */
+int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref,
+                      struct ctl_resolve_batch *b, struct nubo_err *err);
+/* What b asked about repo:ref (and, once answered, the answer), NULL = not asked. */
+struct ctl_resolved *ctl_resolved_find(const struct ctl_resolve_batch *b, const char *repo,
+                                       const char *ref);
+void ctl_resolve_batch_clear(struct ctl_resolve_batch *b);
+/* Add repo:ref to the list want unless it is there. */
+void ctl_resolve_want(struct ctl_resolved **want, const char *repo, const char *ref);
+/* Ask the registry about want (taken) for b: 0 when something was queued, else -1 with the
+ * last failure in err. */
+int ctl_resolve_ask(struct ctl_ctx *ctx, struct ctl_resolve_batch *b, struct ctl_resolved *want,
+                    struct nubo_err *err);
 
 /* ---- auth.c ---- */
 int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
@@ -393,19 +522,96 @@ void ctl_token_new(const char *user, char out[NUBO_AGENT_TOKEN_MAX],
 /* Read a token file, or create it (mode 0600) with a random token. */
 int ctl_token_file(const char *path, const char *user, char out[NUBO_AGENT_TOKEN_MAX],
                    struct nubo_err *err);
+/* reply.c: the bearer token of a request, NULL = none. */
+const char *ctl_bearer(struct evhttp_request *req);
 
-/* ---- images.c ---- */
-int ctl_resolver_start(struct ctl_ctx *ctx, struct nubo_err *err);
-void ctl_resolver_stop(struct ctl_ctx *ctx);
-/* Resolve an image reference for user u to a digest reference. Returns 1 found (digest_ref
- * filled), 0 unknown to the index (the caller may ask the registry), -1 error. */
-int ctl_image_lookup(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *ref,
-                     struct ctl_image_row *row_out, char repo_out[256], char ref_out[160],
-                     struct nubo_err *err);
-/* Queue a registry inspection; when it completes, p (a parked create) is re-run. */
-int ctl_resolve_async(struct ctl_ctx *ctx, const char *repo, const char *ref, struct ctl_parked *p,
+/* ==== handlers' shared floor ================================================================= */
+/* views.c: API objects from the working set */
+void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
+                         struct nubo_instance *out);
+json_t *ctl_instance_json(struct ctl_ctx *ctx, const struct ctl_instance *in, bool details);
+/* service_group{uuid,name,domains[{fqdn,certificate}]} for an instance object. */
+json_t *ctl_svc_instance_ref(struct ctl_ctx *ctx, const struct ctl_svc *g);
+json_t *ctl_svc_domains_json(struct ctl_ctx *ctx, const struct ctl_svc *g);
+
+/* refs.c: {uuid}|{name} look-ups shared by /v1/services and /v1/certificates */
+/* A create or patch body: one object, or an array of 1..max (*batch) of n; missing is the
+ * error for no body, "<verb>: an array of 1..<max> <noun>" for a wrong count. */
+int ctl_body_items(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const char *missing,
+                   const char *verb, const char *noun, size_t max, json_t **body, bool *batch,
+                   size_t *n, struct nubo_err *err);
+/* The path's object reference (rest = "/<ref>"): NULL when none; -1 with err (404). */
+int ctl_path_ref(const struct ctl_reqinfo *ri, const char *rest, char buf[128], const char **ref,
+                 struct nubo_err *err);
+/* What GET/DELETE by reference differ in between kinds of named objects. */
+struct ctl_named_ops {
+    const char *collection; /* envelope key */
+    const char *plural;     /* for the one-line error */
+    const char *(*owner)(const void *obj);
+    int (*cmp)(const void *a, const void *b);
+    json_t *(*to_json)(struct ctl_ctx *ctx, const void *obj);
+    void *(*find)(struct ctl_ctx *ctx, const struct ctl_user_row *u, const char *uuid,
+                  const char *name);
+    json_t *(*not_found)(const char *uuid, const char *name);
+    /* Deletes obj unless something still uses it; returns that item's result either way. */
+    json_t *(*del)(struct ctl_ctx *ctx, void *obj);
+};
+/* GET lists the caller's objects of map (all, sorted) or the ones named; DELETE needs names. */
+int ctl_named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref, bool del,
+                         const struct ctl_map *map, const struct ctl_named_ops *ops,
+                         struct nubo_err *err);
+
+/* waits.c: replies held until instances reach a state */
+struct ctl_wait_item {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    enum nubo_state want;
+    bool done;
+    json_t *result; /* item to reply with */
+};
+/* Park a reply until every item reached its state, or timeout_ms passed. Takes items.
+ * reply_items (create/start): reply with instance objects on timeout too. */
+void ctl_wait_park(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, struct ctl_wait_item *items,
+                   size_t n, int64_t timeout_ms, bool reply_items);
+/* The item a hopeless wait answers with: the instance (reply_items) or a 409 naming why. */
+json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *in,
+                               bool reply_items);
+void ctl_waits_on_changed(struct ctl_ctx *ctx, struct ctl_instance *in); /* event */
+void ctl_waits_on_gone(struct ctl_ctx *ctx, const char *uuid);           /* event */
+/* Waits whose client went away are answered (which frees them). */
+void ctl_waits_reap(struct ctl_ctx *ctx);
+
+/* ==== handlers: each answers one family of endpoints; -1 with err = the router replies ==== */
+int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                         struct nubo_err *err);
+int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);
-void ctl_create_resume(struct ctl_ctx *ctx, struct ctl_parked *p);
-void ctl_images_resume(struct ctl_ctx *ctx, struct ctl_parked *p);
+int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                     struct nubo_err *err);
+int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                     struct nubo_err *err);
+int ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                     struct nubo_err *err);
+int ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+int ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                        struct nubo_err *err);
+int ctl_handle_certificates(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                            struct nubo_err *err);
+int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                       struct nubo_err *err);
+
+/* agents.c: the agents' side of the events and of shutdown */
+void ctl_agent_on_node_changed(struct ctl_ctx *ctx, struct ctl_node *node); /* event */
+void ctl_agent_free(struct ctl_ctx *ctx);
+/* ingress_watch.c */
+int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro); /* event */
+void ctl_ingress_free(struct ctl_ctx *ctx);
+
+/* ==== server.c: the router ==== */
+int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err);
 
 #endif

@@ -1,4 +1,7 @@
-/* nubo-controller: the Unikraft-Cloud-compatible API server, scheduler and agent endpoint. */
+/* nubo-controller: the Unikraft-Cloud-compatible API server, scheduler and agent endpoint.
+ * One libevent loop owns everything; blocking registry calls run on the resolver thread. Here
+ * the floors are put together: the model's events are wired to the handlers that answer for
+ * them. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +28,14 @@ static void ctx_free(struct ctl_ctx *ctx)
     ctl_resolver_stop(ctx);
     if (ctx->tick)
         event_free(ctx->tick);
-    if (ctx->base)
+    if (ctx->base) {
+        /* parked requests first (503), then the working set they point into */
+        ctl_agent_free(ctx);
+        ctl_ingress_free(ctx);
+        ctl_park_drain(&ctx->resolving); /* the resolver is stopped: nobody answers these */
+        ctl_park_drain(&ctx->waits);
         ctl_state_free(ctx);
+    }
     if (ctx->http)
         evhttp_free(ctx->http);
     if (ctx->store.db)
@@ -36,10 +45,22 @@ static void ctx_free(struct ctl_ctx *ctx)
     free(ctx);
 }
 
+/* Runs a few times per grace period. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-    ctl_agent_tick(arg);
+    struct ctl_ctx *ctx = arg;
+    ctl_logs_flush(ctx);
+    ctl_nodes_check(ctx);
+    ctl_waits_reap(ctx);
 }
+
+/* What the model reports, and who answers for it. */
+static const struct ctl_events events = {
+    .instance_changed = ctl_waits_on_changed,
+    .instance_gone = ctl_waits_on_gone,
+    .node_set_changed = ctl_agent_on_node_changed,
+    .services_changed = ctl_ingress_on_changed,
+};
 
 int main(int argc, char **argv)
 {
@@ -59,10 +80,9 @@ int main(int argc, char **argv)
     /* Secrets at rest: the database (keys, env, token hashes), its -wal/-shm and the token
      * files are for this user alone (the unix socket is opened to its group explicitly). */
     umask(077);
-    struct ctl_ctx *ctx = calloc(1, sizeof(*ctx));
+    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
     struct nubo_err err = {0};
-    if (ctx == NULL)
-        return 1;
+    ctx->events = events;
     ctl_config_defaults(&ctx->cfg);
     if (args.config && ctl_config_load_ini(&ctx->cfg, args.config, &err) < 0)
         goto fail;
@@ -92,8 +112,8 @@ int main(int argc, char **argv)
     if (ctl_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.sync_full, &err) < 0 ||
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
         ctl_auth_bootstrap(ctx, &err) < 0 || ctl_ingress_bootstrap(ctx, &err) < 0 ||
-        ctl_state_load(ctx, &err) < 0 ||
-        ctl_resolver_start(ctx, &err) < 0 || ctl_server_start(ctx, &err) < 0)
+        ctl_state_load(ctx, &err) < 0 || ctl_resolver_start(ctx, &err) < 0 ||
+        ctl_server_start(ctx, &err) < 0)
         goto fail;
     struct event *sigint = evsignal_new(ctx->base, SIGINT, on_signal, ctx);
     struct event *sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, ctx);

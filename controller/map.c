@@ -25,12 +25,10 @@ void *ctl_map_get(const struct ctl_map *m, const char *key)
     return NULL;
 }
 
-static int grow(struct ctl_map *m)
+static void grow(struct ctl_map *m)
 {
     size_t nb = m->nb ? m->nb * 2 : 64;
-    struct ctl_map_ent **b = calloc(nb, sizeof(*b));
-    if (b == NULL)
-        return -1;
+    struct ctl_map_ent **b = xcalloc(nb, sizeof(*b));
     for (size_t i = 0; i < m->nb; i++)
         for (struct ctl_map_ent *e = m->b[i], *nx; e; e = nx) {
             nx = e->next;
@@ -40,31 +38,27 @@ static int grow(struct ctl_map *m)
     free(m->b);
     m->b = b;
     m->nb = nb;
-    return 0;
 }
 
-int ctl_map_put(struct ctl_map *m, const char *key, void *val)
+void ctl_map_put(struct ctl_map *m, const char *key, void *val)
 {
-    if (m->n + 1 > m->nb && grow(m) < 0)
-        return -1;
+    if (m->n + 1 > m->nb)
+        grow(m);
     uint64_t h = fnv(key);
     struct ctl_map_ent **slot = &m->b[h & (m->nb - 1)];
     for (struct ctl_map_ent *e = *slot; e; e = e->next)
         if (e->hash == h && strcmp(e->key, key) == 0) {
             e->val = val;
-            return 0;
+            return;
         }
     size_t kl = strlen(key);
-    struct ctl_map_ent *e = malloc(sizeof(*e) + kl + 1);
-    if (e == NULL)
-        return -1;
+    struct ctl_map_ent *e = xmalloc(sizeof(*e) + kl + 1);
     e->hash = h;
     e->val = val;
     memcpy(e->key, key, kl + 1);
     e->next = *slot;
     *slot = e;
     m->n++;
-    return 0;
 }
 
 void *ctl_map_del(struct ctl_map *m, const char *key)

@@ -8,7 +8,7 @@
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
 command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-[ -x "$NUBO_BUILD/controller/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
+[ -x "$NUBO_BUILD/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
 # A loopback address of our own, so this cluster's ingress never meets another's on 80/443.
 export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
 t_on_exit 'cp "$NUBO_DEVCLUSTER_DIR"/ingress/fra/ingress.log "$T_TMP/ingress-fra.log" 2>/dev/null'

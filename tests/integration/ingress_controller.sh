@@ -9,7 +9,7 @@ source "$NUBO_SRC/tests/lib.sh"
 t_need_root
 command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
 command -v openssl >/dev/null || t_skip "openssl missing"
-ING_BIN=$NUBO_BUILD/controller/ingress/nubo-ingress
+ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
 [ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 

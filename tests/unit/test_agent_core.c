@@ -160,15 +160,25 @@ static void test_cmdline(void **state)
     img.labels = labels;
     img.env = ienv;
     img.cmd = icmd;
+    img.linux_kernel = true;
     char *c = agent_build_cmdline(&a, &img, 2100000);
     assert_string_equal(c, "console=ttyS0 quiet tsc_early_khz=2100000 "
                            "netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
+                           "env.vars=[\"HOME=/\",\"PORT=8080\",\"MSG=say \\\"hi\\\"\"] "
+                           "-- /app \"two words\" \"\"");
+    free(c);
+    /* not Linux (a unikernel): the spaced array, and no Linux-only tsc_early_khz */
+    img.linux_kernel = false;
+    c = agent_build_cmdline(&a, &img, 2100000);
+    assert_string_equal(c, "console=ttyS0 quiet netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
                            "env.vars=[ \"HOME=/\" \"PORT=8080\" \"MSG=say \\\"hi\\\"\" ] "
                            "-- /app \"two words\" \"\"");
     free(c);
+    img.linux_kernel = true;
     /* no args given: the image's cmd; no ip, no env, no tsc */
     struct nubo_assignment b = {0};
     img.env = NULL;
+    img.linux_kernel = false;
     c = agent_build_cmdline(&b, &img, 0);
     assert_string_equal(c, "console=ttyS0 quiet -- /default");
     free(c);
@@ -248,6 +258,7 @@ static void test_domain_xml(void **state)
     s.initrd = NULL;
     x = agent_domain_xml(&s);
     assert_non_null(strstr(x, "<domain type='kvm'>"));
+    assert_non_null(strstr(x, "<cpu mode='host-passthrough'/>"));
     assert_null(strstr(x, "<interface"));
     assert_null(strstr(x, "<initrd>"));
     assert_null(strstr(x, "<sysinfo"));
@@ -257,6 +268,26 @@ static void test_domain_xml(void **state)
     x = agent_domain_xml(&s);
     assert_non_null(strstr(x, "<sysinfo type='fwcfg'><entry name='opt/org.nubo/env' "
                               "file='/s/inst/env&apos;&lt;x&gt;'/></sysinfo>"));
+    free(x);
+    /* a Multiboot kernel (Unikraft's qemu platform): pc, PCI virtio, pvpanic; TCG's CPU
+     * carries RDRAND, and RDSEED only where this qemu emulates it */
+    s.accel = AGENT_ACCEL_TCG;
+    s.boot = AGENT_BOOT_MULTIBOOT;
+    s.tap = "nt1234";
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "machine='pc'"));
+    assert_null(strstr(x, "virtio-mmio"));
+    assert_non_null(strstr(x, "<panic model='isa'><address type='isa' iobase='0x505'/></panic>"));
+    assert_non_null(strstr(x, "<model fallback='forbid'>qemu64</model>"
+                              "<feature policy='require' name='rdrand'/></cpu>"));
+    assert_null(strstr(x, "rdseed"));
+    free(x);
+    s.rdseed = true;
+    s.boot = AGENT_BOOT_PVH;
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "machine='microvm'"));
+    assert_non_null(strstr(x, "<feature policy='require' name='rdseed'/>"));
+    assert_null(strstr(x, "<panic"));
     free(x);
 }
 

@@ -1,5 +1,5 @@
 /* nubo-ingress: one per metro; runs HAProxy as its child and keeps it in step with the
- * controller's services (controller/ingress/README.md). */
+ * controller's services (ingress/README.md). */
 #include "ingress_core.h"
 
 #include "http.h"

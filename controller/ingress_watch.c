@@ -1,0 +1,214 @@
+/* GET /ingress/v1/watch: each metro's nubo-ingress long-polls its full service set (groups,
+ * domains, certificates, running backends). The model's services_changed event (main.c wires
+ * it here) bumps the metro's version and answers the parked polls after the loop turn. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "cleanup.h"
+#include "ctl.h"
+#include "log.h"
+#include "util.h"
+
+/* One metro's ingress state: its version and the nubo-ingress long polls parked on it. */
+struct ing_metro {
+    char name[NUBO_NAME_MAX + 1];
+    int64_t version;
+    struct ctl_parked *watches;
+    struct event *flush_ev;
+    struct ctl_ctx *ctx;
+};
+
+static void ing_flush_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct ing_metro *ing_metro(struct ctl_ctx *ctx, const char *metro)
+{
+    struct ing_metro *m = ctl_map_get(&ctx->ing_metros, metro);
+    if (m)
+        return m;
+    m = xcalloc(1, sizeof(*m));
+    snprintf(m->name, sizeof(m->name), "%s", metro);
+    m->version = ++ctx->version_seq;
+    m->ctx = ctx;
+    m->flush_ev = xcheck(event_new(ctx->base, -1, 0, ing_flush_cb, m), "ingress event");
+    ctl_map_put(&ctx->ing_metros, m->name, m);
+    return m;
+}
+
+void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro)
+{
+    struct ing_metro *m = ctl_map_get(&ctx->ing_metros, metro);
+    if (m == NULL)
+        return; /* nobody watched it yet: its first watch gets a fresh version anyway */
+    m->version = ++ctx->version_seq;
+    /* answered once the current loop iteration is done, so a burst of changes made by one
+     * request or status batch costs one reply */
+    if (m->watches && !event_pending(m->flush_ev, EV_TIMEOUT, NULL))
+        event_active(m->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* The metro's full ingress set as JSON text (malloc'd). */
+static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
+{
+    struct nubo_ingress_watch_resp w = {0};
+    w.version = m->version;
+    snprintf(w.metro, sizeof(w.metro), "%s", m->name);
+    snprintf(w.domain_suffix, sizeof(w.domain_suffix), "%s.%s", m->name, ctx->cfg.services_domain);
+    size_t cap = 0, cap_certs = 0;
+    ctl_map_foreach(&ctx->svcs, e)
+    {
+        struct ctl_svc *g = e->val;
+        if (strcmp(g->row.metro, m->name) != 0)
+            continue;
+        cap++;
+        for (size_t k = 0; k < g->row.n_domains; k++)
+            cap_certs += g->row.domains[k].cert[0] != '\0';
+    }
+    w.services = xcalloc(cap + 1, sizeof(*w.services));
+    w.certificates = xcalloc(cap_certs + 1, sizeof(*w.certificates));
+    struct ctl_svc **order = xcalloc(cap + 1, sizeof(*order));
+    size_t n = 0;
+    ctl_map_foreach(&ctx->svcs, e)
+    {
+        struct ctl_svc *g = e->val;
+        if (strcmp(g->row.metro, m->name) == 0)
+            order[n++] = g;
+    }
+    qsort(order, n, sizeof(*order), ctl_svc_cmp);
+    for (size_t i = 0; i < n; i++) {
+        struct ctl_svc *g = order[i];
+        struct nubo_ingress_service *s = &w.services[w.n_services++];
+        memcpy(s->uuid, g->row.uuid, sizeof(s->uuid));
+        memcpy(s->name, g->row.name, sizeof(s->name));
+        s->soft_limit = g->row.soft_limit;
+        s->hard_limit = g->row.hard_limit;
+        s->ports = g->row.ports; /* borrowed */
+        s->n_ports = g->row.n_ports;
+        s->domains = xcalloc(g->row.n_domains + 1, sizeof(*s->domains));
+        s->backends = xcalloc(g->n_instances + 1, sizeof(*s->backends));
+        for (size_t k = 0; k < g->row.n_domains; k++) {
+            memcpy(s->domains[k].fqdn, g->row.domains[k].fqdn, sizeof(s->domains[k].fqdn));
+            memcpy(s->domains[k].certificate, g->row.domains[k].cert,
+                   sizeof(s->domains[k].certificate));
+            s->n_domains = k + 1;
+            struct ctl_cert *c =
+                g->row.domains[k].cert[0] ? ctl_map_get(&ctx->certs, g->row.domains[k].cert) : NULL;
+            bool listed = false;
+            for (size_t q = 0; c && q < w.n_certificates; q++)
+                listed = listed || strcmp(w.certificates[q].uuid, c->row.uuid) == 0;
+            if (c && !listed) {
+                struct nubo_ingress_cert *ic = &w.certificates[w.n_certificates++];
+                memcpy(ic->uuid, c->row.uuid, sizeof(ic->uuid));
+                memcpy(ic->name, c->row.name, sizeof(ic->name));
+                memcpy(ic->cn, c->row.cn, sizeof(ic->cn));
+                ic->chain = c->row.chain; /* borrowed */
+                ic->pkey = c->row.pkey;
+            }
+        }
+        for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
+            enum nubo_state st = ctl_instance_state(in);
+            if ((st != NUBO_STATE_RUNNING && st != NUBO_STATE_DRAINING) || in->node == NULL)
+                continue;
+            struct nubo_ingress_backend *b = &s->backends[s->n_backends++];
+            memcpy(b->instance, in->row.uuid, sizeof(b->instance));
+            memcpy(b->name, in->row.name, sizeof(b->name));
+            memcpy(b->node, in->node->row.name, sizeof(b->node));
+            ctl_node_ip_str(in->node, (int)in->row.ip_host, b->ip);
+            b->state = st;
+        }
+    }
+    free(order);
+    json_t *j = nubo_ingress_watch_resp_encode(&w);
+    char *text = xcheck(pj_dump(j), "ingress set");
+    json_decref(j);
+    for (size_t i = 0; i < w.n_services; i++) {
+        free(w.services[i].domains);
+        free(w.services[i].backends);
+    }
+    free(w.services);
+    free(w.certificates);
+    return text;
+}
+
+static void ing_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ing_metro *m = arg;
+    if (m->watches == NULL)
+        return;
+    cleanup_free char *text = ing_set(m->ctx, m);
+    ctl_park_answer_all(&m->watches, CTL_R_INGRESS_WATCH, text, strlen(text));
+}
+
+static void ing_timeout(struct ctl_parked *p)
+{
+    ctl_park_unlink(p);
+    cleanup_free char *text = ing_set(p->ctx, p->data);
+    ctl_reply_text(p->ctx, p->req, CTL_R_INGRESS_WATCH, text, strlen(text));
+    ctl_parked_free(p);
+}
+
+int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
+{
+    char token[NUBO_AGENT_TOKEN_MAX];
+    if (ctl_token_file(ctx->cfg.ingress_token_file, "ingress", token, err) < 0)
+        return nubo_error_wrap(err, "[ingress] token_file");
+    nubo_sha256_hex(token, strlen(token), ctx->ingress_token_hash);
+    return 0;
+}
+
+int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                       struct nubo_err *err)
+{
+    ri->route = CTL_R_INGRESS_WATCH;
+    const char *token = ctl_bearer(ri->req);
+    char hash[NUBO_SHA256_HEX_LEN + 1];
+    if (token)
+        nubo_sha256_hex(token, strlen(token), hash);
+    if (token == NULL || ctx->ingress_token_hash[0] == '\0' ||
+        strcmp(hash, ctx->ingress_token_hash) != 0)
+        return nubo_error_http(err, 401,
+                               "missing or unknown ingress token: send Authorization: Bearer "
+                               "<the [ingress] token_file contents>");
+    if (strcmp(rest, "/watch") != 0)
+        return nubo_error_http(err, 404, "no endpoint %.200s (watch)", ri->path);
+    if (ri->method != EVHTTP_REQ_GET)
+        return nubo_error_http(err, 405, "%s: use GET", ri->path);
+    int64_t version, timeout_ms;
+    if (ctl_watch_params(ri, NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, &version, &timeout_ms, err) < 0)
+        return -1;
+    const char *metro = NULL;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, ri->query, next)
+    {
+        if (!strcmp(kv->key, "metro"))
+            metro = kv->value; /* the last one, as given */
+    }
+    if (metro == NULL || !nubo_name_valid(metro))
+        return nubo_error_http(err, 400,
+                               "watch: give ?metro=<metro name> (the metro this ingress serves)");
+    struct ing_metro *m = ing_metro(ctx, metro);
+    if (version != m->version || timeout_ms == 0) {
+        cleanup_free char *text = ing_set(ctx, m);
+        ctl_reply_text(ctx, ri->req, ri->route, text, strlen(text));
+        return 0;
+    }
+    ctl_park(ctx, ri, &m->watches, timeout_ms, ing_timeout, m, NULL);
+    return 0;
+}
+
+void ctl_ingress_free(struct ctl_ctx *ctx)
+{
+    ctl_map_foreach(&ctx->ing_metros, e)
+    {
+        struct ing_metro *m = e->val;
+        ctl_park_drain(&m->watches);
+        event_free(m->flush_ev);
+        free(m);
+    }
+    ctl_map_clear(&ctx->ing_metros);
+}

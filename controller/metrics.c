@@ -1,0 +1,30 @@
+/* The controller's counters: route names and the latency / boot-time histograms that
+ * GET /metrics prints. Ground floor: everyone may count, nothing here calls up. */
+#include "ctl.h"
+
+const char *const ctl_route_names[CTL_R__COUNT] = {
+    "other",           "healthz",          "metrics",         "instances_create", "instances_list",
+    "instances_get",   "instances_delete", "instances_start", "instances_stop",   "instances_wait",
+    "instances_log",   "images",           "nodes",           "metros",           "users",
+    "registry_events", "agent_register",   "agent_watch",     "agent_status",     "agent_log",
+    "services",        "certificates",     "ingress_watch",   "node_admin",
+};
+
+static const double hist_bounds_s[CTL_HIST_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+};
+
+void ctl_hist_observe(struct ctl_hist *h, double s)
+{
+    size_t i = 0;
+    while (i < CTL_HIST_BUCKETS && s > hist_bounds_s[i])
+        i++;
+    h->counts[i]++;
+    h->sum_s += s;
+    h->n++;
+}
+
+const double *ctl_hist_bounds(void)
+{
+    return hist_bounds_s;
+}

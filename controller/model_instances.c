@@ -1,0 +1,200 @@
+/* What happens to instances after they are placed: start and stop (desired state), the
+ * agents' observations (with delete-on-stop), and deletion. Each change is committed, then
+ * applied to the working set, then told through the events. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "ctl.h"
+#include "log.h"
+#include "util.h"
+
+/* Remove a committed-deleted instance from the working set. */
+static void forget_instance(struct ctl_ctx *ctx, struct ctl_instance *in)
+{
+    char key[NUBO_API_USER_MAX + NUBO_NAME_MAX + 2];
+    ctl_owner_key(key, sizeof(key), in->row.owner, in->row.name);
+    ctl_map_del(&ctx->instance_names, key);
+    ctl_map_del(&ctx->instances, in->row.uuid);
+    struct ctl_node *node = in->node;
+    struct ctl_svc *g = in->svc;
+    ctl_svc_unlink(in);
+    if (g) {
+        ctl_emit_services_changed(ctx, g->row.metro);
+        if (!g->row.persistent && g->n_instances == 0)
+            ctl_svc_forget(ctx, g); /* its row went in the same transaction */
+    }
+    ctl_instance_detach(in);
+    if (node)
+        ctl_node_bump(ctx, node);
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    memcpy(uuid, in->row.uuid, sizeof(uuid));
+    ctl_instance_destroy(in);
+    ctl_emit_instance_gone(ctx, uuid);
+}
+
+int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
+                         struct nubo_err *err)
+{
+    if (ctl_store_begin(&ctx->store, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] && v[i]->svc)
+            v[i]->svc->pending_del = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] && ctl_store_instance_delete(&ctx->store, v[i]->row.uuid, err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            return -1;
+        }
+        /* an inline (ephemeral) group goes with its last instance, in the same transaction */
+        struct ctl_svc *g = v[i] ? v[i]->svc : NULL;
+        if (g && ++g->pending_del == g->n_instances && !g->row.persistent &&
+            ctl_store_svc_delete(&ctx->store, g->row.uuid, err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            return -1;
+        }
+    }
+    if (ctl_store_commit(&ctx->store, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i])
+            forget_instance(ctx, v[i]);
+    return 0;
+}
+
+/* The row d asks for; false when it changes nothing. */
+static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
+{
+    const struct ctl_instance *in = d->in;
+    if (d->start) {
+        /* a start on a live instance changes nothing */
+        if (in->row.desired == NUBO_DESIRED_RUNNING && ctl_instance_state(in) != NUBO_STATE_STOPPED)
+            return false;
+        r->desired = NUBO_DESIRED_RUNNING;
+        r->start_seq++;
+        r->stop_force = false;
+        r->drain_timeout_ms = 0;
+        return true;
+    }
+    if (in->row.desired == NUBO_DESIRED_STOPPED && in->row.stop_force == d->force)
+        return false;
+    r->desired = NUBO_DESIRED_STOPPED;
+    r->stop_force = d->force;
+    r->drain_timeout_ms = d->drain_timeout_ms;
+    return true;
+}
+
+int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i].changed = false;
+    if (ctl_store_begin(&ctx->store, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].in == NULL)
+            continue;
+        bool twice = false; /* named twice: act once */
+        for (size_t k = 0; k < i; k++)
+            twice = twice || d[k].in == d[i].in;
+        struct ctl_instance_row tmp = d[i].in->row; /* shallow: only scalars change */
+        if (twice || !desired_row(&d[i], &tmp))
+            continue;
+        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            return -1;
+        }
+        d[i].changed = true;
+    }
+    if (ctl_store_commit(&ctx->store, err) < 0)
+        return -1;
+    /* committed: now the working set follows */
+    for (size_t i = 0; i < n; i++) {
+        struct ctl_instance *in = d[i].in;
+        if (!d[i].changed)
+            continue;
+        desired_row(&d[i], &in->row);
+        free(in->assign_json);
+        in->assign_json = NULL;
+        if (in->node)
+            ctl_node_bump(ctx, in->node);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (d[i].changed)
+            ctl_emit_instance_changed(ctx, d[i].in);
+    return 0;
+}
+
+static bool obs_equal(const struct nubo_status_report *a, const struct nubo_status_report *b)
+{
+    return a->state == b->state && a->start_seq == b->start_seq &&
+           a->boot_time_us == b->boot_time_us && a->net_time_us == b->net_time_us &&
+           a->start_count == b->start_count && a->restart_count == b->restart_count &&
+           a->started_at_us == b->started_at_us && a->stopped_at_us == b->stopped_at_us &&
+           a->stop_reason == b->stop_reason && a->has_exit_code == b->has_exit_code &&
+           a->exit_code == b->exit_code && a->has_stop_code == b->has_stop_code &&
+           a->stop_code == b->stop_code && a->restart_attempt == b->restart_attempt &&
+           a->restart_next_at_us == b->restart_next_at_us &&
+           !memcmp(&a->phases, &b->phases, sizeof(a->phases)) &&
+           ((a->message == NULL && b->message == NULL) ||
+            (a->message && b->message && !strcmp(a->message, b->message)));
+}
+
+int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
+                          struct nubo_status_report *reps, size_t n, struct nubo_err *err)
+{
+    cleanup_free struct ctl_instance **hit = xcalloc(n + 1, sizeof(*hit));
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, reps[i].uuid);
+        /* not ours or not on this node: the watch tells the node to drop it */
+        if (in == NULL || in->node != node)
+            continue;
+        if (in->has_obs && obs_equal(&in->obs, &reps[i]))
+            continue;
+        hit[i] = in;
+        changed++;
+    }
+    if (changed == 0)
+        return 0;
+    if (ctl_store_begin(&ctx->store, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (hit[i] && ctl_store_obs_put(&ctx->store, &reps[i], err) < 0) {
+            ctl_store_rollback(&ctx->store);
+            return -1;
+        }
+    if (ctl_store_commit(&ctx->store, err) < 0)
+        return -1;
+    cleanup_free struct ctl_instance **dos = xcalloc(n + 1, sizeof(*dos));
+    size_t n_dos = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ctl_instance *in = hit[i];
+        if (in == NULL)
+            continue;
+        struct nubo_status_report *r = &reps[i];
+        bool was_running = in->has_obs && in->obs.state == NUBO_STATE_RUNNING &&
+                           in->obs.start_count == r->start_count;
+        if (r->state == NUBO_STATE_RUNNING && !was_running && r->boot_time_us > 0)
+            ctl_hist_observe(&ctx->metrics.boot_time, (double)r->boot_time_us / 1e6);
+        bool was_stopped = in->has_obs && in->obs.state == NUBO_STATE_STOPPED;
+        if (in->has_obs)
+            nubo_status_report_free(&in->obs);
+        in->obs = *r;
+        r->message = NULL; /* moved */
+        in->has_obs = true;
+        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) &&
+            in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
+            in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
+            dos[n_dos++] = in;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (hit[i])
+            ctl_emit_instance_changed(ctx, hit[i]);
+    if (n_dos) {
+        struct nubo_err derr = {0};
+        if (ctl_instances_delete(ctx, dos, n_dos, &derr) < 0)
+            log_warnx("delete-on-stop: %s", derr.msg);
+    }
+    return 0;
+}

@@ -1,0 +1,270 @@
+/* Node lifecycle: registration (a /24 from the pool, a fresh node token), heartbeats and the
+ * grace after which a silent node is unavailable, and an operator's drain (re-place all its
+ * instances, all or nothing) and return to service. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "ctl.h"
+#include "log.h"
+#include "scheduler.h"
+#include "util.h"
+
+static int lowest_free_subnet(struct ctl_ctx *ctx)
+{
+    int max = 1 << (24 - ctx->cfg.pool_prefix);
+    cleanup_free uint8_t *used = xcalloc((size_t)max, 1);
+    ctl_map_foreach(&ctx->nodes, e)
+    {
+        struct ctl_node *n = e->val;
+        if (n->row.subnet_index >= 0 && n->row.subnet_index < max)
+            used[n->row.subnet_index] = 1;
+    }
+    for (int i = 0; i < max; i++)
+        if (!used[i])
+            return i;
+    return -1;
+}
+
+static void reports_free(struct nubo_status_report *reps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        nubo_status_report_free(&reps[i]);
+    free(reps);
+}
+
+int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
+                      char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out, struct nubo_err *err)
+{
+    struct ctl_node *node = ctl_map_get(&ctx->nodes_by_name, rq->name);
+    struct ctl_node_row row;
+    if (node) {
+        row = node->row;
+    } else {
+        memset(&row, 0, sizeof(row));
+        nubo_uuid_new(row.uuid);
+        memcpy(row.name, rq->name, sizeof(row.name));
+        row.created_at_us = nubo_now_us();
+        int idx = lowest_free_subnet(ctx);
+        if (idx < 0)
+            return nubo_error_http(err, 503,
+                                   "register %s: the subnet pool is exhausted; widen [agent] "
+                                   "subnet_pool",
+                                   rq->name);
+        row.subnet_index = idx;
+    }
+    memcpy(row.metro, rq->metro, sizeof(row.metro));
+    row.memory_mb = rq->memory_mb;
+    row.vcpus = rq->vcpus;
+    memcpy(row.accel, rq->accel, sizeof(row.accel));
+    memcpy(row.libvirt_version, rq->libvirt_version, sizeof(row.libvirt_version));
+    memcpy(row.qemu_version, rq->qemu_version, sizeof(row.qemu_version));
+    memcpy(row.agent_version, rq->agent_version, sizeof(row.agent_version));
+    row.registered_at_us = nubo_now_us();
+    row.unavailable = false;
+    ctl_token_new("node", token, row.token_hash);
+
+    /* what the node no longer holds is no longer running there */
+    size_t extra = node ? node->n_instances : 0;
+    struct nubo_status_report *reps = xcalloc(rq->n_instances + extra + 1, sizeof(*reps));
+    size_t nr = 0;
+    for (size_t i = 0; i < rq->n_instances; i++) {
+        reps[nr] = rq->instances[i];
+        rq->instances[i].message = NULL;
+        nr++;
+    }
+    if (node)
+        for (struct ctl_instance *in = node->inst_head; in; in = in->node_next) {
+            bool held = false;
+            for (size_t i = 0; i < rq->n_instances && !held; i++)
+                held = !strcmp(rq->instances[i].uuid, in->row.uuid);
+            if (held || !in->has_obs || in->obs.state == NUBO_STATE_STOPPED)
+                continue;
+            reps[nr] = in->obs;
+            reps[nr].message = xstrdup("the node restarted without this instance");
+            reps[nr].state = NUBO_STATE_STOPPED;
+            reps[nr].stopped_at_us = nubo_now_us();
+            nr++;
+        }
+
+    if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_node_put(&ctx->store, &row, err) < 0 ||
+        ctl_store_commit(&ctx->store, err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        reports_free(reps, nr);
+        return -1;
+    }
+    if (node) {
+        ctl_map_del(&ctx->node_tokens, node->row.token_hash);
+        bool was_ready = node->ready;
+        node->row = row;
+        node->ready = true;
+        ctl_map_put(&ctx->node_tokens, node->row.token_hash, node);
+        if (!was_ready)
+            for (struct ctl_instance *in = node->inst_head; in; in = in->node_next)
+                ctl_emit_instance_changed(ctx, in);
+    } else {
+        node = ctl_node_new(ctx, &row);
+        log_info("node %s registered (metro %s, %lld MiB, %lld vCPUs, %s)", row.name, row.metro,
+                 (long long)row.memory_mb, (long long)row.vcpus, row.accel);
+    }
+    node->last_seen_mono_us = nubo_mono_us();
+    memcpy(node->guest_cpu, rq->guest_cpu, sizeof(node->guest_cpu));
+    struct nubo_err rerr = {0};
+    if (ctl_instances_observe(ctx, node, reps, nr, &rerr) < 0)
+        log_warnx("node %s: register reports not applied: %s", row.name, rerr.msg);
+    reports_free(reps, nr);
+    ctl_node_bump(ctx, node);
+    *out = node;
+    return 0;
+}
+
+/* Record node's unavailable flag (a heartbeat came back, or the grace ran out). */
+static int node_set_unavailable(struct ctl_ctx *ctx, struct ctl_node *node, bool unavailable,
+                                struct nubo_err *err)
+{
+    struct ctl_node_row row = node->row;
+    row.unavailable = unavailable;
+    if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_node_put(&ctx->store, &row, err) < 0 ||
+        ctl_store_commit(&ctx->store, err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        return -1;
+    }
+    node->row.unavailable = unavailable;
+    node->ready = !unavailable;
+    for (struct ctl_instance *in = node->inst_head; in; in = in->node_next)
+        ctl_emit_instance_changed(ctx, in);
+    return 0;
+}
+
+void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node)
+{
+    node->last_seen_mono_us = nubo_mono_us();
+    if (node->ready)
+        return;
+    struct nubo_err err = {0};
+    if (node_set_unavailable(ctx, node, false, &err) < 0)
+        log_warnx("node %s: cannot record it is back: %s", node->row.name, err.msg);
+    else
+        log_info("node %s is ready again", node->row.name);
+}
+
+void ctl_nodes_check(struct ctl_ctx *ctx)
+{
+    int64_t now = nubo_mono_us();
+    ctl_map_foreach(&ctx->nodes, e)
+    {
+        struct ctl_node *node = e->val;
+        if (!node->ready || now - node->last_seen_mono_us <= ctx->cfg.grace_ms * 1000)
+            continue;
+        struct nubo_err err = {0};
+        if (node_set_unavailable(ctx, node, true, &err) < 0) {
+            log_warnx("node %s: cannot record it is unavailable: %s", node->row.name, err.msg);
+            continue;
+        }
+        log_warnx("node %s missed heartbeats for %lld ms: unavailable", node->row.name,
+                  (long long)(now - node->last_seen_mono_us) / 1000);
+    }
+}
+
+int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, json_t *moved, struct nubo_err *err)
+{
+    cleanup_free struct ctl_sched_node *sn = NULL;
+    cleanup_free struct ctl_node **nodes = NULL;
+    size_t nn = ctl_sched_snapshot(ctx, node, &sn, &nodes);
+    size_t ni = node->n_instances;
+    cleanup_free uint8_t(*ipmap)[32] = xcalloc(nn + 1, sizeof(*ipmap));
+    cleanup_free struct ctl_instance **inst = xcalloc(ni + 1, sizeof(*inst));
+    cleanup_free size_t *target = xcalloc(ni + 1, sizeof(*target));
+    cleanup_free int *host = xcalloc(ni + 1, sizeof(*host));
+    for (size_t i = 0; i < nn; i++)
+        memcpy(ipmap[i], nodes[i]->ip_used, 32);
+    size_t k = 0;
+    for (struct ctl_instance *in = node->inst_head; in && k < ni; in = in->node_next)
+        inst[k++] = in;
+    ni = k;
+    /* plan: one placement at a time, each taking its share of the target */
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
+        if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0)
+            return nubo_error_http(err, 409,
+                                   "cannot drain node %s: no other ready node of metro %s has "
+                                   "room for instance %s (%lld MiB, %lld vCPUs); nothing was "
+                                   "moved",
+                                   node->row.name, node->row.metro, inst[i]->row.name,
+                                   (long long)inst[i]->row.memory_mb,
+                                   (long long)inst[i]->row.vcpus);
+        size_t t = target[i];
+        host[i] = ctl_ip_lowest_free(ipmap[t]);
+        if (host[i] < 0)
+            return nubo_error_http(err, 409, "cannot drain node %s: node %s has no free address",
+                                   node->row.name, nodes[t]->row.name);
+        ipmap[t][host[i] / 8] |= (uint8_t)(1u << (host[i] % 8));
+        sn[t].free_memory_mb -= inst[i]->row.memory_mb;
+        sn[t].free_vcpus -= inst[i]->row.vcpus;
+        sn[t].free_ips--;
+    }
+    struct ctl_node_row nrow = node->row;
+    nrow.maintenance = true;
+    if (ctl_store_begin(&ctx->store, err) < 0)
+        return -1;
+    if (ctl_store_node_put(&ctx->store, &nrow, err) < 0)
+        goto rollback;
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_instance_row r = inst[i]->row; /* shallow: only scalars change */
+        memcpy(r.node_uuid, nodes[target[i]]->row.uuid, sizeof(r.node_uuid));
+        r.ip_host = host[i];
+        if (ctl_store_instance_put(&ctx->store, &r, err) < 0 ||
+            ctl_store_obs_delete(&ctx->store, r.uuid, err) < 0)
+            goto rollback;
+    }
+    if (ctl_store_commit(&ctx->store, err) < 0)
+        return -1;
+    /* committed: the working set follows */
+    node->row.maintenance = true;
+    for (size_t i = 0; i < ni; i++) {
+        struct ctl_instance *in = inst[i];
+        struct ctl_node *to = nodes[target[i]];
+        ctl_instance_detach(in);
+        memcpy(in->row.node_uuid, to->row.uuid, sizeof(in->row.node_uuid));
+        in->row.ip_host = host[i];
+        /* what the old node reported says nothing about the new placement */
+        if (in->has_obs)
+            nubo_status_report_free(&in->obs);
+        in->has_obs = false;
+        free(in->assign_json);
+        in->assign_json = NULL;
+        ctl_instance_attach(in, to);
+        ctl_node_bump(ctx, to);
+        char ip[NUBO_IP_STR_MAX];
+        ctl_node_ip_str(to, host[i], ip);
+        json_array_append_new(moved,
+                              json_pack("{s:s, s:s, s:s, s:s}", "uuid", in->row.uuid, "name",
+                                        in->row.name, "node", to->row.name, "private_ip", ip));
+        log_info("drain %s: instance %s moved to %s (%s)", node->row.name, in->row.name,
+                 to->row.name, ip);
+    }
+    ctl_node_bump(ctx, node); /* its desired set is now empty */
+    for (size_t i = 0; i < ni; i++)
+        ctl_emit_instance_changed(ctx, inst[i]);
+    return 0;
+rollback:
+    ctl_store_rollback(&ctx->store);
+    return -1;
+}
+
+int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_err *err)
+{
+    if (!node->row.maintenance)
+        return 0;
+    struct ctl_node_row nrow = node->row;
+    nrow.maintenance = false;
+    if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_node_put(&ctx->store, &nrow, err) < 0 ||
+        ctl_store_commit(&ctx->store, err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        return ctl_err_status(err, 500);
+    }
+    node->row.maintenance = false;
+    log_info("node %s is back in service", node->row.name);
+    return 0;
+}

@@ -1,0 +1,347 @@
+/* Unit tests for the controller's model without HTTP: registration, placement (names,
+ * addresses, all-or-nothing), start/stop, observations, delete-on-stop, drain, inline service
+ * groups, and what the model reports through struct ctl_events; then a reload from the store
+ * gives the same working set. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h"
+
+/* What the model reported. */
+static struct {
+    int changed, gone, node_sets, services;
+    char last_gone[NUBO_UUID_STR_LEN + 1];
+    char last_metro[NUBO_NAME_MAX + 1];
+} ev;
+
+static void on_changed(struct ctl_ctx *ctx, struct ctl_instance *in)
+{
+    ev.changed++;
+}
+static void on_gone(struct ctl_ctx *ctx, const char *uuid)
+{
+    ev.gone++;
+    snprintf(ev.last_gone, sizeof(ev.last_gone), "%s", uuid);
+}
+static void on_node_set(struct ctl_ctx *ctx, struct ctl_node *node)
+{
+    ev.node_sets++;
+}
+static void on_services(struct ctl_ctx *ctx, const char *metro)
+{
+    ev.services++;
+    snprintf(ev.last_metro, sizeof(ev.last_metro), "%s", metro);
+}
+
+static char dir[64];
+static const struct ctl_user_row acme = {.uuid = "u-acme", .name = "acme"};
+
+static struct ctl_ctx *ctx_open(void)
+{
+    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    struct nubo_err err = {0};
+    ctl_config_defaults(&ctx->cfg);
+    ctx->events = (struct ctl_events){on_changed, on_gone, on_node_set, on_services};
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ctl.db", dir);
+    assert_int_equal(ctl_store_open(&ctx->store, path, false, &err), 0);
+    assert_int_equal(ctl_state_load(ctx, &err), 0);
+    return ctx;
+}
+
+static void ctx_close(struct ctl_ctx *ctx)
+{
+    ctl_state_free(ctx);
+    ctl_store_close(&ctx->store);
+    free(ctx);
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/nubo-ctlmodel-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    memset(&ev, 0, sizeof(ev));
+    *state = ctx_open();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx_close(*state);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct ctl_node *add_node(struct ctl_ctx *ctx, const char *name, const char *metro,
+                                 int64_t memory_mb)
+{
+    struct nubo_register_req rq = {0};
+    snprintf(rq.name, sizeof(rq.name), "%s", name);
+    snprintf(rq.metro, sizeof(rq.metro), "%s", metro);
+    rq.memory_mb = memory_mb;
+    rq.vcpus = 4;
+    snprintf(rq.accel, sizeof(rq.accel), "tcg");
+    char token[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_node *node = NULL;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_node_register(ctx, &rq, token, &node, &err), 0);
+    assert_non_null(node);
+    assert_ptr_equal(ctl_auth_node(ctx, token), node);
+    return node;
+}
+
+static const struct ctl_image_row image = {
+    .digest_ref =
+        "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    .repo = "acme/web",
+    .owner = "acme",
+};
+
+/* Place one create of replicas + 1 instances; returns how many were made. */
+static int place(struct ctl_ctx *ctx, const char *name, int64_t replicas, int64_t memory_mb,
+                 json_t *sg, struct ctl_instance **made, struct nubo_err *err)
+{
+    struct nubo_create_req cr;
+    nubo_create_req_init(&cr);
+    snprintf(cr.name, sizeof(cr.name), "%s", name);
+    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+    cr.replicas = replicas;
+    cr.memory_mb = memory_mb;
+    size_t n = 0;
+    int rc = ctl_place(ctx, &acme, &cr, &image, sg, made, &n, err);
+    nubo_create_req_free(&cr);
+    return rc < 0 ? -1 : (int)n;
+}
+
+static struct nubo_status_report report(const struct ctl_instance *in, enum nubo_state st)
+{
+    struct nubo_status_report r = {0};
+    memcpy(r.uuid, in->row.uuid, sizeof(r.uuid));
+    r.state = st;
+    r.start_seq = in->row.start_seq;
+    r.start_count = 1;
+    r.started_at_us = nubo_now_us();
+    return r;
+}
+
+static void test_register_subnets(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    assert_int_not_equal(a->row.subnet_index, b->row.subnet_index);
+    char gw[NUBO_IP_STR_MAX];
+    ctl_node_gateway(a, gw);
+    assert_string_equal(gw, "10.64.0.1");
+    assert_int_equal(ev.node_sets, 2);
+    /* a re-registration keeps the node and its subnet, with a new token */
+    int64_t idx = a->row.subnet_index;
+    assert_ptr_equal(add_node(ctx, "a", "fra", 2048), a);
+    assert_int_equal(a->row.subnet_index, idx);
+    assert_int_equal(a->row.memory_mb, 2048);
+}
+
+static void test_place_spread_and_addresses(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_instance *made[8];
+    struct nubo_err err = {0};
+    ev.node_sets = 0;
+    assert_int_equal(place(ctx, "web", 3, 128, NULL, made, &err), 4);
+    assert_string_equal(made[0]->row.name, "web");
+    assert_int_equal(strncmp(made[1]->row.name, "web-", 4), 0);
+    /* spread: two on each node, each node's lowest addresses .2 and .3 */
+    assert_int_equal(a->n_instances, 2);
+    assert_int_equal(b->n_instances, 2);
+    for (int i = 0; i < 4; i++)
+        assert_true(made[i]->row.ip_host == 2 || made[i]->row.ip_host == 3);
+    assert_int_equal(a->used_memory_mb, 256);
+    assert_int_equal(ev.node_sets, 4);
+    assert_ptr_equal(ctl_instance_find(ctx, &acme, NULL, "web"), made[0]);
+    assert_int_equal(ctl_instance_state(made[0]), NUBO_STATE_STARTING);
+    /* the name is taken now */
+    assert_int_equal(place(ctx, "web", 0, 128, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 409);
+}
+
+static void test_place_all_or_nothing(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 512);
+    struct ctl_instance *made[8];
+    struct nubo_err err = {0};
+    /* 3 x 256 MiB do not fit in 512: nothing is placed, no address stays taken */
+    assert_int_equal(place(ctx, "big", 2, 256, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 503);
+    assert_int_equal(a->n_instances, 0);
+    assert_int_equal(ctx->instances.n, 0);
+    assert_int_equal(ctl_ip_lowest_free(a->ip_used), 2);
+    /* more than the largest node offers is the caller's mistake */
+    nubo_err_clear(&err);
+    assert_int_equal(place(ctx, "huge", 0, 4096, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 400);
+}
+
+static void test_start_stop_observe(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    struct ctl_instance *made[2];
+    struct nubo_err err = {0};
+    assert_int_equal(place(ctx, "app", 0, 128, NULL, made, &err), 1);
+    struct ctl_instance *in = made[0];
+    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    ev.changed = 0;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
+    assert_int_equal(ev.changed, 1);
+    /* the same report again changes nothing and says nothing */
+    r = report(in, NUBO_STATE_RUNNING);
+    r.started_at_us = in->obs.started_at_us;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ev.changed, 1);
+    /* stop: desired stopped, visible stopping until the node reports */
+    struct ctl_desire d = {.in = in, .start = false};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_true(d.changed);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
+    /* a second stop is no change */
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_false(d.changed);
+    /* start again: a new start_seq, starting until the node acts on it */
+    int64_t seq = in->row.start_seq;
+    d = (struct ctl_desire){.in = in, .start = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_int_equal(in->row.start_seq, seq + 1);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STARTING);
+}
+
+static void test_delete_on_stop(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct nubo_create_req cr;
+    nubo_create_req_init(&cr);
+    snprintf(cr.name, sizeof(cr.name), "once");
+    cr.features = NUBO_FEATURE_DELETE_ON_STOP;
+    struct ctl_instance *made[1];
+    size_t n = 0;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, NULL, made, &n, &err), 0);
+    nubo_create_req_free(&cr);
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    memcpy(uuid, made[0]->row.uuid, sizeof(uuid));
+    struct nubo_status_report r = report(made[0], NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, a, &r, 1, &err), 0);
+    assert_int_equal(ctx->instances.n, 0);
+    assert_int_equal(ev.gone, 1);
+    assert_string_equal(ev.last_gone, uuid);
+    assert_int_equal(a->n_instances, 0);
+    assert_int_equal(ctl_ip_lowest_free(a->ip_used), 2);
+}
+
+static void test_drain(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_instance *made[4];
+    struct nubo_err err = {0};
+    assert_int_equal(place(ctx, "w", 1, 256, NULL, made, &err), 2);
+    /* no other node: nothing moves */
+    json_t *moved = json_array();
+    assert_int_equal(ctl_node_drain(ctx, a, moved, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    assert_false(a->row.maintenance);
+    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_drain(ctx, a, moved, &err), 0);
+    assert_int_equal(json_array_size(moved), 2);
+    json_decref(moved);
+    assert_true(a->row.maintenance);
+    assert_int_equal(a->n_instances, 0);
+    assert_int_equal(b->n_instances, 2);
+    assert_ptr_equal(made[0]->node, b);
+    assert_false(made[0]->has_obs);
+    /* a drained node takes nothing new */
+    assert_int_equal(place(ctx, "x", 0, 128, NULL, made, &err), 1);
+    assert_ptr_equal(made[0]->node, b);
+    assert_int_equal(ctl_node_set_ready(ctx, a, &err), 0);
+    assert_false(a->row.maintenance);
+}
+
+static void test_inline_group(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
+    struct ctl_instance *made[4];
+    struct nubo_err err = {0};
+    ev.services = 0;
+    assert_int_equal(place(ctx, "svc", 1, 128, sg, made, &err), 2);
+    json_decref(sg);
+    struct ctl_svc *g = made[0]->svc;
+    assert_non_null(g);
+    assert_ptr_equal(made[1]->svc, g);
+    assert_int_equal(g->n_instances, 2);
+    assert_false(g->row.persistent);
+    assert_string_equal(g->row.metro, "fra");
+    assert_int_equal(ev.services, 1);
+    assert_string_equal(ev.last_metro, "fra");
+    int64_t ports[4];
+    assert_int_equal(ctl_svc_dest_ports(g, ports, 4), 1);
+    assert_int_equal(ports[0], 8080);
+    /* an inline group goes with its last instance, in the same transaction */
+    assert_int_equal(ctl_instances_delete(ctx, made, 2, &err), 0);
+    assert_int_equal(ctx->svcs.n, 0);
+    assert_int_equal(ev.gone, 2);
+}
+
+static void test_reload(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    add_node(ctx, "b", "ams", 1024);
+    struct ctl_instance *made[4];
+    struct nubo_err err = {0};
+    assert_int_equal(place(ctx, "keep", 2, 128, NULL, made, &err), 3);
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    memcpy(uuid, made[0]->row.uuid, sizeof(uuid));
+    int64_t ip = made[0]->row.ip_host;
+    ctx_close(ctx);
+    *state = ctx = ctx_open();
+    assert_int_equal(ctx->nodes.n, 2);
+    assert_int_equal(ctx->instances.n, 3);
+    struct ctl_instance *in = ctl_instance_find(ctx, &acme, uuid, NULL);
+    assert_non_null(in);
+    assert_non_null(in->node);
+    assert_int_equal(in->row.ip_host, ip);
+    assert_int_equal(in->node->used_memory_mb, 128 * (int64_t)in->node->n_instances);
+    /* another user's instance answers like a missing one */
+    const struct ctl_user_row other = {.uuid = "u-x", .name = "other"};
+    assert_null(ctl_instance_find(ctx, &other, uuid, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_subnets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_spread_and_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_stop_observe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_on_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
