@@ -452,7 +452,14 @@ int main(int argc, char **argv)
 		/* The console as controlling terminal, so shells and signals behave. */
 		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
 		execvp(app_argv[0], app_argv);
-		say("nubo-init: cannot run %s: %s", app_argv[0], strerror(errno));
+		int e = errno;
+		struct stat st;
+		/* ENOENT for a file that is there: its ELF interpreter (or #! program) is not. */
+		if (e == ENOENT && strchr(app_argv[0], '/') && stat(app_argv[0], &st) == 0)
+			say("nubo-init: cannot run %s: its ELF interpreter or #! program is missing "
+			    "(a dynamically linked program needs the base-compat runtime)", app_argv[0]);
+		else
+			say("nubo-init: cannot run %s: %s", app_argv[0], strerror(e));
 		_exit(127);
 	}
 	supervise(app);
