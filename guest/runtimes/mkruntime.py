@@ -22,6 +22,7 @@ import fcntl
 import fnmatch
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import py_compile
@@ -557,7 +558,13 @@ class Builder:
             pyc = os.path.join(os.path.dirname(p), "__pycache__",
                                os.path.basename(p)[:-3] + f".{tag}.pyc")
             out = stage + pyc
-            if not os.path.exists(out):
+            with open(e[2], "rb") as f:
+                want = importlib.util.source_hash(f.read())
+            have = b""
+            if os.path.exists(out):
+                with open(out, "rb") as f:
+                    have = f.read(16)[8:16]
+            if have != want:  # none yet, or the package's source changed since
                 os.makedirs(os.path.dirname(out), exist_ok=True)
                 try:
                     py_compile.compile(e[2], cfile=out, dfile=p, doraise=True,

@@ -14,6 +14,8 @@ if [ ! -d "$datadir/mysql" ]; then
         echo "SET @auth_root_socket=NULL;"
         cat "$share/mysql_system_tables.sql" "$share/mysql_performance_tables.sql" \
             "$share/mysql_system_tables_data.sql"
+        # Bootstrap runs without the grant tables; loading them makes the account statements work.
+        echo "FLUSH PRIVILEGES;"
         echo "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '$pw';"
         echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;"
         echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$pw';"
