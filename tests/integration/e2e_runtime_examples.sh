@@ -76,7 +76,7 @@ done
 grep -q '+PONG' <<<"$pong" || t_fail "redis on $ip did not answer PING: '$pong'"
 printf '%-12s run-to-PONG %d ms\n' redis $(( (${EPOCHREALTIME/./} - t0) / 1000 )) | tee -a "$T_TMP/report.txt"
 # The app's redis.conf replaced the runtime's: maxmemory is the example's 32 MiB.
-maxmem=$("$DC" exec "$node" timeout 5 bash -c "exec 3<>/dev/tcp/$ip/6379; printf 'CONFIG GET maxmemory\r\n' >&3; head -c 64 <&3" 2>/dev/null | tr -d '\r' | tail -1)
+maxmem=$("$DC" exec "$node" timeout 10 bash -c "exec 3<>/dev/tcp/$ip/6379; printf 'CONFIG GET maxmemory\r\nQUIT\r\n' >&3; cat <&3" 2>/dev/null | tr -d '\r' | sed -n '5p') || true
 [ "$maxmem" = 33554432 ] || t_fail "redis did not use the app's redis.conf (maxmemory '$maxmem')"
 
 cat "$T_TMP/report.txt"
