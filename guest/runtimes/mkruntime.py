@@ -644,7 +644,12 @@ class Builder:
             labels["org.nubo.runtime.answers"] = ",".join(spec["answers"])
         if spec.get("memory_mb"):
             labels["org.nubo.runtime.memory_mb"] = str(spec["memory_mb"])
-        labels.update(spec.get("labels", {}))
+        chain, sp = [], spec
+        while sp is not None:
+            chain.append(sp)
+            sp = sp["_base"]
+        for sp in reversed(chain):  # base's labels first, the runtime's own win
+            labels.update(sp.get("labels", {}))
         for k, v in sorted(labels.items()):
             if v:
                 args += ["--label", f"{k}={v}"]
