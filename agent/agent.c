@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -246,8 +247,12 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
 
     char p[AGENT_PATH_MAX + 32];
     snprintf(p, sizeof(p), "%s/instances", cfg->state_dir);
-    if (nubo_mkdir_p(p, 0755, err) < 0)
+    if (nubo_mkdir_p(p, 0700, err) < 0)
         return nubo_error_wrap(err, "state dir");
+    /* Traversable, not listable: qemu (libvirt's qemu user) opens an instance's 0600 env file
+     * inside (fw_cfg); everything else in the state dir stays the agent's. */
+    if (chmod(cfg->state_dir, 0711) < 0 || chmod(p, 0711) < 0)
+        return nubo_error(err, errno, "cannot set the mode of the state dir %s", cfg->state_dir);
     if (agent_images_init(ag, err) < 0)
         return -1;
     if (agent_state_load(ag, err) < 0)

@@ -145,6 +145,8 @@ const char *agent_image_label(const struct agent_image *img, const char *key);
 /* True when path is a Linux kernel: a bzImage ("HdrS" boot header) or an ELF with a
  * "Linux" note (vmlinux). */
 bool agent_kernel_is_linux(const char *path);
+/* Bytes a file takes on disk (its size, or its blocks when more). */
+uint64_t agent_file_disk_bytes(const char *path);
 /* Blocking pull into the cache directory (worker thread); exposed for tests. */
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                               const char *digest, const char *final_dir, struct nubo_err *err);
@@ -165,6 +167,7 @@ void agent_virt_stop(struct agent *ag);
 /* Domain XML for an instance (every string escaped). Returns malloc'd text. */
 struct agent_domain_spec {
     const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap;
+    const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
     int64_t memory_mb, vcpus;
     enum agent_accel accel;
 };
@@ -227,6 +230,14 @@ void agent_resync_domains(struct agent *ag);
 void agent_on_console(struct agent *ag, struct agent_instance *in);
 char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_image *img,
                           int64_t tsc_khz);
+/* Images labelled org.nubo.env=fw_cfg (nubo's Linux runtimes) read their environment from
+ * the fw_cfg file opt/org.nubo/env ("K=V\0" entries) instead of env.vars on the command
+ * line, which every local user sees in `ps`. */
+#define AGENT_LABEL_ENV "org.nubo.env"
+#define AGENT_FWCFG_ENV "opt/org.nubo/env"
+bool agent_image_env_via_fw_cfg(const struct agent_image *img);
+int agent_build_env_file(const struct nubo_assignment *a, const struct agent_image *img,
+                         char **data, size_t *len);
 int64_t agent_restart_delay_ms(int64_t attempt);
 void agent_mark_dirty(struct agent *ag, struct agent_instance *in);
 void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out);

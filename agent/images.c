@@ -109,10 +109,17 @@ static int image_load_dir(struct agent_image *img, const char *dir, struct nubo_
     img->cmd = json_strv(json_object_get(j, "cmd"));
     img->env = json_strv(json_object_get(j, "env"));
     img->labels = json_strv(json_object_get(j, "labels"));
-    img->size_bytes = (uint64_t)json_integer_value(json_object_get(j, "size_bytes"));
     struct stat st;
     if (stat(img->kernel, &st) < 0)
         return nubo_error(err, errno, "image cache %s: kernel missing", dir);
+    /* The cache accounts what the image takes on disk, never what its layers weighed
+     * compressed (a 0.5 MB layer can unpack to 512 MiB), so eviction frees what it counts. */
+    img->size_bytes = agent_file_disk_bytes(img->kernel) + agent_file_disk_bytes(p);
+    if (img->initrd[0]) {
+        if (access(img->initrd, R_OK) < 0)
+            return nubo_error(err, errno, "image cache %s: initrd missing", dir);
+        img->size_bytes += agent_file_disk_bytes(img->initrd);
+    }
     img->linux_kernel = agent_kernel_is_linux(img->kernel);
     img->last_used_us = (int64_t)st.st_atime * 1000000;
     img->ready = true;
@@ -209,8 +216,9 @@ int agent_images_init(struct agent *ag, struct nubo_err *err)
     snprintf(p, sizeof(p), "%s/images", ag->cfg.cache_dir);
     if (nubo_mkdir_p(p, 0755, err) < 0)
         return nubo_error_wrap(err, "image cache");
-    /* qemu runs as its own user and must reach the kernel files. */
+    /* qemu runs as its own user and must reach the kernel files (the agent's umask is 077). */
     chmod(ag->cfg.cache_dir, 0755);
+    chmod(p, 0755);
     snprintf(p, sizeof(p), "%s/tmp", ag->cfg.cache_dir);
     rm_rf(p); /* half-finished pulls of a previous run */
     if (nubo_mkdir_p(p, 0755, err) < 0)
@@ -276,24 +284,41 @@ void agent_image_unref(struct agent *ag, struct agent_image *img)
         images_evict(ag);
 }
 
+/* Download a layer (at most max_image_mb compressed) and unpack its one file, refusing to
+ * write more than max_unpacked bytes; *unpacked_out is what the file takes on disk. */
 static int pull_layer(const struct agent_config *c, const char *repo, const char *digest,
-                      const char *want, const char *tmpdir, const char *name,
-                      uint64_t *size_out, struct nubo_err *err)
+                      const char *want, const char *tmpdir, const char *name, uint64_t max_unpacked,
+                      uint64_t *unpacked_out, struct nubo_err *err)
 {
     char tar[AGENT_PATH_MAX + 64], out[AGENT_PATH_MAX + 64];
     snprintf(tar, sizeof(tar), "%s/%s.tar", tmpdir, name);
     snprintf(out, sizeof(out), "%s/%s", tmpdir, name);
     cleanup_close int fd = open(tar, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return nubo_error(err, errno, "cannot create %s", tar);
-    if (nubo_registry_get_blob_fd(&c->registry, repo, digest, fd,
-                                  (uint64_t)c->max_image_mb << 20, size_out, err) < 0)
+        return nubo_error(err, errno, "cannot create the %s layer file", name);
+    if (nubo_registry_get_blob_fd(&c->registry, repo, digest, fd, (uint64_t)c->max_image_mb << 20,
+                                  NULL, err) < 0)
         return nubo_error_wrap(err, "%s layer %s", name, digest);
-    if (nubo_oci_extract_layer_file(tar, want, out, err) < 0)
-        return nubo_error_wrap(err, "%s layer %s", name, digest);
+    int rc = nubo_oci_extract_layer_file(tar, want, out, max_unpacked, err);
     unlink(tar);
+    if (rc < 0 && err->http_status == 413)
+        return nubo_error_wrap(err, "%s layer %s (the node unpacks at most %lld MiB per image)",
+                               name, digest, (long long)c->max_image_mb);
+    if (rc < 0)
+        return nubo_error_wrap(err, "%s layer %s", name, digest);
     chmod(out, 0644);
+    *unpacked_out = agent_file_disk_bytes(out);
     return 0;
+}
+
+uint64_t agent_file_disk_bytes(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return 0;
+    /* what the file holds or occupies, whichever is more (a sparse file still loads whole) */
+    uint64_t blocks = (uint64_t)st.st_blocks * 512;
+    return blocks > (uint64_t)st.st_size ? blocks : (uint64_t)st.st_size;
 }
 
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
@@ -309,20 +334,30 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/%s.%s", c->cache_dir, digest + 7, rnd);
     uint64_t ksize = 0, isize = 0;
     json_t *meta = NULL;
-    if (nubo_mkdir_p(tmpdir, 0755, err) < 0)
+    if (nubo_mkdir_p(tmpdir, 0755, err) < 0 || chmod(tmpdir, 0755) < 0) {
+        if (err->msg[0] == '\0')
+            nubo_error(err, errno, "cannot open the image directory to qemu");
         goto out;
+    }
     if (!info.kernel_digest[0]) {
         nubo_error(err, 0, "image %s@%s has no kernel layer (annotation %s)", repo, digest,
                    NUBO_ANNOT_KERNEL);
         goto out;
     }
-    if (pull_layer(c, repo, info.kernel_digest, NUBO_PATH_KERNEL, tmpdir, "kernel", &ksize, err) <
-        0)
+    /* max_image_mb bounds the unpacked image (kernel + initrd) as well as each download */
+    uint64_t max_unpacked = (uint64_t)c->max_image_mb << 20;
+    if (pull_layer(c, repo, info.kernel_digest, NUBO_PATH_KERNEL, tmpdir, "kernel", max_unpacked,
+                   &ksize, err) < 0)
         goto out;
     if (info.initrd_digest[0] &&
-        pull_layer(c, repo, info.initrd_digest, NUBO_PATH_INITRD, tmpdir, "initrd", &isize, err) <
-            0)
+        (ksize >= max_unpacked || pull_layer(c, repo, info.initrd_digest, NUBO_PATH_INITRD, tmpdir,
+                                             "initrd", max_unpacked - ksize, &isize, err) < 0)) {
+        if (ksize >= max_unpacked)
+            nubo_error_http(err, 413,
+                            "image %s@%s: its kernel alone fills the node's %lld MiB limit", repo,
+                            digest, (long long)c->max_image_mb);
         goto out;
+    }
     meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:I}", "digest", digest, "manifest",
                      info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
                      strv_json(info.cmd), "env", strv_json(info.env), "labels",

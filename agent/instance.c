@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static void set_msg(struct agent_instance *in, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
     va_end(ap);
+    nubo_scrub_paths(in->msg);
 }
 
 void agent_report_fill(struct agent_instance *in, struct nubo_status_report *out)
@@ -119,8 +121,13 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     log_info("instance %s: deleted", in->uuid);
     agent_net_tap_remove(&ag->cfg, in->tap);
     char dir[AGENT_PATH_MAX + 64];
-    static const char *const files[] = {"console.log",   "console.log.0", "console.log.1",
-                                        "console.log.2", "console.log.3", "console.ring"};
+    static const char *const files[] = {"console.log",
+                                        "console.log.0",
+                                        "console.log.1",
+                                        "console.log.2",
+                                        "console.log.3",
+                                        "console.ring",
+                                        "env"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(dir, sizeof(dir), "%s/instances/%s/%s", ag->cfg.state_dir, in->uuid, files[i]);
         unlink(dir);
@@ -282,6 +289,75 @@ static bool needs_quotes(const char *s)
     return false;
 }
 
+static void strv_free_n(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The instance's environment as "K=V" strings: the image's defaults not overridden by the
+ * instance, then the instance's own. NULL with *n > 0 when out of memory. */
+static char **env_merged(const struct nubo_assignment *a, const struct agent_image *img, size_t *n)
+{
+    size_t n_img = 0;
+    while (img && img->env && img->env[n_img])
+        n_img++;
+    *n = 0;
+    if (n_img + a->n_env == 0)
+        return NULL;
+    char **v = calloc(n_img + a->n_env, sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; v && i < n_img; i++) {
+        const char *eq = strchr(img->env[i], '=');
+        size_t kl = eq ? (size_t)(eq - img->env[i]) : strlen(img->env[i]);
+        bool overridden = false;
+        for (size_t j = 0; j < a->n_env; j++)
+            if (strlen(a->env[j].key) == kl && strncmp(a->env[j].key, img->env[i], kl) == 0)
+                overridden = true;
+        if (!overridden && !(v[k++] = strdup(img->env[i])))
+            goto oom;
+    }
+    for (size_t j = 0; v && j < a->n_env; j++)
+        if (asprintf(&v[k++], "%s=%s", a->env[j].key, a->env[j].value) < 0) {
+            v[k - 1] = NULL;
+            goto oom;
+        }
+    *n = v ? k : n_img + a->n_env;
+    return v;
+oom:
+    strv_free_n(v, k);
+    *n = n_img + a->n_env;
+    return NULL;
+}
+
+bool agent_image_env_via_fw_cfg(const struct agent_image *img)
+{
+    const char *how = img ? agent_image_label(img, AGENT_LABEL_ENV) : NULL;
+    return how && strcmp(how, "fw_cfg") == 0;
+}
+
+int agent_build_env_file(const struct nubo_assignment *a, const struct agent_image *img,
+                         char **data, size_t *len)
+{
+    size_t n = 0;
+    char **env = env_merged(a, img, &n);
+    if (env == NULL && n > 0)
+        return -1;
+    struct sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (size_t i = 0; i < n; i++)
+        sb_add(&b, env[i], strlen(env[i]) + 1); /* with its NUL: values may hold anything */
+    strv_free_n(env, n);
+    if (b.oom) {
+        free(b.p);
+        return -1;
+    }
+    *data = b.p;
+    *len = b.len;
+    return 0;
+}
+
 char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_image *img,
                           int64_t tsc_khz)
 {
@@ -303,52 +379,28 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
         sb_sep(&b);
         sb_str(&b, t);
     }
-    /* env: the image's defaults, overridden key by key by the instance's */
-    size_t n_img_env = 0;
-    if (img && img->env)
-        while (img->env[n_img_env])
-            n_img_env++;
-    bool any_env = a->n_env > 0 || n_img_env > 0;
-    if (any_env) {
+    /* env on the command line only for kernels that read it nowhere else (Unikraft's
+     * env.vars): nubo's runtimes get it through fw_cfg, out of every local user's `ps` */
+    size_t n_env = 0;
+    char **env = agent_image_env_via_fw_cfg(img) ? NULL : env_merged(a, img, &n_env);
+    if (env == NULL && n_env > 0)
+        b.oom = true;
+    if (n_env > 0) {
         /* Unikraft reads the spaced form env.vars=[ "A=1" "B=2" ]; Linux would hand each
          * spaced element to init as a boot environment variable and panic past 32, so Linux
          * kernels get the compact form env.vars=["A=1","B=2"] (one token, which our /init
          * parses). */
         bool compact = img && img->linux_kernel;
-        const char *sep = compact ? "," : " ";
-        bool first = true;
         sb_sep(&b);
         sb_str(&b, "env.vars=[");
-        for (size_t i = 0; i < n_img_env; i++) {
-            const char *eq = strchr(img->env[i], '=');
-            size_t kl = eq ? (size_t)(eq - img->env[i]) : strlen(img->env[i]);
-            bool overridden = false;
-            for (size_t k = 0; k < a->n_env; k++)
-                if (strlen(a->env[k].key) == kl && strncmp(a->env[k].key, img->env[i], kl) == 0)
-                    overridden = true;
-            if (overridden)
-                continue;
-            if (!compact || !first)
-                sb_str(&b, sep);
-            first = false;
-            sb_quoted(&b, img->env[i]);
-        }
-        for (size_t k = 0; k < a->n_env; k++) {
-            size_t l = strlen(a->env[k].key) + strlen(a->env[k].value) + 2;
-            char *kv = malloc(l);
-            if (!kv) {
-                b.oom = true;
-                break;
-            }
-            snprintf(kv, l, "%s=%s", a->env[k].key, a->env[k].value);
-            if (!compact || !first)
-                sb_str(&b, sep);
-            first = false;
-            sb_quoted(&b, kv);
-            free(kv);
+        for (size_t i = 0; env && i < n_env; i++) {
+            if (!compact || i > 0)
+                sb_str(&b, compact ? "," : " ");
+            sb_quoted(&b, env[i]);
         }
         sb_str(&b, compact ? "]" : " ]");
     }
+    strv_free_n(env, n_env);
     sb_sep(&b);
     sb_str(&b, "--");
     char *const *args = a->args;
@@ -385,6 +437,8 @@ static void fail_start(struct agent *ag, struct agent_instance *in, const char *
     vsnprintf(in->msg, sizeof(in->msg), fmt, ap);
     va_end(ap);
     log_warnx("instance %s: %s", in->uuid, in->msg);
+    /* The message reaches the tenant: the operator's log above keeps the host paths. */
+    nubo_scrub_paths(in->msg);
     in->op = AGENT_OP_NONE;
     in->pending_create = false;
     in->r.state = NUBO_STATE_STOPPED;
@@ -394,6 +448,31 @@ static void fail_start(struct agent *ag, struct agent_instance *in, const char *
     in->r.has_exit_code = false;
     in->r.has_stop_code = false;
     agent_mark_dirty(ag, in);
+}
+
+/* The environment for fw_cfg, 0600 in the instance's directory: libvirt hands the file to
+ * qemu (DAC-labelled for its user), qemu reads it once at start, and create_done removes it.
+ * qemu must reach it, so the directories on the way are 0711: traversable, not listable. */
+static int write_env_file(struct agent_instance *in, char *path, size_t size, struct nubo_err *err)
+{
+    cleanup_free char *data = NULL;
+    size_t len = 0;
+    if (agent_build_env_file(&in->a, in->img, &data, &len) < 0)
+        return nubo_error(err, ENOMEM, "out of memory");
+    if (len == 0)
+        return 0;
+    if (nubo_snprintf(path, size, "%s/env", in->con.dir) < 0)
+        return nubo_error(err, ENAMETOOLONG, "instance directory path too long");
+    if (chmod(in->con.dir, 0711) < 0)
+        return nubo_error(err, errno, "cannot open the instance directory to qemu");
+    return nubo_write_file_atomic(path, data, len, 0600, err);
+}
+
+static void env_file_remove(struct agent_instance *in)
+{
+    char p[AGENT_PATH_MAX + 64];
+    if (nubo_snprintf(p, sizeof(p), "%s/env", in->con.dir) >= 0)
+        unlink(p);
 }
 
 struct create_job {
@@ -495,12 +574,15 @@ static void create_done(struct agent *ag, void *arg)
     struct agent_instance *in = agent_instance_find(ag, j->uuid);
     if (!in || in->op_gen != j->gen) {
         /* Deleted (or superseded) while libvirt was starting it: do not leak the guest. */
+        if (in)
+            env_file_remove(in);
         if (j->created)
             dom_job(ag, j->uuid, JOB_DESTROY);
         free(j);
         return;
     }
     in->op = AGENT_OP_NONE;
+    env_file_remove(in); /* qemu read it when it started, or it never will */
     if (j->rc < 0) {
         /* A guest that runs and ends within milliseconds can make libvirt's start call fail
          * after the guest already ran: its console tells. Then it is a run that ended, not a
@@ -595,6 +677,16 @@ static void do_create(struct agent *ag, struct agent_instance *in)
                    in->uuid, strlen(cmdline), AGENT_CMDLINE_MAX);
         return;
     }
+    char env_file[AGENT_PATH_MAX + 64] = "";
+    if (cmdline && agent_image_env_via_fw_cfg(in->img)) {
+        struct nubo_err err = {0};
+        if (write_env_file(in, env_file, sizeof(env_file), &err) < 0) {
+            fail_start(ag, in, "cannot prepare the environment of instance %s: %s", in->uuid,
+                       err.msg);
+            return;
+        }
+        spec.env_file = env_file[0] ? env_file : NULL;
+    }
     char *xml = cmdline ? agent_domain_xml(&spec) : NULL;
     if (!xml) {
         fail_start(ag, in, "cannot build the domain of instance %s: out of memory", in->uuid);
@@ -660,6 +752,23 @@ static void on_image(struct agent *ag, void *opaque, struct agent_image *img, co
     if (!img) {
         fail_start(ag, in, "cannot pull image %s for instance %s: %s", in->a.image, in->uuid,
                    error);
+        agent_reconcile(ag, in);
+        return;
+    }
+    /* qemu holds the kernel and initrd in its own memory and copies them into the guest's: an
+     * image larger than the instance's memory cannot boot, and would cost the node far more
+     * than the instance's memory_mb (a 512 MiB kernel in a 16 MiB instance: 1.6 GB RSS). */
+    int64_t mem_mb = in->a.memory_mb > 0 ? in->a.memory_mb : 128;
+    uint64_t boot_bytes = agent_file_disk_bytes(img->kernel) +
+                          (img->initrd[0] ? agent_file_disk_bytes(img->initrd) : 0);
+    if (boot_bytes > (uint64_t)mem_mb << 20) {
+        agent_image_unref(ag, img);
+        fail_start(ag, in,
+                   "image %s needs %llu MiB for its kernel and initrd, more than the %lld MiB "
+                   "of memory of instance %s: give it more memory (memory_mb) or use a "
+                   "smaller image",
+                   in->a.image, (unsigned long long)((boot_bytes + (1u << 20) - 1) >> 20),
+                   (long long)mem_mb, in->uuid);
         agent_reconcile(ag, in);
         return;
     }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -17,6 +18,9 @@ int main(int argc, char **argv)
     if (orc >= 0)
         return orc;
     log_init("nubo-agent", lvl);
+    /* Secrets at rest: nothing the agent writes is for other local users (what qemu must
+     * read is opened to it explicitly). */
+    umask(077);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct agent_config cfg;
     agent_config_defaults(&cfg);

@@ -235,8 +235,17 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *cmdline = agent_xml_escape(s->cmdline ? s->cmdline : "");
     cleanup_free char *console = agent_xml_escape(s->console_path);
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap)
+    cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !env_file)
         return NULL;
+    /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
+     * line then names only the file, never a value. */
+    char sysinfo_el[AGENT_PATH_MAX * 6 + 128] = "";
+    if (env_file[0])
+        snprintf(sysinfo_el, sizeof(sysinfo_el),
+                 "  <sysinfo type='fwcfg'><entry name='" AGENT_FWCFG_ENV "' file='%s'/>"
+                 "</sysinfo>\n",
+                 env_file);
     char initrd_el[AGENT_PATH_MAX * 6 + 32] = "";
     if (initrd[0])
         snprintf(initrd_el, sizeof(initrd_el), "<initrd>%s</initrd>", initrd);
@@ -257,6 +266,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  <metadata><nubo:instance xmlns:nubo='" AGENT_METADATA_NS "' node='%s'/></metadata>\n"
         "  <memory unit='MiB'>%lld</memory>\n"
         "  <vcpu>%lld</vcpu>\n"
+        "%s"
         "  <os><type arch='x86_64' machine='microvm'>hvm</type><kernel>%s</kernel>%s"
         "<cmdline>%s</cmdline></os>\n"
         "  <features><acpi/></features>\n"
@@ -276,8 +286,8 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "<target type='serial' port='0'/></console>\n"
         "  </devices>\n"
         "</domain>\n",
-        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
-        (long long)s->memory_mb, (long long)s->vcpus, kernel, initrd_el, cmdline,
+        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node, (long long)s->memory_mb,
+        (long long)s->vcpus, sysinfo_el, kernel, initrd_el, cmdline,
         s->accel == AGENT_ACCEL_KVM ? "  <cpu mode='host-passthrough'/>\n" : "", net_el, console,
         console);
     if (n < 0)

@@ -450,14 +450,15 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
     char blob[PATH_MAX], kernel[PATH_MAX], rinitrd[PATH_MAX] = "";
     snprintf(kernel, sizeof(kernel), "%s/kernel", tmpdir);
     if (cached_blob(ctx, &rreg, rrepo, rinfo.kernel_digest, blob, sizeof(blob), err) < 0 ||
-        nubo_oci_extract_layer_file(blob, NUBO_PATH_KERNEL, kernel, err) < 0) {
+        nubo_oci_extract_layer_file(blob, NUBO_PATH_KERNEL, kernel, RUNTIME_LAYER_MAX, err) < 0) {
         nubo_error_wrap(err, "runtime %s kernel", runtime);
         goto out;
     }
     if (rinfo.initrd_digest[0]) {
         snprintf(rinitrd, sizeof(rinitrd), "%s/runtime-initrd", tmpdir);
         if (cached_blob(ctx, &rreg, rrepo, rinfo.initrd_digest, blob, sizeof(blob), err) < 0 ||
-            nubo_oci_extract_layer_file(blob, NUBO_PATH_INITRD, rinitrd, err) < 0) {
+            nubo_oci_extract_layer_file(blob, NUBO_PATH_INITRD, rinitrd, RUNTIME_LAYER_MAX, err) <
+                0) {
             nubo_error_wrap(err, "runtime %s initrd", runtime);
             goto out;
         }

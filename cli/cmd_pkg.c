@@ -259,7 +259,7 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
             rc = nubo_registry_get_blob_fd(&reg, ref.repo, digs[i], fd, 0, NULL, &err);
             close(fd);
             if (rc == 0)
-                rc = nubo_oci_extract_layer_file(tar, paths[i], outp, &err);
+                rc = nubo_oci_extract_layer_file(tar, paths[i], outp, 0, &err);
             unlink(tar);
         }
     }

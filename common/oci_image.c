@@ -795,8 +795,46 @@ static bool has_dotdot(const char *n)
     return false;
 }
 
-int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
-                                const char *out_path, struct nubo_err *err)
+/* Last component of a path: messages name the layer file, never where the host keeps it
+ * (they reach tenants through the agent). */
+static const char *name_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Copy the current entry's data to fd, at most max_bytes (0 = no limit) really written: a
+ * small compressed layer can expand to anything (a gzip bomb). */
+static int copy_capped(struct archive *a, int fd, uint64_t max_bytes, const char *want_path,
+                       const char *layer_tar, struct nubo_err *err)
+{
+    char buf[65536];
+    uint64_t total = 0;
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return nubo_error(err, 0, "cannot extract %s from layer %s: %s", want_path,
+                              name_of(layer_tar), archive_error_string(a));
+        total += (uint64_t)n;
+        if (max_bytes && total > max_bytes)
+            return nubo_error_http(err, 413,
+                                   "%s in layer %s expands past the limit of %llu bytes unpacked",
+                                   want_path, name_of(layer_tar), (unsigned long long)max_bytes);
+        for (la_ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return nubo_error(err, errno, "cannot write %s", name_of(want_path));
+            off += w;
+        }
+    }
+}
+
+int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path, const char *out_path,
+                                uint64_t max_bytes, struct nubo_err *err)
 {
     const char *want = norm_name(want_path);
     struct archive *a = archive_read_new();
@@ -808,7 +846,8 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
     int rc = 0, out = -1;
     bool found = false;
     if (archive_read_open_filename(a, layer_tar, 65536) != ARCHIVE_OK) {
-        rc = nubo_error(err, 0, "cannot read layer %s: %s", layer_tar, archive_error_string(a));
+        rc = nubo_error(err, 0, "cannot read layer %s: %s", name_of(layer_tar),
+                        archive_error_string(a));
         goto done;
     }
     struct archive_entry *e;
@@ -817,67 +856,77 @@ int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            rc = nubo_error(err, 0, "layer %s is not a valid tar: %s", layer_tar,
+            rc = nubo_error(err, 0, "layer %s is not a valid tar: %s", name_of(layer_tar),
                             archive_error_string(a));
             goto done;
         }
         const char *raw = archive_entry_pathname(e);
         if (!raw) {
-            rc = nubo_error(err, 0, "layer %s has an entry without a name", layer_tar);
+            rc = nubo_error(err, 0, "layer %s has an entry without a name", name_of(layer_tar));
             goto done;
         }
         const char *name = norm_name(raw);
         mode_t type = archive_entry_filetype(e);
         if (has_dotdot(raw)) {
-            rc = nubo_error(err, 0, "layer %s: refusing entry '%s' (path with '..')", layer_tar,
-                            raw);
+            rc = nubo_error(err, 0, "layer %s: refusing entry '%s' (path with '..')",
+                            name_of(layer_tar), raw);
             goto done;
         }
         if (archive_entry_hardlink(e) || type == AE_IFLNK) {
-            rc = nubo_error(err, 0, "layer %s: refusing link '%s'", layer_tar, raw);
+            rc = nubo_error(err, 0, "layer %s: refusing link '%s'", name_of(layer_tar), raw);
             goto done;
         }
         if (type == AE_IFDIR) {
             if (raw[0] == '/' && strcmp(name, "") != 0 && strncmp(want, name, strlen(name)) != 0) {
-                rc = nubo_error(err, 0, "layer %s: refusing absolute entry '%s'", layer_tar, raw);
+                rc = nubo_error(err, 0, "layer %s: refusing absolute entry '%s'",
+                                name_of(layer_tar), raw);
                 goto done;
             }
             continue;
         }
         if (type != AE_IFREG) {
-            rc = nubo_error(err, 0, "layer %s: refusing special file '%s'", layer_tar, raw);
+            rc =
+                nubo_error(err, 0, "layer %s: refusing special file '%s'", name_of(layer_tar), raw);
             goto done;
         }
         if (strcmp(name, want) != 0) {
             rc = nubo_error(err, 0,
                             "layer %s: unexpected file '%s' (a unikernel layer holds only %s)",
-                            layer_tar, raw, want_path);
+                            name_of(layer_tar), raw, want_path);
             goto done;
         }
         if (found) {
-            rc = nubo_error(err, 0, "layer %s holds %s twice", layer_tar, want_path);
+            rc = nubo_error(err, 0, "layer %s holds %s twice", name_of(layer_tar), want_path);
             goto done;
         }
         found = true;
         out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (out < 0) {
-            rc = nubo_error(err, errno, "cannot create %s", out_path);
+            rc = nubo_error(err, errno, "cannot create %s", name_of(out_path));
             goto done;
         }
-        if (archive_read_data_into_fd(a, out) != ARCHIVE_OK) {
-            rc = nubo_error(err, 0, "cannot extract %s from layer %s: %s", want_path, layer_tar,
-                            archive_error_string(a));
+        /* The header's size is the layer author's claim: count what is really written. */
+        if (max_bytes && archive_entry_size_is_set(e) &&
+            (uint64_t)archive_entry_size(e) > max_bytes) {
+            rc = nubo_error_http(
+                err, 413, "%s in layer %s is %lld bytes unpacked, over the limit of %llu bytes",
+                want_path, name_of(layer_tar), (long long)archive_entry_size(e),
+                (unsigned long long)max_bytes);
+            goto done;
+        }
+        if (copy_capped(a, out, max_bytes, want_path, layer_tar, err) < 0) {
+            rc = -1;
             goto done;
         }
         if (fsync(out) < 0 || close(out) < 0) {
             out = -1;
-            rc = nubo_error(err, errno, "cannot write %s", out_path);
+            rc = nubo_error(err, errno, "cannot write %s", name_of(out_path));
             goto done;
         }
         out = -1;
     }
     if (!found)
-        rc = nubo_error(err, 0, "layer %s does not contain %s", layer_tar, want_path);
+        rc = nubo_error(err, 0, "layer %s does not contain %s", name_of(layer_tar), want_path);
 done:
     if (out >= 0)
         close(out);

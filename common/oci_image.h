@@ -56,8 +56,9 @@ int nubo_oci_inspect(const struct nubo_registry *reg, const char *repo,
                      struct nubo_err *err);
 
 /* Extract the single regular file at want_path from a tar layer file into out_path,
- * refusing absolute paths, "..", links, devices and anything else but that one file. */
-int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path,
-                                const char *out_path, struct nubo_err *err);
+ * refusing absolute paths, "..", links, devices and anything else but that one file, and
+ * (HTTP 413) a file that unpacks to more than max_bytes (0 = no limit: local use only). */
+int nubo_oci_extract_layer_file(const char *layer_tar, const char *want_path, const char *out_path,
+                                uint64_t max_bytes, struct nubo_err *err);
 
 #endif

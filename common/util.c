@@ -394,3 +394,48 @@ int nubo_snprintf(char *buf, size_t size, const char *fmt, ...)
     va_end(ap);
     return (n < 0 || (size_t)n >= size) ? -1 : n;
 }
+
+static bool path_delim(char c)
+{
+    return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == ')' ||
+           c == ',' || c == ';' || c == ']';
+}
+
+void nubo_scrub_paths(char *s)
+{
+    char *w = s;
+    const char *r = s;
+    char prev = ' ';
+    while (*r) {
+        bool starts = *r == '/' && (prev == ' ' || prev == '\'' || prev == '"' || prev == '(' ||
+                                    prev == '=' || prev == '[' || prev == '\t');
+        if (!starts) {
+            prev = *r;
+            *w++ = *r++;
+            continue;
+        }
+        const char *end = r;
+        int slashes = 0;
+        while (!path_delim(*end)) {
+            slashes += *end == '/';
+            end++;
+        }
+        /* the last non-empty component ("/a/b/" -> "b") */
+        const char *last_end = end;
+        while (last_end > r && last_end[-1] == '/')
+            last_end--;
+        const char *last = last_end;
+        while (last > r && last[-1] != '/')
+            last--;
+        if (slashes < 2 || last == last_end) { /* "/x" or "/" alone: nothing to hide */
+            while (r < end)
+                *w++ = *r++;
+        } else {
+            memmove(w, last, (size_t)(last_end - last));
+            w += last_end - last;
+            r = end;
+        }
+        prev = r[-1];
+    }
+    *w = '\0';
+}

@@ -58,6 +58,10 @@ char *nubo_base64_encode(const void *data, size_t len);
 /* Returns malloc'd buffer or NULL on invalid input. */
 unsigned char *nubo_base64_decode(const char *s, size_t *out_len);
 
+/* Replace, in place, every absolute path in s (a '/' starting a word; URLs are left alone)
+ * by its last component: a text a tenant reads never shows where a host keeps its files. */
+void nubo_scrub_paths(char *s);
+
 /* snprintf into a fixed buffer; returns -1 when truncated. */
 int nubo_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
+#include "cleanup.h"
 #include "ctl.h"
 #include "log.h"
 #include "util.h"
@@ -66,6 +68,31 @@ static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max)
     return nubo_parse_int(v, min, max, dst, NULL);
 }
 
+/* A secret kept in a file of its own (0600, the controller's user), not in this config that
+ * ships 0644: its first line, without the newline. */
+static int read_secret(struct ini_state *st, const char *key, const char *path, char *dst,
+                       size_t size)
+{
+    cleanup_free char *text = NULL;
+    size_t len = 0;
+    struct nubo_err e = {0};
+    if (nubo_read_file(path, size - 1, &text, &len, &e) < 0) {
+        nubo_error(st->err, 0, "[registry] %s: %s", key, e.msg);
+        return -3;
+    }
+    text[strcspn(text, "\r\n")] = '\0';
+    if (text[0] == '\0') {
+        nubo_error(st->err, 0, "[registry] %s: %s is empty", key, path);
+        return -3;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & 0077))
+        log_warnx("config: %s holds a secret but is readable by others (mode %04o): chmod 600 it",
+                  path, (unsigned)(sb.st_mode & 07777));
+    snprintf(dst, size, "%s", text);
+    return 0;
+}
+
 static int ini_cb(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_state *st = user;
@@ -113,22 +140,33 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         rc = set_str(c->registry.unix_path, sizeof(c->registry.unix_path), value);
     else if (KEY("registry", "user"))
         rc = set_str(c->registry.user, sizeof(c->registry.user), value);
-    else if (KEY("registry", "password"))
+    else if (KEY("registry", "password_file"))
+        rc = read_secret(st, name, value, c->registry.password, sizeof(c->registry.password));
+    else if (KEY("registry", "password")) {
+        log_warnx("config: [registry] password in the config is deprecated: put it in a 0600 "
+                  "file and name it with password_file");
         rc = set_str(c->registry.password, sizeof(c->registry.password), value);
-    else if (KEY("services", "domain"))
+    } else if (KEY("services", "domain"))
         rc = nubo_fqdn_valid(value, false) || nubo_name_valid(value)
                  ? set_str(c->services_domain, sizeof(c->services_domain), value)
                  : -1;
     else if (KEY("ingress", "token_file"))
         rc = set_str(c->ingress_token_file, sizeof(c->ingress_token_file), value);
-    else if (KEY("registry", "notification_secret"))
+    else if (KEY("registry", "notification_secret_file"))
+        rc = read_secret(st, name, value, c->registry_secret, sizeof(c->registry_secret));
+    else if (KEY("registry", "notification_secret")) {
+        log_warnx("config: [registry] notification_secret in the config is deprecated: put it "
+                  "in a 0600 file and name it with notification_secret_file");
         rc = set_str(c->registry_secret, sizeof(c->registry_secret), value);
+    }
 #undef KEY
     if (rc == 0)
         return 1;
     if (!st->failed) {
         st->failed = true;
-        if (rc == -2)
+        if (rc == -3) /* the message is set */
+            ;
+        else if (rc == -2)
             nubo_error(st->err, 0, "unknown setting [%s] %s", section, name);
         else
             nubo_error(st->err, 0, "bad value '%s' for [%s] %s", value, section, name);

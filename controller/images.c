@@ -161,8 +161,25 @@ static void jobs_done_cb(evutil_socket_t fd, short what, void *arg)
         if (j->ok) {
             const char *digest =
                 j->info.index_digest[0] ? j->info.index_digest : j->info.manifest_digest;
-            if (index_image(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0, &err) < 0)
+            if (index_image(ctx, j->repo, is_digest ? NULL : j->ref, &j->info, digest, 0, &err) <
+                0) {
                 log_warnx("image %s:%s: %s", j->repo, j->ref, err.msg);
+                /* An image the index refuses (its config is beyond the limits) is not offered
+                 * half-known from its push event: whoever waits gets the reason. */
+                char full[NUBO_IMAGE_REF_MAX];
+                struct nubo_err derr = {0};
+                if (err.http_status == 400 &&
+                    nubo_snprintf(full, sizeof(full), "%s@%s", j->repo, digest) >= 0 &&
+                    (ctl_store_begin(&ctx->store, &derr) < 0 ||
+                     ctl_store_image_delete(&ctx->store, full, &derr) < 0 ||
+                     ctl_store_commit(&ctx->store, &derr) < 0)) {
+                    ctl_store_rollback(&ctx->store);
+                    log_warnx("image %s: %s", full, derr.msg);
+                }
+                nubo_image_info_free(&j->info);
+                j->ok = false;
+                j->err = err;
+            }
         } else if (j->waiter == NULL) {
             log_warnx("image %s %s: inspect failed: %s", j->repo, j->ref, j->err.msg);
         }

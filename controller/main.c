@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/thread.h>
 
@@ -101,6 +102,9 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("nubo-controller", NUBO_LOG_INFO);
+    /* Secrets at rest: the database (keys, env, token hashes), its -wal/-shm and the token
+     * files are for this user alone (the unix socket is opened to its group explicitly). */
+    umask(077);
     struct ctl_ctx *ctx = calloc(1, sizeof(*ctx));
     struct nubo_err err = {0};
     if (ctx == NULL)

@@ -1,10 +1,12 @@
 /* sqlite3 store: schema migrations, prepared statements, row codecs; see store.h. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -177,6 +179,18 @@ int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct
         return -1;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    /* The database holds private keys, instance env and token hashes: 0600 whatever umask
+     * made it (or an older nubo left); sqlite gives -wal and -shm the database's mode. */
+    if (chmod(path, 0600) < 0 && errno != ENOENT) {
+        nubo_error(err, errno, "cannot make the database %s private (chmod 0600)", path);
+        ctl_store_close(s);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        char side[4096];
+        if (nubo_snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal") >= 0)
+            chmod(side, 0600);
+    }
     /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
      * survives power loss at the price of an fsync per commit. */
     if (exec_sql(s, "PRAGMA journal_mode=WAL", err) < 0 ||
@@ -441,16 +455,60 @@ static char *json_text(json_t *j)
     return t;
 }
 
+/* A row holds no more args and env than their readers accept: the agent's assignment decoder
+ * and the API's clients (proto/agent.h). Stored beyond that, a row could be written but not
+ * used, and one tenant's image broke every user's listing. The readers below stay more
+ * tolerant (STORE_READ_*) so that rows an older controller wrote still load. */
+#define STORE_MAX_ARGS NUBO_AGENT_MAX_ARGS
+#define STORE_MAX_ENV NUBO_AGENT_MAX_ENV
+#define STORE_MAX_STR NUBO_AGENT_MAX_STR
+#define STORE_READ_MAX_ITEMS 1024
+#define STORE_READ_MAX_STR (1u << 20)
+
+/* Encode args and env as a row stores them, refusing (400, one line naming the object) what
+ * the decoders would refuse: the same decoder runs on the text about to be written. */
+static int row_lists(const char *what, const char *id, char *const *args, size_t n_args,
+                     const struct nubo_kv *env, size_t n_env, char **args_out, char **env_out,
+                     struct nubo_err *err)
+{
+    cleanup_json json_t *w =
+        json_pack("{s:o, s:o}", "args", pj_strv_new(args, n_args), "env", pj_env_new(env, n_env));
+    if (w == NULL)
+        return nubo_error_http(err, 500, "store: out of memory");
+    char **a = NULL;
+    struct nubo_kv *e = NULL;
+    size_t na = 0, ne = 0;
+    struct nubo_err perr = {0};
+    int rc = pj_strv(w, "", "args", false, STORE_MAX_ARGS, STORE_MAX_STR, &a, &na, &perr) < 0 ||
+                     pj_env(w, "", "env", false, STORE_MAX_ENV, STORE_MAX_STR, &e, &ne, &perr) < 0
+                 ? -1
+                 : 0;
+    pj_strv_free(a, na);
+    pj_env_free(e, ne);
+    if (rc < 0)
+        return nubo_error_http(err, perr.http_status ?: 400, "%s %s: %s", what, id, perr.msg);
+    *args_out = pj_dump(json_object_get(w, "args"));
+    *env_out = pj_dump(json_object_get(w, "env"));
+    if (*args_out == NULL || *env_out == NULL) {
+        free(*args_out);
+        free(*env_out);
+        return nubo_error_http(err, 500, "store: out of memory");
+    }
+    return 0;
+}
+
 int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r,
                            struct nubo_err *err)
 {
-    cleanup_free char *args = json_text(pj_strv_new(r->args, r->n_args));
-    cleanup_free char *env = json_text(pj_env_new(r->env, r->n_env));
+    cleanup_free char *args = NULL;
+    cleanup_free char *env = NULL;
+    if (row_lists("instance", r->name, r->args, r->n_args, r->env, r->n_env, &args, &env, err) < 0)
+        return -1;
     json_t *pa = json_array();
     for (size_t i = 0; i < r->n_service_ports; i++)
         json_array_append_new(pa, json_integer(r->service_ports[i]));
     cleanup_free char *ports = json_text(pa);
-    if (!args || !env || !ports)
+    if (!ports)
         return nubo_error_http(err, 500, "store: out of memory");
     sqlite3_stmt *st = stmt(s, ST_INST_PUT);
     bind_text(st, 1, r->uuid);
@@ -541,8 +599,10 @@ int ctl_store_instances_load(struct ctl_store *s,
                               "ports", col_json(st, 11));
         struct nubo_err perr = {0};
         if (w == NULL ||
-            pj_strv(w, "", "args", false, 1024, 1 << 20, &r.args, &r.n_args, &perr) < 0 ||
-            pj_env(w, "", "env", false, 1024, 1 << 20, &r.env, &r.n_env, &perr) < 0) {
+            pj_strv(w, "", "args", false, STORE_READ_MAX_ITEMS, STORE_READ_MAX_STR, &r.args,
+                    &r.n_args, &perr) < 0 ||
+            pj_env(w, "", "env", false, STORE_READ_MAX_ITEMS, STORE_READ_MAX_STR, &r.env, &r.n_env,
+                   &perr) < 0) {
             json_decref(w);
             ctl_instance_row_free(&r);
             sqlite3_reset(st);
@@ -599,10 +659,11 @@ void ctl_image_row_free(struct ctl_image_row *r)
 
 int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, struct nubo_err *err)
 {
-    cleanup_free char *args = json_text(pj_strv_new(im->args, im->n_args));
-    cleanup_free char *env = json_text(pj_env_new(im->env, im->n_env));
-    if (!args || !env)
-        return nubo_error_http(err, 500, "store: out of memory");
+    cleanup_free char *args = NULL;
+    cleanup_free char *env = NULL;
+    if (row_lists("image", im->digest_ref, im->args, im->n_args, im->env, im->n_env, &args, &env,
+                  err) < 0)
+        return -1;
     sqlite3_stmt *st = stmt(s, ST_IMG_PUT);
     bind_text(st, 1, im->digest_ref);
     bind_text(st, 2, im->uuid);
@@ -654,10 +715,13 @@ static int read_image(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_ro
     struct nubo_err perr = {0};
     int rc = 0;
     if (w == NULL ||
-        pj_strv(w, "", "args", false, 1024, 1 << 20, &out->args, &out->n_args, &perr) < 0 ||
-        pj_env(w, "", "env", false, 1024, 1 << 20, &out->env, &out->n_env, &perr) < 0) {
+        pj_strv(w, "", "args", false, STORE_READ_MAX_ITEMS, STORE_READ_MAX_STR, &out->args,
+                &out->n_args, &perr) < 0 ||
+        pj_env(w, "", "env", false, STORE_READ_MAX_ITEMS, STORE_READ_MAX_STR, &out->env,
+               &out->n_env, &perr) < 0) {
         ctl_image_row_free(out);
-        rc = nubo_error(err, 0, "store: image %s has a corrupt row", out->digest_ref);
+        rc = nubo_error(err, 0, "store: image %s has a corrupt row (%s)", out->digest_ref,
+                        w ? perr.msg : "out of memory");
     }
     json_decref(w);
     return rc;
@@ -668,8 +732,13 @@ static int image_one(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_row
 {
     int rc = sqlite3_step(st);
     int ret;
-    if (rc == SQLITE_ROW)
-        ret = read_image(s, st, out, err) < 0 ? -1 : 1;
+    struct nubo_err rerr = {0};
+    if (rc == SQLITE_ROW && read_image(s, st, out, &rerr) < 0) {
+        /* answered as unknown: a lookup then asks the registry, whose answer replaces it */
+        log_warnx("%s; treated as absent", rerr.msg);
+        ret = 0;
+    } else if (rc == SQLITE_ROW)
+        ret = 1;
     else if (rc == SQLITE_DONE)
         ret = 0;
     else
@@ -724,9 +793,11 @@ int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *
             }
             rows = nr;
         }
-        if (read_image(s, st, &rows[n], err) < 0) {
-            ret = -1;
-            break;
+        /* One unreadable row must not fail every user's listing: skip it, say so. */
+        struct nubo_err rerr = {0};
+        if (read_image(s, st, &rows[n], &rerr) < 0) {
+            log_warnx("%s; skipped in the listing", rerr.msg);
+            continue;
         }
         n++;
     }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon_opts.h"
 #include "log.h"
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
     if (orc >= 0)
         return orc;
     log_init("nubo-ingress", level);
+    /* Secrets at rest: the HAProxy config dir holds users' private keys. */
+    umask(077);
     struct ing_daemon d;
     memset(&d, 0, sizeof(d));
     d.stopping = &stopping;

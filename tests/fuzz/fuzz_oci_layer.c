@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char out[64];
     snprintf(out, sizeof(out), "%s.out", in);
     struct nubo_err err = {0};
-    nubo_oci_extract_layer_file(in, NUBO_PATH_KERNEL, out, &err);
+    nubo_oci_extract_layer_file(in, NUBO_PATH_KERNEL, out, 1u << 20, &err);
     unlink(out);
     unlink(in);
     return 0;

@@ -178,6 +178,24 @@ static void test_cmdline(void **state)
     c = agent_build_cmdline(&b, &img, 0);
     assert_string_equal(c, "console=ttyS0 quiet env.vars=[\"PORT=1\",\"HOME=/\"] -- /default");
     free(c);
+    /* nubo's runtimes (org.nubo.env=fw_cfg): no env on the command line (`ps` shows it to every
+     * local user); the fw_cfg file holds it, overrides applied, values as they are */
+    char *rt_labels[] = {"org.nubo.kernel.args=console=ttyS0", "org.nubo.env=fw_cfg", NULL};
+    img.labels = rt_labels;
+    c = agent_build_cmdline(&a, &img, 0);
+    assert_string_equal(c, "console=ttyS0 netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
+                           "-- /app \"two words\" \"\"");
+    free(c);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(agent_build_env_file(&a, &img, &data, &len), 0);
+    static const char want[] = "HOME=/\0PORT=8080\0MSG=say \"hi\"\0";
+    assert_int_equal(len, sizeof(want) - 1);
+    assert_memory_equal(data, want, len);
+    free(data);
+    assert_int_equal(agent_build_env_file(&b, &(struct agent_image){0}, &data, &len), 0);
+    assert_int_equal(len, 0);
+    free(data);
 }
 
 static void test_domain_xml(void **state)
@@ -220,6 +238,13 @@ static void test_domain_xml(void **state)
     assert_non_null(strstr(x, "<domain type='kvm'>"));
     assert_null(strstr(x, "<interface"));
     assert_null(strstr(x, "<initrd>"));
+    assert_null(strstr(x, "<sysinfo"));
+    free(x);
+    /* the environment as a fw_cfg file: qemu's command line names the file, not the values */
+    s.env_file = "/s/inst/env'<x>";
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "<sysinfo type='fwcfg'><entry name='opt/org.nubo/env' "
+                              "file='/s/inst/env&apos;&lt;x&gt;'/></sysinfo>"));
     free(x);
 }
 

@@ -379,6 +379,39 @@ static void test_cmdline_too_long(void **state)
     assert_false(domain_active(f));
 }
 
+/* A kernel of 512 KiB really on disk: the cache counts what files take, not what meta.json
+ * (or a layer's compressed size) claims. */
+static void write_kernel(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 512 * 1024; i++)
+        fputc('k', fp);
+    fclose(fp);
+}
+
+static void test_kernel_larger_than_memory(void **state)
+{
+    /* the cached image's kernel grows to 65 MiB (sparse: it still loads whole): a 64 MiB
+     * instance of it is refused with a message of its own, no domain is made */
+    struct fx *f = *state;
+    struct agent *ag = &f->ag;
+    char k[300];
+    snprintf(k, sizeof(k), "%s/cache/images/" HEX "/kernel", f->dir);
+    assert_int_equal(truncate(k, 65 << 20), 0);
+    assign(ag, 1, "running", 1, "never", false);
+    struct agent_instance *in = agent_instance_find(ag, UUID1);
+    assert_non_null(in);
+    WAIT_FOR(ag, in->r.state == NUBO_STATE_STOPPED && in->msg[0], 3000);
+    if (!strstr(in->msg, "needs 65 MiB for its kernel and initrd, more than the 64 MiB"))
+        fail_msg("message: %s", in->msg);
+    assert_int_equal(in->r.stop_reason, NUBO_STOP_PLATFORM);
+    assert_false(in->domain);
+    assert_false(domain_active(f));
+    /* the refused image is not held: nothing keeps it from eviction */
+    assert_int_equal(agent_image_find(ag, "sha256:" HEX)->refs, 0);
+}
+
 static void add_image(struct fx *f, const char *hex, time_t atime)
 {
     char p[256], k[300];
@@ -386,12 +419,13 @@ static void add_image(struct fx *f, const char *hex, time_t atime)
     struct nubo_err err = {0};
     assert_int_equal(nubo_mkdir_p(p, 0755, &err), 0);
     snprintf(k, sizeof(k), "%s/kernel", p);
-    write_file(k, "k");
+    write_kernel(k);
     struct timeval tv[2] = {{atime, 0}, {atime, 0}};
     utimes(k, tv);
     snprintf(k, sizeof(k), "%s/meta.json", p);
+    /* size_bytes lies (as a compressed layer size would): it must not be what counts */
     write_file(k, "{\"has_initrd\":false,\"cmd\":[],\"env\":[],\"labels\":[],"
-                  "\"size_bytes\":1048576}");
+                  "\"size_bytes\":1}");
 }
 
 static bool image_dir_exists(struct fx *f, const char *hex)
@@ -404,8 +438,8 @@ static bool image_dir_exists(struct fx *f, const char *hex)
 
 static void test_cache_eviction(void **state)
 {
-    /* three cached images of 1 MiB each (two of them old), a 1 MiB limit: once nothing uses
-     * them, the least recently used go and the one used last stays */
+    /* three cached images of 512 KiB each (two of them old), a 1 MiB limit: once nothing
+     * uses them, the least recently used go and the one used last stays */
     struct fx *f = *state;
     agent_fini(&f->ag);
     memset(&f->ag, 0, sizeof(f->ag));
@@ -414,9 +448,11 @@ static void test_cache_eviction(void **state)
     add_image(f, B, time(NULL) - 3600);
     add_image(f, C, time(NULL) - 7200);
     char k[300];
+    snprintf(k, sizeof(k), "%s/cache/images/" HEX "/kernel", f->dir);
+    write_kernel(k);
     snprintf(k, sizeof(k), "%s/cache/images/" HEX "/meta.json", f->dir);
     write_file(k, "{\"has_initrd\":false,\"cmd\":[],\"env\":[],\"labels\":[],"
-                  "\"size_bytes\":1048576}");
+                  "\"size_bytes\":1}");
     f->cfg.cache_size_mb = 1;
     agent_up(f);
     struct agent *ag = &f->ag;
@@ -541,6 +577,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kernel_larger_than_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_backoff_survives_agent_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_readopt_after_restart, setup, teardown),

@@ -114,7 +114,7 @@ static void test_pack_reproducible(void **state)
 
     /* The kernel comes back out of its layer byte for byte. */
     snprintf(p, sizeof(p), "%s/blobs/sha256/%s", path_in("lay1"), a.kernel_digest + 7);
-    if (nubo_oci_extract_layer_file(p, NUBO_PATH_KERNEL, path_in("kernel.out"), &err) < 0)
+    if (nubo_oci_extract_layer_file(p, NUBO_PATH_KERNEL, path_in("kernel.out"), 1 << 20, &err) < 0)
         fail_msg("%s", err.msg);
     char *x = NULL, *y = NULL;
     size_t xl, yl;
@@ -125,7 +125,7 @@ static void test_pack_reproducible(void **state)
     free(x);
     free(y);
     /* Asking for the initrd in the kernel layer fails. */
-    assert_int_equal(nubo_oci_extract_layer_file(p, NUBO_PATH_INITRD, path_in("x"), &err), -1);
+    assert_int_equal(nubo_oci_extract_layer_file(p, NUBO_PATH_INITRD, path_in("x"), 0, &err), -1);
     nubo_image_info_free(&a);
     nubo_image_info_free(&b);
 }
@@ -221,7 +221,7 @@ static void test_extract_refusals(void **state)
         unlink(path_in("t.out"));
         struct nubo_err err = {0};
         int rc = nubo_oci_extract_layer_file(path_in("t.tar"), NUBO_PATH_KERNEL, path_in("t.out"),
-                                             &err);
+                                             1 << 20, &err);
         if (cases[i].msg == NULL) {
             if (rc != 0)
                 fail_msg("case %zu: %s", i, err.msg);
@@ -241,7 +241,61 @@ static void test_extract_refusals(void **state)
     /* Not a tar at all. */
     struct nubo_err err = {0};
     assert_int_equal(nubo_oci_extract_layer_file(path_in("notakernel"), NUBO_PATH_KERNEL,
-                                                 path_in("t.out"), &err), -1);
+                                                 path_in("t.out"), 1 << 20, &err),
+                     -1);
+}
+
+/* A gzip layer of 16 MiB of zeros (about 16 KB compressed). */
+static void make_bomb(const char *path, int64_t size)
+{
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "unikraft/bin/kernel");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0755);
+    archive_entry_set_size(e, size);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    static char zeros[65536];
+    for (int64_t left = size; left > 0; left -= (int64_t)sizeof(zeros))
+        archive_write_data(a, zeros, left < (int64_t)sizeof(zeros) ? (size_t)left : sizeof(zeros));
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+static void test_extract_cap(void **state)
+{
+    (void)state;
+    const int64_t size = 16 << 20;
+    make_bomb(path_in("bomb.tar.gz"), size);
+    struct stat st;
+    assert_int_equal(stat(path_in("bomb.tar.gz"), &st), 0);
+    assert_true(st.st_size < (1 << 20)); /* small on the wire */
+    /* Over the cap: refused (413), nothing left behind, no host path in the message. */
+    unlink(path_in("bomb.out"));
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_oci_extract_layer_file(path_in("bomb.tar.gz"), NUBO_PATH_KERNEL,
+                                                 path_in("bomb.out"), 1 << 20, &err),
+                     -1);
+    assert_int_equal(err.http_status, 413);
+    if (!strstr(err.msg, "limit of 1048576 bytes"))
+        fail_msg("'%s' does not name the limit", err.msg);
+    if (strstr(err.msg, tmpdir))
+        fail_msg("'%s' shows a host path", err.msg);
+    assert_int_equal(access(path_in("bomb.out"), F_OK), -1);
+    /* One byte under its size is still refused; at its size it unpacks whole. */
+    assert_int_equal(nubo_oci_extract_layer_file(path_in("bomb.tar.gz"), NUBO_PATH_KERNEL,
+                                                 path_in("bomb.out"), (uint64_t)size - 1, &err),
+                     -1);
+    assert_int_equal(nubo_oci_extract_layer_file(path_in("bomb.tar.gz"), NUBO_PATH_KERNEL,
+                                                 path_in("bomb.out"), (uint64_t)size, &err),
+                     0);
+    assert_int_equal(stat(path_in("bomb.out"), &st), 0);
+    assert_int_equal(st.st_size, size);
+    unlink(path_in("bomb.out"));
 }
 
 int main(void)
@@ -250,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_pack_reproducible),
         cmocka_unit_test(test_pack_bad_inputs),
         cmocka_unit_test(test_extract_refusals),
+        cmocka_unit_test(test_extract_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 #include "util.h"
 
@@ -316,12 +318,110 @@ static void test_services_schema(void **state)
     ctl_store_close(&s);
 }
 
+static int count_images(void *arg, const struct ctl_image_row *r)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* 9,000 env entries: what one image config held when every user's GET /v1/images answered
+ * 500 (the store wrote it, its reader refused it). */
+static struct nubo_kv *big_env(size_t n)
+{
+    struct nubo_kv *env = calloc(n, sizeof(*env));
+    assert_non_null(env);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(asprintf(&env[i].key, "K%zu", i) > 0);
+        env[i].value = strdup("v");
+    }
+    return env;
+}
+
+static void test_limits(void **state)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/lim.db", dir);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
+    struct ctl_image_row im = {.uuid = "22222222-2222-4222-8222-222222222222",
+                               .repo = "official/big",
+                               .owner = "official",
+                               .detailed = true};
+    snprintf(im.digest_ref, sizeof(im.digest_ref), "official/big@sha256:%064d", 2);
+    im.env = big_env(9000);
+    im.n_env = 9000;
+    /* the writer refuses what the readers refuse, in one line naming the image */
+    assert_int_equal(ctl_store_image_put(&s, &im, &err), -1);
+    assert_int_equal(err.http_status, 400);
+    if (!strstr(err.msg, "image official/big@sha256:") || !strstr(err.msg, "at most 256") ||
+        strchr(err.msg, '\n'))
+        fail_msg("message: %s", err.msg);
+    /* exactly at the limit it is stored and read back */
+    im.n_env = NUBO_AGENT_MAX_ENV;
+    assert_int_equal(ctl_store_image_put(&s, &im, &err), 0);
+    struct ctl_image_row got;
+    assert_int_equal(ctl_store_image_by_digest(&s, im.digest_ref, &got, &err), 1);
+    assert_int_equal(got.n_env, NUBO_AGENT_MAX_ENV);
+    ctl_image_row_free(&got);
+    /* a value over the string bound is refused too */
+    char *long_v = calloc(1, NUBO_AGENT_MAX_STR + 2);
+    memset(long_v, 'x', NUBO_AGENT_MAX_STR + 1);
+    char *saved = im.env[0].value;
+    im.env[0].value = long_v;
+    err = (struct nubo_err){0};
+    assert_int_equal(ctl_store_image_put(&s, &im, &err), -1);
+    im.env[0].value = saved;
+    free(long_v);
+    /* instances: the same bound at create time */
+    struct ctl_instance_row r;
+    make_row(&r, 7);
+    r.env = im.env;
+    r.n_env = NUBO_AGENT_MAX_ENV + 1;
+    err = (struct nubo_err){0};
+    assert_int_equal(ctl_store_instance_put(&s, &r, &err), -1);
+    if (!strstr(err.msg, "instance app-7: env: must be an object of at most 256"))
+        fail_msg("message: %s", err.msg);
+    im.n_env = 9000;
+    pj_env_free(im.env, im.n_env);
+
+    /* A row an older controller wrote beyond what its reader accepts (2,000 entries, over
+     * the reader's 1,024), next to a good one: the listing skips it and answers, a look-up
+     * treats it as absent. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n "
+                     "WHERE i<1999) INSERT INTO images VALUES("
+                     "'official/bad@sha256:"
+                     "3333333333333333333333333333333333333333"
+                     "333333333333333333333333','33333333-3333-4333-8333-333333333333',"
+                     "'official/bad','official',5,1,0,1,'[]',"
+                     "(SELECT '{'||group_concat('\"K'||i||'\":\"v\"')||'}' FROM n))",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    int n = 0;
+    assert_int_equal(ctl_store_images_list(&s, "official", "acme", count_images, &n, &err), 0);
+    assert_int_equal(n, 1); /* official/big, not official/bad */
+    assert_int_equal(ctl_store_image_by_digest(&s,
+                                               "official/bad@sha256:"
+                                               "3333333333333333333333333333333333333333"
+                                               "333333333333333333333333",
+                                               &got, &err),
+                     0);
+    ctl_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_crash_and_reopen),
         cmocka_unit_test(test_services_schema),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -143,13 +143,42 @@ static void test_atomic_file(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_scrub_paths(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"cannot create /var/cache/nubo-agent/tmp/ab.x/kernel.tar: No space left",
+         "cannot create kernel.tar: No space left"},
+        {"Cannot access storage file '/var/lib/nubo/images/0a/kernel' (as uid:64055)",
+         "Cannot access storage file 'kernel' (as uid:64055)"},
+        {"registry http://127.0.0.1:5000/v2/a/b answered 404", /* URLs stay */
+         "registry http://127.0.0.1:5000/v2/a/b answered 404"},
+        {"path=/run/x/y/, then (/a/b)", "path=y, then (b)"},
+        {"/srv/a/b at the start", "b at the start"},
+        {"a lone / or /tmp stays", "a lone / or /tmp stays"},
+        {"repo official/hello@sha256:ab", "repo official/hello@sha256:ab"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        nubo_scrub_paths(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),         cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_names),         cmocka_unit_test(test_random_and_uuid),
-        cmocka_unit_test(test_digest_and_base64), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_random_and_uuid),
+        cmocka_unit_test(test_digest_and_base64),
+        cmocka_unit_test(test_time),
         cmocka_unit_test(test_atomic_file),
+        cmocka_unit_test(test_scrub_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

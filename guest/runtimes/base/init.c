@@ -42,6 +42,9 @@ static const char *const guest_modules[] = {
 	/* The ACPI power button (qemu system_powerdown, libvirt's graceful shutdown) as input
 	 * events, so a platform stop reaches the app as SIGTERM instead of waiting for a kill. */
 	"button", "evdev",
+	/* The environment arrives as a fw_cfg file (fw_cfg_env), not on the command line that
+	 * every user of the host sees in `ps`. */
+	"qemu_fw_cfg",
 };
 
 #define STOP_GRACE_MS 10000 /* SIGTERM -> SIGKILL after a power-button stop */
@@ -243,6 +246,46 @@ out:
 	close(sock);
 }
 
+#define FW_CFG_ENV "/sys/firmware/qemu_fw_cfg/by_name/opt/org.nubo/env/raw"
+#define FW_CFG_ENV_MAX (4u << 20) /* 256 entries of 4 KiB names and values, and then some */
+
+/* The environment nubo's agent hands over as the fw_cfg file opt/org.nubo/env: "K=V\0" entries
+ * (values may hold spaces, quotes, newlines). Absent when the agent put env.vars on the command
+ * line instead (an older agent). */
+static void fw_cfg_env(void)
+{
+	int fd = open(FW_CFG_ENV, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char *buf = malloc(FW_CFG_ENV_MAX + 1);
+	size_t len = 0;
+	ssize_t r = 0;
+	while (buf && len < FW_CFG_ENV_MAX &&
+	       ((r = read(fd, buf + len, FW_CFG_ENV_MAX - len)) > 0 || (r < 0 && errno == EINTR)))
+		len += r > 0 ? (size_t)r : 0;
+	close(fd);
+	if (!buf || r < 0 || len >= FW_CFG_ENV_MAX) {
+		say("nubo-init: cannot read the environment from fw_cfg%s", buf ? "" : ": out of memory");
+		free(buf);
+		return;
+	}
+	buf[len] = '\0';
+	for (size_t off = 0; off < len;) {
+		char *kv = buf + off;
+		size_t l = strlen(kv);
+		off += l + 1;
+		char *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			say("nubo-init: ignoring env entry without a name");
+			continue;
+		}
+		*eq = '\0';
+		setenv(kv, eq + 1, 1);
+		say("nubo-init: env %s", kv); /* names only: values may be secrets */
+	}
+	free(buf);
+}
+
 static void setup_env(const struct init_ctx *ctx)
 {
 	clearenv();
@@ -268,6 +311,7 @@ static void setup_env(const struct init_ctx *ctx)
 		setenv(name, eq + 1, 1);
 		say("nubo-init: env %s", name); /* names only: values may be secrets */
 	}
+	fw_cfg_env();
 }
 
 static void read_cmdline(struct init_ctx *ctx)

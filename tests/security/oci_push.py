@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Push a hand-made unikernel image the way an attacker would: layers and config exactly as
+given, no nubo tool in between to refuse them. Prints repo@sha256:<manifest digest>.
+
+  oci_push.py REGISTRY REPO TAG --kernel-zeros BYTES [--gzip] [--env-count N] [--cmd A]...
+
+--kernel-zeros: a single-file tar layer holding /unikraft/bin/kernel of BYTES bytes (an ELF
+  header, then zeros), streamed through gzip when --gzip (a 512 MiB kernel is ~0.5 MB).
+--env-count: the config's Env holds N entries K<i>=v<i>.
+"""
+import argparse
+import hashlib
+import json
+import sys
+import tarfile
+import urllib.request
+import zlib
+
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_CONFIG = "application/vnd.oci.image.config.v1+json"
+ELF_HEAD = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\x3e\x00"  # x86_64 executable
+
+
+def kernel_layer(size, gz):
+    info = tarfile.TarInfo("unikraft/bin/kernel")
+    info.size = size
+    info.mode = 0o755
+    head = info.tobuf(format=tarfile.USTAR_FORMAT)
+    pad = (512 - size % 512) % 512
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31) if gz else None
+    out = []
+
+    def put(b):
+        out.append(comp.compress(b) if comp else b)
+
+    put(head)
+    put(ELF_HEAD[:size])
+    left = size - min(size, len(ELF_HEAD))
+    chunk = b"\0" * (1 << 20)
+    while left > 0:
+        n = min(left, len(chunk))
+        put(chunk[:n])
+        left -= n
+    put(b"\0" * (pad + 1024))
+    if comp:
+        out.append(comp.flush())
+    return b"".join(out)
+
+
+def push_blob(reg, repo, data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    req = urllib.request.Request(f"{reg}/v2/{repo}/blobs/uploads/", method="POST", data=b"")
+    with urllib.request.urlopen(req) as r:
+        loc = r.headers["Location"]
+    if loc.startswith("/"):
+        loc = reg + loc
+    loc += ("&" if "?" in loc else "?") + "digest=" + digest
+    req = urllib.request.Request(loc, method="PUT", data=data,
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).close()
+    return digest
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("registry")
+    ap.add_argument("repo")
+    ap.add_argument("tag")
+    ap.add_argument("--kernel-zeros", type=int, required=True)
+    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--env-count", type=int, default=0)
+    ap.add_argument("--cmd", action="append", default=[])
+    a = ap.parse_args()
+    reg = a.registry.rstrip("/")
+    layer = kernel_layer(a.kernel_zeros, a.gzip)
+    ldig = push_blob(reg, a.repo, layer)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": [f"K{i}=v{i}" for i in range(a.env_count)], "Cmd": a.cmd},
+        "rootfs": {"type": "layers", "diff_ids": [ldig]},
+    }
+    cbody = json.dumps(config, separators=(",", ":")).encode()
+    cdig = push_blob(reg, a.repo, cbody)
+    lmt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if a.gzip else "")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CONFIG, "digest": cdig, "size": len(cbody)},
+        "layers": [{"mediaType": lmt, "digest": ldig, "size": len(layer),
+                    "annotations": {"org.unikraft.kernel.image": "/unikraft/bin/kernel"}}],
+    }
+    mbody = json.dumps(manifest, separators=(",", ":")).encode()
+    req = urllib.request.Request(f"{reg}/v2/{a.repo}/manifests/{a.tag}", method="PUT",
+                                 data=mbody, headers={"Content-Type": MT_MANIFEST})
+    urllib.request.urlopen(req).close()
+    print(f"{a.repo}@sha256:{hashlib.sha256(mbody).hexdigest()}")
+    print(f"layer {len(layer)} bytes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
