@@ -277,6 +277,11 @@ void agent_bridge_ensure(struct agent *ag)
         log_warnx("%s", err.msg);
         return;
     }
+    /* No isolation rules, no guest network: taps are only attached once this holds. */
+    if (agent_fw_sync(ag, &err) < 0) {
+        log_warnx("%s; guests get no network", err.msg);
+        return;
+    }
     ag->bridge_ready = true;
     log_info("bridge %s up with %s/%d%s%s", ag->cfg.bridge, ag->node.gateway, prefix,
              ag->cfg.netns[0] ? " in netns " : "", ag->cfg.netns);

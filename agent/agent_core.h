@@ -13,6 +13,7 @@
 
 #include "agent.h" /* proto/agent.h: the controller protocol types */
 #include "error.h"
+#include "oci_image.h" /* common/: NUBO_IMAGE_USER_MAX */
 #include "registry.h"
 #include "util.h"
 
@@ -27,6 +28,9 @@
 
 /* config.c */
 enum agent_accel { AGENT_ACCEL_AUTO = 0, AGENT_ACCEL_KVM, AGENT_ACCEL_TCG };
+/* [network] egress: none = guests reach nothing beyond the node; nat = masqueraded egress */
+enum agent_egress { AGENT_EGRESS_NONE = 0, AGENT_EGRESS_NAT };
+#define AGENT_INGRESS_FROM_MAX 16 /* [network] ingress_from addresses */
 
 struct agent_config {
     char node_name[NUBO_NAME_MAX + 1];
@@ -51,6 +55,10 @@ struct agent_config {
     char bridge[AGENT_TAP_MAX];
     char netns[64];             /* named netns of the bridge ("" = the agent's own) */
     char libvirt_netns[AGENT_PATH_MAX]; /* netns path where libvirtd opens taps ("" = own) */
+    enum agent_egress egress;
+    /* hosts (other than the node itself) that may open connections to guests: the ingress */
+    char ingress_from[AGENT_INGRESS_FROM_MAX][NUBO_CIDR_STR_MAX];
+    size_t n_ingress_from;
     enum agent_accel accel;
     int64_t memory_reserve_mb;
     int64_t vcpu_reserve;
@@ -82,7 +90,15 @@ struct agent_console {
     int wd;                    /* inotify watch on dir, -1 = none */
 };
 
-enum agent_marker { AGENT_MARK_NONE = 0, AGENT_MARK_READY, AGENT_MARK_EXIT, AGENT_MARK_CRASH };
+/* OUTPUT: the guest wrote bytes (text ""); LINE: any other complete line (text = the line). */
+enum agent_marker {
+    AGENT_MARK_NONE = 0,
+    AGENT_MARK_READY,
+    AGENT_MARK_EXIT,
+    AGENT_MARK_CRASH,
+    AGENT_MARK_OUTPUT,
+    AGENT_MARK_LINE,
+};
 typedef void (*agent_marker_fn)(void *opaque, enum agent_marker m, int exit_code,
                                 const char *text);
 
@@ -103,13 +119,73 @@ int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, in
 int agent_net_tap_create(const struct agent_config *c, const char *tap, struct nubo_err *err);
 /* After the domain started: move the tap to the bridge's netns, enslave it, bring it up. */
 int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err);
+/* Before attach: the guest's own rules (source MAC/IP from its private IP). */
+int agent_net_tap_rules(const struct agent_config *c, const char *tap, const char *ip,
+                        struct nubo_err *err);
 void agent_net_tap_remove(const struct agent_config *c, const char *tap);
 void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX]);
 /* Connect to ip:port from inside the bridge's namespace until it works or timeout. */
 int agent_net_probe(const struct agent_config *c, const char *ip, const int64_t *ports,
                     size_t n_ports, int64_t timeout_ms, struct nubo_err *err);
 int agent_run(const char *netns_path, char *const argv[], struct nubo_err *err);
+void agent_net_bridge_ns_path(const struct agent_config *c, char *out, size_t size);
 int agent_prefix_parse(const char *cidr, char *ip_out, size_t ip_size, int *prefix);
+
+/* firewall.c: the nftables ruleset guests live under (agent/README.md), via libnftables. */
+#define AGENT_MAC_STR_MAX 18
+struct agent_fw_node {
+    const char *bridge, *gateway, *subnet;
+    enum agent_egress egress;
+    const char (*ingress_from)[NUBO_CIDR_STR_MAX];
+    size_t n_ingress_from;
+};
+struct agent_fw_guest {
+    char tap[AGENT_TAP_MAX];
+    char ip[NUBO_IP_STR_MAX];
+};
+const char *agent_egress_name(enum agent_egress e);
+/* The guest NIC's MAC, derived from its private IP (02:6e:<ip bytes>). */
+void agent_net_guest_mac(const char *ip, char out[AGENT_MAC_STR_MAX]);
+/* Parse "a.b.c.d[/n], ..." into out (a bare address becomes /32). */
+int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t max, size_t *n_out,
+                         struct nubo_err *err);
+/* Rule text (malloc'd; NULL on a bad name/address or no memory): the whole node ruleset
+ * (replaces any earlier one atomically), one guest's chain added or replaced, one removed. */
+char *agent_fw_ruleset(const struct agent_fw_node *node, const struct agent_fw_guest *guests,
+                       size_t n_guests);
+char *agent_fw_guest_add(const struct agent_fw_guest *g);
+char *agent_fw_guest_del(const char *tap);
+/* Run rule text through libnftables inside netns_path ("" = the agent's own namespace). */
+int agent_fw_apply(const char *netns_path, const char *text, struct nubo_err *err);
+struct agent;
+/* Reconcile: replace the node ruleset with one for every guest the agent holds. */
+int agent_fw_sync(struct agent *ag, struct nubo_err *err);
+
+/* kernel.c: what a kernel file is and how (whether) nubo boots it. */
+enum agent_boot {
+    AGENT_BOOT_UNKNOWN = 0,
+    AGENT_BOOT_BZIMAGE,   /* Linux x86 boot protocol ("HdrS"): microvm */
+    AGENT_BOOT_PVH,       /* ELF with a Xen PVH entry note (our guests, vmlinux): microvm */
+    AGENT_BOOT_MULTIBOOT, /* Multiboot v1 header (Unikraft's qemu platform): pc */
+    AGENT_BOOT_LINUX64,   /* 64-bit ELF with neither (Unikraft's fc platform): refused */
+};
+struct agent_kernel_info {
+    enum agent_boot boot;
+    bool linux_kernel;    /* bzImage, or an ELF with a "Linux" note */
+    bool pvh;
+};
+int agent_kernel_probe(const char *path, struct agent_kernel_info *ki, struct nubo_err *err);
+bool agent_kernel_is_linux(const char *path);
+const char *agent_boot_name(enum agent_boot b);
+/* 0 when nubo can boot it; else -1 and a one-line reason naming what it needs. */
+int agent_kernel_refusal(const struct agent_kernel_info *ki, const char *platform, char *why,
+                         size_t why_size);
+/* The file contains the bytes NUBO_READY (our guests print that marker). */
+bool agent_file_has_marker(const char *path);
+/* When an instance counts as running (label org.nubo.ready, see README). */
+enum agent_ready { AGENT_READY_MARKER = 0, AGENT_READY_OUTPUT, AGENT_READY_PORT, AGENT_READY_LINE };
+enum agent_ready agent_ready_rule(const char *label, bool has_marker, const char **pattern);
+const char *agent_ready_name(enum agent_ready r);
 
 /* images.c: content-addressed cache of pulled images, concurrent pulls coalesce. */
 struct agent;
@@ -119,7 +195,11 @@ struct agent_image {
     char kernel[AGENT_PATH_MAX];
     char initrd[AGENT_PATH_MAX]; /* "" when none */
     char **cmd, **env, **labels; /* NULL-terminated */
+    char user[NUBO_IMAGE_USER_MAX + 1]; /* config.User, "" = the runtime's default */
     bool linux_kernel;           /* a Linux kernel: env.vars goes in the compact form */
+    enum agent_boot boot;        /* how qemu boots it (kernel.c) */
+    char platform[32];           /* the config's "os" (kraftkit: Unikraft platform) */
+    bool has_marker;             /* kernel or initrd carries NUBO_READY: one of ours */
     uint64_t size_bytes;
     int refs;                    /* instances using it */
     int64_t last_used_us;
@@ -142,9 +222,6 @@ void agent_image_unref(struct agent *ag, struct agent_image *img);
 struct agent_image *agent_image_find(struct agent *ag, const char *digest);
 void agent_images_free(struct agent *ag);
 const char *agent_image_label(const struct agent_image *img, const char *key);
-/* True when path is a Linux kernel: a bzImage ("HdrS" boot header) or an ELF with a
- * "Linux" note (vmlinux). */
-bool agent_kernel_is_linux(const char *path);
 /* Bytes a file takes on disk (its size, or its blocks when more). */
 uint64_t agent_file_disk_bytes(const char *path);
 /* Blocking pull into the cache directory (worker thread); exposed for tests. */
@@ -160,17 +237,22 @@ struct agent_virt {
     int64_t backoff_ms;
     struct event *reconnect_ev;
     unsigned long lib_version, hv_version;
+    bool tcg_rdseed;             /* this qemu's TCG emulates RDSEED (libvirt domcapabilities) */
     bool closing;
 };
 int agent_virt_start(struct agent *ag, struct nubo_err *err);
 void agent_virt_stop(struct agent *ag);
 /* Domain XML for an instance (every string escaped). Returns malloc'd text. */
 struct agent_domain_spec {
-    const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap;
+    const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap, *mac;
     const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
     int64_t memory_mb, vcpus;
     enum agent_accel accel;
+    enum agent_boot boot;        /* multiboot -> pc, else microvm */
+    bool rdseed;                 /* TCG: offer RDSEED too */
 };
+/* The guest CPU model per accelerator, as reported in the node's capabilities. */
+const char *agent_guest_cpu(enum agent_accel accel, bool rdseed);
 char *agent_domain_xml(const struct agent_domain_spec *s);
 char *agent_xml_escape(const char *s);
 /* Is this domain ours (metadata names this node)? */
@@ -193,6 +275,13 @@ struct agent_instance {
     bool want_stop, stop_force, stop_user;
     bool exit_seen, crash_seen, guest_shutdown;
     int exit_code;
+    /* readiness rule and what a stock (foreign) kernel's console said, set per boot */
+    enum agent_ready ready_rule;
+    char ready_pattern[128];
+    bool foreign;                /* not one of ours: no NUBO_* markers to expect */
+    bool main_returned;          /* Unikraft's "main returned N" (printk info level) */
+    bool guest_poweroff;         /* the guest powered itself off (not our destroy) */
+    int main_code;
     char crash_text[128];
     int64_t t0_mono_us, t0_real_us; /* just before virDomainCreateXML */
     int64_t t_image_us;          /* image phase of the current start */
@@ -223,6 +312,9 @@ void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w);
 void agent_reconcile(struct agent *ag, struct agent_instance *in);
 void agent_reconcile_all(struct agent *ag);
 void agent_instance_rearm(struct agent *ag, struct agent_instance *in);
+/* Readiness rule and stock-kernel handling of the instance's image (per boot, and again for a
+ * guest re-adopted after an agent restart). */
+void agent_instance_boot_rules(struct agent_instance *in);
 /* libvirt lifecycle event, delivered on the main thread. */
 void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail);
 /* After (re)connecting: compare libvirt's domains with the table. */
@@ -230,6 +322,10 @@ void agent_resync_domains(struct agent *ag);
 void agent_on_console(struct agent *ag, struct agent_instance *in);
 char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_image *img,
                           int64_t tsc_khz);
+/* Unikraft's console lines that tell how a stock kernel ended (unit-tested):
+ * 1 "main returned N" (*code = N), 2 a boot failure or crash (CRIT/"Init function ...
+ * returned error"), 0 anything else. */
+int agent_unikraft_line(const char *line, int *code);
 /* Images labelled org.nubo.env=fw_cfg (nubo's Linux runtimes) read their environment from
  * the fw_cfg file opt/org.nubo/env ("K=V\0" entries) instead of env.vars on the command
  * line, which every local user sees in `ps`. */

@@ -200,6 +200,22 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
         r = set_str(c->bridge, sizeof(c->bridge), v, sec, key, x);
     } else if (IS("network", "netns")) {
         r = set_str(c->netns, sizeof(c->netns), v, sec, key, x);
+    } else if (IS("network", "egress")) {
+        if (strcmp(v, "none") == 0)
+            c->egress = AGENT_EGRESS_NONE;
+        else if (strcmp(v, "nat") == 0)
+            c->egress = AGENT_EGRESS_NAT;
+        else {
+            nubo_error(x->err, 0, "config [network] egress '%s': use none or nat", v);
+            r = -1;
+        }
+    } else if (IS("network", "ingress_from")) {
+        struct nubo_err e = {0};
+        if (agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
+                                 &e) < 0) {
+            nubo_error(x->err, 0, "config [network] ingress_from: %s", e.msg);
+            r = -1;
+        }
     } else if (IS("network", "net_probe_timeout")) {
         r = set_ms(&c->net_probe_timeout_ms, v, sec, key, x);
     } else {

@@ -1,7 +1,8 @@
 /* Serial console of an instance: qemu appends (O_APPEND, fd passed by libvirt) to
  * <dir>/console.log; we follow it as it grows (inotify on dir), copy every byte into a bounded
  * ring on disk (<dir>/console.ring, shipped to the controller from there) and spot the marker
- * lines of the guest console protocol: NUBO_READY, NUBO_EXIT <n>, NUBO_CRASH <text>. */
+ * lines of the guest console protocol: NUBO_READY, NUBO_EXIT <n>, NUBO_CRASH <text>; the
+ * caller also hears of any output and of every other line (readiness rules, stock kernels). */
 #include "agent_core.h"
 
 #include <ctype.h>
@@ -108,8 +109,9 @@ static void feed(struct agent_console *c, const char *buf, size_t n, agent_marke
             int code = 0;
             const char *text = NULL;
             enum agent_marker m = agent_console_match(c->line, &code, &text);
-            if (m != AGENT_MARK_NONE && fn)
-                fn(opaque, m, code, text ? text : "");
+            if (fn)
+                fn(opaque, m != AGENT_MARK_NONE ? m : AGENT_MARK_LINE, code,
+                   text ? text : m != AGENT_MARK_NONE ? "" : c->line);
             c->line_len = 0;
         } else if (c->line_len < sizeof(c->line) - 1) {
             c->line[c->line_len++] = ch == '\r' ? ' ' : ch;
@@ -152,6 +154,8 @@ static int drain_fd(struct agent_console *c, agent_marker_fn fn, void *opaque)
             break;
         c->file_off += (uint64_t)n;
         ring_append(c, buf, (size_t)n);
+        if (fn)
+            fn(opaque, AGENT_MARK_OUTPUT, 0, "");
         feed(c, buf, (size_t)n, fn, opaque);
         got = 1;
     }

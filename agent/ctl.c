@@ -277,6 +277,8 @@ static void do_register(struct agent *ag)
     req.memory_mb = ag->memory_mb;
     req.vcpus = ag->vcpus;
     snprintf(req.accel, sizeof(req.accel), "%s", agent_accel_name(ag->accel));
+    snprintf(req.guest_cpu, sizeof(req.guest_cpu), "%s",
+             agent_guest_cpu(ag->accel, ag->virt.tcg_rdseed));
     unsigned long lv = ag->virt.lib_version, hv = ag->virt.hv_version;
     snprintf(req.libvirt_version, sizeof(req.libvirt_version), "%lu.%lu.%lu", lv / 1000000,
              lv / 1000 % 1000, lv % 1000);

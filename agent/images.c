@@ -5,7 +5,6 @@
 #include "agent_core.h"
 
 #include <dirent.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -109,6 +108,10 @@ static int image_load_dir(struct agent_image *img, const char *dir, struct nubo_
     img->cmd = json_strv(json_object_get(j, "cmd"));
     img->env = json_strv(json_object_get(j, "env"));
     img->labels = json_strv(json_object_get(j, "labels"));
+    const char *user = json_string_value(json_object_get(j, "user"));
+    if (user && user[0] && !nubo_image_user_valid(user))
+        return nubo_error(err, 0, "image cache %s: bad user in meta.json", dir);
+    snprintf(img->user, sizeof(img->user), "%s", user ? user : "");
     struct stat st;
     if (stat(img->kernel, &st) < 0)
         return nubo_error(err, errno, "image cache %s: kernel missing", dir);
@@ -120,54 +123,21 @@ static int image_load_dir(struct agent_image *img, const char *dir, struct nubo_
             return nubo_error(err, errno, "image cache %s: initrd missing", dir);
         img->size_bytes += agent_file_disk_bytes(img->initrd);
     }
-    img->linux_kernel = agent_kernel_is_linux(img->kernel);
+    struct agent_kernel_info ki;
+    if (agent_kernel_probe(img->kernel, &ki, err) < 0)
+        return -1;
+    img->linux_kernel = ki.linux_kernel;
+    img->boot = ki.boot;
+    const char *plat = json_string_value(json_object_get(j, "platform"));
+    snprintf(img->platform, sizeof(img->platform), "%s", plat ? plat : "");
+    json_t *mk = json_object_get(j, "marker");
+    /* Images cached before the key existed are scanned once here. */
+    img->has_marker = mk ? json_is_true(mk)
+                         : agent_file_has_marker(img->kernel) ||
+                               (img->initrd[0] && agent_file_has_marker(img->initrd));
     img->last_used_us = (int64_t)st.st_atime * 1000000;
     img->ready = true;
     return 0;
-}
-
-bool agent_kernel_is_linux(const char *path)
-{
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    unsigned char hdr[0x210];
-    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
-        return false;
-    if (memcmp(hdr + 0x202, "HdrS", 4) == 0)
-        return true;
-    if (memcmp(hdr, ELFMAG, SELFMAG) != 0 || hdr[EI_CLASS] != ELFCLASS64)
-        return false;
-    Elf64_Ehdr eh;
-    memcpy(&eh, hdr, sizeof(eh));
-    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 64)
-        return false;
-    for (int i = 0; i < eh.e_phnum; i++) {
-        Elf64_Phdr ph;
-        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
-            (ssize_t)sizeof(ph))
-            return false;
-        if (ph.p_type != PT_NOTE || ph.p_filesz > 65536)
-            continue;
-        unsigned char notes[65536];
-        if (pread(fd, notes, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz)
-            return false;
-        /* Walk the notes: namesz, descsz, type, name (4-aligned), desc (4-aligned). */
-        size_t off = 0;
-        while (off + 12 <= ph.p_filesz) {
-            uint32_t namesz, descsz;
-            memcpy(&namesz, notes + off, 4);
-            memcpy(&descsz, notes + off + 4, 4);
-            size_t name_off = off + 12;
-            size_t next = name_off + ((namesz + 3u) & ~3u) + ((descsz + 3u) & ~3u);
-            if (namesz > 64 || next > ph.p_filesz || next <= off)
-                break;
-            if (namesz == 6 && memcmp(notes + name_off, "Linux", 6) == 0)
-                return true;
-            off = next;
-        }
-    }
-    return false;
 }
 
 static void images_total(struct agent *ag, uint64_t *total)
@@ -358,10 +328,16 @@ int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                             digest, (long long)c->max_image_mb);
         goto out;
     }
-    meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:I}", "digest", digest, "manifest",
-                     info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0, "cmd",
-                     strv_json(info.cmd), "env", strv_json(info.env), "labels",
-                     strv_json(info.labels), "size_bytes", (json_int_t)(ksize + isize));
+    char kp[AGENT_PATH_MAX + 80], ip[AGENT_PATH_MAX + 80];
+    snprintf(kp, sizeof(kp), "%s/kernel", tmpdir);
+    snprintf(ip, sizeof(ip), "%s/initrd", tmpdir);
+    /* Scanned here, on the worker: an initrd can be tens of MiB. */
+    bool marker = agent_file_has_marker(kp) || (info.initrd_digest[0] && agent_file_has_marker(ip));
+    meta = json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:s, s:I, s:s, s:b}", "digest", digest,
+                     "manifest", info.manifest_digest, "has_initrd", info.initrd_digest[0] != 0,
+                     "cmd", strv_json(info.cmd), "env", strv_json(info.env), "labels",
+                     strv_json(info.labels), "user", info.user, "size_bytes",
+                     (json_int_t)(ksize + isize), "platform", info.os, "marker", marker);
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char mp[AGENT_PATH_MAX + 80];
     snprintf(mp, sizeof(mp), "%s/meta.json", tmpdir);

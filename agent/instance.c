@@ -25,6 +25,7 @@ static void start_instance(struct agent *ag, struct agent_instance *in);
 static void begin_stop(struct agent *ag, struct agent_instance *in, bool force,
                        int64_t drain_ms);
 static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why);
+static void set_ready(struct agent *ag, struct agent_instance *in);
 
 int64_t agent_restart_delay_ms(int64_t attempt)
 {
@@ -366,11 +367,20 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
     const char *kargs = img ? agent_image_label(img, "org.nubo.kernel.args") : NULL;
     if (kargs && *kargs)
         sb_str(&b, kargs);
-    if (tsc_khz > 0) {
+    /* tsc_early_khz is Linux's; any other kernel would hand it to its app as an argument. */
+    if (tsc_khz > 0 && img && img->linux_kernel) {
         char t[64];
         snprintf(t, sizeof(t), "tsc_early_khz=%lld", (long long)tsc_khz);
         sb_sep(&b);
         sb_str(&b, t);
+    }
+    if (img && img->linux_kernel && img->user[0]) {
+        /* The image's config.User for nubo's Linux /init (which runs the app unprivileged
+         * unless told otherwise); dotted, so the kernel leaves it alone. Checked at pull:
+         * [A-Za-z0-9_.-] and one ':'. */
+        sb_sep(&b);
+        sb_str(&b, "nubo.user=");
+        sb_str(&b, img->user);
     }
     if (a->private_ip[0]) {
         char t[128];
@@ -424,6 +434,29 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
         return NULL;
     }
     return b.p;
+}
+
+int agent_unikraft_line(const char *line, int *code)
+{
+    /* libukboot at printk level info: "[ 0.1] Info: [libukboot] <boot.c @ 545> main returned 3" */
+    const char *p = strstr(line, "[libukboot]");
+    if (p && (p = strstr(p, "main returned ")) != NULL) {
+        char *end;
+        errno = 0;
+        long v = strtol(p + 14, &end, 10);
+        if (end != p + 14 && !errno && v >= INT32_MIN && v <= INT32_MAX) {
+            *code = (int)v;
+            return 1;
+        }
+    }
+    /* A crash prints CRIT (at every printk level; the register dump from trace.c says little);
+     * a failed init function ends the boot with an orderly poweroff that must not pass for a
+     * clean exit. */
+    if ((strstr(line, "CRIT: ") && !strstr(line, "<trace.c")) ||
+        (strstr(line, "[libukboot]") && strstr(line, "Init function") &&
+         strstr(line, "returned error")))
+        return 2;
+    return 0;
 }
 
 /* ---- start ---- */
@@ -483,6 +516,7 @@ struct create_job {
     char *xml;
     struct agent_config cfg;
     char tap[AGENT_TAP_MAX];
+    char ip[NUBO_IP_STR_MAX];
     bool with_net;
     int64_t t0_mono, t0_real, t1_mono;
     int rc;
@@ -513,7 +547,10 @@ static void create_work(void *arg)
     }
     j->created = true;
     virDomainFree(d);
-    if (j->with_net && agent_net_tap_attach(&j->cfg, j->tap, &err) < 0)
+    /* Rules first: a tap on the bridge without them would carry anything (fail closed: no
+     * rules, no attach, the guest runs without network). */
+    if (j->with_net && (agent_net_tap_rules(&j->cfg, j->tap, j->ip, &err) < 0 ||
+                        agent_net_tap_attach(&j->cfg, j->tap, &err) < 0))
         snprintf(j->net_error, sizeof(j->net_error), "%s", err.msg);
 }
 
@@ -549,6 +586,8 @@ static void probe_done(struct agent *ag, void *arg)
             in->r.net_time_us = j->ok_mono - in->t0_mono_us;
             log_info("instance %s: service port answered, net_time %lld us", in->uuid,
                      (long long)in->r.net_time_us);
+            if (in->ready_rule == AGENT_READY_PORT)
+                set_ready(ag, in);
             agent_mark_dirty(ag, in);
         } else
             log_warnx("instance %s: %s", in->uuid, j->error);
@@ -564,6 +603,23 @@ static void became_running(struct agent *ag, struct agent_instance *in)
     struct timeval tv = {HEALTHY_RESET_MS / 1000, 0};
     evtimer_add(in->healthy_timer, &tv);
     agent_mark_dirty(ag, in);
+}
+
+/* The instance met its readiness rule: boot_time_us = request (just before libvirt's start
+ * call) -> now. */
+static void set_ready(struct agent *ag, struct agent_instance *in)
+{
+    if (in->ready_seen || in->t0_mono_us <= 0 || in->r.state != NUBO_STATE_STARTING ||
+        !(in->domain || in->op == AGENT_OP_CREATE))
+        return;
+    in->ready_seen = true;
+    in->r.boot_time_us = nubo_mono_us() - in->t0_mono_us;
+    if (in->domain)
+        in->r.phases.guest_us = nubo_mono_us() - in->t1_mono_us;
+    /* The guest runs even while libvirt is still finishing its start call (it resumes the
+     * vCPUs before it saves state and returns): report it now rather than after libvirt's
+     * tail. */
+    became_running(ag, in);
 }
 
 static void create_done(struct agent *ag, void *arg)
@@ -648,14 +704,43 @@ static void create_done(struct agent *ag, void *arg)
     agent_reconcile(ag, in);
 }
 
+void agent_instance_boot_rules(struct agent_instance *in)
+{
+    if (!in->img)
+        return;
+    const char *pattern = NULL;
+    in->ready_rule = agent_ready_rule(agent_image_label(in->img, "org.nubo.ready"),
+                                      in->img->has_marker, &pattern);
+    snprintf(in->ready_pattern, sizeof(in->ready_pattern), "%s", pattern ? pattern : "");
+    if (in->ready_rule == AGENT_READY_PORT && (in->a.n_service_ports == 0 || !in->a.private_ip[0]))
+        in->ready_rule = AGENT_READY_OUTPUT; /* nothing to probe: the first output counts */
+    in->foreign = !in->img->has_marker;
+}
+
+/* Stock kernels that are not Linux (Unikraft) have no ACPI power-button handler: a shutdown
+ * request would only make the stop wait out the whole grace. */
+static bool honours_acpi_shutdown(const struct agent_instance *in)
+{
+    return !in->img || in->img->linux_kernel || in->img->has_marker;
+}
+
 static void do_create(struct agent *ag, struct agent_instance *in)
 {
     in->pending_create = false;
     in->t_prep_mono_us = nubo_mono_us();
+    struct agent_kernel_info ki = {.boot = in->img->boot, .linux_kernel = in->img->linux_kernel};
+    char why[AGENT_MSG_MAX - 96];
+    if (agent_kernel_refusal(&ki, in->img->platform, why, sizeof(why)) < 0) {
+        fail_start(ag, in, "cannot boot instance %s: %s", in->uuid, why);
+        return;
+    }
+    agent_instance_boot_rules(in);
     cleanup_free char *cmdline = agent_build_cmdline(&in->a, in->img, ag->tsc_khz);
     char console[AGENT_PATH_MAX + 64];
     snprintf(console, sizeof(console), "%s/console.log", in->con.dir);
     bool with_net = ag->bridge_ready && in->a.private_ip[0];
+    char mac[AGENT_MAC_STR_MAX];
+    agent_net_guest_mac(in->a.private_ip, mac);
     struct agent_domain_spec spec = {
         .uuid = in->uuid,
         .node = ag->cfg.node_name,
@@ -664,9 +749,12 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         .cmdline = cmdline,
         .console_path = console,
         .tap = with_net ? in->tap : NULL,
+        .mac = with_net ? mac : NULL,
         .memory_mb = in->a.memory_mb > 0 ? in->a.memory_mb : 128,
         .vcpus = in->a.vcpus > 0 ? in->a.vcpus : 1,
         .accel = ag->accel,
+        .boot = in->img->boot,
+        .rdseed = ag->virt.tcg_rdseed,
     };
     /* x86 Linux keeps 2047 bytes of its command line and drops the rest silently (the app's
      * args and env come last): refuse instead of booting a guest with half its settings. */
@@ -699,6 +787,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     agent_on_console(ag, in);
     in->con.line_len = 0;
     in->ready_seen = in->exit_seen = in->crash_seen = in->guest_shutdown = false;
+    in->main_returned = in->guest_poweroff = false;
+    in->main_code = 0;
     in->check_after_create = false;
     in->stop_why[0] = '\0';
     in->crash_text[0] = '\0';
@@ -717,6 +807,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     j->xml = xml;
     j->cfg = ag->cfg;
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
+    snprintf(j->ip, sizeof(j->ip), "%s", in->a.private_ip);
     j->with_net = with_net;
     in->op = AGENT_OP_CREATE;
     in->r.start_count++;
@@ -825,6 +916,18 @@ static void start_instance(struct agent *ag, struct agent_instance *in)
 
 /* ---- stop ---- */
 
+/* ACPI shutdown with the grace timer, or destroy at once for a guest that cannot take one. */
+static void request_shutdown(struct agent *ag, struct agent_instance *in)
+{
+    if (!honours_acpi_shutdown(in)) {
+        in->op = AGENT_OP_DESTROY;
+        dom_job(ag, in->uuid, JOB_DESTROY);
+        return;
+    }
+    dom_job(ag, in->uuid, JOB_SHUTDOWN);
+    timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
+}
+
 static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, int64_t drain_ms)
 {
     if (in->want_stop && !(force && !in->stop_force))
@@ -845,8 +948,7 @@ static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, 
         timer_set(in, AGENT_TIMER_DRAIN, drain_ms);
     } else {
         in->r.state = NUBO_STATE_STOPPING;
-        dom_job(ag, in->uuid, JOB_SHUTDOWN);
-        timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
+        request_shutdown(ag, in);
     }
     log_info("instance %s: %s", in->uuid, nubo_state_name(in->r.state));
     agent_mark_dirty(ag, in);
@@ -863,8 +965,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     switch (kind) {
     case AGENT_TIMER_DRAIN:
         in->r.state = NUBO_STATE_STOPPING;
-        dom_job(ag, in->uuid, JOB_SHUTDOWN);
-        timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
+        request_shutdown(ag, in);
         agent_mark_dirty(ag, in);
         break;
     case AGENT_TIMER_SHUTDOWN:
@@ -900,6 +1001,14 @@ static void domain_stopped(struct agent *ag, struct agent_instance *in, const ch
     snprintf(why, sizeof(why), "%s", why_in);
     in->stop_why[0] = '\0';
     agent_on_console(ag, in); /* a NUBO_EXIT written just before the end counts */
+    /* A stock kernel has no NUBO_EXIT: powering itself off (ACPI) is its exit, with the code
+     * Unikraft printed if it did (else 0); a panic (pvpanic: libvirt's crashed event), a CRIT
+     * line or a failed init is a crash. */
+    if (in->foreign && !in->exit_seen && !in->crash_seen && in->guest_poweroff &&
+        !in->crash_text[0]) {
+        in->exit_seen = true;
+        in->exit_code = in->main_returned ? in->main_code : 0;
+    }
     in->domain = false;
     if (in->op == AGENT_OP_DESTROY)
         in->op = AGENT_OP_NONE;
@@ -925,6 +1034,9 @@ static void domain_stopped(struct agent *ag, struct agent_instance *in, const ch
         reason = NUBO_STOP_KERNEL;
         if (in->crash_text[0])
             set_msg(in, "instance %s crashed: %s", in->uuid, in->crash_text);
+        else if (in->foreign)
+            set_msg(in, "instance %s crashed (%s)", in->uuid,
+                    in->crash_seen ? "guest panic" : why);
         else
             set_msg(in, "instance %s stopped without NUBO_EXIT (%s)%s", in->uuid, why,
                     in->ready_seen ? "" : " before its ready marker");
@@ -969,17 +1081,8 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
     struct agent *ag = in->ag_back;
     switch (m) {
     case AGENT_MARK_READY:
-        if (!in->ready_seen && in->t0_mono_us > 0 && in->r.state == NUBO_STATE_STARTING &&
-            (in->domain || in->op == AGENT_OP_CREATE)) {
-            in->ready_seen = true;
-            in->r.boot_time_us = nubo_mono_us() - in->t0_mono_us;
-            if (in->domain)
-                in->r.phases.guest_us = nubo_mono_us() - in->t1_mono_us;
-            /* The marker proves the guest runs, even while libvirt is still finishing its
-             * start call (it resumes the vCPUs before it saves state and returns): report it
-             * now rather than after libvirt's tail. */
-            became_running(ag, in);
-        }
+        if (in->ready_rule == AGENT_READY_MARKER)
+            set_ready(ag, in);
         break;
     case AGENT_MARK_EXIT:
         in->exit_seen = true;
@@ -988,6 +1091,31 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
     case AGENT_MARK_CRASH:
         in->crash_seen = true;
         snprintf(in->crash_text, sizeof(in->crash_text), "%s", text);
+        break;
+    case AGENT_MARK_OUTPUT:
+        if (in->ready_rule == AGENT_READY_OUTPUT)
+            set_ready(ag, in);
+        break;
+    case AGENT_MARK_LINE:
+        if (in->ready_rule == AGENT_READY_LINE && strstr(text, in->ready_pattern))
+            set_ready(ag, in);
+        if (in->foreign) {
+            int c = 0;
+            int k = agent_unikraft_line(text, &c);
+            if (k == 1) {
+                in->main_returned = true;
+                in->main_code = c;
+            } else if (k == 2 && !in->crash_text[0]) {
+                /* From the level on: "CRIT: [lib…] <file @ line> what", no timestamp. */
+                const char *t = strstr(text, "CRIT: ");
+                if (!t)
+                    t = strstr(text, "ERR: ");
+                snprintf(in->crash_text, sizeof(in->crash_text), "%s", t ? t : text);
+                size_t n = strlen(in->crash_text); /* the console's CR became a blank */
+                while (n > 0 && in->crash_text[n - 1] == ' ')
+                    in->crash_text[--n] = '\0';
+            }
+        }
         break;
     default:
         break;
@@ -1014,6 +1142,9 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
         /* The guest powered off or reset itself (qemu is already gone); libvirt takes a second
          * or more to reap it and report the domain stopped, destroying now ends it sooner. */
         in->guest_shutdown = true;
+        /* HOST: qemu was killed (our destroy), not a poweroff the guest asked for. */
+        if (detail != VIR_DOMAIN_EVENT_SHUTDOWN_HOST)
+            in->guest_poweroff = true;
         if (in->domain && in->op == AGENT_OP_NONE) {
             in->op = AGENT_OP_DESTROY;
             dom_job(ag, uuid, JOB_DESTROY);
@@ -1021,6 +1152,10 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
         break;
     case VIR_DOMAIN_EVENT_STOPPED:
     case VIR_DOMAIN_EVENT_CRASHED:
+        /* A guest panic (pvpanic; Unikraft writes it on every crash). */
+        if (event == VIR_DOMAIN_EVENT_CRASHED ||
+            (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED))
+            in->crash_seen = true;
         if (in->op == AGENT_OP_CREATE) {
             /* Ended before libvirt's start call returned — or a late event of the previous
              * run: create_done asks libvirt which it was. */
@@ -1106,6 +1241,12 @@ void agent_resync_domains(struct agent *ag)
         virDomainFree(doms[i]);
     free(doms);
     free(seen);
+    /* Re-adopted guests keep their rules; those of guests that ended meanwhile go. */
+    if (ag->bridge_ready) {
+        struct nubo_err err = {0};
+        if (agent_fw_sync(ag, &err) < 0)
+            log_warnx("%s", err.msg);
+    }
     /* A destroy asked for while libvirt was away was never sent: send it now. */
     LIST_FOREACH(in, &ag->instances, link)
     if (in->domain && in->op == AGENT_OP_DESTROY)

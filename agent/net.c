@@ -60,7 +60,7 @@ int agent_run(const char *netns_path, char *const argv[], struct nubo_err *err)
                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-static void bridge_ns_path(const struct agent_config *c, char *out, size_t size)
+void agent_net_bridge_ns_path(const struct agent_config *c, char *out, size_t size)
 {
     if (c->netns[0])
         snprintf(out, size, "/run/netns/%s", c->netns);
@@ -96,7 +96,7 @@ int agent_net_bridge_setup(const struct agent_config *c, const char *gateway, in
                            struct nubo_err *err)
 {
     char ns[AGENT_PATH_MAX];
-    bridge_ns_path(c, ns, sizeof(ns));
+    agent_net_bridge_ns_path(c, ns, sizeof(ns));
     char addr[32];
     snprintf(addr, sizeof(addr), "%s/%d", gateway, prefix);
     char br[AGENT_TAP_MAX];
@@ -153,7 +153,7 @@ int agent_net_tap_create(const struct agent_config *c, const char *tap, struct n
 int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err)
 {
     char ns[AGENT_PATH_MAX];
-    bridge_ns_path(c, ns, sizeof(ns));
+    agent_net_bridge_ns_path(c, ns, sizeof(ns));
     char t[AGENT_TAP_MAX], br[AGENT_TAP_MAX], target[64];
     snprintf(t, sizeof(t), "%s", tap);
     snprintf(br, sizeof(br), "%s", c->bridge);
@@ -172,19 +172,44 @@ int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct n
     char *en[] = {"ip", "link", "set", "dev", t, "master", br, "up", NULL};
     if (agent_run(ns, en, err) < 0)
         return nubo_error_wrap(err, "cannot attach tap %s to bridge %s", t, br);
+    /* A second fence behind the nftables rules: the bridge itself forwards nothing between
+     * isolated ports. */
+    char *iso[] = {"ip", "link", "set", "dev", t, "type", "bridge_slave", "isolated", "on", NULL};
+    struct nubo_err e = {0};
+    if (agent_run(ns, iso, &e) < 0)
+        log_warnx("tap %s: cannot isolate the bridge port (the rules still hold): %s", t, e.msg);
+    return 0;
+}
+
+int agent_net_tap_rules(const struct agent_config *c, const char *tap, const char *ip,
+                        struct nubo_err *err)
+{
+    char ns[AGENT_PATH_MAX];
+    agent_net_bridge_ns_path(c, ns, sizeof(ns));
+    struct agent_fw_guest g = {0};
+    snprintf(g.tap, sizeof(g.tap), "%s", tap);
+    snprintf(g.ip, sizeof(g.ip), "%s", ip);
+    cleanup_free char *text = agent_fw_guest_add(&g);
+    if (agent_fw_apply(ns, text, err) < 0)
+        return nubo_error_wrap(err, "cannot install the isolation rules of tap %s", tap);
     return 0;
 }
 
 void agent_net_tap_remove(const struct agent_config *c, const char *tap)
 {
     char ns[AGENT_PATH_MAX];
-    bridge_ns_path(c, ns, sizeof(ns));
+    agent_net_bridge_ns_path(c, ns, sizeof(ns));
     char t[AGENT_TAP_MAX];
     snprintf(t, sizeof(t), "%s", tap);
     char *del[] = {"ip", "link", "del", "dev", t, NULL};
     agent_run(ns, del, NULL);
     if (strcmp(ns, c->libvirt_netns) != 0)
         agent_run(c->libvirt_netns, del, NULL);
+    /* The tap is gone first, so its rules never lapse while it can still carry frames. */
+    cleanup_free char *text = agent_fw_guest_del(t);
+    struct nubo_err err = {0};
+    if (text && agent_fw_apply(ns, text, &err) < 0)
+        log_warnx("tap %s: %s", t, err.msg);
 }
 
 static int connect_once(struct sockaddr_in *sa, int timeout_ms)
@@ -214,7 +239,7 @@ int agent_net_probe(const struct agent_config *c, const char *ip, const int64_t 
 {
     if (c->netns[0]) {
         char ns[AGENT_PATH_MAX];
-        bridge_ns_path(c, ns, sizeof(ns));
+        agent_net_bridge_ns_path(c, ns, sizeof(ns));
         cleanup_close int fd = open(ns, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
             return nubo_error(err, errno, "cannot enter network namespace %s", ns);

@@ -146,6 +146,7 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
             if (img) {
                 img->refs++;
                 in->img = img;
+                agent_instance_boot_rules(in); /* a guest still running is judged as it booted */
             }
         }
         agent_instance_rearm(ag, in);

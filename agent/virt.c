@@ -67,6 +67,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 static void virt_connect_try(struct agent *ag);
 static void virt_drop(struct agent *ag);
+static bool virt_tcg_rdseed(virConnectPtr c);
 
 static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -143,6 +144,7 @@ static void virt_connect_try(struct agent *ag)
         virt_schedule_reconnect(ag);
         return;
     }
+    v->tcg_rdseed = virt_tcg_rdseed(c);
     virConnectGetLibVersion(c, &v->lib_version);
     virConnectGetVersion(c, &v->hv_version);
     v->conn = c;
@@ -226,6 +228,23 @@ char *agent_xml_escape(const char *s)
     return out;
 }
 
+const char *agent_guest_cpu(enum agent_accel accel, bool rdseed)
+{
+    if (accel == AGENT_ACCEL_KVM)
+        return "host-passthrough";
+    return rdseed ? "qemu64+rdrand+rdseed" : "qemu64+rdrand";
+}
+
+/* Can this qemu emulate RDSEED under TCG? libvirt's domain capabilities say so: its host-model
+ * CPU for TCG lists the features TCG lacks as policy='disable' (qemu 7.2: rdseed). */
+static bool virt_tcg_rdseed(virConnectPtr c)
+{
+    cleanup_free char *caps = virConnectGetDomainCapabilities(c, NULL, "x86_64", "pc", "qemu", 0);
+    if (!caps)
+        return false;
+    return strstr(caps, "name='rdseed'") && !strstr(caps, "policy='disable' name='rdseed'");
+}
+
 char *agent_domain_xml(const struct agent_domain_spec *s)
 {
     cleanup_free char *uuid = agent_xml_escape(s->uuid);
@@ -235,8 +254,9 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *cmdline = agent_xml_escape(s->cmdline ? s->cmdline : "");
     cleanup_free char *console = agent_xml_escape(s->console_path);
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
+    cleanup_free char *mac = agent_xml_escape(s->mac ? s->mac : "");
     cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !env_file)
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac || !env_file)
         return NULL;
     /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
      * line then names only the file, never a value. */
@@ -246,18 +266,36 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
                  "  <sysinfo type='fwcfg'><entry name='" AGENT_FWCFG_ENV "' file='%s'/>"
                  "</sysinfo>\n",
                  env_file);
+    /* Multiboot kernels (Unikraft's qemu platform) get the pc machine, as kraftkit gives
+     * them: qemu 7.2's microvm firmware hands Unikraft a memory map it rejects, microvm has
+     * no ACPI PM1a block at 0x604 where Unikraft powers off, and no PCI for its virtio
+     * drivers. pc also carries the ISA pvpanic device Unikraft signals a crash on (0x505). */
+    bool pc = s->boot == AGENT_BOOT_MULTIBOOT;
+    const char *mmio = pc ? "" : "<address type='virtio-mmio'/>";
     char initrd_el[AGENT_PATH_MAX * 6 + 32] = "";
     if (initrd[0])
         snprintf(initrd_el, sizeof(initrd_el), "<initrd>%s</initrd>", initrd);
-    char net_el[512] = "";
+    char net_el[512] = "", mac_el[64] = "";
+    if (mac[0]) /* the guest's rules name this MAC (firewall.c) */
+        snprintf(mac_el, sizeof(mac_el), "<mac address='%s'/>", mac);
     if (tap[0])
         snprintf(net_el, sizeof(net_el),
-                 "    <interface type='ethernet'><target dev='%s' managed='no'/>"
-                 "<model type='virtio'/><address type='virtio-mmio'/></interface>\n",
-                 tap);
+                 "    <interface type='ethernet'>%s<target dev='%s' managed='no'/>"
+                 "<model type='virtio'/>%s</interface>\n",
+                 mac_el, tap, mmio);
+    /* The guest CPU: the host's under KVM; under TCG qemu64 plus the RNG instructions stock
+     * unikernels require (Unikraft's ukrandom refuses to start without RDRAND and RDSEED). */
+    char cpu_el[256];
+    if (s->accel == AGENT_ACCEL_KVM)
+        snprintf(cpu_el, sizeof(cpu_el), "  <cpu mode='host-passthrough'/>\n");
+    else
+        snprintf(cpu_el, sizeof(cpu_el),
+                 "  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>"
+                 "qemu64</model><feature policy='require' name='rdrand'/>%s</cpu>\n",
+                 s->rdseed ? "<feature policy='require' name='rdseed'/>" : "");
     char *xml = NULL;
-    /* microvm + direct kernel boot; acpi so a guest poweroff ends the domain; no USB, no
-     * balloon (microvm has no PCI); every device virtio-mmio; nothing probed per call. */
+    /* direct kernel boot; acpi so a guest poweroff ends the domain; no USB, no balloon
+     * (microvm has no PCI); on microvm every device virtio-mmio; nothing probed per call. */
     int n = asprintf(
         &xml,
         "<domain type='%s'>\n"
@@ -267,7 +305,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  <memory unit='MiB'>%lld</memory>\n"
         "  <vcpu>%lld</vcpu>\n"
         "%s"
-        "  <os><type arch='x86_64' machine='microvm'>hvm</type><kernel>%s</kernel>%s"
+        "  <os><type arch='x86_64' machine='%s'>hvm</type><kernel>%s</kernel>%s"
         "<cmdline>%s</cmdline></os>\n"
         "  <features><acpi/></features>\n"
         "%s"
@@ -278,18 +316,18 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "    <controller type='usb' model='none'/>\n"
         "    <memballoon model='none'/>\n"
         /* Entropy from the host: without it a Linux guest's python blocks ~1 s in getrandom. */
-        "    <rng model='virtio'><backend model='random'>/dev/urandom</backend>"
-        "<address type='virtio-mmio'/></rng>\n"
+        "    <rng model='virtio'><backend model='random'>/dev/urandom</backend>%s</rng>\n"
         "%s"
         "    <serial type='file'><source path='%s' append='on'/><target port='0'/></serial>\n"
         "    <console type='file'><source path='%s' append='on'/>"
         "<target type='serial' port='0'/></console>\n"
+        "%s"
         "  </devices>\n"
         "</domain>\n",
-        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node, (long long)s->memory_mb,
-        (long long)s->vcpus, sysinfo_el, kernel, initrd_el, cmdline,
-        s->accel == AGENT_ACCEL_KVM ? "  <cpu mode='host-passthrough'/>\n" : "", net_el, console,
-        console);
+        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
+        (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", kernel,
+        initrd_el, cmdline, cpu_el, mmio, net_el, console, console,
+        pc ? "    <panic model='isa'><address type='isa' iobase='0x505'/></panic>\n" : "");
     if (n < 0)
         return NULL;
     return xml;

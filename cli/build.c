@@ -549,6 +549,10 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
         .env = (const char *const *)env,
         .labels = (const char *const *)labels,
         .ref_name = res->ref,
+        /* the Dockerfile's USER, else the runtime's */
+        .user = dfr.user        ? dfr.user
+                : rinfo.user[0] ? rinfo.user
+                                : NULL,
     };
     struct nubo_image_info info = {0};
     if (nubo_oci_pack(&spec, layout, &info, err) < 0)

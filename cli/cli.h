@@ -137,8 +137,18 @@ void cli_kraftfile_free(struct cli_kraftfile *kf);
 
 /* ---- dockerfile.c: the subset nubo builds itself */
 enum cli_df_kind {
-    CLI_DF_FROM, CLI_DF_COPY, CLI_DF_ADD, CLI_DF_ENV, CLI_DF_WORKDIR, CLI_DF_CMD,
-    CLI_DF_ENTRYPOINT, CLI_DF_LABEL, CLI_DF_ARG, CLI_DF_RUN, CLI_DF_OTHER
+    CLI_DF_FROM,
+    CLI_DF_COPY,
+    CLI_DF_ADD,
+    CLI_DF_ENV,
+    CLI_DF_WORKDIR,
+    CLI_DF_CMD,
+    CLI_DF_ENTRYPOINT,
+    CLI_DF_LABEL,
+    CLI_DF_ARG,
+    CLI_DF_RUN,
+    CLI_DF_USER,
+    CLI_DF_OTHER
 };
 struct cli_df_instr {
     enum cli_df_kind kind;
@@ -163,6 +173,7 @@ struct cli_df_result {
     char **cmd;     /* ENTRYPOINT + CMD, NULL if neither */
     char **env;
     char **labels;
+    char *user; /* USER (the image's config.User), NULL if none */
 };
 void cli_df_result_free(struct cli_df_result *r);
 /* Line of the first instruction nubo cannot build itself (RUN, multi-stage, COPY --from,

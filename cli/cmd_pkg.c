@@ -17,21 +17,35 @@ static void pkg_usage(FILE *f)
 {
     fputs("usage: nubo pkg --kernel FILE [--initrd FILE] [--arg A]... [--env K=V]...\n"
           "                [--label K=V]... --output ORG/NAME:TAG [--oci-dir DIR] [--push]\n"
-          "                [--registry URL]\n",
+          "                [--user NAME[:GROUP]] [--registry URL]\n",
           f);
 }
 
 int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv)
 {
-    enum { OPT_KERNEL = 0x4000, OPT_INITRD, OPT_ARG, OPT_ENV, OPT_LABEL, OPT_OCI, OPT_PUSH };
-    static const struct option own[] = {
-        {"help", no_argument, NULL, 'h'},          {"kernel", required_argument, NULL, OPT_KERNEL},
-        {"initrd", required_argument, NULL, OPT_INITRD}, {"arg", required_argument, NULL, OPT_ARG},
-        {"env", required_argument, NULL, OPT_ENV}, {"label", required_argument, NULL, OPT_LABEL},
-        {"oci-dir", required_argument, NULL, OPT_OCI}, {"push", no_argument, NULL, OPT_PUSH},
-        {"name", required_argument, NULL, 'o'},    {NULL, 0, NULL, 0}};
+    enum {
+        OPT_KERNEL = 0x4000,
+        OPT_INITRD,
+        OPT_ARG,
+        OPT_ENV,
+        OPT_LABEL,
+        OPT_OCI,
+        OPT_PUSH,
+        OPT_USER
+    };
+    static const struct option own[] = {{"help", no_argument, NULL, 'h'},
+                                        {"kernel", required_argument, NULL, OPT_KERNEL},
+                                        {"initrd", required_argument, NULL, OPT_INITRD},
+                                        {"arg", required_argument, NULL, OPT_ARG},
+                                        {"env", required_argument, NULL, OPT_ENV},
+                                        {"label", required_argument, NULL, OPT_LABEL},
+                                        {"oci-dir", required_argument, NULL, OPT_OCI},
+                                        {"push", no_argument, NULL, OPT_PUSH},
+                                        {"name", required_argument, NULL, 'o'},
+                                        {"user", required_argument, NULL, OPT_USER},
+                                        {NULL, 0, NULL, 0}};
     struct option *opts = cli_opts_with_globals(own);
-    const char *kernel = NULL, *initrd = NULL, *output = NULL, *oci = NULL;
+    const char *kernel = NULL, *initrd = NULL, *output = NULL, *oci = NULL, *user = NULL;
     char **args = calloc(1, sizeof(char *)), **env = calloc(1, sizeof(char *)),
          **labels = calloc(1, sizeof(char *));
     bool push = false, has_args = false;
@@ -67,6 +81,9 @@ int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv)
             break;
         case OPT_PUSH:
             push = true;
+            break;
+        case OPT_USER:
+            user = optarg;
             break;
         case 'o':
             if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
@@ -113,7 +130,8 @@ int cmd_pkg(struct cli_ctx *ctx, int argc, char **argv)
                                    .cmd = has_args ? (const char *const *)args : NULL,
                                    .env = (const char *const *)env,
                                    .labels = (const char *const *)labels,
-                                   .ref_name = res.ref};
+                                   .ref_name = res.ref,
+                                   .user = user};
     struct nubo_image_info info = {0};
     if (nubo_oci_pack(&spec, layout, &info, &err) < 0) {
         rc = cli_fail(ctx, "pkg", &err);

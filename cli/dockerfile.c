@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "oci_image.h"
 #include "util.h"
 
 #define DF_MAX_BYTES (1u << 20)
@@ -41,6 +42,7 @@ void cli_df_result_free(struct cli_df_result *r)
     cli_strv_free(r->cmd);
     cli_strv_free(r->env);
     cli_strv_free(r->labels);
+    free(r->user);
     memset(r, 0, sizeof(*r));
 }
 
@@ -48,12 +50,24 @@ static const struct {
     const char *kw;
     enum cli_df_kind kind;
 } keywords[] = {
-    {"FROM", CLI_DF_FROM},   {"COPY", CLI_DF_COPY},         {"ADD", CLI_DF_ADD},
-    {"ENV", CLI_DF_ENV},     {"WORKDIR", CLI_DF_WORKDIR},   {"CMD", CLI_DF_CMD},
-    {"ENTRYPOINT", CLI_DF_ENTRYPOINT}, {"LABEL", CLI_DF_LABEL}, {"ARG", CLI_DF_ARG},
-    {"RUN", CLI_DF_RUN},     {"EXPOSE", CLI_DF_OTHER},      {"USER", CLI_DF_OTHER},
-    {"VOLUME", CLI_DF_OTHER}, {"STOPSIGNAL", CLI_DF_OTHER}, {"HEALTHCHECK", CLI_DF_OTHER},
-    {"SHELL", CLI_DF_OTHER}, {"ONBUILD", CLI_DF_OTHER},     {"MAINTAINER", CLI_DF_OTHER},
+    {"FROM", CLI_DF_FROM},
+    {"COPY", CLI_DF_COPY},
+    {"ADD", CLI_DF_ADD},
+    {"ENV", CLI_DF_ENV},
+    {"WORKDIR", CLI_DF_WORKDIR},
+    {"CMD", CLI_DF_CMD},
+    {"ENTRYPOINT", CLI_DF_ENTRYPOINT},
+    {"LABEL", CLI_DF_LABEL},
+    {"ARG", CLI_DF_ARG},
+    {"RUN", CLI_DF_RUN},
+    {"EXPOSE", CLI_DF_OTHER},
+    {"USER", CLI_DF_USER},
+    {"VOLUME", CLI_DF_OTHER},
+    {"STOPSIGNAL", CLI_DF_OTHER},
+    {"HEALTHCHECK", CLI_DF_OTHER},
+    {"SHELL", CLI_DF_OTHER},
+    {"ONBUILD", CLI_DF_OTHER},
+    {"MAINTAINER", CLI_DF_OTHER},
 };
 
 static int parse_instr(char *text, int line, const char *fname, struct cli_df_instr *in,
@@ -843,6 +857,18 @@ int cli_dockerfile_build(const struct cli_dockerfile *df, const char *context_di
         case CLI_DF_ARG:
             rc = pairs(&st, in, NULL, true, err);
             break;
+        case CLI_DF_USER: {
+            /* The guest's /init runs the app as this user (unprivileged when absent). */
+            cleanup_free char *u = in->args[0] && !in->args[1] ? expand(&st, in->args[0]) : NULL;
+            if (!u || !nubo_image_user_valid(u)) {
+                rc = nubo_error(err, 0, "%s:%d: USER takes one name[:group] or uid[:gid]", df->path,
+                                in->line);
+                break;
+            }
+            free(res->user);
+            res->user = steal_pointer(&u);
+            break;
+        }
         case CLI_DF_WORKDIR: {
             if (!in->args[0]) {
                 rc = nubo_error(err, 0, "%s:%d: WORKDIR needs a path", df->path, in->line);

@@ -25,6 +25,21 @@
 #define OCI_ARCH "x86_64"
 #define OCI_OS "kraftcloud"
 
+bool nubo_image_user_valid(const char *s)
+{
+    size_t n = strlen(s), colons = 0;
+    if (n == 0 || n > NUBO_IMAGE_USER_MAX || s[0] == ':' || s[n - 1] == ':')
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p == ':')
+            colons++;
+        else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
+            return false;
+    }
+    return colons <= 1;
+}
+
 void nubo_image_info_free(struct nubo_image_info *info)
 {
     if (!info)
@@ -369,6 +384,13 @@ int nubo_oci_pack(const struct nubo_image_spec *spec, const char *layout_dir,
         json_object_set_new(cfg_inner, "Env", strv_json(spec->env));
     if (json_object_size(labels))
         json_object_set(cfg_inner, "Labels", labels);
+    if (spec->user && spec->user[0]) {
+        if (!nubo_image_user_valid(spec->user))
+            return nubo_error(err, EINVAL,
+                              "user '%s': use name[:group] or uid[:gid] of [A-Za-z0-9_.-]",
+                              spec->user);
+        json_object_set_new(cfg_inner, "User", json_string(spec->user));
+    }
     cleanup_json json_t *config = json_pack("{s:s, s:s, s:o, s:{s:s, s:o}}", "architecture",
                                             OCI_ARCH, "os", OCI_OS, "config", cfg_inner, "rootfs",
                                             "type", "layers", "diff_ids", diff_ids);
@@ -549,11 +571,18 @@ static int config_to_info(const char *text, size_t len, const char *what,
     if (!json_is_object(c))
         return nubo_error(err, 0, "%s: image config is not JSON: %s", what, jerr.text);
     json_t *inner = json_object_get(c, "config");
+    const char *os = json_string_value(json_object_get(c, "os"));
+    snprintf(info->os, sizeof(info->os), "%s", os ? os : "");
     info->cmd = json_strv(json_object_get(inner, "Cmd"));
     info->env = json_strv(json_object_get(inner, "Env"));
     info->labels = json_labels(json_object_get(inner, "Labels"));
     if (!info->cmd || !info->env || !info->labels)
         return nubo_error(err, ENOMEM, "out of memory");
+    const char *user = json_string_value(json_object_get(inner, "User"));
+    if (user && user[0] && !nubo_image_user_valid(user))
+        return nubo_error(err, 0, "%s: image config User '%.64s' is not name[:group] or uid[:gid]",
+                          what, user);
+    snprintf(info->user, sizeof(info->user), "%s", user ? user : "");
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #ifndef NUBO_OCI_IMAGE_H
 #define NUBO_OCI_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,8 @@
 #define NUBO_PATH_INITRD "/unikraft/bin/initrd"
 
 /* What goes into an image. */
+#define NUBO_IMAGE_USER_MAX 64
+
 struct nubo_image_spec {
     const char *kernel_path;      /* required: ELF (PVH) or bzImage */
     const char *initrd_path;      /* optional: cpio (newc) */
@@ -23,6 +26,7 @@ struct nubo_image_spec {
     const char *const *env;       /* NULL-terminated "K=V", may be NULL */
     const char *const *labels;    /* NULL-terminated "K=V", may be NULL */
     const char *ref_name;         /* "acme/app:latest" for the annotations */
+    const char *user;             /* config.User ("name[:group]", "uid[:gid]"), may be NULL */
 };
 
 /* What a pulled or packed image says about itself (from its config and manifest). */
@@ -36,7 +40,12 @@ struct nubo_image_info {
     char **cmd;                   /* NULL-terminated, malloc'd */
     char **env;                   /* NULL-terminated, malloc'd */
     char **labels;                /* NULL-terminated "K=V", malloc'd */
+    char user[NUBO_IMAGE_USER_MAX + 1]; /* config.User, "" when the image declares none */
+    char os[32];                  /* config "os": the Unikraft platform for kraftkit images */
 };
+/* config.User as nubo passes it to a guest: name or uid, optionally ":" group or gid, of
+ * [A-Za-z0-9_.-] (no spaces or quotes: it travels on the kernel command line). */
+bool nubo_image_user_valid(const char *s);
 void nubo_image_info_free(struct nubo_image_info *info);
 
 /* Pack spec into an OCI image layout directory (oci-layout, index.json, blobs/sha256/…).

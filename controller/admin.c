@@ -169,7 +169,7 @@ static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
     ctl_node_gateway(n, gw);
     int64_t seen_ms = (nubo_mono_us() - n->last_seen_mono_us) / 1000;
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-                     "s:s, s:s, s:o, s:o, s:I}",
+                     "s:s, s:s, s:o, s:o, s:I, s:s}",
                      "status", "success", "uuid", n->row.uuid, "name", n->row.name, "metro",
                      n->row.metro, "state",
                      !n->ready ? "unavailable" : n->row.maintenance ? "maintenance" : "ready", "memory_mb",
@@ -180,7 +180,8 @@ static json_t *node_json(struct ctl_ctx *ctx, const struct ctl_node *n)
                      n->row.accel, "subnet", subnet, "gateway", gw, "agent_version",
                      n->row.agent_version, "qemu_version", n->row.qemu_version, "created_at",
                      pj_time_new(n->row.created_at_us), "registered_at",
-                     pj_time_new(n->row.registered_at_us), "last_seen_ms", (json_int_t)seen_ms);
+                     pj_time_new(n->row.registered_at_us), "last_seen_ms", (json_int_t)seen_ms,
+                     "guest_cpu", n->guest_cpu);
 }
 
 static int cmp_node(const void *a, const void *b)

@@ -348,6 +348,8 @@ static void do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
     row.registered_at_us = nubo_now_us();
     row.unavailable = false;
     ctl_token_new("node", token, row.token_hash);
+    char guest_cpu[NUBO_GUEST_CPU_MAX];
+    memcpy(guest_cpu, rq.guest_cpu, sizeof(guest_cpu));
 
     /* what the node no longer holds is no longer running there */
     size_t extra = 0;
@@ -412,6 +414,7 @@ static void do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri)
                  (long long)row.memory_mb, (long long)row.vcpus, row.accel);
     }
     node->last_seen_mono_us = nubo_mono_us();
+    memcpy(node->guest_cpu, guest_cpu, sizeof(node->guest_cpu));
     if (apply_reports(ctx, node, reps, nr, &err) < 0)
         log_warnx("node %s: register reports not applied: %s", row.name, err.msg);
     for (size_t i = 0; i < nr; i++)

@@ -80,6 +80,7 @@ struct ctl_svc;
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
+    char guest_cpu[NUBO_GUEST_CPU_MAX]; /* as last registered (not stored: re-sent on register) */
     uint32_t subnet_base;    /* pool + index * 256, host byte order */
     bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;

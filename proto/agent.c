@@ -266,6 +266,8 @@ json_t *nubo_register_req_encode(const struct nubo_register_req *r)
                   "agent_version", r->agent_version);
     if (o)
         json_object_set_new(o, "instances", encode_reports(r->instances, r->n_instances));
+    if (o && r->guest_cpu[0])
+        json_object_set_new(o, "guest_cpu", json_string(r->guest_cpu));
     return o;
 }
 
@@ -289,6 +291,7 @@ int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nu
         snprintf(out->accel, sizeof(out->accel), "tcg");
     if (strcmp(out->accel, "kvm") != 0 && strcmp(out->accel, "tcg") != 0)
         return nubo_error_http(err, 400, "accel: '%s' is not kvm or tcg", out->accel);
+    TRY(pj_str(j, "", "guest_cpu", false, out->guest_cpu, sizeof(out->guest_cpu), err));
     TRY(pj_str(j, "", "libvirt_version", false, out->libvirt_version, sizeof(out->libvirt_version),
                err));
     TRY(pj_str(j, "", "qemu_version", false, out->qemu_version, sizeof(out->qemu_version), err));

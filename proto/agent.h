@@ -90,12 +90,14 @@ struct nubo_status_report {
 };
 
 /* POST /agent/v1/register */
+#define NUBO_GUEST_CPU_MAX 48
 struct nubo_register_req {
     char name[NUBO_NAME_MAX + 1];
     char metro[NUBO_NAME_MAX + 1];
     int64_t memory_mb;
     int64_t vcpus;
     char accel[16]; /* "kvm" | "tcg" */
+    char guest_cpu[NUBO_GUEST_CPU_MAX]; /* "host-passthrough" | "qemu64+rdrand[+rdseed]" */
     char libvirt_version[NUBO_VERSION_STR_MAX];
     char qemu_version[NUBO_VERSION_STR_MAX];
     char agent_version[NUBO_VERSION_STR_MAX];

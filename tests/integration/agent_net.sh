@@ -10,14 +10,7 @@ t_need_root
 ag_need_bins
 t_need_libvirt
 command -v busybox >/dev/null || t_skip "busybox missing (busybox-static)"
-RT=${NUBO_AGENT_RUNTIME_DIR:-$NUBO_BUILD/guest/runtimes/base}
-[ -f "$RT/vmlinuz" ] && [ -f "$RT/initrd.cpio" ] \
-    || t_skip "base runtime not built ($RT; cmake --build \$build --target guest_runtime_base)"
-t_start_registry
-args=$(cat "$NUBO_SRC/guest/runtimes/kernel-args" 2>/dev/null || echo "console=ttyS0 quiet")
-base=$("$AG_PUSH" --registry "$T_REGISTRY_URL" --repo official/base --tag test \
-    --kernel "$RT/vmlinuz" --initrd "$RT/initrd.cpio" --label "org.nubo.kernel.args=$args") \
-    || t_fail "push base runtime"
+ag_base_runtime
 ag_config net
 ag_start
 

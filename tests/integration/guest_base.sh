@@ -43,11 +43,24 @@ boot() {
 }
 expect() { grep -qF -- "$2" "$T_TMP/$1.log" || t_fail "$1: expected '$2' in the console log"; }
 
-boot app 'env.vars=[ "GREETING=hello world" "N=42" ] -- /bin/sh -c "echo GREETING=[$GREETING] N=[$N] ARGS=[$0 $1]; exit 3" x y'
+boot app 'env.vars=[ "GREETING=hello world" "N=42" ] -- /bin/sh -c "echo GREETING=[$GREETING] N=[$N] ARGS=[$0 $1] UID=[$(busybox id -u)]; exit 3" x y'
 [ "$RC" = 0 ] || t_fail "app: qemu exited with $RC (poweroff should stop it)"
 expect app "NUBO_READY"
-expect app "GREETING=[hello world] N=[42] ARGS=[x y]"
+expect app "GREETING=[hello world] N=[42] ARGS=[x y] UID=[65534]"
+expect app "nubo-init: app user nobody (uid 65534, gid 65534)"
 expect app "NUBO_EXIT 3"
+
+# The app's user: the image's (nubo.user=, from config.User), never one smuggled in an env value.
+boot asroot 'nubo.user=root env.vars=["X=a nubo.user=nobody"] -- /bin/sh -c "echo UID=[$(busybox id -u)] GID=[$(busybox id -g)]"'
+expect asroot "UID=[0] GID=[0]"
+boot smuggle 'env.vars=["X=a nubo.user=root"] -- /bin/sh -c "echo UID=[$(busybox id -u)]"'
+expect smuggle "UID=[65534]"
+boot numeric 'nubo.user=1234:nogroup -- /bin/sh -c "echo UID=[$(busybox id -u)] GID=[$(busybox id -g)]"'
+expect numeric "UID=[1234] GID=[65534]"
+boot ghost 'nubo.user=ghost -- /bin/sh -c "echo RAN"'
+expect ghost "user 'ghost' is not in /etc/passwd"
+expect ghost "NUBO_EXIT 1"
+grep -q '^RAN' "$T_TMP/ghost.log" && t_fail "ghost: the app ran although its user does not exist"
 t_log "base boot ($(basename "$KERNEL"), qemu start -> NUBO_READY, microvm/TCG): ${READY_US} us"
 
 if [ "$KERNEL" != "$RT/vmlinuz" ]; then
@@ -105,7 +118,7 @@ ip -n "$T_NS" link set br0 up
 ip -n "$T_NS" link set tap0 up
 ip netns exec "$T_NS" "${QEMU[@]}" \
     -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-    -append "$KARGS netdev.ip=10.77.0.2/24:10.77.0.1:10.77.0.1 -- /bin/sh -c \"ping -c 1 -W 5 10.77.0.1 && echo GW_PING_OK; cat /etc/resolv.conf; sleep 120\"" \
+    -append "$KARGS nubo.user=root netdev.ip=10.77.0.2/24:10.77.0.1:10.77.0.1 -- /bin/sh -c \"ping -c 1 -W 5 10.77.0.1 && echo GW_PING_OK; cat /etc/resolv.conf; sleep 120\"" \
     > "$T_TMP/net.log" 2>&1 &
 NET_PID=$!
 t_track_pid "$NET_PID"

@@ -126,6 +126,20 @@ ag_image() {
         --label "org.nubo.kernel.args=testguest" "${@:4}"
 }
 
+# ag_base_runtime: start a registry and push the project's base runtime (a Linux guest) to it
+# as official/base:test; sets base to its reference (skips when the runtime is not built).
+ag_base_runtime() {
+    local rt=${NUBO_AGENT_RUNTIME_DIR:-$NUBO_BUILD/guest/runtimes/base}
+    [ -f "$rt/vmlinuz" ] && [ -f "$rt/initrd.cpio" ] \
+        || t_skip "base runtime not built ($rt; cmake --build \$build --target guest_runtime_base)"
+    t_start_registry
+    local args
+    args=$(cat "$NUBO_SRC/guest/runtimes/kernel-args" 2>/dev/null || echo "console=ttyS0 quiet")
+    base=$("$AG_PUSH" --registry "$T_REGISTRY_URL" --repo official/base --tag test \
+        --kernel "$rt/vmlinuz" --initrd "$rt/initrd.cpio" --label "org.nubo.kernel.args=$args") \
+        || t_fail "push base runtime"
+}
+
 # The registry's file holding a blob (distribution's filesystem layout).
 ag_blob_file() { local h=${1#sha256:}; echo "$T_TMP/registry/docker/registry/v2/blobs/sha256/${h:0:2}/$h/data"; }
 

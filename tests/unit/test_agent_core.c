@@ -160,15 +160,25 @@ static void test_cmdline(void **state)
     img.labels = labels;
     img.env = ienv;
     img.cmd = icmd;
+    img.linux_kernel = true;
     char *c = agent_build_cmdline(&a, &img, 2100000);
     assert_string_equal(c, "console=ttyS0 quiet tsc_early_khz=2100000 "
                            "netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
+                           "env.vars=[\"HOME=/\",\"PORT=8080\",\"MSG=say \\\"hi\\\"\"] "
+                           "-- /app \"two words\" \"\"");
+    free(c);
+    /* not Linux (a unikernel): the spaced array, and no Linux-only tsc_early_khz */
+    img.linux_kernel = false;
+    c = agent_build_cmdline(&a, &img, 2100000);
+    assert_string_equal(c, "console=ttyS0 quiet netdev.ip=10.64.3.7/24:10.64.3.1:10.64.3.1 "
                            "env.vars=[ \"HOME=/\" \"PORT=8080\" \"MSG=say \\\"hi\\\"\" ] "
                            "-- /app \"two words\" \"\"");
     free(c);
+    img.linux_kernel = true;
     /* no args given: the image's cmd; no ip, no env, no tsc */
     struct nubo_assignment b = {0};
     img.env = NULL;
+    img.linux_kernel = false;
     c = agent_build_cmdline(&b, &img, 0);
     assert_string_equal(c, "console=ttyS0 quiet -- /default");
     free(c);
@@ -196,6 +206,16 @@ static void test_cmdline(void **state)
     assert_int_equal(agent_build_env_file(&b, &(struct agent_image){0}, &data, &len), 0);
     assert_int_equal(len, 0);
     free(data);
+    /* the image's config.User reaches nubo's Linux /init; a unikernel is not told */
+    snprintf(img.user, sizeof(img.user), "root");
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 nubo.user=root -- /default");
+    free(c);
+    img.linux_kernel = false;
+    img.env = NULL;
+    c = agent_build_cmdline(&b, &img, 0);
+    assert_string_equal(c, "console=ttyS0 -- /default");
+    free(c);
 }
 
 static void test_domain_xml(void **state)
@@ -212,6 +232,7 @@ static void test_domain_xml(void **state)
         .cmdline = "-- </cmdline><devices><hostdev/></devices>",
         .console_path = "/s/console.log",
         .tap = "nt1234",
+        .mac = "02:6e:0a:40:01:02",
         .memory_mb = 128,
         .vcpus = 2,
         .accel = AGENT_ACCEL_TCG,
@@ -225,7 +246,8 @@ static void test_domain_xml(void **state)
     assert_non_null(strstr(x, "<features><acpi/></features>"));
     assert_non_null(strstr(x, "<controller type='usb' model='none'/>"));
     assert_non_null(strstr(x, "<memballoon model='none'/>"));
-    assert_non_null(strstr(x, "<target dev='nt1234' managed='no'/>"));
+    assert_non_null(strstr(x, "<interface type='ethernet'><mac address='02:6e:0a:40:01:02'/>"
+                              "<target dev='nt1234' managed='no'/>"));
     assert_non_null(strstr(x, "<address type='virtio-mmio'/>"));
     assert_non_null(strstr(x, "<on_crash>destroy</on_crash>"));
     assert_null(strstr(x, "<hostdev"));
@@ -236,6 +258,7 @@ static void test_domain_xml(void **state)
     s.initrd = NULL;
     x = agent_domain_xml(&s);
     assert_non_null(strstr(x, "<domain type='kvm'>"));
+    assert_non_null(strstr(x, "<cpu mode='host-passthrough'/>"));
     assert_null(strstr(x, "<interface"));
     assert_null(strstr(x, "<initrd>"));
     assert_null(strstr(x, "<sysinfo"));
@@ -245,6 +268,26 @@ static void test_domain_xml(void **state)
     x = agent_domain_xml(&s);
     assert_non_null(strstr(x, "<sysinfo type='fwcfg'><entry name='opt/org.nubo/env' "
                               "file='/s/inst/env&apos;&lt;x&gt;'/></sysinfo>"));
+    free(x);
+    /* a Multiboot kernel (Unikraft's qemu platform): pc, PCI virtio, pvpanic; TCG's CPU
+     * carries RDRAND, and RDSEED only where this qemu emulates it */
+    s.accel = AGENT_ACCEL_TCG;
+    s.boot = AGENT_BOOT_MULTIBOOT;
+    s.tap = "nt1234";
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "machine='pc'"));
+    assert_null(strstr(x, "virtio-mmio"));
+    assert_non_null(strstr(x, "<panic model='isa'><address type='isa' iobase='0x505'/></panic>"));
+    assert_non_null(strstr(x, "<model fallback='forbid'>qemu64</model>"
+                              "<feature policy='require' name='rdrand'/></cpu>"));
+    assert_null(strstr(x, "rdseed"));
+    free(x);
+    s.rdseed = true;
+    s.boot = AGENT_BOOT_PVH;
+    x = agent_domain_xml(&s);
+    assert_non_null(strstr(x, "machine='microvm'"));
+    assert_non_null(strstr(x, "<feature policy='require' name='rdseed'/>"));
+    assert_null(strstr(x, "<panic"));
     free(x);
 }
 
@@ -300,7 +343,8 @@ static void test_config(void **state)
                      "[controller]\nsocket = /run/c.sock\n"
                      "[libvirt]\naccel = tcg\nshutdown_timeout = 2s\n"
                      "[images]\ncache_size = 2Gi\n"
-                     "[network]\nbridge = br7\nnetns = ns7\n");
+                     "[network]\nbridge = br7\nnetns = ns7\negress = nat\n"
+                     "ingress_from = 192.0.2.7, 198.51.100.0/24\n");
     struct agent_config c;
     agent_config_defaults(&c);
     struct nubo_err err = {0};
@@ -314,6 +358,12 @@ static void test_config(void **state)
     assert_int_equal(c.cache_size_mb, 2048);
     assert_string_equal(c.bridge, "br7");
     assert_string_equal(c.netns, "ns7");
+    assert_int_equal(c.egress, AGENT_EGRESS_NAT);
+    assert_int_equal(c.n_ingress_from, 2);
+    assert_string_equal(c.ingress_from[0], "192.0.2.7/32");
+    assert_string_equal(c.ingress_from[1], "198.51.100.0/24");
+    agent_config_defaults(&c);
+    assert_int_equal(c.egress, AGENT_EGRESS_NONE); /* the default: guests reach nothing out */
 
     write_file(path, "[libvirt]\naccel = fast\n");
     agent_config_defaults(&c);
@@ -326,6 +376,12 @@ static void test_config(void **state)
     assert_int_equal(agent_config_load(&c, path, &err), -1);
     write_file(path, "[network]\nbridge = a-bridge-name-too-long\n");
     assert_int_equal(agent_config_load(&c, path, &err), -1);
+    write_file(path, "[network]\negress = open\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "use none or nat"));
+    write_file(path, "[network]\ningress_from = 10.0.0.0/33\n");
+    assert_int_equal(agent_config_load(&c, path, &err), -1);
+    assert_non_null(strstr(err.msg, "ingress_from"));
     unlink(path);
 }
 

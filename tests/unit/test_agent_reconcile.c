@@ -93,10 +93,17 @@ static int setup(void **state)
     assert_int_equal(nubo_mkdir_p(p, 0755, &err), 0);
     char k[300];
     snprintf(k, sizeof(k), "%s/kernel", p);
-    write_file(k, "not really a kernel");
+    /* A Linux boot header (so the agent would boot it) that speaks our console protocol. */
+    char kimg[0x300] = {0};
+    memcpy(kimg + 0x202, "HdrS", 4);
+    memcpy(kimg + 0x280, "NUBO_READY", 10);
+    FILE *kf = fopen(k, "w");
+    assert_non_null(kf);
+    assert_int_equal(fwrite(kimg, 1, sizeof(kimg), kf), sizeof(kimg));
+    fclose(kf);
     snprintf(k, sizeof(k), "%s/meta.json", p);
     write_file(k, "{\"has_initrd\":false,\"cmd\":[\"/app\"],\"env\":[],\"labels\":[],"
-                  "\"size_bytes\":19}");
+                  "\"size_bytes\":768}");
     f->peek = virConnectOpen("test:///default");
     assert_non_null(f->peek);
     agent_up(f);
@@ -385,8 +392,8 @@ static void write_kernel(const char *path)
 {
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    for (int i = 0; i < 512 * 1024; i++)
-        fputc('k', fp);
+    for (int i = 0; i < 512 * 1024; i++) /* a Linux boot header, so the agent boots it */
+        fputc(i >= 0x202 && i < 0x206 ? "HdrS"[i - 0x202] : 'k', fp);
     fclose(fp);
 }
 

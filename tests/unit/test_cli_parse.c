@@ -374,6 +374,7 @@ static void test_dockerfile_build(void **state)
                       "LABEL org.example.team=\"web team\"\n"
                       "ENTRYPOINT [\"/usr/bin/python3\"]\n"
                       "CMD [\"/src/server.py\"]\n"
+                      "USER $GREETING:nogroup\n"
                       "EXPOSE 8080\n",
                       &res, &err);
     if (rc < 0)
@@ -394,6 +395,7 @@ static void test_dockerfile_build(void **state)
     assert_string_equal(res.env[0], "APP_HOME=/app");
     assert_string_equal(res.env[1], "MSG=hej"); /* --build-arg beats the ARG default */
     assert_string_equal(res.labels[0], "org.example.team=web team");
+    assert_string_equal(res.user, "hej:nogroup"); /* becomes config.User */
     cli_df_result_free(&res);
 
     /* Bad input: one line naming the Dockerfile line. */
@@ -401,14 +403,18 @@ static void test_dockerfile_build(void **state)
         const char *text;
         const char *errpart;
     } bad[] = {
-        {"FROM scratch\nCOPY ./missing.py /src/\n", "Dockerfile:2: COPY ./missing.py: no such file in the build context"},
-        {"FROM scratch\nCOPY ../secret /s\n", "Dockerfile:2: COPY ../secret: the source is outside the build context"},
+        {"FROM scratch\nCOPY ./missing.py /src/\n",
+         "Dockerfile:2: COPY ./missing.py: no such file in the build context"},
+        {"FROM scratch\nCOPY ../secret /s\n",
+         "Dockerfile:2: COPY ../secret: the source is outside the build context"},
         {"FROM scratch\nCOPY link-out /s\n", "outside the build context"},
         {"FROM scratch\nCOPY /etc/passwd /p\n", "no such file in the build context"},
         {"FROM scratch\nADD https://example.com/x /x\n", "remote sources are not supported"},
         {"FROM scratch\nCOPY server.py\n", "needs a source and a destination"},
         {"FROM scratch\nCOPY --chmod=999 server.py /x\n", "--chmod"},
         {"FROM scratch\nRUN make\n", "Dockerfile:2: RUN needs buildah"},
+        {"FROM scratch\nUSER \"a b\"\n", "Dockerfile:2: USER takes one name[:group]"},
+        {"FROM scratch\nUSER a:b:c\n", "Dockerfile:2: USER takes one"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         nubo_err_clear(&err);

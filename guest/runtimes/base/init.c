@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,6 +315,161 @@ static void setup_env(const struct init_ctx *ctx)
 	fw_cfg_env();
 }
 
+/* ---- the app's user: the image's config.User (nubo.user= on the command line), else an
+ * unprivileged one, so raw sockets and the rest of root's powers are an explicit choice. */
+
+#define APP_DEFAULT_USER "nobody"
+#define APP_USER_MAX 64
+
+struct app_user {
+	uid_t uid;
+	gid_t gid;
+	char spec[APP_USER_MAX + 1];
+};
+
+/* The first nubo.user= token before `--`, outside quotes (an env value cannot smuggle one). */
+static int find_user_param(const char *line, char *out, size_t out_len)
+{
+	static const char key[] = "nubo.user=";
+	int quoted = 0;
+	for (const char *p = line; *p; p++) {
+		if (quoted) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				quoted = 0;
+			continue;
+		}
+		if (*p == '"') {
+			quoted = 1;
+			continue;
+		}
+		if (p != line && p[-1] != ' ' && p[-1] != '\t')
+			continue;
+		if (p[0] == '-' && p[1] == '-' && (p[2] == ' ' || p[2] == '\0'))
+			return 0;
+		if (strncmp(p, key, sizeof(key) - 1) == 0) {
+			const char *v = p + sizeof(key) - 1;
+			size_t n = strcspn(v, " \t");
+			if (n == 0 || n >= out_len)
+				return 0;
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* Field 3 (and 4) of the line of NAME in an /etc/passwd-style file; static libc has no NSS. */
+static int lookup_id(const char *file, const char *name, long *id, long *id2)
+{
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return -1;
+	char line[512];
+	int found = -1;
+	size_t nlen = strlen(name);
+	while (found < 0 && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, nlen) != 0 || line[nlen] != ':')
+			continue;
+		const char *p = strchr(line + nlen + 1, ':'); /* past the password field */
+		if (!p)
+			break;
+		char *end;
+		*id = strtol(p + 1, &end, 10);
+		if (end == p + 1 || *end != ':')
+			break;
+		if (id2) {
+			*id2 = strtol(end + 1, &end, 10);
+			if (*end != ':')
+				break;
+		}
+		found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* "name", "uid", "name:group", "uid:gid" (and mixes), as OCI's config.User. */
+static int resolve_user(const char *spec, struct app_user *u)
+{
+	char buf[APP_USER_MAX + 1];
+	snprintf(u->spec, sizeof(u->spec), "%s", spec);
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *group = strchr(buf, ':');
+	if (group)
+		*group++ = '\0';
+	long uid = -1, gid = -1;
+	if (all_digits(buf)) {
+		uid = strtol(buf, NULL, 10);
+		gid = uid; /* a bare uid gets the group of the same number, never root's */
+	} else if (lookup_id("/etc/passwd", buf, &uid, &gid) < 0) {
+		say("nubo-init: user '%s' is not in /etc/passwd", buf);
+		return -1;
+	}
+	if (group && all_digits(group)) {
+		gid = strtol(group, NULL, 10);
+	} else if (group && lookup_id("/etc/group", group, &gid, NULL) < 0) {
+		say("nubo-init: group '%s' is not in /etc/group", group);
+		return -1;
+	}
+	if (uid < 0 || uid > 0x7fffffffL || gid < 0 || gid > 0x7fffffffL) {
+		say("nubo-init: user '%s' is out of range", spec);
+		return -1;
+	}
+	u->uid = (uid_t)uid;
+	u->gid = (gid_t)gid;
+	return 0;
+}
+
+static int app_user_from_cmdline(const char *line, struct app_user *u)
+{
+	char spec[APP_USER_MAX + 1];
+	if (!find_user_param(line, spec, sizeof(spec)))
+		snprintf(spec, sizeof(spec), "%s", APP_DEFAULT_USER);
+	if (resolve_user(spec, u) == 0)
+		return 0;
+	if (strcmp(spec, APP_DEFAULT_USER) == 0) {
+		/* an image without the runtime's /etc/passwd: the conventional nobody */
+		u->uid = 65534;
+		u->gid = 65534;
+		return 0;
+	}
+	return -1;
+}
+
+/* The guest is the app's alone: low ports and ICMP echo sockets need no privilege (raw and
+ * packet sockets still do). */
+static void allow_unprivileged_net(void)
+{
+	write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+	write_file("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+}
+
+/* In the app's child, before exec. */
+static int drop_privileges(const struct app_user *u)
+{
+	if (u->uid == 0)
+		return 0;
+	if (setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)
+		return -1;
+	/* setuid from root to non-root is irreversible: make sure it was */
+	if (setuid(0) == 0)
+		return -1;
+	return 0;
+}
+
 static void read_cmdline(struct init_ctx *ctx)
 {
 	ctx->line[0] = '\0';
@@ -485,6 +641,15 @@ int main(int argc, char **argv)
 		app_argv[i] = (char *)ctx.cmd.argv[i];
 	app_argv[ctx.cmd.argc] = NULL;
 
+	struct app_user user;
+	if (app_user_from_cmdline(ctx.line, &user) < 0) {
+		say("nubo-init: cannot run the app as '%s' (the image's user)", user.spec);
+		power_off(1);
+	}
+	allow_unprivileged_net();
+	say("nubo-init: app user %s (uid %u, gid %u)", user.spec, (unsigned)user.uid,
+	    (unsigned)user.gid);
+
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -501,6 +666,10 @@ int main(int argc, char **argv)
 		setsid();
 		/* The console as controlling terminal, so shells and signals behave. */
 		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+		if (drop_privileges(&user) < 0) {
+			say("nubo-init: cannot switch to uid %u: %s", (unsigned)user.uid, strerror(errno));
+			_exit(126);
+		}
 		execvp(app_argv[0], app_argv);
 		int e = errno;
 		struct stat st;
