@@ -85,7 +85,7 @@ def load_spec(specs, name, seen=()):
         die(f"{path}: {e}")
     allowed = {"description", "version", "tags", "answers", "base", "kernel", "modules", "packages",
                "keep", "drop", "from_deps", "files", "links", "dirs", "concat", "pycompile",
-               "cmd", "env", "ports", "labels", "memory_mb"}
+               "cmd", "env", "ports", "labels", "memory_mb", "user"}
     for k in spec:
         if k not in allowed:
             die(f"{path}: unknown key '{k}' (known: {', '.join(sorted(allowed))})")
@@ -635,6 +635,8 @@ class Builder:
         args = []
         for c in self.effective(spec, "cmd", []):
             args += ["--arg", c]
+        if self.effective(spec, "user", ""):
+            args += ["--user", self.effective(spec, "user", "")]
         for k, v in sorted(self.effective(spec, "env", {}).items()):
             args += ["--env", f"{k}={v}"]
         labels = {"org.nubo.runtime": name, "org.nubo.runtime.version": spec.get("version", "")}
