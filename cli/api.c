@@ -1,5 +1,6 @@
 /* The controller's REST API (Unikraft Cloud v1 envelope) from the CLI: one request, one
- * bounded JSON answer, one-line errors that say what to do. */
+ * bounded JSON answer, one-line errors that say what to do. The envelope is read with
+ * proto's client half (nubo_envelope_*). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,13 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     }
     json_error_t jerr;
     json_t *j = text ? json_loadb(text, rs.len, 0, &jerr) : NULL;
-    const char *msg = json_string_value(json_object_get(j, "message"));
+    char msg[NUBO_ERR_MSG_MAX];
+    nubo_envelope_message(j, msg, sizeof(msg));
     if (status == 401 || status == 403) {
         nubo_error_http(err, (int)status,
                         "the nubo API at %s refused the token (HTTP %ld%s%s): run 'nubo login "
                         "--api %s --token TOKEN' or set NUBO_TOKEN",
-                        ctx->api_url, status, msg ? ": " : "", msg ? msg : "", ctx->api_url);
+                        ctx->api_url, status, msg[0] ? ": " : "", msg, ctx->api_url);
         json_decref(j);
         return -1;
     }
@@ -65,42 +67,13 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
                                "%s %s: the API at %s answered HTTP %ld without a JSON envelope",
                                method, path, ctx->api_url, status);
     }
-    const char *st = json_string_value(json_object_get(j, "status"));
-    bool failed = status >= 400 || (st && (strcmp(st, "error") == 0 || strcmp(st, "failure") == 0));
-    if (failed) {
-        /* Prefer the first item's message: it names the object. */
-        json_t *data = json_object_get(j, "data");
-        const char *imsg = NULL;
-        const char *k;
-        json_t *v;
-        json_object_foreach(data, k, v)
-        {
-            json_t *it = json_array_get(v, 0);
-            imsg = json_string_value(json_object_get(it, "message"));
-            if (imsg)
-                break;
-        }
-        nubo_error_http(err, status >= 400 ? (int)status : 400, "%s", imsg ? imsg : msg ? msg
-                        : "the API reported an error without a message");
+    if (status >= 400 || nubo_envelope_failed(j)) {
+        /* the first item's message names the object */
+        nubo_error_http(err, status >= 400 ? (int)status : 400, "%s",
+                        msg[0] ? msg : "the API reported an error without a message");
         json_decref(j);
         return -1;
     }
     *out = j;
     return 0;
-}
-
-json_t *cli_api_items(json_t *env, const char *collection)
-{
-    json_t *v = json_object_get(json_object_get(env, "data"), collection);
-    return json_is_array(v) ? v : NULL;
-}
-
-const char *cli_item_error(json_t *item)
-{
-    const char *st = json_string_value(json_object_get(item, "status"));
-    if (st && strcmp(st, "error") == 0) {
-        const char *m = json_string_value(json_object_get(item, "message"));
-        return m ? m : "failed";
-    }
-    return NULL;
 }

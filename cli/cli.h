@@ -9,8 +9,11 @@
 
 #include <jansson.h>
 
+#include "api.h"
+#include "cluster.h"
 #include "error.h"
 #include "registry.h"
+#include "service.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
@@ -19,6 +22,8 @@
 #define CLI_DEFAULT_API "http://127.0.0.1:7060"
 #define CLI_DEFAULT_REGISTRY "http://127.0.0.1:5000"
 #define CLI_API_BODY_MAX (16u << 20)
+/* Service groups or certificates one list decodes (a group is ~7 KiB decoded). */
+#define CLI_MAX_GROUPS 4096
 
 enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
 
@@ -70,10 +75,9 @@ void cli_notice(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format
  * parsed envelope. A top-level "error" status, HTTP >= 400 or no answer -> -1, one line. */
 int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
             json_t **out, struct nubo_err *err);
-/* Borrow data.<collection> when it is an array, else NULL. */
-json_t *cli_api_items(json_t *env, const char *collection);
-/* Per-item error text or NULL when the item succeeded. */
-const char *cli_item_error(json_t *item);
+/* cli_api, then borrow data.<collection> (nubo_envelope_items): *resp owns *items. */
+int cli_api_list(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                 const char *collection, json_t **resp, json_t **items, struct nubo_err *err);
 
 /* ---- parse.c */
 struct cli_port {
@@ -84,7 +88,8 @@ struct cli_port {
 /* "443:8080/http+tls", "443:8080" (adds 80:443/http+redirect), "8080". Appends to ports
  * (max 16); n in/out. */
 int cli_parse_port(const char *s, struct cli_port *ports, int *n, int max, struct nubo_err *err);
-json_t *cli_ports_json(const struct cli_port *ports, int n);
+/* The parsed ports as proto's published ports (handler names to bits). */
+void cli_ports_proto(const struct cli_port *ports, int n, struct nubo_ingress_port *out);
 /* "K=V" into obj; "K" alone takes the value from the environment. */
 int cli_parse_env(const char *s, json_t *obj, struct nubo_err *err);
 /* Shell-like split of a command string (quotes, backslashes). NULL-terminated, malloc'd. */
@@ -93,13 +98,14 @@ void cli_strv_free(char **v);
 size_t cli_strv_len(char *const *v);
 int cli_strv_push(char ***v, const char *s);
 
-/* ---- render.c (pure: JSON in, text out; golden-tested) */
+/* ---- render.c (pure: proto's types in, text out; golden-tested) */
 /* "45 seconds ago", "3 minutes ago", "2 hours ago", "5 days ago" */
 void cli_time_ago(int64_t then_us, int64_t now_us, char *out, size_t size);
 /* go-humanize style SI bytes: "77 MB", "7.7 MB", "512 B" */
 void cli_human_bytes(uint64_t b, char *out, size_t size);
-/* Stop reason bits as "FUPAK" with '-' for unset bits plus a few words. */
-void cli_stop_reason(int64_t reason, json_t *inst, char *out, size_t size);
+/* Stop reason bits as "FUPAK" with '-' for unset bits plus a few words; inst (may be NULL)
+ * adds its exit code and message. */
+void cli_stop_reason(int64_t reason, const struct nubo_instance *inst, char *out, size_t size);
 
 struct cli_table;
 struct cli_table *cli_table_new(const char *const *headers);
@@ -107,15 +113,19 @@ void cli_table_add(struct cli_table *t, const char *const *cells);
 void cli_table_print(struct cli_table *t, FILE *f);
 void cli_table_free(struct cli_table *t);
 
-void cli_render_instances(FILE *f, json_t *items, int64_t now_us);
-void cli_render_images(FILE *f, json_t *items);
-void cli_render_nodes(FILE *f, json_t *items, int64_t now_us);
-void cli_render_metros(FILE *f, json_t *items);
-void cli_render_services(FILE *f, json_t *items, int64_t now_us);
+void cli_render_instances(FILE *f, const struct nubo_instance *v, size_t n, int64_t now_us);
+void cli_render_images(FILE *f, const struct nubo_image *v, size_t n);
+void cli_render_nodes(FILE *f, const struct nubo_node *v, size_t n, int64_t now_us);
+void cli_render_metros(FILE *f, const struct nubo_metro *v, size_t n);
+void cli_render_services(FILE *f, const struct nubo_svc_group *v, size_t n, int64_t now_us);
+void cli_render_certificates(FILE *f, const struct nubo_certificate *v, size_t n,
+                             int64_t now_us);
 /* The "[●] Deployed successfully!" tree for one instance (as GET returns it). color adds
  * ANSI colours to the title. prog names the CLI in the logs hint. */
-void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog);
-/* "key: value" lines for one object (images get, instances get ...). */
+void cli_render_deploy_tree(FILE *f, const struct nubo_instance *in, bool color,
+                            const char *prog);
+/* "key: value" lines for one object, keys sorted (images get, instances get ...); takes the
+ * object as proto's encoder writes it. */
 void cli_render_object(FILE *f, json_t *obj);
 void cli_print_json(FILE *f, json_t *j);
 
@@ -237,6 +247,19 @@ int cli_cache_dir(char *out, size_t size, struct nubo_err *err);
 /* Where pkg/build keep the layout for repo:tag unless --oci-dir says otherwise. */
 int cli_default_layout(const char *repo, const char *tag, char *out, size_t size,
                        struct nubo_err *err);
+
+/* ---- cmd_common.c: what the object subcommands share */
+/* Parse only the global flags (and -h); positional args stay in argv[optind..]. */
+int cli_simple_opts(struct cli_ctx *ctx, const char *cmd, int argc, char **argv, bool *help);
+/* Shows what a get or list answered (decode with proto, render); -1 with err when the answer
+ * does not decode. */
+typedef int (*cli_show_fn)(struct cli_ctx *ctx, json_t *j, struct nubo_err *err);
+/* `<cmd> list`: GET path, then data.<collection> as JSON (-o json) or through render. */
+int cli_list(struct cli_ctx *ctx, const char *cmd, const char *path, const char *collection,
+             cli_show_fn render);
+/* `<cmd> get|rm WHO` for services and certificates: one reference, one item back. */
+int cli_get_or_remove(struct cli_ctx *ctx, const char *cmd, const char *path,
+                      const char *collection, bool get, const char *who, cli_show_fn show);
 
 /* ---- subcommands */
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);

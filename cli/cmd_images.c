@@ -25,41 +25,31 @@ static void qualify(struct cli_ctx *ctx, const char *in, char *out, size_t size)
         snprintf(out, size, "%s/%s", ctx->org, in);
 }
 
+static int show_images(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
+{
+    struct nubo_image *v;
+    size_t n;
+    if (nubo_image_list_decode(items, NUBO_AGENT_MAX_INSTANCES, &v, &n, err) < 0)
+        return nubo_error_wrap(err, "the API's images");
+    cli_render_images(ctx->o, v, n);
+    nubo_image_list_free(v, n);
+    return 0;
+}
+
 int cmd_images(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option own[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    struct option *opts = cli_opts_with_globals(own);
     struct nubo_err err = {0};
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h" CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
-        if (c == 'h') {
-            free(opts);
-            usage(ctx->o);
-            return 0;
-        }
-        int r = cli_global_opt(ctx, c, optarg, &err);
-        if (r <= 0) {
-            free(opts);
-            return cli_usage(ctx, "images", "%s", r < 0 ? err.msg : cli_unknown_flag(ctx, argc, argv));
-        }
-    }
-    free(opts);
-    const char *sub = optind < argc ? argv[optind++] : "list";
-    if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
-        json_t *resp = NULL;
-        if (cli_api(ctx, "GET", "/v1/images", NULL, &resp, &err) < 0)
-            return cli_fail(ctx, "images list", &err);
-        json_t *items = cli_api_items(resp, "images");
-        json_t *empty = json_array();
-        if (ctx->out == CLI_OUT_JSON)
-            cli_print_json(ctx->o, items ? items : empty);
-        else
-            cli_render_images(ctx->o, items ? items : empty);
-        json_decref(empty);
-        json_decref(resp);
+    bool help;
+    int rc = cli_simple_opts(ctx, "images", argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        usage(ctx->o);
         return 0;
     }
+    const char *sub = optind < argc ? argv[optind++] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
+        return cli_list(ctx, "images list", "/v1/images", "images", show_images);
     bool get = !strcmp(sub, "get");
     bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete") ||
               !strcmp(sub, "del");
@@ -73,31 +63,40 @@ int cmd_images(struct cli_ctx *ctx, int argc, char **argv)
     struct nubo_image_ref ref;
     if (nubo_image_ref_parse(full, &ref, &err) < 0)
         return cli_usage(ctx, "images", "%s", err.msg);
-    char plain[600];
+    char plain[NUBO_IMAGE_REF_MAX];
     nubo_image_ref_format(&ref, plain, sizeof(plain));
 
     if (get) {
-        json_t *body = json_pack("{s:s}", ref.digest[0] ? "digest" : "tag", plain);
-        json_t *resp = NULL;
-        int rc = cli_api(ctx, "GET", "/v1/images", body, &resp, &err);
+        struct nubo_image_query q = {0};
+        snprintf(ref.digest[0] ? q.digest : q.tag, sizeof(q.tag), "%s", plain);
+        json_t *body = nubo_image_query_encode(&q);
+        json_t *resp, *items;
+        rc = cli_api_list(ctx, "GET", "/v1/images", body, "images", &resp, &items, &err);
         json_decref(body);
         if (rc < 0)
             return cli_fail(ctx, "images get", &err);
-        json_t *items = cli_api_items(resp, "images");
         json_t *it = json_array_get(items, 0);
-        const char *ie = cli_item_error(it);
-        if (!it || ie) {
-            nubo_error(&err, 0, "image %s: %s", plain, ie ? ie : "not known to the controller "
-                       "(push it with 'nubo build' or 'nubo push')");
-            json_decref(resp);
-            return cli_fail(ctx, "images get", &err);
-        }
-        if (ctx->out == CLI_OUT_JSON)
+        struct nubo_item_status st = {.ok = false};
+        struct nubo_image im;
+        if (it && nubo_item_status_decode(it, &st, &err) < 0)
+            rc = nubo_error_wrap(&err, "image %s: the API's answer", plain);
+        else if (!it || !st.ok)
+            rc = nubo_error(&err, 0, "image %s: %s", plain,
+                            it ? st.message
+                               : "not known to the controller (push it with 'nubo build' or "
+                                 "'nubo push')");
+        else if (ctx->out == CLI_OUT_JSON)
             cli_print_json(ctx->o, it);
-        else
-            cli_render_object(ctx->o, it);
+        else if (nubo_image_decode(it, &im, &err) < 0)
+            rc = nubo_error_wrap(&err, "image %s: the API's answer", plain);
+        else {
+            json_t *j = nubo_image_encode(&im);
+            cli_render_object(ctx->o, j);
+            json_decref(j);
+            nubo_image_free(&im);
+        }
         json_decref(resp);
-        return 0;
+        return rc < 0 ? cli_fail(ctx, "images get", &err) : 0;
     }
 
     /* rm: resolve the tag to its digest and delete the manifest in the registry. */

@@ -1,4 +1,5 @@
 /* nubo instances list|get|start|stop|rm|logs [-f]|wait --until STATE. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,42 +23,53 @@ static void usage(FILE *f)
           f);
 }
 
-static json_t *ref_item(const char *who)
+/* The body of a batch call: one item of the given kind per name. */
+static json_t *batch_body(const struct nubo_item *items, int n, enum nubo_item_kind kind)
 {
-    return json_pack("{s:s}", nubo_uuid_valid(who) ? "uuid" : "name", who);
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, nubo_item_encode(&items[i], kind));
+    return a;
 }
 
-/* Batch call with one item per name; prints per-item failures; returns exit code. */
+/* Batch call with one item per name; prints per-item failures; returns exit code. ok[i]
+ * (when given) says whether item i succeeded. */
 static int batch(struct cli_ctx *ctx, const char *cmd, const char *method, const char *path,
-                 json_t *body, const char *verb, json_t **resp_out)
+                 const struct nubo_item *refs, int n, enum nubo_item_kind kind,
+                 char *const *names, const char *verb, json_t **resp_out, bool *ok)
 {
     struct nubo_err err = {0};
-    json_t *resp = NULL;
-    if (cli_api(ctx, method, path, body, &resp, &err) < 0)
+    json_t *resp, *items;
+    json_t *body = batch_body(refs, n, kind);
+    int rc = cli_api_list(ctx, method, path, body, "instances", &resp, &items, &err);
+    json_decref(body);
+    if (rc < 0)
         return cli_fail(ctx, cmd, &err);
-    json_t *items = cli_api_items(resp, "instances");
-    int rc = 0;
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it)
     {
-        const char *ie = cli_item_error(it);
-        const char *name = json_string_value(json_object_get(it, "name"));
-        if (!name)
-            name = json_string_value(json_object_get(it, "uuid"));
-        if (!name)
-            name = json_string_value(json_object_get(json_array_get(body, i), "name"));
-        if (!name)
-            name = "?";
-        if (ie) {
-            fprintf(ctx->e, "%s %s: %s: %s\n", ctx->prog, cmd, name, ie);
+        struct nubo_item_status st;
+        if (nubo_item_status_decode(it, &st, &err) < 0) {
+            nubo_error_wrap(&err, "the API's answer");
+            json_decref(resp);
+            return cli_fail(ctx, cmd, &err);
+        }
+        const char *name = st.name[0]   ? st.name
+                           : st.uuid[0] ? st.uuid
+                           : i < (size_t)n ? names[i]
+                                          : "?";
+        if (ok && i < (size_t)n)
+            ok[i] = st.ok;
+        if (!st.ok) {
+            fprintf(ctx->e, "%s %s: %s: %s\n", ctx->prog, cmd, name, st.message);
             rc = CLI_EXIT_FAIL;
         } else if (verb && ctx->out != CLI_OUT_JSON && !ctx->quiet) {
             fprintf(ctx->o, "%s %s\n", verb, name);
         }
     }
     if (ctx->out == CLI_OUT_JSON && verb)
-        cli_print_json(ctx->o, items ? items : json_object_get(resp, "data"));
+        cli_print_json(ctx->o, items);
     if (resp_out)
         *resp_out = resp;
     else
@@ -68,42 +80,41 @@ static int batch(struct cli_ctx *ctx, const char *cmd, const char *method, const
 static int do_logs(struct cli_ctx *ctx, const char *who, bool follow)
 {
     struct nubo_err err = {0};
-    int64_t offset = 0;
+    struct nubo_item ref;
+    nubo_item_ref(&ref, who);
+    ref.offset = 0;
+    ref.limit = NUBO_API_LOG_MAX_LIMIT;
     for (;;) {
-        json_t *item = ref_item(who);
-        json_object_set_new(item, "offset", json_integer(offset));
-        json_object_set_new(item, "limit", json_integer(16383));
-        json_t *body = json_pack("[o]", item);
-        json_t *resp = NULL;
-        int rc = cli_api(ctx, "GET", "/v1/instances/log", body, &resp, &err);
+        json_t *body = batch_body(&ref, 1, NUBO_ITEM_LOG);
+        json_t *resp, *items;
+        int rc = cli_api_list(ctx, "GET", "/v1/instances/log", body, "instances", &resp, &items,
+                              &err);
         json_decref(body);
         if (rc < 0)
             return cli_fail(ctx, "instances logs", &err);
-        json_t *it = json_array_get(cli_api_items(resp, "instances"), 0);
-        const char *ie = cli_item_error(it);
-        if (ie || !it) {
-            nubo_error(&err, 0, "%s: %s", who, ie ? ie : "no log in the answer");
-            json_decref(resp);
+        json_t *it = json_array_get(items, 0);
+        struct nubo_item_status st = {.ok = false};
+        struct nubo_log_window lw = {0};
+        if (it == NULL)
+            rc = nubo_error(&err, 0, "%s: no log in the answer", who);
+        else if (nubo_item_status_decode(it, &st, &err) < 0 ||
+                 (st.ok && nubo_log_window_decode(it, &lw, &err) < 0))
+            rc = nubo_error_wrap(&err, "%s: the API's answer", who);
+        else if (!st.ok)
+            rc = nubo_error(&err, 0, "%s: %s", who, st.message);
+        json_decref(resp);
+        if (rc < 0) {
+            nubo_log_window_free(&lw);
             return cli_fail(ctx, "instances logs", &err);
         }
-        const char *b64 = json_string_value(json_object_get(it, "output"));
-        size_t len = 0;
-        unsigned char *data = b64 ? nubo_base64_decode(b64, &len) : NULL;
-        if (data && len)
-            fwrite(data, 1, len, ctx->o);
-        free(data);
+        if (lw.len)
+            fwrite(lw.data, 1, lw.len, ctx->o);
         fflush(ctx->o);
-        json_t *range = json_object_get(it, "range");
-        json_t *avail = json_object_get(it, "available");
-        int64_t end = json_integer_value(json_object_get(range, "end"));
-        int64_t avail_end = json_integer_value(json_object_get(avail, "end"));
-        if (!json_object_get(range, "end"))
-            end = offset + (int64_t)len;
-        const char *state = json_string_value(json_object_get(it, "state"));
-        bool stopped = state && strcmp(state, "stopped") == 0;
-        json_decref(resp);
-        bool more = end < avail_end && end > offset;
-        offset = end;
+        int64_t end = lw.has_range ? lw.range_end : ref.offset + (int64_t)lw.len;
+        bool stopped = lw.state == NUBO_STATE_STOPPED;
+        bool more = end < lw.available_end && end > ref.offset;
+        nubo_log_window_free(&lw);
+        ref.offset = end;
         if (more)
             continue;
         if (!follow || stopped)
@@ -112,6 +123,44 @@ static int do_logs(struct cli_ctx *ctx, const char *who, bool follow)
         struct timespec ts = {0, 500 * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* `instances get`: each instance that came back, as proto shows it. */
+static int show_instances(struct cli_ctx *ctx, json_t *items, const bool *ok, int n)
+{
+    size_t i;
+    json_t *it;
+    bool first = true;
+    json_array_foreach(items, i, it)
+    {
+        if (i >= (size_t)n || !ok[i])
+            continue;
+        struct nubo_instance in;
+        struct nubo_err err = {0};
+        if (nubo_instance_decode(it, &in, &err) < 0) {
+            nubo_error_wrap(&err, "the API's instance");
+            return cli_fail(ctx, "instances get", &err);
+        }
+        if (!first)
+            fputc('\n', ctx->o);
+        first = false;
+        json_t *j = nubo_instance_encode(&in, true);
+        cli_render_object(ctx->o, j);
+        json_decref(j);
+        nubo_instance_free(&in);
+    }
+    return 0;
+}
+
+static int show_list(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
+{
+    struct nubo_instance *v;
+    size_t n;
+    if (nubo_instance_list_decode(items, NUBO_AGENT_MAX_INSTANCES, &v, &n, err) < 0)
+        return nubo_error_wrap(err, "the API's instances");
+    cli_render_instances(ctx->o, v, n, nubo_now_us());
+    nubo_instance_list_free(v, n);
+    return 0;
 }
 
 int cmd_instances(struct cli_ctx *ctx, int argc, char **argv)
@@ -195,99 +244,77 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv)
     int nnames = argc - optind;
     char **names = argv + optind;
 
-    if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
-        json_t *resp = NULL;
-        if (cli_api(ctx, "GET", "/v1/instances", NULL, &resp, &err) < 0)
-            return cli_fail(ctx, "instances list", &err);
-        json_t *items = cli_api_items(resp, "instances");
-        json_t *empty = json_array();
-        if (ctx->out == CLI_OUT_JSON)
-            cli_print_json(ctx->o, items ? items : empty);
-        else
-            cli_render_instances(ctx->o, items ? items : empty, nubo_now_us());
-        json_decref(empty);
-        json_decref(resp);
-        return 0;
-    }
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
+        return cli_list(ctx, "instances list", "/v1/instances", "instances", show_list);
     if (nnames == 0)
         return cli_usage(ctx, "instances", "%s needs at least one instance name or uuid", sub);
-    json_t *body = json_array();
+    if (nnames > NUBO_API_MAX_ITEMS)
+        return cli_usage(ctx, "instances", "at most %d instances at once", NUBO_API_MAX_ITEMS);
+    struct nubo_item *refs = calloc((size_t)nnames, sizeof(*refs));
+    bool *ok = calloc((size_t)nnames, sizeof(*ok));
+    if (refs == NULL || ok == NULL) {
+        free(refs);
+        free(ok);
+        nubo_error(&err, ENOMEM, "out of memory");
+        return cli_fail(ctx, "instances", &err);
+    }
     for (int i = 0; i < nnames; i++)
-        json_array_append_new(body, ref_item(names[i]));
+        nubo_item_ref(&refs[i], names[i]);
     int rc;
     if (!strcmp(sub, "get")) {
         json_t *resp = NULL;
-        rc = batch(ctx, "instances get", "GET", "/v1/instances", body, NULL, &resp);
-        json_t *items = cli_api_items(resp, "instances");
-        if (ctx->out == CLI_OUT_JSON)
-            cli_print_json(ctx->o, items);
-        else {
-            size_t i;
-            json_t *it;
-            json_array_foreach(items, i, it)
-            {
-                if (cli_item_error(it))
-                    continue;
-                if (i)
-                    fputc('\n', ctx->o);
-                cli_render_object(ctx->o, it);
-            }
+        rc = batch(ctx, "instances get", "GET", "/v1/instances", refs, nnames, NUBO_ITEM_REF,
+                   names, NULL, &resp, ok);
+        json_t *items;
+        if (resp && nubo_envelope_items(resp, "instances", &items, NULL) == 0) {
+            if (ctx->out == CLI_OUT_JSON)
+                cli_print_json(ctx->o, items);
+            else if (show_instances(ctx, items, ok, nnames) != 0)
+                rc = CLI_EXIT_FAIL;
         }
         json_decref(resp);
     } else if (!strcmp(sub, "start") || !strcmp(sub, "str")) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(body, i, it)
-            if (wait)
-                json_object_set_new(it, "wait_timeout_ms", json_integer(timeout_ms > 0 ? timeout_ms : 60000));
-        rc = batch(ctx, "instances start", "PUT", "/v1/instances/start", body, "started", NULL);
+        for (int i = 0; i < nnames; i++)
+            refs[i].wait_timeout_ms = wait ? (timeout_ms > 0 ? timeout_ms : 60000) : 0;
+        rc = batch(ctx, "instances start", "PUT", "/v1/instances/start", refs, nnames,
+                   NUBO_ITEM_START, names, "started", NULL, NULL);
     } else if (!strcmp(sub, "stop") || !strcmp(sub, "st")) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(body, i, it)
-        {
-            if (force)
-                json_object_set_new(it, "force", json_true());
-            if (drain_ms)
-                json_object_set_new(it, "drain_timeout_ms", json_integer(drain_ms));
+        for (int i = 0; i < nnames; i++) {
+            refs[i].force = force;
+            refs[i].drain_timeout_ms = drain_ms;
         }
-        rc = batch(ctx, "instances stop", "PUT", "/v1/instances/stop", body, "stopping", NULL);
+        rc = batch(ctx, "instances stop", "PUT", "/v1/instances/stop", refs, nnames,
+                   NUBO_ITEM_STOP, names, "stopping", NULL, NULL);
         if (rc == 0 && wait) {
-            json_array_foreach(body, i, it)
-            {
-                json_object_del(it, "force");
-                json_object_del(it, "drain_timeout_ms");
-                json_object_set_new(it, "state", json_string("stopped"));
-                json_object_set_new(it, "timeout_ms", json_integer(timeout_ms));
+            for (int i = 0; i < nnames; i++) {
+                refs[i].state = NUBO_STATE_STOPPED;
+                refs[i].timeout_ms = timeout_ms;
             }
-            rc = batch(ctx, "instances stop", "GET", "/v1/instances/wait", body, NULL, NULL);
+            rc = batch(ctx, "instances stop", "GET", "/v1/instances/wait", refs, nnames,
+                       NUBO_ITEM_WAIT, names, NULL, NULL, NULL);
         }
     } else if (!strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete") ||
                !strcmp(sub, "del")) {
-        rc = batch(ctx, "instances rm", "DELETE", "/v1/instances", body, "removed", NULL);
+        rc = batch(ctx, "instances rm", "DELETE", "/v1/instances", refs, nnames, NUBO_ITEM_REF,
+                   names, "removed", NULL, NULL);
     } else if (!strcmp(sub, "logs") || !strcmp(sub, "log")) {
-        if (nnames != 1) {
-            json_decref(body);
-            return cli_usage(ctx, "instances", "logs takes exactly one instance");
-        }
-        rc = do_logs(ctx, names[0], follow);
+        rc = nnames != 1 ? cli_usage(ctx, "instances", "logs takes exactly one instance")
+                         : do_logs(ctx, names[0], follow);
     } else if (!strcmp(sub, "wait")) {
         if (!until[0]) {
-            json_decref(body);
-            return cli_usage(ctx, "instances", "wait needs --until STATE");
+            rc = cli_usage(ctx, "instances", "wait needs --until STATE");
+        } else {
+            for (int i = 0; i < nnames; i++) {
+                nubo_state_parse(until, &refs[i].state);
+                refs[i].timeout_ms = timeout_ms;
+            }
+            rc = batch(ctx, "instances wait", "GET", "/v1/instances/wait", refs, nnames,
+                       NUBO_ITEM_WAIT, names, until, NULL, NULL);
         }
-        size_t i;
-        json_t *it;
-        json_array_foreach(body, i, it)
-        {
-            json_object_set_new(it, "state", json_string(until));
-            json_object_set_new(it, "timeout_ms", json_integer(timeout_ms));
-        }
-        rc = batch(ctx, "instances wait", "GET", "/v1/instances/wait", body, until, NULL);
     } else {
-        json_decref(body);
-        return cli_usage(ctx, "instances", "unknown subcommand '%s'", sub);
+        rc = cli_usage(ctx, "instances", "unknown subcommand '%s'", sub);
     }
-    json_decref(body);
+    free(refs);
+    free(ok);
     return rc;
 }

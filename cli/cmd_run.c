@@ -1,5 +1,6 @@
 /* nubo run: create instance(s) through POST /v1/instances, wait with the API's wait endpoint,
  * print the deploy tree. The create+wait+print flow is shared with nubo deploy. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,121 +74,149 @@ int cli_run_opt(struct cli_run_opts *o, int opt, const char *arg, struct nubo_er
 
 json_t *cli_run_request(struct cli_ctx *ctx, const struct cli_run_opts *o)
 {
-    json_t *r = json_object();
-    json_object_set_new(r, "image", json_string(o->image));
-    json_object_set_new(r, "autostart", json_boolean(o->start));
-    if (o->name[0])
-        json_object_set_new(r, "name", json_string(o->name));
-    if (o->memory_mb)
-        json_object_set_new(r, "memory_mb", json_integer(o->memory_mb));
-    if (o->vcpus)
-        json_object_set_new(r, "vcpus", json_integer(o->vcpus));
-    if (o->replicas)
-        json_object_set_new(r, "replicas", json_integer(o->replicas));
-    if (json_object_size(o->env))
-        json_object_set(r, "env", o->env);
-    if (o->has_args) {
-        json_t *a = json_array();
-        for (size_t i = 0; o->args && o->args[i]; i++)
-            json_array_append_new(a, json_string(o->args[i]));
-        json_object_set_new(r, "args", a);
-    }
+    struct nubo_create_req r;
+    nubo_create_req_init(&r);
+    /* 0 leaves memory and vCPUs to the platform's defaults */
+    r.memory_mb = o->memory_mb;
+    r.vcpus = o->vcpus;
+    r.autostart = o->start;
+    r.replicas = o->replicas;
+    snprintf(r.image, sizeof(r.image), "%s", o->image);
+    snprintf(r.name, sizeof(r.name), "%s", o->name);
+    snprintf(r.metro, sizeof(r.metro), "%s", ctx->metro);
     if (o->restart[0])
-        json_object_set_new(r, "restart_policy", json_string(o->restart));
-    if (ctx->metro[0])
-        json_object_set_new(r, "metro", json_string(ctx->metro));
+        nubo_restart_policy_parse(o->restart, &r.restart_policy);
+    r.has_args = o->has_args;
+    r.args = o->args;
+    r.n_args = cli_strv_len(o->args);
+    /* the -e flags, in the order given */
+    struct nubo_kv env[NUBO_AGENT_MAX_ENV];
+    const char *k;
+    json_t *v;
+    json_object_foreach(o->env, k, v)
+    {
+        if (r.n_env < NUBO_AGENT_MAX_ENV)
+            env[r.n_env++] = (struct nubo_kv){(char *)k, (char *)json_string_value(v)};
+    }
+    r.env = env;
+    struct nubo_svc_create_req sg;
     if (o->n_ports) {
         /* An inline (ephemeral) service group, as the platform's CLI sends for -p. */
-        json_object_set_new(r, "service_group",
-                            json_pack("{s:o}", "services", cli_ports_json(o->ports, o->n_ports)));
-        json_t *dp = json_array();
+        nubo_svc_create_req_init(&sg);
+        cli_ports_proto(o->ports, o->n_ports, sg.ports);
+        sg.n_ports = (size_t)o->n_ports;
+        r.service_group = &sg;
         for (int i = 0; i < o->n_ports; i++) {
             bool dup = false;
-            for (int k = 0; k < i; k++)
-                dup |= o->ports[k].destination_port == o->ports[i].destination_port;
+            for (int k2 = 0; k2 < i; k2++)
+                dup |= o->ports[k2].destination_port == o->ports[i].destination_port;
             /* 80:443/redirect points at the LB's own 443, not at the app. */
-            bool redirect = false;
-            for (int h = 0; h < o->ports[i].n_handlers; h++)
-                redirect |= strcmp(o->ports[i].handlers[h], "redirect") == 0;
-            if (!dup && !redirect)
-                json_array_append_new(dp, json_integer(o->ports[i].destination_port));
+            if (!dup && !(sg.ports[i].handlers & NUBO_HANDLER_REDIRECT) &&
+                r.n_service_ports < NUBO_AGENT_MAX_PORTS)
+                r.service_ports[r.n_service_ports++] = o->ports[i].destination_port;
         }
-        json_object_set_new(r, "service_ports", dp);
     }
-    return r;
+    /* r borrows everything above: encode, do not free */
+    return nubo_create_req_encode(&r);
+}
+
+/* The first item of an instances answer: its status, or why there is none. */
+static int first_status(json_t *items, const char *what, struct nubo_item_status *st,
+                        struct nubo_err *err)
+{
+    json_t *it = json_array_get(items, 0);
+    if (it == NULL)
+        return nubo_error(err, 0, "the API %s nothing", what);
+    if (nubo_item_status_decode(it, st, err) < 0)
+        return nubo_error_wrap(err, "the API's answer");
+    return 0;
 }
 
 int cli_run_create(struct cli_ctx *ctx, const struct cli_run_opts *o, struct nubo_err *err)
 {
     json_t *req = cli_run_request(ctx, o);
-    json_t *resp = NULL;
-    int rc = cli_api(ctx, "POST", "/v1/instances", req, &resp, err);
+    json_t *resp, *items;
+    int rc = cli_api_list(ctx, "POST", "/v1/instances", req, "instances", &resp, &items, err);
     json_decref(req);
     if (rc < 0)
         return -1;
-    json_t *items = cli_api_items(resp, "instances");
-    if (!items || json_array_size(items) == 0) {
+    struct nubo_item_status st;
+    if (first_status(items, "created", &st, err) < 0) {
         json_decref(resp);
-        return nubo_error(err, 0, "the API created nothing for image %s", o->image);
+        return nubo_error_wrap(err, "creating an instance of %s", o->image);
     }
-    const char *ie = cli_item_error(json_array_get(items, 0));
-    if (ie) {
-        nubo_error(err, 0, "creating an instance of %s: %s", o->image, ie);
+    if (!st.ok) {
+        nubo_error(err, 0, "creating an instance of %s: %s", o->image, st.message);
         json_decref(resp);
         return -1;
     }
     /* Wait with the API's own wait endpoint: one blocking call, bounded by timeout_ms. */
-    json_t *refs = json_array();
+    size_t n = json_array_size(items), n_refs = 0;
+    struct nubo_item *refs = calloc(n + 1, sizeof(*refs));
+    if (refs == NULL) {
+        json_decref(resp);
+        return nubo_error(err, ENOMEM, "out of memory");
+    }
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it)
     {
-        const char *uuid = json_string_value(json_object_get(it, "uuid"));
-        if (uuid)
-            json_array_append_new(refs, json_pack("{s:s}", "uuid", uuid));
+        if (nubo_item_status_decode(it, &st, NULL) == 0 && st.uuid[0]) {
+            nubo_item_init(&refs[n_refs]);
+            memcpy(refs[n_refs++].uuid, st.uuid, sizeof(st.uuid));
+        }
     }
     json_decref(resp);
     bool wait_failed = false;
     if (o->start) {
-        json_t *wbody = json_deep_copy(refs);
-        json_array_foreach(wbody, i, it)
-        {
-            json_object_set_new(it, "state", json_string("running"));
-            json_object_set_new(it, "timeout_ms", json_integer(o->timeout_ms));
+        json_t *wbody = json_array();
+        for (i = 0; i < n_refs; i++) {
+            refs[i].state = NUBO_STATE_RUNNING;
+            refs[i].timeout_ms = o->timeout_ms;
+            json_array_append_new(wbody, nubo_item_encode(&refs[i], NUBO_ITEM_WAIT));
         }
-        json_t *wresp = NULL;
+        json_t *wresp, *witems;
         struct nubo_err werr = {0};
-        if (cli_api(ctx, "GET", "/v1/instances/wait", wbody, &wresp, &werr) < 0)
+        if (cli_api_list(ctx, "GET", "/v1/instances/wait", wbody, "instances", &wresp, &witems,
+                         &werr) < 0)
             wait_failed = true;
         else {
-            json_array_foreach(cli_api_items(wresp, "instances"), i, it)
-                wait_failed |= cli_item_error(it) != NULL;
+            json_array_foreach(witems, i, it)
+                wait_failed |= nubo_item_status_decode(it, &st, NULL) < 0 || !st.ok;
+            json_decref(wresp);
         }
         json_decref(wbody);
-        json_decref(wresp);
     }
-    json_t *gresp = NULL;
-    rc = cli_api(ctx, "GET", "/v1/instances", refs, &gresp, err);
-    json_decref(refs);
+    json_t *gbody = json_array();
+    for (i = 0; i < n_refs; i++)
+        json_array_append_new(gbody, nubo_item_encode(&refs[i], NUBO_ITEM_REF));
+    free(refs);
+    json_t *gresp, *got;
+    rc = cli_api_list(ctx, "GET", "/v1/instances", gbody, "instances", &gresp, &got, err);
+    json_decref(gbody);
     if (rc < 0)
         return nubo_error_wrap(err, "reading back the new instance");
-    json_t *got = cli_api_items(gresp, "instances");
-    json_t *first = json_array_get(got, 0);
+    struct nubo_instance first;
+    if (json_array_size(got) == 0 || nubo_instance_decode(json_array_get(got, 0), &first, err) < 0) {
+        if (json_array_size(got) == 0)
+            nubo_error(err, 0, "the API lost the new instance");
+        json_decref(gresp);
+        return nubo_error_wrap(err, "reading back the new instance");
+    }
     /* One instance prints as an object (scripts read .uuid), replicas as the array. */
     if (ctx->out == CLI_OUT_JSON)
-        cli_print_json(ctx->o, json_array_size(got) == 1 ? first : got);
+        cli_print_json(ctx->o, json_array_size(got) == 1 ? json_array_get(got, 0) : got);
     else
-        cli_render_deploy_tree(ctx->o, first, ctx->tty, ctx->prog);
-    const char *state = json_string_value(json_object_get(first, "state"));
-    bool online = state && (!strcmp(state, "running") || !strcmp(state, "standby") ||
-                            (!o->start && !strcmp(state, "stopped")));
+        cli_render_deploy_tree(ctx->o, &first, ctx->tty, ctx->prog);
+    enum nubo_state state = first.state;
+    bool online = state == NUBO_STATE_RUNNING || state == NUBO_STATE_STANDBY ||
+                  (!o->start && state == NUBO_STATE_STOPPED);
     rc = 0;
-    if (o->start && (!online || wait_failed)) {
+    if (o->start && (!online || wait_failed))
         rc = nubo_error(err, 0, "instance %s is %s, not running: see 'nubo instances logs %s'",
-                        json_string_value(json_object_get(first, "name")) ?: "?",
-                        state ? state : "unknown",
-                        json_string_value(json_object_get(first, "name")) ?: "?");
-    }
+                        first.name[0] ? first.name : "?", nubo_state_name(state),
+                        first.name[0] ? first.name : "?");
+    nubo_instance_free(&first);
     json_decref(gresp);
     return rc;
 }

@@ -158,18 +158,15 @@ int cli_parse_port(const char *s, struct cli_port *ports, int *n, int max, struc
     return 0;
 }
 
-json_t *cli_ports_json(const struct cli_port *ports, int n)
+void cli_ports_proto(const struct cli_port *ports, int n, struct nubo_ingress_port *out)
 {
-    json_t *a = json_array();
     for (int i = 0; i < n; i++) {
-        json_t *h = json_array();
+        out[i].port = ports[i].port;
+        out[i].destination_port = ports[i].destination_port;
+        out[i].handlers = 0;
         for (int k = 0; k < ports[i].n_handlers; k++)
-            json_array_append_new(h, json_string(ports[i].handlers[k]));
-        json_array_append_new(a, json_pack("{s:i, s:i, s:o}", "port", ports[i].port,
-                                           "destination_port", ports[i].destination_port,
-                                           "handlers", h));
+            out[i].handlers |= nubo_handler_parse(ports[i].handlers[k]);
     }
-    return a;
 }
 
 int cli_parse_env(const char *s, json_t *obj, struct nubo_err *err)

@@ -1,5 +1,5 @@
-/* Renderers: JSON objects from the API in, aligned tables and the deploy tree out. Pure
- * functions of their input (and "now"), so golden tests can pin their output. */
+/* Renderers: the API's objects as proto/ types in, aligned tables and the deploy tree out.
+ * Pure functions of their input (and "now"), so golden tests can pin their output. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +67,7 @@ void cli_human_bytes(uint64_t b, char *out, size_t size)
         snprintf(out, size, "%.0f %s", r, u[i]);
 }
 
-void cli_stop_reason(int64_t reason, json_t *inst, char *out, size_t size)
+void cli_stop_reason(int64_t reason, const struct nubo_instance *inst, char *out, size_t size)
 {
     char flags[6] = "-----";
     const char letters[] = "FUPAK";
@@ -88,13 +88,10 @@ void cli_stop_reason(int64_t reason, json_t *inst, char *out, size_t size)
     else
         what = "unknown";
     int n = snprintf(out, size, "%s %s", flags, what);
-    json_t *ec = json_object_get(inst, "exit_code");
-    if (json_is_integer(ec) && n > 0 && (size_t)n < size)
-        n += snprintf(out + n, size - (size_t)n, " (exit code %" JSON_INTEGER_FORMAT ")",
-                      json_integer_value(ec));
-    const char *msg = json_string_value(json_object_get(inst, "message"));
-    if (msg && *msg && n > 0 && (size_t)n < size)
-        snprintf(out + n, size - (size_t)n, ": %s", msg);
+    if (inst && inst->has_exit_code && n > 0 && (size_t)n < size)
+        n += snprintf(out + n, size - (size_t)n, " (exit code %" PRId64 ")", inst->exit_code);
+    if (inst && inst->message && *inst->message && n > 0 && (size_t)n < size)
+        snprintf(out + n, size - (size_t)n, ": %s", inst->message);
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -167,76 +164,49 @@ void cli_table_free(struct cli_table *t)
     free(t);
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static void join_strs(json_t *arr, char *out, size_t size)
+static void join_strs(char *const *v, size_t n_v, char *out, size_t size)
 {
     out[0] = '\0';
-    size_t i, n = 0;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (!s)
-            continue;
-        int k = snprintf(out + n, size - n, "%s%s", n ? " " : "", s);
+    size_t n = 0;
+    for (size_t i = 0; i < n_v; i++) {
+        int k = snprintf(out + n, size - n, "%s%s", n ? " " : "", v[i]);
         if (k < 0 || (size_t)k >= size - n)
             break;
         n += (size_t)k;
     }
 }
 
-static int64_t created_us(json_t *o)
+static const char *first_domain(const struct nubo_instance *in)
 {
-    int64_t us = 0;
-    const char *c = json_string_value(json_object_get(o, "created_at"));
-    if (c && nubo_time_parse_iso8601(c, &us) == 0)
-        return us;
-    return 0;
+    const struct nubo_svc_group *sg = in->service_group;
+    return sg && sg->n_domains ? sg->domains[0].fqdn : "";
 }
 
-static const char *first_domain(json_t *inst)
-{
-    json_t *sg = json_object_get(inst, "service_group");
-    json_t *d0 = json_array_get(json_object_get(sg, "domains"), 0);
-    const char *f = json_string_value(json_object_get(d0, "fqdn"));
-    if (!f)
-        f = json_string_value(json_object_get(d0, "name"));
-    return f ? f : "";
-}
-
-void cli_render_instances(FILE *f, json_t *items, int64_t now_us)
+void cli_render_instances(FILE *f, const struct nubo_instance *v, size_t n, int64_t now_us)
 {
     static const char *const h[] = {"NAME",   "FQDN", "STATE", "CREATED AT", "IMAGE",
                                     "MEMORY", "ARGS", "BOOT TIME", NULL};
     struct cli_table *t = cli_table_new(h);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    for (size_t i = 0; i < n; i++) {
+        const struct nubo_instance *it = &v[i];
         char created[64], image[600], mem[32], args[1024], boot[32];
-        cli_time_ago(created_us(it), now_us, created, sizeof(created));
+        cli_time_ago(it->created_at_us, now_us, created, sizeof(created));
         /* The digest is long; the list shows where it starts, the get shows it whole. */
-        snprintf(image, sizeof(image), "%s", jstr(it, "image"));
+        snprintf(image, sizeof(image), "%s", it->image);
         char *at = strstr(image, "@sha256:");
         if (at)
             strcpy(at, "@sha256...");
-        json_int_t m = json_integer_value(json_object_get(it, "memory_mb"));
-        if (m > 0)
-            snprintf(mem, sizeof(mem), "%" JSON_INTEGER_FORMAT " MiB", m);
+        if (it->memory_mb > 0)
+            snprintf(mem, sizeof(mem), "%" PRId64 " MiB", it->memory_mb);
         else
             mem[0] = '\0';
-        join_strs(json_object_get(it, "args"), args, sizeof(args));
-        json_int_t bt = json_integer_value(json_object_get(it, "boot_time_us"));
-        if (bt > 0)
-            snprintf(boot, sizeof(boot), "%" JSON_INTEGER_FORMAT "us", bt);
+        join_strs(it->args, it->n_args, args, sizeof(args));
+        /* µs here, ms in the deploy tree: the seed prints both that way */
+        if (it->boot_time_us > 0)
+            snprintf(boot, sizeof(boot), "%" PRId64 "us", it->boot_time_us);
         else
             snprintf(boot, sizeof(boot), "-");
-        const char *row[] = {jstr(it, "name"), first_domain(it), jstr(it, "state"), created,
+        const char *row[] = {it->name, first_domain(it), nubo_state_name(it->state), created,
                              image, mem, args, boot, NULL};
         cli_table_add(t, row);
     }
@@ -244,36 +214,27 @@ void cli_render_instances(FILE *f, json_t *items, int64_t now_us)
     cli_table_free(t);
 }
 
-void cli_render_images(FILE *f, json_t *items)
+void cli_render_images(FILE *f, const struct nubo_image *v, size_t n)
 {
     static const char *const h[] = {"IMAGE", "TAG", "SIZE", NULL};
     struct cli_table *t = cli_table_new(h);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    for (size_t i = 0; i < n; i++) {
+        const struct nubo_image *it = &v[i];
         char size[32];
-        cli_human_bytes((uint64_t)json_integer_value(json_object_get(it, "size_in_bytes")), size,
-                        sizeof(size));
-        json_t *tags = json_object_get(it, "tags");
-        if (json_array_size(tags) == 0) {
+        cli_human_bytes((uint64_t)it->size_in_bytes, size, sizeof(size));
+        if (it->n_tags == 0) {
             char repo[512];
-            snprintf(repo, sizeof(repo), "%s", jstr(it, "url"));
+            snprintf(repo, sizeof(repo), "%s", it->url);
             char *at = strchr(repo, '@');
             if (at)
                 *at = '\0';
-            if (!repo[0])
-                snprintf(repo, sizeof(repo), "%s", jstr(it, "digest"));
             const char *row[] = {repo, "<none>", size, NULL};
             cli_table_add(t, row);
             continue;
         }
-        size_t k;
-        json_t *tag;
-        json_array_foreach(tags, k, tag)
-        {
+        for (size_t k = 0; k < it->n_tags; k++) {
             char repo[512];
-            snprintf(repo, sizeof(repo), "%s", json_string_value(tag) ? json_string_value(tag) : "");
+            snprintf(repo, sizeof(repo), "%s", it->tags[k]);
             char *slash = strrchr(repo, '/');
             char *colon = strrchr(slash ? slash : repo, ':');
             const char *tg = "latest";
@@ -289,104 +250,108 @@ void cli_render_images(FILE *f, json_t *items)
     cli_table_free(t);
 }
 
-static void count_or_len(json_t *v, char *out, size_t size)
-{
-    if (json_is_array(v))
-        snprintf(out, size, "%zu", json_array_size(v));
-    else if (json_is_integer(v))
-        snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else
-        snprintf(out, size, "-");
-}
-
-void cli_render_nodes(FILE *f, json_t *items, int64_t now_us)
+void cli_render_nodes(FILE *f, const struct nubo_node *v, size_t n, int64_t now_us)
 {
     static const char *const h[] = {"NAME", "METRO", "STATE", "ACCEL", "MEMORY", "VCPUS",
                                     "INSTANCES", "CREATED AT", NULL};
     struct cli_table *t = cli_table_new(h);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    for (size_t i = 0; i < n; i++) {
+        const struct nubo_node *it = &v[i];
         char mem[32], vcpus[32], inst[32], created[64];
-        json_int_t m = json_integer_value(json_object_get(it, "memory_mb"));
-        snprintf(mem, sizeof(mem), m ? "%" JSON_INTEGER_FORMAT " MiB" : "-", m);
-        count_or_len(json_object_get(it, "vcpus"), vcpus, sizeof(vcpus));
-        json_t *in = json_object_get(it, "instances");
-        if (!in)
-            in = json_object_get(it, "instance_count");
-        count_or_len(in, inst, sizeof(inst));
-        cli_time_ago(created_us(it), now_us, created, sizeof(created));
-        const char *row[] = {jstr(it, "name"), jstr(it, "metro"), jstr(it, "state"),
-                             jstr(it, "accel"), mem, vcpus, inst, created, NULL};
+        if (it->memory_mb)
+            snprintf(mem, sizeof(mem), "%" PRId64 " MiB", it->memory_mb);
+        else
+            snprintf(mem, sizeof(mem), "-");
+        snprintf(vcpus, sizeof(vcpus), "%" PRId64, it->vcpus);
+        snprintf(inst, sizeof(inst), "%" PRId64, it->instances);
+        cli_time_ago(it->created_at_us, now_us, created, sizeof(created));
+        const char *row[] = {it->name, it->metro, it->state, it->accel, mem, vcpus, inst,
+                             created, NULL};
         cli_table_add(t, row);
     }
     cli_table_print(t, f);
     cli_table_free(t);
 }
 
-void cli_render_metros(FILE *f, json_t *items)
+void cli_render_metros(FILE *f, const struct nubo_metro *v, size_t n)
 {
     static const char *const h[] = {"NAME", "NODES", "ENDPOINT", NULL};
     struct cli_table *t = cli_table_new(h);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    for (size_t i = 0; i < n; i++) {
         char nodes[32];
-        count_or_len(json_object_get(it, "nodes"), nodes, sizeof(nodes));
-        const char *name = jstr(it, "name");
-        if (!*name)
-            name = jstr(it, "iata_code");
-        const char *row[] = {name, nodes, jstr(it, "endpoint"), NULL};
+        snprintf(nodes, sizeof(nodes), "%" PRId64, v[i].nodes);
+        const char *row[] = {v[i].name, nodes, v[i].endpoint, NULL};
         cli_table_add(t, row);
     }
     cli_table_print(t, f);
     cli_table_free(t);
 }
 
-static void services_text(json_t *svcs, char *out, size_t size)
+static void services_text(const struct nubo_svc_group *g, char *out, size_t size)
 {
     out[0] = '\0';
-    size_t n = 0, i;
-    json_t *s;
-    json_array_foreach(svcs, i, s)
-    {
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_ports; i++) {
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } hn[] = {{NUBO_HANDLER_HTTP, "http"}, {NUBO_HANDLER_TLS, "tls"},
+                  {NUBO_HANDLER_REDIRECT, "redirect"}};
         char hs[64] = "";
-        size_t k, hn = 0;
-        json_t *h;
-        json_array_foreach(json_object_get(s, "handlers"), k, h)
-        {
-            int w = snprintf(hs + hn, sizeof(hs) - hn, "%s%s", hn ? "+" : "",
-                             json_string_value(h) ? json_string_value(h) : "");
-            if (w > 0 && (size_t)w < sizeof(hs) - hn)
-                hn += (size_t)w;
-        }
-        int w = snprintf(out + n, size - n, "%s%" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT "%s%s",
-                         n ? " " : "", json_integer_value(json_object_get(s, "port")),
-                         json_integer_value(json_object_get(s, "destination_port")),
-                         hn ? "/" : "", hs);
+        size_t hl = 0;
+        for (size_t k = 0; k < sizeof(hn) / sizeof(hn[0]); k++)
+            if (g->ports[i].handlers & hn[k].bit) {
+                int w = snprintf(hs + hl, sizeof(hs) - hl, "%s%s", hl ? "+" : "", hn[k].name);
+                if (w > 0 && (size_t)w < sizeof(hs) - hl)
+                    hl += (size_t)w;
+            }
+        int w = snprintf(out + n, size - n, "%s%" PRId64 ":%" PRId64 "%s%s", n ? " " : "",
+                         g->ports[i].port, g->ports[i].destination_port, hl ? "/" : "", hs);
         if (w < 0 || (size_t)w >= size - n)
             break;
         n += (size_t)w;
     }
 }
 
-void cli_render_services(FILE *f, json_t *items, int64_t now_us)
+void cli_render_services(FILE *f, const struct nubo_svc_group *v, size_t n, int64_t now_us)
 {
     static const char *const h[] = {"NAME", "FQDN", "SERVICES", "INSTANCES", "CREATED AT", NULL};
     struct cli_table *t = cli_table_new(h);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    for (size_t i = 0; i < n; i++) {
+        const struct nubo_svc_group *g = &v[i];
         char svcs[512], inst[32], created[64];
-        services_text(json_object_get(it, "services"), svcs, sizeof(svcs));
-        count_or_len(json_object_get(it, "instances"), inst, sizeof(inst));
-        cli_time_ago(created_us(it), now_us, created, sizeof(created));
-        json_t *d0 = json_array_get(json_object_get(it, "domains"), 0);
-        const char *fq = jstr(d0, "fqdn");
-        const char *row[] = {jstr(it, "name"), fq, svcs, inst, created, NULL};
+        services_text(g, svcs, sizeof(svcs));
+        snprintf(inst, sizeof(inst), "%zu", g->n_instances);
+        cli_time_ago(g->created_at_us, now_us, created, sizeof(created));
+        const char *row[] = {g->name, g->n_domains ? g->domains[0].fqdn : "", svcs, inst,
+                             created, NULL};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t, f);
+    cli_table_free(t);
+}
+
+void cli_render_certificates(FILE *f, const struct nubo_certificate *v, size_t n,
+                             int64_t now_us)
+{
+    static const char *const h[] = {"NAME", "COMMON NAME", "NOT AFTER", "SERVICE GROUPS",
+                                    "CREATED AT", NULL};
+    struct cli_table *t = cli_table_new(h);
+    for (size_t i = 0; i < n; i++) {
+        const struct nubo_certificate *c = &v[i];
+        char groups[256] = "", created[64], not_after[40] = "";
+        size_t gl = 0;
+        for (size_t k = 0; k < c->n_service_groups; k++) {
+            int w = snprintf(groups + gl, sizeof(groups) - gl, "%s%s", gl ? " " : "",
+                             c->service_groups[k].name[0] ? c->service_groups[k].name : "?");
+            if (w < 0 || (size_t)w >= sizeof(groups) - gl)
+                break;
+            gl += (size_t)w;
+        }
+        if (c->not_after_us)
+            nubo_time_iso8601(c->not_after_us, not_after);
+        cli_time_ago(c->created_at_us, now_us, created, sizeof(created));
+        const char *row[] = {c->name, c->common_name, not_after, groups, created, NULL};
         cli_table_add(t, row);
     }
     cli_table_print(t, f);
@@ -402,47 +367,40 @@ struct row {
 
 /* The URL scheme of an instance's domains: https:// when 443 is published, http:// when only
  * 80 is, nothing for raw TCP ports. */
-static const char *url_scheme(json_t *inst)
+static const char *url_scheme(const struct nubo_svc_group *sg)
 {
-    json_t *sg = json_object_get(inst, "service_group");
-    json_t *svcs = json_object_get(sg, "services");
     /* Without the services list, a domain on a platform-managed group is served over TLS. */
-    if (svcs == NULL)
+    if (!sg->has_services)
         return "https://";
     bool has80 = false;
-    size_t i;
-    json_t *s;
-    json_array_foreach(svcs, i, s)
-    {
-        json_int_t port = json_integer_value(json_object_get(s, "port"));
-        if (port == 443)
+    for (size_t i = 0; i < sg->n_ports; i++) {
+        if (sg->ports[i].port == 443)
             return "https://";
-        has80 = has80 || port == 80;
+        has80 = has80 || sg->ports[i].port == 80;
     }
     return has80 ? "http://" : "";
 }
 
-void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
+void cli_render_deploy_tree(FILE *f, const struct nubo_instance *in, bool color,
+                            const char *prog)
 {
-    const char *state = jstr(inst, "state");
     const char *title, *col;
     bool online = false;
-    if (!strcmp(state, "running") || !strcmp(state, "starting")) {
+    enum nubo_state st = in->state;
+    if (st == NUBO_STATE_RUNNING || st == NUBO_STATE_STARTING) {
         title = "Deployed successfully!";
         col = "\033[32m";
         online = true;
-    } else if (!strcmp(state, "standby")) {
+    } else if (st == NUBO_STATE_STANDBY) {
         title = "Deployed but instance is on standby!";
         col = "\033[94m";
         online = true;
-    } else if (!strcmp(state, "stopped") &&
-               json_integer_value(json_object_get(inst, "start_count")) == 0 &&
-               json_integer_value(json_object_get(inst, "stop_reason")) == 0) {
+    } else if (st == NUBO_STATE_STOPPED && in->start_count == 0 && in->stop_reason == 0) {
         title = "Created but not started (--no-start)";
         col = "\033[94m";
         online = true;
-    } else if (!strcmp(state, "stopped") || !strcmp(state, "stopping") ||
-               !strcmp(state, "draining")) {
+    } else if (st == NUBO_STATE_STOPPED || st == NUBO_STATE_STOPPING ||
+               st == NUBO_STATE_DRAINING) {
         title = "Deployed but instance is not online!";
         col = "\033[31m";
     } else {
@@ -457,41 +415,32 @@ void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
         snprintf(rows[n].val, sizeof(rows[n].val), __VA_ARGS__);                                  \
         n++;                                                                                      \
     } while (0)
-    ROW("name", "%s", jstr(inst, "name"));
-    ROW("uuid", "%s", jstr(inst, "uuid"));
-    if (*jstr(inst, "metro"))
-        ROW("metro", "%s", jstr(inst, "metro"));
-    ROW("state", "%s", state);
-    if (!online && json_object_get(inst, "stop_reason")) {
+    ROW("name", "%s", in->name);
+    ROW("uuid", "%s", in->uuid);
+    if (in->metro[0])
+        ROW("metro", "%s", in->metro);
+    ROW("state", "%s", nubo_state_name(st));
+    if (!online) {
         char sr[512];
-        cli_stop_reason(json_integer_value(json_object_get(inst, "stop_reason")), inst, sr,
-                        sizeof(sr));
+        cli_stop_reason(in->stop_reason, in, sr, sizeof(sr));
         ROW("stop reason", "%s", sr);
     }
-    json_t *sg = json_object_get(inst, "service_group");
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(sg, "domains"), i, d)
-    {
-        if (n >= 18)
-            break;
-        const char *fq = jstr(d, "fqdn");
-        if (*fq)
-            ROW("url", "%s%s", url_scheme(inst), fq);
-    }
-    ROW("image", "%s", jstr(inst, "image"));
-    json_int_t bt = json_integer_value(json_object_get(inst, "boot_time_us"));
-    if (bt > 0 && strcmp(state, "starting") != 0)
-        ROW("boot time", "%.2f ms", (double)bt / 1000.0);
-    json_int_t mem = json_integer_value(json_object_get(inst, "memory_mb"));
-    if (mem > 0)
-        ROW("memory", "%" JSON_INTEGER_FORMAT " MiB", mem);
-    if (*jstr(sg, "name"))
-        ROW("service", "%s", jstr(sg, "name"));
-    ROW("private fqdn", "%s", jstr(inst, "private_fqdn"));
-    ROW("private ip", "%s", jstr(inst, "private_ip"));
+    const struct nubo_svc_group *sg = in->service_group;
+    for (size_t i = 0; sg && i < sg->n_domains && n < 18; i++)
+        if (sg->domains[i].fqdn[0])
+            ROW("url", "%s%s", url_scheme(sg), sg->domains[i].fqdn);
+    ROW("image", "%s", in->image);
+    /* ms here, µs in the instances list: the seed prints both that way */
+    if (in->boot_time_us > 0 && st != NUBO_STATE_STARTING)
+        ROW("boot time", "%.2f ms", (double)in->boot_time_us / 1000.0);
+    if (in->memory_mb > 0)
+        ROW("memory", "%" PRId64 " MiB", in->memory_mb);
+    if (sg && sg->name[0])
+        ROW("service", "%s", sg->name);
+    ROW("private fqdn", "%s", in->private_fqdn);
+    ROW("private ip", "%s", in->private_ip);
     char args[1024];
-    join_strs(json_object_get(inst, "args"), args, sizeof(args));
+    join_strs(in->args, in->n_args, args, sizeof(args));
     ROW("args", "%s", args);
 #undef ROW
     size_t maxk = 0;
@@ -510,37 +459,40 @@ void cli_render_deploy_tree(FILE *f, json_t *inst, bool color, const char *prog)
         fprintf(f, " %s: %s\n", rows[r].key, rows[r].val);
     }
     if (!online)
-        fprintf(f, "\nSee why with: %s instances logs %s\n", prog ? prog : "nubo",
-                jstr(inst, "name"));
+        fprintf(f, "\nSee why with: %s instances logs %s\n", prog ? prog : "nubo", in->name);
+}
+
+struct kv_ref {
+    const char *key;
+    json_t *val;
+};
+
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct kv_ref *)a)->key, ((const struct kv_ref *)b)->key);
 }
 
 void cli_render_object(FILE *f, json_t *obj)
 {
-    const char *keys[128];
+    struct kv_ref kv[128];
     size_t n = 0, w = 0;
     const char *k;
     json_t *v;
     json_object_foreach(obj, k, v)
     {
         if (n < 128)
-            keys[n++] = k;
+            kv[n++] = (struct kv_ref){k, v};
     }
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
-            const char *t = keys[j];
-            keys[j] = keys[j - 1];
-            keys[j - 1] = t;
-        }
+    qsort(kv, n, sizeof(kv[0]), kv_cmp);
     for (size_t i = 0; i < n; i++)
-        if (strlen(keys[i]) > w)
-            w = strlen(keys[i]);
+        if (strlen(kv[i].key) > w)
+            w = strlen(kv[i].key);
     for (size_t i = 0; i < n; i++) {
-        v = json_object_get(obj, keys[i]);
-        fprintf(f, "%*s: ", (int)w, keys[i]);
-        if (json_is_string(v))
-            fputs(json_string_value(v), f);
+        fprintf(f, "%*s: ", (int)w, kv[i].key);
+        if (json_is_string(kv[i].val))
+            fputs(json_string_value(kv[i].val), f);
         else {
-            char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+            char *s = json_dumps(kv[i].val, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
             fputs(s ? s : "", f);
             free(s);
         }

@@ -36,6 +36,7 @@ void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
         const struct nubo_status_report *o = &in->obs;
         out->boot_time_us = o->boot_time_us;
         out->net_time_us = o->net_time_us;
+        out->boot_phases = o->phases;
         out->start_count = o->start_count;
         out->restart_count = o->restart_count;
         out->started_at_us = o->started_at_us;

@@ -20,8 +20,10 @@ void nubo_create_req_free(struct nubo_create_req *r)
         return;
     pj_strv_free(r->args, r->n_args);
     pj_env_free(r->env, r->n_env);
+    free(r->service_group);
     r->args = NULL;
     r->env = NULL;
+    r->service_group = NULL;
     r->n_args = r->n_env = 0;
 }
 
@@ -174,13 +176,17 @@ json_t *nubo_create_req_encode(const struct nubo_create_req *r)
         json_object_set_new(o, "args", pj_strv_new(r->args, r->n_args));
     if (r->n_env)
         json_object_set_new(o, "env", pj_env_new(r->env, r->n_env));
-    json_object_set_new(o, "memory_mb", json_integer(r->memory_mb));
-    json_object_set_new(o, "vcpus", json_integer(r->vcpus));
+    /* 0 and the policy "never" leave the choice to the platform's defaults */
+    if (r->memory_mb > 0)
+        json_object_set_new(o, "memory_mb", json_integer(r->memory_mb));
+    if (r->vcpus > 0)
+        json_object_set_new(o, "vcpus", json_integer(r->vcpus));
     json_object_set_new(o, "autostart", json_boolean(r->autostart));
     if (r->replicas)
         json_object_set_new(o, "replicas", json_integer(r->replicas));
-    json_object_set_new(o, "restart_policy",
-                        json_string(nubo_restart_policy_name(r->restart_policy)));
+    if (r->restart_policy != NUBO_RESTART_NEVER)
+        json_object_set_new(o, "restart_policy",
+                            json_string(nubo_restart_policy_name(r->restart_policy)));
     if (r->features & NUBO_FEATURE_DELETE_ON_STOP)
         json_object_set_new(o, "features", json_pack("[s]", "delete-on-stop"));
     if (r->metro[0])
@@ -193,6 +199,8 @@ json_t *nubo_create_req_encode(const struct nubo_create_req *r)
             json_array_append_new(a, json_integer(r->service_ports[i]));
         json_object_set_new(o, "service_ports", a);
     }
+    if (r->service_group)
+        json_object_set_new(o, "service_group", nubo_svc_create_req_encode(r->service_group, true));
     return o;
 }
 
@@ -224,6 +232,12 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
     json_object_set_new(o, "private_ip", json_string(in->private_ip));
     json_object_set_new(o, "boot_time_us", json_integer(in->boot_time_us));
     json_object_set_new(o, "net_time_us", json_integer(in->net_time_us));
+    json_object_set_new(o, "boot_phases",
+                        json_pack("{s:I, s:I, s:I, s:I}", "image_us",
+                                  (json_int_t)in->boot_phases.image_us, "domain_us",
+                                  (json_int_t)in->boot_phases.domain_us, "vmm_us",
+                                  (json_int_t)in->boot_phases.vmm_us, "guest_us",
+                                  (json_int_t)in->boot_phases.guest_us));
     json_object_set_new(o, "start_count", json_integer(in->start_count));
     json_object_set_new(o, "restart_count", json_integer(in->restart_count));
     json_object_set_new(o, "started_at", pj_time_new(in->started_at_us));
@@ -247,6 +261,8 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
     json_object_set_new(o, "metro", json_string(in->metro));
     if (in->message && in->message[0])
         json_object_set_new(o, "message", json_string(in->message));
+    if (in->service_group)
+        json_object_set_new(o, "service_group", nubo_svc_group_ref_encode(in->service_group));
     return o;
 }
 
@@ -257,9 +273,13 @@ void nubo_instance_free(struct nubo_instance *in)
     pj_strv_free(in->args, in->n_args);
     pj_env_free(in->env, in->n_env);
     free(in->message);
+    if (in->service_group)
+        nubo_svc_group_free(in->service_group);
+    free(in->service_group);
     in->args = NULL;
     in->env = NULL;
     in->message = NULL;
+    in->service_group = NULL;
     in->n_args = in->n_env = 0;
 }
 
@@ -270,11 +290,13 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
         return nubo_error_http(err, 400, "instance: must be a JSON object");
     const int64_t big = INT64_C(1) << 62;
     char state[16] = "stopped", policy[16] = "never";
+    char **feats = NULL;
+    size_t n_feats = 0;
     int rc;
 #define D(x)                                                                                       \
     if ((x) < 0)                                                                                   \
         goto fail;
-    D(pj_str(j, "", "uuid", true, out->uuid, sizeof(out->uuid), err));
+    D(pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err));
     D(pj_str(j, "", "name", false, out->name, sizeof(out->name), err));
     D(pj_time(j, "", "created_at", false, &out->created_at_us, err));
     D(pj_str(j, "", "state", false, state, sizeof(state), err));
@@ -291,6 +313,14 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
     D(pj_str(j, "", "private_ip", false, out->private_ip, sizeof(out->private_ip), err));
     D(pj_int(j, "", "boot_time_us", false, 0, big, &out->boot_time_us, err));
     D(pj_int(j, "", "net_time_us", false, 0, big, &out->net_time_us, err));
+    json_t *sub;
+    D(pj_object(j, "", "boot_phases", false, &sub, err));
+    if (sub) {
+        D(pj_int(sub, "boot_phases", "image_us", false, 0, big, &out->boot_phases.image_us, err));
+        D(pj_int(sub, "boot_phases", "domain_us", false, 0, big, &out->boot_phases.domain_us, err));
+        D(pj_int(sub, "boot_phases", "vmm_us", false, 0, big, &out->boot_phases.vmm_us, err));
+        D(pj_int(sub, "boot_phases", "guest_us", false, 0, big, &out->boot_phases.guest_us, err));
+    }
     D(pj_int(j, "", "start_count", false, 0, big, &out->start_count, err));
     D(pj_int(j, "", "restart_count", false, 0, big, &out->restart_count, err));
     D(pj_time(j, "", "started_at", false, &out->started_at_us, err));
@@ -304,12 +334,37 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
     D(pj_str(j, "", "restart_policy", false, policy, sizeof(policy), err));
     if (nubo_restart_policy_parse(policy, &out->restart_policy) < 0)
         out->restart_policy = NUBO_RESTART_NEVER;
+    D(pj_object(j, "", "restart", false, &sub, err));
+    if (sub) {
+        D(pj_int(sub, "restart", "attempt", false, 0, big, &out->restart_attempt, err));
+        D(pj_time(sub, "restart", "next_at", false, &out->restart_next_at_us, err));
+    }
+    D(pj_strv(j, "", "features", false, 8, 32, &feats, &n_feats, err));
+    for (size_t i = 0; i < n_feats; i++)
+        if (strcmp(feats[i], "delete-on-stop") == 0)
+            out->features |= NUBO_FEATURE_DELETE_ON_STOP;
     D(pj_str(j, "", "node", false, out->node, sizeof(out->node), err));
     D(pj_str(j, "", "metro", false, out->metro, sizeof(out->metro), err));
     D(pj_strdup(j, "", "message", false, NUBO_AGENT_MAX_MESSAGE, &out->message, err));
+    D(pj_object(j, "", "service_group", false, &sub, err));
+    if (sub) {
+        out->service_group = malloc(sizeof(*out->service_group));
+        if (out->service_group == NULL) {
+            nubo_error_http(err, 500, "out of memory");
+            goto fail;
+        }
+        if (nubo_svc_group_decode(sub, out->service_group, err) < 0) {
+            free(out->service_group);
+            out->service_group = NULL;
+            nubo_error_wrap(err, "service_group");
+            goto fail;
+        }
+    }
+    pj_strv_free(feats, n_feats);
 #undef D
     return 0;
 fail:
+    pj_strv_free(feats, n_feats);
     nubo_instance_free(out);
     return -1;
 }
@@ -323,6 +378,15 @@ void nubo_item_init(struct nubo_item *it)
     it->timeout_ms = -1;
     it->offset = -NUBO_API_LOG_DEFAULT_LIMIT;
     it->limit = NUBO_API_LOG_DEFAULT_LIMIT;
+}
+
+void nubo_item_ref(struct nubo_item *it, const char *who)
+{
+    nubo_item_init(it);
+    if (nubo_uuid_valid(who))
+        snprintf(it->uuid, sizeof(it->uuid), "%s", who);
+    else
+        snprintf(it->name, sizeof(it->name), "%s", who);
 }
 
 int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struct nubo_item *out,
@@ -478,6 +542,8 @@ int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err)
     rc |= pj_time(j, "", "created_at", false, &out->created_at_us, err) < 0;
     rc |= pj_str(j, "", "owner", false, out->owner, sizeof(out->owner), err) < 0;
     rc |= pj_str(j, "", "url", false, out->url, sizeof(out->url), err) < 0;
+    if (rc == 0 && out->url[0] == '\0')
+        rc |= pj_str(j, "", "digest", false, out->url, sizeof(out->url), err) < 0;
     rc |= pj_strv(j, "", "tags", false, 4096, 512, &out->tags, &out->n_tags, err) < 0;
     rc |= pj_bool(j, "", "initrd_or_rom", false, &out->initrd_or_rom, err) < 0;
     rc |= pj_int(j, "", "size_in_bytes", false, 0, INT64_C(1) << 62, &out->size_in_bytes, err) < 0;
@@ -488,6 +554,122 @@ int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err)
     if (rc) {
         nubo_image_free(out);
         return -1;
+    }
+    return 0;
+}
+
+json_t *nubo_image_query_encode(const struct nubo_image_query *q)
+{
+    if (q->uuid[0])
+        return json_pack("{s:s}", "uuid", q->uuid);
+    if (q->digest[0])
+        return json_pack("{s:s}", "digest", q->digest);
+    return json_pack("{s:s}", "tag", q->tag);
+}
+
+/* ---- per-item status and log chunks --------------------------------------------------- */
+
+json_t *nubo_item_status_encode(const struct nubo_item_status *s)
+{
+    if (s->ok) {
+        json_t *o = json_pack("{s:s, s:s}", "status", "success", "uuid", s->uuid);
+        if (o && s->name[0])
+            json_object_set_new(o, "name", json_string(s->name));
+        return o;
+    }
+    json_t *o = nubo_item_error(s->uuid, s->name, (int)s->error, s->message);
+    if (o && s->has_state)
+        json_object_set_new(o, "state", json_string(nubo_state_name(s->state)));
+    if (o && s->has_stop_reason)
+        json_object_set_new(o, "stop_reason", json_integer(s->stop_reason));
+    return o;
+}
+
+int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "item: must be a JSON object");
+    char status[24] = "", state[16] = "";
+    int rs, rr;
+    if (pj_str(j, "", "status", false, status, sizeof(status), err) < 0 ||
+        pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
+        pj_str(j, "", "name", false, out->name, sizeof(out->name), err) < 0 ||
+        (rs = pj_str(j, "", "state", false, state, sizeof(state), err)) < 0 ||
+        (rr = pj_int(j, "", "stop_reason", false, 0, 31, &out->stop_reason, err)) < 0)
+        return -1;
+    out->has_state = rs == 1 && nubo_state_parse(state, &out->state) == 0;
+    out->has_stop_reason = rr == 1;
+    out->ok = strcmp(status, "error") != 0;
+    if (out->ok)
+        return 0;
+    /* a message longer than ours is cut (on a character boundary), not refused: it is only
+     * shown */
+    json_t *m = json_object_get(j, "message");
+    const char *text = json_is_string(m) ? json_string_value(m) : "failed";
+    size_t len = strnlen(text, sizeof(out->message) - 1);
+    if (text[len] != '\0')
+        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+            len--;
+    memcpy(out->message, text, len);
+    out->message[len] = '\0';
+    return pj_int(j, "", "error", false, 0, 999, &out->error, err) < 0 ? -1 : 0;
+}
+
+json_t *nubo_log_window_encode(const struct nubo_log_window *c)
+{
+    char *b64 = nubo_base64_encode(c->data ? (const void *)c->data : "", c->len);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:{s:I, s:I}, s:s}", "status", "success",
+                  "uuid", c->uuid, "name", c->name, "output", b64 ? b64 : "", "available", "start",
+                  (json_int_t)c->available_start, "end", (json_int_t)c->available_end, "range",
+                  "start", (json_int_t)c->range_start, "end", (json_int_t)c->range_end, "state",
+                  nubo_state_name(c->state));
+    free(b64);
+    return o;
+}
+
+void nubo_log_window_free(struct nubo_log_window *c)
+{
+    if (c == NULL)
+        return;
+    free(c->data);
+    c->data = NULL;
+    c->len = 0;
+}
+
+int nubo_log_window_decode(json_t *j, struct nubo_log_window *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "log: must be a JSON object");
+    const int64_t big = INT64_C(1) << 53;
+    char state[16] = "stopped";
+    json_t *avail, *range;
+    /* base64 of NUBO_API_LOG_MAX_LIMIT bytes, padded */
+    char b64[(NUBO_API_LOG_MAX_LIMIT + 2) / 3 * 4 + 1] = "";
+    if (pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
+        pj_str(j, "", "name", false, out->name, sizeof(out->name), err) < 0 ||
+        pj_str(j, "", "output", false, b64, sizeof(b64), err) < 0 ||
+        pj_str(j, "", "state", false, state, sizeof(state), err) < 0 ||
+        pj_object(j, "", "available", false, &avail, err) < 0 ||
+        pj_object(j, "", "range", false, &range, err) < 0)
+        return -1;
+    if (avail &&
+        (pj_int(avail, "available", "start", false, 0, big, &out->available_start, err) < 0 ||
+         pj_int(avail, "available", "end", false, 0, big, &out->available_end, err) < 0))
+        return -1;
+    int re = 0;
+    if (range && (pj_int(range, "range", "start", false, 0, big, &out->range_start, err) < 0 ||
+                  (re = pj_int(range, "range", "end", false, 0, big, &out->range_end, err)) < 0))
+        return -1;
+    out->has_range = re == 1;
+    if (nubo_state_parse(state, &out->state) < 0)
+        out->state = NUBO_STATE_STOPPED;
+    if (b64[0]) {
+        out->data = nubo_base64_decode(b64, &out->len);
+        if (out->data == NULL)
+            return nubo_error_http(err, 400, "output: must be base64");
     }
     return 0;
 }
@@ -537,6 +719,33 @@ int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struc
     *items = a;
     return 0;
 }
+
+bool nubo_envelope_failed(json_t *j)
+{
+    const char *st = json_string_value(json_object_get(j, "status"));
+    return st && (strcmp(st, "error") == 0 || strcmp(st, "failure") == 0);
+}
+
+void nubo_envelope_message(json_t *j, char *buf, size_t size)
+{
+    const char *k, *msg = NULL;
+    json_t *v;
+    json_object_foreach(json_object_get(j, "data"), k, v)
+    {
+        msg = json_string_value(json_object_get(json_array_get(v, 0), "message"));
+        if (msg)
+            break;
+    }
+    if (msg == NULL)
+        msg = json_string_value(json_object_get(j, "message"));
+    snprintf(buf, size, "%s", msg ? msg : "");
+}
+
+PJ_LIST_CODEC(nubo_instance, struct nubo_instance, nubo_instance_decode, nubo_instance_free)
+PJ_LIST_CODEC(nubo_image, struct nubo_image, nubo_image_decode, nubo_image_free)
+PJ_LIST_CODEC(nubo_svc_group, struct nubo_svc_group, nubo_svc_group_decode, nubo_svc_group_free)
+PJ_LIST_CODEC(nubo_certificate, struct nubo_certificate, nubo_certificate_decode,
+              nubo_certificate_free)
 
 /* ---- image references ---------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "error.h"
 #include "pjson.h"
+#include "service.h"
 
 #define NUBO_API_MAX_BODY (1u << 20) /* request body bound (413 above) */
 #define NUBO_API_MAX_ITEMS 1024      /* items in one batch request */
@@ -39,8 +40,8 @@ struct nubo_create_req {
     bool has_args; /* args given (even empty) override the image's */
     struct nubo_kv *env;
     size_t n_env;
-    int64_t memory_mb; /* default 128 */
-    int64_t vcpus;     /* default 1 */
+    int64_t memory_mb; /* default 128; encode: 0 = the platform's default */
+    int64_t vcpus;     /* default 1; encode: 0 = the platform's default */
     bool autostart;    /* default true */
     int64_t replicas;  /* 0..253: replicas+1 instances */
     enum nubo_restart_policy restart_policy;
@@ -49,9 +50,14 @@ struct nubo_create_req {
     int64_t wait_timeout_ms;                     /* 0 = no wait, -1 = wait as long as allowed */
     int64_t service_ports[NUBO_AGENT_MAX_PORTS]; /* nubo: ports timed by net_time_us */
     size_t n_service_ports;
+    /* The inline (ephemeral) group a client publishes ports with; malloc'd, NULL = none.
+     * Encode only: the controller takes "service_group" out before decoding the rest. */
+    struct nubo_svc_create_req *service_group;
 };
 /* Strict: unknown fields, wrong types and out-of-range values fail with a one-line 400. */
 int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_err *err);
+/* Client side; memory_mb/vcpus 0 (and restart_policy never) are left out for the platform's
+ * defaults. */
 json_t *nubo_create_req_encode(const struct nubo_create_req *r);
 void nubo_create_req_free(struct nubo_create_req *r);
 void nubo_create_req_init(struct nubo_create_req *r); /* the defaults */
@@ -85,6 +91,11 @@ struct nubo_instance {
     char metro[NUBO_NAME_MAX + 1];
     char *message;                         /* why it is not running, if known */
     char private_fqdn[NUBO_NAME_MAX + 72]; /* "" = "<name>.internal" */
+    /* Where the last start's time went (image pull, domain define, VMM start, guest boot),
+     * as the agent measured it; details only, "boot_phases": {image_us, domain_us, ...}. */
+    struct nubo_phases boot_phases;
+    /* The group publishing it, in the short form; malloc'd by the decoder, NULL = none. */
+    struct nubo_svc_group *service_group;
 };
 /* Adds "status":"success", private_fqdn "<name>.internal" and the derived fields. */
 json_t *nubo_instance_encode(const struct nubo_instance *in, bool details);
@@ -111,10 +122,44 @@ struct nubo_item {
     int64_t offset, limit;    /* log, defaults -4096 / 4096 */
 };
 void nubo_item_init(struct nubo_item *it);
+/* An item naming its object by who: the uuid when who is one, else the name. */
+void nubo_item_ref(struct nubo_item *it, const char *who);
 /* One item object (strict). ctx names it in errors ("[2]"). */
 int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struct nubo_item *out,
                      struct nubo_err *err);
 json_t *nubo_item_encode(const struct nubo_item *it, enum nubo_item_kind kind);
+
+/* What a batch answer says of one item besides the object itself: success, or an error with
+ * its message and HTTP status (and, for a wait that went wrong, the state it is in). */
+struct nubo_item_status {
+    bool ok; /* "status" is not "error" (listings carry no status at all) */
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    char message[NUBO_ERR_MSG_MAX]; /* errors only */
+    int64_t error;                  /* HTTP status of an error, 0 on success */
+    bool has_state;
+    enum nubo_state state;
+    bool has_stop_reason; /* a wait for running that ended in a stop says why */
+    int64_t stop_reason;
+};
+/* {"status":"success", uuid, name} (the delete answers) or the error item with its extras. */
+json_t *nubo_item_status_encode(const struct nubo_item_status *s);
+int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo_err *err);
+
+/* One item of GET /v1/instances/log: a window of the console log. */
+struct nubo_log_window {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    unsigned char *data; /* the decoded "output", malloc'd; at most NUBO_API_LOG_MAX_LIMIT */
+    size_t len;
+    int64_t available_start, available_end; /* what the controller holds */
+    bool has_range;
+    int64_t range_start, range_end; /* what this answer carries */
+    enum nubo_state state;
+};
+json_t *nubo_log_window_encode(const struct nubo_log_window *c);
+int nubo_log_window_decode(json_t *j, struct nubo_log_window *out, struct nubo_err *err);
+void nubo_log_window_free(struct nubo_log_window *c);
 
 /* An image as GET /v1/images shows it (seed document fields). */
 struct nubo_image {
@@ -132,8 +177,18 @@ struct nubo_image {
     size_t n_env;
 };
 json_t *nubo_image_encode(const struct nubo_image *im);
+/* Lenient; "digest" (the legacy /images/list field) stands in for a missing "url". */
 int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err);
 void nubo_image_free(struct nubo_image *im);
+
+/* GET /v1/images look-up body: exactly one of uuid, digest ("owner/name@sha256:…") or tag
+ * ("owner/name:tag"). */
+struct nubo_image_query {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char digest[NUBO_IMAGE_REF_MAX];
+    char tag[NUBO_IMAGE_REF_MAX];
+};
+json_t *nubo_image_query_encode(const struct nubo_image_query *q);
 
 /* The response envelope:
  * {"status": "success"|"partial_success"|"error", "message"?, "data": {<collection>: items},
@@ -146,6 +201,26 @@ json_t *nubo_item_error(const char *uuid, const char *name, int http_status, con
 /* Client side: check an envelope and borrow data.<collection> (an array). A top-level error
  * comes back as -1 with its message. */
 int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struct nubo_err *err);
+/* Client side: does the envelope report a failure ("error" or "failure")? */
+bool nubo_envelope_failed(json_t *j);
+/* The message that best explains an envelope: the first item's (it names the object), else
+ * the top-level one; "" when there is none. */
+void nubo_envelope_message(json_t *j, char *buf, size_t size);
+
+/* Lists of objects (the client's view of data.<collection>): every element decoded with the
+ * type's lenient decoder into a malloc'd array of at most max, freed with *_list_free. */
+int nubo_instance_list_decode(json_t *a, size_t max, struct nubo_instance **out, size_t *n_out,
+                              struct nubo_err *err);
+void nubo_instance_list_free(struct nubo_instance *v, size_t n);
+int nubo_image_list_decode(json_t *a, size_t max, struct nubo_image **out, size_t *n_out,
+                           struct nubo_err *err);
+void nubo_image_list_free(struct nubo_image *v, size_t n);
+int nubo_svc_group_list_decode(json_t *a, size_t max, struct nubo_svc_group **out,
+                               size_t *n_out, struct nubo_err *err);
+void nubo_svc_group_list_free(struct nubo_svc_group *v, size_t n);
+int nubo_certificate_list_decode(json_t *a, size_t max, struct nubo_certificate **out,
+                                 size_t *n_out, struct nubo_err *err);
+void nubo_certificate_list_free(struct nubo_certificate *v, size_t n);
 
 /* An image reference: "owner/name[:tag]" or "owner/name@sha256:<hex>" (no registry host; a
  * leading "host[:port]/" with a dot or colon in it is stripped). The repository is 2..n

@@ -66,21 +66,6 @@ int nubo_handlers_decode(json_t *o, const char *ctx, const char *key, bool requi
     return 1;
 }
 
-/* An array field of at most max entries; NULL (with *n = 0) when absent. -1 on a bad shape. */
-static int get_array(json_t *o, const char *ctx, const char *key, size_t max, json_t **out,
-                     struct nubo_err *err)
-{
-    json_t *a = json_object_get(o, key);
-    *out = NULL;
-    if (a == NULL || json_is_null(a))
-        return 0;
-    if (!json_is_array(a) || json_array_size(a) > max)
-        return nubo_error_http(err, 400, "%s%s%s: must be an array of at most %zu entries", ctx,
-                               *ctx ? "." : "", key, max);
-    *out = a;
-    return 1;
-}
-
 static json_t *port_encode(const struct nubo_ingress_port *p)
 {
     return json_pack("{s:I, s:I, s:o}", "port", (json_int_t)p->port, "destination_port",
@@ -202,7 +187,7 @@ int nubo_ingress_service_decode(json_t *j, const char *ctx, struct nubo_ingress_
     size_t i;
     json_t *v;
 
-    TRY(get_array(j, ctx, "ports", NUBO_INGRESS_MAX_PORTS, &a, err));
+    TRY(pj_array(j, ctx, "ports", false, NUBO_INGRESS_MAX_PORTS, &a, err));
     if (a) {
         out->ports = calloc(json_array_size(a) + 1, sizeof(*out->ports));
         if (out->ports == NULL)
@@ -214,7 +199,7 @@ int nubo_ingress_service_decode(json_t *j, const char *ctx, struct nubo_ingress_
             out->n_ports = i + 1;
         }
     }
-    TRY(get_array(j, ctx, "domains", NUBO_INGRESS_MAX_DOMAINS, &a, err));
+    TRY(pj_array(j, ctx, "domains", false, NUBO_INGRESS_MAX_DOMAINS, &a, err));
     if (a) {
         out->domains = calloc(json_array_size(a) + 1, sizeof(*out->domains));
         if (out->domains == NULL)
@@ -226,7 +211,7 @@ int nubo_ingress_service_decode(json_t *j, const char *ctx, struct nubo_ingress_
             out->n_domains = i + 1;
         }
     }
-    TRY(get_array(j, ctx, "backends", NUBO_INGRESS_MAX_BACKENDS, &a, err));
+    TRY(pj_array(j, ctx, "backends", false, NUBO_INGRESS_MAX_BACKENDS, &a, err));
     if (a) {
         out->backends = calloc(json_array_size(a) + 1, sizeof(*out->backends));
         if (out->backends == NULL)
@@ -322,7 +307,7 @@ int nubo_ingress_watch_resp_decode(json_t *j, struct nubo_ingress_watch_resp *ou
     TRY(pj_int(j, "", "version", true, 0, INT64_C(1) << 62, &out->version, err));
     TRY(pj_str(j, "", "metro", true, out->metro, sizeof(out->metro), err));
     TRY(pj_str(j, "", "domain_suffix", false, out->domain_suffix, sizeof(out->domain_suffix), err));
-    TRY(get_array(j, "", "services", NUBO_INGRESS_MAX_SERVICES, &a, err));
+    TRY(pj_array(j, "", "services", false, NUBO_INGRESS_MAX_SERVICES, &a, err));
     if (a) {
         out->services = calloc(json_array_size(a) + 1, sizeof(*out->services));
         if (out->services == NULL)
@@ -334,7 +319,7 @@ int nubo_ingress_watch_resp_decode(json_t *j, struct nubo_ingress_watch_resp *ou
             out->n_services = i + 1;
         }
     }
-    TRY(get_array(j, "", "certificates", NUBO_INGRESS_MAX_CERTS, &a, err));
+    TRY(pj_array(j, "", "certificates", false, NUBO_INGRESS_MAX_CERTS, &a, err));
     if (a) {
         out->certificates = calloc(json_array_size(a) + 1, sizeof(*out->certificates));
         if (out->certificates == NULL)

@@ -119,6 +119,33 @@ int pj_time(json_t *o, const char *ctx, const char *key, bool required, int64_t 
     return 1;
 }
 
+int pj_array(json_t *o, const char *ctx, const char *key, bool required, size_t max_items,
+             json_t **out, struct nubo_err *err)
+{
+    json_t *v = field(o, key);
+    *out = NULL;
+    if (v == NULL)
+        return absent(ctx, key, required, err);
+    if (!json_is_array(v) || json_array_size(v) > max_items)
+        return nubo_error_http(err, 400, CTX_FMT ": must be an array of at most %zu entries",
+                               CTX_ARGS(ctx, key), max_items);
+    *out = v;
+    return 1;
+}
+
+int pj_object(json_t *o, const char *ctx, const char *key, bool required, json_t **out,
+              struct nubo_err *err)
+{
+    json_t *v = field(o, key);
+    *out = NULL;
+    if (v == NULL)
+        return absent(ctx, key, required, err);
+    if (!json_is_object(v))
+        return nubo_error_http(err, 400, CTX_FMT ": must be an object", CTX_ARGS(ctx, key));
+    *out = v;
+    return 1;
+}
+
 void pj_strv_free(char **v, size_t n)
 {
     if (v == NULL)

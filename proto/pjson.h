@@ -43,6 +43,11 @@ int pj_strv(json_t *o, const char *ctx, const char *key, bool required, size_t m
 /* Object of string values. */
 int pj_env(json_t *o, const char *ctx, const char *key, bool required, size_t max_items,
            size_t max_len, struct nubo_kv **out, size_t *n_out, struct nubo_err *err);
+/* A nested array (at most max_items entries) or object: 1 with *out borrowed, 0 absent/null. */
+int pj_array(json_t *o, const char *ctx, const char *key, bool required, size_t max_items,
+             json_t **out, struct nubo_err *err);
+int pj_object(json_t *o, const char *ctx, const char *key, bool required, json_t **out,
+              struct nubo_err *err);
 /* Reject keys not in allowed (NULL-terminated): the public API is strict about unknown fields. */
 int pj_only_keys(json_t *o, const char *ctx, const char *const *allowed, struct nubo_err *err);
 
@@ -51,6 +56,35 @@ json_t *pj_strv_new(char *const *v, size_t n);
 json_t *pj_env_new(const struct nubo_kv *kv, size_t n);
 /* A timestamp as ISO 8601, or JSON null when us == 0. */
 json_t *pj_time_new(int64_t us);
+
+/* Defines `int NAME_list_decode(json_t *a, size_t max, T **out, size_t *n_out, err)` and
+ * `void NAME_list_free(T *v, size_t n)` from a type's decode(json_t *, T *, err) and
+ * free(T *): one array walk for every object type of the API. */
+#define PJ_LIST_CODEC(NAME, T, DECODE, FREE)                                                       \
+    void NAME##_list_free(T *v, size_t n)                                                          \
+    {                                                                                              \
+        for (size_t i = 0; v && i < n; i++)                                                        \
+            FREE(&v[i]);                                                                           \
+        free(v);                                                                                   \
+    }                                                                                              \
+    int NAME##_list_decode(json_t *a, size_t max, T **out, size_t *n_out, struct nubo_err *err)    \
+    {                                                                                              \
+        *out = NULL;                                                                               \
+        *n_out = 0;                                                                                \
+        if (!json_is_array(a) || json_array_size(a) > max)                                         \
+            return nubo_error_http(err, 400, "must be an array of at most %zu objects", max);      \
+        T *v = calloc(json_array_size(a) + 1, sizeof(*v));                                         \
+        if (v == NULL)                                                                             \
+            return nubo_error_http(err, 500, "out of memory");                                     \
+        for (size_t i = 0; i < json_array_size(a); i++)                                            \
+            if (DECODE(json_array_get(a, i), &v[i], err) < 0) {                                    \
+                NAME##_list_free(v, i);                                                            \
+                return nubo_error_wrap(err, "[%zu]", i);                                           \
+            }                                                                                      \
+        *out = v;                                                                                  \
+        *n_out = json_array_size(a);                                                               \
+        return 0;                                                                                  \
+    }
 
 void pj_strv_free(char **v, size_t n);
 void pj_env_free(struct nubo_kv *kv, size_t n);

@@ -488,3 +488,232 @@ void nubo_cert_req_free(struct nubo_cert_req *r)
     free(r->pkey);
     r->chain = r->pkey = NULL;
 }
+
+json_t *nubo_cert_req_encode(const struct nubo_cert_req *r)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "cn", r->cn, "chain", r->chain ? r->chain : "",
+                          "pkey", r->pkey ? r->pkey : "");
+    if (o && r->name[0])
+        json_object_set_new(o, "name", json_string(r->name));
+    return o;
+}
+
+/* ---- objects as the API shows them ---------------------------------------------------- */
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((x) < 0)                                                                               \
+            goto fail;                                                                             \
+    } while (0)
+
+json_t *nubo_api_ref_encode(const struct nubo_api_ref *r)
+{
+    return json_pack("{s:s, s:s}", "uuid", r->uuid, "name", r->name);
+}
+
+json_t *nubo_api_refs_encode(const struct nubo_api_ref *r, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, nubo_api_ref_encode(&r[i]));
+    return a;
+}
+
+static int ref_decode(json_t *e, const char *ctx, struct nubo_api_ref *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(e))
+        return nubo_error_http(err, 400, "%s: must be an object {uuid, name}", ctx);
+    if (pj_str(e, ctx, "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
+        pj_str(e, ctx, "name", false, out->name, sizeof(out->name), err) < 0)
+        return -1;
+    return 0;
+}
+
+int nubo_api_refs_decode(json_t *o, const char *ctx, const char *key, size_t max,
+                         struct nubo_api_ref **out, size_t *n_out, struct nubo_err *err)
+{
+    json_t *a;
+    *out = NULL;
+    *n_out = 0;
+    int rc = pj_array(o, ctx, key, false, max, &a, err);
+    if (rc <= 0 || json_array_size(a) == 0)
+        return rc;
+    struct nubo_api_ref *v = calloc(json_array_size(a), sizeof(*v));
+    if (v == NULL)
+        return nubo_error_http(err, 500, "out of memory");
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e)
+    {
+        char c[96];
+        snprintf(c, sizeof(c), "%s%s%s[%zu]", ctx, CTXJ(ctx), key, i);
+        if (ref_decode(e, c, &v[i], err) < 0) {
+            free(v);
+            return -1;
+        }
+    }
+    *out = v;
+    *n_out = json_array_size(a);
+    return 1;
+}
+
+json_t *nubo_svc_domains_encode(const struct nubo_svc_domain *d, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *cert = d[i].has_cert ? json_pack("{s:s, s:s, s:s}", "uuid", d[i].cert.uuid, "name",
+                                                 d[i].cert.name, "state", d[i].cert_state)
+                                     : json_null();
+        json_array_append_new(a, json_pack("{s:s, s:o}", "fqdn", d[i].fqdn, "certificate", cert));
+    }
+    return a;
+}
+
+json_t *nubo_svc_group_ref_encode(const struct nubo_svc_group *g)
+{
+    /* services is a nubo addition: clients tell https from http URLs by it */
+    return json_pack("{s:s, s:s, s:o, s:o}", "uuid", g->uuid, "name", g->name, "domains",
+                     nubo_svc_domains_encode(g->domains, g->n_domains), "services",
+                     nubo_svc_ports_encode(g->ports, g->n_ports));
+}
+
+json_t *nubo_svc_group_encode(const struct nubo_svc_group *g)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:s, s:o, s:o, s:o}", "status",
+                     "success", "uuid", g->uuid, "name", g->name, "created_at",
+                     pj_time_new(g->created_at_us), "persistent", g->persistent, "autoscale",
+                     g->autoscale, "soft_limit", (json_int_t)g->soft_limit, "hard_limit",
+                     (json_int_t)g->hard_limit, "metro", g->metro, "services",
+                     nubo_svc_ports_encode(g->ports, g->n_ports), "domains",
+                     nubo_svc_domains_encode(g->domains, g->n_domains), "instances",
+                     nubo_api_refs_encode(g->instances, g->n_instances));
+}
+
+void nubo_svc_group_free(struct nubo_svc_group *g)
+{
+    if (g == NULL)
+        return;
+    free(g->instances);
+    g->instances = NULL;
+    g->n_instances = 0;
+}
+
+/* A published port as a reply shows it: bounded, but the handler rules are the server's. */
+static int port_show_decode(json_t *e, const char *ctx, struct nubo_ingress_port *out,
+                            struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(e))
+        return nubo_error_http(err, 400, "%s: must be an object {port, destination_port, handlers}",
+                               ctx);
+    if (pj_int(e, ctx, "port", false, 0, 65535, &out->port, err) < 0 ||
+        pj_int(e, ctx, "destination_port", false, 0, 65535, &out->destination_port, err) < 0 ||
+        nubo_handlers_decode(e, ctx, "handlers", false, &out->handlers, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int domain_show_decode(json_t *e, const char *ctx, struct nubo_svc_domain *out,
+                              struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(e))
+        return nubo_error_http(err, 400, "%s: must be an object {fqdn, certificate}", ctx);
+    json_t *c;
+    char cc[128];
+    snprintf(cc, sizeof(cc), "%s.certificate", ctx);
+    if (pj_str(e, ctx, "fqdn", false, out->fqdn, sizeof(out->fqdn), err) < 0 ||
+        pj_object(e, ctx, "certificate", false, &c, err) < 0)
+        return -1;
+    out->has_cert = c != NULL;
+    if (c && (ref_decode(c, cc, &out->cert, err) < 0 ||
+              pj_str(c, cc, "state", false, out->cert_state, sizeof(out->cert_state), err) < 0))
+        return -1;
+    return 0;
+}
+
+int nubo_svc_group_decode(json_t *j, struct nubo_svc_group *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "service group: must be a JSON object");
+    json_t *a;
+    size_t i;
+    json_t *e;
+    char c[64];
+    TRY(pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err));
+    TRY(pj_str(j, "", "name", false, out->name, sizeof(out->name), err));
+    TRY(pj_time(j, "", "created_at", false, &out->created_at_us, err));
+    TRY(pj_bool(j, "", "persistent", false, &out->persistent, err));
+    TRY(pj_bool(j, "", "autoscale", false, &out->autoscale, err));
+    TRY(pj_int(j, "", "soft_limit", false, 0, NUBO_SVC_LIMIT_MAX, &out->soft_limit, err));
+    TRY(pj_int(j, "", "hard_limit", false, 0, NUBO_SVC_LIMIT_MAX, &out->hard_limit, err));
+    TRY(pj_str(j, "", "metro", false, out->metro, sizeof(out->metro), err));
+    int rc = pj_array(j, "", "services", false, NUBO_SVC_MAX_PORTS, &a, err);
+    TRY(rc);
+    out->has_services = rc == 1;
+    json_array_foreach(a, i, e)
+    {
+        snprintf(c, sizeof(c), "services[%zu]", i);
+        TRY(port_show_decode(e, c, &out->ports[i], err));
+        out->n_ports = i + 1;
+    }
+    TRY(pj_array(j, "", "domains", false, NUBO_SVC_MAX_DOMAINS, &a, err));
+    json_array_foreach(a, i, e)
+    {
+        snprintf(c, sizeof(c), "domains[%zu]", i);
+        TRY(domain_show_decode(e, c, &out->domains[i], err));
+        out->n_domains = i + 1;
+    }
+    TRY(nubo_api_refs_decode(j, "", "instances", NUBO_SVC_MAX_INSTANCES, &out->instances,
+                             &out->n_instances, err));
+    return 0;
+fail:
+    nubo_svc_group_free(out);
+    return -1;
+}
+
+json_t *nubo_certificate_encode(const struct nubo_certificate *c)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "status",
+                     "success", "uuid", c->uuid, "name", c->name, "created_at",
+                     pj_time_new(c->created_at_us), "common_name", c->common_name, "state",
+                     c->state, "subject", c->subject, "issuer", c->issuer, "serial_number",
+                     c->serial_number, "not_before", pj_time_new(c->not_before_us), "not_after",
+                     pj_time_new(c->not_after_us), "service_groups",
+                     nubo_api_refs_encode(c->service_groups, c->n_service_groups));
+}
+
+void nubo_certificate_free(struct nubo_certificate *c)
+{
+    if (c == NULL)
+        return;
+    free(c->service_groups);
+    c->service_groups = NULL;
+    c->n_service_groups = 0;
+}
+
+int nubo_certificate_decode(json_t *j, struct nubo_certificate *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "certificate: must be a JSON object");
+    TRY(pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err));
+    TRY(pj_str(j, "", "name", false, out->name, sizeof(out->name), err));
+    TRY(pj_time(j, "", "created_at", false, &out->created_at_us, err));
+    TRY(pj_str(j, "", "common_name", false, out->common_name, sizeof(out->common_name), err));
+    TRY(pj_str(j, "", "state", false, out->state, sizeof(out->state), err));
+    TRY(pj_str(j, "", "subject", false, out->subject, sizeof(out->subject), err));
+    TRY(pj_str(j, "", "issuer", false, out->issuer, sizeof(out->issuer), err));
+    TRY(pj_str(j, "", "serial_number", false, out->serial_number, sizeof(out->serial_number),
+               err));
+    TRY(pj_time(j, "", "not_before", false, &out->not_before_us, err));
+    TRY(pj_time(j, "", "not_after", false, &out->not_after_us, err));
+    TRY(nubo_api_refs_decode(j, "", "service_groups", NUBO_CERT_MAX_GROUPS, &out->service_groups,
+                             &out->n_service_groups, err));
+    return 0;
+fail:
+    nubo_certificate_free(out);
+    return -1;
+}

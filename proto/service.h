@@ -19,6 +19,11 @@
 #define NUBO_SVC_MAX_DOMAINS 16
 #define NUBO_SVC_LIMIT_MAX 65535
 #define NUBO_CERT_MAX_PEM (64u << 10) /* chain or key PEM text */
+#define NUBO_SVC_MAX_INSTANCES 65536     /* instance references one group lists */
+#define NUBO_CERT_MAX_GROUPS 4096        /* group references one certificate lists */
+#define NUBO_CERT_DN_MAX 255             /* subject, issuer */
+#define NUBO_CERT_SERIAL_MAX 79
+#define NUBO_OBJ_STATE_MAX 23            /* "valid", "ready", "maintenance" ... */
 
 /* A domain as asked: "name" (a label: <name>.<metro>.<domain>, or an FQDN when it has a dot)
  * or "fqdn"; an optional certificate by uuid or name. */
@@ -98,5 +103,73 @@ struct nubo_cert_req {
 };
 int nubo_cert_req_decode(json_t *j, struct nubo_cert_req *out, struct nubo_err *err);
 void nubo_cert_req_free(struct nubo_cert_req *r);
+
+/* The client's side: {name?, cn, chain, pkey}. */
+json_t *nubo_cert_req_encode(const struct nubo_cert_req *r);
+
+/* ---- the objects as the API shows them (controller encodes, CLI decodes) ------------- */
+
+/* {uuid, name}: how one object names another (a group's instances, a certificate's groups). */
+struct nubo_api_ref {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+};
+json_t *nubo_api_ref_encode(const struct nubo_api_ref *r);
+json_t *nubo_api_refs_encode(const struct nubo_api_ref *r, size_t n);
+/* Lenient: an array of at most max {uuid, name} objects; *out malloc'd (NULL when empty). */
+int nubo_api_refs_decode(json_t *o, const char *ctx, const char *key, size_t max,
+                         struct nubo_api_ref **out, size_t *n_out, struct nubo_err *err);
+
+/* One domain of a group: its FQDN and the certificate that serves it. */
+struct nubo_svc_domain {
+    char fqdn[NUBO_FQDN_MAX + 1];
+    bool has_cert; /* false: "certificate": null = the metro's wildcard, held by the ingress */
+    struct nubo_api_ref cert;
+    char cert_state[NUBO_OBJ_STATE_MAX + 1]; /* "valid" */
+};
+
+/* A service group (GET /v1/services), and the short form an instance carries as its
+ * "service_group" (uuid, name, domains, services). */
+struct nubo_svc_group {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    int64_t created_at_us;
+    bool persistent;
+    bool autoscale;
+    int64_t soft_limit, hard_limit; /* 1..NUBO_SVC_LIMIT_MAX */
+    char metro[NUBO_NAME_MAX + 1];
+    struct nubo_ingress_port ports[NUBO_SVC_MAX_PORTS]; /* "services" */
+    size_t n_ports;
+    bool has_services; /* the reply listed "services" (a client tells https from http by it) */
+    struct nubo_svc_domain domains[NUBO_SVC_MAX_DOMAINS];
+    size_t n_domains;
+    struct nubo_api_ref *instances; /* malloc'd, at most NUBO_SVC_MAX_INSTANCES */
+    size_t n_instances;
+};
+json_t *nubo_svc_group_encode(const struct nubo_svc_group *g);
+/* The instance's "service_group": {uuid, name, domains, services}. */
+json_t *nubo_svc_group_ref_encode(const struct nubo_svc_group *g);
+json_t *nubo_svc_domains_encode(const struct nubo_svc_domain *d, size_t n);
+/* Lenient (client side): unknown fields ignored, missing fields zero; reads both forms. */
+int nubo_svc_group_decode(json_t *j, struct nubo_svc_group *out, struct nubo_err *err);
+void nubo_svc_group_free(struct nubo_svc_group *g);
+
+/* A certificate (GET /v1/certificates); the key never leaves the controller. */
+struct nubo_certificate {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_NAME_MAX + 1];
+    int64_t created_at_us;
+    char common_name[NUBO_FQDN_MAX + 1];
+    char state[NUBO_OBJ_STATE_MAX + 1]; /* "valid" */
+    char subject[NUBO_CERT_DN_MAX + 1];
+    char issuer[NUBO_CERT_DN_MAX + 1];
+    char serial_number[NUBO_CERT_SERIAL_MAX + 1];
+    int64_t not_before_us, not_after_us; /* 0 = null */
+    struct nubo_api_ref *service_groups; /* malloc'd, at most NUBO_CERT_MAX_GROUPS */
+    size_t n_service_groups;
+};
+json_t *nubo_certificate_encode(const struct nubo_certificate *c);
+int nubo_certificate_decode(json_t *j, struct nubo_certificate *out, struct nubo_err *err);
+void nubo_certificate_free(struct nubo_certificate *c);
 
 #endif

@@ -76,7 +76,9 @@ static void test_ports(void **state)
     assert_int_equal(cli_parse_port("443:8080", ports, &n, 16, NULL), 0);
     assert_int_equal(n, 2);
     assert_int_equal(cli_parse_port("443:9090/http+tls", ports, &n, 16, NULL), -1);
-    json_t *j = cli_ports_json(ports, n);
+    struct nubo_ingress_port pp[16];
+    cli_ports_proto(ports, n, pp);
+    json_t *j = nubo_svc_ports_encode(pp, (size_t)n);
     char *s = json_dumps(j, JSON_COMPACT);
     assert_string_equal(s, "[{\"port\":80,\"destination_port\":8080,\"handlers\":[\"http\"]},"
                            "{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]}]");

@@ -1,5 +1,6 @@
-/* Golden-output tests of the CLI renderers: JSON fixtures shaped like the API's answers in,
- * the seed document's tables and deploy tree out, byte for byte. */
+/* Golden-output tests of the CLI renderers: JSON fixtures shaped like the API's answers,
+ * decoded by proto's client half as the CLI does, in; the seed document's tables and deploy
+ * tree out, byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,7 +46,23 @@ static void setup_time(void)
 static void r_tree(FILE *f, json_t *j, int64_t now)
 {
     (void)now;
-    cli_render_deploy_tree(f, j, false, "nubo");
+    struct nubo_instance in;
+    struct nubo_err err = {0};
+    if (nubo_instance_decode(j, &in, &err) < 0)
+        fail_msg("fixture does not decode: %s", err.msg);
+    cli_render_deploy_tree(f, &in, false, "nubo");
+    nubo_instance_free(&in);
+}
+
+static void r_instances(FILE *f, json_t *j, int64_t now)
+{
+    struct nubo_instance *v;
+    size_t n;
+    struct nubo_err err = {0};
+    if (nubo_instance_list_decode(j, 64, &v, &n, &err) < 0)
+        fail_msg("fixture does not decode: %s", err.msg);
+    cli_render_instances(f, v, n, now);
+    nubo_instance_list_free(v, n);
 }
 
 static void test_deploy_tree_seed(void **state)
@@ -144,7 +161,7 @@ static void test_deploy_tree_not_started(void **state)
 static void test_instances_table_seed(void **state)
 {
     setup_time();
-    char *got = capture(cli_render_instances, "["
+    char *got = capture(r_instances, "["
         "{\"name\":\"http-python312-w4bcp\",\"created_at\":\"2026-11-27T02:00:00.000000Z\",\"state\":\"running\","
         "\"service_group\":{\"domains\":[{\"fqdn\":\"sparkling-surf-qphxdk0j.fra.unikraft.app\"}]},"
         "\"image\":\"http-python312@sha256:5b922dfa1632af38c476b98fdd9f4314fb9c5e587d3d31255e6479108c057e88\","
@@ -164,7 +181,7 @@ static void test_instances_table_seed(void **state)
            "http-python312-juvv4  old-brook-v3bf7h7z.fra.unikraft.app       running  45 seconds ago  http-python312@sha256...  512 MiB  /usr/bin/python3 /src/server.py  154744us\n"
            "http-python312-8mxq5  small-darkness-4t9y8n5s.fra.unikraft.app  running  45 seconds ago  http-python312@sha256...  512 MiB  /usr/bin/python3 /src/server.py  153646us\n");
     free(got);
-    got = capture(cli_render_instances, "[]", t0);
+    got = capture(r_instances, "[]", t0);
     golden(got, "NAME  FQDN  STATE  CREATED AT  IMAGE  MEMORY  ARGS  BOOT TIME\n");
     free(got);
 }
@@ -172,7 +189,13 @@ static void test_instances_table_seed(void **state)
 static void r_images(FILE *f, json_t *j, int64_t now)
 {
     (void)now;
-    cli_render_images(f, j);
+    struct nubo_image *v;
+    size_t n;
+    struct nubo_err err = {0};
+    if (nubo_image_list_decode(j, 64, &v, &n, &err) < 0)
+        fail_msg("fixture does not decode: %s", err.msg);
+    cli_render_images(f, v, n);
+    nubo_image_list_free(v, n);
 }
 
 static void test_images_table(void **state)
@@ -218,10 +241,9 @@ static void test_helpers(void **state)
     assert_string_equal(sr, "FUP-- forced stop");
     cli_stop_reason(15, NULL, sr, sizeof(sr));
     assert_string_equal(sr, "-UPAK stopped by the user");
-    json_t *j = json_pack("{s:i}", "exit_code", 3);
-    cli_stop_reason(3, j, sr, sizeof(sr));
+    struct nubo_instance in = {.has_exit_code = true, .exit_code = 3};
+    cli_stop_reason(3, &in, sr, sizeof(sr));
     assert_string_equal(sr, "---AK the app exited (exit code 3)");
-    json_decref(j);
 }
 
 int main(void)
