@@ -197,17 +197,6 @@ static int64_t host_tsc_khz(void)
     return khz;
 }
 
-int64_t agent_free_memory_mb(struct agent *ag)
-{
-    int64_t used = 0;
-    struct agent_instance *in;
-    LIST_FOREACH(in, &ag->instances, link)
-    if (in->domain || in->op != AGENT_OP_NONE)
-        used += in->a.memory_mb;
-    int64_t f = ag->memory_mb - used;
-    return f < 0 ? 0 : f;
-}
-
 int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err *err)
 {
     memset(ag, 0, sizeof(*ag));

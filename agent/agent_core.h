@@ -406,6 +406,5 @@ int agent_spawn(struct agent *ag, void (*work)(void *arg), agent_main_fn done, v
 void agent_schedule_save(struct agent *ag);
 void agent_bridge_ensure(struct agent *ag);
 int agent_inotify_add(struct agent *ag, const char *dir, uint32_t mask);
-int64_t agent_free_memory_mb(struct agent *ag);
 
 #endif

@@ -2,33 +2,61 @@
 #include "agent_core.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
+
+static int set_accel(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_egress(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_ingress_from(void *t, const char *key, const char *v, struct nubo_err *err);
+
+#define C struct agent_config
+static const struct nu_cfg_key agent_settings[] = {
+    NU_CFG_N(C, "node", "name", node_name, "node-1"),
+    NU_CFG_N(C, "node", "metro", metro, "local"),
+    NU_CFG_M(C, "node", "memory_reserve", memory_reserve_mb, 0, 0, NULL),
+    NU_CFG_I(C, "node", "memory_reserve_mb", memory_reserve_mb, 0, 1 << 30, "512"),
+    NU_CFG_I(C, "node", "vcpu_reserve", vcpu_reserve, 0, 4096, "0"),
+    NU_CFG_S(C, "node", "state_dir", state_dir, NULL),
+    NU_CFG_S(C, "controller", "url", controller_url, "http://127.0.0.1:7060"),
+    NU_CFG_S(C, "controller", "socket", controller_socket, NULL),
+    NU_CFG_S(C, "controller", "unix_socket", controller_socket, NULL),
+    NU_CFG_S(C, "controller", "join_token_file", join_token_file, NULL),
+    NU_CFG_D(C, "controller", "watch_timeout", watch_timeout_ms, 0, 0, "30000"),
+    NU_CFG_S(C, "standalone", "assignments_file", assignments_file, NULL),
+    NU_CFG_S(C, "standalone", "status_file", status_file, NULL),
+    NU_CFG_S(C, "standalone", "subnet", subnet, NULL),
+    NU_CFG_S(C, "standalone", "gateway", gateway, NULL),
+    NU_CFG_S(C, "standalone", "dns", dns, NULL),
+    NU_CFG_S(C, "libvirt", "uri", libvirt_uri, "qemu:///system"),
+    NU_CFG_F("libvirt", "accel", set_accel, "auto"),
+    NU_CFG_D(C, "libvirt", "shutdown_timeout", shutdown_timeout_ms, 0, 0, "5000"),
+    NU_CFG_S(C, "libvirt", "netns", libvirt_netns, NULL),
+    NU_CFG_S(C, "registry", "url", registry.url, "http://127.0.0.1:5000"),
+    NU_CFG_S(C, "registry", "socket", registry.unix_path, NULL),
+    NU_CFG_S(C, "registry", "unix_socket", registry.unix_path, NULL),
+    NU_CFG_S(C, "images", "cache_dir", cache_dir, "/var/cache/nubo-agent"),
+    NU_CFG_M(C, "images", "cache_size", cache_size_mb, 0, 0, NULL),
+    NU_CFG_I(C, "images", "cache_size_mb", cache_size_mb, 1, 1 << 30, "4096"),
+    NU_CFG_M(C, "images", "max_image_size", max_image_mb, 0, 0, "1024"),
+    NU_CFG_S(C, "state", "dir", state_dir, "/var/lib/nubo-agent"),
+    NU_CFG_I(C, "state", "console_ring", console_ring_kb, 4, 1 << 20, "256"), /* KiB */
+    NU_CFG_S(C, "network", "bridge", bridge, "nubobr0"),
+    NU_CFG_S(C, "network", "netns", netns, NULL),
+    NU_CFG_F("network", "egress", set_egress, NULL),
+    NU_CFG_F("network", "ingress_from", set_ingress_from, NULL),
+    NU_CFG_D(C, "network", "net_probe_timeout", net_probe_timeout_ms, 0, 0, "30000"),
+    {0},
+};
+#undef C
+
 void agent_config_defaults(struct agent_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    snprintf(c->node_name, sizeof(c->node_name), "node-1");
-    snprintf(c->metro, sizeof(c->metro), "local");
-    snprintf(c->controller_url, sizeof(c->controller_url), "http://127.0.0.1:7060");
-    snprintf(c->libvirt_uri, sizeof(c->libvirt_uri), "qemu:///system");
-    snprintf(c->registry.url, sizeof(c->registry.url), "http://127.0.0.1:5000");
-    snprintf(c->cache_dir, sizeof(c->cache_dir), "/var/cache/nubo-agent");
-    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/nubo-agent");
-    snprintf(c->bridge, sizeof(c->bridge), "nubobr0");
-    c->cache_size_mb = 4096;
-    c->max_image_mb = 1024;
-    c->accel = AGENT_ACCEL_AUTO;
-    c->memory_reserve_mb = 512;
-    c->vcpu_reserve = 0;
-    c->shutdown_timeout_ms = 5000;
-    c->console_ring_kb = 256;
-    c->watch_timeout_ms = 30000;
-    c->net_probe_timeout_ms = 30000;
+    nu_cfg_init(agent_settings, c, sizeof(*c));
 }
 
 const char *agent_accel_name(enum agent_accel a)
@@ -61,182 +89,43 @@ enum agent_accel agent_accel_resolve(enum agent_accel want, const char *sysfs_mo
     return AGENT_ACCEL_TCG;
 }
 
-struct cfg_ctx {
-    struct agent_config *c;
-    struct nubo_err *err;
-    int failed;
-};
-
-static int set_str(char *dst, size_t size, const char *v, const char *sec, const char *key,
-                   struct cfg_ctx *x)
+static int set_accel(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    if (strlen(v) >= size) {
-        nubo_error(x->err, 0, "config [%s] %s: value longer than %zu bytes", sec, key, size - 1);
-        return -1;
-    }
-    memcpy(dst, v, strlen(v) + 1);
+    struct agent_config *c = t;
+    if (strcmp(v, "auto") == 0)
+        c->accel = AGENT_ACCEL_AUTO;
+    else if (strcmp(v, "kvm") == 0)
+        c->accel = AGENT_ACCEL_KVM;
+    else if (strcmp(v, "tcg") == 0)
+        c->accel = AGENT_ACCEL_TCG;
+    else
+        return nubo_error(err, 0, "'%s': use auto, kvm or tcg", v);
     return 0;
 }
 
-static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, const char *sec,
-                   const char *key, struct cfg_ctx *x)
+static int set_egress(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    struct nubo_err e = {0};
-    if (nubo_parse_int(v, min, max, dst, &e) < 0) {
-        nubo_error(x->err, 0, "config [%s] %s: %s", sec, key, e.msg);
-        return -1;
-    }
+    struct agent_config *c = t;
+    if (strcmp(v, "none") == 0)
+        c->egress = AGENT_EGRESS_NONE;
+    else if (strcmp(v, "nat") == 0)
+        c->egress = AGENT_EGRESS_NAT;
+    else
+        return nubo_error(err, 0, "'%s': use none or nat", v);
     return 0;
 }
 
-static int set_ms(int64_t *dst, const char *v, const char *sec, const char *key,
-                  struct cfg_ctx *x)
+static int set_ingress_from(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    struct nubo_err e = {0};
-    if (nubo_parse_duration_ms(v, dst, &e) < 0) {
-        nubo_error(x->err, 0, "config [%s] %s: %s", sec, key, e.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int set_mb(int64_t *dst, const char *v, const char *sec, const char *key,
-                  struct cfg_ctx *x)
-{
-    struct nubo_err e = {0};
-    if (nubo_parse_size_mb(v, dst, &e) < 0) {
-        nubo_error(x->err, 0, "config [%s] %s: %s", sec, key, e.msg);
-        return -1;
-    }
-    return 0;
-}
-
-#define IS(s, k) (strcmp(sec, s) == 0 && strcmp(key, k) == 0)
-
-static int on_kv(void *user, const char *sec, const char *key, const char *v)
-{
-    struct cfg_ctx *x = user;
-    struct agent_config *c = x->c;
-    int r = 0;
-    if (x->failed)
-        return 0;
-    if (IS("node", "name")) {
-        if (!nubo_name_valid(v)) {
-            nubo_error(x->err, 0, "config [node] name '%s': use 1-63 of [a-z0-9-]", v);
-            r = -1;
-        } else
-            r = set_str(c->node_name, sizeof(c->node_name), v, sec, key, x);
-    } else if (IS("node", "metro")) {
-        if (!nubo_name_valid(v)) {
-            nubo_error(x->err, 0, "config [node] metro '%s': use 1-63 of [a-z0-9-]", v);
-            r = -1;
-        } else
-            r = set_str(c->metro, sizeof(c->metro), v, sec, key, x);
-    } else if (IS("node", "memory_reserve")) {
-        r = set_mb(&c->memory_reserve_mb, v, sec, key, x);
-    } else if (IS("node", "memory_reserve_mb")) {
-        r = set_int(&c->memory_reserve_mb, v, 0, 1 << 30, sec, key, x);
-    } else if (IS("node", "vcpu_reserve")) {
-        r = set_int(&c->vcpu_reserve, v, 0, 4096, sec, key, x);
-    } else if (IS("controller", "url")) {
-        r = set_str(c->controller_url, sizeof(c->controller_url), v, sec, key, x);
-    } else if (IS("controller", "socket") || IS("controller", "unix_socket")) {
-        r = set_str(c->controller_socket, sizeof(c->controller_socket), v, sec, key, x);
-    } else if (IS("controller", "join_token_file")) {
-        r = set_str(c->join_token_file, sizeof(c->join_token_file), v, sec, key, x);
-    } else if (IS("controller", "watch_timeout")) {
-        r = set_ms(&c->watch_timeout_ms, v, sec, key, x);
-    } else if (IS("standalone", "assignments_file")) {
-        r = set_str(c->assignments_file, sizeof(c->assignments_file), v, sec, key, x);
-    } else if (IS("standalone", "status_file")) {
-        r = set_str(c->status_file, sizeof(c->status_file), v, sec, key, x);
-    } else if (IS("standalone", "subnet")) {
-        r = set_str(c->subnet, sizeof(c->subnet), v, sec, key, x);
-    } else if (IS("standalone", "gateway")) {
-        r = set_str(c->gateway, sizeof(c->gateway), v, sec, key, x);
-    } else if (IS("standalone", "dns")) {
-        r = set_str(c->dns, sizeof(c->dns), v, sec, key, x);
-    } else if (IS("libvirt", "uri")) {
-        r = set_str(c->libvirt_uri, sizeof(c->libvirt_uri), v, sec, key, x);
-    } else if (IS("libvirt", "accel")) {
-        if (strcmp(v, "auto") == 0)
-            c->accel = AGENT_ACCEL_AUTO;
-        else if (strcmp(v, "kvm") == 0)
-            c->accel = AGENT_ACCEL_KVM;
-        else if (strcmp(v, "tcg") == 0)
-            c->accel = AGENT_ACCEL_TCG;
-        else {
-            nubo_error(x->err, 0, "config [libvirt] accel '%s': use auto, kvm or tcg", v);
-            r = -1;
-        }
-    } else if (IS("libvirt", "shutdown_timeout")) {
-        r = set_ms(&c->shutdown_timeout_ms, v, sec, key, x);
-    } else if (IS("libvirt", "netns")) {
-        r = set_str(c->libvirt_netns, sizeof(c->libvirt_netns), v, sec, key, x);
-    } else if (IS("registry", "url")) {
-        r = set_str(c->registry.url, sizeof(c->registry.url), v, sec, key, x);
-    } else if (IS("registry", "socket") || IS("registry", "unix_socket")) {
-        r = set_str(c->registry.unix_path, sizeof(c->registry.unix_path), v, sec, key, x);
-    } else if (IS("images", "cache_dir")) {
-        r = set_str(c->cache_dir, sizeof(c->cache_dir), v, sec, key, x);
-    } else if (IS("images", "cache_size")) {
-        r = set_mb(&c->cache_size_mb, v, sec, key, x);
-    } else if (IS("images", "cache_size_mb")) {
-        r = set_int(&c->cache_size_mb, v, 1, 1 << 30, sec, key, x);
-    } else if (IS("images", "max_image_size")) {
-        r = set_mb(&c->max_image_mb, v, sec, key, x);
-    } else if (IS("state", "dir") || IS("node", "state_dir")) {
-        r = set_str(c->state_dir, sizeof(c->state_dir), v, sec, key, x);
-    } else if (IS("state", "console_ring")) {
-        int64_t mb = 0;
-        struct nubo_err e = {0};
-        /* accept KiB sizes: "256K" -> parse in KiB via MiB parser is lossy, so take plain KiB */
-        if (nubo_parse_int(v, 4, 1 << 20, &mb, &e) < 0) {
-            nubo_error(x->err, 0, "config [state] console_ring: %s (KiB)", e.msg);
-            r = -1;
-        } else
-            c->console_ring_kb = mb;
-    } else if (IS("network", "bridge")) {
-        r = set_str(c->bridge, sizeof(c->bridge), v, sec, key, x);
-    } else if (IS("network", "netns")) {
-        r = set_str(c->netns, sizeof(c->netns), v, sec, key, x);
-    } else if (IS("network", "egress")) {
-        if (strcmp(v, "none") == 0)
-            c->egress = AGENT_EGRESS_NONE;
-        else if (strcmp(v, "nat") == 0)
-            c->egress = AGENT_EGRESS_NAT;
-        else {
-            nubo_error(x->err, 0, "config [network] egress '%s': use none or nat", v);
-            r = -1;
-        }
-    } else if (IS("network", "ingress_from")) {
-        struct nubo_err e = {0};
-        if (agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
-                                 &e) < 0) {
-            nubo_error(x->err, 0, "config [network] ingress_from: %s", e.msg);
-            r = -1;
-        }
-    } else if (IS("network", "net_probe_timeout")) {
-        r = set_ms(&c->net_probe_timeout_ms, v, sec, key, x);
-    } else {
-        nubo_error(x->err, 0, "config: unknown key [%s] %s", sec, key);
-        r = -1;
-    }
-    if (r < 0)
-        x->failed = 1;
-    return 1;
+    struct agent_config *c = t;
+    return agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
+                                err);
 }
 
 int agent_config_load(struct agent_config *c, const char *path, struct nubo_err *err)
 {
-    struct cfg_ctx x = {.c = c, .err = err};
-    int rc = ini_parse(path, on_kv, &x);
-    if (rc == -1)
-        return nubo_error(err, errno, "cannot open config %s", path);
-    if (rc > 0)
-        return nubo_error(err, 0, "config %s: syntax error on line %d", path, rc);
-    if (x.failed)
-        return nubo_error_wrap(err, "config %s", path);
+    if (nu_cfg_load(path, agent_settings, c, NULL, err) < 0)
+        return -1;
     if (c->netns[0] && (strchr(c->netns, '/') || c->netns[0] == '.'))
         return nubo_error(err, 0, "config %s: [network] netns must be a name under /run/netns",
                           path);

@@ -1,13 +1,12 @@
 /* The node's side of the controller protocol (proto/PROTOCOL.md): register with all instances
  * held, long-poll watch of the desired set, batched status reports that double as heartbeats,
  * console shipping, re-register with back-off on 401 or a lost connection. HTTP runs on worker
- * threads (libcurl, TCP or unix socket); state changes only on the main thread.
+ * threads (common/http.c, TCP or unix socket); state changes only on the main thread.
  * Standalone mode replaces the controller with two files: the desired set is read from a
  * watch-response JSON file (re-read when it is replaced) and the observed state written to a
  * status JSON file. */
 #include "agent_core.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <sys/inotify.h>
 
 #include "cleanup.h"
+#include "http.h"
 #include "log.h"
 
 #define CTL_BACKOFF_MIN_MS 250
@@ -34,8 +34,7 @@ struct http_job {
     long status;
     char *resp;
     size_t resp_len;
-    bool too_big;
-    char error[CURL_ERROR_SIZE + 64];
+    char error[NU_HTTP_WHY_MAX];
     /* log jobs: which offsets were shipped */
     size_t n_shipped;
     struct {
@@ -44,80 +43,38 @@ struct http_job {
     } *shipped;
 };
 
-static size_t http_write(char *p, size_t sz, size_t nm, void *ud)
-{
-    struct http_job *j = ud;
-    size_t n = sz * nm;
-    if (j->resp_len + n > NUBO_AGENT_MAX_BODY) {
-        j->too_big = true;
-        return 0;
-    }
-    char *np = realloc(j->resp, j->resp_len + n + 1);
-    if (!np)
-        return 0;
-    j->resp = np;
-    memcpy(j->resp + j->resp_len, p, n);
-    j->resp_len += n;
-    j->resp[j->resp_len] = '\0';
-    return n;
-}
-
 /* A long poll must not hold the agent's exit for up to a watch timeout. */
-static int http_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                         curl_off_t ulnow)
+static bool http_stopping(void *ud)
 {
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
     struct http_job *j = ud;
-    return __atomic_load_n(&j->ag->stopping, __ATOMIC_RELAXED) ? 1 : 0;
+    return __atomic_load_n(&j->ag->stopping, __ATOMIC_RELAXED);
 }
 
 static void http_work(void *arg)
 {
     struct http_job *j = arg;
-    CURL *c = curl_easy_init();
-    if (!c) {
-        snprintf(j->error, sizeof(j->error), "curl init failed");
-        return;
-    }
-    char cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = NULL;
-    char auth[NUBO_AGENT_TOKEN_MAX + 32];
-    if (j->token[0]) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", j->token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, j->url);
-    if (j->unix_path[0])
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, j->unix_path);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, j->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, j);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, j->body ? "POST" : "GET", j->url);
+    rq.unix_path = j->unix_path;
+    rq.bearer = j->token;
+    nu_http_req_header(&rq, "Content-Type: application/json");
     if (j->body) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, j->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
+        rq.body = j->body;
+        rq.body_len = strlen(j->body);
     }
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
-        snprintf(j->error, sizeof(j->error), "%s", j->too_big ? "response too large"
-                                                   : cerr[0]       ? cerr
-                                                                   : curl_easy_strerror(rc));
+    rq.connect_timeout_ms = 5000;
+    rq.timeout_ms = j->timeout_ms;
+    rq.max_body = NUBO_AGENT_MAX_BODY;
+    rq.abort_fn = http_stopping;
+    rq.opaque = j;
+    struct nu_http_resp rs;
+    struct nubo_err err = {0};
+    if (nu_http_do(&rq, &rs, &err) < 0)
+        snprintf(j->error, sizeof(j->error), "%s", rs.why);
     else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &j->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+        j->status = rs.status;
+    j->resp = rs.body;
+    j->resp_len = rs.len;
 }
 
 static void http_job_free(struct http_job *j)
@@ -442,7 +399,6 @@ static char *status_body(struct agent *ag, bool all)
         if (!all)
             in->dirty = false;
     }
-    b.free_memory_mb = agent_free_memory_mb(ag);
     json_t *j = nubo_status_batch_encode(&b);
     free(b.instances);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;

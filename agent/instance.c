@@ -750,8 +750,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         .console_path = console,
         .tap = with_net ? in->tap : NULL,
         .mac = with_net ? mac : NULL,
-        .memory_mb = in->a.memory_mb > 0 ? in->a.memory_mb : 128,
-        .vcpus = in->a.vcpus > 0 ? in->a.vcpus : 1,
+        .memory_mb = in->a.memory_mb, /* the decoder guarantees >= 1 of each */
+        .vcpus = in->a.vcpus,
         .accel = ag->accel,
         .boot = in->img->boot,
         .rdseed = ag->virt.tcg_rdseed,
@@ -1356,15 +1356,11 @@ void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w)
             in->r.start_seq = a->start_seq;
             agent_mark_dirty(ag, in);
         }
-        struct nubo_assignment copy = {0};
-        json_t *j = nubo_assignment_encode(a);
-        struct nubo_err err = {0};
-        if (!j || nubo_assignment_decode(j, "assignment", &copy, &err) < 0) {
-            log_warnx("instance %s: cannot copy assignment: %s", a->uuid, err.msg);
-            json_decref(j);
+        struct nubo_assignment copy;
+        if (nubo_assignment_copy(&copy, a) < 0) {
+            log_warnx("instance %s: cannot copy assignment: out of memory", a->uuid);
             continue;
         }
-        json_decref(j);
         nubo_assignment_free(&in->a);
         in->a = copy;
         in->assigned = true;

@@ -4,28 +4,26 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
-
 #include "agent_core.h"
 #include "daemon_opts.h"
+#include "http.h"
 #include "log.h"
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    enum nubo_log_level lvl = NUBO_LOG_INFO;
-    int orc = nubo_daemon_opts("nubo-agent", argc, argv, &config, &lvl);
+    struct nubo_daemon_args args = {.level = NUBO_LOG_INFO};
+    int orc = nubo_daemon_opts("nubo-agent", argc, argv, NULL, true, &args);
     if (orc >= 0)
         return orc;
-    log_init("nubo-agent", lvl);
+    log_init("nubo-agent", args.level);
     /* Secrets at rest: nothing the agent writes is for other local users (what qemu must
      * read is opened to it explicitly). */
     umask(077);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     struct agent_config cfg;
     agent_config_defaults(&cfg);
     struct nubo_err err = {0};
-    if (agent_config_load(&cfg, config, &err) < 0) {
+    if (agent_config_load(&cfg, args.config, &err) < 0) {
         fprintf(stderr, "nubo-agent: %s\n", err.msg);
         return 1;
     }
@@ -37,6 +35,6 @@ int main(int argc, char **argv)
     }
     int rc = agent_run_loop(&ag);
     agent_fini(&ag);
-    curl_global_cleanup();
+    nu_http_global_cleanup();
     return rc < 0 ? 1 : 0;
 }

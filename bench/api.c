@@ -2,7 +2,6 @@
  * nubo-controller with N fake-agent nodes, against a trivial evhttp handler (a baseline that
  * parses nothing and stores nothing) driven the same way in the same run.
  * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N] */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -19,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "http.h"
 #include "util.h"
 
 struct load {
@@ -159,41 +159,24 @@ static pid_t start_baseline(int port)
     return pid;
 }
 
-/* ---- setup helpers (libcurl; not timed) ---- */
-
-static size_t sink(char *p, size_t s, size_t n, void *arg)
-{
-    struct evbuffer *b = arg;
-    evbuffer_add(b, p, s * n);
-    return s * n;
-}
+/* ---- setup helpers (common/http.c; not timed) ---- */
 
 static long http(const char *method, const char *url, const char *auth, const char *body,
                  struct evbuffer *out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char a[300];
-    if (auth) {
-        snprintf(a, sizeof(a), "Authorization: Bearer %s", auth);
-        h = curl_slist_append(h, a);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, method, url);
+    rq.bearer = auth;
+    if (body) {
+        rq.body = body;
+        rq.body_len = strlen(body);
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    struct evbuffer *tmp = out ? out : evbuffer_new();
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, tmp);
-    long code = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (!out)
-        evbuffer_free(tmp);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    rq.timeout_ms = 10000;
+    struct nu_http_resp rs;
+    long code = nu_http_do(&rq, &rs, NULL) == 0 ? rs.status : 0;
+    if (out && rs.body)
+        evbuffer_add(out, rs.body, rs.len);
+    nu_http_resp_free(&rs);
     return code;
 }
 
@@ -301,7 +284,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     /* the binaries live next to this one in the build tree */
     char self[PATH_MAX], build[PATH_MAX], ctl_bin[PATH_MAX + 64], fake_bin[PATH_MAX + 64];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -70,6 +70,34 @@ static int version_cmp(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
+/* "base, node, python" from the registry's catalog: the repositories under official/. */
+static int runtimes_in_registry(const struct nubo_registry *reg, char *out, size_t size)
+{
+    out[0] = '\0';
+    cleanup_free char *text = NULL;
+    struct nubo_err gerr = {0};
+    if (nubo_registry_get_json(reg, "/v2/_catalog?n=1000", &text, &gerr) < 0)
+        return -1;
+    json_error_t jerr;
+    json_t *cat = json_loads(text, 0, &jerr);
+    size_t i, used = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(cat, "repositories"), i, r)
+    {
+        const char *s = json_string_value(r);
+        if (!s || strncmp(s, "official/", 9) != 0)
+            continue;
+        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", s + 9);
+        if (n < 0 || (size_t)n >= size - used) {
+            out[used] = '\0';
+            break;
+        }
+        used += (size_t)n;
+    }
+    json_decref(cat);
+    return 0;
+}
+
 int cli_resolve_runtime(struct cli_ctx *ctx, const char *runtime, char *repo, size_t repo_size,
                         char *tag, size_t tag_size, struct nubo_err *err)
 {
@@ -130,6 +158,17 @@ int cli_resolve_runtime(struct cli_ctx *ctx, const char *runtime, char *repo, si
         json_array_foreach(tags, i, t)
             if (json_string_value(t) && !strcmp(json_string_value(t), "latest"))
                 best = "latest";
+    if (!best && !tags) {
+        /* No such repository at all: name the runtimes that do exist. */
+        char have[1024];
+        if (runtimes_in_registry(&reg, have, sizeof(have)) < 0)
+            snprintf(have, sizeof(have), "a catalog it would not list");
+        json_decref(tags_json);
+        return nubo_error(err, 0,
+                          "runtime '%s' does not exist in this cluster (registry %s has: %s); "
+                          "pick one of those or push it with guest/build-runtimes --runtimes NAME",
+                          runtime, reg.url, have[0] ? have : "no runtimes");
+    }
     if (!best) {
         json_decref(tags_json);
         return nubo_error(err, 0,

@@ -8,18 +8,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "cleanup.h"
 #include "cli.h"
+#include "config.h"
 #include "util.h"
+
+/* One profile: the keys of the section $NUBO_PROFILE names ([default] when unset). */
+#define C struct cli_ctx
+static const struct nu_cfg_key cli_settings[] = {
+    NU_CFG_S(C, NULL, "api", api_url, CLI_DEFAULT_API),
+    NU_CFG_S(C, NULL, "token", token, NULL),
+    NU_CFG_S(C, NULL, "registry", reg.url, CLI_DEFAULT_REGISTRY),
+    NU_CFG_S(C, NULL, "registry_socket", reg.unix_path, NULL),
+    NU_CFG_S(C, NULL, "registry_user", reg.user, NULL),
+    NU_CFG_S(C, NULL, "registry_password", reg.password, NULL),
+    NU_CFG_S(C, NULL, "metro", metro, NULL),
+    NU_CFG_S(C, NULL, "org", org, "default"),
+    {0},
+};
+#undef C
 
 void cli_ctx_init(struct cli_ctx *ctx)
 {
-    memset(ctx, 0, sizeof(*ctx));
-    snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", CLI_DEFAULT_API);
-    snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", CLI_DEFAULT_REGISTRY);
-    snprintf(ctx->org, sizeof(ctx->org), "%s", "default");
+    nu_cfg_init(cli_settings, ctx, sizeof(*ctx));
     ctx->o = stdout;
     ctx->e = stderr;
     ctx->tty = isatty(STDOUT_FILENO) == 1;
@@ -37,37 +48,6 @@ int cli_config_path(char *out, size_t size)
     return nubo_snprintf(out, size, "%s/.config/nubo/config", home);
 }
 
-struct ini_state {
-    struct cli_ctx *ctx;
-    const char *section;
-};
-
-static int ini_cb(void *user, const char *section, const char *key, const char *value)
-{
-    struct ini_state *st = user;
-    struct cli_ctx *ctx = st->ctx;
-    if (strcmp(section, st->section) != 0)
-        return 1;
-    if (strcmp(key, "api") == 0)
-        snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", value);
-    else if (strcmp(key, "token") == 0)
-        snprintf(ctx->token, sizeof(ctx->token), "%s", value);
-    else if (strcmp(key, "registry") == 0)
-        snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", value);
-    else if (strcmp(key, "registry_socket") == 0)
-        snprintf(ctx->reg.unix_path, sizeof(ctx->reg.unix_path), "%s", value);
-    else if (strcmp(key, "registry_user") == 0)
-        snprintf(ctx->reg.user, sizeof(ctx->reg.user), "%s", value);
-    else if (strcmp(key, "registry_password") == 0)
-        snprintf(ctx->reg.password, sizeof(ctx->reg.password), "%s", value);
-    else if (strcmp(key, "metro") == 0)
-        snprintf(ctx->metro, sizeof(ctx->metro), "%s", value);
-    else if (strcmp(key, "org") == 0)
-        snprintf(ctx->org, sizeof(ctx->org), "%s", value);
-    /* Unknown keys are ignored so newer profiles work with older binaries. */
-    return 1;
-}
-
 int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
 {
     const char *explicit = getenv("NUBO_CONFIG");
@@ -76,17 +56,14 @@ int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
     else if (cli_config_path(ctx->config_path, sizeof(ctx->config_path)) < 0)
         return nubo_error(err, ENAMETOOLONG, "config path too long");
     const char *profile = getenv("NUBO_PROFILE");
-    struct ini_state st = {ctx, profile && *profile ? profile : "default"};
-    if (access(ctx->config_path, F_OK) == 0) {
-        int rc = ini_parse(ctx->config_path, ini_cb, &st);
-        if (rc < 0)
-            return nubo_error(err, errno, "cannot read profile %s", ctx->config_path);
-        if (rc > 0)
-            return nubo_error(err, 0,
-                              "profile %s: syntax error on line %d: fix it or run 'nubo login' "
-                              "again",
-                              ctx->config_path, rc);
-    }
+    /* Unknown keys are ignored so newer profiles work with older binaries. */
+    const struct nu_cfg_opts opts = {.what = "profile",
+                                     .section = profile && *profile ? profile : "default",
+                                     .ignore_unknown = true,
+                                     .hint = ": fix it or run 'nubo login' again"};
+    if (access(ctx->config_path, F_OK) == 0 &&
+        nu_cfg_load(ctx->config_path, cli_settings, ctx, &opts, err) < 0)
+        return -1;
     const char *v;
     if ((v = getenv("NUBO_API")) && *v)
         snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", v);

@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "util.h"
 
 #define CPIO_MAX_DEPTH 64
 
@@ -145,29 +146,12 @@ int cli_cpio_from_dir(const char *root_dir, const char *out_path, struct nubo_er
     return rc;
 }
 
-static int copy_into(int out, const char *path, struct nubo_err *err)
+static int copy_into(int out, const char *path, const char *out_path, struct nubo_err *err)
 {
     cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return nubo_error(err, errno, "cannot open %s", path);
-    char buf[65536];
-    for (;;) {
-        ssize_t r = read(in, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return nubo_error(err, errno, "cannot read %s", path);
-        if (r == 0)
-            return 0;
-        for (ssize_t off = 0; off < r;) {
-            ssize_t wr = write(out, buf + off, (size_t)(r - off));
-            if (wr < 0 && errno == EINTR)
-                continue;
-            if (wr < 0)
-                return nubo_error(err, errno, "cannot write the initrd");
-            off += wr;
-        }
-    }
+    return nubo_copy_fd(in, path, out, out_path, err);
 }
 
 int cli_concat_files(const char *a, const char *b, const char *out_path, struct nubo_err *err)
@@ -175,7 +159,7 @@ int cli_concat_files(const char *a, const char *b, const char *out_path, struct 
     cleanup_close int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0)
         return nubo_error(err, errno, "cannot create %s", out_path);
-    if (a && copy_into(out, a, err) < 0)
+    if (a && copy_into(out, a, out_path, err) < 0)
         return -1;
     /* newc archives end 4-byte aligned; keep the next one aligned for the kernel's unpacker. */
     off_t pos = lseek(out, 0, SEEK_CUR);
@@ -184,7 +168,7 @@ int cli_concat_files(const char *a, const char *b, const char *out_path, struct 
         if (write(out, zeros, (size_t)(4 - pos % 4)) < 0)
             return nubo_error(err, errno, "cannot write %s", out_path);
     }
-    if (copy_into(out, b, err) < 0)
+    if (copy_into(out, b, out_path, err) < 0)
         return -1;
     return 0;
 }

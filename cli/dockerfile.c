@@ -489,18 +489,8 @@ static int copy_file(const char *src, const char *dst, mode_t mode, struct nubo_
                                  mode & 07777);
     if (out < 0)
         return nubo_error(err, errno, "cannot create %s", dst);
-    char buf[65536];
-    for (;;) {
-        ssize_t r = read(in, buf, sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return nubo_error(err, errno, "cannot read %s", src);
-        if (r == 0)
-            break;
-        if (write(out, buf, (size_t)r) != r)
-            return nubo_error(err, errno, "cannot write %s", dst);
-    }
+    if (nubo_copy_fd(in, src, out, dst, err) < 0)
+        return -1;
     if (fchmod(out, mode & 07777) < 0)
         return nubo_error(err, errno, "cannot chmod %s", dst);
     return 0;

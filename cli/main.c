@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "http.h"
 
 #include "cli.h"
 #include "log.h"
@@ -61,13 +61,13 @@ int main(int argc, char **argv)
         puts("nubo 0.1.0");
         return 0;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     struct cli_ctx ctx;
     cli_ctx_init(&ctx);
     struct nubo_err err = {0};
     if (cli_config_load(&ctx, &err) < 0) {
         int rc = cli_fail(&ctx, NULL, &err);
-        curl_global_cleanup();
+        nu_http_global_cleanup();
         return rc;
     }
     /* Global flags may also come before the command: nubo --token T images list. They are
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     }
     if (first >= argc) {
         usage(stderr);
-        curl_global_cleanup();
+        nu_http_global_cleanup();
         return CLI_EXIT_USAGE;
     }
     if (first > 1) {
@@ -96,11 +96,11 @@ int main(int argc, char **argv)
             (cmds[i].alias && strcmp(argv[1], cmds[i].alias) == 0)) {
             int rc = cmds[i].fn(&ctx, argc - 1, argv + 1);
             fflush(stdout);
-            curl_global_cleanup();
+            nu_http_global_cleanup();
             return rc;
         }
     }
     fprintf(stderr, "nubo: unknown command '%s': run 'nubo --help' for the list\n", argv[1]);
-    curl_global_cleanup();
+    nu_http_global_cleanup();
     return CLI_EXIT_USAGE;
 }

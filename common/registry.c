@@ -1,4 +1,4 @@
-/* OCI distribution client over libcurl (registry.h): manifests, verified blob streaming,
+/* OCI distribution client over common/http.c (registry.h): manifests, verified blob streaming,
  * chunked uploads, retries on connect errors and 5xx, optional unix-socket transport. */
 #include "registry.h"
 
@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "http.h"
 #include "registry_mount.h"
 #include "util.h"
 
@@ -119,185 +119,51 @@ void nubo_image_ref_format(const struct nubo_image_ref *ref, char *buf, size_t s
 
 /* ---------------------------------------------------------------- transport */
 
-struct membuf {
-    char *data;
-    size_t len, cap, max;
-    bool overflow;
-};
-
-static int membuf_append(struct membuf *b, const void *p, size_t n)
-{
-    if (b->len + n > b->max) {
-        b->overflow = true;
-        return -1;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-/* One HTTP exchange. Request body from memory or from an fd range; response body to
- * memory (bounded) or to an fd with a running sha256. */
+/* One registry exchange over nu_http_do: the request, the answer, and where a blob's body
+ * goes (an fd with a running sha256, bounded) when it does not stay in memory. */
 struct xfer {
-    const char *method;
-    const char *url;            /* absolute */
-    struct curl_slist *headers;
-    /* request body */
-    const char *body;
-    size_t body_len;
-    int body_fd;                /* >= 0: read body_len bytes from body_fd at body_off */
-    off_t body_off;
-    size_t body_pos;
-    bool has_body;
-    bool blob;                  /* long transfer: no whole-request timeout, stall detection */
-    /* response */
-    struct membuf resp;
-    int out_fd;                 /* >= 0: stream here */
+    struct nu_http_req rq;
+    struct nu_http_resp rs;
+    bool blob; /* long transfer: no whole-request timeout, stall detection */
+    int out_fd; /* >= 0: stream a 2xx body here */
     EVP_MD_CTX *md;
     uint64_t out_bytes, out_max;
     bool out_too_big, out_write_failed;
     int out_errno;
-    long status;
-    char location[2048];
-    char content_type[128];
-    char docker_digest[80];
-    long long content_length;
-    /* progress */
     nubo_progress_fn progress;
     void *opaque;
     uint64_t progress_base, progress_total;
 };
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+static bool sink_fd(void *ud, const char *p, size_t n)
 {
     struct xfer *x = ud;
-    size_t n = size * nmemb;
-    /* Error bodies from the registry always go to memory so we can quote them. */
-    if (x->out_fd >= 0 && x->status >= 200 && x->status < 300) {
-        if (x->out_max && x->out_bytes + n > x->out_max) {
-            x->out_too_big = true;
-            return 0;
-        }
-        if (x->md)
-            EVP_DigestUpdate(x->md, ptr, n);
-        size_t off = 0;
-        while (off < n) {
-            ssize_t w = write(x->out_fd, ptr + off, n - off);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                x->out_write_failed = true;
-                x->out_errno = errno;
-                return 0;
-            }
-            off += (size_t)w;
-        }
-        x->out_bytes += n;
-        return n;
-    }
-    if (x->md && x->status >= 200 && x->status < 300)
-        EVP_DigestUpdate(x->md, ptr, n);
-    if (membuf_append(&x->resp, ptr, n) < 0) {
+    if (x->out_max && x->out_bytes + n > x->out_max) {
         x->out_too_big = true;
-        return 0;
+        return false;
+    }
+    if (x->md)
+        EVP_DigestUpdate(x->md, p, n);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(x->out_fd, p + off, n - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            x->out_write_failed = true;
+            x->out_errno = errno;
+            return false;
+        }
+        off += (size_t)w;
     }
     x->out_bytes += n;
-    return n;
+    return true;
 }
 
-static void copy_header_value(char *dst, size_t dsize, const char *v, size_t vlen)
-{
-    while (vlen && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-        vlen--;
-    if (vlen >= dsize)
-        vlen = dsize - 1;
-    memcpy(dst, v, vlen);
-    dst[vlen] = '\0';
-}
-
-static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
+static void on_progress(void *ud, uint64_t bytes)
 {
     struct xfer *x = ud;
-    size_t n = size * nitems;
-    if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
-        /* A new response (e.g. after 100-continue or a redirect) resets what we saw. */
-        x->location[0] = x->content_type[0] = x->docker_digest[0] = '\0';
-        x->content_length = -1;
-        const char *sp = memchr(buf, ' ', n);
-        x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-        return n;
-    }
-    const char *colon = memchr(buf, ':', n);
-    if (!colon)
-        return n;
-    size_t kl = (size_t)(colon - buf);
-    const char *v = colon + 1;
-    size_t vl = n - kl - 1;
-    if (kl == 8 && strncasecmp(buf, "Location", 8) == 0)
-        copy_header_value(x->location, sizeof(x->location), v, vl);
-    else if (kl == 12 && strncasecmp(buf, "Content-Type", 12) == 0) {
-        copy_header_value(x->content_type, sizeof(x->content_type), v, vl);
-        char *semi = strchr(x->content_type, ';');
-        if (semi)
-            *semi = '\0';
-    } else if (kl == 21 && strncasecmp(buf, "Docker-Content-Digest", 21) == 0)
-        copy_header_value(x->docker_digest, sizeof(x->docker_digest), v, vl);
-    else if (kl == 14 && strncasecmp(buf, "Content-Length", 14) == 0) {
-        char tmp[32];
-        copy_header_value(tmp, sizeof(tmp), v, vl);
-        x->content_length = strtoll(tmp, NULL, 10);
-    }
-    return n;
-}
-
-static size_t read_cb(char *ptr, size_t size, size_t nitems, void *ud)
-{
-    struct xfer *x = ud;
-    size_t want = size * nitems;
-    size_t left = x->body_len - x->body_pos;
-    if (want > left)
-        want = left;
-    if (want == 0)
-        return 0;
-    if (x->body_fd >= 0) {
-        ssize_t r;
-        do {
-            r = pread(x->body_fd, ptr, want, x->body_off + (off_t)x->body_pos);
-        } while (r < 0 && errno == EINTR);
-        if (r <= 0)
-            return CURL_READFUNC_ABORT;
-        want = (size_t)r;
-    } else {
-        memcpy(ptr, x->body + x->body_pos, want);
-    }
-    x->body_pos += want;
-    return want;
-}
-
-static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    struct xfer *x = ud;
-    if (x->progress) {
-        uint64_t now = (uint64_t)(ulnow > 0 ? ulnow : dlnow);
-        x->progress(x->opaque, x->progress_base + now, x->progress_total);
-    }
-    return 0;
+    x->progress(x->opaque, x->progress_base + bytes, x->progress_total);
 }
 
 static const char *reg_desc(const struct nubo_registry *reg)
@@ -309,10 +175,10 @@ static const char *reg_desc(const struct nubo_registry *reg)
 static void registry_error_text(const struct xfer *x, char *out, size_t size)
 {
     out[0] = '\0';
-    if (!x->resp.data || x->resp.len == 0)
+    if (!x->rs.body || x->rs.len == 0)
         return;
     json_error_t jerr;
-    json_t *j = json_loadb(x->resp.data, x->resp.len, 0, &jerr);
+    json_t *j = json_loadb(x->rs.body, x->rs.len, 0, &jerr);
     if (j) {
         json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
         const char *code = json_string_value(json_object_get(e0, "code"));
@@ -324,13 +190,6 @@ static void registry_error_text(const struct xfer *x, char *out, size_t size)
     }
 }
 
-static bool curl_retryable(CURLcode rc)
-{
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-           rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
-           rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -338,77 +197,24 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Run x once (no retry). Returns the CURLcode; x->status holds the HTTP status. */
-static CURLcode xfer_once(const struct nubo_registry *reg, struct xfer *x, char *cerr)
+/* Run x once (no retry): 0 = an answer came (x->rs.status), -1 = none (x->rs.fail). */
+static int xfer_once(const struct nubo_registry *reg, struct xfer *x, struct nubo_err *err)
 {
-    CURL *c = curl_easy_init();
-    if (!c)
-        return CURLE_OUT_OF_MEMORY;
-    x->status = 0;
-    x->content_length = -1;
-    x->resp.len = 0;
-    x->resp.overflow = false;
-    if (x->resp.data)
-        x->resp.data[0] = '\0';
-    x->body_pos = 0;
+    nu_http_resp_free(&x->rs);
     x->out_bytes = 0;
     x->out_too_big = x->out_write_failed = false;
-
-    curl_easy_setopt(c, CURLOPT_URL, x->url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "nubo/0.1");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, strcmp(x->method, "GET") == 0 ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (reg->unix_path[0])
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, reg->unix_path);
-    if (reg->user[0]) {
-        curl_easy_setopt(c, CURLOPT_USERNAME, reg->user);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, reg->password);
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    }
-    if (x->blob) {
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)REG_STALL_S);
-    } else {
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, reg->timeout_ms > 0 ? reg->timeout_ms : 30000L);
-    }
-    if (strcmp(x->method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    else if (strcmp(x->method, "GET") != 0)
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, x->method);
-    if (x->has_body) {
-        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(c, CURLOPT_READDATA, x);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->body_len);
-    } else if (strcmp(x->method, "PUT") == 0 || strcmp(x->method, "POST") == 0 ||
-               strcmp(x->method, "PATCH") == 0) {
-        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(c, CURLOPT_READDATA, x);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-    if (x->progress) {
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
-    }
-    CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (code)
-        x->status = code;
-    curl_easy_cleanup(c);
-    return rc;
+    struct nu_http_req *rq = &x->rq;
+    rq->unix_path = reg->unix_path;
+    rq->user = reg->user;
+    rq->password = reg->password;
+    rq->follow_redirects = strcmp(rq->method, "GET") == 0;
+    rq->connect_timeout_ms = 10000;
+    rq->timeout_ms = x->blob ? 0 : reg->timeout_ms > 0 ? reg->timeout_ms : 30000L;
+    rq->stall_s = x->blob ? REG_STALL_S : 0;
+    rq->sink = x->out_fd >= 0 ? sink_fd : NULL;
+    rq->progress = x->progress ? on_progress : NULL;
+    rq->opaque = x;
+    return nu_http_do(rq, &x->rs, err);
 }
 
 /* Run x with retries on connect errors and 5xx. Only a transport-level failure is turned
@@ -417,20 +223,16 @@ static int xfer_run(const struct nubo_registry *reg, struct xfer *x, bool retry_
                     const char *what, struct nubo_err *err)
 {
     int retries = reg->retries > 0 ? reg->retries : 2;
-    char cerr[CURL_ERROR_SIZE];
     off_t out_start = -1;
     if (x->out_fd >= 0)
         out_start = lseek(x->out_fd, 0, SEEK_CUR);
     for (int attempt = 0;; attempt++) {
-        cerr[0] = '\0';
         if (x->md)
             EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
-        CURLcode rc = xfer_once(reg, x, cerr);
-        bool again = false;
-        if (rc != CURLE_OK && !x->out_too_big && !x->out_write_failed && curl_retryable(rc))
-            again = true;
-        else if (rc == CURLE_OK && x->status >= 500)
-            again = true;
+        int rc = xfer_once(reg, x, err);
+        enum nu_http_fail f = x->rs.fail;
+        bool again = rc < 0 ? f == NU_HTTP_UNREACHABLE || f == NU_HTTP_TRANSIENT
+                            : x->rs.status >= 500;
         /* A retried download must start the fd over; a pipe cannot. */
         if (again && x->out_fd >= 0 && x->out_bytes > 0) {
             if (out_start < 0 || lseek(x->out_fd, out_start, SEEK_SET) < 0 ||
@@ -441,28 +243,31 @@ static int xfer_run(const struct nubo_registry *reg, struct xfer *x, bool retry_
             sleep_ms(200L << attempt);
             continue;
         }
-        if (x->out_too_big)
+        if (rc == 0) {
+            nubo_err_clear(err);
+            return 0;
+        }
+        if (x->out_too_big || f == NU_HTTP_TOO_BIG)
             return nubo_error_http(err, 413, "%s from registry %s: larger than the %llu-byte limit",
                                    what, reg_desc(reg),
-                                   (unsigned long long)(x->out_fd >= 0 ? x->out_max : x->resp.max));
+                                   (unsigned long long)(x->out_fd >= 0 ? x->out_max
+                                                                       : x->rq.max_body));
         if (x->out_write_failed)
             return nubo_error(err, x->out_errno, "%s from registry %s: cannot write local file",
                               what, reg_desc(reg));
-        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+        if (f == NU_HTTP_UNREACHABLE)
             return nubo_error_http(err, 503,
                                    "cannot reach registry %s%s%s (%s): is it running? check "
                                    "--registry / NUBO_REGISTRY",
                                    reg_desc(reg), reg->unix_path[0] ? " via " : "",
-                                   reg->unix_path, cerr[0] ? cerr : curl_easy_strerror(rc));
-        if (rc == CURLE_PARTIAL_FILE)
+                                   reg->unix_path, x->rs.why);
+        if (f == NU_HTTP_TRUNCATED)
             return nubo_error_http(err, 502,
                                    "%s from registry %s: truncated body (got %llu of %lld bytes)",
-                                   what, reg_desc(reg), (unsigned long long)x->out_bytes,
-                                   x->content_length);
-        if (rc != CURLE_OK)
-            return nubo_error_http(err, 502, "%s at registry %s failed: %s", what, reg_desc(reg),
-                                   cerr[0] ? cerr : curl_easy_strerror(rc));
-        return 0;
+                                   what, reg_desc(reg), (unsigned long long)x->rs.body_bytes,
+                                   x->rs.content_length);
+        return nubo_error_http(err, 502, "%s at registry %s failed: %s", what, reg_desc(reg),
+                               x->rs.why);
     }
 }
 
@@ -471,22 +276,22 @@ static int http_error(const struct nubo_registry *reg, const struct xfer *x, con
 {
     char detail[300];
     registry_error_text(x, detail, sizeof(detail));
-    if (x->status == 401 || x->status == 403)
-        return nubo_error_http(err, (int)x->status,
+    long st = x->rs.status;
+    if (st == 401 || st == 403)
+        return nubo_error_http(err, (int)st,
                                "%s: registry %s refused access (HTTP %ld)%s: check the registry "
                                "credentials",
-                               what, reg_desc(reg), x->status, detail);
-    if (x->status == 404)
+                               what, reg_desc(reg), st, detail);
+    if (st == 404)
         return nubo_error_http(err, 404, "%s: not found in registry %s%s", what, reg_desc(reg),
                                detail);
-    return nubo_error_http(err, (int)x->status, "%s: registry %s answered HTTP %ld%s", what,
-                           reg_desc(reg), x->status, detail);
+    return nubo_error_http(err, (int)st, "%s: registry %s answered HTTP %ld%s", what,
+                           reg_desc(reg), st, detail);
 }
 
 static void xfer_free(struct xfer *x)
 {
-    curl_slist_free_all(x->headers);
-    free(x->resp.data);
+    nu_http_resp_free(&x->rs);
     if (x->md)
         EVP_MD_CTX_free(x->md);
 }
@@ -494,14 +299,11 @@ static void xfer_free(struct xfer *x)
 static void xfer_init(struct xfer *x, const char *method, const char *url)
 {
     memset(x, 0, sizeof(*x));
-    x->method = method;
-    x->url = url;
-    x->body_fd = -1;
+    nu_http_req_init(&x->rq, method, url);
+    x->rq.max_body = REG_SMALL_BODY_MAX;
     x->out_fd = -1;
-    x->resp.max = REG_SMALL_BODY_MAX;
-    x->content_length = -1;
+    x->rs.content_length = -1;
 }
-
 static int base_url(const struct nubo_registry *reg, char *out, size_t size)
 {
     const char *u = reg->url[0] ? reg->url : "http://127.0.0.1:5000";
@@ -560,15 +362,15 @@ int nubo_registry_get_manifest(const struct nubo_registry *reg, const char *repo
              nubo_digest_valid(tag_or_digest) ? "@" : ":", tag_or_digest);
     struct xfer x;
     xfer_init(&x, "GET", url);
-    x.resp.max = NUBO_MANIFEST_MAX;
-    x.headers = curl_slist_append(NULL, "Accept: " NUBO_MEDIA_OCI_INDEX ", " NUBO_MEDIA_OCI_MANIFEST
-                                        ", " NUBO_MEDIA_DOCKER_LIST ", " NUBO_MEDIA_DOCKER_MANIFEST);
+    x.rq.max_body = NUBO_MANIFEST_MAX;
+    nu_http_req_header(&x.rq, "Accept: " NUBO_MEDIA_OCI_INDEX ", " NUBO_MEDIA_OCI_MANIFEST
+                              ", " NUBO_MEDIA_DOCKER_LIST ", " NUBO_MEDIA_DOCKER_MANIFEST);
     int rc = xfer_run(reg, &x, true, what, err);
-    if (rc == 0 && x.status != 200)
+    if (rc == 0 && x.rs.status != 200)
         rc = http_error(reg, &x, what, err);
     if (rc == 0) {
         char hex[NUBO_SHA256_HEX_LEN + 1];
-        nubo_sha256_hex(x.resp.data ? x.resp.data : "", x.resp.len, hex);
+        nubo_sha256_hex(x.rs.body ? x.rs.body : "", x.rs.len, hex);
         char dig[80];
         snprintf(dig, sizeof(dig), "sha256:%s", hex);
         if (nubo_digest_valid(tag_or_digest) && strcmp(dig, tag_or_digest) != 0)
@@ -577,11 +379,11 @@ int nubo_registry_get_manifest(const struct nubo_registry *reg, const char *repo
                                  what, reg_desc(reg), dig);
         else {
             char mt[128];
-            snprintf(mt, sizeof(mt), "%s", x.content_type);
+            snprintf(mt, sizeof(mt), "%s", x.rs.content_type);
             /* Some servers answer application/json: trust the body's mediaType then. */
             if (mt[0] == '\0' || strcmp(mt, "application/json") == 0) {
                 json_error_t jerr;
-                json_t *j = json_loadb(x.resp.data ? x.resp.data : "", x.resp.len, 0, &jerr);
+                json_t *j = json_loadb(x.rs.body ? x.rs.body : "", x.rs.len, 0, &jerr);
                 const char *m = json_string_value(json_object_get(j, "mediaType"));
                 snprintf(mt, sizeof(mt), "%s", m ? m : NUBO_MEDIA_OCI_MANIFEST);
                 json_decref(j);
@@ -594,12 +396,12 @@ int nubo_registry_get_manifest(const struct nubo_registry *reg, const char *repo
             if (rc == 0) {
                 if (digest_out)
                     memcpy(digest_out, dig, strlen(dig) + 1);
-                if (!x.resp.data)
-                    x.resp.data = calloc(1, 1);
+                if (!x.rs.body)
+                    x.rs.body = calloc(1, 1);
                 if (len)
-                    *len = x.resp.len;
-                *body = x.resp.data;
-                x.resp.data = NULL;
+                    *len = x.rs.len;
+                *body = x.rs.body;
+                x.rs.body = NULL;
             }
         }
     }
@@ -623,13 +425,11 @@ int nubo_registry_put_manifest(const struct nubo_registry *reg, const char *repo
     snprintf(ct, sizeof(ct), "Content-Type: %s", media_type);
     struct xfer x;
     xfer_init(&x, "PUT", url);
-    x.headers = curl_slist_append(NULL, ct);
-    x.headers = curl_slist_append(x.headers, "Expect:");
-    x.body = body;
-    x.body_len = len;
-    x.has_body = true;
+    nu_http_req_header(&x.rq, ct);
+    x.rq.body = body;
+    x.rq.body_len = len;
     int rc = xfer_run(reg, &x, true, what, err);
-    if (rc == 0 && x.status != 201 && x.status != 200)
+    if (rc == 0 && x.rs.status != 201 && x.rs.status != 200)
         rc = http_error(reg, &x, what, err);
     xfer_free(&x);
     return rc;
@@ -649,7 +449,7 @@ int nubo_registry_delete_manifest(const struct nubo_registry *reg, const char *r
     struct xfer x;
     xfer_init(&x, "DELETE", url);
     int rc = xfer_run(reg, &x, true, what, err);
-    if (rc == 0 && x.status != 202 && x.status != 200)
+    if (rc == 0 && x.rs.status != 202 && x.rs.status != 200)
         rc = http_error(reg, &x, what, err);
     xfer_free(&x);
     return rc;
@@ -665,13 +465,13 @@ int nubo_registry_get_json(const struct nubo_registry *reg, const char *path, ch
         return -1;
     struct xfer x;
     xfer_init(&x, "GET", url);
-    x.headers = curl_slist_append(NULL, "Accept: application/json");
+    nu_http_req_header(&x.rq, "Accept: application/json");
     int rc = xfer_run(reg, &x, true, path, err);
-    if (rc == 0 && x.status != 200)
+    if (rc == 0 && x.rs.status != 200)
         rc = http_error(reg, &x, path, err);
     if (rc == 0) {
-        *out = x.resp.data ? x.resp.data : strdup("");
-        x.resp.data = NULL;
+        *out = x.rs.body ? x.rs.body : strdup("");
+        x.rs.body = NULL;
     }
     xfer_free(&x);
     return rc;
@@ -707,19 +507,22 @@ static int get_blob(const struct nubo_registry *reg, const char *repo, const cha
     x.out_fd = fd;
     x.out_max = max_bytes;
     if (fd < 0)
-        x.resp.max = max_bytes ? max_bytes : REG_SMALL_BODY_MAX;
+        x.rq.max_body = max_bytes ? max_bytes : REG_SMALL_BODY_MAX;
     x.md = EVP_MD_CTX_new();
     if (!x.md) {
         xfer_free(&x);
         return nubo_error(err, ENOMEM, "out of memory");
     }
     int rc = xfer_run(reg, &x, true, what, err);
-    if (rc == 0 && x.status != 200)
+    if (rc == 0 && x.rs.status != 200)
         rc = http_error(reg, &x, what, err);
-    if (rc == 0 && x.content_length >= 0 && (uint64_t)x.content_length != x.out_bytes)
+    /* A body kept in memory is hashed once it is whole; a streamed one was hashed on the way. */
+    uint64_t n = fd >= 0 ? x.out_bytes : x.rs.len;
+    if (rc == 0 && fd < 0)
+        EVP_DigestUpdate(x.md, x.rs.body ? x.rs.body : "", x.rs.len);
+    if (rc == 0 && x.rs.content_length >= 0 && (uint64_t)x.rs.content_length != n)
         rc = nubo_error_http(err, 502, "%s from registry %s: truncated body (got %llu of %lld bytes)",
-                             what, reg_desc(reg), (unsigned long long)x.out_bytes,
-                             x.content_length);
+                             what, reg_desc(reg), (unsigned long long)n, x.rs.content_length);
     if (rc == 0) {
         char got[80];
         md_final(x.md, got);
@@ -727,16 +530,16 @@ static int get_blob(const struct nubo_registry *reg, const char *repo, const cha
             rc = nubo_error_http(err, 502,
                                  "%s from registry %s failed verification: content hashes to %s "
                                  "(%llu bytes)",
-                                 what, reg_desc(reg), got, (unsigned long long)x.out_bytes);
+                                 what, reg_desc(reg), got, (unsigned long long)n);
     }
     if (rc == 0) {
         if (size_out)
-            *size_out = x.out_bytes;
+            *size_out = n;
         if (mem) {
-            *mem = x.resp.data ? x.resp.data : calloc(1, 1);
-            x.resp.data = NULL;
+            *mem = x.rs.body ? x.rs.body : calloc(1, 1);
+            x.rs.body = NULL;
             if (mem_len)
-                *mem_len = x.out_bytes;
+                *mem_len = n;
         }
     }
     xfer_free(&x);
@@ -775,9 +578,9 @@ int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
     xfer_init(&x, "HEAD", url);
     int rc = xfer_run(reg, &x, true, what, err);
     if (rc == 0) {
-        if (x.status == 200)
+        if (x.rs.status == 200)
             rc = 1;
-        else if (x.status == 404)
+        else if (x.rs.status == 404)
             rc = 0;
         else
             rc = http_error(reg, &x, what, err);
@@ -822,11 +625,11 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
     struct xfer x;
     xfer_init(&x, "POST", url);
     int rc = xfer_run(reg, &x, true, what, err);
-    if (rc == 0 && x.status != 202)
+    if (rc == 0 && x.rs.status != 202)
         rc = http_error(reg, &x, what, err);
     char loc[2200];
     if (rc == 0)
-        rc = upload_url(reg, x.location, loc, sizeof(loc), err);
+        rc = upload_url(reg, x.rs.location, loc, sizeof(loc), err);
     xfer_free(&x);
     if (rc < 0)
         return -1;
@@ -840,23 +643,21 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
                  (unsigned long long)(done + n - 1));
         xfer_init(&x, "PATCH", loc);
         x.blob = true;
-        x.headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-        x.headers = curl_slist_append(x.headers, range);
-        x.headers = curl_slist_append(x.headers, "Expect:");
-        x.body_fd = fd;
-        x.body_off = (off_t)done;
-        x.body_len = n;
-        x.has_body = true;
+        nu_http_req_header(&x.rq, "Content-Type: application/octet-stream");
+        nu_http_req_header(&x.rq, range);
+        x.rq.body_fd = fd;
+        x.rq.body_off = (off_t)done;
+        x.rq.body_len = n;
         x.progress = progress;
         x.opaque = opaque;
         x.progress_base = done;
         x.progress_total = total;
         rc = xfer_run(reg, &x, false, what, err);
-        if (rc == 0 && x.status != 202)
+        if (rc == 0 && x.rs.status != 202)
             rc = http_error(reg, &x, what, err);
         if (rc == 0)
-            rc = upload_url(reg, x.location, loc, sizeof(loc), err);
-        bool srv = x.status >= 500 || x.status == 0;
+            rc = upload_url(reg, x.rs.location, loc, sizeof(loc), err);
+        bool srv = x.rs.status >= 500 || x.rs.status == 0;
         xfer_free(&x);
         if (rc < 0) {
             *retryable = srv;
@@ -871,21 +672,19 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
         return nubo_error_http(err, 502, "upload Location too long");
     xfer_init(&x, "PUT", loc);
     x.blob = true;
-    x.headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-    x.headers = curl_slist_append(x.headers, "Expect:");
-    x.body_fd = fd;
-    x.body = mem;
-    x.body_off = (off_t)done;
-    x.body_len = (size_t)(total - done);
-    x.has_body = true;
+    nu_http_req_header(&x.rq, "Content-Type: application/octet-stream");
+    x.rq.body_fd = fd;
+    x.rq.body = mem;
+    x.rq.body_off = (off_t)done;
+    x.rq.body_len = (size_t)(total - done);
     x.progress = progress;
     x.opaque = opaque;
     x.progress_base = done;
     x.progress_total = total;
     rc = xfer_run(reg, &x, false, what, err);
-    if (rc == 0 && x.status != 201)
+    if (rc == 0 && x.rs.status != 201)
         rc = http_error(reg, &x, what, err);
-    bool srv = x.status >= 500 || x.status == 0;
+    bool srv = x.rs.status >= 500 || x.rs.status == 0;
     xfer_free(&x);
     if (rc < 0) {
         *retryable = srv;
@@ -964,12 +763,12 @@ int nubo_registry_mount_blob(const struct nubo_registry *reg, const char *repo,
     xfer_init(&x, "POST", url);
     int rc = xfer_run(reg, &x, true, what, err);
     if (rc == 0) {
-        if (x.status == 201)
+        if (x.rs.status == 201)
             rc = 1;
-        else if (x.status == 202) {
+        else if (x.rs.status == 202) {
             /* Not mounted: the registry opened an ordinary upload; close it again. */
             char loc[2200];
-            if (upload_url(reg, x.location, loc, sizeof(loc), err) == 0) {
+            if (upload_url(reg, x.rs.location, loc, sizeof(loc), err) == 0) {
                 struct xfer d;
                 xfer_init(&d, "DELETE", loc);
                 struct nubo_err ignore = {0};

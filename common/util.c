@@ -271,6 +271,29 @@ int nubo_write_file_atomic(const char *path, const void *data, size_t len, int m
     return 0;
 }
 
+int nubo_copy_fd(int in, const char *in_name, int out, const char *out_name,
+                 struct nubo_err *err)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t r = read(in, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return nubo_error(err, errno, "cannot read %s", in_name);
+        if (r == 0)
+            return 0;
+        for (ssize_t off = 0; off < r;) {
+            ssize_t w = write(out, buf + off, (size_t)(r - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return nubo_error(err, errno, "cannot write %s", out_name);
+            off += w;
+        }
+    }
+}
+
 int nubo_read_file(const char *path, size_t max_len, char **out, size_t *out_len,
                    struct nubo_err *err)
 {

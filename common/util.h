@@ -45,6 +45,9 @@ int nubo_write_file_atomic(const char *path, const void *data, size_t len, int m
 /* Read a whole file, at most max_len bytes (error if larger); *out is NUL-terminated. */
 int nubo_read_file(const char *path, size_t max_len, char **out, size_t *out_len,
                    struct nubo_err *err);
+/* Copy in to out until in ends; the names say which file in errors. */
+int nubo_copy_fd(int in, const char *in_name, int out, const char *out_name,
+                 struct nubo_err *err);
 /* mkdir -p */
 int nubo_mkdir_p(const char *path, int mode, struct nubo_err *err);
 

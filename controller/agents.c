@@ -257,8 +257,6 @@ static int do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_nod
         nubo_status_batch_decode(j, &b, err) < 0)
         return ctl_err_status(err, 400);
     ctl_node_seen(ctx, node);
-    if (b.free_memory_mb >= 0)
-        node->free_memory_mb = b.free_memory_mb;
     struct status_job *sj = xcalloc(1, sizeof(*sj));
     *sj = (struct status_job){NULL, NULL, ctx, ri->req, ri->start_us, node, b, 0};
     sj->lnext = ctx->status_jobs;

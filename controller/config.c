@@ -1,4 +1,5 @@
-/* nubo-controller configuration: defaults, then the INI file (inih), then the command line. */
+/* nubo-controller configuration: defaults, then the INI file (common/config.c), then the
+ * command line. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -6,31 +7,55 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <ini.h>
-
 #include "cleanup.h"
+#include "config.h"
 #include "ctl.h"
 #include "log.h"
 #include "util.h"
 
+static int set_log_level(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_sync(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_pool(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_services_domain(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_secret_file(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_secret_inline(void *t, const char *key, const char *v, struct nubo_err *err);
+
+#define C struct ctl_config
+static const struct nu_cfg_key ctl_settings[] = {
+    NU_CFG_S(C, "controller", "listen", listen, "127.0.0.1:7060"),
+    NU_CFG_S(C, "controller", "unix", unix_path, NULL),
+    NU_CFG_S(C, "controller", "db", db_path, NULL),
+    NU_CFG_S(C, "controller", "bootstrap_token_file", bootstrap_token_file, NULL),
+    NU_CFG_N(C, "controller", "admin_user", admin_user, "admin"),
+    NU_CFG_F("controller", "log_level", set_log_level, "info"),
+    NU_CFG_F("controller", "sync", set_sync, "normal"),
+    NU_CFG_I(C, "controller", "max_body_bytes", max_body_bytes, 1024, 64 << 20, NULL),
+    NU_CFG_S(C, "agent", "join_token_file", join_token_file, NULL),
+    NU_CFG_I(C, "agent", "heartbeat_interval_ms", heartbeat_interval_ms, 50, 3600000, "2000"),
+    NU_CFG_I(C, "agent", "grace_ms", grace_ms, 100, 86400000, "10000"),
+    NU_CFG_I(C, "agent", "watch_coalesce_ms", watch_coalesce_ms, 0, 1000, "20"),
+    NU_CFG_F("agent", "subnet_pool", set_pool, "10.64.0.0/16"),
+    NU_CFG_I(C, "scheduler", "vcpu_overcommit", vcpu_overcommit, 1, 1024, "8"),
+    NU_CFG_S(C, "instances", "cluster_domain", cluster_domain, "internal"),
+    NU_CFG_I(C, "instances", "log_tail_bytes", log_tail_bytes, 1024, 16 << 20, "65536"),
+    NU_CFG_S(C, "registry", "url", registry.url, "http://127.0.0.1:5000"),
+    NU_CFG_S(C, "registry", "unix_socket", registry.unix_path, NULL),
+    NU_CFG_S(C, "registry", "user", registry.user, NULL),
+    NU_CFG_F("registry", "password_file", set_secret_file, NULL),
+    NU_CFG_F("registry", "password", set_secret_inline, NULL),
+    NU_CFG_F("registry", "notification_secret_file", set_secret_file, NULL),
+    NU_CFG_F("registry", "notification_secret", set_secret_inline, NULL),
+    NU_CFG_F("services", "domain", set_services_domain, "nubo.local"),
+    NU_CFG_S(C, "ingress", "token_file", ingress_token_file, NULL),
+    {0},
+};
+#undef C
+
 void ctl_config_defaults(struct ctl_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:7060");
-    snprintf(c->admin_user, sizeof(c->admin_user), "admin");
-    c->log_level = NUBO_LOG_INFO;
+    nu_cfg_init(ctl_settings, c, sizeof(*c));
     c->max_body_bytes = NUBO_API_MAX_BODY;
-    c->heartbeat_interval_ms = 2000;
-    c->grace_ms = 10000;
-    c->watch_coalesce_ms = 20;
-    c->pool_net = 0x0a400000; /* 10.64.0.0/16 */
-    c->pool_prefix = 16;
-    snprintf(c->cluster_domain, sizeof(c->cluster_domain), "internal");
-    c->vcpu_overcommit = 8;
-    c->log_tail_bytes = 64 * 1024;
-    snprintf(c->registry.url, sizeof(c->registry.url), "http://127.0.0.1:5000");
     c->registry.timeout_ms = 10000;
-    snprintf(c->services_domain, sizeof(c->services_domain), "nubo.local");
 }
 
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix)
@@ -52,39 +77,62 @@ int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix)
     return 0;
 }
 
-struct ini_state {
-    struct ctl_config *c;
-    struct nubo_err *err;
-    bool failed;
-};
-
-static int set_str(char *dst, size_t size, const char *v)
+static int set_log_level(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    return nubo_snprintf(dst, size, "%s", v) < 0 ? -1 : 0;
+    enum nubo_log_level l;
+    if (log_level_parse(v, &l) < 0)
+        return nubo_error(err, 0, "'%s' is not error, warn, info or debug", v);
+    ((struct ctl_config *)t)->log_level = l;
+    return 0;
 }
 
-static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max)
+static int set_sync(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    return nubo_parse_int(v, min, max, dst, NULL);
+    if (strcmp(v, "full") != 0 && strcmp(v, "normal") != 0)
+        return nubo_error(err, 0, "'%s' is not full or normal", v);
+    ((struct ctl_config *)t)->sync_full = strcmp(v, "full") == 0;
+    return 0;
+}
+
+static int set_pool(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    struct ctl_config *c = t;
+    if (ctl_parse_cidr(v, &c->pool_net, &c->pool_prefix) < 0)
+        return nubo_error(err, 0, "'%s' is not a.b.c.d/n with n in 8..24", v);
+    return 0;
+}
+
+static int set_services_domain(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    struct ctl_config *c = t;
+    if (!nubo_fqdn_valid(v, false) && !nubo_name_valid(v))
+        return nubo_error(err, 0, "'%s' is not a DNS name", v);
+    if (nubo_snprintf(c->services_domain, sizeof(c->services_domain), "%s", v) < 0)
+        return nubo_error(err, 0, "value longer than %zu bytes", sizeof(c->services_domain) - 1);
+    return 0;
+}
+
+/* Where [registry] password(_file) and notification_secret(_file) land. */
+static char *secret_field(struct ctl_config *c, const char *key, size_t *size)
+{
+    bool pw = strncmp(key, "password", 8) == 0;
+    *size = pw ? sizeof(c->registry.password) : sizeof(c->registry_secret);
+    return pw ? c->registry.password : c->registry_secret;
 }
 
 /* A secret kept in a file of its own (0600, the controller's user), not in this config that
  * ships 0644: its first line, without the newline. */
-static int read_secret(struct ini_state *st, const char *key, const char *path, char *dst,
-                       size_t size)
+static int set_secret_file(void *t, const char *key, const char *path, struct nubo_err *err)
 {
+    size_t size;
+    char *dst = secret_field(t, key, &size);
     cleanup_free char *text = NULL;
     size_t len = 0;
-    struct nubo_err e = {0};
-    if (nubo_read_file(path, size - 1, &text, &len, &e) < 0) {
-        nubo_error(st->err, 0, "[registry] %s: %s", key, e.msg);
-        return -3;
-    }
+    if (nubo_read_file(path, size - 1, &text, &len, err) < 0)
+        return -1;
     text[strcspn(text, "\r\n")] = '\0';
-    if (text[0] == '\0') {
-        nubo_error(st->err, 0, "[registry] %s: %s is empty", key, path);
-        return -3;
-    }
+    if (text[0] == '\0')
+        return nubo_error(err, 0, "%s is empty", path);
     struct stat sb;
     if (stat(path, &sb) == 0 && (sb.st_mode & 0077))
         log_warnx("config: %s holds a secret but is readable by others (mode %04o): chmod 600 it",
@@ -93,98 +141,21 @@ static int read_secret(struct ini_state *st, const char *key, const char *path, 
     return 0;
 }
 
-static int ini_cb(void *user, const char *section, const char *name, const char *value)
+static int set_secret_inline(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    struct ini_state *st = user;
-    struct ctl_config *c = st->c;
-    int rc = -2; /* unknown key */
-#define KEY(s, n) (strcmp(section, s) == 0 && strcmp(name, n) == 0)
-    if (KEY("controller", "listen"))
-        rc = set_str(c->listen, sizeof(c->listen), value);
-    else if (KEY("controller", "unix"))
-        rc = set_str(c->unix_path, sizeof(c->unix_path), value);
-    else if (KEY("controller", "db"))
-        rc = set_str(c->db_path, sizeof(c->db_path), value);
-    else if (KEY("controller", "bootstrap_token_file"))
-        rc = set_str(c->bootstrap_token_file, sizeof(c->bootstrap_token_file), value);
-    else if (KEY("controller", "admin_user"))
-        rc = nubo_name_valid(value) ? set_str(c->admin_user, sizeof(c->admin_user), value) : -1;
-    else if (KEY("controller", "log_level")) {
-        enum nubo_log_level l;
-        rc = log_level_parse(value, &l);
-        c->log_level = l;
-    } else if (KEY("controller", "sync")) {
-        rc = strcmp(value, "full") == 0 || strcmp(value, "normal") == 0 ? 0 : -1;
-        c->sync_full = strcmp(value, "full") == 0;
-    } else if (KEY("controller", "max_body_bytes"))
-        rc = set_int(&c->max_body_bytes, value, 1024, 64 << 20);
-    else if (KEY("agent", "join_token_file"))
-        rc = set_str(c->join_token_file, sizeof(c->join_token_file), value);
-    else if (KEY("agent", "heartbeat_interval_ms"))
-        rc = set_int(&c->heartbeat_interval_ms, value, 50, 3600000);
-    else if (KEY("agent", "grace_ms"))
-        rc = set_int(&c->grace_ms, value, 100, 86400000);
-    else if (KEY("agent", "watch_coalesce_ms"))
-        rc = set_int(&c->watch_coalesce_ms, value, 0, 1000);
-    else if (KEY("agent", "subnet_pool"))
-        rc = ctl_parse_cidr(value, &c->pool_net, &c->pool_prefix);
-    else if (KEY("scheduler", "vcpu_overcommit"))
-        rc = set_int(&c->vcpu_overcommit, value, 1, 1024);
-    else if (KEY("instances", "cluster_domain"))
-        rc = set_str(c->cluster_domain, sizeof(c->cluster_domain), value);
-    else if (KEY("instances", "log_tail_bytes"))
-        rc = set_int(&c->log_tail_bytes, value, 1024, 16 << 20);
-    else if (KEY("registry", "url"))
-        rc = set_str(c->registry.url, sizeof(c->registry.url), value);
-    else if (KEY("registry", "unix_socket"))
-        rc = set_str(c->registry.unix_path, sizeof(c->registry.unix_path), value);
-    else if (KEY("registry", "user"))
-        rc = set_str(c->registry.user, sizeof(c->registry.user), value);
-    else if (KEY("registry", "password_file"))
-        rc = read_secret(st, name, value, c->registry.password, sizeof(c->registry.password));
-    else if (KEY("registry", "password")) {
-        log_warnx("config: [registry] password in the config is deprecated: put it in a 0600 "
-                  "file and name it with password_file");
-        rc = set_str(c->registry.password, sizeof(c->registry.password), value);
-    } else if (KEY("services", "domain"))
-        rc = nubo_fqdn_valid(value, false) || nubo_name_valid(value)
-                 ? set_str(c->services_domain, sizeof(c->services_domain), value)
-                 : -1;
-    else if (KEY("ingress", "token_file"))
-        rc = set_str(c->ingress_token_file, sizeof(c->ingress_token_file), value);
-    else if (KEY("registry", "notification_secret_file"))
-        rc = read_secret(st, name, value, c->registry_secret, sizeof(c->registry_secret));
-    else if (KEY("registry", "notification_secret")) {
-        log_warnx("config: [registry] notification_secret in the config is deprecated: put it "
-                  "in a 0600 file and name it with notification_secret_file");
-        rc = set_str(c->registry_secret, sizeof(c->registry_secret), value);
-    }
-#undef KEY
-    if (rc == 0)
-        return 1;
-    if (!st->failed) {
-        st->failed = true;
-        if (rc == -3) /* the message is set */
-            ;
-        else if (rc == -2)
-            nubo_error(st->err, 0, "unknown setting [%s] %s", section, name);
-        else
-            nubo_error(st->err, 0, "bad value '%s' for [%s] %s", value, section, name);
-    }
+    size_t size;
+    char *dst = secret_field(t, key, &size);
+    log_warnx("config: [registry] %s in the config is deprecated: put it in a 0600 file and name "
+              "it with %s_file",
+              key, key);
+    if (nubo_snprintf(dst, size, "%s", v) < 0)
+        return nubo_error(err, 0, "value longer than %zu bytes", size - 1);
     return 0;
 }
 
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err)
 {
-    struct ini_state st = {c, err, false};
-    int rc = ini_parse(path, ini_cb, &st);
-    if (rc < 0)
-        return nubo_error(err, errno, "cannot read the config %s", path);
-    if (st.failed)
-        return nubo_error_wrap(err, "config %s", path);
-    if (rc > 0)
-        return nubo_error(err, 0, "config %s: syntax error on line %d", path, rc);
-    return 0;
+    return nu_cfg_load(path, ctl_settings, c, NULL, err);
 }
 
 int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)

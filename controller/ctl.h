@@ -91,7 +91,6 @@ struct ctl_node {
     uint32_t subnet_base;    /* pool + index * 256, host byte order */
     bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;
-    int64_t free_memory_mb; /* as reported, -1 unknown */
     int64_t used_memory_mb, used_vcpus;
     size_t n_instances;
     uint8_t ip_used[32]; /* host byte of the /24 */

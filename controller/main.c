@@ -2,7 +2,6 @@
  * One libevent loop owns everything; blocking registry calls run on the resolver thread. Here
  * the floors are put together: the model's events are wired to the handlers that answer for
  * them. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,21 +11,9 @@
 #include <event2/thread.h>
 
 #include "ctl.h"
+#include "daemon_opts.h"
 #include "log.h"
 #include "util.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: nubo-controller --listen ADDR --db FILE [--unix PATH] [--config FILE]\n"
-               "                       [--bootstrap-token-file FILE] [--log-level LEVEL]\n"
-               "  --listen ADDR               HOST:PORT for the API (default 127.0.0.1:7060)\n"
-               "  --db FILE                   sqlite database (created if missing)\n"
-               "  --unix PATH                 also serve on a unix socket (agents in namespaces)\n"
-               "  --config FILE               INI file for everything else (see "
-               "nubo-controller.ini)\n"
-               "  --bootstrap-token-file FILE admin token; created (0600) when missing\n"
-               "  --log-level LEVEL           error, warn, info, debug\n");
-}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -77,51 +64,18 @@ static const struct ctl_events events = {
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},
-        {"unix", required_argument, NULL, 'u'},
-        {"config", required_argument, NULL, 'c'},
-        {"bootstrap-token-file", required_argument, NULL, 'b'},
-        {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const char *o_listen = NULL, *o_db = NULL, *o_unix = NULL, *o_boot = NULL;
+    const struct nubo_daemon_opt own[] = {
+        {"listen", "ADDR", "HOST:PORT for the API (default 127.0.0.1:7060)", &o_listen},
+        {"db", "FILE", "sqlite database (created if missing)", &o_db},
+        {"unix", "PATH", "also serve on a unix socket (agents in namespaces)", &o_unix},
+        {"bootstrap-token-file", "FILE", "admin token; created (0600) when missing", &o_boot},
+        {NULL, NULL, NULL, NULL},
     };
-    const char *o_listen = NULL, *o_db = NULL, *o_unix = NULL, *o_config = NULL, *o_boot = NULL,
-               *o_level = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            o_listen = optarg;
-            break;
-        case 'd':
-            o_db = optarg;
-            break;
-        case 'u':
-            o_unix = optarg;
-            break;
-        case 'c':
-            o_config = optarg;
-            break;
-        case 'b':
-            o_boot = optarg;
-            break;
-        case 'v':
-            o_level = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    struct nubo_daemon_args args = {.level = NUBO_LOG_INFO};
+    int orc = nubo_daemon_opts("nubo-controller", argc, argv, own, false, &args);
+    if (orc >= 0)
+        return orc;
     log_init("nubo-controller", NUBO_LOG_INFO);
     /* Secrets at rest: the database (keys, env, token hashes), its -wal/-shm and the token
      * files are for this user alone (the unix socket is opened to its group explicitly). */
@@ -130,7 +84,7 @@ int main(int argc, char **argv)
     struct nubo_err err = {0};
     ctx->events = events;
     ctl_config_defaults(&ctx->cfg);
-    if (o_config && ctl_config_load_ini(&ctx->cfg, o_config, &err) < 0)
+    if (args.config && ctl_config_load_ini(&ctx->cfg, args.config, &err) < 0)
         goto fail;
 #define SET(dst, v)                                                                                \
     if ((v) && nubo_snprintf(dst, sizeof(dst), "%s", (v)) < 0) {                                   \
@@ -142,14 +96,8 @@ int main(int argc, char **argv)
     SET(ctx->cfg.unix_path, o_unix);
     SET(ctx->cfg.bootstrap_token_file, o_boot);
 #undef SET
-    if (o_level) {
-        enum nubo_log_level l;
-        if (log_level_parse(o_level, &l) < 0) {
-            nubo_error(&err, 0, "--log-level %s: use error, warn, info or debug", o_level);
-            goto fail;
-        }
-        ctx->cfg.log_level = l;
-    }
+    if (args.level_given)
+        ctx->cfg.log_level = args.level;
     log_set_level((enum nubo_log_level)ctx->cfg.log_level);
     if (ctl_config_finish(&ctx->cfg, &err) < 0)
         goto fail;

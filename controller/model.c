@@ -39,7 +39,6 @@ struct ctl_node *ctl_node_new(struct ctl_ctx *ctx, const struct ctl_node_row *ro
     n->subnet_base = ctx->cfg.pool_net + ((uint32_t)row->subnet_index << 8);
     n->ready = !row->unavailable;
     n->last_seen_mono_us = nubo_mono_us();
-    n->free_memory_mb = -1;
     n->version = ++ctx->version_seq;
     ctl_map_put(&ctx->nodes, n->row.uuid, n);
     ctl_map_put(&ctx->nodes_by_name, n->row.name, n);

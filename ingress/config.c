@@ -2,24 +2,39 @@
 #include "ingress_core.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+
+static int set_node(void *t, const char *key, const char *v, struct nubo_err *err);
+
+#define C struct ing_config
+static const struct nu_cfg_key ing_settings[] = {
+    NU_CFG_S(C, "ingress", "metro", metro, "local"),
+    NU_CFG_S(C, "ingress", "runtime_dir", runtime_dir, "/run/nubo-ingress"),
+    NU_CFG_S(C, "ingress", "listen_addr", listen_addr, "127.0.0.1"),
+    NU_CFG_I(C, "ingress", "http_port", http_port, 1, 65535, "80"),
+    NU_CFG_I(C, "ingress", "https_port", https_port, 1, 65535, "443"),
+    NU_CFG_I(C, "ingress", "watch_timeout_ms", watch_timeout_ms, 1000,
+             NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, "30000"),
+    NU_CFG_I(C, "ingress", "timeout_queue_ms", timeout_queue_ms, 1, 60000, "1"),
+    NU_CFG_S(C, "controller", "url", controller_url, "http://127.0.0.1:7060"),
+    NU_CFG_S(C, "controller", "socket", controller_socket, NULL),
+    NU_CFG_S(C, "controller", "token_file", token_file, "/var/lib/nubo/controller.db.ingress-token"),
+    NU_CFG_S(C, "haproxy", "binary", haproxy_bin, "/usr/sbin/haproxy"),
+    NU_CFG_S(C, "tls", "cert", cert_file, NULL),
+    NU_CFG_S(C, "tls", "key", key_file, NULL),
+    NU_CFG_S(C, "tls", "ca", ca_file, NULL),
+    NU_CFG_F("nodes", NULL, set_node, NULL), /* <node> = netns:<namespace> | direct */
+    {0},
+};
+#undef C
+
 void ing_config_defaults(struct ing_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    snprintf(c->metro, sizeof(c->metro), "local");
-    snprintf(c->controller_url, sizeof(c->controller_url), "http://127.0.0.1:7060");
-    snprintf(c->token_file, sizeof(c->token_file), "/var/lib/nubo/controller.db.ingress-token");
-    snprintf(c->haproxy_bin, sizeof(c->haproxy_bin), "/usr/sbin/haproxy");
-    snprintf(c->runtime_dir, sizeof(c->runtime_dir), "/run/nubo-ingress");
-    snprintf(c->listen_addr, sizeof(c->listen_addr), "127.0.0.1");
-    c->http_port = 80;
-    c->https_port = 443;
-    c->watch_timeout_ms = 30000;
-    c->timeout_queue_ms = 1;
+    nu_cfg_init(ing_settings, c, sizeof(*c));
 }
 
 void ing_config_free(struct ing_config *c)
@@ -37,119 +52,33 @@ const struct ing_node_reach *ing_config_node(const struct ing_config *c, const c
     return NULL;
 }
 
-struct load_ctx {
-    struct ing_config *c;
-    struct nubo_err *err;
-    bool failed;
-};
-
-static int set_str(char *dst, size_t dstsz, const char *v, struct load_ctx *l, const char *key)
+static int set_node(void *t, const char *key, const char *v, struct nubo_err *err)
 {
-    if (strlen(v) >= dstsz) {
-        nubo_error(l->err, 0, "config key %s: value longer than %zu bytes", key, dstsz - 1);
-        return -1;
-    }
-    memcpy(dst, v, strlen(v) + 1);
+    struct ing_config *c = t;
+    if (!nubo_name_valid(key))
+        return nubo_error(err, 0, "not a node name ([a-z0-9-], 1..63)");
+    if (c->n_nodes >= ING_MAX_NODES)
+        return nubo_error(err, 0, "more than %d nodes", ING_MAX_NODES);
+    struct ing_node_reach nr = {0};
+    snprintf(nr.node, sizeof(nr.node), "%s", key);
+    if (strncmp(v, "netns:", 6) == 0 && v[6] && strlen(v + 6) <= NUBO_NAME_MAX &&
+        strspn(v + 6, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+            strlen(v + 6))
+        snprintf(nr.netns, sizeof(nr.netns), "%s", v + 6);
+    else if (strcmp(v, "direct") != 0)
+        return nubo_error(err, 0, "'%s': want netns:<namespace> or direct", v);
+    struct ing_node_reach *nv = realloc(c->nodes, (c->n_nodes + 1) * sizeof(*nv));
+    if (!nv)
+        return nubo_error(err, ENOMEM, "out of memory");
+    c->nodes = nv;
+    c->nodes[c->n_nodes++] = nr;
     return 0;
-}
-
-static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, struct load_ctx *l,
-                   const char *key)
-{
-    if (nubo_parse_int(v, min, max, dst, l->err) < 0)
-        return nubo_error_wrap(l->err, "config key %s", key);
-    return 0;
-}
-
-static int handler(void *ud, const char *sec, const char *key, const char *v)
-{
-    struct load_ctx *l = ud;
-    struct ing_config *c = l->c;
-    int64_t n;
-    int r = 0;
-    if (l->failed)
-        return 0;
-#define IS(s, k) (strcmp(sec, s) == 0 && strcmp(key, k) == 0)
-    if (IS("ingress", "metro"))
-        r = set_str(c->metro, sizeof(c->metro), v, l, key);
-    else if (IS("ingress", "runtime_dir"))
-        r = set_str(c->runtime_dir, sizeof(c->runtime_dir), v, l, key);
-    else if (IS("ingress", "listen_addr"))
-        r = set_str(c->listen_addr, sizeof(c->listen_addr), v, l, key);
-    else if (IS("ingress", "http_port")) {
-        r = set_int(&n, v, 1, 65535, l, key);
-        c->http_port = (int)n;
-    } else if (IS("ingress", "https_port")) {
-        r = set_int(&n, v, 1, 65535, l, key);
-        c->https_port = (int)n;
-    } else if (IS("ingress", "watch_timeout_ms"))
-        r = set_int(&c->watch_timeout_ms, v, 1000, NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, l, key);
-    else if (IS("ingress", "timeout_queue_ms"))
-        r = set_int(&c->timeout_queue_ms, v, 1, 60000, l, key);
-    else if (IS("controller", "url"))
-        r = set_str(c->controller_url, sizeof(c->controller_url), v, l, key);
-    else if (IS("controller", "socket"))
-        r = set_str(c->controller_socket, sizeof(c->controller_socket), v, l, key);
-    else if (IS("controller", "token_file"))
-        r = set_str(c->token_file, sizeof(c->token_file), v, l, key);
-    else if (IS("haproxy", "binary"))
-        r = set_str(c->haproxy_bin, sizeof(c->haproxy_bin), v, l, key);
-    else if (IS("tls", "cert"))
-        r = set_str(c->cert_file, sizeof(c->cert_file), v, l, key);
-    else if (IS("tls", "key"))
-        r = set_str(c->key_file, sizeof(c->key_file), v, l, key);
-    else if (IS("tls", "ca"))
-        r = set_str(c->ca_file, sizeof(c->ca_file), v, l, key);
-    else if (strcmp(sec, "nodes") == 0) {
-        if (!nubo_name_valid(key)) {
-            nubo_error(l->err, 0, "config [nodes]: %s is not a node name ([a-z0-9-], 1..63)", key);
-            r = -1;
-        } else if (c->n_nodes >= ING_MAX_NODES) {
-            nubo_error(l->err, 0, "config [nodes]: more than %d nodes", ING_MAX_NODES);
-            r = -1;
-        } else {
-            struct ing_node_reach nr = {0};
-            snprintf(nr.node, sizeof(nr.node), "%s", key);
-            if (strncmp(v, "netns:", 6) == 0 && v[6] && strlen(v + 6) <= NUBO_NAME_MAX &&
-                strspn(v + 6, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-                    strlen(v + 6))
-                snprintf(nr.netns, sizeof(nr.netns), "%s", v + 6);
-            else if (strcmp(v, "direct") != 0) {
-                nubo_error(l->err, 0,
-                           "config [nodes] %s = %s: want netns:<namespace> or direct", key, v);
-                r = -1;
-            }
-            if (r == 0) {
-                struct ing_node_reach *nv = realloc(c->nodes, (c->n_nodes + 1) * sizeof(*nv));
-                if (!nv) {
-                    nubo_error(l->err, ENOMEM, "config [nodes]");
-                    r = -1;
-                } else {
-                    c->nodes = nv;
-                    c->nodes[c->n_nodes++] = nr;
-                }
-            }
-        }
-    } else {
-        nubo_error(l->err, 0, "config: unknown key [%s] %s", sec, key);
-        r = -1;
-    }
-#undef IS
-    if (r < 0)
-        l->failed = true;
-    return 1;
 }
 
 int ing_config_load(const char *path, struct ing_config *c, struct nubo_err *err)
 {
-    struct load_ctx l = {c, err, false};
-    int r = ini_parse(path, handler, &l);
-    if (l.failed)
-        return nubo_error_wrap(err, "%s", path);
-    if (r < 0)
-        return nubo_error(err, errno, "cannot read config %s", path);
-    if (r > 0)
-        return nubo_error(err, 0, "config %s: syntax error on line %d", path, r);
+    if (nu_cfg_load(path, ing_settings, c, NULL, err) < 0)
+        return -1;
     if (!nubo_name_valid(c->metro))
         return nubo_error(err, 0, "config %s: [ingress] metro %s is not a valid name", path,
                           c->metro);

@@ -4,7 +4,6 @@
  * reply is the full set, so applying the same reply twice changes nothing. */
 #include "ingress_core.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "http.h"
 #include "log.h"
 #include "pjson.h"
 
@@ -173,89 +173,49 @@ int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err)
     return ing_apply(d, NULL, err);
 }
 
-struct resp_buf {
-    char *p;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
+static bool watch_stopping(void *ud)
 {
-    struct resp_buf *r = ud;
-    size_t n = sz * nm;
-    if (r->len + n > NUBO_INGRESS_MAX_BODY) {
-        r->too_big = true;
-        return 0;
-    }
-    char *np = realloc(r->p, r->len + n + 1);
-    if (!np)
-        return 0;
-    r->p = np;
-    memcpy(r->p + r->len, p, n);
-    r->len += n;
-    r->p[r->len] = 0;
-    return n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t e)
-{
-    (void)a, (void)b, (void)c, (void)e;
     const struct ing_daemon *d = ud;
-    return *d->stopping ? 1 : 0;
+    return *d->stopping != 0;
 }
 
 /* One long poll. Returns 1 with *out filled, 0 on shutdown, -1 on error (401: token re-read). */
 static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
                       struct nubo_err *err)
 {
-    char url[ING_PATH_MAX + 256], auth[600];
+    char url[ING_PATH_MAX + 256];
     snprintf(url, sizeof(url), "%s%s?metro=%s&version=%lld&timeout_ms=%lld",
              d->cfg.controller_url, NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
              (long long)d->version, (long long)d->cfg.watch_timeout_ms);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", d->token);
-    CURL *c = curl_easy_init();
-    if (!c)
-        return nubo_error(err, ENOMEM, "curl");
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    struct resp_buf r = {0};
-    char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (d->cfg.controller_socket[0])
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, d->cfg.controller_socket);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)d->cfg.watch_timeout_ms + 15000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    int rc;
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, "GET", url);
+    rq.unix_path = d->cfg.controller_socket;
+    rq.bearer = d->token;
+    rq.connect_timeout_ms = 5000;
+    rq.timeout_ms = (long)d->cfg.watch_timeout_ms + 15000L;
+    rq.max_body = NUBO_INGRESS_MAX_BODY;
+    rq.abort_fn = watch_stopping;
+    rq.opaque = d;
+    struct nu_http_resp r;
+    int rc = nu_http_do(&rq, &r, err);
     if (*d->stopping) {
         rc = 0;
-    } else if (cc != CURLE_OK) {
-        rc = nubo_error(err, 0, "watch %s: %s", url, r.too_big ? "reply too big" : cerr);
-    } else if (status != 200) {
-        rc = nubo_error(err, 0, "watch %s: HTTP %ld: %.200s", url, status, r.p ? r.p : "");
-        if (status == 401)
+    } else if (rc < 0) {
+        rc = nubo_error_wrap(err, "watch");
+    } else if (r.status != 200) {
+        rc = nubo_error(err, 0, "watch %s: HTTP %ld: %.200s", url, r.status, r.body ? r.body : "");
+        if (r.status == 401)
             read_token(d, NULL);
     } else {
         json_t *j = NULL;
-        rc = pj_parse(r.p ? r.p : "", r.len, NUBO_INGRESS_MAX_BODY, &j, err);
+        rc = pj_parse(r.body ? r.body : "", r.len, NUBO_INGRESS_MAX_BODY, &j, err);
         if (rc == 0) {
             rc = nubo_ingress_watch_resp_decode(j, out, err);
             json_decref(j);
         }
         rc = rc < 0 ? nubo_error_wrap(err, "watch reply") : 1;
     }
-    free(r.p);
+    nu_http_resp_free(&r);
     return rc;
 }
 

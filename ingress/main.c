@@ -2,7 +2,7 @@
  * controller's services (ingress/README.md). */
 #include "ingress_core.h"
 
-#include <curl/curl.h>
+#include "http.h"
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,12 +22,11 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    enum nubo_log_level level = NUBO_LOG_INFO;
-    int orc = nubo_daemon_opts("nubo-ingress", argc, argv, &config, &level);
+    struct nubo_daemon_args args = {.level = NUBO_LOG_INFO};
+    int orc = nubo_daemon_opts("nubo-ingress", argc, argv, NULL, true, &args);
     if (orc >= 0)
         return orc;
-    log_init("nubo-ingress", level);
+    log_init("nubo-ingress", args.level);
     /* Secrets at rest: the HAProxy config dir holds users' private keys. */
     umask(077);
     struct ing_daemon d;
@@ -36,7 +35,7 @@ int main(int argc, char **argv)
     d.hap.pid = -1;
     ing_config_defaults(&d.cfg);
     struct nubo_err err = {0};
-    if (ing_config_load(config, &d.cfg, &err) < 0) {
+    if (ing_config_load(args.config, &d.cfg, &err) < 0) {
         fprintf(stderr, "nubo-ingress: %s\n", err.msg);
         ing_config_free(&d.cfg);
         return 1;
@@ -48,11 +47,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN); /* a closed terminal must not take the metro's ingress down */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nu_http_global_init();
     if (ing_daemon_start(&d, &err) < 0) {
         fprintf(stderr, "nubo-ingress: metro %s: %s\n", d.cfg.metro, err.msg);
         ing_daemon_free(&d);
-        curl_global_cleanup();
+        nu_http_global_cleanup();
         return 1;
     }
     log_info("metro %s: haproxy (pid %d) listening on %s:%d and %s:%d; watching %s",
@@ -62,6 +61,6 @@ int main(int argc, char **argv)
     log_info("stopping: %llu reloads, %llu runtime commands applied",
              (unsigned long long)d.n_reloads, (unsigned long long)d.n_runtime_cmds);
     ing_daemon_free(&d);
-    curl_global_cleanup();
+    nu_http_global_cleanup();
     return 0;
 }

@@ -398,6 +398,22 @@ void nubo_assignment_free(struct nubo_assignment *a)
     a->n_args = a->n_env = a->n_service_ports = 0;
 }
 
+int nubo_assignment_copy(struct nubo_assignment *dst, const struct nubo_assignment *src)
+{
+    *dst = *src;
+    dst->args = pj_strv_dup(src->args, src->n_args);
+    dst->env = pj_env_dup(src->env, src->n_env);
+    dst->service_ports = calloc(src->n_service_ports + 1, sizeof(*dst->service_ports));
+    if (!dst->args || !dst->env || !dst->service_ports) {
+        nubo_assignment_free(dst);
+        return -1;
+    }
+    if (src->n_service_ports)
+        memcpy(dst->service_ports, src->service_ports,
+               src->n_service_ports * sizeof(*dst->service_ports));
+    return 0;
+}
+
 int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *out,
                            struct nubo_err *err)
 {
@@ -539,19 +555,14 @@ json_t *nubo_status_batch_encode(const struct nubo_status_batch *b)
     if (o == NULL)
         return NULL;
     json_object_set_new(o, "instances", encode_reports(b->instances, b->n_instances));
-    if (b->free_memory_mb >= 0)
-        json_object_set_new(o, "free_memory_mb", json_integer(b->free_memory_mb));
     return o;
 }
 
 int nubo_status_batch_decode(json_t *j, struct nubo_status_batch *out, struct nubo_err *err)
 {
     memset(out, 0, sizeof(*out));
-    out->free_memory_mb = -1;
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "status: body must be a JSON object");
-    if (pj_int(j, "", "free_memory_mb", false, 0, INT64_C(1) << 32, &out->free_memory_mb, err) < 0)
-        return -1;
     return decode_reports(j, "instances", false, &out->instances, &out->n_instances, err);
 }
 

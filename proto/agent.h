@@ -155,7 +155,6 @@ struct nubo_watch_resp {
 struct nubo_status_batch {
     struct nubo_status_report *instances;
     size_t n_instances;
-    int64_t free_memory_mb; /* -1 = not sent */
 };
 
 struct nubo_status_resp {
@@ -194,6 +193,8 @@ json_t *nubo_assignment_encode(const struct nubo_assignment *a);
 int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *out,
                            struct nubo_err *err);
 void nubo_assignment_free(struct nubo_assignment *a);
+/* A deep copy (dst owns its arrays); -1 on out of memory with dst left empty. */
+int nubo_assignment_copy(struct nubo_assignment *dst, const struct nubo_assignment *src);
 
 json_t *nubo_watch_resp_encode(const struct nubo_watch_resp *w);
 int nubo_watch_resp_decode(json_t *j, struct nubo_watch_resp *out, struct nubo_err *err);

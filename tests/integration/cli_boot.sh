@@ -10,8 +10,8 @@ NUBO=$NUBO_BUILD/cli/nubo
 command -v qemu-system-x86_64 >/dev/null || t_skip "qemu-system-x86_64 missing (deploy/install-deps installs qemu-system-x86)"
 RT=$NUBO_BUILD/guest/runtimes
 if [ ! -f "$RT/python/initrd.cpio" ] || [ ! -f "$RT/base/vmlinuz" ]; then
-    t_log "building guest_runtimes (kernel package download on first build)"
-    cmake --build "$NUBO_BUILD" --target guest_runtimes > "$T_TMP/build.log" 2>&1 \
+    t_log "building guest_runtime_python (kernel package download on first build)"
+    cmake --build "$NUBO_BUILD" --target guest_runtime_python > "$T_TMP/build.log" 2>&1 \
         || t_skip "cannot build the runtimes here (see build.log)"
 fi
 KERNEL=$RT/base/vmlinuz

@@ -8,6 +8,9 @@ NUBO=$NUBO_BUILD/cli/nubo
 t_start_registry
 
 run() { "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --nubo "$NUBO" --registry "$T_REGISTRY_URL" "$@"; }
+# A runtime with no spec: refused before anything is built, naming the ones that exist.
+if run --runtimes nosuch --no-push > /dev/null 2> "$T_TMP/bad.log"; then t_fail "--runtimes nosuch was accepted"; fi
+grep -q "no runtime 'nosuch' (known: .*base-compat.*node.*redis" "$T_TMP/bad.log" || t_fail "unknown runtime: $(cat "$T_TMP/bad.log")"
 run --check > "$T_TMP/first.out" 2> "$T_TMP/first.log" || t_fail "build-runtimes failed"
 run > "$T_TMP/second.out" 2> "$T_TMP/second.log" || t_fail "second build-runtimes failed"
 diff "$T_TMP/first.out" "$T_TMP/second.out" || t_fail "digests changed between two runs"

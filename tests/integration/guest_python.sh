@@ -11,7 +11,7 @@ RT=$NUBO_BUILD/guest/runtimes
 # Always (a no-op when current): a stale runtime would test old code.
 mkdir -p "$NUBO_BUILD/guest"
 # One build at a time when tests run in parallel (ctest -j): same outputs.
-flock "$NUBO_BUILD/guest/build.lock" cmake --build "$NUBO_BUILD" --target guest_runtimes > "$T_TMP/build.log" 2>&1 \
+flock "$NUBO_BUILD/guest/build.lock" cmake --build "$NUBO_BUILD" --target guest_runtime_python > "$T_TMP/build.log" 2>&1 \
     || t_fail "cannot build the runtimes (see build.log)"
 MKCPIO=$RT/guest_mkcpio
 [ -x "$MKCPIO" ] || t_fail "$MKCPIO missing"

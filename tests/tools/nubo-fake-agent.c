@@ -193,7 +193,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         }
         fi->dirty = false;
     }
-    struct nubo_status_batch b = {reps, k, n->fx->o.memory_mb};
+    struct nubo_status_batch b = {reps, k};
     n->status_inflight = true;
     post_json(n, n->conn, NUBO_AGENT_PATH_STATUS, nubo_status_batch_encode(&b), status_cb,
               n->token);

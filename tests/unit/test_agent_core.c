@@ -371,7 +371,7 @@ static void test_config(void **state)
     assert_non_null(strstr(err.msg, "accel"));
     write_file(path, "[node]\ncolour = blue\n");
     assert_int_equal(agent_config_load(&c, path, &err), -1);
-    assert_non_null(strstr(err.msg, "unknown key"));
+    assert_non_null(strstr(err.msg, ":2: unknown setting [node] colour"));
     write_file(path, "[network]\nnetns = ../../etc\n");
     assert_int_equal(agent_config_load(&c, path, &err), -1);
     write_file(path, "[network]\nbridge = a-bridge-name-too-long\n");

@@ -516,7 +516,7 @@ static void test_config(void **state)
     fclose(f);
     cli_ctx_init(&ctx);
     assert_int_equal(cli_config_load(&ctx, &err), -1);
-    assert_non_null(strstr(err.msg, "line 3"));
+    assert_non_null(strstr(err.msg, ":3: syntax error: fix it or run 'nubo login' again"));
     unsetenv("NUBO_API");
     unsetenv("NUBO_METRO");
     char cmd[128];

@@ -421,7 +421,7 @@ static void test_config_file(void **state)
     write_tmp(path, "[ingress]\nbogus = 1\n");
     ing_config_defaults(&c);
     assert_int_equal(ing_config_load(path, &c, &err), -1);
-    assert_non_null(strstr(err.msg, "unknown key [ingress] bogus"));
+    assert_non_null(strstr(err.msg, ":2: unknown setting [ingress] bogus"));
     ing_config_free(&c);
     unlink(path);
     rmdir(dir);

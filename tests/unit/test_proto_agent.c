@@ -125,7 +125,7 @@ static void test_watch_roundtrip(void **state)
                                 .stop_force = true,
                                 .stop_drain_timeout_ms = 500};
     struct nubo_watch_resp w = {.version = 42, .assignments = &a, .n_assignments = 1};
-    json_t *j = nubo_watch_resp_encode(&w);
+    json_t *j = nubo_watch_resp_encode(&w), *j2;
     struct nubo_watch_resp got;
     struct nubo_err err = {0};
     assert_int_equal(nubo_watch_resp_decode(j, &got, &err), 0);
@@ -145,7 +145,19 @@ static void test_watch_roundtrip(void **state)
     assert_int_equal(g->service_ports[0], 8080);
     assert_true(g->stop_force);
     assert_int_equal(g->stop_drain_timeout_ms, 500);
+    /* A copy owns its arrays: it encodes the same after the original is gone. */
+    struct nubo_assignment copy;
+    assert_int_equal(nubo_assignment_copy(&copy, g), 0);
+    char *before = json_dumps(j2 = nubo_assignment_encode(g), JSON_SORT_KEYS);
+    json_decref(j2);
     nubo_watch_resp_free(&got);
+    assert_ptr_not_equal(copy.args, args);
+    char *after = json_dumps(j2 = nubo_assignment_encode(&copy), JSON_SORT_KEYS);
+    json_decref(j2);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    nubo_assignment_free(&copy);
 }
 
 static void test_status_and_log_roundtrip(void **state)
@@ -156,23 +168,21 @@ static void test_status_and_log_roundtrip(void **state)
                                           .stop_reason = 3,
                                           .has_stop_code = true,
                                           .stop_code = 0x0c0004}};
-    struct nubo_status_batch b = {.instances = reps, .n_instances = 2, .free_memory_mb = 4096};
+    struct nubo_status_batch b = {.instances = reps, .n_instances = 2};
     json_t *j = nubo_status_batch_encode(&b);
     struct nubo_status_batch got;
     struct nubo_err err = {0};
     assert_int_equal(nubo_status_batch_decode(j, &got, &err), 0);
     json_decref(j);
     assert_int_equal(got.n_instances, 2);
-    assert_int_equal(got.free_memory_mb, 4096);
     assert_int_equal(got.instances[1].stop_code, 0x0c0004);
     assert_int_equal(got.instances[1].stop_reason, 3);
     nubo_status_batch_free(&got);
 
-    /* an empty heartbeat */
-    j = parse("{\"instances\":[]}");
+    /* an empty heartbeat; an older agent's free_memory_mb is ignored, not refused */
+    j = parse("{\"instances\":[],\"free_memory_mb\":4096}");
     assert_int_equal(nubo_status_batch_decode(j, &got, &err), 0);
     assert_int_equal(got.n_instances, 0);
-    assert_int_equal(got.free_memory_mb, -1);
     nubo_status_batch_free(&got);
     json_decref(j);
 

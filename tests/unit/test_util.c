@@ -143,6 +143,31 @@ static void test_atomic_file(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A copy larger than the copy buffer, appended after what out already holds. */
+static void test_copy_fd(void **state)
+{
+    (void)state;
+    FILE *src = tmpfile(), *dst = tmpfile();
+    assert_non_null(src);
+    assert_non_null(dst);
+    for (int i = 0; i < 30000; i++)
+        fprintf(src, "%04d", i % 10000);
+    fflush(src);
+    fputs("head", dst);
+    fflush(dst);
+    rewind(src);
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_copy_fd(fileno(src), "src", fileno(dst), "dst", &err), 0);
+    assert_int_equal(lseek(fileno(dst), 0, SEEK_END), 4 + 120000);
+    char got[9] = {0};
+    assert_int_equal(pread(fileno(dst), got, 8, 4 + 4 * 9999), 8);
+    assert_string_equal(got, "99990000");
+    assert_int_equal(nubo_copy_fd(-1, "nowhere", fileno(dst), "dst", &err), -1);
+    assert_string_equal(err.msg, "cannot read nowhere: Bad file descriptor");
+    fclose(src);
+    fclose(dst);
+}
+
 static void test_scrub_paths(void **state)
 {
     (void)state;
@@ -179,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_atomic_file),
         cmocka_unit_test(test_scrub_paths),
+        cmocka_unit_test(test_copy_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -609,6 +609,12 @@ int main(int argc, char **argv)
 	do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	/* What udev would add: servers configured to log to /dev/stdout or /dev/stderr (nginx,
+	 * mariadb) would otherwise open a new file in devtmpfs and the console would see nothing. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
 	do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	do_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620");
@@ -665,7 +671,14 @@ int main(int argc, char **argv)
 			_exit(126);
 		}
 		execvp(app_argv[0], app_argv);
-		say("nubo-init: cannot run %s: %s", app_argv[0], strerror(errno));
+		int e = errno;
+		struct stat st;
+		/* ENOENT for a file that is there: its ELF interpreter (or #! program) is not. */
+		if (e == ENOENT && strchr(app_argv[0], '/') && stat(app_argv[0], &st) == 0)
+			say("nubo-init: cannot run %s: its ELF interpreter or #! program is missing "
+			    "(a dynamically linked program needs the base-compat runtime)", app_argv[0]);
+		else
+			say("nubo-init: cannot run %s: %s", app_argv[0], strerror(e));
 		_exit(127);
 	}
 	supervise(app);
