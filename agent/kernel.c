@@ -126,11 +126,11 @@ int agent_kernel_probe(const char *path, struct agent_kernel_info *ki, struct nu
     memset(ki, 0, sizeof(*ki));
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return nubo_error(err, errno, "cannot open kernel %s", path);
+        return nubo_error(err, errno, "cannot open the kernel");
     unsigned char hdr[MB1_SEARCH];
     ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
     if (n < 0)
-        return nubo_error(err, errno, "cannot read kernel %s", path);
+        return nubo_error(err, errno, "cannot read the kernel");
     /* qemu's order (hw/i386/x86.c): a Linux boot header first, then Multiboot, then a PVH
      * note; an ELF with none of them is refused ("without PVH ELF Note"). */
     if (n >= 0x206 && memcmp(hdr + 0x202, "HdrS", 4) == 0) {
@@ -142,7 +142,7 @@ int agent_kernel_probe(const char *path, struct agent_kernel_info *ki, struct nu
     bool elf = n >= (ssize_t)sizeof(Elf64_Ehdr) && memcmp(hdr, ELFMAG, SELFMAG) == 0 &&
                (hdr[EI_CLASS] == ELFCLASS64 || hdr[EI_CLASS] == ELFCLASS32);
     if (elf && scan_elf(fd, hdr, ki) < 0 && !mb1)
-        return nubo_error(err, 0, "kernel %s: malformed ELF program headers", path);
+        return nubo_error(err, 0, "kernel: malformed ELF program headers");
     if (mb1)
         ki->boot = AGENT_BOOT_MULTIBOOT;
     else if (ki->pvh)

@@ -51,6 +51,16 @@ for pair in node:/usr/bin/node node:/usr/local/bin/node python:/usr/bin/python3 
     grep -qx "${pair#*:}" "$RT/$r/contents.txt" || t_fail "$r: ${pair#*:} missing"
 done
 
+# The image's config.User (pkg.args --user X), "" when it declares none.
+image_user() {
+    local args=() i
+    mapfile -d '' -t args < "$RT/$1/pkg.args"
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        [ "${args[i]}" = --user ] && { echo "${args[i + 1]}"; return; }
+    done
+    echo ""
+}
+
 # The image's own cmd (pkg.args --arg ...), for runtimes booted without an app cmd.
 image_cmd() {
     local args=() out=() i
@@ -64,7 +74,7 @@ image_cmd() {
 # boot NAME MEM APP_CPIO|- PORT|- CMD...: boots in the netns; sets QPID, LOG, START_US.
 boot() {
     local name=$1 mem=$2 app=$3 port=$4; shift 4
-    local initrd=$RT/$name/initrd.cpio line="" a
+    local initrd=$RT/$name/initrd.cpio line="" a user
     if [ "$app" != - ]; then
         cat "$RT/$name/initrd.cpio" "$app" > "$T_TMP/$name-initrd.cpio"
         initrd=$T_TMP/$name-initrd.cpio
@@ -74,6 +84,8 @@ boot() {
         a=${a//\\/\\\\}
         line+=" \"${a//\"/\\\"}\""
     done
+    # The image's config.User reaches /init as the agent passes it (nubo.user=, before "--").
+    user=$(image_user "$name")
     ip -n "$T_NS" link del tap0 2>/dev/null || true
     ip -n "$T_NS" tuntap add dev tap0 mode tap
     ip -n "$T_NS" link set tap0 master br0
@@ -84,7 +96,7 @@ boot() {
         -display none -serial stdio -no-reboot -m "$mem" -device virtio-rng-device \
         -kernel "$KERNEL" -initrd "$initrd" \
         -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-        -append "$KARGS netdev.ip=$GUEST/24:10.79.0.1:10.79.0.1 --$line" > "$LOG" 2>&1 &
+        -append "$KARGS${user:+ nubo.user=$user} netdev.ip=$GUEST/24:10.79.0.1:10.79.0.1 --$line" > "$LOG" 2>&1 &
     QPID=$!
     t_track_pid "$QPID"
 }

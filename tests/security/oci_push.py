@@ -4,13 +4,14 @@ given, no nubo tool in between to refuse them. Prints repo@sha256:<manifest dige
 
   oci_push.py REGISTRY REPO TAG --kernel-zeros BYTES [--gzip] [--env-count N] [--cmd A]...
 
---kernel-zeros: a single-file tar layer holding /unikraft/bin/kernel of BYTES bytes (an ELF
+--kernel-zeros: a single-file tar layer holding /unikraft/bin/kernel of BYTES bytes (a Multiboot
   header, then zeros), streamed through gzip when --gzip (a 512 MiB kernel is ~0.5 MB).
 --env-count: the config's Env holds N entries K<i>=v<i>.
 """
 import argparse
 import hashlib
 import json
+import struct
 import sys
 import tarfile
 import urllib.request
@@ -18,7 +19,10 @@ import zlib
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
-ELF_HEAD = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\x3e\x00"  # x86_64 executable
+# A Multiboot v1 header (magic, flags 0, checksum): a kernel the agent would boot (on pc), so
+# only the limits under test can refuse it, not the boot-protocol probe.
+MB1_MAGIC = 0x1BADB002
+KERNEL_HEAD = struct.pack("<III", MB1_MAGIC, 0, (-MB1_MAGIC) & 0xFFFFFFFF)
 
 
 def kernel_layer(size, gz):
@@ -34,8 +38,8 @@ def kernel_layer(size, gz):
         out.append(comp.compress(b) if comp else b)
 
     put(head)
-    put(ELF_HEAD[:size])
-    left = size - min(size, len(ELF_HEAD))
+    put(KERNEL_HEAD[:size])
+    left = size - min(size, len(KERNEL_HEAD))
     chunk = b"\0" * (1 << 20)
     while left > 0:
         n = min(left, len(chunk))
