@@ -22,7 +22,8 @@ KEEPER=$(jget 'd["data"]["instances"][0]["uuid"]')
     for i in $(seq 1 400); do
         out=$(curl -s -m 10 -X POST -H "Authorization: Bearer $ADMIN" \
             --data-binary "{\"image\":\"admin/hello:latest\",\"name\":\"s-$i\",\"autostart\":false,\"memory_mb\":16}" \
-            -w '\n%{http_code}' "$CTL_URL/v1/instances") || break
+            -w '\n%{http_code}' "$CTL_URL/v1/instances") ||
+            { echo "create s-$i: curl exit $? at $(date +%T.%N)" > "$T_TMP/loader-stop.log"; break; }
         if [ "$(printf '%s' "$out" | tail -1)" != 200 ]; then
             printf '%s\n' "$out" > "$T_TMP/loader-stop.log"
             break
