@@ -17,7 +17,10 @@ mkdir -p "$NUBO_BUILD/guest"
 # One runtime at a time (-j1), under the lock build-runtimes and the other guest tests take.
 targets=()
 for r in "${ALL[@]}"; do targets+=("guest_runtime_$r"); done
-t_log "building ${#ALL[@]} runtimes (Debian downloads cached in $RT/cache)"
+# The package cache the build was configured with (deploy/run-tests: /var/cache/nubo/runtimes).
+CACHE=$(sed -n 's/^GUEST_RT_CACHE:PATH=//p' "$NUBO_BUILD/CMakeCache.txt")
+CACHE=${CACHE:-$RT/cache}
+t_log "building ${#ALL[@]} runtimes (Debian downloads cached in $CACHE)"
 flock "$NUBO_BUILD/guest/build.lock" cmake --build "$NUBO_BUILD" --target "${targets[@]}" -j1 \
     > "$T_TMP/build.log" 2>&1 || { tail -20 "$T_TMP/build.log"; t_fail "cannot build the runtimes (see build.log)"; }
 MKCPIO=$RT/guest_mkcpio
@@ -267,13 +270,13 @@ mkdir -p "$T_TMP/specs/bogus"
 cp -r "$SPECS/base" "$T_TMP/specs/base"
 printf 'tags = ["latest"]\npackages = ["nubo-no-such-package-xyz"]\n' > "$T_TMP/specs/bogus/runtime.toml"
 PY=$(sed -n 's/^GUEST_RT_PYTHON:FILEPATH=//p' "$NUBO_BUILD/CMakeCache.txt")
-if "${PY:-python3}" "$SPECS/mkruntime.py" --specs "$T_TMP/specs" --out "$T_TMP/rtout" --cache "$RT/cache" \
+if "${PY:-python3}" "$SPECS/mkruntime.py" --specs "$T_TMP/specs" --out "$T_TMP/rtout" --cache "$CACHE" \
     --init "$RT/init" --mkcpio "$MKCPIO" bogus > "$T_TMP/bogus.log" 2>&1; then
     t_fail "a spec with a nonexistent package built"
 fi
 grep -q 'nubo-no-such-package-xyz' "$T_TMP/bogus.log" || t_fail "the builder's error does not name the package: $(cat "$T_TMP/bogus.log")"
 [ "$(grep -c . "$T_TMP/bogus.log")" = 1 ] || t_fail "the builder's error is not one line: $(cat "$T_TMP/bogus.log")"
-if "${PY:-python3}" "$SPECS/mkruntime.py" --specs "$SPECS" --out "$T_TMP/rtout" --cache "$RT/cache" \
+if "${PY:-python3}" "$SPECS/mkruntime.py" --specs "$SPECS" --out "$T_TMP/rtout" --cache "$CACHE" \
     --init "$RT/init" --mkcpio "$MKCPIO" nosuchruntime > "$T_TMP/unknown.log" 2>&1; then
     t_fail "an unknown runtime built"
 fi
