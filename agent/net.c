@@ -202,9 +202,14 @@ void agent_net_tap_remove(const struct agent_config *c, const char *tap)
     char t[AGENT_TAP_MAX];
     snprintf(t, sizeof(t), "%s", tap);
     char *del[] = {"ip", "link", "del", "dev", t, NULL};
-    agent_run(ns, del, NULL);
+    bool existed = agent_run(ns, del, NULL) == 0;
     if (strcmp(ns, c->libvirt_netns) != 0)
-        agent_run(c->libvirt_netns, del, NULL);
+        existed = agent_run(c->libvirt_netns, del, NULL) == 0 || existed;
+    /* A tap that never existed has no rules (they are added after the tap); touching nftables
+     * for it would create the agent's table wherever the agent runs, even in a namespace that
+     * has no guest network at all. */
+    if (!existed)
+        return;
     /* The tap is gone first, so its rules never lapse while it can still carry frames. */
     cleanup_free char *text = agent_fw_guest_del(t);
     struct nubo_err err = {0};
