@@ -117,7 +117,11 @@ check() { # check RC PATTERN CMD...
 mkdir -p empty
 check 1 "no Kraftfile in empty" "$NUBO" build empty
 mkdir -p badrt && printf 'spec: v0.6\nruntime: nosuch:1.0\n' > badrt/Kraftfile
-check 1 "runtime 'nosuch:1.0' is not in the registry" "$NUBO" build badrt
+check 1 "runtime 'nosuch:1.0' does not exist in this cluster (registry $T_REGISTRY_URL has: hello, python)" \
+    "$NUBO" build badrt
+mkdir -p badver && printf 'spec: v0.6\nruntime: python:2.7\n' > badver/Kraftfile
+check 1 "runtime 'python:2.7' is not in the registry $T_REGISTRY_URL (looked for official/python:2.7)" \
+    "$NUBO" build badver
 mkdir -p runapp && cp app/server.py runapp/ && printf 'spec: v0.6\nruntime: python:3.11\nrootfs: ./Dockerfile\n' > runapp/Kraftfile
 printf 'FROM scratch\nCOPY server.py /s.py\nRUN pip install flask\n' > runapp/Dockerfile
 mkdir -p nobuildah && for t in rm cp cpio; do ln -sf "$(command -v $t)" nobuildah/$t; done
