@@ -5,12 +5,13 @@
  * Prints medians, p90s and ratios and where the agent's time went (domain prep /
  * virDomainCreateXML / guest).
  *   bench_coldstart_agent [--runs N] [--kernel F] [--initrd F] [--kernel-args "..."]
- *                         [--append APP_ARG] [--mem MiB] [--uri qemu:///system]
+ *                         [--append APP_ARG] [--mem MiB] [--uri qemu:///system] [--burst N]
  * Default guest: the agent's tiny PVH test guest. Needs root and a running libvirtd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ struct opts {
     int runs;
     const char *kernel, *initrd, *append, *uri, *kargs;
     int mem;
+    int burst;
 };
 
 static int cmp_i64(const void *a, const void *b)
@@ -323,6 +325,104 @@ static int64_t slot_take(struct slot *sl, const struct opts *o, const char *dir,
     return t1 < 0 ? -1 : t1 - t0;
 }
 
+/* ---- a burst: N guests asked for at once, through libvirt (N parallel virDomainCreateXML,
+ * as the agent's workers call it) or from N slots launched beforehand. Seconds until every
+ * guest printed NUBO_READY. ---- */
+#define BURST_MAX 50
+struct burst_job {
+    virConnectPtr conn;
+    char *xml;
+    unsigned flags;
+    virDomainPtr dom;
+};
+
+static void *burst_create(void *arg)
+{
+    struct burst_job *j = arg;
+    j->dom = virDomainCreateXML(j->conn, j->xml, j->flags);
+    return NULL;
+}
+
+static double run_burst(virConnectPtr conn, const struct opts *o, const char *dir, const char *fw,
+                        const char *cmdline, int n, bool slots)
+{
+    struct burst_job jobs[BURST_MAX] = {{0}};
+    pthread_t th[BURST_MAX];
+    char consoles[BURST_MAX][600];
+    struct agent_slot_ram ram[BURST_MAX];
+    int ifd = inotify_init1(IN_CLOEXEC);
+    inotify_add_watch(ifd, dir, IN_MODIFY | IN_CREATE);
+    for (int i = 0; i < n; i++) {
+        char uuid[40];
+        snprintf(uuid, sizeof(uuid), "dddddddd-000%d-4000-8000-%012d", slots, i);
+        snprintf(consoles[i], sizeof(consoles[i]), "%s/burst-%d-%d.log", dir, slots, i);
+        struct agent_domain_spec sp = {.uuid = uuid,
+                                       .node = "bench",
+                                       .kernel = slots ? "" : o->kernel,
+                                       .cmdline = cmdline,
+                                       .console_path = consoles[i],
+                                       .firmware = slots ? fw : NULL,
+                                       .memory_mb = o->mem,
+                                       .vcpus = 1,
+                                       .accel = AGENT_ACCEL_TCG};
+        jobs[i] = (struct burst_job){conn, agent_domain_xml(&sp), slots ? VIR_DOMAIN_START_PAUSED : 0,
+                                     NULL};
+    }
+    int64_t t0 = nubo_mono_us();
+    if (slots) { /* the pool, filled before the burst: not timed */
+        for (int i = 0; i < n; i++)
+            pthread_create(&th[i], NULL, burst_create, &jobs[i]);
+        for (int i = 0; i < n; i++)
+            pthread_join(th[i], NULL);
+        t0 = nubo_mono_us();
+        for (int i = 0; i < n; i++) {
+            struct agent_slot_image im;
+            struct nubo_err err = {0};
+            pid_t pid = jobs[i].dom ? agent_slot_qemu_pid(virDomainGetName(jobs[i].dom)) : -1;
+            if (pid <= 0 || agent_slot_ram_find(pid, o->mem, &ram[i], &err) < 0 ||
+                agent_slot_image_build(o->kernel, cmdline, o->mem, &im, &err) < 0 ||
+                agent_slot_fill(&ram[i], &im, &err) < 0 || virDomainResume(jobs[i].dom) < 0)
+                fprintf(stderr, "bench: burst slot %d: %s\n", i, err.msg);
+            agent_slot_image_free(&im);
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            pthread_create(&th[i], NULL, burst_create, &jobs[i]);
+        for (int i = 0; i < n; i++)
+            pthread_join(th[i], NULL);
+    }
+    int ready = 0;
+    bool done[BURST_MAX] = {false};
+    while (ready < n && nubo_mono_us() - t0 < 300000000) {
+        struct pollfd pf = {.fd = ifd, .events = POLLIN};
+        if (poll(&pf, 1, 20) > 0) {
+            char b[4096];
+            if (read(ifd, b, sizeof(b)) < 0)
+                break;
+        }
+        for (int i = 0; i < n; i++)
+            if (!done[i] && file_has_ready(consoles[i])) {
+                done[i] = true;
+                ready++;
+            }
+    }
+    int64_t t1 = nubo_mono_us();
+    close(ifd);
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].dom) {
+            virDomainDestroy(jobs[i].dom);
+            virDomainFree(jobs[i].dom);
+        }
+        free(jobs[i].xml);
+    }
+    if (ready < n) {
+        fprintf(stderr, "bench: burst (%s): %d of %d ready\n", slots ? "slots" : "libvirt", ready,
+                n);
+        return -1;
+    }
+    return (t1 - t0) / 1e6;
+}
+
 /* ---- nubo-agent, in process: the desired set changes, the state becomes running ---- */
 static void spin_until(struct agent *ag, struct agent_instance *in, enum nubo_state want,
                        int64_t limit_us)
@@ -368,6 +468,7 @@ int main(int argc, char **argv)
                                        {"kernel-args", required_argument, NULL, 'K'},
                                        {"mem", required_argument, NULL, 'm'},
                                        {"uri", required_argument, NULL, 'u'},
+                                       {"burst", required_argument, NULL, 'b'},
                                        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -379,6 +480,7 @@ int main(int argc, char **argv)
         case 'K': o.kargs = optarg; break;
         case 'm': o.mem = atoi(optarg); break;
         case 'u': o.uri = optarg; break;
+        case 'b': o.burst = atoi(optarg); break;
         default: return 2;
         }
     }
@@ -561,8 +663,6 @@ int main(int argc, char **argv)
                    st[i] / 1000.0);
         n_ok++;
     }
-    free(cmdline);
-    free(argbuf);
     int rc = 0;
     if (n_ok == 0) {
         fprintf(stderr, "bench: no complete run\n");
@@ -594,7 +694,19 @@ int main(int argc, char **argv)
         if (slots)
             printf("  ratio slot take / qemu direct    = %.2f  (goal <= 1.5)\n", (double)ms / mq);
         printf("  libvirt cost over bare qemu      = %.1f ms\n", (mt - mq) / 1000.0);
+        if (o.burst > 0 && o.burst <= BURST_MAX) {
+            double bl = run_burst(ag.virt.conn, &o, dir, fw, cmdline, o.burst, false);
+            double bs = slots ? run_burst(ag.virt.conn, &o, dir, fw, cmdline, o.burst, true) : -1;
+            if (bl > 0)
+                printf("  burst of %d at once through libvirt (parallel creates): all ready after "
+                       "%.2f s = %.1f guests/s\n", o.burst, bl, o.burst / bl);
+            if (bs > 0)
+                printf("  burst of %d at once from %d warm slots: all ready after %.2f s = %.1f "
+                       "guests/s\n", o.burst, o.burst, bs, o.burst / bs);
+        }
     }
+    free(cmdline);
+    free(argbuf);
     struct agent_instance *in = agent_instance_find(&ag, a.uuid);
     if (in) {
         struct nubo_watch_resp w = {.version = 999999};
