@@ -11,7 +11,7 @@
 # usage: bench/coldstart_agent.sh [BUILD_DIR] [RUNS]     (root; libvirtd running)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-B=${1:-$SRC/build}
+B=$(cd "${1:-$SRC/build}" && pwd)  # absolute: section 3 runs it from another mount namespace
 RUNS=${2:-10}
 BIN=$B/bench/bench_coldstart_agent
 [ -x "$BIN" ] || { echo "build $BIN first" >&2; exit 1; }
