@@ -1,7 +1,8 @@
 /* Unit tests of the warm-slot take path's layout (agent/slots.c): what is written where in a
  * slot's guest RAM for a PVH kernel (mailbox, hvm_start_info, memory map, command line,
  * segments and their bss), what it refuses, the slot's domain XML, and - as root with qemu
- * installed - the slot firmware jumping into a kernel written into a paused qemu's RAM. */
+ * installed - the slot firmware jumping into a kernel written into a paused qemu's RAM, bare
+ * and through libvirt (when a libvirtd answers at qemu:///system). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libvirt/virterror.h>
 
 #include "agent_core.h"
 
@@ -285,6 +289,76 @@ static void test_take_in_qemu(void **state)
     assert_null(strstr(buf, "no mailbox"));
 }
 
+/* The same through libvirt, as the agent does it: the slot domain XML launched paused on
+ * qemu:///system, its qemu and RAM found, filled, resumed. Skipped without root, a running
+ * libvirtd or the built guest. */
+static void test_take_via_libvirt(void **state)
+{
+    (void)state;
+    const char *b = getenv("NUBO_BUILD");
+    char fw_built[1024], guest[1024];
+    snprintf(fw_built, sizeof(fw_built), "%s/agent/slotfw/slotfw.bin", b ? b : "..");
+    snprintf(guest, sizeof(guest), "%s/agent/testguest/testguest", b ? b : "..");
+    if (geteuid() != 0 || access(fw_built, R_OK) != 0 || access(guest, R_OK) != 0) {
+        print_message("skipped: needs root and %s, %s\n", fw_built, guest);
+        skip();
+    }
+    virConnectPtr c = virConnectOpen("qemu:///system");
+    if (!c) {
+        print_message("skipped: no libvirtd at qemu:///system\n");
+        skip();
+    }
+    /* libvirt's qemu user must reach the firmware and the console: a 0755 directory of ours */
+    char dir[] = "/tmp/nubo-test-slot-lv.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    chmod(dir, 0755);
+    char fw[1100], con[1100], uuid[40];
+    snprintf(fw, sizeof(fw), "%s/slotfw.bin", dir);
+    snprintf(con, sizeof(con), "%s/console.log", dir);
+    snprintf(uuid, sizeof(uuid), "5a000000-0000-4000-8000-%012d", (int)getpid());
+    char *data;
+    size_t len;
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_read_file(fw_built, 1 << 20, &data, &len, &err), 0);
+    assert_int_equal(nubo_write_file_atomic(fw, data, len, 0644, &err), 0);
+    free(data);
+    struct agent_domain_spec sp = {.uuid = uuid, .node = "slot-test", .kernel = "",
+                                   .console_path = con, .firmware = fw, .memory_mb = 16,
+                                   .vcpus = 1, .accel = AGENT_ACCEL_TCG};
+    char *xml = agent_domain_xml(&sp);
+    virDomainPtr d = virDomainCreateXML(c, xml, VIR_DOMAIN_START_PAUSED);
+    free(xml);
+    if (!d)
+        fail_msg("slot launch: %s", virGetLastErrorMessage());
+    struct agent_slot_ram ram;
+    struct agent_slot_image im;
+    pid_t pid = agent_slot_qemu_pid(uuid);
+    bool ok = pid > 0 && agent_slot_ram_find(pid, 16, &ram, &err) == 0 &&
+              agent_slot_image_build(guest, "via-libvirt -- serve", 16, &im, &err) == 0 &&
+              agent_slot_fill(&ram, &im, &err) == 0 && virDomainResume(d) == 0;
+    if (ok)
+        agent_slot_image_free(&im);
+    data = NULL;
+    for (int i = 0; ok && i < 1200; i++) { /* up to 60 s on a loaded machine */
+        free(data);
+        data = NULL;
+        if (nubo_read_file(con, 1 << 20, &data, &len, NULL) == 0 && strstr(data, "NUBO_READY"))
+            break;
+        usleep(50000);
+    }
+    virDomainDestroy(d);
+    virDomainFree(d);
+    virConnectClose(c);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    if (!ok)
+        fail_msg("slot take (qemu pid %d): %s", (int)pid, err.msg);
+    assert_non_null(data);
+    assert_non_null(strstr(data, "testguest cmdline: via-libvirt -- serve"));
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_slot_xml),
         cmocka_unit_test(test_take_in_qemu),
+        cmocka_unit_test(test_take_via_libvirt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
