@@ -413,7 +413,8 @@ struct agent {
 #define AGENT_SLOT_LAYOUT_END (AGENT_SLOT_CMDLINE_PADDR + AGENT_SLOT_CMDLINE_MAX)
 #define AGENT_SLOT_KERNEL_MIN 0x100000u   /* the kernel's segments: from 1 MiB ... */
 #define AGENT_SLOT_KERNEL_MAX (1u << 30)  /* ... up to 1 GiB (and its RAM) */
-#define AGENT_SLOT_WRITES_MAX 36          /* 32 PT_LOAD pieces + start_info, cmdline, mailbox */
+#define AGENT_SLOT_SEGMENTS_MAX 16        /* PT_LOAD segments of a kernel a slot takes */
+#define AGENT_SLOT_WRITES_MAX (2 * AGENT_SLOT_SEGMENTS_MAX + 3) /* + bss, start_info, cmdline, mailbox */
 struct agent_slot_write {
     uint64_t gpa;
     const void *data; /* NULL: zeros (a segment's bss) */

@@ -29,8 +29,7 @@ static int add_write(struct agent_slot_image *im, uint64_t gpa, const void *data
                      struct nubo_err *err)
 {
     if (im->n_writes >= AGENT_SLOT_WRITES_MAX)
-        return nubo_error(err, 0, "the kernel has more than %d loadable segments",
-                          AGENT_SLOT_WRITES_MAX - 4);
+        return nubo_error(err, 0, "more than %d writes into a slot", AGENT_SLOT_WRITES_MAX);
     im->writes[im->n_writes++] = (struct agent_slot_write){gpa, data, len};
     return 0;
 }
@@ -102,6 +101,7 @@ int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t
         (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > im->kernel_len - eh.e_phoff)
         return nubo_error(err, 0, "the kernel's ELF program headers are malformed");
     bool found = false;
+    int loads = 0;
     for (uint16_t i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
         memcpy(&ph, k + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
@@ -115,6 +115,9 @@ int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t
         }
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
+        if (++loads > AGENT_SLOT_SEGMENTS_MAX)
+            return nubo_error(err, 0, "the kernel has more than %d loadable segments",
+                              AGENT_SLOT_SEGMENTS_MAX);
         if (ph.p_filesz > ph.p_memsz)
             return nubo_error(err, 0, "an ELF segment of the kernel is larger on file than in memory");
         if (check_range(ph.p_paddr, ph.p_memsz, ram, err) < 0)

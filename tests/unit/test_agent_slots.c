@@ -31,11 +31,13 @@ extern char **environ;
 #define SEG_PA 0x100000u
 #define ENTRY 0x100010u
 
-/* A PVH ELF: one PT_LOAD (16 bytes of 0xC3.. on file, 4096 in memory) at seg_pa and a Xen
- * PHYS32_ENTRY note (descsz 8, as our guests and qemu's own write it). */
-static void write_elf(const char *path, uint64_t seg_pa, bool note, unsigned char cls)
+/* A PVH ELF: NLOAD PT_LOADs (16 bytes of 0xC0.. on file, 4096 in memory, one page apart from
+ * seg_pa) and a Xen PHYS32_ENTRY note (descsz 8, as our guests and qemu's own write it). */
+#define DATA_OFF 2048
+#define NOTE_OFF 2100
+static void write_elf_n(const char *path, uint64_t seg_pa, bool note, unsigned char cls, int nload)
 {
-    unsigned char f[512] = {0};
+    unsigned char f[4096] = {0};
     Elf64_Ehdr eh = {0};
     memcpy(eh.e_ident, ELFMAG, SELFMAG);
     eh.e_ident[EI_CLASS] = cls;
@@ -45,24 +47,32 @@ static void write_elf(const char *path, uint64_t seg_pa, bool note, unsigned cha
     eh.e_machine = EM_X86_64;
     eh.e_phoff = sizeof(eh);
     eh.e_phentsize = sizeof(Elf64_Phdr);
-    eh.e_phnum = 2;
+    eh.e_phnum = (uint16_t)(nload + 1);
     memcpy(f, &eh, sizeof(eh));
-    Elf64_Phdr load = {.p_type = PT_LOAD, .p_offset = 256, .p_paddr = seg_pa,
-                       .p_vaddr = seg_pa, .p_filesz = 16, .p_memsz = 4096};
-    Elf64_Phdr nt = {.p_type = note ? PT_NOTE : PT_NULL, .p_offset = 300, .p_filesz = 24};
-    memcpy(f + sizeof(eh), &load, sizeof(load));
-    memcpy(f + sizeof(eh) + sizeof(load), &nt, sizeof(nt));
+    for (int i = 0; i < nload; i++) {
+        Elf64_Phdr load = {.p_type = PT_LOAD, .p_offset = DATA_OFF,
+                           .p_paddr = seg_pa + (uint64_t)i * 4096,
+                           .p_vaddr = seg_pa + (uint64_t)i * 4096, .p_filesz = 16, .p_memsz = 4096};
+        memcpy(f + sizeof(eh) + (size_t)i * sizeof(load), &load, sizeof(load));
+    }
+    Elf64_Phdr nt = {.p_type = note ? PT_NOTE : PT_NULL, .p_offset = NOTE_OFF, .p_filesz = 24};
+    memcpy(f + sizeof(eh) + (size_t)nload * sizeof(nt), &nt, sizeof(nt));
     for (int i = 0; i < 16; i++)
-        f[256 + i] = (unsigned char)(0xc0 + i);
+        f[DATA_OFF + i] = (unsigned char)(0xc0 + i);
     uint32_t hdr[3] = {4, 8, 18};
     uint64_t entry = ENTRY;
-    memcpy(f + 300, hdr, sizeof(hdr));
-    memcpy(f + 312, "Xen", 4);
-    memcpy(f + 316, &entry, 8);
+    memcpy(f + NOTE_OFF, hdr, sizeof(hdr));
+    memcpy(f + NOTE_OFF + 12, "Xen", 4);
+    memcpy(f + NOTE_OFF + 16, &entry, 8);
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
     assert_int_equal(fwrite(f, 1, sizeof(f), fp), sizeof(f));
     fclose(fp);
+}
+
+static void write_elf(const char *path, uint64_t seg_pa, bool note, unsigned char cls)
+{
+    write_elf_n(path, seg_pa, note, cls, 1);
 }
 
 struct ram {
@@ -187,6 +197,12 @@ static void test_refusals(void **state)
     assert_int_equal(agent_slot_image_build(path, longline, RAM_MB, &im, &err), 0);
     agent_slot_image_free(&im);
     free(longline);
+    write_elf_n(path, SEG_PA, true, ELFCLASS64, AGENT_SLOT_SEGMENTS_MAX + 1);
+    expect_refusal(path, "", RAM_MB, "more than 16 loadable segments");
+    write_elf_n(path, SEG_PA, true, ELFCLASS64, AGENT_SLOT_SEGMENTS_MAX); /* the most it takes */
+    assert_int_equal(agent_slot_image_build(path, "", RAM_MB, &im, &err), 0);
+    assert_int_equal(im.n_writes, 2 * AGENT_SLOT_SEGMENTS_MAX + 3);
+    agent_slot_image_free(&im);
     expect_refusal("/nonexistent/kernel", "", RAM_MB, "");
     unlink(path);
 }
