@@ -58,6 +58,7 @@ struct fnode {
     char name[NUBO_NAME_MAX + 1];
     char token[NUBO_AGENT_TOKEN_MAX];
     bool registered, registering;
+    int backoff_ms; /* register retry delay, reset by a success */
     int64_t version;
     int64_t hb_ms;
     struct evhttp_connection *watch_conn, *conn;
@@ -127,7 +128,10 @@ static void reregister_later(struct fnode *n)
         return;
     n->registered = false;
     n->registering = true;
-    struct timeval tv = {0, 200000};
+    /* back off like the real agent (200 ms doubling to 5 s): thousands of fake nodes retrying
+     * a refused register every 200 ms would be a load test of their own */
+    n->backoff_ms = n->backoff_ms ? (n->backoff_ms * 2 > 5000 ? 5000 : n->backoff_ms * 2) : 200;
+    struct timeval tv = {n->backoff_ms / 1000, (n->backoff_ms % 1000) * 1000};
     event_base_once(n->fx->base, -1, EV_TIMEOUT, retry_cb, n, &tv);
 }
 
@@ -381,6 +385,7 @@ static void register_cb(struct evhttp_request *req, void *arg)
     }
     json_decref(j);
     memcpy(n->token, r.token, sizeof(n->token));
+    n->backoff_ms = 0;
     n->hb_ms = r.heartbeat_interval_ms;
     bool first = !n->registered && n->hb_ev == NULL;
     n->registered = true;
