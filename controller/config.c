@@ -55,16 +55,16 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_S(C, "ingress", "token_file", ingress_token_file, NULL),
 #define Q(key, i, def)                                                                             \
     NU_CFG_I(C, "quotas", key, quota_default[i], 0, NUBO_QUOTA_UNLIMITED, def)
-    Q("instances", NUBO_QUOTA_INSTANCES, "64"),
-    Q("live_instances", NUBO_QUOTA_LIVE_INSTANCES, "32"),
-    Q("live_memory_mb", NUBO_QUOTA_LIVE_MEMORY_MB, "8192"),
-    Q("memory_mb", NUBO_QUOTA_MEMORY_MB, "16384"),
-    Q("live_vcpus", NUBO_QUOTA_LIVE_VCPUS, "32"),
-    Q("service_groups", NUBO_QUOTA_SERVICE_GROUPS, "32"),
-    Q("services", NUBO_QUOTA_SERVICES, "64"),
-    Q("certificates", NUBO_QUOTA_CERTIFICATES, "32"),
-    Q("volumes", NUBO_QUOTA_VOLUMES, "32"),
-    Q("total_volume_mb", NUBO_QUOTA_TOTAL_VOLUME_MB, "16384"),
+    Q("instances", NUBO_QUOTA_INSTANCES, "128"),
+    Q("live_instances", NUBO_QUOTA_LIVE_INSTANCES, "64"),
+    Q("live_memory_mb", NUBO_QUOTA_LIVE_MEMORY_MB, "16384"),
+    Q("memory_mb", NUBO_QUOTA_MEMORY_MB, "32768"),
+    Q("live_vcpus", NUBO_QUOTA_LIVE_VCPUS, "64"),
+    Q("service_groups", NUBO_QUOTA_SERVICE_GROUPS, "64"),
+    Q("services", NUBO_QUOTA_SERVICES, "128"),
+    Q("certificates", NUBO_QUOTA_CERTIFICATES, "64"),
+    Q("volumes", NUBO_QUOTA_VOLUMES, "64"),
+    Q("total_volume_mb", NUBO_QUOTA_TOTAL_VOLUME_MB, "65536"),
 #undef Q
     {0},
 };
