@@ -77,7 +77,7 @@ int ctl_cert_name_check(struct ctl_ctx *ctx, const char *owner, const char *name
                                "the certificate names %s, under the platform's domain %s (the "
                                "ingress serves those with the metro's certificate); leave it out",
                                name, ctx->cfg.services_domain);
-    if (custom_check(ctx, owner, base, "the certificate names", err) < 0)
+    if (custom_check(ctx, owner, base, "the certificate's name", err) < 0)
         return -1;
     ctl_map_foreach(&ctx->svc_fqdns, e)
     {
