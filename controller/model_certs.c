@@ -132,6 +132,14 @@ out:
     return rc;
 }
 
+/* DNS names compare case-insensitively; the rules compare lower case. */
+static void name_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
 /* Every DNS name the leaf answers for (subject CN and DNS SANs) must be one owner may carry
  * (model_domains.c): a certificate is never a way to another tenant's or the platform's names. */
 static int cert_names_allowed(struct ctl_ctx *ctx, const struct ctl_cert *c, struct nubo_err *err)
@@ -145,8 +153,10 @@ static int cert_names_allowed(struct ctl_ctx *ctx, const struct ctl_cert *c, str
     int rc = 0;
     char subj_cn[256];
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, subj_cn,
-                                  sizeof(subj_cn)) > 0)
+                                  sizeof(subj_cn)) > 0) {
+        name_lower(subj_cn);
         rc = ctl_cert_name_check(ctx, c->row.owner, subj_cn, err);
+    }
     GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; rc == 0 && sans && i < sk_GENERAL_NAME_num(sans); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
@@ -158,9 +168,7 @@ static int cert_names_allowed(struct ctl_ctx *ctx, const struct ctl_cert *c, str
             continue; /* longer than any name a domain can have: matches none */
         memcpy(name, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
         name[len] = '\0';
-        for (char *p = name; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
+        name_lower(name);
         rc = ctl_cert_name_check(ctx, c->row.owner, name, err);
     }
     GENERAL_NAMES_free(sans);
