@@ -29,6 +29,7 @@ struct evconnlistener;
 
 #define CTL_VERSION "0.1.0"
 #define CTL_HOSTS_PER_NODE 253 /* .2 .. .254 of the node's /24; .1 is the gateway */
+#define CTL_MAX_DOMAIN_GRANTS 256 /* [services] custom_domains entries */
 
 /* ---- config.c ---- */
 struct ctl_config {
@@ -54,6 +55,18 @@ struct ctl_config {
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
+    /* Public ports a group may publish: [services] public_ports minus reserved_ports and the
+     * controller's own listen port (one bit per port), and the lists as written, for errors. */
+    uint8_t public_ports[65536 / 8];
+    char public_ports_text[128], reserved_ports_text[128];
+    /* Custom domains (outside services_domain): first come (n_domain_grants == 0, "any") or only
+     * what [services] custom_domains grants each user. */
+    struct ctl_domain_grant {
+        char user[NUBO_API_USER_MAX + 1];
+        char domain[NUBO_FQDN_MAX + 1];
+    } domain_grants[CTL_MAX_DOMAIN_GRANTS];
+    size_t n_domain_grants;    /* [quotas]: every non-admin user's hard limits unless an admin set others */
+    int64_t quota_default[NUBO_QUOTA_N];
 };
 void ctl_config_defaults(struct ctl_config *c);
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err);
@@ -253,6 +266,7 @@ struct ctl_ctx {
     struct ctl_map certs;          /* uuid -> ctl_cert */
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
+    struct ctl_map quotas;         /* user uuid -> struct ctl_quota (limits an admin set) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
@@ -455,6 +469,37 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
               const struct ctl_image_row *im, json_t *sgj, struct ctl_instance **made,
               size_t *n_made, struct nubo_err *err);
 
+/* ---- model_quotas.c: per-user quotas ---- */
+/* What owner holds, counted from the working set. */
+void ctl_quota_used(struct ctl_ctx *ctx, const char *owner, int64_t used[NUBO_QUOTA_N]);
+/* u's hard limits: an admin's per-user value, else [quotas]; none (UNLIMITED) for admins. */
+void ctl_quota_hard(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t hard[NUBO_QUOTA_N]);
+/* Would u holding delta more stay within every limit? 403 naming the first one exceeded. */
+int ctl_quota_check(struct ctl_ctx *ctx, const struct ctl_user_row *u,
+                    const int64_t delta[NUBO_QUOTA_N], struct nubo_err *err);
+/* The same for the user named owner (an object's owner); unknown users pass. */
+int ctl_quota_check_owner(struct ctl_ctx *ctx, const char *owner,
+                          const int64_t delta[NUBO_QUOTA_N], struct nubo_err *err);
+void ctl_quota_view(struct ctl_ctx *ctx, const struct ctl_user_row *u, struct nubo_user_quota *out);
+/* An admin's change of u's limits, committed first. */
+int ctl_quota_set(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nubo_quota_set *s,
+                  struct nubo_err *err);
+int ctl_quotas_load(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_quotas_free(struct ctl_ctx *ctx);
+
+/* ---- model_domains.c: who may hold which name ---- */
+/* May owner hold fqdn as a domain of a group in metro? Platform names (at or under [services]
+ * domain) only as <label>.<metro>.<domain>; custom ones first come or as granted; not held by
+ * another group (self excepted). Another tenant's domain is refused without naming its holder. */
+int ctl_domain_check(struct ctl_ctx *ctx, const char *owner, const char *metro, const char *fqdn,
+                     const struct ctl_svc *self, struct nubo_err *err);
+/* May owner's certificate carry the DNS name name (possibly "*.x")? Never a platform name, only
+ * granted custom domains, none that covers another tenant's domain. */
+int ctl_cert_name_check(struct ctl_ctx *ctx, const char *owner, const char *name,
+                        struct nubo_err *err);
+/* Can port be published ([services] public_ports, reserved_ports)? 400 naming it otherwise. */
+int ctl_public_port_check(struct ctl_ctx *ctx, int64_t port, struct nubo_err *err);
+
 /* ---- model_groups.c: service groups ---- */
 int ctl_services_load(struct ctl_ctx *ctx, struct nubo_err *err); /* before the instances */
 void ctl_services_free(struct ctl_ctx *ctx);
@@ -532,6 +577,8 @@ int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 const struct ctl_user_row *ctl_auth_user(struct ctl_ctx *ctx, const char *token);
 struct ctl_node *ctl_auth_node(struct ctl_ctx *ctx, const char *token);
 bool ctl_auth_join(struct ctl_ctx *ctx, const char *token);
+/* A user by name or uuid, NULL = none. */
+struct ctl_user_row *ctl_user_find(struct ctl_ctx *ctx, const char *ref);
 /* A fresh token "base64(<user>:<hex>)" into out and its hash into hash_out. */
 void ctl_token_new(const char *user, char out[NUBO_AGENT_TOKEN_MAX],
                    char hash_out[NUBO_SHA256_HEX_LEN + 1]);
@@ -610,6 +657,9 @@ int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
+/* quotas.c: rest is "/quotas" or "/{uuid|name}/quotas" (under /v1/users). */
+int ctl_handle_quotas(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                      struct nubo_err *err);
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 int ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,

@@ -85,10 +85,45 @@ static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
     return true;
 }
 
+/* Starts of stopped instances make them live: each owner's live quotas must hold them all. */
+static int desire_quota(struct ctl_ctx *ctx, const struct ctl_desire *d, size_t n,
+                        struct nubo_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ctl_instance *in = d[i].in;
+        if (in == NULL || !d[i].start || in->row.desired == NUBO_DESIRED_RUNNING)
+            continue;
+        bool seen = false; /* this owner's starts were summed at its first one */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = d[k].in && d[k].start && d[k].in->row.desired != NUBO_DESIRED_RUNNING &&
+                   strcmp(d[k].in->row.owner, in->row.owner) == 0;
+        if (seen)
+            continue;
+        int64_t delta[NUBO_QUOTA_N] = {0};
+        for (size_t k = i; k < n; k++) {
+            const struct ctl_instance *o = d[k].in;
+            bool twice = false;
+            for (size_t j = i; j < k && !twice; j++)
+                twice = d[j].in == o;
+            if (o == NULL || twice || !d[k].start || o->row.desired == NUBO_DESIRED_RUNNING ||
+                strcmp(o->row.owner, in->row.owner) != 0)
+                continue;
+            delta[NUBO_QUOTA_LIVE_INSTANCES]++;
+            delta[NUBO_QUOTA_LIVE_MEMORY_MB] += o->row.memory_mb;
+            delta[NUBO_QUOTA_LIVE_VCPUS] += o->row.vcpus;
+        }
+        if (ctl_quota_check_owner(ctx, in->row.owner, delta, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
 {
     for (size_t i = 0; i < n; i++)
         d[i].changed = false;
+    if (desire_quota(ctx, d, n, err) < 0)
+        return -1;
     if (ctl_store_begin(&ctx->store, err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {

@@ -172,6 +172,21 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     cleanup_free struct nubo_svc_create_req *inl = NULL;
     if (sgj && group_of(ctx, u, cr, sgj, &grp, &inl, err) < 0)
         return -1;
+    /* quotas first: a refused create changes nothing and says which limit */
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    delta[NUBO_QUOTA_INSTANCES] = (int64_t)count;
+    delta[NUBO_QUOTA_MEMORY_MB] = (int64_t)count * cr->memory_mb;
+    if (cr->autostart) {
+        delta[NUBO_QUOTA_LIVE_INSTANCES] = (int64_t)count;
+        delta[NUBO_QUOTA_LIVE_MEMORY_MB] = (int64_t)count * cr->memory_mb;
+        delta[NUBO_QUOTA_LIVE_VCPUS] = (int64_t)count * cr->vcpus;
+    }
+    if (inl) {
+        delta[NUBO_QUOTA_SERVICE_GROUPS] = 1;
+        delta[NUBO_QUOTA_SERVICES] = (int64_t)inl->n_ports;
+    }
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return -1;
     const char *metro = grp ? grp->row.metro : cr->metro;
     cleanup_free struct ctl_sched_node *sn = NULL;
     cleanup_free struct ctl_node **nodes = NULL;

@@ -66,8 +66,12 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
         return ctl_handle_instances(ctx, ri, sub, err);
     if (prefix(rest, "/images", &sub))
         return ctl_handle_images(ctx, ri, sub, err);
-    if (prefix(rest, "/users", &sub))
+    if (prefix(rest, "/users", &sub)) {
+        size_t sl = strlen(sub);
+        if (sl >= 7 && strcmp(sub + sl - 7, "/quotas") == 0)
+            return ctl_handle_quotas(ctx, ri, sub, err);
         return ctl_handle_users(ctx, ri, sub, err);
+    }
     if (strcmp(rest, "/metros") == 0)
         return ctl_handle_metros(ctx, ri, err);
     if (prefix(rest, "/nodes", &sub))

@@ -59,6 +59,9 @@ static const char *const migrations[] = {
     "DROP TABLE logtails;"
     "CREATE TABLE logchunks(uuid TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,"
     " PRIMARY KEY(uuid, offset));",
+    /* 3 -> 4: per-user hard limits an admin set (the rest come from [quotas]) */
+    "CREATE TABLE quotas(user_uuid TEXT NOT NULL REFERENCES users(uuid), quota TEXT NOT NULL,"
+    " hard INTEGER NOT NULL, PRIMARY KEY(user_uuid, quota));",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -115,6 +118,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOG_PUT] = "INSERT OR REPLACE INTO logchunks(uuid,offset,data) VALUES(?,?,?)",
     [ST_LOG_TRIM] = "DELETE FROM logchunks WHERE uuid=? AND offset+length(data)<=?",
     [ST_LOG_DEL] = "DELETE FROM logchunks WHERE uuid=?",
+    [ST_QUOTA_PUT] = "INSERT OR REPLACE INTO quotas(user_uuid,quota,hard) VALUES(?,?,?)",
+    [ST_QUOTA_DEL] = "DELETE FROM quotas WHERE user_uuid=? AND quota=?",
+    [ST_QUOTAS] = "SELECT user_uuid,quota,hard FROM quotas",
     [ST_LOGS] = "SELECT l.uuid,l.offset,l.data FROM logchunks l JOIN instances i ON i.uuid=l.uuid "
                 "ORDER BY l.uuid, l.offset",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -1021,4 +1027,36 @@ int ctl_store_logs_load(struct ctl_store *s,
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading console tails");
+}
+
+/* ---- quotas ---- */
+
+int ctl_store_quota_put(struct ctl_store *s, const char *user_uuid, const char *quota,
+                        int64_t hard, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, hard < 0 ? ST_QUOTA_DEL : ST_QUOTA_PUT);
+    bind_text(st, 1, user_uuid);
+    bind_text(st, 2, quota);
+    if (hard >= 0)
+        sqlite3_bind_int64(st, 3, hard);
+    return step_done(s, st, err, "saving a quota");
+}
+
+int ctl_store_quotas_load(struct ctl_store *s,
+                          int (*cb)(void *, const char *, const char *, int64_t), void *arg,
+                          struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUOTAS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char user[NUBO_UUID_STR_LEN + 1], quota[32];
+        col_text(st, 0, user, sizeof(user));
+        col_text(st, 1, quota, sizeof(quota));
+        if (cb(arg, user, quota, sqlite3_column_int64(st, 2)) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading quotas");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading quotas");
 }

@@ -141,6 +141,9 @@ enum ctl_stmt {
     ST_LOG_DEL,
     ST_LOG_TRIM,
     ST_LOGS,
+    ST_QUOTA_PUT,
+    ST_QUOTA_DEL,
+    ST_QUOTAS,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -159,7 +162,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 3
+#define CTL_STORE_SCHEMA_VERSION 4
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */
@@ -223,6 +226,14 @@ int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err
 /* cb takes ownership of the row's chain and pkey. */
 int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *arg, struct ctl_cert_row *r),
                          void *arg, struct nubo_err *err);
+/* A user's hard limit for quota (proto/api.h's name), set by an admin; hard < 0 removes it
+ * (the operator's default applies again). */
+int ctl_store_quota_put(struct ctl_store *s, const char *user_uuid, const char *quota,
+                        int64_t hard, struct nubo_err *err);
+int ctl_store_quotas_load(struct ctl_store *s,
+                          int (*cb)(void *arg, const char *user_uuid, const char *quota,
+                                    int64_t hard),
+                          void *arg, struct nubo_err *err);
 /* Console tails, bounded per instance: chunks appended at their stream offset; trim drops
  * the chunks that end at or before start. */
 int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t offset, const void *data,

@@ -83,7 +83,9 @@ struct ing_map_entry {
 };
 struct ing_cert_file {
     char uuid[NUBO_UUID_STR_LEN + 1];
-    char *pem; /* chain + key */
+    char *pem;  /* chain + key */
+    char *snis; /* "a.example.com b.example.com": the domains that name it, its only SNI
+                 * filters (HAProxy would otherwise pick it for any name it carries) */
 };
 struct ing_plan {
     struct ing_frontend *frontends;
@@ -101,6 +103,9 @@ void ing_plan_free(struct ing_plan *p);
 const struct ing_backend *ing_plan_backend(const struct ing_plan *p, const char *name);
 /* Bind port of a public port: 80 -> http_port, 443 -> https_port, others unchanged. */
 int ing_bind_port(const struct ing_config *cfg, int64_t port);
+/* Take the frontend of public port out of p, with its routes: a port HAProxy cannot bind must
+ * not fail the reload that carries every other tenant's changes. */
+void ing_plan_drop_frontend(struct ing_plan *p, int64_t port);
 
 /* render.c: HAProxy configuration text. shape = without server addresses and states, the
  * part that needs a reload when it changes. Returns malloc'd text. */
@@ -134,6 +139,8 @@ int ing_haproxy_start(struct ing_haproxy *h, const struct ing_config *cfg, struc
 int ing_haproxy_reload(struct ing_haproxy *h, struct nubo_err *err);
 void ing_haproxy_stop(struct ing_haproxy *h);
 bool ing_haproxy_alive(struct ing_haproxy *h);
+/* Can HAProxy bind addr:port (nothing else listens there)? errno-style error in err. */
+int ing_port_probe(const char *addr, int port, struct nubo_err *err);
 int ing_sock_cmd(const char *path, const char *cmd, int timeout_ms, char **reply,
                  struct nubo_err *err);
 

@@ -94,7 +94,8 @@ char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, 
     for (size_t i = 0; i < p->n_certs; i++) {
         char hex[NUBO_SHA256_HEX_LEN + 1];
         nubo_sha256_hex(p->certs[i].pem, strlen(p->certs[i].pem), hex);
-        fprintf(f, "# certificate %s sha256 %s\n", p->certs[i].uuid, hex);
+        fprintf(f, "# certificate %s sha256 %s for %s\n", p->certs[i].uuid, hex,
+                p->certs[i].snis);
     }
     if (p->n_certs)
         fputc('\n', f);
@@ -152,8 +153,10 @@ char *ing_render_crt_list(const struct ing_config *cfg, const struct ing_plan *p
         return NULL;
     /* The first certificate is the default: the metro's wildcard. */
     fprintf(f, "%s/certs/metro.pem\n", cfg->runtime_dir);
+    /* A user certificate only for its own domains (SNI filters): never picked by HAProxy for a
+     * name it merely carries, whatever its key type. */
     for (size_t i = 0; i < p->n_certs; i++)
-        fprintf(f, "%s/certs/%s.pem\n", cfg->runtime_dir, p->certs[i].uuid);
+        fprintf(f, "%s/certs/%s.pem %s\n", cfg->runtime_dir, p->certs[i].uuid, p->certs[i].snis);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

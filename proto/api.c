@@ -815,3 +815,108 @@ int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, stru
     }
     return 0;
 }
+
+/* ---- quotas ----------------------------------------------------------------------------- */
+
+static const char *const quota_names[NUBO_QUOTA_N] = {
+    "instances", "live_instances", "live_memory_mb", "service_groups", "services",
+    "volumes",   "total_volume_mb", "memory_mb",     "live_vcpus",     "certificates",
+};
+
+const char *nubo_quota_name(enum nubo_quota q)
+{
+    return (unsigned)q < NUBO_QUOTA_N ? quota_names[q] : NULL;
+}
+
+static json_t *quota_counts_encode(const int64_t *v)
+{
+    json_t *o = json_object();
+    for (int i = 0; o && i < NUBO_QUOTA_N; i++)
+        json_object_set_new(o, quota_names[i], json_integer(v[i]));
+    return o;
+}
+
+json_t *nubo_user_quota_encode(const struct nubo_user_quota *q)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:{s:I, s:I}}", "uuid", q->uuid, "name", q->name,
+                     "used", quota_counts_encode(q->used), "hard", quota_counts_encode(q->hard),
+                     "limits", "min_memory_mb", (json_int_t)q->min_memory_mb, "max_memory_mb",
+                     (json_int_t)q->max_memory_mb);
+}
+
+static int quota_counts_decode(json_t *o, const char *ctx, int64_t *v, struct nubo_err *err)
+{
+    if (o == NULL)
+        return 0;
+    for (int i = 0; i < NUBO_QUOTA_N; i++)
+        if (pj_int(o, ctx, quota_names[i], false, 0, INT64_MAX, &v[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+int nubo_user_quota_decode(json_t *j, struct nubo_user_quota *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "quota: not an object");
+    if (pj_str(j, "quota", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
+        pj_str(j, "quota", "name", false, out->name, sizeof(out->name), err) < 0 ||
+        quota_counts_decode(json_object_get(j, "used"), "used", out->used, err) < 0 ||
+        quota_counts_decode(json_object_get(j, "hard"), "hard", out->hard, err) < 0)
+        return -1;
+    json_t *l = json_object_get(j, "limits");
+    if (l && (pj_int(l, "limits", "min_memory_mb", false, 0, INT64_MAX, &out->min_memory_mb,
+                     err) < 0 ||
+              pj_int(l, "limits", "max_memory_mb", false, 0, INT64_MAX, &out->max_memory_mb,
+                     err) < 0))
+        return -1;
+    return 0;
+}
+
+int nubo_quota_set_decode(json_t *j, struct nubo_quota_set *out, struct nubo_err *err)
+{
+    static const char *const keys[] = {"hard", NULL};
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400,
+                               "quotas: send {\"hard\": {\"live_memory_mb\": 4096, …}} (null = "
+                               "the default)");
+    if (pj_only_keys(j, "", keys, err) < 0) {
+        err->http_status = 400;
+        return -1;
+    }
+    json_t *h = json_object_get(j, "hard");
+    if (!json_is_object(h) || json_object_size(h) == 0)
+        return nubo_error_http(err, 400, "hard: an object of at least one quota");
+    const char *key;
+    json_t *v;
+    json_object_foreach(h, key, v)
+    {
+        int q = 0;
+        while (q < NUBO_QUOTA_N && strcmp(quota_names[q], key) != 0)
+            q++;
+        if (q == NUBO_QUOTA_N)
+            return nubo_error_http(err, 400, "hard.%.64s: not a quota (instances, live_instances, "
+                                             "live_memory_mb, memory_mb, live_vcpus, "
+                                             "service_groups, services, certificates, volumes, "
+                                             "total_volume_mb)",
+                                   key);
+        out->given[q] = true;
+        if (json_is_null(v)) {
+            out->hard[q] = -1;
+        } else if (pj_int(h, "hard", key, true, 0, NUBO_QUOTA_UNLIMITED, &out->hard[q], err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+json_t *nubo_quota_set_encode(const struct nubo_quota_set *s)
+{
+    json_t *h = json_object();
+    for (int i = 0; h && i < NUBO_QUOTA_N; i++)
+        if (s->given[i])
+            json_object_set_new(h, quota_names[i],
+                                s->hard[i] < 0 ? json_null() : json_integer(s->hard[i]));
+    return json_pack("{s:o}", "hard", h);
+}

@@ -222,6 +222,46 @@ int nubo_certificate_list_decode(json_t *a, size_t max, struct nubo_certificate 
                                  size_t *n_out, struct nubo_err *err);
 void nubo_certificate_list_free(struct nubo_certificate *v, size_t n);
 
+/* Quotas (GET /v1/users/quotas, /v1/users/{uuid}/quotas: the platform's user_quota):
+ * {uuid, name, used{…}, hard{…}, limits{min_memory_mb, max_memory_mb}}. "live" = an instance
+ * whose desired state is running. nubo extensions: memory_mb (memory of all instances,
+ * stopped ones included: a placed instance holds its node's memory), live_vcpus,
+ * certificates. */
+enum nubo_quota {
+    NUBO_QUOTA_INSTANCES,
+    NUBO_QUOTA_LIVE_INSTANCES,
+    NUBO_QUOTA_LIVE_MEMORY_MB,
+    NUBO_QUOTA_SERVICE_GROUPS,
+    NUBO_QUOTA_SERVICES, /* published ports over all groups */
+    NUBO_QUOTA_VOLUMES,
+    NUBO_QUOTA_TOTAL_VOLUME_MB,
+    NUBO_QUOTA_MEMORY_MB,
+    NUBO_QUOTA_LIVE_VCPUS,
+    NUBO_QUOTA_CERTIFICATES,
+    NUBO_QUOTA_N
+};
+#define NUBO_QUOTA_UNLIMITED 2147483647 /* the API's int32 maximum: no limit */
+/* "instances", "live_memory_mb", ...; NULL past the end. */
+const char *nubo_quota_name(enum nubo_quota q);
+struct nubo_user_quota {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    char name[NUBO_API_USER_MAX + 1];
+    int64_t used[NUBO_QUOTA_N];
+    int64_t hard[NUBO_QUOTA_N]; /* 0..NUBO_QUOTA_UNLIMITED */
+    int64_t min_memory_mb, max_memory_mb;
+};
+json_t *nubo_user_quota_encode(const struct nubo_user_quota *q);
+/* Lenient (client side): missing counts are 0. */
+int nubo_user_quota_decode(json_t *j, struct nubo_user_quota *out, struct nubo_err *err);
+/* PATCH /v1/users/{uuid|name}/quotas (nubo, admin): {"hard": {"<quota>": n | null, …}};
+ * null returns a quota to the operator's default. Strict. */
+struct nubo_quota_set {
+    bool given[NUBO_QUOTA_N];
+    int64_t hard[NUBO_QUOTA_N]; /* -1 = back to the default */
+};
+int nubo_quota_set_decode(json_t *j, struct nubo_quota_set *out, struct nubo_err *err);
+json_t *nubo_quota_set_encode(const struct nubo_quota_set *s);
+
 /* An image reference: "owner/name[:tag]" or "owner/name@sha256:<hex>" (no registry host; a
  * leading "host[:port]/" with a dot or colon in it is stripped). The repository is 2..n
  * components of [a-z0-9._-]; the owner is the first component. */

@@ -1,7 +1,7 @@
 /* Unit tests for the controller's model without HTTP: registration, placement (names,
  * addresses, all-or-nothing), start/stop, observations, delete-on-stop, drain, inline service
  * groups, and what the model reports through struct ctl_events; then a reload from the store
- * gives the same working set. */
+ * gives the same working set; the tenant rules (names, ports, quotas). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -337,6 +337,43 @@ static void test_inline_group(void **state)
     assert_int_equal(ev.gone, 2);
 }
 
+/* Tenants: platform names only one label under the group's own metro, certificates never
+ * naming the platform's domain, public ports from the allowed list, quotas refusing a create
+ * with the limit's name and changing nothing. */
+static void test_tenant_rules(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 4096);
+    struct nubo_err err = {0};
+    const char *refused[] = {"fra.nubo.local", "nubo.local", "x.ams.nubo.local",
+                             "a.b.fra.nubo.local"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(ctl_domain_check(ctx, "acme", "fra", refused[i], NULL, &err), -1);
+        assert_int_equal(err.http_status, 400);
+    }
+    assert_int_equal(ctl_domain_check(ctx, "acme", "fra", "x.fra.nubo.local", NULL, &err), 0);
+    assert_int_equal(ctl_domain_check(ctx, "acme", "fra", "www.acme.test", NULL, &err), 0);
+    assert_int_equal(ctl_cert_name_check(ctx, "acme", "*.fra.nubo.local", &err), -1);
+    assert_int_equal(ctl_cert_name_check(ctx, "acme", "*.acme.test", &err), 0);
+    assert_int_equal(ctl_public_port_check(ctx, 22, &err), -1);
+    assert_int_equal(ctl_public_port_check(ctx, 8443, &err), 0);
+    assert_int_equal(ctl_public_port_check(ctx, 443, &err), 0);
+
+    ctx->cfg.quota_default[NUBO_QUOTA_LIVE_MEMORY_MB] = 256;
+    struct ctl_instance *made[4];
+    assert_int_equal(place(ctx, "q", 1, 128, NULL, made, &err), 2);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(place(ctx, "over", 0, 16, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 403);
+    assert_non_null(strstr(err.msg, "quota live_memory_mb"));
+    assert_int_equal(ctx->instances.n, 2);
+    int64_t used[NUBO_QUOTA_N];
+    ctl_quota_used(ctx, "acme", used);
+    assert_int_equal(used[NUBO_QUOTA_LIVE_MEMORY_MB], 256);
+    assert_int_equal(used[NUBO_QUOTA_INSTANCES], 2);
+}
+
 static void test_reload(void **state)
 {
     struct ctl_ctx *ctx = *state;
@@ -374,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

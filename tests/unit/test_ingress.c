@@ -361,6 +361,52 @@ static void test_bad_domain(void **state)
     ing_config_free(&c);
 }
 
+/* A user certificate is listed only with its own domains as SNI filters (HAProxy would pick it
+ * for any name it carries otherwise: another tenant's, or the metro wildcard for every
+ * ECDSA-capable client), and one no domain names is not listed at all. */
+static void test_cert_sni_filters(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+#define CA "cccccccc-0000-0000-0000-00000000000a"
+#define CB "cccccccc-0000-0000-0000-00000000000b"
+    const char *j =
+        "{\"version\":3,\"metro\":\"fra\",\"domain_suffix\":\"fra.nubo.local\",\"services\":["
+        "{\"uuid\":\"" SVC "\",\"name\":\"shop\",\"soft_limit\":1,\"hard_limit\":10,"
+        "\"ports\":[{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]}],"
+        "\"domains\":[{\"fqdn\":\"shop.fra.nubo.local\",\"certificate\":null},"
+        "{\"fqdn\":\"www.acme.test\",\"certificate\":\"" CA "\"},"
+        "{\"fqdn\":\"API.acme.test\",\"certificate\":\"" CA "\"}],\"backends\":[]}],"
+        "\"certificates\":[{\"uuid\":\"" CA "\",\"name\":\"a\",\"cn\":\"*.acme.test\","
+        "\"chain\":\"CHAIN-A\\n\",\"pkey\":\"KEY-A\\n\"},"
+        "{\"uuid\":\"" CB "\",\"name\":\"b\",\"cn\":\"*.fra.nubo.local\","
+        "\"chain\":\"CHAIN-B\\n\",\"pkey\":\"KEY-B\\n\"}]}";
+    json_t *root = NULL;
+    struct nubo_err err = {0};
+    assert_int_equal(pj_parse(j, strlen(j), NUBO_INGRESS_MAX_BODY, &root, &err), 0);
+    struct nubo_ingress_watch_resp w;
+    assert_int_equal(nubo_ingress_watch_resp_decode(root, &w, &err), 0);
+    json_decref(root);
+    struct ing_plan p;
+    assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
+    assert_int_equal(p.n_certs, 1);
+    char *m = ing_render_crt_list(&c, &p);
+    check_text("crt-list", m,
+               "/run/ingt/certs/metro.pem\n"
+               "/run/ingt/certs/" CA ".pem www.acme.test api.acme.test\n");
+    free(m);
+    /* the filters are part of the shape: a domain moving to another certificate reloads */
+    char *shape = ing_render_config(&c, &p, true);
+    assert_non_null(strstr(shape, "for www.acme.test api.acme.test\n"));
+    free(shape);
+    ing_plan_free(&p);
+    nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+#undef CA
+#undef CB
+}
+
 static void test_reply_ok(void **state)
 {
     (void)state;
@@ -435,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_first_instance_no_reload),
         cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_cert_sni_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

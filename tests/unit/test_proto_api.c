@@ -195,9 +195,52 @@ static void test_instance_and_envelope(void **state)
     json_decref(env);
 }
 
+/* Quotas: an admin's change is strict (known quotas, 0..int32 max, null = the default); the
+ * object carries used, hard and limits under the platform's names. */
+static void test_quotas(void **state)
+{
+    (void)state;
+    struct nubo_quota_set qs;
+    struct nubo_err err = {0};
+    json_t *j = json_loads("{\"hard\":{\"live_memory_mb\":4096,\"instances\":null}}", 0, NULL);
+    assert_int_equal(nubo_quota_set_decode(j, &qs, &err), 0);
+    assert_true(qs.given[NUBO_QUOTA_LIVE_MEMORY_MB] && qs.given[NUBO_QUOTA_INSTANCES]);
+    assert_int_equal(qs.hard[NUBO_QUOTA_LIVE_MEMORY_MB], 4096);
+    assert_int_equal(qs.hard[NUBO_QUOTA_INSTANCES], -1);
+    assert_false(qs.given[NUBO_QUOTA_SERVICES]);
+    json_decref(j);
+    const char *bad[] = {"{\"hard\":{\"cpus\":1}}", "{\"hard\":{\"instances\":-2}}",
+                         "{\"hard\":{}}", "{\"soft\":{\"instances\":1}}",
+                         "{\"hard\":{\"instances\":2147483648}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        j = json_loads(bad[i], 0, NULL);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(nubo_quota_set_decode(j, &qs, &err), -1);
+        assert_int_equal(err.http_status, 400);
+        assert_null(strchr(err.msg, '\n'));
+        json_decref(j);
+    }
+    struct nubo_user_quota q = {.uuid = "u", .name = "bob", .min_memory_mb = 16,
+                                .max_memory_mb = 8192};
+    q.used[NUBO_QUOTA_LIVE_MEMORY_MB] = 256;
+    q.hard[NUBO_QUOTA_LIVE_MEMORY_MB] = 512;
+    j = nubo_user_quota_encode(&q);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "used"),
+                                                        "live_memory_mb")),
+                     256);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "limits"),
+                                                        "max_memory_mb")),
+                     8192);
+    struct nubo_user_quota back;
+    assert_int_equal(nubo_user_quota_decode(j, &back, &err), 0);
+    assert_memory_equal(&back, &q, sizeof(q));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quotas),
         cmocka_unit_test(test_create_defaults),
         cmocka_unit_test(test_create_rejects),
         cmocka_unit_test(test_items),
