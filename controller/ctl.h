@@ -28,6 +28,8 @@
 #define CTL_VERSION "0.1.0"
 #define CTL_HOSTS_PER_NODE 253 /* .2 .. .254 of the node's /24; .1 is the gateway */
 
+#define CTL_REGTOKEN_KID_MAX 64 /* libtrust key ID: 12 groups of 4 base32 digits */
+
 /* ---- config.c ---- */
 struct ctl_config {
     char listen[128];
@@ -49,6 +51,11 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
+    /* regtoken.c: the registry's token service */
+    char registry_token_key_file[PATH_MAX]; /* RSA key (PEM); "" = no tokens issued */
+    char registry_token_issuer[128];        /* the registry's auth.token.issuer */
+    char registry_token_service[128];       /* the registry's auth.token.service */
+    int64_t registry_token_ttl_s;
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
 };
@@ -180,6 +187,7 @@ enum ctl_route {
     CTL_R_METROS,
     CTL_R_USERS,
     CTL_R_REG_EVENTS,
+    CTL_R_REG_TOKEN,
     CTL_R_AGENT_REGISTER,
     CTL_R_AGENT_WATCH,
     CTL_R_AGENT_STATUS,
@@ -246,6 +254,8 @@ struct ctl_ctx {
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
+    struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
+    char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
     void *status_jobs;            /* status batches being applied in slices (agents.c) */
@@ -595,6 +605,21 @@ int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_e
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- regtoken.c: the registry's token service ---- */
+struct ctl_regtoken_who {
+    char name[NUBO_NAME_MAX + 8]; /* the JWT subject: user name or "node:<name>" */
+    bool admin, node, internal;   /* internal: the controller's own calls */
+};
+/* Appends to access what who may do of one scope ("repository:<name>:<actions>",
+ * "registry:catalog:*"): 1 = something granted, 0 = nothing, -1 = malformed scope. */
+int ctl_regtoken_grant(const struct ctl_regtoken_who *who, const char *scope, json_t *access);
+/* A signed JWT for subject with access (a JSON array); malloc'd, NULL with err. */
+char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access,
+                        struct nubo_err *err);
+int ctl_regtoken_init(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_regtoken_free(struct ctl_ctx *ctx);
+int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,

@@ -49,6 +49,10 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
     }
     if (prefix(ri->path, "/ingress/v1", &rest))
         return ctl_handle_ingress(ctx, ri, rest, err);
+    if (strcmp(ri->path, "/registry/token") == 0) {
+        ri->route = CTL_R_REG_TOKEN;
+        return ctl_handle_registry_token(ctx, ri, err);
+    }
     if (strcmp(ri->path, "/registry/events") == 0) {
         ri->route = CTL_R_REG_EVENTS;
         return ctl_handle_registry_events(ctx, ri, err);
