@@ -27,17 +27,23 @@
 
 /* ---- the grants (pure: tests/unit/test_regtoken.c) ---- */
 
+/* distribution's repository grammar: components of [a-z0-9] runs joined by one of . _ - (or
+ * __), separated by '/'; so no "..", no empty component, nothing that could climb a path. */
 static bool repo_name_ok(const char *n, size_t len)
 {
-    if (len == 0 || len > 255 || n[0] == '/' || n[len - 1] == '/')
+    if (len == 0 || len > 255)
         return false;
+    bool prev_alnum = false;
     for (size_t i = 0; i < len; i++) {
         char c = n[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '/'))
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '.' || c == '_' || c == '-' || c == '/'))
             return false;
+        if (!alnum && !prev_alnum && !(c == '_' && i > 0 && n[i - 1] == '_'))
+            return false; /* a separator must follow an alphanumeric ("__" excepted) */
+        prev_alnum = alnum;
     }
-    return true;
+    return prev_alnum;
 }
 
 /* What who may do to a repository: a user pushes, pulls and deletes its own <user>/... and
