@@ -288,6 +288,38 @@ void ctl_regtoken_free(struct ctl_ctx *ctx)
 
 /* ---- GET /registry/token ---- */
 
+/* An image an instance is pinned to must not vanish under it (its next start would fail): no
+ * delete on a repository while some instance uses a digest of it. The scope names no digest,
+ * so the whole repository waits until its instances are gone. */
+static bool repo_pinned(struct ctl_ctx *ctx, const char *repo)
+{
+    size_t rl = strlen(repo);
+    ctl_map_foreach(&ctx->instances, e)
+    {
+        const struct ctl_instance *in = e->val;
+        if (strncmp(in->row.image, repo, rl) == 0 && in->row.image[rl] == '@')
+            return true;
+    }
+    return false;
+}
+
+static void drop_pinned_deletes(struct ctl_ctx *ctx, json_t *access)
+{
+    for (size_t i = json_array_size(access); i-- > 0;) {
+        json_t *a = json_array_get(access, i), *acts = json_object_get(a, "actions");
+        const char *name = json_string_value(json_object_get(a, "name"));
+        size_t last = json_array_size(acts);
+        if (strcmp(json_string_value(json_object_get(a, "type")), "repository") != 0 ||
+            last == 0 || strcmp(json_string_value(json_array_get(acts, last - 1)), "delete") != 0 ||
+            !repo_pinned(ctx, name))
+            continue;
+        log_info("registry token: no delete on %s while instances are pinned to it", name);
+        json_array_remove(acts, last - 1);
+        if (json_array_size(acts) == 0)
+            json_array_remove(access, i);
+    }
+}
+
 /* The credential of a token request: the password of Basic (docker login's; the user name is
  * not trusted, the token says who it is) or a Bearer token. */
 static char *request_credential(struct evhttp_request *req)
@@ -379,6 +411,7 @@ int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struc
                 p++;
         }
     }
+    drop_pinned_deletes(ctx, access);
     char *t = ctl_regtoken_sign(ctx, who.name, access, err);
     if (t == NULL)
         return ctl_err_status(err, 500);

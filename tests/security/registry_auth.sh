@@ -3,8 +3,9 @@
 # controller as its token service: with bob's token (a second user) or none, pushing to
 # alice/* or official/*, overwriting alice's tag, deleting her manifest, pulling her manifest
 # and layers, and listing _catalog are all refused and change nothing; alice pushes, pulls and
-# deletes her own and pulls official/*; the admin pushes official/* and lists the catalog; the
-# controller resolves alice's tag with a token it signs itself. Docker login's Basic works too.
+# pulls official/*, and deletes her own once no instance is pinned to it; the admin pushes
+# official/* and lists the catalog; the controller resolves alice's tag with a token it signs
+# itself. Docker login's Basic works too.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 
@@ -123,7 +124,11 @@ got=$(curl -fsS -u "docker:$ALICE" "$CTL_URL/registry/token?service=nubo-registr
 [ "$got" = '[{"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}, {"type": "repository", "name": "official/base", "actions": ["pull"]}]' ] \
     || t_fail "alice's grants: $got"
 
-# --- the owner deletes her own
+# --- the owner deletes her own, but not while an instance is pinned to it
+refused "alice deletes the digest her instance is pinned to" "$ALICE" DELETE "/v2/alice/app/manifests/$A1"
+[ "$(digest_of "$ALICE" alice/app v1)" = "$A1" ] || t_fail "alice/app:v1 deleted under its instance"
+api DELETE /v1/instances/pinned "" "$ALICE"
+expect 200 "delete the pinned instance"
 as "$ALICE" DELETE "/v2/alice/app/manifests/$A1" > /dev/null
-[ "$STATUS" = 202 ] || t_fail "alice cannot delete her manifest: $STATUS"
-t_log "token service ok; owner delete ok"
+[ "$STATUS" = 202 ] || t_fail "alice cannot delete her manifest once nothing uses it: $STATUS"
+t_log "token service ok; owner delete refused while pinned, then ok"

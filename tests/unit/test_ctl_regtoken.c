@@ -42,31 +42,41 @@ static void expect(const struct ctl_regtoken_who *who, const char *scope, int wa
 static void test_grants(void **state)
 {
     (void)state;
-    struct ctl_regtoken_who alice = {.name = "alice"}, admin = {.name = "admin", .admin = true},
-                            node = {.name = "node:fra-1", .node = true};
-    /* the owner: everything under alice/, including nested names */
-    expect(&alice, "repository:alice/app:pull,push", 1, "[\"pull\",\"push\"]");
-    expect(&alice, "repository:alice/a/b:*", 1, "[\"pull\",\"push\",\"delete\"]");
-    expect(&alice, "repository:alice/app:delete", 1, "[\"delete\"]");
-    /* official/...: pull only; another user's namespace and a prefix look-alike: nothing */
-    expect(&alice, "repository:official/hello:pull,push,delete", 1, "[\"pull\"]");
-    expect(&alice, "repository:bob/app:pull,push", 0, "");
-    expect(&alice, "repository:alicex/app:pull", 0, "");
-    expect(&alice, "repository:officialx/app:pull", 0, "");
-    expect(&alice, "repository:alice:pull", 0, ""); /* no namespace: nobody's */
-    expect(&alice, "registry:catalog:*", 0, "");
-    /* admin: anything; node: pull of any repository */
-    expect(&admin, "repository:official/hello:push", 1, "[\"push\"]");
-    expect(&admin, "registry:catalog:*", 1, "[\"*\"]");
-    expect(&node, "repository:bob/app:pull,push,delete", 1, "[\"pull\"]");
-    expect(&node, "registry:catalog:*", 0, "");
-    /* unknown actions are not granted; malformed scopes are refused */
-    expect(&alice, "repository:alice/app:frobnicate", 0, "");
-    expect(&alice, "repository(plugin):alice/app:pull", 1, "[\"pull\"]");
-    expect(&alice, "repository:alice/app", -1, "");
-    expect(&alice, "repository:Alice/App:pull", -1, "");
-    expect(&alice, "repository:alice/../bob:pull", -1, "");
-    expect(&alice, "repository:alice//app:pull", -1, "");
+    static const struct ctl_regtoken_who alice = {.name = "alice"},
+                                         admin = {.name = "admin", .admin = true},
+                                         node = {.name = "node:fra-1", .node = true};
+    static const struct {
+        const struct ctl_regtoken_who *who;
+        const char *scope;
+        int rc;
+        const char *actions;
+    } cases[] = {
+        /* the owner: everything under alice/, including nested names */
+        {&alice, "repository:alice/app:pull,push", 1, "[\"pull\",\"push\"]"},
+        {&alice, "repository:alice/a/b:*", 1, "[\"pull\",\"push\",\"delete\"]"},
+        {&alice, "repository:alice/app:delete", 1, "[\"delete\"]"},
+        /* official/...: pull only; another user's namespace and look-alikes: nothing */
+        {&alice, "repository:official/hello:pull,push,delete", 1, "[\"pull\"]"},
+        {&alice, "repository:bob/app:pull,push", 0, ""},
+        {&alice, "repository:alicex/app:pull", 0, ""},
+        {&alice, "repository:officialx/app:pull", 0, ""},
+        {&alice, "repository:alice:pull", 0, ""}, /* no namespace: nobody's */
+        {&alice, "registry:catalog:*", 0, ""},
+        /* admin: anything; node: pull of any repository */
+        {&admin, "repository:official/hello:push", 1, "[\"push\"]"},
+        {&admin, "registry:catalog:*", 1, "[\"*\"]"},
+        {&node, "repository:bob/app:pull,push,delete", 1, "[\"pull\"]"},
+        {&node, "registry:catalog:*", 0, ""},
+        /* unknown actions are not granted; malformed scopes are refused */
+        {&alice, "repository:alice/app:frobnicate", 0, ""},
+        {&alice, "repository(plugin):alice/app:pull", 1, "[\"pull\"]"},
+        {&alice, "repository:alice/app", -1, ""},
+        {&alice, "repository:Alice/App:pull", -1, ""},
+        {&alice, "repository:alice/../bob:pull", -1, ""},
+        {&alice, "repository:alice//app:pull", -1, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect(cases[i].who, cases[i].scope, cases[i].rc, cases[i].actions);
 }
 
 static char *b64url_decode(const char *s, size_t n, size_t *out_len)
