@@ -30,6 +30,8 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_F("controller", "log_level", set_log_level, "info"),
     NU_CFG_F("controller", "sync", set_sync, "normal"),
     NU_CFG_I(C, "controller", "max_body_bytes", max_body_bytes, 1024, 64 << 20, NULL),
+    NU_CFG_I(C, "controller", "rate_limit_per_s", rate_limit_per_s, 0, 1000000, "50"),
+    NU_CFG_I(C, "controller", "rate_limit_burst", rate_limit_burst, 1, 1000000, "200"),
     NU_CFG_S(C, "agent", "join_token_file", join_token_file, NULL),
     NU_CFG_I(C, "agent", "heartbeat_interval_ms", heartbeat_interval_ms, 50, 3600000, "2000"),
     NU_CFG_I(C, "agent", "grace_ms", grace_ms, 100, 86400000, "10000"),

@@ -56,6 +56,8 @@ struct ctl_config {
     char registry_token_issuer[128];        /* the registry's auth.token.issuer */
     char registry_token_service[128];       /* the registry's auth.token.service */
     int64_t registry_token_ttl_s;
+    int64_t rate_limit_per_s; /* public API requests per user and second; 0 = no limit */
+    int64_t rate_limit_burst;
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
 };
@@ -254,6 +256,7 @@ struct ctl_ctx {
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
+    struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
     struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
     char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
@@ -620,6 +623,11 @@ char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access
 int ctl_regtoken_init(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_regtoken_free(struct ctl_ctx *ctx);
 int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- ratelimit.c ---- */
+/* One request of u's budget: false (and when to retry) once u is over its rate. */
+bool ctl_rate_take(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t *retry_ms);
+void ctl_rate_free(struct ctl_ctx *ctx);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,

@@ -39,6 +39,7 @@ static void ctx_free(struct ctl_ctx *ctx)
     if (ctx->http)
         evhttp_free(ctx->http);
     ctl_regtoken_free(ctx);
+    ctl_rate_free(ctx);
     if (ctx->store.db)
         ctl_store_close(&ctx->store);
     if (ctx->base)
