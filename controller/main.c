@@ -38,6 +38,8 @@ static void ctx_free(struct ctl_ctx *ctx)
     }
     if (ctx->http)
         evhttp_free(ctx->http);
+    if (ctx->accept_ev)
+        event_free(ctx->accept_ev);
     ctl_regtoken_free(ctx);
     ctl_rate_free(ctx);
     if (ctx->store.db)
