@@ -31,6 +31,8 @@ struct evconnlistener;
 #define CTL_HOSTS_PER_NODE 253 /* .2 .. .254 of the node's /24; .1 is the gateway */
 #define CTL_MAX_DOMAIN_GRANTS 256 /* [services] custom_domains entries */
 
+#define CTL_REGTOKEN_KID_MAX 64 /* libtrust key ID: 12 groups of 4 base32 digits */
+
 /* ---- config.c ---- */
 struct ctl_config {
     char listen[128];
@@ -53,6 +55,13 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
+    /* regtoken.c: the registry's token service */
+    char registry_token_key_file[PATH_MAX]; /* RSA key (PEM); "" = no tokens issued */
+    char registry_token_issuer[128];        /* the registry's auth.token.issuer */
+    char registry_token_service[128];       /* the registry's auth.token.service */
+    int64_t registry_token_ttl_s;
+    int64_t rate_limit_per_s; /* public API requests per user and second; 0 = no limit */
+    int64_t rate_limit_burst;
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
     /* Public ports a group may publish: [services] public_ports minus reserved_ports and the
@@ -197,6 +206,7 @@ enum ctl_route {
     CTL_R_METROS,
     CTL_R_USERS,
     CTL_R_REG_EVENTS,
+    CTL_R_REG_TOKEN,
     CTL_R_AGENT_REGISTER,
     CTL_R_AGENT_WATCH,
     CTL_R_AGENT_STATUS,
@@ -268,6 +278,9 @@ struct ctl_ctx {
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     struct ctl_map quotas;         /* user uuid -> struct ctl_quota (limits an admin set) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
+    struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
+    struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
+    char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
     void *status_jobs;            /* status batches being applied in slices (agents.c) */
@@ -655,6 +668,26 @@ int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_e
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- regtoken.c: the registry's token service ---- */
+struct ctl_regtoken_who {
+    char name[NUBO_NAME_MAX + 8]; /* the JWT subject: user name or "node:<name>" */
+    bool admin, node, internal;   /* internal: the controller's own calls */
+};
+/* Appends to access what who may do of one scope ("repository:<name>:<actions>",
+ * "registry:catalog:*"): 1 = something granted, 0 = nothing, -1 = malformed scope. */
+int ctl_regtoken_grant(const struct ctl_regtoken_who *who, const char *scope, json_t *access);
+/* A signed JWT for subject with access (a JSON array); malloc'd, NULL with err. */
+char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access,
+                        struct nubo_err *err);
+int ctl_regtoken_init(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_regtoken_free(struct ctl_ctx *ctx);
+int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- ratelimit.c ---- */
+/* One request of u's budget: false (and when to retry) once u is over its rate. */
+bool ctl_rate_take(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t *retry_ms);
+void ctl_rate_free(struct ctl_ctx *ctx);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 /* quotas.c: rest is "/quotas" or "/{uuid|name}/quotas" (under /v1/users). */

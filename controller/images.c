@@ -25,6 +25,17 @@ static bool manifest_type(const char *mt)
                   !strcmp(mt, NUBO_MEDIA_DOCKER_MANIFEST) || !strcmp(mt, NUBO_MEDIA_DOCKER_LIST));
 }
 
+/* With registry tokens on, the event's actor is the token's subject: only the namespace's
+ * owner (or an admin) may have pushed there; anything else is not indexed. */
+static bool pusher_owns(struct ctl_ctx *ctx, json_t *ev, const char *owner)
+{
+    if (ctx->regtoken_key == NULL)
+        return true;
+    const char *who = json_string_value(json_object_get(json_object_get(ev, "actor"), "name"));
+    const struct ctl_user_row *u = who ? ctl_map_get(&ctx->users_by_name, who) : NULL;
+    return u && (u->admin || strcmp(u->name, owner) == 0);
+}
+
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     if (ri->method != EVHTTP_REQ_POST)
@@ -64,6 +75,11 @@ int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, stru
         struct nubo_api_image_ref r;
         if (nubo_api_image_ref_parse(full, &r, NULL) < 0 || !r.owner[0])
             continue;
+        if (!strcmp(action, "push") && !pusher_owns(ctx, ev, r.owner)) {
+            log_warnx("registry events: push to %s by someone who does not own %s/: not indexed",
+                      full, r.owner);
+            continue;
+        }
         if (!strcmp(action, "push") && manifest_type(mt) && tag && tag[0] && strlen(tag) < 128) {
             /* index at once from the event; the worker fills in args/env/size */
             if (ctl_image_index(ctx, r.repo, tag, NULL, digest, size, err) < 0) {

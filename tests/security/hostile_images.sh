@@ -12,7 +12,8 @@ source "$NUBO_SRC/tests/lib_cluster.sh"
 export NUBO_DEVCLUSTER_MAX_IMAGE_SIZE=256Mi
 t_cluster_up fra:1
 REG=http://$NUBO_DEVCLUSTER_REGISTRY
-PUSH=("python3" "$NUBO_SRC/tests/security/oci_push.py" "$REG")
+# The admin may push anywhere (official/* and demo/*): registry auth is not what this replays.
+PUSH=("python3" "$NUBO_SRC/tests/security/oci_push.py" "$REG" --token "$ADMIN_TOKEN")
 AGENT_LOG=$NUBO_DEVCLUSTER_DIR/nodes/fra-1/agent.log
 
 api_as() { # token method path [body] -> body; its HTTP status: last_status
