@@ -504,6 +504,9 @@ int ing_stat_instance(const char *csv, const char *be, const char *server, int64
 static void stats_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct ing_act *a = arg;
+    /* a wake that failed (controller unreachable) is asked again from here */
+    for (struct act_listener *l = a->listeners; l; l = l->next)
+        act_settle(a, l->be);
     if (a->snap.ns == 0)
         return;
     char *csv = NULL;
