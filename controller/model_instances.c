@@ -198,7 +198,8 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
         in->obs = *r;
         r->message = NULL; /* moved */
         in->has_obs = true;
-        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) &&
+        /* a standby is a pause, not a stop */
+        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
             in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
             in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
             dos[n_dos++] = in;
