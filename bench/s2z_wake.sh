@@ -19,8 +19,10 @@ ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
 CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
 
 create() { # name, extra JSON fields -> prints the group's fqdn
-    t_api POST /v1/instances "{\"image\":\"official/hello:latest\",\"name\":\"$1\",\"memory_mb\":16,\"args\":[\"--http\",\"8080\"],\"metro\":\"fra\",\"service_group\":{\"services\":[{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]}]},\"wait_timeout_ms\":120000$2}" |
-        t_json 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]'
+    local body
+    body=$(t_api POST /v1/instances "{\"image\":\"official/hello:latest\",\"name\":\"$1\",\"memory_mb\":16,\"args\":[\"--http\",\"8080\"],\"metro\":\"fra\",\"service_group\":{\"services\":[{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]}]},\"wait_timeout_ms\":120000$2}")
+    t_json 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]' <<<"$body" ||
+        t_fail "create $1: $body"
 }
 first_byte() { # fqdn -> "code seconds"
     curl -sS -o /dev/null --max-time 60 --cacert "$CA" --resolve "$1:443:$ADDR" \
