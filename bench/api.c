@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -253,6 +254,10 @@ int main(int argc, char **argv)
 {
     int creates = 10000, gets = 20000, conc = 16, nodes = 64;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
+    /* the controller and the fake agent each hold two connections per node; as root, let them
+     * (both raise their soft limit to this hard one) */
+    struct rlimit rl = {1 << 17, 1 << 17};
+    setrlimit(RLIMIT_NOFILE, &rl);
     static const struct option opts[] = {{"creates", required_argument, NULL, 'c'},
                                          {"gets", required_argument, NULL, 'g'},
                                          {"concurrency", required_argument, NULL, 'C'},

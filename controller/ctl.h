@@ -16,6 +16,8 @@
 #include <jansson.h>
 
 #include "agent.h"
+
+struct evconnlistener;
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
@@ -233,6 +235,10 @@ struct ctl_ctx {
     struct ctl_config cfg;
     struct event_base *base;
     struct evhttp *http;
+    struct evconnlistener *listeners[2]; /* TCP and unix, paused while out of descriptors */
+    size_t n_listeners;
+    struct event *accept_ev;
+    int64_t accept_warned_us;
     struct ctl_store store;
     struct ctl_events events;
     char join_token_hash[NUBO_SHA256_HEX_LEN + 1];

@@ -574,6 +574,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     fx.base = event_base_new();
     srandom((unsigned)getpid());
+    nubo_raise_nofile(); /* a watch and a status connection per node */
     fx.nodes = calloc((size_t)o->nodes, sizeof(*fx.nodes));
     for (int i = 0; i < o->nodes; i++) {
         struct fnode *n = &fx.nodes[i];
