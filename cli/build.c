@@ -551,6 +551,8 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
         cli_strv_push(&cmd, pick[i]);
     env = merge_kv(rinfo.env, dfr.env, kf.env);
     labels = merge_kv(rinfo.labels, dfr.labels, kf.labels);
+    if (cli_s2z_from_labels(labels, &res->s2z, &res->s2z_given, err) < 0)
+        goto out;
 
     /* 4. Pack and push. */
     char layout[PATH_MAX];

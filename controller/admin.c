@@ -297,6 +297,11 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
               "Instance boot times (boot_time_us) as reported by the agents.",
               &ctx->metrics.boot_time);
     evbuffer_add_printf(b,
+                        "# HELP nubo_scale_to_zero_wakes_total Standby instances started by "
+                        "traffic held at an ingress.\n# TYPE nubo_scale_to_zero_wakes_total "
+                        "counter\nnubo_scale_to_zero_wakes_total %llu\n",
+                        (unsigned long long)ctx->metrics.s2z_wakes);
+    evbuffer_add_printf(b,
                         "# HELP nubo_uptime_seconds Controller uptime.\n"
                         "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",
                         (double)(nubo_mono_us() - ctx->started_mono_us) / 1e6);

@@ -21,6 +21,7 @@ struct evconnlistener;
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
+#include "ingress.h"
 #include "oci_image.h"
 #include "registry.h"
 #include "service.h"
@@ -222,6 +223,7 @@ struct ctl_metrics {
     uint64_t requests[CTL_R__COUNT][6]; /* by status class 1xx..5xx (index 1..5) */
     struct ctl_hist latency;
     struct ctl_hist boot_time;
+    uint64_t s2z_wakes; /* standby instances started by traffic */
 };
 void ctl_hist_observe(struct ctl_hist *h, double seconds);
 const double *ctl_hist_bounds(void);
@@ -435,6 +437,7 @@ int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
 struct ctl_desire {
     struct ctl_instance *in; /* NULL = skip */
     bool start;
+    bool standby; /* a stop by scale-to-zero (only of a running instance; traffic wakes it) */
     bool force;
     int64_t drain_timeout_ms;
     bool changed;
@@ -443,6 +446,15 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
 /* Persist the reports of node that change something (one transaction), then apply them. */
 int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                           struct nubo_status_report *reps, size_t n, struct nubo_err *err);
+
+/* ---- model_s2z.c: scale-to-zero ---- */
+/* An ingress's traffic report: instances quiet past their cooldown go to standby. */
+int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t,
+                    struct nubo_err *err);
+/* A connection waits at metro's ingress for group svc_uuid: start one standby instance unless
+ * one is starting or running. */
+int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
+                 struct nubo_ingress_wake_resp *out, struct nubo_err *err);
 
 /* ---- model_nodes.c: node lifecycle ---- */
 /* Register (or re-register) a node from rq: new token into token, the instances it no longer

@@ -75,13 +75,26 @@ static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
         r->start_seq++;
         r->stop_force = false;
         r->drain_timeout_ms = 0;
+        r->standby = false;
         return true;
     }
-    if (in->row.desired == NUBO_DESIRED_STOPPED && in->row.stop_force == d->force)
+    if (d->standby) {
+        /* only what runs goes to standby: a user's stop stays a stop */
+        if (in->row.desired != NUBO_DESIRED_RUNNING)
+            return false;
+        r->desired = NUBO_DESIRED_STOPPED;
+        r->stop_force = true; /* stateless: nothing in the guest is kept anyway */
+        r->drain_timeout_ms = 0;
+        r->standby = true;
+        return true;
+    }
+    if (in->row.desired == NUBO_DESIRED_STOPPED && in->row.stop_force == d->force &&
+        !in->row.standby)
         return false;
     r->desired = NUBO_DESIRED_STOPPED;
     r->stop_force = d->force;
     r->drain_timeout_ms = d->drain_timeout_ms;
+    r->standby = false; /* a user's stop: traffic no longer wakes it */
     return true;
 }
 
@@ -135,7 +148,9 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         struct ctl_instance_row tmp = d[i].in->row; /* shallow: only scalars change */
         if (twice || !desired_row(&d[i], &tmp))
             continue;
-        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0) {
+        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0 ||
+            ((tmp.s2z.policy != NUBO_S2Z_OFF || tmp.standby != d[i].in->row.standby) &&
+             ctl_store_s2z_put(&ctx->store, &tmp, err) < 0)) {
             ctl_store_rollback(&ctx->store);
             return -1;
         }
@@ -218,7 +233,8 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
         in->obs = *r;
         r->message = NULL; /* moved */
         in->has_obs = true;
-        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) &&
+        /* a standby is a pause, not a stop */
+        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
             in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
             in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
             dos[n_dos++] = in;

@@ -153,6 +153,7 @@ static struct ctl_instance *new_instance(const struct ctl_user_row *u,
     }
     r->restart_policy = cr->restart_policy;
     r->features = cr->features;
+    r->s2z = cr->scale_to_zero;
     r->service_ports = xcalloc(cr->n_service_ports + 1, sizeof(int64_t));
     memcpy(r->service_ports, cr->service_ports, cr->n_service_ports * sizeof(int64_t));
     r->n_service_ports = cr->n_service_ports;
@@ -248,7 +249,9 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     if (new_grp && ctl_store_svc_put(&ctx->store, new_grp, err) < 0)
         goto rollback;
     for (size_t i = 0; i < count; i++)
-        if (ctl_store_instance_put(&ctx->store, &inst[i]->row, err) < 0)
+        if (ctl_store_instance_put(&ctx->store, &inst[i]->row, err) < 0 ||
+            (inst[i]->row.s2z.policy != NUBO_S2Z_OFF &&
+             ctl_store_s2z_put(&ctx->store, &inst[i]->row, err) < 0))
             goto rollback;
     if (ctl_store_commit(&ctx->store, err) < 0)
         goto undo;

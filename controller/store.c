@@ -62,6 +62,12 @@ static const char *const migrations[] = {
     /* 3 -> 4: per-user hard limits an admin set (the rest come from [quotas]) */
     "CREATE TABLE quotas(user_uuid TEXT NOT NULL REFERENCES users(uuid), quota TEXT NOT NULL,"
     " hard INTEGER NOT NULL, PRIMARY KEY(user_uuid, quota));",
+    /* 4 -> 5: scale-to-zero settings and the standby flag, apart from the instance row; the
+     * trigger removes them with their instance (REPLACE on instances fires no delete trigger) */
+    "CREATE TABLE scale_to_zero(uuid TEXT PRIMARY KEY, policy INTEGER NOT NULL,"
+    " stateful INTEGER NOT NULL, cooldown_ms INTEGER NOT NULL, standby INTEGER NOT NULL);"
+    "CREATE TRIGGER scale_to_zero_gone AFTER DELETE ON instances"
+    " BEGIN DELETE FROM scale_to_zero WHERE uuid=old.uuid; END;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -123,6 +129,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_QUOTAS] = "SELECT user_uuid,quota,hard FROM quotas",
     [ST_LOGS] = "SELECT l.uuid,l.offset,l.data FROM logchunks l JOIN instances i ON i.uuid=l.uuid "
                 "ORDER BY l.uuid, l.offset",
+    [ST_S2Z_PUT] = "INSERT OR REPLACE INTO scale_to_zero(uuid,policy,stateful,cooldown_ms,standby)"
+                   " VALUES(?,?,?,?,?)",
+    [ST_S2ZS] = "SELECT uuid,policy,stateful,cooldown_ms,standby FROM scale_to_zero",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -538,6 +547,46 @@ int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r
     sqlite3_bind_int64(st, 19, r->drain_timeout_ms);
     bind_text(st, 20, r->service_group);
     return step_done(s, st, err, "saving an instance");
+}
+
+int ctl_store_s2z_put(struct ctl_store *s, const struct ctl_instance_row *r, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_S2Z_PUT);
+    bind_text(st, 1, r->uuid);
+    sqlite3_bind_int(st, 2, (int)r->s2z.policy);
+    sqlite3_bind_int(st, 3, r->s2z.stateful);
+    sqlite3_bind_int64(st, 4, r->s2z.cooldown_time_ms);
+    sqlite3_bind_int(st, 5, r->standby);
+    return step_done(s, st, err, "saving scale-to-zero settings");
+}
+
+int ctl_store_s2z_load(struct ctl_store *s,
+                       int (*cb)(void *arg, const char *uuid, const struct nubo_scale_to_zero *z,
+                                 bool standby),
+                       void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_S2ZS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char uuid[NUBO_UUID_STR_LEN + 1];
+        col_text(st, 0, uuid, sizeof(uuid));
+        struct nubo_scale_to_zero z = {0};
+        int pol = sqlite3_column_int(st, 1);
+        z.policy = pol == NUBO_S2Z_ON || pol == NUBO_S2Z_IDLE ? (enum nubo_s2z_policy)pol
+                                                               : NUBO_S2Z_OFF;
+        z.stateful = sqlite3_column_int(st, 2) != 0;
+        z.cooldown_time_ms = sqlite3_column_int64(st, 3);
+        if (z.cooldown_time_ms < 0 || z.cooldown_time_ms > NUBO_S2Z_MAX_COOLDOWN_MS)
+            z.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+        if (cb(arg, uuid, &z, sqlite3_column_int(st, 4) != 0) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading scale-to-zero settings: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_err(s, err, "loading scale-to-zero settings");
+    return 0;
 }
 
 int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)

@@ -61,6 +61,9 @@ struct ctl_instance_row {
     bool stop_force;
     int64_t drain_timeout_ms;
     char service_group[NUBO_UUID_STR_LEN + 1]; /* "" = none */
+    /* scale-to-zero (table scale_to_zero, written with ctl_store_s2z_put) */
+    struct nubo_scale_to_zero s2z;
+    bool standby; /* stopped by scale-to-zero: traffic starts it again */
 };
 void ctl_instance_row_free(struct ctl_instance_row *r);
 
@@ -144,6 +147,8 @@ enum ctl_stmt {
     ST_QUOTA_PUT,
     ST_QUOTA_DEL,
     ST_QUOTAS,
+    ST_S2Z_PUT,
+    ST_S2ZS,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -196,6 +201,14 @@ int ctl_store_instances_load(struct ctl_store *s,
                              int (*cb)(void *arg, struct ctl_instance_row *row,
                                        const struct nubo_status_report *obs),
                              void *arg, struct nubo_err *err);
+
+/* An instance's scale-to-zero settings and standby flag (deleted with the instance). */
+int ctl_store_s2z_put(struct ctl_store *s, const struct ctl_instance_row *r, struct nubo_err *err);
+/* cb gets each stored row's uuid, settings and standby flag. */
+int ctl_store_s2z_load(struct ctl_store *s,
+                       int (*cb)(void *arg, const char *uuid, const struct nubo_scale_to_zero *z,
+                                 bool standby),
+                       void *arg, struct nubo_err *err);
 
 /* Upsert by digest_ref: a known image keeps its uuid and created_at. */
 int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, struct nubo_err *err);

@@ -151,6 +151,7 @@ int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, str
     d->have_plan = true;
     free(d->shape);
     d->shape = shape;
+    ing_act_update(d->act, &d->plan, d->token);
     return 0;
 }
 
@@ -192,6 +193,8 @@ int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err)
     if (write_file(path, pem, 0600, err) < 0)
         return -1;
     if (read_token(d, err) < 0)
+        return -1;
+    if (ing_act_start(&d->act, &d->cfg, d->hap.runtime_sock, d->token, err) < 0)
         return -1;
     /* Listen at once, before the controller answers: unknown names get "no route". */
     return ing_apply(d, NULL, err);
@@ -299,6 +302,8 @@ int ing_daemon_run(struct ing_daemon *d)
 
 void ing_daemon_free(struct ing_daemon *d)
 {
+    ing_act_stop(d->act);
+    d->act = NULL;
     ing_haproxy_stop(&d->hap);
     if (d->have_plan)
         ing_plan_free(&d->plan);

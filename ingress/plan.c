@@ -340,6 +340,10 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
             b->hard_limit = s->hard_limit;
             b->soft_limit = s->soft_limit;
             b->http = http;
+            for (size_t k = 0; k < s->n_backends; k++) {
+                b->n_standby += s->backends[k].state == NUBO_STATE_STANDBY;
+                b->n_starting += s->backends[k].state == NUBO_STATE_STARTING;
+            }
             if (backend_place(cfg, b, ing_plan_backend(prev, be), s, err) < 0)
                 return -1;
         }

@@ -12,6 +12,57 @@ void nubo_create_req_init(struct nubo_create_req *r)
     r->vcpus = 1;
     r->autostart = true;
     r->restart_policy = NUBO_RESTART_NEVER;
+    r->scale_to_zero.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+}
+
+static const char *const s2z_policy_names[] = {"off", "on", "idle"};
+
+const char *nubo_s2z_policy_name(enum nubo_s2z_policy p)
+{
+    return (unsigned)p < 3 ? s2z_policy_names[p] : "off";
+}
+
+int nubo_s2z_policy_parse(const char *s, enum nubo_s2z_policy *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, s2z_policy_names[i]) == 0) {
+            *out = (enum nubo_s2z_policy)i;
+            return 0;
+        }
+    return -1;
+}
+
+int nubo_s2z_decode(json_t *j, const char *key, struct nubo_scale_to_zero *out,
+                    struct nubo_err *err)
+{
+    static const char *const allowed[] = {"policy", "stateful", "cooldown_time_ms", NULL};
+    json_t *o = json_object_get(j, key);
+    if (o == NULL || json_is_null(o))
+        return 0;
+    if (!json_is_object(o))
+        return nubo_error_http(err, 400,
+                               "%s: must be an object {policy: on|off|idle, stateful, "
+                               "cooldown_time_ms}",
+                               key);
+    if (pj_only_keys(o, key, allowed, err) < 0)
+        return -1;
+    struct nubo_scale_to_zero s = {NUBO_S2Z_OFF, false, NUBO_S2Z_DEFAULT_COOLDOWN_MS};
+    char pol[16];
+    int rc = pj_str(o, key, "policy", true, pol, sizeof(pol), err);
+    if (rc < 0 || nubo_s2z_policy_parse(pol, &s.policy) < 0)
+        return nubo_error_http(err, 400, "%s.policy: must be on, off or idle", key);
+    if (pj_bool(o, key, "stateful", false, &s.stateful, err) < 0 ||
+        pj_int(o, key, "cooldown_time_ms", false, 0, NUBO_S2Z_MAX_COOLDOWN_MS,
+               &s.cooldown_time_ms, err) < 0)
+        return -1;
+    *out = s;
+    return 1;
+}
+
+json_t *nubo_s2z_encode(const struct nubo_scale_to_zero *s)
+{
+    return json_pack("{s:s, s:b, s:I}", "policy", nubo_s2z_policy_name(s->policy), "stateful",
+                     s->stateful, "cooldown_time_ms", (json_int_t)s->cooldown_time_ms);
 }
 
 void nubo_create_req_free(struct nubo_create_req *r)
@@ -48,7 +99,7 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
         return nubo_error_http(err, 400, "create: the body must be a JSON object");
     if (pj_only_keys(j, "", allowed, err) < 0)
         return -1;
-    if (unsupported(j, "scale_to_zero", err) < 0 || unsupported(j, "volumes", err) < 0 ||
+    if (unsupported(j, "volumes", err) < 0 ||
         unsupported(j, "service_group", err) < 0)
         return -1;
     char buf[32];
@@ -106,17 +157,24 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
             const char *s = json_string_value(e);
             if (s && strcmp(s, "delete-on-stop") == 0)
                 out->features |= NUBO_FEATURE_DELETE_ON_STOP;
-            else if (s && strcmp(s, "scale-to-zero") == 0) {
+            else if (s && strcmp(s, "scale-to-zero") == 0)
+                out->scale_to_zero.policy = NUBO_S2Z_ON; /* legacy: policy on, defaults */
+            else {
                 nubo_error_http(err, 400,
-                                "features[%zu]: scale-to-zero is not supported by nubo "
-                                "yet",
+                                "features[%zu]: must be \"delete-on-stop\" or \"scale-to-zero\"",
                                 i);
-                goto fail;
-            } else {
-                nubo_error_http(err, 400, "features[%zu]: must be \"delete-on-stop\"", i);
                 goto fail;
             }
         }
+    }
+    /* the object, when given, says more than the legacy feature string */
+    if (nubo_s2z_decode(j, "scale_to_zero", &out->scale_to_zero, err) < 0)
+        goto fail;
+    if (out->scale_to_zero.stateful && out->scale_to_zero.policy != NUBO_S2Z_OFF) {
+        nubo_error_http(err, 400,
+                        "scale_to_zero.stateful: stateful scale-to-zero is not supported by nubo "
+                        "yet; use stateful false (the instance boots again on wake)");
+        goto fail;
     }
     if ((out->features & NUBO_FEATURE_DELETE_ON_STOP) &&
         out->restart_policy != NUBO_RESTART_NEVER) {
@@ -199,6 +257,8 @@ json_t *nubo_create_req_encode(const struct nubo_create_req *r)
             json_array_append_new(a, json_integer(r->service_ports[i]));
         json_object_set_new(o, "service_ports", a);
     }
+    if (r->scale_to_zero.policy != NUBO_S2Z_OFF)
+        json_object_set_new(o, "scale_to_zero", nubo_s2z_encode(&r->scale_to_zero));
     if (r->service_group)
         json_object_set_new(o, "service_group", nubo_svc_create_req_encode(r->service_group, true));
     return o;
@@ -257,6 +317,8 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
     if (in->features & NUBO_FEATURE_DELETE_ON_STOP)
         json_array_append_new(feat, json_string("delete-on-stop"));
     json_object_set_new(o, "features", feat);
+    if (in->scale_to_zero.policy != NUBO_S2Z_OFF)
+        json_object_set_new(o, "scale_to_zero", nubo_s2z_encode(&in->scale_to_zero));
     json_object_set_new(o, "node", json_string(in->node));
     json_object_set_new(o, "metro", json_string(in->metro));
     if (in->message && in->message[0])
@@ -343,6 +405,8 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
     for (size_t i = 0; i < n_feats; i++)
         if (strcmp(feats[i], "delete-on-stop") == 0)
             out->features |= NUBO_FEATURE_DELETE_ON_STOP;
+    out->scale_to_zero.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+    D(nubo_s2z_decode(j, "scale_to_zero", &out->scale_to_zero, err));
     D(pj_str(j, "", "node", false, out->node, sizeof(out->node), err));
     D(pj_str(j, "", "metro", false, out->metro, sizeof(out->metro), err));
     D(pj_strdup(j, "", "message", false, NUBO_AGENT_MAX_MESSAGE, &out->message, err));

@@ -31,6 +31,23 @@
 #define NUBO_FEATURE_DELETE_ON_STOP 0x1u
 #define NUBO_FEATURE_SCALE_TO_ZERO 0x2u
 
+/* scale_to_zero on create and on the instance (the OpenAPI description's "Scale-To-Zero"). */
+#define NUBO_S2Z_MAX_COOLDOWN_MS 86400000
+#define NUBO_S2Z_DEFAULT_COOLDOWN_MS 1000
+enum nubo_s2z_policy { NUBO_S2Z_OFF = 0, NUBO_S2Z_ON, NUBO_S2Z_IDLE };
+struct nubo_scale_to_zero {
+    enum nubo_s2z_policy policy;
+    bool stateful;
+    int64_t cooldown_time_ms; /* 0..NUBO_S2Z_MAX_COOLDOWN_MS, default 1000 */
+};
+const char *nubo_s2z_policy_name(enum nubo_s2z_policy p);
+int nubo_s2z_policy_parse(const char *s, enum nubo_s2z_policy *out); /* -1 when unknown */
+/* {policy, stateful, cooldown_time_ms} (strict; ctx names it in errors); 0 absent, 1 ok, -1 err.
+ * Absent leaves *out untouched. */
+int nubo_s2z_decode(json_t *j, const char *key, struct nubo_scale_to_zero *out,
+                    struct nubo_err *err);
+json_t *nubo_s2z_encode(const struct nubo_scale_to_zero *s);
+
 /* POST /v1/instances */
 struct nubo_create_req {
     char name[NUBO_NAME_MAX + 1]; /* "" = generate <image-basename>-<5 random> */
@@ -50,6 +67,8 @@ struct nubo_create_req {
     int64_t wait_timeout_ms;                     /* 0 = no wait, -1 = wait as long as allowed */
     int64_t service_ports[NUBO_AGENT_MAX_PORTS]; /* nubo: ports timed by net_time_us */
     size_t n_service_ports;
+    /* policy off = none; the legacy features ["scale-to-zero"] = policy on, defaults */
+    struct nubo_scale_to_zero scale_to_zero;
     /* The inline (ephemeral) group a client publishes ports with; malloc'd, NULL = none.
      * Encode only: the controller takes "service_group" out before decoding the rest. */
     struct nubo_svc_create_req *service_group;
@@ -87,6 +106,7 @@ struct nubo_instance {
     enum nubo_restart_policy restart_policy;
     int64_t restart_attempt, restart_next_at_us;
     uint32_t features;
+    struct nubo_scale_to_zero scale_to_zero; /* shown when the policy is not off */
     char node[NUBO_NAME_MAX + 1];
     char metro[NUBO_NAME_MAX + 1];
     char *message;                         /* why it is not running, if known */

@@ -2,13 +2,17 @@
  * agent protocol (proto/agent.h) to a real controller: register, long-poll watch, batched
  * status reports that follow each assignment through starting -> running -> stopped, and a
  * console line per boot, without any VM. An instance whose env has NUBO_FAKE_CRASH crashes
- * instead of reaching running (stopped, stop_reason kernel, with a message). */
+ * instead of reaching running (stopped, stop_reason kernel, with a message). With --hook PROG,
+ * `PROG start <uuid> <ip>` runs (and must succeed) before an instance reports running and
+ * `PROG stop <uuid> <ip>` when it stops, so a test can serve a real app for each "guest". */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -28,6 +32,7 @@ struct opts {
     int64_t memory_mb, vcpus;
     int64_t boot_ms;
     bool quiet;
+    char hook[512];
 };
 
 struct fnode;
@@ -43,6 +48,7 @@ struct finst {
     int64_t boot_time_us;
     bool present; /* in the latest desired set */
     bool crash;   /* env NUBO_FAKE_CRASH: every boot ends in a crash */
+    char ip[NUBO_IP_STR_MAX];
     bool dirty;   /* a report is pending */
     bool log_pending;
     int64_t log_offset;
@@ -253,11 +259,33 @@ static void set_state(struct finst *fi, enum nubo_state s)
     schedule_flush(fi->node);
 }
 
+/* --hook: synchronous (blocks the fake nodes while it runs; tests keep it short). */
+static bool run_hook(const struct finst *fi, const char *what)
+{
+    const char *hook = fi->node->fx->o.hook;
+    if (!hook[0])
+        return true;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        execl(hook, hook, what, fi->uuid, fi->ip, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return false;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static void boot_done_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct finst *fi = arg;
     if (fi->state != NUBO_STATE_STARTING)
         return;
+    if (!fi->crash && !run_hook(fi, "start"))
+        fi->crash = true; /* the app did not come up: report it like a crash */
     if (fi->crash) {
         fi->stopped_at_us = nubo_now_us();
         fi->stop_reason = NUBO_STOP_KERNEL;
@@ -307,6 +335,7 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
                 fi->crash = fi->crash || strcmp(a->env[k].key, "NUBO_FAKE_CRASH") == 0;
         }
         fi->present = true;
+        snprintf(fi->ip, sizeof(fi->ip), "%s", a->private_ip);
         bool live = fi->state == NUBO_STATE_STARTING || fi->state == NUBO_STATE_RUNNING;
         if (a->desired_state == NUBO_DESIRED_RUNNING && a->start_seq > fi->start_seq) {
             fi->start_seq = a->start_seq;
@@ -317,6 +346,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
         } else if (a->desired_state == NUBO_DESIRED_STOPPED && live) {
             if (fi->boot_timer)
                 evtimer_del(fi->boot_timer);
+            if (fi->state == NUBO_STATE_RUNNING)
+                run_hook(fi, "stop");
             fi->stopped_at_us = nubo_now_us();
             fi->stop_reason =
                 a->stop_force
@@ -333,6 +364,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
             continue;
         }
         *pp = fi->next;
+        if (fi->state == NUBO_STATE_RUNNING)
+            run_hook(fi, "stop");
         if (fi->boot_timer)
             event_free(fi->boot_timer);
         free(fi);
@@ -467,6 +500,7 @@ int main(int argc, char **argv)
         {"vcpus", required_argument, NULL, 'V'},
         {"boot-ms", required_argument, NULL, 'b'},
         {"quiet", no_argument, NULL, 'q'},
+        {"hook", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -527,10 +561,13 @@ int main(int argc, char **argv)
         case 'q':
             o->quiet = true;
             break;
+        case 'H':
+            snprintf(o->hook, sizeof(o->hook), "%s", optarg);
+            break;
         default:
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
-                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--quiet]\n");
+                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--quiet]\n");
             return 2;
         }
     }

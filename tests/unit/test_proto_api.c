@@ -86,6 +86,13 @@ static void test_create_rejects(void **state)
         "{\"image\":\"a/b\",\"metro\":\"FRA\"}",
         "{\"image\":\"a/b\",\"autostart\":false,\"wait_timeout_ms\":100}",
         "{\"image\":\"a/b\",\"volumes\":[]}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{}}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":\"on\"}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"sometimes\"}}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"x\":1}}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"cooldown_time_ms\":-1}}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"cooldown_time_ms\":86400001}}",
+        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"stateful\":true}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *j = parse(bad[i]);
@@ -98,6 +105,59 @@ static void test_create_rejects(void **state)
         assert_null(strchr(err.msg, '\n'));
         json_decref(j);
     }
+}
+
+/* scale_to_zero: the object, the legacy feature string, "off" accepted, encode round trip */
+static void test_create_scale_to_zero(void **state)
+{
+    struct nubo_create_req r;
+    struct nubo_err err = {0};
+    json_t *j = parse("{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"off\"}}");
+    assert_int_equal(nubo_create_req_decode(j, &r, &err), 0);
+    assert_int_equal(r.scale_to_zero.policy, NUBO_S2Z_OFF);
+    nubo_create_req_free(&r);
+    json_decref(j);
+    j = parse("{\"image\":\"a/b\",\"features\":[\"scale-to-zero\"]}");
+    assert_int_equal(nubo_create_req_decode(j, &r, &err), 0);
+    assert_int_equal(r.scale_to_zero.policy, NUBO_S2Z_ON);
+    assert_int_equal(r.scale_to_zero.cooldown_time_ms, 1000);
+    assert_false(r.scale_to_zero.stateful);
+    nubo_create_req_free(&r);
+    json_decref(j);
+    /* the object says more than the feature string */
+    j = parse("{\"image\":\"a/b\",\"features\":[\"scale-to-zero\"],\"scale_to_zero\":"
+              "{\"policy\":\"idle\",\"stateful\":false,\"cooldown_time_ms\":0}}");
+    assert_int_equal(nubo_create_req_decode(j, &r, &err), 0);
+    assert_int_equal(r.scale_to_zero.policy, NUBO_S2Z_IDLE);
+    assert_int_equal(r.scale_to_zero.cooldown_time_ms, 0);
+    json_t *e = nubo_create_req_encode(&r);
+    struct nubo_create_req r2;
+    assert_int_equal(nubo_create_req_decode(e, &r2, &err), 0);
+    assert_int_equal(r2.scale_to_zero.policy, NUBO_S2Z_IDLE);
+    assert_int_equal(r2.scale_to_zero.cooldown_time_ms, 0);
+    nubo_create_req_free(&r2);
+    json_decref(e);
+    nubo_create_req_free(&r);
+    json_decref(j);
+    /* the instance shows it, and a client reads it back; off is not shown */
+    struct nubo_instance in;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.uuid, sizeof(in.uuid), "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+    in.state = NUBO_STATE_STANDBY;
+    in.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, false, 2500};
+    e = nubo_instance_encode(&in, true);
+    assert_string_equal(json_string_value(json_object_get(e, "state")), "standby");
+    struct nubo_instance back;
+    assert_int_equal(nubo_instance_decode(e, &back, &err), 0);
+    assert_int_equal(back.state, NUBO_STATE_STANDBY);
+    assert_int_equal(back.scale_to_zero.policy, NUBO_S2Z_ON);
+    assert_int_equal(back.scale_to_zero.cooldown_time_ms, 2500);
+    nubo_instance_free(&back);
+    json_decref(e);
+    in.scale_to_zero.policy = NUBO_S2Z_OFF;
+    e = nubo_instance_encode(&in, true);
+    assert_null(json_object_get(e, "scale_to_zero"));
+    json_decref(e);
 }
 
 static void test_items(void **state)
@@ -243,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_quotas),
         cmocka_unit_test(test_create_defaults),
         cmocka_unit_test(test_create_rejects),
+        cmocka_unit_test(test_create_scale_to_zero),
         cmocka_unit_test(test_items),
         cmocka_unit_test(test_image_refs),
         cmocka_unit_test(test_instance_and_envelope),
