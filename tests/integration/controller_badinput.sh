@@ -39,7 +39,7 @@ bad 400 '{"image":"admin/hello:latest","restart_policy":"sometimes"}'
 bad 400 '{"image":"Admin/Hello"}'
 bad 404 '{"image":"other/hello:latest"}'                # another user's namespace
 bad 502 '{"image":"admin/unknown:latest"}'              # unknown image, registry down
-api POST /v1/instances '{"image":"admin/hello:latest","metro":"sin0"}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","metro":"sin0"}'
 [ "$CODE" = 400 ] || t_fail "unknown metro: $CODE $BODY"
 bad 503 '{"image":"admin/hello:latest","memory_mb":1000,"replicas":2}' # no capacity for 3
 bad 400 '[]'
@@ -94,11 +94,11 @@ api GET /v1/users/me "" "$ACME"; expect 200 me
 [ "$(jget 'd["data"]["users"][0]["name"]')" = acme ] || t_fail "me: $BODY"
 index_image acme/web v1
 index_image official/base latest
-api POST /v1/instances '{"image":"acme/web:v1","name":"site"}' "$ACME"; expect 200 "acme create"
+api POST /v1/instances '{"autostart":true,"image":"acme/web:v1","name":"site"}' "$ACME"; expect 200 "acme create"
 A1=$(jget 'd["data"]["instances"][0]["uuid"]')
-api POST /v1/instances '{"image":"base","name":"site"}' "$BETA"; expect 200 "beta official image, same name"
+api POST /v1/instances '{"autostart":true,"image":"base","name":"site"}' "$BETA"; expect 200 "beta official image, same name"
 [ "$(jget 'd["data"]["instances"][0]["image"]')" = "official/base@$DIGEST" ] || t_fail "official: $BODY"
-api POST /v1/instances '{"image":"acme/web:v1"}' "$BETA"; expect 404 "beta uses acme image"
+api POST /v1/instances '{"autostart":true,"image":"acme/web:v1"}' "$BETA"; expect 404 "beta uses acme image"
 api GET "/v1/instances/$A1" "" "$BETA"; expect 404 "beta sees acme instance"
 api PUT "/v1/instances/$A1/stop" "" "$BETA"; expect 404 "beta stops acme instance"
 api DELETE "/v1/instances/$A1" "" "$BETA"; expect 404 "beta deletes acme instance"

@@ -42,7 +42,7 @@ api GET /v1/images "{\"digest\":\"admin/app@$D1\"}"; expect 200 "digest look-up"
 api GET /v1/images/list; expect 200 "legacy list"
 [ "$(jget 'd["data"]["images"][0]["digest"]')" = "admin/app@$D1" ] || t_fail "legacy digest: $BODY"
 # an unknown tag is a clean 404 from the registry
-api POST /v1/instances '{"image":"admin/app:nope"}'
+api POST /v1/instances '{"autostart":true,"image":"admin/app:nope"}'
 expect 404 "unknown tag"
 expect_envelope_error
 # a look-up by tag resolves on demand too (clients poll the list after a push)

@@ -10,7 +10,7 @@ fake_start 3 --boot-ms 300
 index_image admin/hello latest
 
 # create without waiting: placed on a node, starting
-api POST /v1/instances '{"image":"admin/hello:latest","name":"web"}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"web"}'
 expect 200 create
 U=$(jget 'd["data"]["instances"][0]["uuid"]')
 [ "$(jget 'd["data"]["instances"][0]["state"]')" = starting ] || t_fail "fresh instance not starting: $BODY"
@@ -60,7 +60,7 @@ expect 200 partial
 [ "$(jget 'd["data"]["instances"][1]["error"]')" = 404 ] || t_fail "item error: $BODY"
 
 # replicas: 6 instances over 3 nodes, two per node; create waits until all run
-api POST /v1/instances '{"image":"admin/hello:latest","replicas":5,"memory_mb":64,"wait_timeout_ms":15000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","replicas":5,"memory_mb":64,"wait_timeout_ms":15000}'
 expect 200 replicas
 [ "$(jget 'len(d["data"]["instances"])')" = 6 ] || t_fail "replicas+1: $BODY"
 [ "$(jget 'sorted(__import__("collections").Counter(i["node"] for i in d["data"]["instances"]).values())')" = "[2, 2, 2]" ] \
@@ -91,7 +91,7 @@ t_wait_for 10 bash -c "curl -fsS -H 'Authorization: Bearer $ADMIN' $CTL_URL/v1/n
     || t_fail "nodes still hold instances"
 
 # delete-on-stop: the instance goes away once the node reports it stopped
-api POST /v1/instances '{"image":"admin/hello:latest","name":"once","features":["delete-on-stop"],"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"once","features":["delete-on-stop"],"wait_timeout_ms":10000}'
 expect 200 delete-on-stop
 [ "$(jget 'd["data"]["instances"][0]["features"]')" = "['delete-on-stop']" ] || t_fail "features: $BODY"
 api PUT /v1/instances/once/stop

@@ -101,7 +101,7 @@ V=$(jget 'd["version"]')
 WATCH=$!
 sleep 0.3
 T0=$(date +%s%N)
-api POST /v1/instances '{"image":"admin/hello:latest","name":"shop-1","service_group":{"name":"shop"},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"shop-1","service_group":{"name":"shop"},"wait_timeout_ms":10000}'
 expect 200 join-explicit
 [ "$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')" = "$SHOP" ] || t_fail "instance group: $BODY"
 [ "$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')" = shop.fra0.nubo.test ] || t_fail "instance domains: $BODY"
@@ -136,7 +136,7 @@ expect 200 explicit-persists
 [ "$(jget 'd["data"]["service_groups"][0]["instances"]')" = "[]" ] || t_fail "instances left: $BODY"
 
 # ---- inline group: created with the instances, deleted with the last one
-api POST /v1/instances '{"image":"admin/hello:latest","name":"blog","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"blog","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"wait_timeout_ms":10000}'
 expect 200 inline
 INL=$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')
 [ "$(jget 'd["data"]["instances"][1]["service_group"]["uuid"]')" = "$INL" ] || t_fail "replicas in other groups: $BODY"
@@ -147,10 +147,10 @@ api GET "/v1/services/$INL"
 expect 200 inline-get
 [ "$(jget 'd["data"]["service_groups"][0]["persistent"]')" = False ] || t_fail "inline persistent: $BODY"
 [ "$(jget 'len(d["data"]["service_groups"][0]["instances"])')" = 2 ] || t_fail "inline instances: $BODY"
-api POST /v1/instances '{"image":"admin/hello:latest","service_group":{"services":[{"port":80,"handlers":["tls"]}]}}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","service_group":{"services":[{"port":80,"handlers":["tls"]}]}}'
 expect 400 inline-rule
 grep -q "port 80" <<< "$(jget 'd["message"]')" || t_fail "inline rule message: $BODY"
-api POST /v1/instances '{"image":"admin/hello:latest","service_group":{"name":"nope"}}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","service_group":{"name":"nope"}}'
 expect 404 unknown-group
 api DELETE /v1/instances/blog
 expect 200 delete-first
@@ -162,7 +162,7 @@ api GET "/v1/services/$INL"
 expect 404 inline-gone
 
 # the inline group survives a restart while it has instances, and goes with the last one
-api POST /v1/instances '{"image":"admin/hello:latest","name":"keep","service_group":{"services":[{"port":443}],"domains":[{"name":"keep"}]},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"keep","service_group":{"services":[{"port":443}],"domains":[{"name":"keep"}]},"wait_timeout_ms":10000}'
 expect 200 inline-keep
 KG=$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')
 kill "$CTL_PID"; wait "$CTL_PID" 2>/dev/null
@@ -222,7 +222,7 @@ reg=$(curl -fsS -H "Authorization: Bearer $(cat "$CTL_JOIN")" \
     -d '{"name":"ams-node","metro":"ams","memory_mb":1024,"vcpus":1,"instances":[]}' \
     "$CTL_URL/agent/v1/register") || t_fail "register"
 NTOK=$(printf '%s' "$reg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-api POST /v1/instances '{"image":"admin/hello:latest","name":"timed","metro":"ams","service_ports":[1],"service_group":{"services":[{"port":443,"destination_port":8080},{"port":80,"destination_port":443,"handlers":["http","redirect"]},{"port":5432,"destination_port":5432}]}}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"timed","metro":"ams","service_ports":[1],"service_group":{"services":[{"port":443,"destination_port":8080},{"port":80,"destination_port":443,"handlers":["http","redirect"]},{"port":5432,"destination_port":5432}]}}'
 expect 200 create-ams
 [ "$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')" = "$(jget 'd["data"]["instances"][0]["service_group"]["name"]').ams.nubo.test" ] || t_fail "ams domain: $BODY"
 BODY=$(curl -fsS -H "Authorization: Bearer $NTOK" "$CTL_URL/agent/v1/watch?version=0&timeout_ms=0") || t_fail "agent watch"

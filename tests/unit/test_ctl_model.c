@@ -111,6 +111,7 @@ static int place(struct ctl_ctx *ctx, const char *name, int64_t replicas, int64_
 {
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "%s", name);
     snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
     cr.replicas = replicas;
@@ -232,6 +233,7 @@ static void test_delete_on_stop(void **state)
     struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "once");
     cr.features = NUBO_FEATURE_DELETE_ON_STOP;
     struct ctl_instance *made[1];
