@@ -56,6 +56,17 @@ expect 200 get-by-name
 [ "$(jget 'd["data"]["service_groups"][0]["uuid"]')" = "$SHOP" ] || t_fail "look-up: $BODY"
 api GET /v1/services/nope
 expect 404 get-missing
+# the spec's shape: domains inside services[]
+api POST /v1/services '{"name":"spec-shape","services":[{"port":443,"destination_port":8080,"domains":[{"name":"spec-shape"}]}]}'
+expect 200 spec-shape
+[ "$(jget 'd["data"]["service_groups"][0]["domains"][0]["fqdn"]')" = spec-shape.fra0.nubo.test ] || t_fail "spec shape domain: $BODY"
+api DELETE /v1/services/spec-shape; expect 200 delete-spec-shape
+# /v1/services/autoscale is a path, never a group: no group may take the name, and a DELETE
+# there deletes nothing
+api POST /v1/services '{"name":"autoscale","services":[{"port":443}]}'
+expect 400 reserved-name
+api DELETE /v1/services/autoscale
+[ "$CODE" != 200 ] || t_fail "DELETE /v1/services/autoscale answered 200: $BODY"
 
 # ---- PATCH: add, del, set, limits; violations rejected
 api PATCH "/v1/services/$SHOP" '{"prop":"services","op":"add","value":[{"port":8443,"destination_port":9443,"handlers":["tls"]}]}'
