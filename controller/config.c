@@ -22,6 +22,7 @@ static int set_secret_inline(void *t, const char *key, const char *v, struct nub
 static int set_ports(void *t, const char *key, const char *v, struct nubo_err *err);
 static int port_list_apply(const char *v, uint8_t *bits, bool set, struct nubo_err *err);
 static int set_domain_grants(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_metro_memory(void *t, const char *key, const char *v, struct nubo_err *err);
 
 #define C struct ctl_config
 static const struct nu_cfg_key ctl_settings[] = {
@@ -45,6 +46,9 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_I(C, "scheduler", "vcpu_overcommit", vcpu_overcommit, 1, 1024, "8"),
     NU_CFG_S(C, "instances", "cluster_domain", cluster_domain, "internal"),
     NU_CFG_I(C, "instances", "log_tail_bytes", log_tail_bytes, 1024, 16 << 20, "65536"),
+    NU_CFG_I(C, "instances", "max_memory_mb", max_memory_mb, NUBO_API_MIN_MEMORY_MB,
+             NUBO_API_MAX_MEMORY_MB, "4096"),
+    NU_CFG_F("metro_max_memory_mb", NULL, set_metro_memory, NULL),
     NU_CFG_S(C, "registry", "url", registry.url, "http://127.0.0.1:5000"),
     NU_CFG_S(C, "registry", "unix_socket", registry.unix_path, NULL),
     NU_CFG_S(C, "registry", "user", registry.user, NULL),
@@ -261,6 +265,36 @@ static int set_secret_inline(void *t, const char *key, const char *v, struct nub
     if (nubo_snprintf(dst, size, "%s", v) < 0)
         return nubo_error(err, 0, "value longer than %zu bytes", size - 1);
     return 0;
+}
+
+static int set_metro_memory(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    struct ctl_config *c = t;
+    int64_t mb;
+    if (!nubo_name_valid(key))
+        return nubo_error(err, 0, "'%s' is not a metro name", key);
+    if (nubo_parse_int(v, NUBO_API_MIN_MEMORY_MB, NUBO_API_MAX_MEMORY_MB, &mb, NULL) < 0)
+        return nubo_error(err, 0, "'%s' is not a size in MiB (%d..%d)", v, NUBO_API_MIN_MEMORY_MB,
+                          NUBO_API_MAX_MEMORY_MB);
+    size_t i = 0;
+    while (i < c->n_metro_max_memory && strcmp(c->metro_max_memory[i].metro, key) != 0)
+        i++;
+    if (i == c->n_metro_max_memory) {
+        if (i == CTL_MAX_METRO_LIMITS)
+            return nubo_error(err, 0, "at most %d metros", CTL_MAX_METRO_LIMITS);
+        c->n_metro_max_memory++;
+    }
+    snprintf(c->metro_max_memory[i].metro, sizeof(c->metro_max_memory[i].metro), "%s", key);
+    c->metro_max_memory[i].mb = mb;
+    return 0;
+}
+
+int64_t ctl_max_memory_mb(const struct ctl_config *c, const char *metro)
+{
+    for (size_t i = 0; metro && i < c->n_metro_max_memory; i++)
+        if (strcmp(c->metro_max_memory[i].metro, metro) == 0)
+            return c->metro_max_memory[i].mb;
+    return c->max_memory_mb;
 }
 
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err)

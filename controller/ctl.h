@@ -35,6 +35,7 @@ struct evconnlistener;
 #define CTL_REGTOKEN_KID_MAX 64 /* libtrust key ID: 12 groups of 4 base32 digits */
 
 /* ---- config.c ---- */
+#define CTL_MAX_METRO_LIMITS 64
 struct ctl_config {
     char listen[128];
     char unix_path[108];
@@ -75,10 +76,21 @@ struct ctl_config {
         char user[NUBO_API_USER_MAX + 1];
         char domain[NUBO_FQDN_MAX + 1];
     } domain_grants[CTL_MAX_DOMAIN_GRANTS];
-    size_t n_domain_grants;    /* [quotas]: every non-admin user's hard limits unless an admin set others */
+    size_t n_domain_grants;
+    /* [quotas]: every non-admin user's hard limits unless an admin set others */
     int64_t quota_default[NUBO_QUOTA_N];
+    /* memory_mb cap of one instance: the spec's 4096 unless [instances] max_memory_mb or a
+     * metro's line in [metro_max_memory_mb] (metro = MiB) says otherwise */
+    int64_t max_memory_mb;
+    struct {
+        char metro[NUBO_NAME_MAX + 1];
+        int64_t mb;
+    } metro_max_memory[CTL_MAX_METRO_LIMITS];
+    size_t n_metro_max_memory;
 };
 void ctl_config_defaults(struct ctl_config *c);
+/* The memory_mb cap in metro ("" = any metro: the default). */
+int64_t ctl_max_memory_mb(const struct ctl_config *c, const char *metro);
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err);
 int ctl_config_finish(struct ctl_config *c, struct nubo_err *err);
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix);
@@ -625,6 +637,8 @@ void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_inst
                     struct nubo_svc_group *out);
 /* {"status":"success", uuid, name?}: what a delete says of an item it removed. */
 json_t *ctl_item_ok(const char *uuid, const char *name);
+/* A query flag: true/1/"" or false/0; anything else is a 400 naming key. */
+int ctl_query_bool(const char *key, const char *v, bool *out, struct nubo_err *err);
 
 /* refs.c: {uuid}|{name} look-ups shared by /v1/services and /v1/certificates */
 /* A create or patch body: one object, or an array of 1..max (*batch) of n; missing is the

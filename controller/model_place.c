@@ -189,6 +189,11 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     if (ctl_quota_check(ctx, u, delta, err) < 0)
         return -1;
     const char *metro = grp ? grp->row.metro : cr->metro;
+    int64_t cap = ctl_max_memory_mb(&ctx->cfg, metro);
+    if (cr->memory_mb > cap)
+        return nubo_error_http(err, 400, "memory_mb: %lld is above %s%s's limit of %lld MiB",
+                               (long long)cr->memory_mb, metro[0] ? "metro " : "the platform",
+                               metro, (long long)cap);
     cleanup_free struct ctl_sched_node *sn = NULL;
     cleanup_free struct ctl_node **nodes = NULL;
     size_t nn = ctl_sched_snapshot(ctx, NULL, &sn, &nodes);

@@ -10,7 +10,7 @@ void nubo_create_req_init(struct nubo_create_req *r)
     memset(r, 0, sizeof(*r));
     r->memory_mb = NUBO_API_DEFAULT_MEMORY_MB;
     r->vcpus = 1;
-    r->autostart = true;
+    r->autostart = false; /* the spec's default; the SDKs and our CLI send true explicitly */
     r->restart_policy = NUBO_RESTART_NEVER;
     r->scale_to_zero.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
 }
@@ -78,6 +78,15 @@ void nubo_create_req_free(struct nubo_create_req *r)
     r->n_args = r->n_env = 0;
 }
 
+bool nubo_instance_name_reserved(const char *name)
+{
+    static const char *const words[] = {"start", "stop", "wait", "log", "metrics", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strcmp(name, words[i]) == 0)
+            return true;
+    return false;
+}
+
 static int unsupported(json_t *j, const char *key, struct nubo_err *err)
 {
     json_t *v = json_object_get(j, key);
@@ -120,6 +129,11 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
                         "name: '%s' must be 1..63 characters of [a-z0-9-], not starting or "
                         "ending with '-'",
                         out->name);
+        goto fail;
+    }
+    if (rc == 1 && nubo_instance_name_reserved(out->name)) {
+        nubo_error_http(err, 400, "name: '%s' is a word of the API's paths (/v1/instances/%s); "
+                        "choose another", out->name, out->name);
         goto fail;
     }
     rc = pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
@@ -300,19 +314,21 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
                                   (json_int_t)in->boot_phases.guest_us));
     json_object_set_new(o, "start_count", json_integer(in->start_count));
     json_object_set_new(o, "restart_count", json_integer(in->restart_count));
-    json_object_set_new(o, "started_at", pj_time_new(in->started_at_us));
-    json_object_set_new(o, "stopped_at", pj_time_new(in->stopped_at_us));
+    /* never null: Go's decoder and strict schema validators refuse null for a string, so an
+     * instant that has not happened is left out */
+    pj_set_time(o, "started_at", in->started_at_us);
+    pj_set_time(o, "stopped_at", in->stopped_at_us);
     json_object_set_new(o, "uptime_ms", json_integer(in->uptime_ms));
     json_object_set_new(o, "restart_policy",
                         json_string(nubo_restart_policy_name(in->restart_policy)));
-    json_object_set_new(o, "restart",
-                        json_pack("{s:I, s:o}", "attempt", (json_int_t)in->restart_attempt,
-                                  "next_at", pj_time_new(in->restart_next_at_us)));
+    json_t *restart = json_pack("{s:I}", "attempt", (json_int_t)in->restart_attempt);
+    pj_set_time(restart, "next_at", in->restart_next_at_us);
+    json_object_set_new(o, "restart", restart);
     json_object_set_new(o, "stop_reason", json_integer(in->stop_reason));
-    json_object_set_new(o, "exit_code",
-                        in->has_exit_code ? json_integer(in->exit_code) : json_null());
-    json_object_set_new(o, "stop_code",
-                        in->has_stop_code ? json_integer(in->stop_code) : json_null());
+    if (in->has_exit_code)
+        json_object_set_new(o, "exit_code", json_integer(in->exit_code));
+    if (in->has_stop_code)
+        json_object_set_new(o, "stop_code", json_integer(in->stop_code));
     json_t *feat = json_array();
     if (in->features & NUBO_FEATURE_DELETE_ON_STOP)
         json_array_append_new(feat, json_string("delete-on-stop"));
@@ -584,6 +600,31 @@ json_t *nubo_image_encode(const struct nubo_image *im)
     return o;
 }
 
+json_t *nubo_image_encode_legacy(const struct nubo_image *im)
+{
+    json_t *o = nubo_image_encode(im);
+    if (o == NULL)
+        return NULL;
+    size_t len = 1;
+    for (size_t i = 0; i < im->n_args; i++)
+        len += strlen(im->args[i]) + 1;
+    char *args = calloc(1, len);
+    if (args == NULL) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < im->n_args; i++) {
+        if (i)
+            strcat(args, " ");
+        strcat(args, im->args[i]);
+    }
+    json_object_set_new(o, "args", json_string(args));
+    free(args);
+    json_object_set_new(o, "kernel_args", json_string(""));
+    json_object_set_new(o, "labels", json_object());
+    return o;
+}
+
 void nubo_image_free(struct nubo_image *im)
 {
     if (im == NULL)
@@ -611,8 +652,22 @@ int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err)
     rc |= pj_strv(j, "", "tags", false, 4096, 512, &out->tags, &out->n_tags, err) < 0;
     rc |= pj_bool(j, "", "initrd_or_rom", false, &out->initrd_or_rom, err) < 0;
     rc |= pj_int(j, "", "size_in_bytes", false, 0, INT64_C(1) << 62, &out->size_in_bytes, err) < 0;
-    rc |= pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
-                  &out->n_args, err) < 0;
+    json_t *a = json_object_get(j, "args");
+    if (json_is_string(a)) { /* legacy: one string */
+        char buf[NUBO_AGENT_MAX_STR * 4];
+        snprintf(buf, sizeof(buf), "%s", json_string_value(a));
+        char *save = NULL;
+        json_t *v = json_array();
+        for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+            json_array_append_new(v, json_string(t));
+        json_t *tmp = json_pack("{s:o}", "args", v);
+        rc |= pj_strv(tmp, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR,
+                      &out->args, &out->n_args, err) < 0;
+        json_decref(tmp);
+    } else {
+        rc |= pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
+                      &out->n_args, err) < 0;
+    }
     rc |= pj_env(j, "", "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env,
                  &out->n_env, err) < 0;
     if (rc) {
@@ -639,9 +694,14 @@ json_t *nubo_item_status_encode(const struct nubo_item_status *s)
         json_t *o = json_pack("{s:s, s:s}", "status", "success", "uuid", s->uuid);
         if (o && s->name[0])
             json_object_set_new(o, "name", json_string(s->name));
+        if (o && s->has_state)
+            json_object_set_new(o, "state", json_string(nubo_state_name(s->state)));
+        if (o && s->has_previous_state)
+            json_object_set_new(o, "previous_state",
+                                json_string(nubo_state_name(s->previous_state)));
         return o;
     }
-    json_t *o = nubo_item_error(s->uuid, s->name, (int)s->error, s->message);
+    json_t *o = nubo_item_error_code(s->uuid, s->name, (enum nubo_api_error)s->error, s->message);
     if (o && s->has_state)
         json_object_set_new(o, "state", json_string(nubo_state_name(s->state)));
     if (o && s->has_stop_reason)
@@ -654,9 +714,10 @@ int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo
     memset(out, 0, sizeof(*out));
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "item: must be a JSON object");
-    char status[24] = "", state[16] = "";
-    int rs, rr;
+    char status[24] = "", state[16] = "", prev[16] = "";
+    int rs, rr, rp;
     if (pj_str(j, "", "status", false, status, sizeof(status), err) < 0 ||
+        (rp = pj_str(j, "", "previous_state", false, prev, sizeof(prev), err)) < 0 ||
         pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
         pj_str(j, "", "name", false, out->name, sizeof(out->name), err) < 0 ||
         (rs = pj_str(j, "", "state", false, state, sizeof(state), err)) < 0 ||
@@ -664,6 +725,7 @@ int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo
         return -1;
     out->has_state = rs == 1 && nubo_state_parse(state, &out->state) == 0;
     out->has_stop_reason = rr == 1;
+    out->has_previous_state = rp == 1 && nubo_state_parse(prev, &out->previous_state) == 0;
     out->ok = strcmp(status, "error") != 0;
     if (out->ok)
         return 0;
@@ -755,10 +817,78 @@ json_t *nubo_envelope_new(const char *status, const char *message, const char *c
     return o;
 }
 
+int nubo_api_error_of_http(int http_status)
+{
+    switch (http_status) {
+    case 400:
+        return NUBO_APIERR_INVALID;
+    case 401:
+    case 403:
+        return NUBO_APIERR_NOT_ALLOWED;
+    case 404:
+        return NUBO_APIERR_NOT_FOUND;
+    case 405:
+        return NUBO_APIERR_WRONG_METHOD;
+    case 408:
+        return NUBO_APIERR_TIMED_OUT;
+    case 409:
+        return NUBO_APIERR_ALREADY_EXISTS;
+    case 413:
+        return NUBO_APIERR_TOO_LONG;
+    case 429:
+        return NUBO_APIERR_TOO_MANY;
+    case 503: /* no node with room */
+        return NUBO_APIERR_NO_FREE;
+    default:
+        return http_status >= 500 ? NUBO_APIERR_FAILED_OPERATION : NUBO_APIERR_UNKNOWN_ERROR;
+    }
+}
+
+int nubo_api_error_http(int code)
+{
+    switch (code) {
+    case NUBO_APIERR_INVALID:
+    case NUBO_APIERR_MISSING_ID:
+    case NUBO_APIERR_MALFORMED_REQUEST:
+    case NUBO_APIERR_NOT_BOTH:
+    case NUBO_APIERR_GUEST_MEMORY_TOO_SMALL:
+    case NUBO_APIERR_CANNOT_BE_USED:
+        return 400;
+    case NUBO_APIERR_NOT_ALLOWED:
+        return 403;
+    case NUBO_APIERR_NOT_FOUND:
+    case NUBO_APIERR_NO_API_ENDPOINT:
+        return 404;
+    case NUBO_APIERR_WRONG_METHOD:
+        return 405;
+    case NUBO_APIERR_TIMED_OUT:
+        return 408;
+    case NUBO_APIERR_WRONG_STATE:
+    case NUBO_APIERR_ATTACHED:
+    case NUBO_APIERR_NOT_ATTACHED:
+    case NUBO_APIERR_ALREADY_EXISTS:
+        return 409;
+    case NUBO_APIERR_TOO_LONG:
+        return 413;
+    case NUBO_APIERR_TOO_MANY:
+    case NUBO_APIERR_QUOTA:
+        return 429;
+    case NUBO_APIERR_NO_FREE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
 json_t *nubo_item_error(const char *uuid, const char *name, int http_status, const char *msg)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error", http_status);
+    return nubo_item_error_code(uuid, name, nubo_api_error_of_http(http_status), msg);
+}
+
+json_t *nubo_item_error_code(const char *uuid, const char *name, enum nubo_api_error code,
+                             const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error", code);
     if (uuid && uuid[0])
         json_object_set_new(o, "uuid", json_string(uuid));
     if (name && name[0])

@@ -59,7 +59,7 @@ struct nubo_create_req {
     size_t n_env;
     int64_t memory_mb; /* default 128; encode: 0 = the platform's default */
     int64_t vcpus;     /* default 1; encode: 0 = the platform's default */
-    bool autostart;    /* default true */
+    bool autostart;    /* default false (the spec's); the encoder always sends it */
     int64_t replicas;  /* 0..253: replicas+1 instances */
     enum nubo_restart_policy restart_policy;
     uint32_t features;
@@ -73,6 +73,9 @@ struct nubo_create_req {
      * Encode only: the controller takes "service_group" out before decoding the rest. */
     struct nubo_svc_create_req *service_group;
 };
+/* Words the instance paths use after /v1/instances/ (start, stop, wait, log, metrics): no
+ * instance may be named so, or /v1/instances/metrics would name it. */
+bool nubo_instance_name_reserved(const char *name);
 /* Strict: unknown fields, wrong types and out-of-range values fail with a one-line 400. */
 int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_err *err);
 /* Client side; memory_mb/vcpus 0 (and restart_policy never) are left out for the platform's
@@ -149,20 +152,59 @@ int nubo_item_decode(json_t *j, enum nubo_item_kind kind, const char *ctx, struc
                      struct nubo_err *err);
 json_t *nubo_item_encode(const struct nubo_item *it, enum nubo_item_kind kind);
 
+/* The platform's error codes, an item's "error" (the SDKs' APIHTTPError enum, in its order:
+ * the Go SDK tests ErrorContainsOnly(err, APIHTTPErrorNotFound) = 8). HTTP statuses stay on
+ * request-level errors only. */
+enum nubo_api_error {
+    NUBO_APIERR_UNKNOWN_ERROR = 0,
+    NUBO_APIERR_NOT_SUPPORTED = 1,
+    NUBO_APIERR_WRONG_METHOD = 2,
+    NUBO_APIERR_NO_API_ENDPOINT = 3,
+    NUBO_APIERR_FAIL_NOT_ALL = 4,
+    NUBO_APIERR_TOO_MANY = 5,
+    NUBO_APIERR_UNKNOWN = 6,
+    NUBO_APIERR_INVALID = 7,
+    NUBO_APIERR_NOT_FOUND = 8,
+    NUBO_APIERR_NO_FREE = 9,
+    NUBO_APIERR_FAILED_OPERATION = 10,
+    NUBO_APIERR_WRONG_STATE = 11,
+    NUBO_APIERR_TIMED_OUT = 12,
+    NUBO_APIERR_MISSING_ID = 13,
+    NUBO_APIERR_NOT_ALLOWED = 14,
+    NUBO_APIERR_ATTACHED = 15,
+    NUBO_APIERR_MALFORMED_REQUEST = 16,
+    NUBO_APIERR_NOT_BOTH = 17,
+    NUBO_APIERR_ADD_SERVICE = 18,
+    NUBO_APIERR_QUOTA = 19,
+    NUBO_APIERR_GUEST_MEMORY_TOO_SMALL = 20,
+    NUBO_APIERR_NOT_ATTACHED = 21,
+    NUBO_APIERR_TOO_LONG = 22,
+    NUBO_APIERR_ALREADY_EXISTS = 23,
+    NUBO_APIERR_CANNOT_BE_USED = 24,
+};
+/* The code an item failure with this HTTP status has (409 = already exists; callers that
+ * mean another conflict name its code themselves), and back: the HTTP status that tells the
+ * same (for the envelope's errors[]). */
+int nubo_api_error_of_http(int http_status);
+int nubo_api_error_http(int code);
+
 /* What a batch answer says of one item besides the object itself: success, or an error with
- * its message and HTTP status (and, for a wait that went wrong, the state it is in). */
+ * its message and platform error code (and, for a wait that went wrong, the state it is in). */
 struct nubo_item_status {
     bool ok; /* "status" is not "error" (listings carry no status at all) */
     char uuid[NUBO_UUID_STR_LEN + 1];
     char name[NUBO_NAME_MAX + 1];
     char message[NUBO_ERR_MSG_MAX]; /* errors only */
-    int64_t error;                  /* HTTP status of an error, 0 on success */
+    int64_t error;                  /* enum nubo_api_error of an error, 0 on success */
     bool has_state;
     enum nubo_state state;
     bool has_stop_reason; /* a wait for running that ended in a stop says why */
     int64_t stop_reason;
+    bool has_previous_state; /* start, stop, delete: the state before the request */
+    enum nubo_state previous_state;
 };
-/* {"status":"success", uuid, name} (the delete answers) or the error item with its extras. */
+/* {"status":"success", uuid, name[, state][, previous_state]} (the start, stop and delete
+ * answers) or the error item with its extras. */
 json_t *nubo_item_status_encode(const struct nubo_item_status *s);
 int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo_err *err);
 
@@ -197,7 +239,11 @@ struct nubo_image {
     size_t n_env;
 };
 json_t *nubo_image_encode(const struct nubo_image *im);
-/* Lenient; "digest" (the legacy /images/list field) stands in for a missing "url". */
+/* The legacy GET /images/list item (the spec's and the legacy Go SDK's shape): args as one
+ * space-separated string, kernel_args (nubo sets none: "") and labels ({}). */
+json_t *nubo_image_encode_legacy(const struct nubo_image *im);
+/* Lenient; "digest" (the legacy /images/list field) stands in for a missing "url", and a
+ * legacy string "args" is split at spaces. */
 int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err);
 void nubo_image_free(struct nubo_image *im);
 
@@ -215,9 +261,11 @@ json_t *nubo_image_query_encode(const struct nubo_image_query *q);
  *  "op_time_us"}. items is stolen (may be NULL for no data). */
 json_t *nubo_envelope_new(const char *status, const char *message, const char *collection,
                           json_t *items, int64_t op_time_us);
-/* A per-item error: {"status":"error","message":msg,"error":http_status} plus uuid/name when
- * known. */
+/* A per-item error: {"status":"error","message":msg,"error":code} plus uuid/name when known;
+ * the first takes the HTTP status the failure would have alone and says its platform code. */
 json_t *nubo_item_error(const char *uuid, const char *name, int http_status, const char *msg);
+json_t *nubo_item_error_code(const char *uuid, const char *name, enum nubo_api_error code,
+                             const char *msg);
 /* Client side: check an envelope and borrow data.<collection> (an array). A top-level error
  * comes back as -1 with its message. */
 int nubo_envelope_items(json_t *j, const char *collection, json_t **items, struct nubo_err *err);

@@ -111,6 +111,7 @@ static int place(struct ctl_ctx *ctx, const char *name, int64_t replicas, int64_
 {
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "%s", name);
     snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
     cr.replicas = replicas;
@@ -260,6 +261,7 @@ static void test_delete_on_stop(void **state)
     struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "once");
     cr.features = NUBO_FEATURE_DELETE_ON_STOP;
     struct ctl_instance *made[1];
@@ -411,6 +413,7 @@ static void test_scale_to_zero(void **state)
     snprintf(cr.name, sizeof(cr.name), "sleepy");
     snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
     cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, false, 100};
+    cr.autostart = true;
     struct ctl_instance *made[2];
     size_t n = 0;
     struct nubo_err err = {0};
