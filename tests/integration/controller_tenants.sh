@@ -82,9 +82,9 @@ expect 200 quotas
 [ "$(jget '[q["name"] for q in d["data"]["quotas"]]')" = "['bob']" ] || t_fail "bob sees: $BODY"
 [ "$(jget 'd["data"]["quotas"][0]["hard"]["live_memory_mb"]')" = 512 ] || t_fail "hard: $BODY"
 [ "$(jget 'd["data"]["quotas"][0]["used"]["certificates"]')" = 1 ] || t_fail "used: $BODY"
-api POST /v1/instances '{"image":"hello:latest","name":"w","memory_mb":256,"replicas":1}' "$B"
+api POST /v1/instances '{"image":"hello:latest","name":"w","memory_mb":256,"replicas":1,"autostart":true}' "$B"
 expect 200 within-quota
-api POST /v1/instances '{"image":"hello:latest","memory_mb":128}' "$B"
+api POST /v1/instances '{"image":"hello:latest","memory_mb":128,"autostart":true}' "$B"
 expect 403 live-memory
 expect_envelope_error
 grep -q "quota live_" <<< "$(jget 'd["message"]')" || t_fail "live quota message: $BODY"

@@ -71,7 +71,7 @@ expect 400 "cooldown range"
 for n in legacy off; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
 
 # --- an instance that scales to zero after 1.5 s without traffic
-api POST /v1/instances '{"image":"admin/hello:latest","name":"sleepy","scale_to_zero":{"policy":"on","cooldown_time_ms":1500},"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"image":"admin/hello:latest","name":"sleepy","scale_to_zero":{"policy":"on","cooldown_time_ms":1500},"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"autostart":true,"wait_timeout_ms":10000}'
 expect 200 create
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
