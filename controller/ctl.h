@@ -84,6 +84,7 @@ struct ctl_instance;
 struct ctl_parked;
 struct ctl_svc;
 struct ctl_node_watch; /* agents.c: the node's parked watches */
+struct ctl_volumes;    /* ctl_volumes.h */
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
@@ -188,6 +189,7 @@ enum ctl_route {
     CTL_R_CERTS,
     CTL_R_INGRESS_WATCH,
     CTL_R_NODE_ADMIN,
+    CTL_R_VOLUMES,
     CTL_R__COUNT
 };
 extern const char *const ctl_route_names[CTL_R__COUNT];
@@ -245,6 +247,7 @@ struct ctl_ctx {
     struct ctl_map certs;          /* uuid -> ctl_cert */
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
+    struct ctl_volumes *vols;      /* model_volumes.c (ctl_volumes.h) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "util.h"
 
@@ -144,7 +145,7 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
         ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
-        ctl_logs_load(ctx, err) < 0)
+        ctl_logs_load(ctx, err) < 0 || ctl_volumes_load(ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
     return 0;
@@ -156,6 +157,7 @@ void ctl_state_free(struct ctl_ctx *ctx)
         ctl_logs_flush(ctx); /* the last tails before the store closes */
     ctl_map_foreach(&ctx->instances, e) ctl_instance_destroy(e->val);
     ctl_services_free(ctx);
+    ctl_volumes_free(ctx);
     ctl_map_foreach(&ctx->nodes, e) free(e->val);
     ctl_map_foreach(&ctx->users_by_name, e) free(e->val);
     ctl_map_clear(&ctx->instances);

@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "scheduler.h"
 #include "util.h"
@@ -113,6 +114,9 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
     struct nubo_err rerr = {0};
     if (ctl_instances_observe(ctx, node, reps, nr, &rerr) < 0)
         log_warnx("node %s: register reports not applied: %s", row.name, rerr.msg);
+    if (ctl_volumes_node_budget(ctx, node, rq->volume_mb, &rerr) < 0 ||
+        ctl_volumes_observe(ctx, node, rq->volumes, rq->n_volumes, &rerr) < 0)
+        log_warnx("node %s: its volumes were not recorded: %s", row.name, rerr.msg);
     reports_free(reps, nr);
     ctl_node_bump(ctx, node);
     *out = node;
