@@ -486,10 +486,25 @@ static void read_cmdline(struct init_ctx *ctx)
 	guest_cmdline_parse(&ctx->cmd, ctx->line);
 }
 
+/* Mounted volumes, unmounted at power-off: a clean ext4 needs no journal replay, which a later
+ * read-only attachment could not do. */
+static char volume_mounts[GUEST_MAX_FSTAB][320];
+static int n_volume_mounts;
+
+static void unmount_volumes(void)
+{
+	for (int i = n_volume_mounts - 1; i >= 0; i--)
+		if (umount(volume_mounts[i]) < 0 &&
+		    mount(NULL, volume_mounts[i], NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			say("nubo-init: cannot unmount volume %s: %s", volume_mounts[i], strerror(errno));
+	n_volume_mounts = 0;
+}
+
 static void power_off(int code)
 {
 	say("NUBO_EXIT %d", code);
 	sync();
+	unmount_volumes();
 	reboot(RB_POWER_OFF);
 	/* Only reached if the kernel refused. */
 	for (;;)
@@ -681,6 +696,8 @@ static void mount_volumes(const struct init_ctx *ctx, uid_t uid, gid_t gid)
 		struct stat st;
 		if (!ro && uid != 0 && stat(at, &st) == 0 && st.st_uid == 0 && chown(at, uid, gid) < 0)
 			say("nubo-init: cannot give %s to uid %u: %s", at, (unsigned)uid, strerror(errno));
+		if (!ro)
+			snprintf(volume_mounts[n_volume_mounts++], sizeof(volume_mounts[0]), "%s", at);
 		say("nubo-init: volume %s on %s (%s%s)", dev, at, fs, ro ? ", read-only" : "");
 	}
 }
