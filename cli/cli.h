@@ -270,6 +270,8 @@ struct cli_named {
     cli_show_fn show_list, show_one;
 };
 int cli_named_main(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv);
+/* The same once the options are parsed (argv[optind] is the subcommand). */
+int cli_named_dispatch(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv);
 
 /* ---- subcommands */
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
@@ -286,6 +288,7 @@ int cmd_services(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_volumes(struct cli_ctx *ctx, int argc, char **argv);
 void cli_render_volumes(FILE *f, const struct nubo_volume *v, size_t n, int64_t now_us);
+void cli_render_metrics(FILE *f, const struct nubo_instance_metrics *v, size_t n);
 int cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Shared by run and deploy: the instance flags and the create+wait+print flow. */

@@ -94,6 +94,11 @@ int cli_named_main(struct cli_ctx *ctx, const struct cli_named *n, int argc, cha
         fputs(n->usage, ctx->o);
         return 0;
     }
+    return cli_named_dispatch(ctx, n, argc, argv);
+}
+
+int cli_named_dispatch(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv)
+{
     char what[64];
     const char *sub = optind < argc ? argv[optind] : "list";
     if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
