@@ -251,6 +251,10 @@ int agent_volumes_disks(struct agent *ag, const struct nubo_assignment *a,
 /* The serial a volume's disk carries: its uuid's first 20 hex digits. */
 void agent_volume_serial(const char *uuid, char out[AGENT_VOLUME_SERIAL_MAX + 1]);
 
+/* stats.c: the running domains' rss and CPU time for the status batches. */
+void agent_stats_collect(struct agent *ag); /* each heartbeat; a worker asks libvirt */
+size_t agent_stats_report(struct agent *ag, struct nubo_instance_stats **out); /* malloc'd */
+
 /* virt.c: one long-lived libvirt connection with its event loop thread. */
 struct agent_virt {
     virConnectPtr conn;          /* NULL while disconnected */
@@ -326,6 +330,7 @@ struct agent_instance {
     int64_t t_prep_mono_us;      /* image ready, preparing the domain */
     int64_t t_pull_mono_us;
     bool dirty;                  /* report changed since last status sent */
+    int64_t rss_bytes, cpu_time_ms; /* stats.c: libvirt's last measure of the domain */
     LIST_ENTRY(agent_instance) link;
 };
 
@@ -406,6 +411,7 @@ struct agent {
     LIST_HEAD(, agent_volume) volumes; /* volumes.c */
     char volume_dir[AGENT_PATH_MAX];
     int64_t volume_mb; /* offered to volumes */
+    bool stats_inflight, stats_dirty; /* stats.c */
     struct agent_virt virt;
     struct agent_ctl ctl;
     int inotify_fd;

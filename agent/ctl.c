@@ -403,9 +403,11 @@ static char *status_body(struct agent *ag, bool all)
             in->dirty = false;
     }
     b.n_volumes = agent_volumes_report(ag, all, &b.volumes);
+    b.n_stats = agent_stats_report(ag, &b.stats);
     json_t *j = nubo_status_batch_encode(&b);
     free(b.instances);
     free(b.volumes);
+    free(b.stats);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -526,6 +528,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct agent *ag = arg;
+    agent_stats_collect(ag);
     do_status(ag);
     do_logs(ag);
     if (!ag->cfg.status_file[0] && ag->ctl.registered) {

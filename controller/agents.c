@@ -228,6 +228,8 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
     int rc = ctl_instances_observe(ctx, sj->node, sj->b.instances + sj->next, n, &err);
     if (rc == 0 && sj->next == 0 && sj->b.n_volumes)
         rc = ctl_volumes_observe(ctx, sj->node, sj->b.volumes, sj->b.n_volumes, &err);
+    if (rc == 0 && sj->next == 0)
+        ctl_instances_stats(ctx, sj->node, sj->b.stats, sj->b.n_stats);
     sj->next += n;
     if (rc == 0 && sj->next < sj->b.n_instances &&
         event_base_once(ctx->base, -1, EV_TIMEOUT, status_slice_cb, sj, NULL) == 0)

@@ -117,6 +117,7 @@ struct ctl_instance {
     struct ctl_logtail log;
     struct ctl_svc *svc; /* its service group, NULL = none */
     struct ctl_instance *svc_prev, *svc_next;
+    int64_t rss_bytes, cpu_time_ms; /* the agent's last stats (not stored: they move) */
     bool log_dirty;        /* console output not yet persisted */
     int64_t log_saved_end; /* stream offset up to which the store has it */
 };
@@ -594,6 +595,12 @@ void ctl_waits_reap(struct ctl_ctx *ctx);
 /* ==== handlers: each answers one family of endpoints; -1 with err = the router replies ==== */
 int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                          struct nubo_err *err);
+/* inst_metrics.c: GET /v1/instances/metrics (ref NULL) and /v1/instances/{ref}/metrics */
+int ctl_handle_instance_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *ref,
+                                struct nubo_err *err);
+/* A node's stats of its running domains (status batch). */
+void ctl_instances_stats(struct ctl_ctx *ctx, struct ctl_node *node,
+                         const struct nubo_instance_stats *s, size_t n);
 int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);

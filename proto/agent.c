@@ -593,6 +593,8 @@ json_t *nubo_status_batch_encode(const struct nubo_status_batch *b)
     json_object_set_new(o, "instances", encode_reports(b->instances, b->n_instances));
     if (b->n_volumes)
         json_object_set_new(o, "volumes", nubo_volume_reports_encode(b->volumes, b->n_volumes));
+    if (b->n_stats)
+        json_object_set_new(o, "stats", nubo_instance_stats_encode(b->stats, b->n_stats));
     return o;
 }
 
@@ -604,7 +606,9 @@ int nubo_status_batch_decode(json_t *j, struct nubo_status_batch *out, struct nu
     if (decode_reports(j, "instances", false, &out->instances, &out->n_instances, err) < 0)
         return -1;
     if (nubo_volume_reports_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
-                                   &out->n_volumes, err) < 0) {
+                                   &out->n_volumes, err) < 0 ||
+        nubo_instance_stats_decode(json_object_get(j, "stats"), NUBO_AGENT_MAX_INSTANCES,
+                                   &out->stats, &out->n_stats, err) < 0) {
         nubo_status_batch_free(out);
         return -1;
     }
@@ -621,6 +625,9 @@ void nubo_status_batch_free(struct nubo_status_batch *b)
     free(b->volumes);
     b->volumes = NULL;
     b->n_volumes = 0;
+    free(b->stats);
+    b->stats = NULL;
+    b->n_stats = 0;
 }
 
 json_t *nubo_status_resp_encode(const struct nubo_status_resp *r)

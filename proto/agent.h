@@ -12,6 +12,7 @@
 #include "error.h"
 #include "pjson.h"
 #include "util.h"
+#include "metrics.h"
 #include "volume.h"
 
 #define NUBO_AGENT_PATH_REGISTER "/agent/v1/register"
@@ -166,6 +167,8 @@ struct nubo_status_batch {
     size_t n_instances;
     struct nubo_volume_report *volumes;
     size_t n_volumes;
+    struct nubo_instance_stats *stats; /* running domains' rss and cpu time */
+    size_t n_stats;
 };
 
 struct nubo_status_resp {

@@ -105,8 +105,8 @@ api GET "/v1/volumes/$INL"; expect 404 "inline volume outlived its instance"
 # the CLI: nubo volumes create|list|rm and nubo run -v, decoding with proto's types
 NUBO=$NUBO_BUILD/cli/nubo
 export HOME=$T_TMP/home XDG_CONFIG_HOME=$T_TMP/config XDG_CACHE_HOME=$T_TMP/cache
-unset NUBO_API NUBO_TOKEN NUBO_METRO NUBO_PROFILE
-nubo() { "$NUBO" --api "$CTL_URL" --token "$ADMIN" "$@"; }
+unset NUBO_METRO NUBO_PROFILE
+nubo() { NUBO_API=$CTL_URL NUBO_TOKEN=$ADMIN "$NUBO" "$@"; }
 nubo volumes create cli-vol --size 16MiB -q > "$T_TMP/out" || t_fail "nubo volumes create"
 [ "$(cat "$T_TMP/out")" = cli-vol ] || t_fail "create printed: $(cat "$T_TMP/out")"
 nubo volumes list > "$T_TMP/out" || t_fail "nubo volumes list"
