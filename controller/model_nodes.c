@@ -192,6 +192,13 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
     ni = k;
     /* plan: one placement at a time, each taking its share of the target */
     for (size_t i = 0; i < ni; i++) {
+        size_t n_vols = 0;
+        free(ctl_volumes_of_instance(ctx, inst[i]->row.uuid, &n_vols));
+        if (n_vols) /* its data cannot follow it */
+            return nubo_error_http(err, 409,
+                                   "cannot drain node %s: instance %s mounts volumes that live "
+                                   "there; delete it first; nothing was moved",
+                                   node->row.name, inst[i]->row.name);
         struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
         if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0)
             return nubo_error_http(err, 409,
