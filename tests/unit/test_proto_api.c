@@ -85,7 +85,7 @@ static void test_create_rejects(void **state)
         "{\"image\":\"a/b\",\"features\":[\"fly\"]}",
         "{\"image\":\"a/b\",\"metro\":\"FRA\"}",
         "{\"image\":\"a/b\",\"autostart\":false,\"wait_timeout_ms\":100}",
-        "{\"image\":\"a/b\",\"volumes\":[]}",
+        "{\"image\":\"a/b\",\"volumes\":[{\"at\":\"/d\"}]}", /* [] is accepted (test_proto_volume) */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *j = parse(bad[i]);
