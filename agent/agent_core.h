@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <libvirt/libvirt.h>
@@ -275,6 +276,9 @@ struct agent_domain_spec {
     const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
     const struct agent_disk *disks; /* volumes, virtio-blk vda, vdb, ... */
     size_t n_disks;
+    /* A warm slot: this firmware (agent/slotfw/) instead of kernel/initrd/cmdline, guest RAM
+     * in a shared memfd the agent writes the guest into at take time (slots.c). */
+    const char *firmware;
     int64_t memory_mb, vcpus;
     enum agent_accel accel;
     enum agent_boot boot;        /* multiboot -> pc, else microvm */
@@ -429,6 +433,56 @@ struct agent {
     bool stopping;
     struct event *sig_ev[3];
 };
+
+/* slots.c: the warm-slot take path (layout shared with agent/slotfw/slotfw.S). Guest RAM of a
+ * slot below the kernel: 0x7000 mailbox {u64 magic, u32 PVH entry, u32 start_info paddr},
+ * 0x8000 hvm_start_info + its memory map, 0x9000 command line (NUL-terminated). */
+#define AGENT_SLOT_MAILBOX_PADDR 0x7000u
+#define AGENT_SLOT_MAILBOX_MAGIC 0x30544c534f42554eull /* "NUBOSLT0" */
+#define AGENT_SLOT_START_INFO_PADDR 0x8000u
+#define AGENT_SLOT_START_INFO_SIZE 56                  /* struct hvm_start_info, version 1 */
+#define AGENT_SLOT_MEMMAP_PADDR (AGENT_SLOT_START_INFO_PADDR + AGENT_SLOT_START_INFO_SIZE)
+#define AGENT_SLOT_CMDLINE_PADDR 0x9000u
+#define AGENT_SLOT_CMDLINE_MAX 4096
+#define AGENT_SLOT_LAYOUT_END (AGENT_SLOT_CMDLINE_PADDR + AGENT_SLOT_CMDLINE_MAX)
+#define AGENT_SLOT_KERNEL_MIN 0x100000u   /* the kernel's segments: from 1 MiB ... */
+#define AGENT_SLOT_KERNEL_MAX (1u << 30)  /* ... up to 1 GiB (and its RAM) */
+#define AGENT_SLOT_SEGMENTS_MAX 16        /* PT_LOAD segments of a kernel a slot takes */
+#define AGENT_SLOT_WRITES_MAX (2 * AGENT_SLOT_SEGMENTS_MAX + 3) /* + bss, start_info, cmdline, mailbox */
+struct agent_slot_write {
+    uint64_t gpa;
+    const void *data; /* NULL: zeros (a segment's bss) */
+    size_t len;
+};
+struct agent_slot_image {
+    char *kernel;
+    size_t kernel_len;
+    uint32_t entry;
+    unsigned char mailbox[16];
+    unsigned char start_info[AGENT_SLOT_START_INFO_SIZE + 4 * 24];
+    char cmdline[AGENT_SLOT_CMDLINE_MAX];
+    struct agent_slot_write writes[AGENT_SLOT_WRITES_MAX];
+    int n_writes; /* in order; the mailbox last */
+};
+/* What taking a slot writes for this PVH kernel and command line in RAM of memory_mb. */
+int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t memory_mb,
+                           struct agent_slot_image *im, struct nubo_err *err);
+void agent_slot_image_free(struct agent_slot_image *im);
+typedef int (*agent_slot_write_fn)(void *ctx, uint64_t gpa, const void *data, size_t len,
+                                   struct nubo_err *err);
+int agent_slot_image_apply(const struct agent_slot_image *im, agent_slot_write_fn fn, void *ctx,
+                           struct nubo_err *err);
+/* A paused slot's qemu and where its guest RAM (a shared memfd) is mapped in it. */
+struct agent_slot_ram {
+    pid_t pid;
+    uint64_t hva, size;
+};
+pid_t agent_slot_qemu_pid(const char *domain_name);
+int agent_slot_ram_find(pid_t pid, int64_t memory_mb, struct agent_slot_ram *r,
+                        struct nubo_err *err);
+/* Write the image into the slot's guest RAM (/proc/<pid>/mem); then resume the domain. */
+int agent_slot_fill(const struct agent_slot_ram *ram, const struct agent_slot_image *im,
+                    struct nubo_err *err);
 
 int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err *err);
 int agent_run_loop(struct agent *ag);

@@ -372,9 +372,15 @@ static void status_done(struct agent *ag, void *arg)
     struct nubo_status_resp sr = {0};
     struct nubo_err err = {0};
     cleanup_json json_t *sj = parse_body(j, &err);
-    if (sj && nubo_status_resp_decode(sj, &sr, &err) == 0 &&
-        sr.version != c->version && !c->watch_inflight)
-        do_watch(ag);
+    if (sj && nubo_status_resp_decode(sj, &sr, &err) == 0) {
+        if (sr.heartbeat_interval_ms > 0 && sr.heartbeat_interval_ms != c->heartbeat_ms) {
+            log_info("heartbeat interval now %lld ms (set by the controller)",
+                     (long long)sr.heartbeat_interval_ms);
+            c->heartbeat_ms = sr.heartbeat_interval_ms; /* the next timer arms with it */
+        }
+        if (sr.version != c->version && !c->watch_inflight)
+            do_watch(ag);
+    }
     http_job_free(j);
     struct agent_instance *in;
     LIST_FOREACH(in, &ag->instances, link)

@@ -256,7 +256,9 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
     cleanup_free char *tap = agent_xml_escape(s->tap ? s->tap : "");
     cleanup_free char *mac = agent_xml_escape(s->mac ? s->mac : "");
     cleanup_free char *env_file = agent_xml_escape(s->env_file ? s->env_file : "");
-    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac || !env_file)
+    cleanup_free char *firmware = agent_xml_escape(s->firmware ? s->firmware : "");
+    if (!uuid || !node || !kernel || !initrd || !cmdline || !console || !tap || !mac ||
+        !env_file || !firmware)
         return NULL;
     /* The environment as a fw_cfg file (libvirt >= 6.5 labels it for qemu): qemu's command
      * line then names only the file, never a value. */
@@ -311,6 +313,16 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
                  "  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>"
                  "qemu64</model><feature policy='require' name='rdrand'/>%s</cpu>\n",
                  s->rdseed ? "<feature policy='require' name='rdseed'/>" : "");
+    /* The boot: direct kernel boot, or a slot's firmware with RAM the agent can write. */
+    cleanup_free char *boot_el = NULL;
+    if ((firmware[0] ? asprintf(&boot_el,
+                                "<loader type='rom' readonly='yes'>%s</loader></os>\n"
+                                "  <memoryBacking><source type='memfd'/>"
+                                "<access mode='shared'/></memoryBacking>",
+                                firmware)
+                     : asprintf(&boot_el, "<kernel>%s</kernel>%s<cmdline>%s</cmdline></os>",
+                                kernel, initrd_el, cmdline)) < 0)
+        return NULL;
     char *xml = NULL;
     /* direct kernel boot; acpi so a guest poweroff ends the domain; no USB, no balloon
      * (microvm has no PCI); on microvm every device virtio-mmio; nothing probed per call. */
@@ -323,8 +335,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  <memory unit='MiB'>%lld</memory>\n"
         "  <vcpu>%lld</vcpu>\n"
         "%s"
-        "  <os><type arch='x86_64' machine='%s'>hvm</type><kernel>%s</kernel>%s"
-        "<cmdline>%s</cmdline></os>\n"
+        "  <os><type arch='x86_64' machine='%s'>hvm</type>%s\n"
         "  <features><acpi/></features>\n"
         "%s"
         "  <clock offset='utc'/>\n"
@@ -343,8 +354,8 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "  </devices>\n"
         "</domain>\n",
         s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
-        (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", kernel,
-        initrd_el, cmdline, cpu_el, mmio, net_el, disk_el, console, console,
+        (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", boot_el,
+        cpu_el, mmio, net_el, disk_el, console, console,
         pc ? "    <panic model='isa'><address type='isa' iobase='0x505'/></panic>\n" : "");
     if (n < 0)
         return NULL;

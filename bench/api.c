@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -252,6 +253,11 @@ static long metric(const char *base_url, const char *name)
 int main(int argc, char **argv)
 {
     int creates = 10000, gets = 20000, conc = 16, nodes = 64;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
+    /* the controller and the fake agent each hold two connections per node; as root, let them
+     * (both raise their soft limit to this hard one) */
+    struct rlimit rl = {1 << 17, 1 << 17};
+    setrlimit(RLIMIT_NOFILE, &rl);
     static const struct option opts[] = {{"creates", required_argument, NULL, 'c'},
                                          {"gets", required_argument, NULL, 'g'},
                                          {"concurrency", required_argument, NULL, 'C'},
@@ -315,8 +321,9 @@ int main(int argc, char **argv)
     snprintf(join, sizeof(join), "%s/ctl.db.join-token", dir);
     snprintf(tokfile, sizeof(tokfile), "%s/ctl.db.admin-token", dir);
     FILE *f = fopen(ini, "w");
+    /* each node takes a /24 of guest addresses: a /8 pool holds 65,536 nodes */
     fprintf(f, "[controller]\nlog_level = warn\n[registry]\nnotification_secret = bench\n"
-               "url = http://127.0.0.1:1\n");
+               "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
     fclose(f);
     int port = free_port(), bport = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
@@ -345,8 +352,18 @@ int main(int argc, char **argv)
     fake = spawn(fargv, flog);
     char nodes_url[160];
     snprintf(nodes_url, sizeof(nodes_url), "%s/v1/nodes", url);
-    for (int i = 0; i < 400 && count_in(nodes_url, token, "\"state\":\"ready\"") < nodes; i++)
+    int ready = 0;
+    int64_t reg_t0 = nubo_mono_us();
+    for (int i = 0; i < 2400 && (ready = count_in(nodes_url, token, "\"state\":\"ready\"")) < nodes;
+         i++)
         usleep(50000);
+    if (ready < nodes) {
+        fprintf(stderr, "bench_api: only %d of %d fake nodes became ready in 120 s (see %s)\n",
+                ready, nodes, log);
+        goto out;
+    }
+    printf("bench_api: %d nodes registered and ready in %.2f s\n", nodes,
+           (double)(nubo_mono_us() - reg_t0) / 1e6);
     char ev_url[160];
     snprintf(ev_url, sizeof(ev_url), "%s/registry/events", url);
     char ev[600];

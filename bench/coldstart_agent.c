@@ -1,14 +1,17 @@
 /* Cold start on a node with the image cached: nubo-agent's create -> running (NUBO_READY read
  * from the console) against, in the same run, qemu-system-x86_64 started directly on the same
- * guest and accelerator, and `virsh create` of an equivalent domain. Prints medians and ratios
- * and where the agent's time went (domain prep / virDomainCreateXML / guest).
+ * guest and accelerator, `virsh create` of an equivalent domain, and the warm-slot take path
+ * (agent/slots.c: a slot launched paused beforehand, the guest written into it, resumed).
+ * Prints medians, p90s and ratios and where the agent's time went (domain prep /
+ * virDomainCreateXML / guest).
  *   bench_coldstart_agent [--runs N] [--kernel F] [--initrd F] [--kernel-args "..."]
- *                         [--append APP_ARG] [--mem MiB] [--uri qemu:///system]
+ *                         [--append APP_ARG] [--mem MiB] [--uri qemu:///system] [--burst N]
  * Default guest: the agent's tiny PVH test guest. Needs root and a running libvirtd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -18,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libvirt/virterror.h>
 
 #include "agent_core.h"
 #include "log.h"
@@ -30,6 +35,7 @@ struct opts {
     int runs;
     const char *kernel, *initrd, *append, *uri, *kargs;
     int mem;
+    int burst;
 };
 
 static int cmp_i64(const void *a, const void *b)
@@ -38,12 +44,26 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void sort_copy(int64_t *t, const int64_t *v, int n)
+{
+    memcpy(t, v, (size_t)n * sizeof(*v));
+    qsort(t, (size_t)n, sizeof(*t), cmp_i64);
+}
+
 static int64_t median(int64_t *v, int n)
 {
     int64_t t[MAXRUNS];
-    memcpy(t, v, (size_t)n * sizeof(*v));
-    qsort(t, (size_t)n, sizeof(*t), cmp_i64);
+    sort_copy(t, v, n);
     return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* nearest-rank 90th percentile */
+static int64_t p90(int64_t *v, int n)
+{
+    int64_t t[MAXRUNS];
+    sort_copy(t, v, n);
+    int k = (9 * n + 9) / 10;
+    return t[(k < 1 ? 1 : k) - 1];
 }
 
 static int copy_file(const char *from, const char *to)
@@ -163,6 +183,27 @@ static bool file_has_ready(const char *path)
     return r;
 }
 
+/* NUBO_READY in CONSOLE (inotify IFD on its directory): when it appeared, or -1. A child PID
+ * (> 0) is reaped meanwhile if it exits. */
+static int64_t wait_ready(int ifd, const char *console, int64_t t0, pid_t pid)
+{
+    bool reaped = pid <= 0;
+    while (nubo_mono_us() - t0 < 120000000) {
+        struct pollfd pf = {.fd = ifd, .events = POLLIN};
+        int pr = poll(&pf, 1, 20);
+        if (pr > 0) {
+            char b[4096];
+            if (read(ifd, b, sizeof(b)) < 0)
+                break;
+        }
+        if (file_has_ready(console))
+            return nubo_mono_us();
+        if (!reaped && waitpid(pid, NULL, WNOHANG) == pid)
+            reaped = true;
+    }
+    return -1;
+}
+
 static int64_t run_virsh(const struct opts *o, const char *dir, const char *cmdline, int i)
 {
     char uuid[40], console[600], xmlp[600];
@@ -187,7 +228,7 @@ static int64_t run_virsh(const struct opts *o, const char *dir, const char *cmdl
     int ifd = inotify_init1(IN_CLOEXEC);
     inotify_add_watch(ifd, dir, IN_MODIFY | IN_CREATE);
     const char *argv[] = {"virsh", "-q", "-c", o->uri, "create", xmlp, NULL};
-    int64_t t0 = nubo_mono_us(), t1 = -1;
+    int64_t t0 = nubo_mono_us(), t1;
     pid_t pid;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -198,28 +239,188 @@ static int64_t run_virsh(const struct opts *o, const char *dir, const char *cmdl
         return -1;
     }
     posix_spawn_file_actions_destroy(&fa);
-    bool reaped = false;
-    while (nubo_mono_us() - t0 < 120000000) {
-        struct pollfd pf = {.fd = ifd, .events = POLLIN};
-        int pr = poll(&pf, 1, 20);
-        if (pr > 0) {
-            char b[4096];
-            if (read(ifd, b, sizeof(b)) < 0)
-                break;
-        }
-        if (file_has_ready(console)) {
-            t1 = nubo_mono_us();
-            break;
-        }
-        if (!reaped && waitpid(pid, NULL, WNOHANG) == pid)
-            reaped = true;
-    }
-    if (!reaped)
-        waitpid(pid, NULL, 0);
+    t1 = wait_ready(ifd, console, t0, pid);
+    waitpid(pid, NULL, 0);
     close(ifd);
     const char *d[] = {"virsh", "-q", "-c", o->uri, "destroy", uuid, NULL};
     run_cmd(d);
     return t1 < 0 ? -1 : t1 - t0;
+}
+
+/* ---- the warm-slot take path (agent/slots.c), through libvirt on the agent's connection:
+ * the slot is launched paused before the clock starts (that is what a pool does ahead of
+ * requests); timed is what a request then costs: build the guest's RAM image from the cached
+ * kernel, write it into the paused qemu, virDomainResume, NUBO_READY on its console. ---- */
+struct slot {
+    virDomainPtr dom;
+    struct agent_slot_ram ram;
+    char uuid[40], console[600];
+    int64_t launch_us;
+};
+
+static int slot_launch(virConnectPtr conn, const struct opts *o, const char *dir, const char *fw,
+                       int i, struct slot *sl)
+{
+    snprintf(sl->uuid, sizeof(sl->uuid), "cccccccc-0000-4000-8000-%012d", i);
+    snprintf(sl->console, sizeof(sl->console), "%s/slot-%d.log", dir, i);
+    struct agent_domain_spec sp = {.uuid = sl->uuid,
+                                   .node = "bench",
+                                   .kernel = "",
+                                   .console_path = sl->console,
+                                   .firmware = fw,
+                                   .memory_mb = o->mem,
+                                   .vcpus = 1,
+                                   .accel = AGENT_ACCEL_TCG};
+    char *xml = agent_domain_xml(&sp);
+    int64_t t0 = nubo_mono_us();
+    sl->dom = xml ? virDomainCreateXML(conn, xml, VIR_DOMAIN_START_PAUSED) : NULL;
+    free(xml);
+    if (!sl->dom) {
+        fprintf(stderr, "bench: slot launch: %s\n", virGetLastErrorMessage());
+        return -1;
+    }
+    struct nubo_err err = {0};
+    pid_t pid = agent_slot_qemu_pid(sl->uuid);
+    if (pid <= 0 || agent_slot_ram_find(pid, o->mem, &sl->ram, &err) < 0) {
+        fprintf(stderr, "bench: slot %s: no qemu or guest RAM: %s\n", sl->uuid, err.msg);
+        virDomainDestroy(sl->dom);
+        virDomainFree(sl->dom);
+        sl->dom = NULL;
+        return -1;
+    }
+    sl->launch_us = nubo_mono_us() - t0;
+    return 0;
+}
+
+static void slot_end(struct slot *sl)
+{
+    if (!sl->dom)
+        return;
+    virDomainDestroy(sl->dom);
+    virDomainFree(sl->dom);
+    sl->dom = NULL;
+}
+
+/* Take a launched slot; returns request -> NUBO_READY in us, or -1. */
+static int64_t slot_take(struct slot *sl, const struct opts *o, const char *dir,
+                         const char *cmdline, int64_t *fill_us)
+{
+    int ifd = inotify_init1(IN_CLOEXEC);
+    inotify_add_watch(ifd, dir, IN_MODIFY | IN_CREATE);
+    int64_t t0 = nubo_mono_us(), t1 = -1;
+    struct agent_slot_image im;
+    struct nubo_err err = {0};
+    if (agent_slot_image_build(o->kernel, cmdline, o->mem, &im, &err) < 0 ||
+        agent_slot_fill(&sl->ram, &im, &err) < 0)
+        fprintf(stderr, "bench: slot take: %s\n", err.msg);
+    else {
+        *fill_us = nubo_mono_us() - t0;
+        if (virDomainResume(sl->dom) < 0)
+            fprintf(stderr, "bench: slot resume: %s\n", virGetLastErrorMessage());
+        else
+            t1 = wait_ready(ifd, sl->console, t0, 0);
+    }
+    agent_slot_image_free(&im);
+    close(ifd);
+    return t1 < 0 ? -1 : t1 - t0;
+}
+
+/* ---- a burst: N guests asked for at once, through libvirt (N parallel virDomainCreateXML,
+ * as the agent's workers call it) or from N slots launched beforehand. Seconds until every
+ * guest printed NUBO_READY. ---- */
+#define BURST_MAX 50
+struct burst_job {
+    virConnectPtr conn;
+    char *xml;
+    unsigned flags;
+    virDomainPtr dom;
+};
+
+static void *burst_create(void *arg)
+{
+    struct burst_job *j = arg;
+    j->dom = virDomainCreateXML(j->conn, j->xml, j->flags);
+    return NULL;
+}
+
+static double run_burst(virConnectPtr conn, const struct opts *o, const char *dir, const char *fw,
+                        const char *cmdline, int n, bool slots)
+{
+    struct burst_job jobs[BURST_MAX] = {{0}};
+    pthread_t th[BURST_MAX];
+    char consoles[BURST_MAX][600];
+    struct agent_slot_ram ram[BURST_MAX];
+    int ifd = inotify_init1(IN_CLOEXEC);
+    inotify_add_watch(ifd, dir, IN_MODIFY | IN_CREATE);
+    for (int i = 0; i < n; i++) {
+        char uuid[40];
+        snprintf(uuid, sizeof(uuid), "dddddddd-000%d-4000-8000-%012d", slots, i);
+        snprintf(consoles[i], sizeof(consoles[i]), "%s/burst-%d-%d.log", dir, slots, i);
+        struct agent_domain_spec sp = {.uuid = uuid,
+                                       .node = "bench",
+                                       .kernel = slots ? "" : o->kernel,
+                                       .cmdline = cmdline,
+                                       .console_path = consoles[i],
+                                       .firmware = slots ? fw : NULL,
+                                       .memory_mb = o->mem,
+                                       .vcpus = 1,
+                                       .accel = AGENT_ACCEL_TCG};
+        jobs[i] = (struct burst_job){conn, agent_domain_xml(&sp), slots ? VIR_DOMAIN_START_PAUSED : 0,
+                                     NULL};
+    }
+    int64_t t0 = nubo_mono_us();
+    if (slots) { /* the pool, filled before the burst: not timed */
+        for (int i = 0; i < n; i++)
+            pthread_create(&th[i], NULL, burst_create, &jobs[i]);
+        for (int i = 0; i < n; i++)
+            pthread_join(th[i], NULL);
+        t0 = nubo_mono_us();
+        for (int i = 0; i < n; i++) {
+            struct agent_slot_image im;
+            struct nubo_err err = {0};
+            pid_t pid = jobs[i].dom ? agent_slot_qemu_pid(virDomainGetName(jobs[i].dom)) : -1;
+            if (pid <= 0 || agent_slot_ram_find(pid, o->mem, &ram[i], &err) < 0 ||
+                agent_slot_image_build(o->kernel, cmdline, o->mem, &im, &err) < 0 ||
+                agent_slot_fill(&ram[i], &im, &err) < 0 || virDomainResume(jobs[i].dom) < 0)
+                fprintf(stderr, "bench: burst slot %d: %s\n", i, err.msg);
+            agent_slot_image_free(&im);
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            pthread_create(&th[i], NULL, burst_create, &jobs[i]);
+        for (int i = 0; i < n; i++)
+            pthread_join(th[i], NULL);
+    }
+    int ready = 0;
+    bool done[BURST_MAX] = {false};
+    while (ready < n && nubo_mono_us() - t0 < 300000000) {
+        struct pollfd pf = {.fd = ifd, .events = POLLIN};
+        if (poll(&pf, 1, 20) > 0) {
+            char b[4096];
+            if (read(ifd, b, sizeof(b)) < 0)
+                break;
+        }
+        for (int i = 0; i < n; i++)
+            if (!done[i] && file_has_ready(consoles[i])) {
+                done[i] = true;
+                ready++;
+            }
+    }
+    int64_t t1 = nubo_mono_us();
+    close(ifd);
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].dom) {
+            virDomainDestroy(jobs[i].dom);
+            virDomainFree(jobs[i].dom);
+        }
+        free(jobs[i].xml);
+    }
+    if (ready < n) {
+        fprintf(stderr, "bench: burst (%s): %d of %d ready\n", slots ? "slots" : "libvirt", ready,
+                n);
+        return -1;
+    }
+    return (t1 - t0) / 1e6;
 }
 
 /* ---- nubo-agent, in process: the desired set changes, the state becomes running ---- */
@@ -267,6 +468,7 @@ int main(int argc, char **argv)
                                        {"kernel-args", required_argument, NULL, 'K'},
                                        {"mem", required_argument, NULL, 'm'},
                                        {"uri", required_argument, NULL, 'u'},
+                                       {"burst", required_argument, NULL, 'b'},
                                        {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -278,22 +480,25 @@ int main(int argc, char **argv)
         case 'K': o.kargs = optarg; break;
         case 'm': o.mem = atoi(optarg); break;
         case 'u': o.uri = optarg; break;
+        case 'b': o.burst = atoi(optarg); break;
         default: return 2;
         }
     }
     if (o.runs < 1 || o.runs > MAXRUNS)
         o.runs = 10;
+    /* the agent's test guest and slot firmware next to this binary's build tree */
+    char self[512];
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[sn > 0 ? sn : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
     if (!o.kernel) {
-        /* the agent's test guest next to this binary's build tree */
-        char self[512];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        self[n > 0 ? n : 0] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
         snprintf(guest_default, sizeof(guest_default), "%s/../agent/testguest/testguest", self);
         o.kernel = guest_default;
     }
+    char fw_built[700];
+    snprintf(fw_built, sizeof(fw_built), "%s/../agent/slotfw/slotfw.bin", self);
     if (access(o.kernel, R_OK) != 0) {
         fprintf(stderr, "bench: guest kernel %s not found (build agent_testguest or pass "
                         "--kernel)\n", o.kernel);
@@ -327,6 +532,13 @@ int main(int argc, char **argv)
     o.kernel = kp;
     if (o.initrd)
         o.initrd = ip;
+    /* Slots take PVH kernels without an initrd (slots.c); the firmware must be readable by
+     * libvirt's qemu user, so it goes beside the cached kernel. */
+    struct agent_kernel_info ki;
+    char fw[1300];
+    snprintf(fw, sizeof(fw), "%s/slotfw.bin", p);
+    bool slots = !o.initrd && agent_kernel_probe(kp, &ki, NULL) == 0 && ki.boot == AGENT_BOOT_PVH &&
+                 access(fw_built, R_OK) == 0 && copy_file(fw_built, fw) == 0;
     char label[1200];
     snprintf(label, sizeof(label), "org.nubo.kernel.args=%s", o.kargs ? o.kargs : "");
     json_t *mj = json_pack("{s:b, s:[], s:[], s:[s], s:i}", "has_initrd", o.initrd != NULL, "cmd",
@@ -382,15 +594,28 @@ int main(int argc, char **argv)
     char *cmdline = agent_build_cmdline(&a, &img0, ag.tsc_khz);
 
     int64_t ag_total[MAXRUNS], ag_boot[MAXRUNS], ag_vmm[MAXRUNS], ag_guest[MAXRUNS],
-        ag_dom[MAXRUNS], q[MAXRUNS], v[MAXRUNS];
+        ag_dom[MAXRUNS], q[MAXRUNS], v[MAXRUNS], st[MAXRUNS], sfill[MAXRUNS], slaunch[MAXRUNS];
     int n_ok = 0;
     printf("cold start, image cached, guest %s%s%s, %d MiB, TCG, %d runs each (interleaved)\n",
            shown_kernel, o.initrd ? " + initrd" : "", "", o.mem, o.runs);
     for (int i = 0; i < o.runs; i++) {
         /* rotate the order so none of the three always follows another's teardown */
         bool agent_ok = true;
-        for (int k = 0; k < 3; k++) {
-            int which = (i + k) % 3;
+        st[i] = sfill[i] = slaunch[i] = 0;
+        for (int k = 0; k < 4; k++) {
+            int which = (i + k) % 4;
+            if (which == 3) {
+                if (!slots)
+                    continue;
+                struct slot sl = {0};
+                st[i] = -1;
+                if (slot_launch(ag.virt.conn, &o, dir, fw, i, &sl) == 0) {
+                    slaunch[i] = sl.launch_us;
+                    st[i] = slot_take(&sl, &o, dir, cmdline, &sfill[i]);
+                }
+                slot_end(&sl);
+                continue;
+            }
             if (which == 1) {
                 q[i] = run_qemu(&o, cmdline);
                 continue;
@@ -426,37 +651,62 @@ int main(int argc, char **argv)
         }
         if (!agent_ok)
             break;
-        if (q[i] < 0 || v[i] < 0) {
-            fprintf(stderr, "bench: baseline run %d failed (qemu %lld, virsh %lld)\n", i,
-                    (long long)q[i], (long long)v[i]);
+        if (q[i] < 0 || v[i] < 0 || st[i] < 0) {
+            fprintf(stderr, "bench: run %d failed (qemu %lld, virsh %lld, slot %lld)\n", i,
+                    (long long)q[i], (long long)v[i], (long long)st[i]);
             break;
         }
         if (getenv("NUBO_BENCH_VERBOSE"))
-            printf("  run %d: agent %.1f ms (create call %.1f), qemu %.1f ms, virsh %.1f ms\n", i,
-                   ag_total[i] / 1000.0, ag_vmm[i] / 1000.0, q[i] / 1000.0, v[i] / 1000.0);
+            printf("  run %d: agent %.1f ms (create call %.1f), qemu %.1f ms, virsh %.1f ms, "
+                   "slot take %.1f ms\n",
+                   i, ag_total[i] / 1000.0, ag_vmm[i] / 1000.0, q[i] / 1000.0, v[i] / 1000.0,
+                   st[i] / 1000.0);
         n_ok++;
     }
-    free(cmdline);
-    free(argbuf);
     int rc = 0;
     if (n_ok == 0) {
         fprintf(stderr, "bench: no complete run\n");
         rc = 1;
     } else {
         int64_t mt = median(ag_total, n_ok), mb = median(ag_boot, n_ok), mq = median(q, n_ok),
-                mv = median(v, n_ok);
-        printf("  %-44s median %8.1f ms\n", "qemu-system-x86_64 direct (spawn -> READY)",
-               mq / 1000.0);
-        printf("  %-44s median %8.1f ms\n", "virsh create (spawn -> READY)", mv / 1000.0);
-        printf("  %-44s median %8.1f ms\n", "nubo-agent create -> running", mt / 1000.0);
+                mv = median(v, n_ok), ms = median(st, n_ok);
+        printf("  %-46s %8s %8s\n", "", "median", "p90");
+        printf("  %-46s %8.1f %8.1f ms\n", "qemu-system-x86_64 direct (spawn -> READY)",
+               mq / 1000.0, p90(q, n_ok) / 1000.0);
+        printf("  %-46s %8.1f %8.1f ms\n", "virsh create (spawn -> READY)", mv / 1000.0,
+               p90(v, n_ok) / 1000.0);
+        printf("  %-46s %8.1f %8.1f ms\n", "nubo-agent create -> running (no slot)", mt / 1000.0,
+               p90(ag_total, n_ok) / 1000.0);
         printf("    boot_time_us (virDomainCreateXML -> READY) median %8.1f ms\n", mb / 1000.0);
         printf("    phases: domain prep %.1f ms, virDomainCreateXML %.1f ms, guest %.1f ms\n",
                median(ag_dom, n_ok) / 1000.0, median(ag_vmm, n_ok) / 1000.0,
                median(ag_guest, n_ok) / 1000.0);
+        if (slots) {
+            printf("  %-46s %8.1f %8.1f ms\n", "slot take (fill RAM + resume -> READY)",
+                   ms / 1000.0, p90(st, n_ok) / 1000.0);
+            printf("    of which building + writing the guest's RAM %.2f ms; the slot's launch "
+                   "(paused, before the request) %.1f ms\n",
+                   median(sfill, n_ok) / 1000.0, median(slaunch, n_ok) / 1000.0);
+        } else
+            printf("  slot take: not measured (the guest is not a PVH kernel without initrd)\n");
         printf("  ratio nubo-agent / qemu direct   = %.2f  (goal <= 1.5)\n", (double)mt / mq);
-        printf("  ratio nubo-agent / virsh create  = %.2f  (goal < 1)\n", (double)mt / mv);
+        printf("  ratio nubo-agent / virsh create  = %.2f\n", (double)mt / mv);
+        if (slots)
+            printf("  ratio slot take / qemu direct    = %.2f  (goal <= 1.5)\n", (double)ms / mq);
         printf("  libvirt cost over bare qemu      = %.1f ms\n", (mt - mq) / 1000.0);
+        if (o.burst > 0 && o.burst <= BURST_MAX) {
+            double bl = run_burst(ag.virt.conn, &o, dir, fw, cmdline, o.burst, false);
+            double bs = slots ? run_burst(ag.virt.conn, &o, dir, fw, cmdline, o.burst, true) : -1;
+            if (bl > 0)
+                printf("  burst of %d at once through libvirt (parallel creates): all ready after "
+                       "%.2f s = %.1f guests/s\n", o.burst, bl, o.burst / bl);
+            if (bs > 0)
+                printf("  burst of %d at once from %d warm slots: all ready after %.2f s = %.1f "
+                       "guests/s\n", o.burst, o.burst, bs, o.burst / bs);
+        }
     }
+    free(cmdline);
+    free(argbuf);
     struct agent_instance *in = agent_instance_find(&ag, a.uuid);
     if (in) {
         struct nubo_watch_resp w = {.version = 999999};

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Cold-start benchmark driver for the agent (bench_coldstart_agent, see coldstart_agent.c):
+# Cold-start benchmark driver for the agent (bench_coldstart_agent, see coldstart_agent.c); every
+# section prints bare qemu, virsh create, the agent's create and the warm-slot take path
+# (PVH guests) measured interleaved in one run, median and p90, and their ratios:
 #   1. the tiny PVH test guest on the system libvirtd;
+#   1b. the hello unikernel, and a burst of BURST (default 20) at once without and with slots;
 #   2. the base runtime (Linux) when it is built;
 #   3. the tiny guest on a private libvirtd whose qemu.conf trims libvirt's start path
 #      (no per-domain /dev namespace, no cgroups, no DAC relabelling, no virtlogd), to show what
@@ -8,7 +11,7 @@
 # usage: bench/coldstart_agent.sh [BUILD_DIR] [RUNS]     (root; libvirtd running)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-B=${1:-$SRC/build}
+B=$(cd "${1:-$SRC/build}" && pwd)  # absolute: section 3 runs it from another mount namespace
 RUNS=${2:-10}
 BIN=$B/bench/bench_coldstart_agent
 [ -x "$BIN" ] || { echo "build $BIN first" >&2; exit 1; }
@@ -19,6 +22,14 @@ S1=$(mktemp /tmp/nubo-bench-s1.XXXXXX)
 QEMU_MS=$(awk '/qemu-system-x86_64 direct/ {print $(NF-1)}' "$S1")
 VIRSH_MS=$(awk '/virsh create/ {print $(NF-1)}' "$S1")
 rm -f "$S1"
+
+HELLO=$B/guest/hello/hello
+if [ -f "$HELLO" ]; then
+    echo "== 1b. hello unikernel (16 MiB), system libvirtd; then ${BURST:=20} at once, without and with slots"
+    "$BIN" --runs "$RUNS" --kernel "$HELLO" --append "--wait" --mem 16 --burst "$BURST"
+else
+    echo "== 1b. skipped: hello unikernel not built ($HELLO)"
+fi
 
 RT=${NUBO_AGENT_RUNTIME_DIR:-$B/guest/runtimes/base}
 if [ -f "$RT/vmlinuz" ] && [ -f "$RT/initrd.cpio" ]; then

@@ -65,6 +65,10 @@ unsigned char *nubo_base64_decode(const char *s, size_t *out_len);
  * by its last component: a text a tenant reads never shows where a host keeps its files. */
 void nubo_scrub_paths(char *s);
 
+/* Raises the soft limit of open files to the hard one (a daemon holding a connection per node
+ * or per client needs it); returns the limit now in force. */
+long nubo_raise_nofile(void);
+
 /* snprintf into a fixed buffer; returns -1 when truncated. */
 int nubo_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

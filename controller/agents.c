@@ -170,6 +170,14 @@ static int do_watch(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node
 
 /* ---- register, status, log ---- */
 
+/* Every status reply carries the assignment version and the heartbeat interval of the moment. */
+static json_t *status_resp(struct ctl_ctx *ctx, struct ctl_node *node)
+{
+    struct nubo_status_resp resp = {node->version, ctl_heartbeat_ms(ctx)};
+    node->heartbeat_told_ms = resp.heartbeat_interval_ms;
+    return nubo_status_resp_encode(&resp);
+}
+
 static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     if (!ctl_auth_join(ctx, ctl_bearer(ri->req)))
@@ -197,8 +205,8 @@ static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     ctl_node_gateway(node, resp.node.gateway);
     memcpy(resp.node.dns, resp.node.gateway, sizeof(resp.node.dns));
     memcpy(resp.token, token, sizeof(resp.token));
-    resp.heartbeat_interval_ms = ctx->cfg.heartbeat_interval_ms;
-    resp.grace_ms = ctx->cfg.grace_ms;
+    resp.heartbeat_interval_ms = node->heartbeat_told_ms = ctl_heartbeat_ms(ctx);
+    resp.grace_ms = ctl_node_grace_ms(ctx, node);
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_register_resp_encode(&resp));
     return 0;
 }
@@ -246,9 +254,8 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
             .req = sj->req, .start_us = sj->start_us, .route = CTL_R_AGENT_STATUS};
         ctl_reply_err(ctx, &ri, &err);
     } else {
-        struct nubo_status_resp resp = {sj->node->version};
         ctl_reply_json(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 200,
-                       nubo_status_resp_encode(&resp));
+                       status_resp(ctx, sj->node));
     }
     nubo_status_batch_free(&sj->b);
     free(sj);
@@ -261,8 +268,7 @@ static int do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_nod
     struct nubo_status_batch b;
     if (ri->body == NULL) {
         ctl_node_seen(ctx, node); /* an empty heartbeat */
-        struct nubo_status_resp resp = {node->version};
-        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_status_resp_encode(&resp));
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, status_resp(ctx, node));
         return 0;
     }
     if (pj_parse(ri->body, ri->body_len, NUBO_AGENT_MAX_BODY, &j, err) < 0 ||

@@ -33,6 +33,8 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_S(C, "agent", "join_token_file", join_token_file, NULL),
     NU_CFG_I(C, "agent", "heartbeat_interval_ms", heartbeat_interval_ms, 50, 3600000, "2000"),
     NU_CFG_I(C, "agent", "grace_ms", grace_ms, 100, 86400000, "10000"),
+    NU_CFG_I(C, "agent", "max_heartbeats_per_second", max_heartbeats_per_second, 1, 1000000,
+             "500"),
     NU_CFG_I(C, "agent", "watch_coalesce_ms", watch_coalesce_ms, 0, 1000, "20"),
     NU_CFG_F("agent", "subnet_pool", set_pool, "10.64.0.0/16"),
     NU_CFG_I(C, "scheduler", "vcpu_overcommit", vcpu_overcommit, 1, 1024, "8"),

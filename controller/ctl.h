@@ -16,6 +16,8 @@
 #include <jansson.h>
 
 #include "agent.h"
+
+struct evconnlistener;
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
@@ -41,6 +43,7 @@ struct ctl_config {
     int64_t max_body_bytes; /* public API bodies */
     int64_t heartbeat_interval_ms;
     int64_t grace_ms;
+    int64_t max_heartbeats_per_second; /* all nodes together; intervals stretch to keep it */
     int64_t watch_coalesce_ms; /* hold a changed desired set this long to batch changes */
     uint32_t pool_net;         /* host byte order */
     int pool_prefix;           /* <= 24 */
@@ -92,6 +95,7 @@ struct ctl_node {
     uint32_t subnet_base;    /* pool + index * 256, host byte order */
     bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;
+    int64_t heartbeat_told_ms; /* the interval this node was last told to heartbeat at */
     int64_t used_memory_mb, used_vcpus;
     size_t n_instances;
     uint8_t ip_used[32]; /* host byte of the /24 */
@@ -232,6 +236,10 @@ struct ctl_ctx {
     struct ctl_config cfg;
     struct event_base *base;
     struct evhttp *http;
+    struct evconnlistener *listeners[2]; /* TCP and unix, paused while out of descriptors */
+    size_t n_listeners;
+    struct event *accept_ev;
+    int64_t accept_warned_us;
     struct ctl_store store;
     struct ctl_events events;
     char join_token_hash[NUBO_SHA256_HEX_LEN + 1];
@@ -422,6 +430,11 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
 void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);
 /* Nodes silent past the grace become unavailable. */
 void ctl_nodes_check(struct ctl_ctx *ctx);
+/* The heartbeat interval to tell a node now: the configured one, stretched so that all nodes
+ * together stay under [agent] max_heartbeats_per_second (as Nomad stretches its TTLs). */
+int64_t ctl_heartbeat_ms(const struct ctl_ctx *ctx);
+/* How long node may stay silent: grace_ms scaled like the interval it was last told. */
+int64_t ctl_node_grace_ms(const struct ctl_ctx *ctx, const struct ctl_node *node);
 /* Re-place every instance of node elsewhere in its metro (all or nothing) and mark it
  * maintenance; moved gets {uuid,name,node,private_ip} per instance. */
 /* On success *moved (malloc'd, NULL when none) lists the *n_moved instances it moved. */

@@ -38,6 +38,8 @@ static void ctx_free(struct ctl_ctx *ctx)
     }
     if (ctx->http)
         evhttp_free(ctx->http);
+    if (ctx->accept_ev)
+        event_free(ctx->accept_ev);
     if (ctx->store.db)
         ctl_store_close(&ctx->store);
     if (ctx->base)

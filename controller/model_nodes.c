@@ -153,13 +153,32 @@ void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node)
         log_info("node %s is ready again", node->row.name);
 }
 
+int64_t ctl_heartbeat_ms(const struct ctl_ctx *ctx)
+{
+    int64_t base = ctx->cfg.heartbeat_interval_ms;
+    int64_t rate = ctx->cfg.max_heartbeats_per_second;
+    int64_t spread = ((int64_t)ctx->nodes.n * 1000 + rate - 1) / rate;
+    return spread > base ? (spread > 3600000 ? 3600000 : spread) : base;
+}
+
+int64_t ctl_node_grace_ms(const struct ctl_ctx *ctx, const struct ctl_node *node)
+{
+    /* the larger of now and what the node was told: a node told a long interval before the
+     * cluster shrank beats at that interval until its next reply tells it the shorter one */
+    int64_t hb = ctl_heartbeat_ms(ctx);
+    if (node->heartbeat_told_ms > hb)
+        hb = node->heartbeat_told_ms;
+    int64_t base = ctx->cfg.heartbeat_interval_ms;
+    return hb <= base ? ctx->cfg.grace_ms : ctx->cfg.grace_ms * hb / base; /* < 2^49 */
+}
+
 void ctl_nodes_check(struct ctl_ctx *ctx)
 {
     int64_t now = nubo_mono_us();
     ctl_map_foreach(&ctx->nodes, e)
     {
         struct ctl_node *node = e->val;
-        if (!node->ready || now - node->last_seen_mono_us <= ctx->cfg.grace_ms * 1000)
+        if (!node->ready || now - node->last_seen_mono_us <= ctl_node_grace_ms(ctx, node) * 1000)
             continue;
         struct nubo_err err = {0};
         if (node_set_unavailable(ctx, node, true, &err) < 0) {

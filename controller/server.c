@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/listener.h>
 #include <sys/queue.h>
 
 #include <event2/keyvalq_struct.h>
@@ -151,6 +152,48 @@ out:
                   ri.path, (long long)took_us / 1000);
 }
 
+/* Out of file descriptors, libevent would retry accept() in a busy loop with a warning each
+ * time: pause the listeners instead (new clients wait in the kernel's backlog), say so once
+ * in a while, and listen again shortly. */
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl_ctx *ctx = arg;
+    for (size_t i = 0; i < ctx->n_listeners; i++)
+        evconnlistener_enable(ctx->listeners[i]);
+}
+
+/* libevent hands an error callback the listener's own argument (evhttp's), not ours: the one
+ * context of this process is kept here. */
+static struct ctl_ctx *guarded_ctx;
+
+static void accept_error(struct evconnlistener *l, void *unused)
+{
+    struct ctl_ctx *ctx = guarded_ctx;
+    int e = EVUTIL_SOCKET_ERROR();
+    int64_t now = nubo_mono_us();
+    if (now - ctx->accept_warned_us > 10 * 1000000) {
+        ctx->accept_warned_us = now;
+        log_warnx("cannot accept connections: %s (%ld open files allowed); pausing 100 ms",
+                  strerror(e), nubo_raise_nofile());
+    }
+    for (size_t i = 0; i < ctx->n_listeners; i++)
+        evconnlistener_disable(ctx->listeners[i]);
+    struct timeval tv = {0, 100000};
+    evtimer_add(ctx->accept_ev, &tv);
+}
+
+static void guard_listener(struct ctl_ctx *ctx, struct evhttp_bound_socket *bs)
+{
+    struct evconnlistener *l = evhttp_bound_socket_get_listener(bs);
+    if (ctx->n_listeners >= sizeof(ctx->listeners) / sizeof(ctx->listeners[0]))
+        return;
+    ctx->listeners[ctx->n_listeners++] = l;
+    guarded_ctx = ctx;
+    evconnlistener_set_error_cb(l, accept_error);
+    if (ctx->accept_ev == NULL)
+        ctx->accept_ev = evtimer_new(ctx->base, accept_resume, ctx);
+}
+
 static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -172,10 +215,12 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
         close(fd);
         return nubo_error(err, e, "cannot listen on the unix socket %s", path);
     }
-    if (evhttp_accept_socket_with_handle(ctx->http, fd) == NULL) {
+    struct evhttp_bound_socket *bs = evhttp_accept_socket_with_handle(ctx->http, fd);
+    if (bs == NULL) {
         close(fd);
         return nubo_error(err, 0, "cannot serve the unix socket %s", path);
     }
+    guard_listener(ctx, bs);
     log_info("listening on unix:%s", path);
     return 0;
 }
@@ -207,9 +252,12 @@ int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err)
         if (rb)
             *rb = '\0';
     }
-    if (evhttp_bind_socket_with_handle(ctx->http, host, (uint16_t)port) == NULL)
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ctx->http, host, (uint16_t)port);
+    if (bs == NULL)
         return nubo_error(err, errno, "cannot listen on %s", ctx->cfg.listen);
-    log_info("listening on http://%s", ctx->cfg.listen);
+    guard_listener(ctx, bs);
+    log_info("listening on http://%s (%ld open files allowed)", ctx->cfg.listen,
+             nubo_raise_nofile());
     if (ctx->cfg.unix_path[0] && listen_unix(ctx, ctx->cfg.unix_path, err) < 0)
         return -1;
     return 0;

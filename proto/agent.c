@@ -632,7 +632,10 @@ void nubo_status_batch_free(struct nubo_status_batch *b)
 
 json_t *nubo_status_resp_encode(const struct nubo_status_resp *r)
 {
-    return json_pack("{s:I}", "version", (json_int_t)r->version);
+    json_t *j = json_pack("{s:I}", "version", (json_int_t)r->version);
+    if (j && r->heartbeat_interval_ms > 0)
+        json_object_set_new(j, "heartbeat_interval_ms", json_integer(r->heartbeat_interval_ms));
+    return j;
 }
 
 int nubo_status_resp_decode(json_t *j, struct nubo_status_resp *out, struct nubo_err *err)
@@ -640,7 +643,11 @@ int nubo_status_resp_decode(json_t *j, struct nubo_status_resp *out, struct nubo
     memset(out, 0, sizeof(*out));
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "status response: must be a JSON object");
-    return pj_int(j, "", "version", true, 0, INT64_C(1) << 62, &out->version, err) < 0 ? -1 : 0;
+    if (pj_int(j, "", "version", true, 0, INT64_C(1) << 62, &out->version, err) < 0 ||
+        pj_int(j, "", "heartbeat_interval_ms", false, 10, 3600000, &out->heartbeat_interval_ms,
+               err) < 0)
+        return -1;
+    return 0;
 }
 
 /* ---- log ----------------------------------------------------------------------------- */

@@ -173,6 +173,9 @@ struct nubo_status_batch {
 
 struct nubo_status_resp {
     int64_t version;
+    /* > 0: heartbeat at this interval from now on (the controller stretches it as the cluster
+     * grows, so the heartbeats of all nodes together stay under its configured rate) */
+    int64_t heartbeat_interval_ms;
 };
 
 /* POST /agent/v1/log */

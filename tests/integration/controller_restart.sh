@@ -16,28 +16,37 @@ expect 200 keeper
 [ "$(jget 'd["data"]["instances"][0]["state"]')" = running ] || t_fail "keeper: $BODY"
 KEEPER=$(jget 'd["data"]["instances"][0]["uuid"]')
 
-# a stream of creates; every 200 answer is an acknowledgement
+# a stream of creates; every 200 answer is an acknowledgement. A create curl gives up on (not
+# acknowledged, so outside what this test asserts) is recorded with its timings and the stream
+# goes on: a busy machine must not end the stream before the kill.
 : > "$T_TMP/acked"
 (
     for i in $(seq 1 400); do
         out=$(curl -s -m 10 -X POST -H "Authorization: Bearer $ADMIN" \
             --data-binary "{\"image\":\"admin/hello:latest\",\"name\":\"s-$i\",\"autostart\":false,\"memory_mb\":16}" \
-            -w '\n%{http_code}' "$CTL_URL/v1/instances") ||
-            { echo "create s-$i: curl exit $? at $(date +%T.%N)" > "$T_TMP/loader-stop.log"; break; }
-        if [ "$(printf '%s' "$out" | tail -1)" != 200 ]; then
-            printf '%s\n' "$out" > "$T_TMP/loader-stop.log"
+            -w '\n%{http_code} connect=%{time_connect} first-byte=%{time_starttransfer}' "$CTL_URL/v1/instances")
+        rc=$?
+        if [ "$rc" != 0 ]; then
+            echo "create s-$i: curl exit $rc at $(date +%T.%N) ($(printf '%s' "$out" | tail -1))" >> "$T_TMP/loader-stop.log"
+            [ "$rc" != 7 ] || break # refused: the controller is gone (the kill below)
+            continue
+        fi
+        if [ "$(printf '%s' "$out" | tail -1 | cut -d' ' -f1)" != 200 ]; then
+            printf '%s\n' "$out" >> "$T_TMP/loader-stop.log"
             break
         fi
         printf '%s\n' "$out" | head -1 | grep -o '"uuid":"[^"]*"' | head -1 | cut -d'"' -f4 >> "$T_TMP/acked"
     done
 ) &
 LOADER=$!
-t_wait_for 60 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 40 ]" ||
-    t_fail "creates too slow or refused: $(wc -l < "$T_TMP/acked") acked; $(cat "$T_TMP/loader-stop.log" 2>/dev/null)"
+t_wait_for 120 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 25 ]" ||
+    t_fail "creates too slow or refused: $(wc -l < "$T_TMP/acked") acked; $(cat "$T_TMP/loader-stop.log" 2>/dev/null)
+the controller's view: $(curl -s -m 5 "$CTL_URL/metrics" | grep -E 'route="instances_create"|_seconds_(sum|count)|requests_total')"
 kill -9 "$CTL_PID"
 wait "$LOADER" 2>/dev/null || true
 N=$(wc -l < "$T_TMP/acked")
 t_log "killed the controller after $N acknowledged creates"
+[ ! -s "$T_TMP/loader-stop.log" ] || t_log "creates not acknowledged before the kill: $(cat "$T_TMP/loader-stop.log")"
 
 ctl_start
 api GET /v1/instances
@@ -66,18 +75,20 @@ curl -fsS "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t
 kill -CONT "$FAKE_PID"
 t_wait_for 10 state_is "$KEEPER" running || t_fail "instance did not come back: $(instance_state "$KEEPER")"
 # an agent restart that lost its instances: register reconciles (stopped, with a message), then
-# the desired set makes the node start it again
+# the desired set makes the node start it again: a new started_at, whatever the poll catches
+api GET "/v1/instances/$KEEPER"
+STARTED0=$(jget 'd["data"]["instances"][0]["started_at"]')
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true
 "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes 2 --boot-ms 2000 \
     >> "$T_TMP/fake-agent.log" 2>&1 &
 FAKE_PID=$!
 t_track_pid "$FAKE_PID"
-reconciled() {
+restarted() {
     api GET "/v1/instances/$KEEPER"
-    case "$(jget 'd["data"]["instances"][0]["state"]')" in stopped | starting) ;; *) return 1 ;; esac
+    [ "$(jget 'd["data"]["instances"][0]["state"]')" = running ] &&
+        [ "$(jget 'd["data"]["instances"][0]["started_at"]')" != "$STARTED0" ]
 }
-t_wait_for 10 reconciled || t_fail "register did not reconcile: $BODY"
-t_wait_for 15 state_is "$KEEPER" running || t_fail "not restarted after the agent restart: $(instance_state "$KEEPER")"
+t_wait_for 25 restarted || t_fail "register did not reconcile and restart the instance: $BODY"
 api GET /v1/nodes
 [ "$(jget 'len(d["data"]["nodes"])')" = 2 ] || t_fail "re-registering created new nodes: $BODY"
 t_log "controller restart and node loss: ok ($N acknowledged creates survived kill -9)"

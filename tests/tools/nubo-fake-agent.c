@@ -61,6 +61,7 @@ struct fnode {
     char name[NUBO_NAME_MAX + 1];
     char token[NUBO_AGENT_TOKEN_MAX];
     bool registered, registering;
+    int backoff_ms; /* register retry delay, reset by a success */
     int64_t version;
     int64_t hb_ms;
     struct evhttp_connection *watch_conn, *conn;
@@ -133,7 +134,10 @@ static void reregister_later(struct fnode *n)
         return;
     n->registered = false;
     n->registering = true;
-    struct timeval tv = {0, 200000};
+    /* back off like the real agent (200 ms doubling to 5 s): thousands of fake nodes retrying
+     * a refused register every 200 ms would be a load test of their own */
+    n->backoff_ms = n->backoff_ms ? (n->backoff_ms * 2 > 5000 ? 5000 : n->backoff_ms * 2) : 200;
+    struct timeval tv = {n->backoff_ms / 1000, (n->backoff_ms % 1000) * 1000};
     event_base_once(n->fx->base, -1, EV_TIMEOUT, retry_cb, n, &tv);
 }
 
@@ -149,8 +153,13 @@ static void status_cb(struct evhttp_request *req, void *arg)
     }
     json_t *j = reply_json(req);
     struct nubo_status_resp r;
-    if (j && nubo_status_resp_decode(j, &r, NULL) == 0 && r.version != n->version) {
-        /* the watch brings it */
+    if (j && nubo_status_resp_decode(j, &r, NULL) == 0 && r.heartbeat_interval_ms > 0 &&
+        r.heartbeat_interval_ms != n->hb_ms && n->hb_ev) {
+        n->hb_ms = r.heartbeat_interval_ms;
+        if (!n->fx->o.quiet)
+            printf("%s: heartbeat interval now %lld ms\n", n->name, (long long)n->hb_ms), fflush(stdout);
+        struct timeval tv = {n->hb_ms / 1000, (n->hb_ms % 1000) * 1000};
+        evtimer_add(n->hb_ev, &tv);
     }
     json_decref(j);
     bool more = n->vols_dirty;
@@ -240,6 +249,8 @@ static void schedule_flush(struct fnode *n)
 static void hb_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct fnode *n = arg;
+    struct timeval tv = {n->hb_ms / 1000, (n->hb_ms % 1000) * 1000};
+    evtimer_add(n->hb_ev, &tv);
     if (n->registered && !n->status_inflight)
         flush_cb(-1, 0, n); /* possibly empty: a heartbeat */
 }
@@ -404,13 +415,16 @@ static void register_cb(struct evhttp_request *req, void *arg)
     }
     json_decref(j);
     memcpy(n->token, r.token, sizeof(n->token));
+    n->backoff_ms = 0;
     n->hb_ms = r.heartbeat_interval_ms;
     bool first = !n->registered && n->hb_ev == NULL;
     n->registered = true;
     n->version = 0;
     if (first) {
-        n->hb_ev = event_new(n->fx->base, -1, EV_PERSIST, hb_cb, n);
-        struct timeval tv = {n->hb_ms / 1000, (n->hb_ms % 1000) * 1000};
+        n->hb_ev = event_new(n->fx->base, -1, 0, hb_cb, n);
+        /* the first beat at a random point of the interval: real nodes do not start in step */
+        int64_t first_ms = 1 + (int64_t)(random() % (n->hb_ms > 1 ? n->hb_ms : 1));
+        struct timeval tv = {first_ms / 1000, (first_ms % 1000) * 1000};
         evtimer_add(n->hb_ev, &tv);
         if (++n->fx->registered == n->fx->o.nodes && !n->fx->o.quiet) {
             printf("registered %d node(s)\n", n->fx->o.nodes);
@@ -553,6 +567,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     fx.base = event_base_new();
+    srandom((unsigned)getpid());
+    nubo_raise_nofile(); /* a watch and a status connection per node */
     fx.nodes = calloc((size_t)o->nodes, sizeof(*fx.nodes));
     for (int i = 0; i < o->nodes; i++) {
         struct fnode *n = &fx.nodes[i];

@@ -149,6 +149,34 @@ static void test_register_subnets(void **state)
     assert_int_equal(a->row.memory_mb, 2048);
 }
 
+/* Heartbeats of all nodes together stay under max_heartbeats_per_second: the interval stretches
+ * with the node count, the grace with it, and a node told a long interval keeps its long grace
+ * after the cluster shrinks until it is told the short one. */
+static void test_heartbeat_stretch(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    ctx->cfg.heartbeat_interval_ms = 2000;
+    ctx->cfg.grace_ms = 10000;
+    ctx->cfg.max_heartbeats_per_second = 2;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    add_node(ctx, "b", "fra", 1024);
+    assert_int_equal(ctl_heartbeat_ms(ctx), 2000); /* 2 nodes at 2 s = 1/s: no stretch */
+    assert_int_equal(ctl_node_grace_ms(ctx, a), 10000);
+    for (int i = 0; i < 8; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "n%d", i);
+        add_node(ctx, name, "fra", 1024);
+    }
+    assert_int_equal(ctl_heartbeat_ms(ctx), 5000); /* 10 nodes, 2 beats/s */
+    assert_int_equal(ctl_node_grace_ms(ctx, a), 25000);
+    a->heartbeat_told_ms = ctl_heartbeat_ms(ctx);
+    ctx->cfg.max_heartbeats_per_second = 1000; /* as if the cluster shrank */
+    assert_int_equal(ctl_heartbeat_ms(ctx), 2000);
+    assert_int_equal(ctl_node_grace_ms(ctx, a), 25000);
+    a->heartbeat_told_ms = 2000;
+    assert_int_equal(ctl_node_grace_ms(ctx, a), 10000);
+}
+
 static void test_place_spread_and_addresses(void **state)
 {
     struct ctl_ctx *ctx = *state;
@@ -338,6 +366,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_subnets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_stretch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_spread_and_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_stop_observe, setup, teardown),

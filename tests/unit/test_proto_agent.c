@@ -190,6 +190,16 @@ static void test_status_and_log_roundtrip(void **state)
     j = nubo_status_resp_encode(&sr);
     assert_int_equal(nubo_status_resp_decode(j, &srg, &err), 0);
     assert_int_equal(srg.version, 7);
+    assert_int_equal(srg.heartbeat_interval_ms, 0); /* absent: keep the current interval */
+    assert_null(json_object_get(j, "heartbeat_interval_ms"));
+    json_decref(j);
+    sr.heartbeat_interval_ms = 20000;
+    j = nubo_status_resp_encode(&sr);
+    assert_int_equal(nubo_status_resp_decode(j, &srg, &err), 0);
+    assert_int_equal(srg.heartbeat_interval_ms, 20000);
+    json_decref(j);
+    j = json_pack("{s:i,s:i}", "version", 1, "heartbeat_interval_ms", 0);
+    assert_int_equal(nubo_status_resp_decode(j, &srg, &err), -1); /* below 10 ms */
     json_decref(j);
 
     unsigned char data[] = "boot\nNUBO_READY\n";
