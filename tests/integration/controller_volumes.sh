@@ -129,6 +129,14 @@ t_wait_for 20 nodes_ready_at_least 2 || t_fail "nodes did not come back"
 [ "$(vol_field data '["state"]')" = available ] || t_fail "after restart: $BODY"
 [ "$(vol_field data '["uuid"]')" = "$VOL" ] || t_fail "after restart: $BODY"
 
+# a drain cannot move an instance whose data stays on the node
+api POST $I '{"image":"admin/hello:latest","name":"pinned","volumes":[{"name":"data","at":"/data"}],"autostart":false}'
+expect 200 "pinned instance"
+api PUT "/v1/nodes/$VNODE/drain"; expect 409 "drain of a node holding a mounted volume"
+expect_envelope_error
+api GET $I/pinned; [ "$(jget 'd["data"]["instances"][0]["node"]')" = "$VNODE" ] || t_fail "moved: $BODY"
+api DELETE $I/pinned; expect 200 "delete pinned"
+
 # a volume whose node is down: a clear error, nothing created
 "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes 1 --prefix far \
     --metro ams0 --volume-mb 500 >> "$T_TMP/fake-far.log" 2>&1 &
