@@ -243,6 +243,8 @@ int agent_volumes_init(struct agent *ag, struct nubo_err *err);
 void agent_volumes_free(struct agent *ag);
 /* The node's full volume set from the controller: make what is new, delete what is gone. */
 void agent_volumes_apply(struct agent *ag, const struct nubo_volume_spec *s, size_t n);
+/* Delete what the last desired set dropped and no domain holds any more. */
+void agent_volumes_sweep(struct agent *ag);
 /* Reports (malloc'd) of every volume (all) or of those changed since the last call. */
 size_t agent_volumes_report(struct agent *ag, bool all, struct nubo_volume_report **out);
 bool agent_volumes_dirty(struct agent *ag);
@@ -416,6 +418,9 @@ struct agent {
     char volume_dir[AGENT_PATH_MAX];
     int64_t volume_mb; /* offered to volumes */
     bool stats_inflight, stats_dirty; /* stats.c */
+    struct nubo_volume_spec *vol_want; /* volumes.c: the last desired volume set */
+    size_t n_vol_want;
+    bool have_vol_want;
     struct agent_virt virt;
     struct agent_ctl ctl;
     int inotify_fd;

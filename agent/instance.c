@@ -136,6 +136,7 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     snprintf(dir, sizeof(dir), "%s/instances/%s", ag->cfg.state_dir, in->uuid);
     agent_instance_free(ag, in);
     rmdir(dir);
+    agent_volumes_sweep(ag); /* a volume deleted while this domain held it goes now */
     agent_schedule_save(ag);
     agent_ctl_kick(ag);
 }

@@ -125,6 +125,8 @@ void agent_volumes_free(struct agent *ag)
         LIST_REMOVE(v, link);
         free(v);
     }
+    free(ag->vol_want);
+    ag->vol_want = NULL;
 }
 
 struct make_job {
@@ -185,6 +187,7 @@ static void make_done(struct agent *ag, void *arg)
             log_warnx("volume %s: %s", v->uuid, j->error);
     }
     free(j);
+    agent_volumes_sweep(ag); /* deleted while it was being made */
     agent_ctl_kick(ag);
     agent_reconcile_all(ag); /* instances waiting for it */
 }
@@ -226,11 +229,29 @@ static bool vol_in_use(struct agent *ag, const char *uuid)
 
 void agent_volumes_apply(struct agent *ag, const struct nubo_volume_spec *s, size_t n)
 {
+    struct nubo_volume_spec *copy = calloc(n + 1, sizeof(*copy));
+    if (copy == NULL)
+        return; /* nothing is deleted on a set we could not keep */
+    if (n)
+        memcpy(copy, s, n * sizeof(*s));
+    free(ag->vol_want);
+    ag->vol_want = copy;
+    ag->n_vol_want = n;
+    ag->have_vol_want = true;
     for (size_t i = 0; i < n; i++) {
         struct agent_volume *v = vol_find(ag, s[i].uuid);
         if (v == NULL && (v = vol_add(ag, s[i].uuid, s[i].size_mb, NUBO_VOL_INITIALIZED)))
             vol_make(ag, v);
     }
+    agent_volumes_sweep(ag);
+}
+
+void agent_volumes_sweep(struct agent *ag)
+{
+    if (!ag->have_vol_want)
+        return;
+    const struct nubo_volume_spec *s = ag->vol_want;
+    size_t n = ag->n_vol_want;
     struct agent_volume *v, *tmp;
     for (v = LIST_FIRST(&ag->volumes); v; v = tmp) {
         tmp = LIST_NEXT(v, link);
@@ -238,7 +259,7 @@ void agent_volumes_apply(struct agent *ag, const struct nubo_volume_spec *s, siz
         for (size_t i = 0; i < n && !wanted; i++)
             wanted = strcmp(s[i].uuid, v->uuid) == 0;
         if (wanted || v->making || vol_in_use(ag, v->uuid))
-            continue; /* a later desired set deletes it */
+            continue; /* swept again when that domain or mkfs is done */
         char path[AGENT_PATH_MAX + 64];
         vol_path(ag, v->uuid, "", path, sizeof(path));
         if (unlink(path) < 0 && errno != ENOENT)
