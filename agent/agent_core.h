@@ -394,6 +394,9 @@ struct agent_ctl {
 int agent_ctl_start(struct agent *ag, struct nubo_err *err);
 void agent_ctl_kick(struct agent *ag); /* something changed: report soon */
 void agent_ctl_stop(struct agent *ag);
+/* Points reg's token requests at the controller's token service over the controller
+ * connection, with the node's credential (main thread; reg is then a worker's copy). */
+void agent_ctl_registry_cred(const struct agent *ag, struct nubo_registry *reg);
 void agent_ctl_on_inotify(struct agent *ag, int wd);
 
 /* agent.c: the context, the main loop and the worker/post machinery. */

@@ -108,6 +108,21 @@ static struct http_job *http_job_new(struct agent *ag, const char *path, char *b
     return j;
 }
 
+void agent_ctl_registry_cred(const struct agent *ag, struct nubo_registry *reg)
+{
+    /* standalone, not registered yet, or the registry has credentials of its own */
+    if (ag->cfg.controller_url[0] == '\0' || !ag->ctl.registered || reg->user[0])
+        return;
+    const char *base = ag->cfg.controller_url;
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    snprintf(reg->realm_url, sizeof(reg->realm_url), "%.*s/registry/token", (int)bl, base);
+    snprintf(reg->realm_unix_path, sizeof(reg->realm_unix_path), "%s",
+             ag->cfg.controller_socket);
+    snprintf(reg->realm_token, sizeof(reg->realm_token), "%s", ag->ctl.token);
+}
+
 static const char *resp_message(struct http_job *j)
 {
     static __thread char buf[256];

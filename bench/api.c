@@ -380,7 +380,7 @@ int main(int argc, char **argv)
 
     const char *create_body = getenv("BENCH_BODY")
                                   ? getenv("BENCH_BODY")
-                                  : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16}";
+                                  : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16,\"autostart\":true}";
     /* baseline first: the same POST, then GETs */
     struct load bl = {.port = bport,
                       .method = EVHTTP_REQ_POST,

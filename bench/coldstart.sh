@@ -21,8 +21,8 @@ UKHELLO=$NUBO_SRC/tests/fixtures/unikraft/nubohello_qemu-x86_64
 
 # Warm the node caches: the benchmark is about starting, not pulling.
 for n in 1 2; do
-    t_api POST /v1/instances '{"image":"official/hello:latest","memory_mb":16,"args":["--wait"],"metro":"fra","wait_timeout_ms":60000}' > /dev/null
-    t_api POST /v1/instances '{"image":"demo/ukhello:latest","memory_mb":64,"args":["sleep"],"metro":"fra","wait_timeout_ms":60000}' > /dev/null
+    t_api POST /v1/instances '{"autostart":true,"image":"official/hello:latest","memory_mb":16,"args":["--wait"],"metro":"fra","wait_timeout_ms":60000}' > /dev/null
+    t_api POST /v1/instances '{"autostart":true,"image":"demo/ukhello:latest","memory_mb":64,"args":["sleep"],"metro":"fra","wait_timeout_ms":60000}' > /dev/null
 done
 t_api GET /v1/instances | t_json '",".join(i["uuid"] for i in d["data"]["instances"])' > "$T_TMP/warm"
 t_api DELETE "/v1/instances?uuid=$(cat "$T_TMP/warm")" > /dev/null
@@ -73,7 +73,7 @@ def bare_qemu(qargs, ready, mem):
 
 def api_create(image, mem, args):
     t0 = time.monotonic()
-    r = call("POST", "/v1/instances", {"image": image, "memory_mb": mem,
+    r = call("POST", "/v1/instances", {"image": image, "memory_mb": mem, "autostart": True,
                                        "args": args, "metro": "fra", "wait_timeout_ms": 60000})
     dt = time.monotonic() - t0
     i = r["data"]["instances"][0]
@@ -98,7 +98,8 @@ for name, image, mem, args, qargs, ready, what in KINDS:
 # 100 instances requested at once: one create with replicas 99, then one batch wait.
 t0 = time.monotonic()
 r = call("POST", "/v1/instances", {"image": "official/hello:latest", "memory_mb": 16,
-                                   "args": ["--wait"], "metro": "fra", "replicas": 99})
+                                   "args": ["--wait"], "metro": "fra", "replicas": 99,
+                                   "autostart": True})
 t_ack = time.monotonic() - t0
 uuids = [i["uuid"] for i in r["data"]["instances"] if i["status"] == "success"]
 w = call("GET", "/v1/instances/wait", [{"uuid": u, "state": "running", "timeout_ms": 300000} for u in uuids])

@@ -146,7 +146,7 @@ create() { # -> "ms state uuid"
     local s e out
     s=$(date +%s%N)
     out=$(api -X POST "http://127.0.0.1:$CP/v1/instances" \
-        -d '{"image":"official/benchguest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
+        -d '{"autostart":true,"image":"official/benchguest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
     e=$(date +%s%N)
     python3 -c 'import json,sys; i=json.loads(sys.argv[1])["data"]["instances"][0]; print(sys.argv[2], i.get("state"), i.get("uuid"))' \
         "$out" $(( (e - s) / 1000 ))

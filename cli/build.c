@@ -36,17 +36,29 @@ void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
                       struct nubo_registry *out)
 {
     *out = ctx->reg;
-    if (!ref->host[0])
-        return;
-    const char *u = ctx->reg.url;
-    const char *h = strstr(u, "://");
-    h = h ? h + 3 : u;
-    size_t hl = strcspn(h, "/");
-    if (strlen(ref->host) == hl && strncmp(h, ref->host, hl) == 0)
-        return;
-    if (nubo_snprintf(out->url, sizeof(out->url), "http://%s", ref->host) < 0)
-        out->url[0] = '\0';
-    out->unix_path[0] = '\0';
+    if (ref->host[0]) {
+        const char *u = ctx->reg.url;
+        const char *h = strstr(u, "://");
+        h = h ? h + 3 : u;
+        size_t hl = strcspn(h, "/");
+        if (strlen(ref->host) != hl || strncmp(h, ref->host, hl) != 0) {
+            if (nubo_snprintf(out->url, sizeof(out->url), "http://%s", ref->host) < 0)
+                out->url[0] = '\0';
+            out->unix_path[0] = '\0';
+            return; /* another registry: the nubo token is not for it */
+        }
+    }
+    /* The nubo registry's token service is the controller: the API token goes there and
+     * nowhere else, whatever realm a registry names. */
+    if (!out->user[0] && ctx->token[0] && ctx->api_url[0]) {
+        size_t al = strlen(ctx->api_url);
+        while (al > 0 && ctx->api_url[al - 1] == '/')
+            al--;
+        if (nubo_snprintf(out->realm_url, sizeof(out->realm_url), "%.*s/registry/token", (int)al,
+                          ctx->api_url) < 0 ||
+            nubo_snprintf(out->realm_token, sizeof(out->realm_token), "%s", ctx->token) < 0)
+            out->realm_url[0] = out->realm_token[0] = '\0';
+    }
 }
 
 /* "1.2.3" vs "1.10": compare dot-separated numbers; non-numeric parts by strcmp. */
@@ -539,6 +551,8 @@ int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_bu
         cli_strv_push(&cmd, pick[i]);
     env = merge_kv(rinfo.env, dfr.env, kf.env);
     labels = merge_kv(rinfo.labels, dfr.labels, kf.labels);
+    if (cli_s2z_from_labels(labels, &res->s2z, &res->s2z_given, err) < 0)
+        goto out;
 
     /* 4. Pack and push. */
     char layout[PATH_MAX];

@@ -221,6 +221,8 @@ struct cli_build_result {
     char repo[256], tag[128];
     char digest[80];              /* index digest */
     uint64_t size_in_bytes;
+    struct nubo_scale_to_zero s2z; /* from the image's labels (Kraftfile) */
+    unsigned s2z_given;            /* CLI_S2Z_* bits the labels set */
 };
 int cli_build(struct cli_ctx *ctx, const struct cli_build_opts *o, struct cli_build_result *res,
               struct nubo_err *err);
@@ -308,13 +310,31 @@ struct cli_run_opts {
     int64_t timeout_ms;           /* wait bound */
     struct nubo_volume_mount volumes[NUBO_VOLUME_MAX_MOUNTS]; /* -v name:/path[:ro] */
     size_t n_volumes;
+    /* --scale-to-zero*: what the flags gave (CLI_S2Z_* bits in s2z_given) wins over the
+     * Kraftfile's labels */
+    struct nubo_scale_to_zero s2z;
+    unsigned s2z_given;
 };
+#define CLI_S2Z_POLICY 0x1u
+#define CLI_S2Z_COOLDOWN 0x2u
+#define CLI_S2Z_STATEFUL 0x4u
 enum {
     CLI_RUN_OPT_IMAGE = 0x2000,
     CLI_RUN_OPT_NO_START,
     CLI_RUN_OPT_RESTART,
     CLI_RUN_OPT_TIMEOUT,
+    CLI_RUN_OPT_S2Z,
+    CLI_RUN_OPT_S2Z_COOLDOWN,
+    CLI_RUN_OPT_S2Z_STATEFUL,
 };
+/* The scale_to_zero the Kraftfile labels ask for ("K=V" strings,
+ * cloud.unikraft.v1.instances/scale_to_zero.{policy,stateful,cooldown_time_ms}) into *out
+ * (bits of what they set in *given); -1 with a one-line error for a bad value. */
+int cli_s2z_from_labels(char **labels, struct nubo_scale_to_zero *out, unsigned *given,
+                        struct nubo_err *err);
+/* Flags over labels: the labels' settings (given_l) under the flags' (o->s2z_given). */
+void cli_s2z_merge(struct cli_run_opts *o, const struct nubo_scale_to_zero *labels,
+                   unsigned given_l);
 #define CLI_RUN_SHORT "n:m:M:p:e:R:SV:v:"
 #define CLI_RUN_LONGOPTS                                                                          \
     {"name", required_argument, NULL, 'n'}, {"memory", required_argument, NULL, 'M'},             \
@@ -323,7 +343,10 @@ enum {
         {"vcpus", required_argument, NULL, 'V'}, {"volume", required_argument, NULL, 'v'},        \
         {"no-start", no_argument, NULL, CLI_RUN_OPT_NO_START},                                    \
         {"restart", required_argument, NULL, CLI_RUN_OPT_RESTART},                                \
-        {"timeout", required_argument, NULL, CLI_RUN_OPT_TIMEOUT}
+        {"timeout", required_argument, NULL, CLI_RUN_OPT_TIMEOUT},                                \
+        {"scale-to-zero", required_argument, NULL, CLI_RUN_OPT_S2Z},                              \
+        {"scale-to-zero-cooldown", required_argument, NULL, CLI_RUN_OPT_S2Z_COOLDOWN},            \
+        {"scale-to-zero-stateful", no_argument, NULL, CLI_RUN_OPT_S2Z_STATEFUL}
 void cli_run_opts_init(struct cli_run_opts *o);
 void cli_run_opts_free(struct cli_run_opts *o);
 /* Handle one run/instance flag; 1 = consumed, 0 = not ours, -1 = bad value. */

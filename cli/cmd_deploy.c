@@ -88,6 +88,8 @@ int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_fail(ctx, "deploy", &err);
         goto out;
     }
+    /* the Kraftfile's scale-to-zero labels, under the flags */
+    cli_s2z_merge(&r, &res.s2z, res.s2z_given);
     /* Create from the exact digest just pushed: no tag can move under us. */
     snprintf(r.image, sizeof(r.image), "%s@%s", res.repo, res.digest);
     rc = cli_run_create(ctx, &r, &err) < 0 ? cli_fail(ctx, "deploy", &err) : 0;

@@ -14,6 +14,56 @@ void cli_run_opts_init(struct cli_run_opts *o)
     o->env = json_object();
     o->start = true;
     o->timeout_ms = 120000;
+    o->s2z.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+}
+
+#define S2Z_LABEL "cloud.unikraft.v1.instances/scale_to_zero."
+
+int cli_s2z_from_labels(char **labels, struct nubo_scale_to_zero *out, unsigned *given,
+                        struct nubo_err *err)
+{
+    *given = 0;
+    out->policy = NUBO_S2Z_OFF;
+    out->stateful = false;
+    out->cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+    for (size_t i = 0; labels && labels[i]; i++) {
+        if (strncmp(labels[i], S2Z_LABEL, strlen(S2Z_LABEL)) != 0)
+            continue;
+        const char *k = labels[i] + strlen(S2Z_LABEL), *eq = strchr(k, '=');
+        if (!eq)
+            continue;
+        const char *v = eq + 1;
+        size_t kl = (size_t)(eq - k);
+        if (kl == 6 && strncmp(k, "policy", 6) == 0) {
+            if (nubo_s2z_policy_parse(v, &out->policy) < 0)
+                return nubo_error(err, 0, "label %spolicy: '%s' is not on, off or idle",
+                                  S2Z_LABEL, v);
+            *given |= CLI_S2Z_POLICY;
+        } else if (kl == 8 && strncmp(k, "stateful", 8) == 0) {
+            if (strcmp(v, "true") && strcmp(v, "false"))
+                return nubo_error(err, 0, "label %sstateful: '%s' is not true or false",
+                                  S2Z_LABEL, v);
+            out->stateful = strcmp(v, "true") == 0;
+            *given |= CLI_S2Z_STATEFUL;
+        } else if (kl == 16 && strncmp(k, "cooldown_time_ms", 16) == 0) {
+            if (nubo_parse_int(v, 0, NUBO_S2Z_MAX_COOLDOWN_MS, &out->cooldown_time_ms, err) < 0)
+                return nubo_error_wrap(err, "label %scooldown_time_ms", S2Z_LABEL);
+            *given |= CLI_S2Z_COOLDOWN;
+        }
+    }
+    return 0;
+}
+
+void cli_s2z_merge(struct cli_run_opts *o, const struct nubo_scale_to_zero *labels,
+                   unsigned given_l)
+{
+    if ((given_l & CLI_S2Z_POLICY) && !(o->s2z_given & CLI_S2Z_POLICY))
+        o->s2z.policy = labels->policy;
+    if ((given_l & CLI_S2Z_COOLDOWN) && !(o->s2z_given & CLI_S2Z_COOLDOWN))
+        o->s2z.cooldown_time_ms = labels->cooldown_time_ms;
+    if ((given_l & CLI_S2Z_STATEFUL) && !(o->s2z_given & CLI_S2Z_STATEFUL))
+        o->s2z.stateful = labels->stateful;
+    o->s2z_given |= given_l;
 }
 
 void cli_run_opts_free(struct cli_run_opts *o)
@@ -70,6 +120,23 @@ int cli_run_opt(struct cli_run_opts *o, int opt, const char *arg, struct nubo_er
             return nubo_error(err, 0, "--restart '%s': expected never, always or on-failure", arg);
         snprintf(o->restart, sizeof(o->restart), "%s", arg);
         return 1;
+    case CLI_RUN_OPT_S2Z:
+        if (nubo_s2z_policy_parse(arg, &o->s2z.policy) < 0)
+            return nubo_error(err, 0, "--scale-to-zero '%s': expected on, idle or off", arg);
+        o->s2z_given |= CLI_S2Z_POLICY;
+        return 1;
+    case CLI_RUN_OPT_S2Z_COOLDOWN:
+        if (nubo_parse_duration_ms(arg, &o->s2z.cooldown_time_ms, err) < 0 ||
+            o->s2z.cooldown_time_ms > NUBO_S2Z_MAX_COOLDOWN_MS)
+            return nubo_error(err, 0, "--scale-to-zero-cooldown '%s': expected a duration up to "
+                                      "24h (1s, 500ms)",
+                              arg);
+        o->s2z_given |= CLI_S2Z_COOLDOWN;
+        return 1;
+    case CLI_RUN_OPT_S2Z_STATEFUL:
+        o->s2z.stateful = true;
+        o->s2z_given |= CLI_S2Z_STATEFUL;
+        return 1;
     case CLI_RUN_OPT_TIMEOUT:
         if (nubo_parse_duration_ms(arg, &o->timeout_ms, err) < 0)
             return nubo_error_wrap(err, "--timeout");
@@ -93,6 +160,10 @@ json_t *cli_run_request(struct cli_ctx *ctx, const struct cli_run_opts *o)
     snprintf(r.metro, sizeof(r.metro), "%s", ctx->metro);
     if (o->restart[0])
         nubo_restart_policy_parse(o->restart, &r.restart_policy);
+    /* a cooldown or stateful flag alone means scale-to-zero on */
+    r.scale_to_zero = o->s2z;
+    if (o->s2z_given && !(o->s2z_given & CLI_S2Z_POLICY))
+        r.scale_to_zero.policy = NUBO_S2Z_ON;
     r.has_args = o->has_args;
     r.args = o->args;
     r.n_args = cli_strv_len(o->args);
@@ -234,7 +305,9 @@ static void usage(FILE *f)
 {
     fputs("usage: nubo run --image REF [--metro M] [-p EXT:INT[/h1+h2]]... [-m SIZE]\n"
           "                [-R N] [-e K=V]... [--name N] [--start|--no-start] [-V N]\n"
-          "                [--restart never|always|on-failure] [--timeout DUR] [-- ARGS...]\n"
+          "                [--restart never|always|on-failure] [--timeout DUR]\n"
+          "                [--scale-to-zero on|idle|off] [--scale-to-zero-cooldown DUR]\n"
+          "                [--scale-to-zero-stateful] [-- ARGS...]\n"
           "  -p 443:8080 alone publishes 443:8080/http+tls and 80:443/http+redirect.\n"
           "  Sizes: 512, 512Mi, 512MiB, 512M (binary), 1Gi.\n",
           f);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +120,12 @@ void nubo_image_ref_format(const struct nubo_image_ref *ref, char *buf, size_t s
 
 /* ---------------------------------------------------------------- transport */
 
+/* A bearer token from the registry's token service, kept for the exchanges of one call so an
+ * upload session asks for it once and never sends a body that is bound to be refused. */
+struct reg_token {
+    char value[NUBO_REGISTRY_TOKEN_MAX];
+};
+
 /* One registry exchange over nu_http_do: the request, the answer, and where a blob's body
  * goes (an fd with a running sha256, bounded) when it does not stay in memory. */
 struct xfer {
@@ -133,6 +140,7 @@ struct xfer {
     nubo_progress_fn progress;
     void *opaque;
     uint64_t progress_base, progress_total;
+    struct reg_token *tok; /* shared by the exchanges of one call; NULL = this exchange's own */
 };
 
 static bool sink_fd(void *ud, const char *p, size_t n)
@@ -197,15 +205,146 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* One parameter (realm, service, scope) of a challenge: Bearer realm="…",service="…",… */
+static bool challenge_param(const char *ch, const char *key, char *out, size_t size)
+{
+    const char *p = ch + 6; /* past "Bearer" */
+    size_t kl = strlen(key);
+    out[0] = '\0';
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            return false;
+        bool match = (size_t)(eq - p) == kl && strncasecmp(p, key, kl) == 0;
+        const char *v = eq + 1, *end;
+        if (*v == '"') {
+            v++;
+            end = strchr(v, '"');
+            if (end == NULL)
+                return false;
+        } else {
+            end = v + strcspn(v, ",");
+        }
+        size_t n = (size_t)(end - v);
+        if (match) {
+            if (n >= size)
+                return false;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return true;
+        }
+        p = *end == '"' ? end + 1 : end;
+    }
+    return false;
+}
+
+/* Appends "&key=<value percent-encoded>"; false when out is full. */
+static bool query_add(char *out, size_t size, const char *key, const char *v, size_t vlen)
+{
+    size_t n = strlen(out);
+    int w = snprintf(out + n, size - n, "%c%s=", strchr(out, '?') ? '&' : '?', key);
+    if (w < 0 || (size_t)w >= size - n)
+        return false;
+    n += (size_t)w;
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (n + 4 > size)
+            return false;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+            out[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out + n, 4, "%%%02X", c);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* Ask the realm for a token (GET realm?service=…&scope=…, one scope parameter per scope) with
+ * the basic credentials or the realm token; or ask reg->token_fn. */
+static int fetch_token(const struct nubo_registry *reg, const char *challenge,
+                       struct reg_token *tok, struct nubo_err *err)
+{
+    char realm[512], service[256], scope[1024];
+    if (!challenge_param(challenge, "realm", realm, sizeof(realm)) || realm[0] == '\0')
+        return nubo_error_http(err, 502, "registry %s sent a token challenge without a realm",
+                               reg_desc(reg));
+    challenge_param(challenge, "service", service, sizeof(service));
+    challenge_param(challenge, "scope", scope, sizeof(scope));
+    tok->value[0] = '\0';
+    if (reg->token_fn)
+        return reg->token_fn(reg->token_opaque, realm, service, scope, tok->value,
+                             sizeof(tok->value), err);
+    if (reg->realm_url[0])
+        snprintf(realm, sizeof(realm), "%s", reg->realm_url);
+    if (strncmp(realm, "http://", 7) != 0 && strncmp(realm, "https://", 8) != 0)
+        return nubo_error_http(err, 502, "registry %s names a token realm that is not http(s): %s",
+                               reg_desc(reg), realm);
+    char url[2600];
+    snprintf(url, sizeof(url), "%s", realm);
+    bool fits = !service[0] || query_add(url, sizeof(url), "service", service, strlen(service));
+    for (const char *p = scope; fits && *p;) {
+        size_t n = strcspn(p, " ");
+        if (n)
+            fits = query_add(url, sizeof(url), "scope", p, n);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    if (!fits)
+        return nubo_error_http(err, 502, "token request to %s too long", realm);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, "GET", url);
+    rq.unix_path = reg->realm_unix_path;
+    if (reg->user[0]) {
+        rq.user = reg->user;
+        rq.password = reg->password;
+    } else {
+        rq.bearer = reg->realm_token;
+    }
+    rq.timeout_ms = reg->timeout_ms > 0 ? reg->timeout_ms : 30000L;
+    rq.max_body = 4 * NUBO_REGISTRY_TOKEN_MAX;
+    struct nu_http_resp rs;
+    int rc = nu_http_do(&rq, &rs, err);
+    if (rc == 0 && (rs.status == 401 || rs.status == 403))
+        rc = nubo_error_http(err, 401,
+                             "the registry's token service %s refused the credentials (HTTP %ld): "
+                             "log in with `nubo login` (agents: check the node token)",
+                             realm, rs.status);
+    else if (rc == 0 && rs.status != 200)
+        rc = nubo_error_http(err, 502, "the registry's token service %s answered HTTP %ld", realm,
+                             rs.status);
+    if (rc == 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(rs.body ? rs.body : "", rs.len, 0, &jerr);
+        const char *t = json_string_value(json_object_get(j, "token"));
+        if (t == NULL)
+            t = json_string_value(json_object_get(j, "access_token"));
+        if (t == NULL || t[0] == '\0' || strlen(t) >= sizeof(tok->value))
+            rc = nubo_error_http(err, 502, "the registry's token service %s sent no usable token",
+                                 realm);
+        else
+            snprintf(tok->value, sizeof(tok->value), "%s", t);
+        json_decref(j);
+    }
+    nu_http_resp_free(&rs);
+    return rc;
+}
+
 /* Run x once (no retry): 0 = an answer came (x->rs.status), -1 = none (x->rs.fail). */
-static int xfer_once(const struct nubo_registry *reg, struct xfer *x, struct nubo_err *err)
+static int xfer_once(const struct nubo_registry *reg, struct xfer *x, const struct reg_token *tok,
+                     struct nubo_err *err)
 {
     nu_http_resp_free(&x->rs);
     x->out_bytes = 0;
     x->out_too_big = x->out_write_failed = false;
     struct nu_http_req *rq = &x->rq;
     rq->unix_path = reg->unix_path;
-    rq->user = reg->user;
+    /* With a token the basic credentials stay with the realm, never go to the registry. */
+    bool bearer = tok->value[0] != '\0';
+    rq->bearer = bearer ? tok->value : NULL;
+    rq->user = bearer ? NULL : reg->user;
     rq->password = reg->password;
     rq->follow_redirects = strcmp(rq->method, "GET") == 0;
     rq->connect_timeout_ms = 10000;
@@ -226,11 +365,28 @@ static int xfer_run(const struct nubo_registry *reg, struct xfer *x, bool retry_
     off_t out_start = -1;
     if (x->out_fd >= 0)
         out_start = lseek(x->out_fd, 0, SEEK_CUR);
+    struct reg_token own = {{0}};
+    struct reg_token *tok = x->tok ? x->tok : &own;
+    bool token_fetched = false;
     for (int attempt = 0;; attempt++) {
         if (x->md)
             EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
-        int rc = xfer_once(reg, x, err);
+        int rc = xfer_once(reg, x, tok, err);
         enum nu_http_fail f = x->rs.fail;
+        /* The token scheme: a 401 names the realm and scope; a token for it, then once more.
+         * A second 401 means the token service did not grant the scope: the caller's error. */
+        if (rc == 0 && x->rs.status == 401 && !token_fetched &&
+            strncasecmp(x->rs.www_authenticate, "Bearer ", 7) == 0) {
+            token_fetched = true;
+            if (fetch_token(reg, x->rs.www_authenticate, tok, err) < 0)
+                return nubo_error_wrap(err, "%s", what);
+            if (x->out_fd >= 0 && x->out_bytes > 0 &&
+                (out_start < 0 || lseek(x->out_fd, out_start, SEEK_SET) < 0 ||
+                 ftruncate(x->out_fd, out_start) < 0))
+                return nubo_error(err, errno, "%s: cannot rewind the local file", what);
+            attempt--;
+            continue;
+        }
         bool again = rc < 0 ? f == NU_HTTP_UNREACHABLE || f == NU_HTTP_TRANSIENT
                             : x->rs.status >= 500;
         /* A retried download must start the fd over; a pipe cannot. */
@@ -279,8 +435,9 @@ static int http_error(const struct nubo_registry *reg, const struct xfer *x, con
     long st = x->rs.status;
     if (st == 401 || st == 403)
         return nubo_error_http(err, (int)st,
-                               "%s: registry %s refused access (HTTP %ld)%s: check the registry "
-                               "credentials",
+                               "%s: registry %s refused access (HTTP %ld)%s: these credentials "
+                               "may not do this (a user pushes and pulls only <user>/... and "
+                               "pulls official/...; check `nubo login`)",
                                what, reg_desc(reg), st, detail);
     if (st == 404)
         return nubo_error_http(err, 404, "%s: not found in registry %s%s", what, reg_desc(reg),
@@ -563,8 +720,8 @@ int nubo_registry_get_blob_mem(const struct nubo_registry *reg, const char *repo
                     len, err);
 }
 
-int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
-                              const char *digest, struct nubo_err *err)
+static int blob_exists(const struct nubo_registry *reg, const char *repo, const char *digest,
+                       struct reg_token *tok, struct nubo_err *err)
 {
     if (check_repo_ref(repo, NULL, err) < 0)
         return -1;
@@ -576,6 +733,7 @@ int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
     snprintf(what, sizeof(what), "HEAD blob %s of %s", digest, repo);
     struct xfer x;
     xfer_init(&x, "HEAD", url);
+    x.tok = tok;
     int rc = xfer_run(reg, &x, true, what, err);
     if (rc == 0) {
         if (x.rs.status == 200)
@@ -587,6 +745,12 @@ int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
     }
     xfer_free(&x);
     return rc;
+}
+
+int nubo_registry_blob_exists(const struct nubo_registry *reg, const char *repo,
+                              const char *digest, struct nubo_err *err)
+{
+    return blob_exists(reg, repo, digest, NULL, err);
 }
 
 /* ---------------------------------------------------------------- blobs: upload */
@@ -614,8 +778,8 @@ static int upload_url(const struct nubo_registry *reg, const char *location, cha
  * *retryable telling whether the whole session may be tried again. */
 static int upload_session(const struct nubo_registry *reg, const char *repo, int fd,
                           const void *mem, uint64_t total, const char *digest,
-                          nubo_progress_fn progress, void *opaque, bool *retryable,
-                          struct nubo_err *err)
+                          nubo_progress_fn progress, void *opaque, struct reg_token *tok,
+                          bool *retryable, struct nubo_err *err)
 {
     char url[2200], what[512];
     *retryable = false;
@@ -624,6 +788,7 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
     snprintf(what, sizeof(what), "upload of blob %s to %s", digest, repo);
     struct xfer x;
     xfer_init(&x, "POST", url);
+    x.tok = tok;
     int rc = xfer_run(reg, &x, true, what, err);
     if (rc == 0 && x.rs.status != 202)
         rc = http_error(reg, &x, what, err);
@@ -642,6 +807,7 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
         snprintf(range, sizeof(range), "Content-Range: %llu-%llu", (unsigned long long)done,
                  (unsigned long long)(done + n - 1));
         xfer_init(&x, "PATCH", loc);
+        x.tok = tok;
         x.blob = true;
         nu_http_req_header(&x.rq, "Content-Type: application/octet-stream");
         nu_http_req_header(&x.rq, range);
@@ -671,6 +837,7 @@ static int upload_session(const struct nubo_registry *reg, const char *repo, int
                       digest) < 0)
         return nubo_error_http(err, 502, "upload Location too long");
     xfer_init(&x, "PUT", loc);
+    x.tok = tok;
     x.blob = true;
     nu_http_req_header(&x.rq, "Content-Type: application/octet-stream");
     x.rq.body_fd = fd;
@@ -703,24 +870,21 @@ static int put_blob(const struct nubo_registry *reg, const char *repo, int fd, c
         return -1;
     if (!nubo_digest_valid(digest))
         return nubo_error_http(err, 400, "bad blob digest '%s' for %s", digest ? digest : "", repo);
-    int have = nubo_registry_blob_exists(reg, repo, digest, err);
-    if (have < 0)
-        return -1;
-    if (have == 1) {
-        if (progress)
-            progress(opaque, total, total);
-        return 0;
-    }
+    struct reg_token tok = {{0}};
+    int have = blob_exists(reg, repo, digest, &tok, err);
+    int rc = have < 0 ? -1 : 0;
+    if (have == 1 && progress)
+        progress(opaque, total, total);
     int retries = reg->retries > 0 ? reg->retries : 2;
-    for (int attempt = 0;; attempt++) {
+    for (int attempt = 0; have == 0; attempt++) {
         bool retryable = false;
-        if (upload_session(reg, repo, fd, mem, total, digest, progress, opaque, &retryable, err) ==
-            0)
-            return 0;
-        if (!retryable || attempt >= retries)
-            return -1;
+        rc = upload_session(reg, repo, fd, mem, total, digest, progress, opaque, &tok,
+                            &retryable, err);
+        if (rc == 0 || !retryable || attempt >= retries)
+            break;
         sleep_ms(200L << attempt);
     }
+    return rc;
 }
 
 int nubo_registry_put_blob_file(const struct nubo_registry *reg, const char *repo,

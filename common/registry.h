@@ -17,14 +17,32 @@
 #define NUBO_MEDIA_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 
 #define NUBO_MANIFEST_MAX (4u << 20) /* a manifest or index larger than this is refused */
+#define NUBO_REGISTRY_TOKEN_MAX 8192 /* a bearer token (JWT) from a token service */
+
+/* Supplies a registry bearer token for a challenge (the distribution token scheme) instead of
+ * asking the realm over HTTP: the controller signs its own, the agent asks through its
+ * controller connection. scope is one or more space-separated "repository:<name>:<actions>".
+ * Returns 0 with out set, or -1 with err. Called from the thread running the registry call. */
+typedef int (*nubo_registry_token_fn)(void *opaque, const char *realm, const char *service,
+                                      const char *scope, char *out, size_t size,
+                                      struct nubo_err *err);
 
 /* Where a registry is: base URL ("http://127.0.0.1:5000") and optionally a unix socket
  * that carries the HTTP (then the URL's host is only the Host header). */
 struct nubo_registry {
     char url[256];
     char unix_path[108];
-    char user[128];     /* basic auth, optional */
+    char user[128];     /* basic auth (to the registry, or to its token realm), optional */
     char password[256];
+    /* Offered to the token realm as "Authorization: Bearer" when no user is set: the nubo API
+     * token (the controller's realm accepts it). Never sent to the registry itself. */
+    char realm_token[512];
+    /* Ask the token service here instead of at the challenge's realm: a node in a namespace
+     * reaches the controller only over its socket. "" = the realm the registry names. */
+    char realm_url[256];
+    char realm_unix_path[108];
+    nubo_registry_token_fn token_fn; /* non-NULL: tokens come from here, not the realm */
+    void *token_opaque;
     long timeout_ms;    /* whole-request cap for small requests; 0 = 30 s */
     int retries;        /* retries on connect errors and 5xx; 0 = 2 */
 };

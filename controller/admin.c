@@ -31,20 +31,6 @@ static json_t *one_user(json_t *user)
     return a;
 }
 
-static struct ctl_user_row *find_user(struct ctl_ctx *ctx, const char *ref)
-{
-    struct ctl_user_row *u = ctl_map_get(&ctx->users_by_name, ref);
-    if (u)
-        return u;
-    ctl_map_foreach(&ctx->users_by_name, e)
-    {
-        struct ctl_user_row *x = e->val;
-        if (strcmp(x->uuid, ref) == 0)
-            return x;
-    }
-    return NULL;
-}
-
 static int new_token(struct ctl_ctx *ctx, struct ctl_user_row *u, bool insert_user,
                      char token[NUBO_AGENT_TOKEN_MAX], struct nubo_err *err)
 {
@@ -136,7 +122,7 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
     if (slash && strcmp(slash, "/tokens") == 0 && ri->method == EVHTTP_REQ_POST &&
         (size_t)(slash - rest - 1) < sizeof(ref)) {
         snprintf(ref, sizeof(ref), "%.*s", (int)(slash - rest - 1), rest + 1);
-        struct ctl_user_row *u = find_user(ctx, ref);
+        struct ctl_user_row *u = ctl_user_find(ctx, ref);
         if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0))
             return nubo_error_http(err, 404, "user '%s' not found", ref);
         char token[NUBO_AGENT_TOKEN_MAX];
@@ -310,6 +296,11 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     hist_text(b, "nubo_instance_boot_time_seconds",
               "Instance boot times (boot_time_us) as reported by the agents.",
               &ctx->metrics.boot_time);
+    evbuffer_add_printf(b,
+                        "# HELP nubo_scale_to_zero_wakes_total Standby instances started by "
+                        "traffic held at an ingress.\n# TYPE nubo_scale_to_zero_wakes_total "
+                        "counter\nnubo_scale_to_zero_wakes_total %llu\n",
+                        (unsigned long long)ctx->metrics.s2z_wakes);
     evbuffer_add_printf(b,
                         "# HELP nubo_uptime_seconds Controller uptime.\n"
                         "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",

@@ -162,3 +162,17 @@ bool ctl_auth_join(struct ctl_ctx *ctx, const char *token)
     /* compare hashes, so timing reveals nothing about the token */
     return strcmp(h, ctx->join_token_hash) == 0;
 }
+
+struct ctl_user_row *ctl_user_find(struct ctl_ctx *ctx, const char *ref)
+{
+    struct ctl_user_row *u = ctl_map_get(&ctx->users_by_name, ref);
+    if (u)
+        return u;
+    ctl_map_foreach(&ctx->users_by_name, e)
+    {
+        struct ctl_user_row *x = e->val;
+        if (strcmp(x->uuid, ref) == 0)
+            return x;
+    }
+    return NULL;
+}

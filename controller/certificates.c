@@ -76,8 +76,9 @@ static json_t *cert_delete_one(struct ctl_ctx *ctx, void *obj)
     char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_NAME_MAX + 1];
     memcpy(uuid, c->row.uuid, sizeof(uuid));
     memcpy(name, c->row.name, sizeof(name));
-    if (ctl_cert_delete(ctx, c, &err) < 0)
-        return nubo_item_error(uuid, name, err.http_status, err.msg);
+    if (ctl_cert_delete(ctx, c, &err) < 0) /* a conflict here: a service group still uses it */
+        return err.http_status == 409 ? nubo_item_error_code(uuid, name, NUBO_APIERR_ATTACHED, err.msg)
+                                      : nubo_item_error(uuid, name, err.http_status, err.msg);
     return ctl_item_ok(uuid, name);
 }
 

@@ -21,6 +21,7 @@ struct evconnlistener;
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
+#include "ingress.h"
 #include "oci_image.h"
 #include "registry.h"
 #include "service.h"
@@ -29,8 +30,12 @@ struct evconnlistener;
 
 #define CTL_VERSION "0.1.0"
 #define CTL_HOSTS_PER_NODE 253 /* .2 .. .254 of the node's /24; .1 is the gateway */
+#define CTL_MAX_DOMAIN_GRANTS 256 /* [services] custom_domains entries */
+
+#define CTL_REGTOKEN_KID_MAX 64 /* libtrust key ID: 12 groups of 4 base32 digits */
 
 /* ---- config.c ---- */
+#define CTL_MAX_METRO_LIMITS 64
 struct ctl_config {
     char listen[128];
     char unix_path[108];
@@ -52,10 +57,40 @@ struct ctl_config {
     int64_t log_tail_bytes; /* console tail kept per instance */
     struct nubo_registry registry;
     char registry_secret[256]; /* notifications Authorization: Bearer <secret> */
+    /* regtoken.c: the registry's token service */
+    char registry_token_key_file[PATH_MAX]; /* RSA key (PEM); "" = no tokens issued */
+    char registry_token_issuer[128];        /* the registry's auth.token.issuer */
+    char registry_token_service[128];       /* the registry's auth.token.service */
+    int64_t registry_token_ttl_s;
+    int64_t rate_limit_per_s; /* public API requests per user and second; 0 = no limit */
+    int64_t rate_limit_burst;
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
+    /* Public ports a group may publish: [services] public_ports minus reserved_ports and the
+     * controller's own listen port (one bit per port), and the lists as written, for errors. */
+    uint8_t public_ports[65536 / 8];
+    char public_ports_text[128], reserved_ports_text[128];
+    /* Custom domains (outside services_domain): first come (n_domain_grants == 0, "any") or only
+     * what [services] custom_domains grants each user. */
+    struct ctl_domain_grant {
+        char user[NUBO_API_USER_MAX + 1];
+        char domain[NUBO_FQDN_MAX + 1];
+    } domain_grants[CTL_MAX_DOMAIN_GRANTS];
+    size_t n_domain_grants;
+    /* [quotas]: every non-admin user's hard limits unless an admin set others */
+    int64_t quota_default[NUBO_QUOTA_N];
+    /* memory_mb cap of one instance: the spec's 4096 unless [instances] max_memory_mb or a
+     * metro's line in [metro_max_memory_mb] (metro = MiB) says otherwise */
+    int64_t max_memory_mb;
+    struct {
+        char metro[NUBO_NAME_MAX + 1];
+        int64_t mb;
+    } metro_max_memory[CTL_MAX_METRO_LIMITS];
+    size_t n_metro_max_memory;
 };
 void ctl_config_defaults(struct ctl_config *c);
+/* The memory_mb cap in metro ("" = any metro: the default). */
+int64_t ctl_max_memory_mb(const struct ctl_config *c, const char *metro);
 int ctl_config_load_ini(struct ctl_config *c, const char *path, struct nubo_err *err);
 int ctl_config_finish(struct ctl_config *c, struct nubo_err *err);
 int ctl_parse_cidr(const char *s, uint32_t *net, int *prefix);
@@ -186,6 +221,7 @@ enum ctl_route {
     CTL_R_METROS,
     CTL_R_USERS,
     CTL_R_REG_EVENTS,
+    CTL_R_REG_TOKEN,
     CTL_R_AGENT_REGISTER,
     CTL_R_AGENT_WATCH,
     CTL_R_AGENT_STATUS,
@@ -202,6 +238,7 @@ struct ctl_metrics {
     uint64_t requests[CTL_R__COUNT][6]; /* by status class 1xx..5xx (index 1..5) */
     struct ctl_hist latency;
     struct ctl_hist boot_time;
+    uint64_t s2z_wakes; /* standby instances started by traffic */
 };
 void ctl_hist_observe(struct ctl_hist *h, double seconds);
 const double *ctl_hist_bounds(void);
@@ -256,8 +293,12 @@ struct ctl_ctx {
     struct ctl_map certs;          /* uuid -> ctl_cert */
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
+    struct ctl_map quotas;         /* user uuid -> struct ctl_quota (limits an admin set) */
     struct ctl_volumes *vols;      /* model_volumes.c (ctl_volumes.h) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
+    struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
+    struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
+    char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
     void *status_jobs;            /* status batches being applied in slices (agents.c) */
@@ -412,6 +453,7 @@ int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
 struct ctl_desire {
     struct ctl_instance *in; /* NULL = skip */
     bool start;
+    bool standby; /* a stop by scale-to-zero (only of a running instance; traffic wakes it) */
     bool force;
     int64_t drain_timeout_ms;
     bool changed;
@@ -420,6 +462,15 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
 /* Persist the reports of node that change something (one transaction), then apply them. */
 int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                           struct nubo_status_report *reps, size_t n, struct nubo_err *err);
+
+/* ---- model_s2z.c: scale-to-zero ---- */
+/* An ingress's traffic report: instances quiet past their cooldown go to standby. */
+int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t,
+                    struct nubo_err *err);
+/* A connection waits at metro's ingress for group svc_uuid: start one standby instance unless
+ * one is starting or running. */
+int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
+                 struct nubo_ingress_wake_resp *out, struct nubo_err *err);
 
 /* ---- model_nodes.c: node lifecycle ---- */
 /* Register (or re-register) a node from rq: new token into token, the instances it no longer
@@ -458,6 +509,37 @@ int ctl_ip_lowest_free(const uint8_t used[32]);
 int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nubo_create_req *cr,
               const struct ctl_image_row *im, json_t *sgj, struct ctl_instance **made,
               size_t *n_made, struct nubo_err *err);
+
+/* ---- model_quotas.c: per-user quotas ---- */
+/* What owner holds, counted from the working set. */
+void ctl_quota_used(struct ctl_ctx *ctx, const char *owner, int64_t used[NUBO_QUOTA_N]);
+/* u's hard limits: an admin's per-user value, else [quotas]; none (UNLIMITED) for admins. */
+void ctl_quota_hard(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t hard[NUBO_QUOTA_N]);
+/* Would u holding delta more stay within every limit? 403 naming the first one exceeded. */
+int ctl_quota_check(struct ctl_ctx *ctx, const struct ctl_user_row *u,
+                    const int64_t delta[NUBO_QUOTA_N], struct nubo_err *err);
+/* The same for the user named owner (an object's owner); unknown users pass. */
+int ctl_quota_check_owner(struct ctl_ctx *ctx, const char *owner,
+                          const int64_t delta[NUBO_QUOTA_N], struct nubo_err *err);
+void ctl_quota_view(struct ctl_ctx *ctx, const struct ctl_user_row *u, struct nubo_user_quota *out);
+/* An admin's change of u's limits, committed first. */
+int ctl_quota_set(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nubo_quota_set *s,
+                  struct nubo_err *err);
+int ctl_quotas_load(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_quotas_free(struct ctl_ctx *ctx);
+
+/* ---- model_domains.c: who may hold which name ---- */
+/* May owner hold fqdn as a domain of a group in metro? Platform names (at or under [services]
+ * domain) only as <label>.<metro>.<domain>; custom ones first come or as granted; not held by
+ * another group (self excepted). Another tenant's domain is refused without naming its holder. */
+int ctl_domain_check(struct ctl_ctx *ctx, const char *owner, const char *metro, const char *fqdn,
+                     const struct ctl_svc *self, struct nubo_err *err);
+/* May owner's certificate carry the DNS name name (possibly "*.x")? Never a platform name, only
+ * granted custom domains, none that covers another tenant's domain. */
+int ctl_cert_name_check(struct ctl_ctx *ctx, const char *owner, const char *name,
+                        struct nubo_err *err);
+/* Can port be published ([services] public_ports, reserved_ports)? 400 naming it otherwise. */
+int ctl_public_port_check(struct ctl_ctx *ctx, int64_t port, struct nubo_err *err);
 
 /* ---- model_groups.c: service groups ---- */
 int ctl_services_load(struct ctl_ctx *ctx, struct nubo_err *err); /* before the instances */
@@ -536,6 +618,8 @@ int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 const struct ctl_user_row *ctl_auth_user(struct ctl_ctx *ctx, const char *token);
 struct ctl_node *ctl_auth_node(struct ctl_ctx *ctx, const char *token);
 bool ctl_auth_join(struct ctl_ctx *ctx, const char *token);
+/* A user by name or uuid, NULL = none. */
+struct ctl_user_row *ctl_user_find(struct ctl_ctx *ctx, const char *ref);
 /* A fresh token "base64(<user>:<hex>)" into out and its hash into hash_out. */
 void ctl_token_new(const char *user, char out[NUBO_AGENT_TOKEN_MAX],
                    char hash_out[NUBO_SHA256_HEX_LEN + 1]);
@@ -557,6 +641,8 @@ void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_inst
                     struct nubo_svc_group *out);
 /* {"status":"success", uuid, name?}: what a delete says of an item it removed. */
 json_t *ctl_item_ok(const char *uuid, const char *name);
+/* A query flag: true/1/"" or false/0; anything else is a 400 naming key. */
+int ctl_query_bool(const char *key, const char *v, bool *out, struct nubo_err *err);
 
 /* refs.c: {uuid}|{name} look-ups shared by /v1/services and /v1/certificates */
 /* A create or patch body: one object, or an array of 1..max (*batch) of n; missing is the
@@ -618,8 +704,31 @@ int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_e
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- regtoken.c: the registry's token service ---- */
+struct ctl_regtoken_who {
+    char name[NUBO_NAME_MAX + 8]; /* the JWT subject: user name or "node:<name>" */
+    bool admin, node, internal;   /* internal: the controller's own calls */
+};
+/* Appends to access what who may do of one scope ("repository:<name>:<actions>",
+ * "registry:catalog:*"): 1 = something granted, 0 = nothing, -1 = malformed scope. */
+int ctl_regtoken_grant(const struct ctl_regtoken_who *who, const char *scope, json_t *access);
+/* A signed JWT for subject with access (a JSON array); malloc'd, NULL with err. */
+char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access,
+                        struct nubo_err *err);
+int ctl_regtoken_init(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_regtoken_free(struct ctl_ctx *ctx);
+int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- ratelimit.c ---- */
+/* One request of u's budget: false (and when to retry) once u is over its rate. */
+bool ctl_rate_take(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t *retry_ms);
+void ctl_rate_free(struct ctl_ctx *ctx);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
+/* quotas.c: rest is "/quotas" or "/{uuid|name}/quotas" (under /v1/users). */
+int ctl_handle_quotas(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                      struct nubo_err *err);
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
 int ctl_handle_nodes(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,

@@ -25,6 +25,17 @@ static bool manifest_type(const char *mt)
                   !strcmp(mt, NUBO_MEDIA_DOCKER_MANIFEST) || !strcmp(mt, NUBO_MEDIA_DOCKER_LIST));
 }
 
+/* With registry tokens on, the event's actor is the token's subject: only the namespace's
+ * owner (or an admin) may have pushed there; anything else is not indexed. */
+static bool pusher_owns(struct ctl_ctx *ctx, json_t *ev, const char *owner)
+{
+    if (ctx->regtoken_key == NULL)
+        return true;
+    const char *who = json_string_value(json_object_get(json_object_get(ev, "actor"), "name"));
+    const struct ctl_user_row *u = who ? ctl_map_get(&ctx->users_by_name, who) : NULL;
+    return u && (u->admin || strcmp(u->name, owner) == 0);
+}
+
 int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     if (ri->method != EVHTTP_REQ_POST)
@@ -64,6 +75,11 @@ int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, stru
         struct nubo_api_image_ref r;
         if (nubo_api_image_ref_parse(full, &r, NULL) < 0 || !r.owner[0])
             continue;
+        if (!strcmp(action, "push") && !pusher_owns(ctx, ev, r.owner)) {
+            log_warnx("registry events: push to %s by someone who does not own %s/: not indexed",
+                      full, r.owner);
+            continue;
+        }
         if (!strcmp(action, "push") && manifest_type(mt) && tag && tag[0] && strlen(tag) < 128) {
             /* index at once from the event; the worker fills in args/env/size */
             if (ctl_image_index(ctx, r.repo, tag, NULL, digest, size, err) < 0) {
@@ -86,7 +102,7 @@ int ctl_handle_registry_events(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, stru
 
 /* ---- GET /v1/images ---- */
 
-static json_t *image_json(struct ctl_ctx *ctx, const struct ctl_image_row *row)
+static json_t *image_json(struct ctl_ctx *ctx, const struct ctl_image_row *row, bool legacy)
 {
     struct nubo_image im = {0};
     memcpy(im.uuid, row->uuid, sizeof(im.uuid));
@@ -104,7 +120,7 @@ static json_t *image_json(struct ctl_ctx *ctx, const struct ctl_image_row *row)
     im.n_args = row->n_args;
     im.env = row->env;
     im.n_env = row->n_env;
-    json_t *j = nubo_image_encode(&im);
+    json_t *j = legacy ? nubo_image_encode_legacy(&im) : nubo_image_encode(&im);
     pj_strv_free(im.tags, im.n_tags);
     return j;
 }
@@ -114,6 +130,7 @@ struct list_ctx {
     json_t *out;
     const char *ns;
     bool tagged;
+    bool legacy; /* GET /images/list */
 };
 
 static int list_cb(void *arg, const struct ctl_image_row *row)
@@ -121,7 +138,7 @@ static int list_cb(void *arg, const struct ctl_image_row *row)
     struct list_ctx *lc = arg;
     if (lc->ns && strcmp(lc->ns, row->owner) != 0)
         return 0;
-    json_t *j = image_json(lc->ctx, row);
+    json_t *j = image_json(lc->ctx, row, lc->legacy);
     if (lc->tagged && json_array_size(json_object_get(j, "tags")) == 0) {
         json_decref(j);
         return 0;
@@ -135,6 +152,7 @@ struct lookups {
     struct ctl_parked *parked;
     struct ctl_user_row user;
     json_t *looks; /* [{kind: value}] */
+    bool legacy;   /* GET /images/list */
 };
 
 static void lookups_free(void *data)
@@ -188,7 +206,7 @@ static json_t *lookup_one(struct ctl_ctx *ctx, struct lookups *l, const char *ki
         snprintf(msg, sizeof(msg), "image %s %.500s not found", kind, value);
         return nubo_item_error(NULL, NULL, 404, msg);
     }
-    json_t *j = image_json(ctx, &row);
+    json_t *j = image_json(ctx, &row, l->legacy);
     ctl_image_row_free(&row);
     return j;
 }
@@ -264,6 +282,8 @@ static int body_looks(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, json_t 
                                                        : NULL;
         if (k == NULL) {
             if (json_object_get(e, "tagged")) {
+                if (!json_is_boolean(json_object_get(e, "tagged")))
+                    return nubo_error_http(err, 400, "images: tagged must be true or false");
                 *tagged = json_is_true(json_object_get(e, "tagged"));
                 continue;
             }
@@ -285,6 +305,7 @@ int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
                                ri->path);
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "images: use GET");
+    bool legacy = rest[0] != '\0'; /* /images/list */
     cleanup_json json_t *looks = json_array();
     const char *ns = NULL;
     bool tagged = false;
@@ -302,7 +323,8 @@ int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         } else if (!strcmp(kv->key, "namespace")) {
             ns = kv->value;
         } else if (!strcmp(kv->key, "tagged")) {
-            tagged = !strcmp(kv->value, "true") || !strcmp(kv->value, "1");
+            if (ctl_query_bool(kv->key, kv->value, &tagged, err) < 0)
+                return -1;
         } else {
             return nubo_error_http(err, 400, "images: unknown query parameter '%.64s'", kv->key);
         }
@@ -311,7 +333,7 @@ int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
         return -1;
     if (json_array_size(looks) == 0) {
         json_t *out = json_array();
-        struct list_ctx lc = {ctx, out, ns, tagged};
+        struct list_ctx lc = {ctx, out, ns, tagged, legacy};
         if (ctl_store_images_list(&ctx->store, ri->user.name, "official", list_cb, &lc, err) < 0) {
             json_decref(out);
             return ctl_err_status(err, 500);
@@ -322,6 +344,7 @@ int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
     }
     struct lookups *l = xcalloc(1, sizeof(*l));
     l->user = ri->user;
+    l->legacy = legacy;
     l->looks = steal_pointer(&looks);
     l->batch.done = lookups_resumed;
     int rc = lookups_answer(ctx, ri, l, err);

@@ -1,6 +1,7 @@
 /* GET /ingress/v1/watch: each metro's nubo-ingress long-polls its full service set (groups,
- * domains, certificates, running backends). The model's services_changed event (main.c wires
- * it here) bumps the metro's version and answers the parked polls after the loop turn. */
+ * domains, certificates, running and standby backends). The model's services_changed event
+ * (main.c wires it here) bumps the metro's version and answers the parked polls after the loop
+ * turn. POST /ingress/v1/traffic and /wake carry scale-to-zero's signals to model_s2z.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,10 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
         }
         for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
             enum nubo_state st = ctl_instance_state(in);
-            if ((st != NUBO_STATE_RUNNING && st != NUBO_STATE_DRAINING) || in->node == NULL)
+            /* standby and starting: the ingress holds requests while one wakes */
+            if ((st != NUBO_STATE_RUNNING && st != NUBO_STATE_DRAINING &&
+                 st != NUBO_STATE_STANDBY && st != NUBO_STATE_STARTING) ||
+                in->node == NULL)
                 continue;
             struct nubo_ingress_backend *b = &s->backends[s->n_backends++];
             memcpy(b->instance, in->row.uuid, sizeof(b->instance));
@@ -161,6 +165,50 @@ int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
     return 0;
 }
 
+/* POST /traffic (a metro's counters) and /wake (a held connection): scale-to-zero. */
+static int ing_s2z(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
+                   struct nubo_err *err)
+{
+    if (ri->method != EVHTTP_REQ_POST)
+        return nubo_error_http(err, 405, "%s: use POST", ri->path);
+    const char *metro = NULL;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, ri->query, next)
+    {
+        if (!strcmp(kv->key, "metro"))
+            metro = kv->value;
+    }
+    json_t *j = NULL;
+    if (pj_parse(ri->body ? ri->body : "", ri->body_len, NUBO_INGRESS_MAX_SMALL_BODY, &j, err) < 0)
+        return ctl_err_status(err, 400);
+    int rc;
+    if (strcmp(rest, "/traffic") == 0) {
+        struct nubo_ingress_traffic t;
+        rc = nubo_ingress_traffic_decode(j, &t, err);
+        json_decref(j);
+        if (rc < 0)
+            return -1;
+        rc = ctl_s2z_traffic(ctx, &t, err);
+        nubo_ingress_traffic_free(&t);
+        if (rc < 0)
+            return -1;
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, json_object());
+        return 0;
+    }
+    struct nubo_ingress_wake_req w;
+    rc = nubo_ingress_wake_req_decode(j, &w, err);
+    json_decref(j);
+    if (rc < 0)
+        return -1;
+    if (metro == NULL || !nubo_name_valid(metro))
+        return nubo_error_http(err, 400, "wake: give ?metro=<metro name>");
+    struct nubo_ingress_wake_resp r;
+    if (ctl_s2z_wake(ctx, metro, w.service, &r, err) < 0)
+        return -1;
+    ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_ingress_wake_resp_encode(&r));
+    return 0;
+}
+
 int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                        struct nubo_err *err)
 {
@@ -174,8 +222,10 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
         return nubo_error_http(err, 401,
                                "missing or unknown ingress token: send Authorization: Bearer "
                                "<the [ingress] token_file contents>");
+    if (strcmp(rest, "/traffic") == 0 || strcmp(rest, "/wake") == 0)
+        return ing_s2z(ctx, ri, rest, err);
     if (strcmp(rest, "/watch") != 0)
-        return nubo_error_http(err, 404, "no endpoint %.200s (watch)", ri->path);
+        return nubo_error_http(err, 404, "no endpoint %.200s (watch, traffic, wake)", ri->path);
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "%s: use GET", ri->path);
     int64_t version, timeout_ms;

@@ -45,12 +45,8 @@ static int query_params(struct ctl_reqinfo *ri, json_t *refs, json_t *extra, boo
             }
         } else if (!strcmp(k, "details") || !strcmp(k, "metrics") || !strcmp(k, "force")) {
             bool b;
-            if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, ""))
-                b = true;
-            else if (!strcmp(v, "false") || !strcmp(v, "0"))
-                b = false;
-            else
-                return nubo_error_http(err, 400, "query %s: must be true or false", k);
+            if (ctl_query_bool(k, v, &b, err) < 0)
+                return -1;
             if (!strcmp(k, "details"))
                 *details = b;
             else if (!strcmp(k, "force"))
@@ -181,6 +177,19 @@ static json_t *not_found(const struct nubo_item *it)
     return nubo_item_error(it->uuid, it->name, 404, msg);
 }
 
+/* A start/stop/delete answer: the item with the state it is in now (with_state) and was in. */
+static json_t *state_item(const struct ctl_instance *in, bool with_state, enum nubo_state before)
+{
+    struct nubo_item_status st = {.ok = true,
+                                  .has_state = with_state,
+                                  .state = ctl_instance_state(in),
+                                  .has_previous_state = true,
+                                  .previous_state = before};
+    memcpy(st.uuid, in->row.uuid, sizeof(st.uuid));
+    memcpy(st.name, in->row.name, sizeof(st.name));
+    return nubo_item_status_encode(&st);
+}
+
 static int cmp_created(const void *a, const void *b)
 {
     const struct ctl_instance *x = *(struct ctl_instance *const *)a;
@@ -295,13 +304,17 @@ static int do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
                       &items, &n, err) < 0)
         return -1;
     cleanup_free struct ctl_desire *d = xcalloc(n + 1, sizeof(*d));
-    for (size_t i = 0; i < n; i++)
+    cleanup_free enum nubo_state *before = xcalloc(n + 1, sizeof(*before));
+    for (size_t i = 0; i < n; i++) {
         d[i] = (struct ctl_desire){
             .in = ctl_instance_find(ctx, &ri->user, items[i].uuid, items[i].name),
             .start = start,
             .force = items[i].force,
             .drain_timeout_ms = items[i].drain_timeout_ms,
         };
+        if (d[i].in)
+            before[i] = ctl_instance_state(d[i].in);
+    }
     if (ctl_instances_desire(ctx, d, n, err) < 0)
         return ctl_err_status(err, 500);
     int64_t wait_ms = 0;
@@ -326,10 +339,16 @@ static int do_startstop(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
         ctl_wait_park(ctx, ri, w, n, wait_ms, true);
         return 0;
     }
-    cleanup_free struct ctl_instance **found = xcalloc(n + 1, sizeof(*found));
-    for (size_t i = 0; i < n; i++)
-        found[i] = d[i].in;
-    reply_found(ctx, ri, found, items, n, true);
+    /* the documented shape: {status, uuid, name, state, previous_state} per item */
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].in == NULL) {
+            json_array_append_new(out, not_found(&items[i]));
+            continue;
+        }
+        json_array_append_new(out, state_item(d[i].in, true, before[i]));
+    }
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "instances", out);
     return 0;
 }
 
@@ -364,7 +383,7 @@ static int do_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pa
             continue;
         }
         v[i] = in;
-        json_array_append_new(out, ctl_item_ok(in->row.uuid, in->row.name));
+        json_array_append_new(out, state_item(in, false, ctl_instance_state(in)));
     }
     if (ctl_instances_delete(ctx, v, n, err) < 0)
         return ctl_err_status(err, 500);
@@ -447,8 +466,7 @@ int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
     enum evhttp_cmd_type m = ri->method;
     const char *op = seg1;
     const char *ref = NULL;
-    if (seg1[0] && strcmp(seg1, "start") && strcmp(seg1, "stop") && strcmp(seg1, "wait") &&
-        strcmp(seg1, "log")) {
+    if (seg1[0] && !nubo_instance_name_reserved(seg1)) {
         ref = seg1;
         op = seg2;
         if (!nubo_uuid_valid(ref) && !nubo_name_valid(ref)) {

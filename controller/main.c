@@ -40,6 +40,8 @@ static void ctx_free(struct ctl_ctx *ctx)
         evhttp_free(ctx->http);
     if (ctx->accept_ev)
         event_free(ctx->accept_ev);
+    ctl_regtoken_free(ctx);
+    ctl_rate_free(ctx);
     if (ctx->store.db)
         ctl_store_close(&ctx->store);
     if (ctx->base)
@@ -113,7 +115,8 @@ int main(int argc, char **argv)
     ctx->started_mono_us = nubo_mono_us();
     if (ctl_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.sync_full, &err) < 0 ||
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
-        ctl_auth_bootstrap(ctx, &err) < 0 || ctl_ingress_bootstrap(ctx, &err) < 0 ||
+        ctl_auth_bootstrap(ctx, &err) < 0 || ctl_regtoken_init(ctx, &err) < 0 ||
+        ctl_ingress_bootstrap(ctx, &err) < 0 ||
         ctl_state_load(ctx, &err) < 0 || ctl_resolver_start(ctx, &err) < 0 ||
         ctl_server_start(ctx, &err) < 0)
         goto fail;

@@ -6,7 +6,7 @@ const char *const ctl_route_names[CTL_R__COUNT] = {
     "other",           "healthz",          "metrics",         "instances_create", "instances_list",
     "instances_get",   "instances_delete", "instances_start", "instances_stop",   "instances_wait",
     "instances_log",   "images",           "nodes",           "metros",           "users",
-    "registry_events", "agent_register",   "agent_watch",     "agent_status",     "agent_log",
+    "registry_events", "registry_token",   "agent_register",   "agent_watch",     "agent_status",     "agent_log",
     "services",        "certificates",     "ingress_watch",   "node_admin",
     "volumes",
 };

@@ -139,13 +139,25 @@ static int instance_cb(void *arg, struct ctl_instance_row *row,
     return 0;
 }
 
+static int s2z_cb(void *arg, const char *uuid, const struct nubo_scale_to_zero *z, bool standby)
+{
+    struct ctl_instance *in = ctl_map_get(&((struct ctl_ctx *)arg)->instances, uuid);
+    if (in) {
+        in->row.s2z = *z;
+        in->row.standby = standby;
+    }
+    return 0;
+}
+
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     ctx->version_seq = nubo_now_us(); /* versions never repeat across restarts */
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
         ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
-        ctl_logs_load(ctx, err) < 0 || ctl_volumes_load(ctx, err) < 0)
+        ctl_store_s2z_load(&ctx->store, s2z_cb, ctx, err) < 0 ||
+        ctl_logs_load(ctx, err) < 0 || ctl_quotas_load(ctx, err) < 0 ||
+        ctl_volumes_load(ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
     return 0;
@@ -157,6 +169,7 @@ void ctl_state_free(struct ctl_ctx *ctx)
         ctl_logs_flush(ctx); /* the last tails before the store closes */
     ctl_map_foreach(&ctx->instances, e) ctl_instance_destroy(e->val);
     ctl_services_free(ctx);
+    ctl_quotas_free(ctx);
     ctl_volumes_free(ctx);
     ctl_map_foreach(&ctx->nodes, e) free(e->val);
     ctl_map_foreach(&ctx->users_by_name, e) free(e->val);
@@ -184,6 +197,9 @@ enum nubo_state ctl_instance_state(const struct ctl_instance *in)
     enum nubo_state s = in->obs.state;
     if (!want_run && (s == NUBO_STATE_STARTING || s == NUBO_STATE_RUNNING))
         return NUBO_STATE_STOPPING; /* asked to stop; the node has not reported it yet */
+    /* stopped by scale-to-zero: the next request through the ingress starts it */
+    if (!want_run && in->row.standby && s == NUBO_STATE_STOPPED)
+        return NUBO_STATE_STANDBY;
     return s;
 }
 

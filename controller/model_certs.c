@@ -1,5 +1,6 @@
 /* User certificates in the working set: what OpenSSL reads from an upload (the chain parses,
- * the key matches, it names its cn), their commits, and who uses them. */
+ * the key matches, it names its cn, every name it carries is one its owner may hold), their
+ * commits, and who uses them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,50 @@ out:
     return rc;
 }
 
+/* DNS names compare case-insensitively; the rules compare lower case. */
+static void name_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* Every DNS name the leaf answers for (subject CN and DNS SANs) must be one owner may carry
+ * (model_domains.c): a certificate is never a way to another tenant's or the platform's names. */
+static int cert_names_allowed(struct ctl_ctx *ctx, const struct ctl_cert *c, struct nubo_err *err)
+{
+    BIO *cb = BIO_new_mem_buf(c->row.chain, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    BIO_free(cb);
+    ERR_clear_error();
+    if (x == NULL)
+        return nubo_error_http(err, 400, "chain: not a PEM certificate");
+    int rc = 0;
+    char subj_cn[256];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, subj_cn,
+                                  sizeof(subj_cn)) > 0) {
+        name_lower(subj_cn);
+        rc = ctl_cert_name_check(ctx, c->row.owner, subj_cn, err);
+    }
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; rc == 0 && sans && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type != GEN_DNS)
+            continue;
+        char name[NUBO_FQDN_MAX + 3];
+        int len = ASN1_STRING_length(g->d.dNSName);
+        if (len <= 0 || (size_t)len >= sizeof(name))
+            continue; /* longer than any name a domain can have: matches none */
+        memcpy(name, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
+        name[len] = '\0';
+        name_lower(name);
+        rc = ctl_cert_name_check(ctx, c->row.owner, name, err);
+    }
+    GENERAL_NAMES_free(sans);
+    X509_free(x);
+    return rc;
+}
+
 static struct ctl_cert *cert_add(struct ctl_ctx *ctx, struct ctl_cert *c)
 {
     char key[NUBO_API_USER_MAX + NUBO_NAME_MAX + 2];
@@ -163,6 +208,10 @@ const struct ctl_svc *ctl_cert_user(struct ctl_ctx *ctx, const struct ctl_cert *
 struct ctl_cert *ctl_cert_create(struct ctl_ctx *ctx, const struct ctl_user_row *u,
                                  struct nubo_cert_req *req, struct nubo_err *err)
 {
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    delta[NUBO_QUOTA_CERTIFICATES] = 1;
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return NULL;
     struct ctl_cert *c = xcalloc(1, sizeof(*c));
     nubo_uuid_new(c->row.uuid);
     snprintf(c->row.owner, sizeof(c->row.owner), "%s", u->name);
@@ -184,6 +233,10 @@ struct ctl_cert *ctl_cert_create(struct ctl_ctx *ctx, const struct ctl_user_row 
     }
     if (cert_check(c, err) < 0) {
         (void)ctl_err_wrap(err, 400, "certificate %s", c->row.name);
+        goto fail;
+    }
+    if (cert_names_allowed(ctx, c, err) < 0) {
+        (void)nubo_error_wrap(err, "certificate %s", c->row.name); /* keeps 400/403/409 */
         goto fail;
     }
     if (ctl_store_begin(&ctx->store, err) < 0 ||

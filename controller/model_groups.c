@@ -1,6 +1,6 @@
 /* Service groups in the working set: the group a request names, the rules a group must keep
- * (domains unique across users, certificates that cover them, limits), and their changes,
- * each committed before the working set follows. */
+ * (domains and public ports per model_domains.c, certificates that cover them, limits), and
+ * their changes, each committed before the working set follows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,12 +180,8 @@ static int resolve_domain(struct ctl_ctx *ctx, const struct ctl_svc_row *row,
     memset(dom, 0, sizeof(*dom));
     if (domain_fqdn(ctx, d, row->metro, dom->fqdn, err) < 0)
         return -1;
-    struct ctl_svc *other = ctl_map_get(&ctx->svc_fqdns, dom->fqdn);
-    if (other && other != self)
-        return nubo_error_http(err, 409,
-                               "domain %s is already used by another service group; choose "
-                               "another name",
-                               dom->fqdn);
+    if (ctl_domain_check(ctx, row->owner, row->metro, dom->fqdn, self, err) < 0)
+        return -1;
     if (d->cert_uuid[0] || d->cert_name[0]) {
         struct ctl_cert *c = ctl_cert_find(ctx, row->owner, d->cert_uuid, d->cert_name);
         if (c == NULL)
@@ -241,6 +237,9 @@ int ctl_svc_build(struct ctl_ctx *ctx, const struct ctl_user_row *u,
     row->hard_limit = req->hard_limit;
     memcpy(row->ports, req->ports, req->n_ports * sizeof(req->ports[0]));
     row->n_ports = req->n_ports;
+    for (size_t i = 0; i < req->n_ports; i++)
+        if (ctl_public_port_check(ctx, req->ports[i].port, err) < 0)
+            return -1;
     if (req->name[0]) {
         if (name_used(ctx, u->name, req->name))
             return nubo_error_http(err, 409,
@@ -306,6 +305,9 @@ static int apply_patch(struct ctl_ctx *ctx, const struct ctl_svc *g, const struc
         row->hard_limit = p->limit;
         break;
     case NUBO_SVC_PROP_SERVICES:
+        for (size_t i = 0; p->op != NUBO_SVC_OP_DEL && i < p->n_ports; i++)
+            if (ctl_public_port_check(ctx, p->ports[i].port, err) < 0)
+                return -1;
         if (p->op == NUBO_SVC_OP_SET) {
             memcpy(row->ports, p->ports, p->n_ports * sizeof(p->ports[0]));
             row->n_ports = p->n_ports;
@@ -386,6 +388,11 @@ struct ctl_svc *ctl_svc_create(struct ctl_ctx *ctx, const struct ctl_user_row *u
         nubo_error_http(err, 400, "no metro known yet (no node registered); give \"metro\"");
         return NULL;
     }
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    delta[NUBO_QUOTA_SERVICE_GROUPS] = 1;
+    delta[NUBO_QUOTA_SERVICES] = (int64_t)req->n_ports;
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return NULL;
     struct ctl_svc_row row;
     if (ctl_svc_build(ctx, u, req, metro, true, &row, err) < 0)
         return NULL;
@@ -406,6 +413,10 @@ int ctl_svc_patch(struct ctl_ctx *ctx, struct ctl_svc *g, const struct nubo_svc_
     struct ctl_svc_row row = g->row;
     if (apply_patch(ctx, g, p, &row, err) < 0)
         return ctl_err_status(err, 400);
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    delta[NUBO_QUOTA_SERVICES] = (int64_t)row.n_ports - (int64_t)g->row.n_ports;
+    if (ctl_quota_check_owner(ctx, g->row.owner, delta, err) < 0)
+        return -1;
     if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_svc_put(&ctx->store, &row, err) < 0 ||
         ctl_store_commit(&ctx->store, err) < 0) {
         ctl_store_rollback(&ctx->store);

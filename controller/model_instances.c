@@ -78,20 +78,68 @@ static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
         r->start_seq++;
         r->stop_force = false;
         r->drain_timeout_ms = 0;
+        r->standby = false;
         return true;
     }
-    if (in->row.desired == NUBO_DESIRED_STOPPED && in->row.stop_force == d->force)
+    if (d->standby) {
+        /* only what runs goes to standby: a user's stop stays a stop */
+        if (in->row.desired != NUBO_DESIRED_RUNNING)
+            return false;
+        r->desired = NUBO_DESIRED_STOPPED;
+        r->stop_force = true; /* stateless: nothing in the guest is kept anyway */
+        r->drain_timeout_ms = 0;
+        r->standby = true;
+        return true;
+    }
+    if (in->row.desired == NUBO_DESIRED_STOPPED && in->row.stop_force == d->force &&
+        !in->row.standby)
         return false;
     r->desired = NUBO_DESIRED_STOPPED;
     r->stop_force = d->force;
     r->drain_timeout_ms = d->drain_timeout_ms;
+    r->standby = false; /* a user's stop: traffic no longer wakes it */
     return true;
+}
+
+/* Starts of stopped instances make them live: each owner's live quotas must hold them all. */
+static int desire_quota(struct ctl_ctx *ctx, const struct ctl_desire *d, size_t n,
+                        struct nubo_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ctl_instance *in = d[i].in;
+        if (in == NULL || !d[i].start || in->row.desired == NUBO_DESIRED_RUNNING)
+            continue;
+        bool seen = false; /* this owner's starts were summed at its first one */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = d[k].in && d[k].start && d[k].in->row.desired != NUBO_DESIRED_RUNNING &&
+                   strcmp(d[k].in->row.owner, in->row.owner) == 0;
+        if (seen)
+            continue;
+        int64_t delta[NUBO_QUOTA_N] = {0};
+        for (size_t k = i; k < n; k++) {
+            const struct ctl_instance *o = d[k].in;
+            bool twice = false;
+            for (size_t j = i; j < k && !twice; j++)
+                twice = d[j].in == o;
+            if (o == NULL || twice || !d[k].start || o->row.desired == NUBO_DESIRED_RUNNING ||
+                strcmp(o->row.owner, in->row.owner) != 0)
+                continue;
+            delta[NUBO_QUOTA_LIVE_INSTANCES]++;
+            delta[NUBO_QUOTA_LIVE_MEMORY_MB] += o->row.memory_mb;
+            delta[NUBO_QUOTA_LIVE_VCPUS] += o->row.vcpus;
+        }
+        if (ctl_quota_check_owner(ctx, in->row.owner, delta, err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
 {
     for (size_t i = 0; i < n; i++)
         d[i].changed = false;
+    if (desire_quota(ctx, d, n, err) < 0)
+        return -1;
     if (ctl_store_begin(&ctx->store, err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -103,7 +151,9 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         struct ctl_instance_row tmp = d[i].in->row; /* shallow: only scalars change */
         if (twice || !desired_row(&d[i], &tmp))
             continue;
-        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0) {
+        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0 ||
+            ((tmp.s2z.policy != NUBO_S2Z_OFF || tmp.standby != d[i].in->row.standby) &&
+             ctl_store_s2z_put(&ctx->store, &tmp, err) < 0)) {
             ctl_store_rollback(&ctx->store);
             return -1;
         }
@@ -186,7 +236,8 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
         in->obs = *r;
         r->message = NULL; /* moved */
         in->has_obs = true;
-        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) &&
+        /* a standby is a pause, not a stop */
+        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
             in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
             in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
             dos[n_dos++] = in;

@@ -154,6 +154,7 @@ static struct ctl_instance *new_instance(const struct ctl_user_row *u,
     }
     r->restart_policy = cr->restart_policy;
     r->features = cr->features;
+    r->s2z = cr->scale_to_zero;
     r->service_ports = xcalloc(cr->n_service_ports + 1, sizeof(int64_t));
     memcpy(r->service_ports, cr->service_ports, cr->n_service_ports * sizeof(int64_t));
     r->n_service_ports = cr->n_service_ports;
@@ -173,7 +174,27 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     cleanup_free struct nubo_svc_create_req *inl = NULL;
     if (sgj && group_of(ctx, u, cr, sgj, &grp, &inl, err) < 0)
         return -1;
+    /* quotas first: a refused create changes nothing and says which limit */
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    delta[NUBO_QUOTA_INSTANCES] = (int64_t)count;
+    delta[NUBO_QUOTA_MEMORY_MB] = (int64_t)count * cr->memory_mb;
+    if (cr->autostart) {
+        delta[NUBO_QUOTA_LIVE_INSTANCES] = (int64_t)count;
+        delta[NUBO_QUOTA_LIVE_MEMORY_MB] = (int64_t)count * cr->memory_mb;
+        delta[NUBO_QUOTA_LIVE_VCPUS] = (int64_t)count * cr->vcpus;
+    }
+    if (inl) {
+        delta[NUBO_QUOTA_SERVICE_GROUPS] = 1;
+        delta[NUBO_QUOTA_SERVICES] = (int64_t)inl->n_ports;
+    }
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return -1;
     const char *metro = grp ? grp->row.metro : cr->metro;
+    int64_t cap = ctl_max_memory_mb(&ctx->cfg, metro);
+    if (cr->memory_mb > cap)
+        return nubo_error_http(err, 400, "memory_mb: %lld is above %s%s's limit of %lld MiB",
+                               (long long)cr->memory_mb, metro[0] ? "metro " : "the platform",
+                               metro, (long long)cap);
     cleanup_free struct ctl_sched_node *sn = NULL;
     cleanup_free struct ctl_node **nodes = NULL;
     size_t nn = ctl_sched_snapshot(ctx, NULL, &sn, &nodes);
@@ -253,7 +274,9 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     if (new_grp && ctl_store_svc_put(&ctx->store, new_grp, err) < 0)
         goto rollback;
     for (size_t i = 0; i < count; i++)
-        if (ctl_store_instance_put(&ctx->store, &inst[i]->row, err) < 0)
+        if (ctl_store_instance_put(&ctx->store, &inst[i]->row, err) < 0 ||
+            (inst[i]->row.s2z.policy != NUBO_S2Z_OFF &&
+             ctl_store_s2z_put(&ctx->store, &inst[i]->row, err) < 0))
             goto rollback;
     if (ctl_volumes_plan_store(ctx, vp, err) < 0)
         goto rollback;

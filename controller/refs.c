@@ -38,7 +38,13 @@ static json_t *collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const c
             char *save = NULL;
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
                 json_array_append_new(list, json_pack("{s:s}", kv->key, t));
-        } else if (strcmp(kv->key, "details") != 0) {
+        } else if (strcmp(kv->key, "details") == 0) {
+            bool details; /* every answer has the details; a bad value is still refused */
+            if (ctl_query_bool(kv->key, kv->value, &details, err) < 0) {
+                json_decref(list);
+                return NULL;
+            }
+        } else {
             char shown[64];
             snprintf(shown, sizeof(shown), "%s", kv->key);
             json_decref(list);

@@ -129,18 +129,12 @@ void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
     size_t n_err = 0, i;
     json_t *it;
     const char *first_msg = NULL;
-    int common_code = 0;
     json_array_foreach(items, i, it)
     {
         const char *st = json_string_value(json_object_get(it, "status"));
         if (st && strcmp(st, "error") == 0) {
-            int code = (int)json_integer_value(json_object_get(it, "error"));
-            if (n_err == 0) {
+            if (n_err == 0)
                 first_msg = json_string_value(json_object_get(it, "message"));
-                common_code = code;
-            } else if (code != common_code) {
-                common_code = 400;
-            }
             n_err++;
         }
     }
@@ -155,21 +149,19 @@ void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
     } else if (n_err) {
         m = first_msg ? first_msg : "request failed";
     }
-    int code =
-        n_err == n && n > 0 ? (common_code >= 400 && common_code < 600 ? common_code : 400) : 200;
     json_t *env = nubo_envelope_new(status, m, collection, items, 0);
-    if (n_err) {
+    /* Item failures answer inside a 200, each with its platform code (the platform does so:
+     * the SDKs read data before they look at HTTP). A top-level errors[] only when nothing
+     * succeeded: the JS SDK's unwrap() throws on any, which a partial success must not do. */
+    if (n_err == n && n > 0) {
         json_t *errs = json_array();
         json_array_foreach(json_object_get(json_object_get(env, "data"), collection), i, it)
-        {
-            const char *st = json_string_value(json_object_get(it, "status"));
-            if (st && strcmp(st, "error") == 0)
-                json_array_append_new(errs,
-                                      json_pack("{s:O}", "status", json_object_get(it, "error")));
-        }
+        json_array_append_new(errs, json_pack("{s:i}", "status",
+                                              nubo_api_error_http((int)json_integer_value(
+                                                  json_object_get(it, "error")))));
         json_object_set_new(env, "errors", errs);
     }
-    ctl_reply_json(ctx, req, route, start_us, code, env);
+    ctl_reply_json(ctx, req, route, start_us, 200, env);
 }
 
 /* ---- parked requests ---- */
@@ -297,5 +289,16 @@ int ctl_watch_params(const struct ctl_reqinfo *ri, int64_t max_timeout_ms, int64
                                        (long long)max_timeout_ms);
         }
     }
+    return 0;
+}
+
+int ctl_query_bool(const char *key, const char *v, bool *out, struct nubo_err *err)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, ""))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0"))
+        *out = false;
+    else
+        return nubo_error_http(err, 400, "query %.64s: '%.64s' is not true or false", key, v);
     return 0;
 }

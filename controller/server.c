@@ -51,6 +51,10 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
     }
     if (prefix(ri->path, "/ingress/v1", &rest))
         return ctl_handle_ingress(ctx, ri, rest, err);
+    if (strcmp(ri->path, "/registry/token") == 0) {
+        ri->route = CTL_R_REG_TOKEN;
+        return ctl_handle_registry_token(ctx, ri, err);
+    }
     if (strcmp(ri->path, "/registry/events") == 0) {
         ri->route = CTL_R_REG_EVENTS;
         return ctl_handle_registry_events(ctx, ri, err);
@@ -62,13 +66,27 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
         return nubo_error_http(err, 401,
                                "missing or unknown token: send Authorization: Bearer <token>");
     ri->user = *u;
+    int64_t retry_ms = 0;
+    if (!ctl_rate_take(ctx, u, &retry_ms)) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)(retry_ms + 999) / 1000);
+        evhttp_add_header(evhttp_request_get_output_headers(ri->req), "Retry-After", ra);
+        return nubo_error_http(err, 429,
+                               "user %s sends more than %lld requests per second: slow down and "
+                               "retry after %lld ms",
+                               u->name, (long long)ctx->cfg.rate_limit_per_s, (long long)retry_ms);
+    }
     const char *sub;
     if (prefix(rest, "/instances", &sub))
         return ctl_handle_instances(ctx, ri, sub, err);
     if (prefix(rest, "/images", &sub))
         return ctl_handle_images(ctx, ri, sub, err);
-    if (prefix(rest, "/users", &sub))
+    if (prefix(rest, "/users", &sub)) {
+        size_t sl = strlen(sub);
+        if (sl >= 7 && strcmp(sub + sl - 7, "/quotas") == 0)
+            return ctl_handle_quotas(ctx, ri, sub, err);
         return ctl_handle_users(ctx, ri, sub, err);
+    }
     if (strcmp(rest, "/metros") == 0)
         return ctl_handle_metros(ctx, ri, err);
     if (prefix(rest, "/nodes", &sub))

@@ -82,8 +82,9 @@ static json_t *svc_delete_one(struct ctl_ctx *ctx, void *obj)
     char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_NAME_MAX + 1];
     memcpy(uuid, g->row.uuid, sizeof(uuid));
     memcpy(name, g->row.name, sizeof(name));
-    if (ctl_svc_delete(ctx, g, &err) < 0)
-        return nubo_item_error(uuid, name, err.http_status, err.msg);
+    if (ctl_svc_delete(ctx, g, &err) < 0) /* a conflict here: instances still attached */
+        return err.http_status == 409 ? nubo_item_error_code(uuid, name, NUBO_APIERR_ATTACHED, err.msg)
+                                      : nubo_item_error(uuid, name, err.http_status, err.msg);
     return ctl_item_ok(uuid, name);
 }
 
@@ -151,6 +152,8 @@ int ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
     const char *pref;
     if (ctl_path_ref(ri, rest, buf, &pref, err) < 0)
         return -1;
+    if (pref && nubo_svc_name_reserved(pref)) /* a path word, never a group's name */
+        return nubo_error_http(err, 404, "no endpoint %.200s", ri->path);
     switch (ri->method) {
     case EVHTTP_REQ_POST:
         if (pref == NULL)

@@ -59,7 +59,16 @@ static const char *const migrations[] = {
     "DROP TABLE logtails;"
     "CREATE TABLE logchunks(uuid TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,"
     " PRIMARY KEY(uuid, offset));",
-    /* 3 -> 4: volumes (store_volumes.c): the volume, the instance mounting it, the disk each
+    /* 3 -> 4: per-user hard limits an admin set (the rest come from [quotas]) */
+    "CREATE TABLE quotas(user_uuid TEXT NOT NULL REFERENCES users(uuid), quota TEXT NOT NULL,"
+    " hard INTEGER NOT NULL, PRIMARY KEY(user_uuid, quota));",
+    /* 4 -> 5: scale-to-zero settings and the standby flag, apart from the instance row; the
+     * trigger removes them with their instance (REPLACE on instances fires no delete trigger) */
+    "CREATE TABLE scale_to_zero(uuid TEXT PRIMARY KEY, policy INTEGER NOT NULL,"
+    " stateful INTEGER NOT NULL, cooldown_ms INTEGER NOT NULL, standby INTEGER NOT NULL);"
+    "CREATE TRIGGER scale_to_zero_gone AFTER DELETE ON instances"
+    " BEGIN DELETE FROM scale_to_zero WHERE uuid=old.uuid; END;",
+    /* 5 -> 6: volumes (store_volumes.c): the volume, the instance mounting it, the disk each
      * node offers to volumes (re-sent on register; kept so placement works before it is) */
     "CREATE TABLE volumes(uuid TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL,"
     " node_uuid TEXT NOT NULL, metro TEXT NOT NULL, size_mb INTEGER NOT NULL,"
@@ -124,8 +133,14 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOG_PUT] = "INSERT OR REPLACE INTO logchunks(uuid,offset,data) VALUES(?,?,?)",
     [ST_LOG_TRIM] = "DELETE FROM logchunks WHERE uuid=? AND offset+length(data)<=?",
     [ST_LOG_DEL] = "DELETE FROM logchunks WHERE uuid=?",
+    [ST_QUOTA_PUT] = "INSERT OR REPLACE INTO quotas(user_uuid,quota,hard) VALUES(?,?,?)",
+    [ST_QUOTA_DEL] = "DELETE FROM quotas WHERE user_uuid=? AND quota=?",
+    [ST_QUOTAS] = "SELECT user_uuid,quota,hard FROM quotas",
     [ST_LOGS] = "SELECT l.uuid,l.offset,l.data FROM logchunks l JOIN instances i ON i.uuid=l.uuid "
                 "ORDER BY l.uuid, l.offset",
+    [ST_S2Z_PUT] = "INSERT OR REPLACE INTO scale_to_zero(uuid,policy,stateful,cooldown_ms,standby)"
+                   " VALUES(?,?,?,?,?)",
+    [ST_S2ZS] = "SELECT uuid,policy,stateful,cooldown_ms,standby FROM scale_to_zero",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -541,6 +556,46 @@ int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r
     sqlite3_bind_int64(st, 19, r->drain_timeout_ms);
     bind_text(st, 20, r->service_group);
     return step_done(s, st, err, "saving an instance");
+}
+
+int ctl_store_s2z_put(struct ctl_store *s, const struct ctl_instance_row *r, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_S2Z_PUT);
+    bind_text(st, 1, r->uuid);
+    sqlite3_bind_int(st, 2, (int)r->s2z.policy);
+    sqlite3_bind_int(st, 3, r->s2z.stateful);
+    sqlite3_bind_int64(st, 4, r->s2z.cooldown_time_ms);
+    sqlite3_bind_int(st, 5, r->standby);
+    return step_done(s, st, err, "saving scale-to-zero settings");
+}
+
+int ctl_store_s2z_load(struct ctl_store *s,
+                       int (*cb)(void *arg, const char *uuid, const struct nubo_scale_to_zero *z,
+                                 bool standby),
+                       void *arg, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_S2ZS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char uuid[NUBO_UUID_STR_LEN + 1];
+        col_text(st, 0, uuid, sizeof(uuid));
+        struct nubo_scale_to_zero z = {0};
+        int pol = sqlite3_column_int(st, 1);
+        z.policy = pol == NUBO_S2Z_ON || pol == NUBO_S2Z_IDLE ? (enum nubo_s2z_policy)pol
+                                                               : NUBO_S2Z_OFF;
+        z.stateful = sqlite3_column_int(st, 2) != 0;
+        z.cooldown_time_ms = sqlite3_column_int64(st, 3);
+        if (z.cooldown_time_ms < 0 || z.cooldown_time_ms > NUBO_S2Z_MAX_COOLDOWN_MS)
+            z.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+        if (cb(arg, uuid, &z, sqlite3_column_int(st, 4) != 0) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading scale-to-zero settings: out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_err(s, err, "loading scale-to-zero settings");
+    return 0;
 }
 
 int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
@@ -1030,4 +1085,36 @@ int ctl_store_logs_load(struct ctl_store *s,
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading console tails");
+}
+
+/* ---- quotas ---- */
+
+int ctl_store_quota_put(struct ctl_store *s, const char *user_uuid, const char *quota,
+                        int64_t hard, struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, hard < 0 ? ST_QUOTA_DEL : ST_QUOTA_PUT);
+    bind_text(st, 1, user_uuid);
+    bind_text(st, 2, quota);
+    if (hard >= 0)
+        sqlite3_bind_int64(st, 3, hard);
+    return step_done(s, st, err, "saving a quota");
+}
+
+int ctl_store_quotas_load(struct ctl_store *s,
+                          int (*cb)(void *, const char *, const char *, int64_t), void *arg,
+                          struct nubo_err *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_QUOTAS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char user[NUBO_UUID_STR_LEN + 1], quota[32];
+        col_text(st, 0, user, sizeof(user));
+        col_text(st, 1, quota, sizeof(quota));
+        if (cb(arg, user, quota, sqlite3_column_int64(st, 2)) < 0) {
+            sqlite3_reset(st);
+            return nubo_error(err, 0, "loading quotas");
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading quotas");
 }

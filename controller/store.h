@@ -61,6 +61,9 @@ struct ctl_instance_row {
     bool stop_force;
     int64_t drain_timeout_ms;
     char service_group[NUBO_UUID_STR_LEN + 1]; /* "" = none */
+    /* scale-to-zero (table scale_to_zero, written with ctl_store_s2z_put) */
+    struct nubo_scale_to_zero s2z;
+    bool standby; /* stopped by scale-to-zero: traffic starts it again */
 };
 void ctl_instance_row_free(struct ctl_instance_row *r);
 
@@ -141,6 +144,11 @@ enum ctl_stmt {
     ST_LOG_DEL,
     ST_LOG_TRIM,
     ST_LOGS,
+    ST_QUOTA_PUT,
+    ST_QUOTA_DEL,
+    ST_QUOTAS,
+    ST_S2Z_PUT,
+    ST_S2ZS,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -159,7 +167,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 4
+#define CTL_STORE_SCHEMA_VERSION 6
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */
@@ -194,6 +202,14 @@ int ctl_store_instances_load(struct ctl_store *s,
                                        const struct nubo_status_report *obs),
                              void *arg, struct nubo_err *err);
 
+/* An instance's scale-to-zero settings and standby flag (deleted with the instance). */
+int ctl_store_s2z_put(struct ctl_store *s, const struct ctl_instance_row *r, struct nubo_err *err);
+/* cb gets each stored row's uuid, settings and standby flag. */
+int ctl_store_s2z_load(struct ctl_store *s,
+                       int (*cb)(void *arg, const char *uuid, const struct nubo_scale_to_zero *z,
+                                 bool standby),
+                       void *arg, struct nubo_err *err);
+
 /* Upsert by digest_ref: a known image keeps its uuid and created_at. */
 int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, struct nubo_err *err);
 int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
@@ -223,6 +239,14 @@ int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err
 /* cb takes ownership of the row's chain and pkey. */
 int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *arg, struct ctl_cert_row *r),
                          void *arg, struct nubo_err *err);
+/* A user's hard limit for quota (proto/api.h's name), set by an admin; hard < 0 removes it
+ * (the operator's default applies again). */
+int ctl_store_quota_put(struct ctl_store *s, const char *user_uuid, const char *quota,
+                        int64_t hard, struct nubo_err *err);
+int ctl_store_quotas_load(struct ctl_store *s,
+                          int (*cb)(void *arg, const char *user_uuid, const char *quota,
+                                    int64_t hard),
+                          void *arg, struct nubo_err *err);
 /* Console tails, bounded per instance: chunks appended at their stream offset; trim drops
  * the chunks that end at or before start. */
 int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t offset, const void *data,

@@ -27,6 +27,7 @@ void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
         ctl_node_ip_str(in->node, (int)in->row.ip_host, out->private_ip);
     out->restart_policy = in->row.restart_policy;
     out->features = in->row.features;
+    out->scale_to_zero = in->row.s2z;
     if (in->node) {
         memcpy(out->node, in->node->row.name, sizeof(out->node));
     }

@@ -40,7 +40,7 @@ json_t *ctl_wait_hopeless_item(struct ctl_ctx *ctx, const struct ctl_instance *i
     char code[48] = "";
     if (o->has_exit_code)
         snprintf(code, sizeof(code), ", exit code %lld", (long long)o->exit_code);
-    struct nubo_item_status st = {.error = 409,
+    struct nubo_item_status st = {.error = NUBO_APIERR_WRONG_STATE,
                                   .has_state = true,
                                   .state = NUBO_STATE_STOPPED,
                                   .has_stop_reason = true,
@@ -83,7 +83,7 @@ static void wait_fire(struct ctl_parked *p)
                      in->row.name, nubo_state_name(it->want),
                      nubo_state_name(ctl_instance_state(in)));
             struct nubo_item_status st = {
-                .error = 408, .has_state = true, .state = ctl_instance_state(in)};
+                .error = NUBO_APIERR_TIMED_OUT, .has_state = true, .state = ctl_instance_state(in)};
             memcpy(st.uuid, it->uuid, sizeof(st.uuid));
             memcpy(st.name, it->name, sizeof(st.name));
             snprintf(st.message, sizeof(st.message), "%s", msg);

@@ -20,6 +20,8 @@ static const struct nu_cfg_key ing_settings[] = {
     NU_CFG_I(C, "ingress", "watch_timeout_ms", watch_timeout_ms, 1000,
              NUBO_INGRESS_WATCH_TIMEOUT_MAX_MS, "30000"),
     NU_CFG_I(C, "ingress", "timeout_queue_ms", timeout_queue_ms, 1, 60000, "1"),
+    NU_CFG_I(C, "ingress", "wake_timeout_ms", wake_timeout_ms, 1000, 55000, "30000"),
+    NU_CFG_I(C, "ingress", "traffic_interval_ms", traffic_interval_ms, 100, 60000, "500"),
     NU_CFG_S(C, "controller", "url", controller_url, "http://127.0.0.1:7060"),
     NU_CFG_S(C, "controller", "socket", controller_socket, NULL),
     NU_CFG_S(C, "controller", "token_file", token_file, "/var/lib/nubo/controller.db.ingress-token"),

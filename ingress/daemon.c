@@ -71,11 +71,35 @@ static int full_apply(struct ing_daemon *d, const struct ing_plan *p, struct nub
     return 0;
 }
 
+/* A published port something else on this host already listens on would fail the whole reload
+ * ("cannot bind socket") and with it every other change: leave that frontend out, say so, and
+ * try it again with the next change. Ports the running HAProxy holds are not probed. */
+static void drop_unbindable(struct ing_daemon *d, struct ing_plan *next)
+{
+    bool running = d->have_plan && ing_haproxy_alive(&d->hap);
+    for (size_t i = 0; i < next->n_frontends;) {
+        int64_t port = next->frontends[i].port;
+        bool held = false;
+        for (size_t k = 0; running && k < d->plan.n_frontends; k++)
+            held = held || d->plan.frontends[k].port == port;
+        struct nubo_err e = {0};
+        if (held || ing_port_probe(d->cfg.listen_addr, ing_bind_port(&d->cfg, port), &e) == 0) {
+            i++;
+            continue;
+        }
+        log_warnx("public port %lld left out: %s (something else on this host uses it); the "
+                  "other frontends are applied",
+                  (long long)port, e.msg);
+        ing_plan_drop_frontend(next, port);
+    }
+}
+
 int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err)
 {
     struct ing_plan next = {0};
     if (ing_plan_build(&d->cfg, w, d->have_plan ? &d->plan : NULL, &next, err) < 0)
         return -1;
+    drop_unbindable(d, &next);
     char *shape = ing_render_config(&d->cfg, &next, true);
     if (!shape) {
         ing_plan_free(&next);
@@ -127,6 +151,7 @@ int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, str
     d->have_plan = true;
     free(d->shape);
     d->shape = shape;
+    ing_act_update(d->act, &d->plan, d->token);
     return 0;
 }
 
@@ -168,6 +193,8 @@ int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err)
     if (write_file(path, pem, 0600, err) < 0)
         return -1;
     if (read_token(d, err) < 0)
+        return -1;
+    if (ing_act_start(&d->act, &d->cfg, d->hap.runtime_sock, d->token, err) < 0)
         return -1;
     /* Listen at once, before the controller answers: unknown names get "no route". */
     return ing_apply(d, NULL, err);
@@ -275,6 +302,8 @@ int ing_daemon_run(struct ing_daemon *d)
 
 void ing_daemon_free(struct ing_daemon *d)
 {
+    ing_act_stop(d->act);
+    d->act = NULL;
     ing_haproxy_stop(&d->hap);
     if (d->have_plan)
         ing_plan_free(&d->plan);

@@ -41,6 +41,7 @@ struct ing_config {
     char cert_file[ING_PATH_MAX], key_file[ING_PATH_MAX], ca_file[ING_PATH_MAX];
     int64_t watch_timeout_ms;
     int64_t timeout_queue_ms;
+    int64_t wake_timeout_ms, traffic_interval_ms;
     struct ing_node_reach *nodes;
     size_t n_nodes;
 };
@@ -69,6 +70,8 @@ struct ing_backend {
     char service_name[NUBO_NAME_MAX + 1];
     int64_t port, dest_port, hard_limit, soft_limit;
     bool http;
+    /* scale-to-zero: the group's instances in standby and starting (no slot, not in the shape) */
+    int64_t n_standby, n_starting;
     size_t n_nodes;
     struct ing_node_slots *nodes;
 };
@@ -83,7 +86,9 @@ struct ing_map_entry {
 };
 struct ing_cert_file {
     char uuid[NUBO_UUID_STR_LEN + 1];
-    char *pem; /* chain + key */
+    char *pem;  /* chain + key */
+    char *snis; /* "a.example.com b.example.com": the domains that name it, its only SNI
+                 * filters (HAProxy would otherwise pick it for any name it carries) */
 };
 struct ing_plan {
     struct ing_frontend *frontends;
@@ -101,6 +106,9 @@ void ing_plan_free(struct ing_plan *p);
 const struct ing_backend *ing_plan_backend(const struct ing_plan *p, const char *name);
 /* Bind port of a public port: 80 -> http_port, 443 -> https_port, others unchanged. */
 int ing_bind_port(const struct ing_config *cfg, int64_t port);
+/* Take the frontend of public port out of p, with its routes: a port HAProxy cannot bind must
+ * not fail the reload that carries every other tenant's changes. */
+void ing_plan_drop_frontend(struct ing_plan *p, int64_t port);
 
 /* render.c: HAProxy configuration text. shape = without server addresses and states, the
  * part that needs a reload when it changes. Returns malloc'd text. */
@@ -134,8 +142,24 @@ int ing_haproxy_start(struct ing_haproxy *h, const struct ing_config *cfg, struc
 int ing_haproxy_reload(struct ing_haproxy *h, struct nubo_err *err);
 void ing_haproxy_stop(struct ing_haproxy *h);
 bool ing_haproxy_alive(struct ing_haproxy *h);
+/* Can HAProxy bind addr:port (nothing else listens there)? errno-style error in err. */
+int ing_port_probe(const char *addr, int port, struct nubo_err *err);
 int ing_sock_cmd(const char *path, const char *cmd, int timeout_ms, char **reply,
                  struct nubo_err *err);
+
+/* activator.c: scale-to-zero at the ingress, on its own thread (see the file's head). */
+struct ing_act;
+int ing_act_start(struct ing_act **out, const struct ing_config *cfg, const char *runtime_sock,
+                  const char *token, struct nubo_err *err);
+/* After each apply (watch thread): the plan HAProxy now runs; token when it changed. */
+void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *token);
+void ing_act_stop(struct ing_act *a);
+/* The unix socket of backend be's activator server. */
+void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz);
+/* Adds the `show stat` counters of server be/server in csv: scur to *cur, stot+bin+bout to
+ * *sig; 1 when the row was found. */
+int ing_stat_instance(const char *csv, const char *be, const char *server, int64_t *cur,
+                      uint64_t *sig);
 
 /* daemon.c: the watch loop and reconcile. */
 struct ing_daemon {
@@ -147,6 +171,7 @@ struct ing_daemon {
     int64_t version;
     char token[512];
     volatile int *stopping;
+    struct ing_act *act; /* scale-to-zero; NULL in unit tests */
     /* counters, logged and used by tests via the log */
     uint64_t n_reloads, n_runtime_cmds;
 };

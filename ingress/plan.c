@@ -20,6 +20,20 @@ int ing_bind_port(const struct ing_config *cfg, int64_t port)
     return (int)port;
 }
 
+void ing_plan_drop_frontend(struct ing_plan *p, int64_t port)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_frontends; i++)
+        if (p->frontends[i].port != port)
+            p->frontends[k++] = p->frontends[i];
+    p->n_frontends = k;
+    k = 0;
+    for (size_t i = 0; i < p->n_maps; i++)
+        if (p->maps[i].port != port)
+            p->maps[k++] = p->maps[i];
+    p->n_maps = k;
+}
+
 void ing_plan_free(struct ing_plan *p)
 {
     for (size_t i = 0; i < p->n_backends; i++) {
@@ -30,8 +44,10 @@ void ing_plan_free(struct ing_plan *p)
     free(p->backends);
     free(p->frontends);
     free(p->maps);
-    for (size_t i = 0; i < p->n_certs; i++)
+    for (size_t i = 0; i < p->n_certs; i++) {
         free(p->certs[i].pem);
+        free(p->certs[i].snis);
+    }
     free(p->certs);
     memset(p, 0, sizeof(*p));
 }
@@ -324,6 +340,10 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
             b->hard_limit = s->hard_limit;
             b->soft_limit = s->soft_limit;
             b->http = http;
+            for (size_t k = 0; k < s->n_backends; k++) {
+                b->n_standby += s->backends[k].state == NUBO_STATE_STANDBY;
+                b->n_starting += s->backends[k].state == NUBO_STATE_STARTING;
+            }
             if (backend_place(cfg, b, ing_plan_backend(prev, be), s, err) < 0)
                 return -1;
         }
@@ -332,6 +352,33 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
                 return -1;
     }
     return 0;
+}
+
+/* "a.example.com b.example.com": the routable domains whose certificate is uuid, each once;
+ * NULL when none (or out of memory). */
+static char *cert_snis(const struct nubo_ingress_watch_resp *w, const char *uuid)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_services; i++)
+        for (size_t d = 0; d < w->services[i].n_domains; d++) {
+            const struct nubo_ingress_domain *dom = &w->services[i].domains[d];
+            if (strcmp(dom->certificate, uuid) != 0 || !fqdn_ok(dom->fqdn))
+                continue;
+            fprintf(f, "%s%s", n++ ? " " : "", dom->fqdn);
+        }
+    if (fclose(f) != 0 || n == 0) {
+        free(buf);
+        return NULL;
+    }
+    for (char *c = buf; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    return buf;
 }
 
 int ing_plan_build(const struct ing_config *cfg, const struct nubo_ingress_watch_resp *w,
@@ -348,14 +395,23 @@ int ing_plan_build(const struct ing_config *cfg, const struct nubo_ingress_watch
         const struct nubo_ingress_cert *c = &w->certificates[i];
         if (!c->chain || !c->pkey)
             continue;
+        /* A user certificate answers only for the domains that name it: without SNI filters
+         * HAProxy would pick it for every name it carries (another tenant's, the metro's). */
+        char *snis = cert_snis(w, c->uuid);
+        if (snis == NULL) {
+            log_warnx("certificate %s: no domain of this metro names it; not served", c->uuid);
+            continue;
+        }
         struct ing_cert_file *nv = grow(p.certs, p.n_certs, sizeof(*nv));
         if (!nv) {
+            free(snis);
             nubo_error(err, ENOMEM, "plan: certificate %s", c->uuid);
             goto fail;
         }
         p.certs = nv;
         struct ing_cert_file *cf = &p.certs[p.n_certs++];
         memset(cf, 0, sizeof(*cf));
+        cf->snis = snis;
         snprintf(cf->uuid, sizeof(cf->uuid), "%s", c->uuid);
         size_t lc = strlen(c->chain), lk = strlen(c->pkey);
         cf->pem = malloc(lc + lk + 3);

@@ -31,7 +31,8 @@ static void render_frontend(FILE *f, const struct ing_config *cfg, const struct 
     fputc('\n', f);
 }
 
-static void render_backend(FILE *f, const struct ing_backend *b, bool shape)
+static void render_backend(FILE *f, const struct ing_config *cfg, const struct ing_backend *b,
+                           bool shape)
 {
     fprintf(f, "# service %s (%s): public port %lld -> %lld; soft_limit %lld, hard_limit %lld\n",
             b->service_name, b->service, (long long)b->port, (long long)b->dest_port,
@@ -60,6 +61,12 @@ static void render_backend(FILE *f, const struct ing_backend *b, bool shape)
                 fprintf(f, " disabled"); /* maintenance: no new connections */
             fputc('\n', f);
         }
+    }
+    if (b->http) {
+        /* used only while no instance server is up: requests wait there for a wake */
+        char sock[ING_PATH_MAX + 64];
+        ing_act_sock_path(cfg, b->name, sock, sizeof(sock));
+        fprintf(f, "    server nubo-activator unix@%s backup\n", sock);
     }
     fputc('\n', f);
 }
@@ -94,7 +101,8 @@ char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, 
     for (size_t i = 0; i < p->n_certs; i++) {
         char hex[NUBO_SHA256_HEX_LEN + 1];
         nubo_sha256_hex(p->certs[i].pem, strlen(p->certs[i].pem), hex);
-        fprintf(f, "# certificate %s sha256 %s\n", p->certs[i].uuid, hex);
+        fprintf(f, "# certificate %s sha256 %s for %s\n", p->certs[i].uuid, hex,
+                p->certs[i].snis);
     }
     if (p->n_certs)
         fputc('\n', f);
@@ -117,7 +125,7 @@ char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, 
                    "https://%%[req.hdr(host),field(1,:)]:%d%%[capture.req.uri] code 301\n\n",
                 cfg->https_port);
     for (size_t i = 0; i < p->n_backends; i++)
-        render_backend(f, &p->backends[i], shape);
+        render_backend(f, cfg, &p->backends[i], shape);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -152,8 +160,10 @@ char *ing_render_crt_list(const struct ing_config *cfg, const struct ing_plan *p
         return NULL;
     /* The first certificate is the default: the metro's wildcard. */
     fprintf(f, "%s/certs/metro.pem\n", cfg->runtime_dir);
+    /* A user certificate only for its own domains (SNI filters): never picked by HAProxy for a
+     * name it merely carries, whatever its key type. */
     for (size_t i = 0; i < p->n_certs; i++)
-        fprintf(f, "%s/certs/%s.pem\n", cfg->runtime_dir, p->certs[i].uuid);
+        fprintf(f, "%s/certs/%s.pem %s\n", cfg->runtime_dir, p->certs[i].uuid, p->certs[i].snis);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

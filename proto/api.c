@@ -10,8 +10,59 @@ void nubo_create_req_init(struct nubo_create_req *r)
     memset(r, 0, sizeof(*r));
     r->memory_mb = NUBO_API_DEFAULT_MEMORY_MB;
     r->vcpus = 1;
-    r->autostart = true;
+    r->autostart = false; /* the spec's default; the SDKs and our CLI send true explicitly */
     r->restart_policy = NUBO_RESTART_NEVER;
+    r->scale_to_zero.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+}
+
+static const char *const s2z_policy_names[] = {"off", "on", "idle"};
+
+const char *nubo_s2z_policy_name(enum nubo_s2z_policy p)
+{
+    return (unsigned)p < 3 ? s2z_policy_names[p] : "off";
+}
+
+int nubo_s2z_policy_parse(const char *s, enum nubo_s2z_policy *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, s2z_policy_names[i]) == 0) {
+            *out = (enum nubo_s2z_policy)i;
+            return 0;
+        }
+    return -1;
+}
+
+int nubo_s2z_decode(json_t *j, const char *key, struct nubo_scale_to_zero *out,
+                    struct nubo_err *err)
+{
+    static const char *const allowed[] = {"policy", "stateful", "cooldown_time_ms", NULL};
+    json_t *o = json_object_get(j, key);
+    if (o == NULL || json_is_null(o))
+        return 0;
+    if (!json_is_object(o))
+        return nubo_error_http(err, 400,
+                               "%s: must be an object {policy: on|off|idle, stateful, "
+                               "cooldown_time_ms}",
+                               key);
+    if (pj_only_keys(o, key, allowed, err) < 0)
+        return -1;
+    struct nubo_scale_to_zero s = {NUBO_S2Z_OFF, false, NUBO_S2Z_DEFAULT_COOLDOWN_MS};
+    char pol[16];
+    int rc = pj_str(o, key, "policy", true, pol, sizeof(pol), err);
+    if (rc < 0 || nubo_s2z_policy_parse(pol, &s.policy) < 0)
+        return nubo_error_http(err, 400, "%s.policy: must be on, off or idle", key);
+    if (pj_bool(o, key, "stateful", false, &s.stateful, err) < 0 ||
+        pj_int(o, key, "cooldown_time_ms", false, 0, NUBO_S2Z_MAX_COOLDOWN_MS,
+               &s.cooldown_time_ms, err) < 0)
+        return -1;
+    *out = s;
+    return 1;
+}
+
+json_t *nubo_s2z_encode(const struct nubo_scale_to_zero *s)
+{
+    return json_pack("{s:s, s:b, s:I}", "policy", nubo_s2z_policy_name(s->policy), "stateful",
+                     s->stateful, "cooldown_time_ms", (json_int_t)s->cooldown_time_ms);
 }
 
 void nubo_create_req_free(struct nubo_create_req *r)
@@ -28,6 +79,15 @@ void nubo_create_req_free(struct nubo_create_req *r)
     r->env = NULL;
     r->service_group = NULL;
     r->n_args = r->n_env = 0;
+}
+
+bool nubo_instance_name_reserved(const char *name)
+{
+    static const char *const words[] = {"start", "stop", "wait", "log", "metrics", NULL};
+    for (size_t i = 0; words[i]; i++)
+        if (strcmp(name, words[i]) == 0)
+            return true;
+    return false;
 }
 
 static int unsupported(json_t *j, const char *key, struct nubo_err *err)
@@ -51,7 +111,7 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
         return nubo_error_http(err, 400, "create: the body must be a JSON object");
     if (pj_only_keys(j, "", allowed, err) < 0)
         return -1;
-    if (unsupported(j, "scale_to_zero", err) < 0 || unsupported(j, "service_group", err) < 0)
+    if (unsupported(j, "service_group", err) < 0)
         return -1;
     if (nubo_volume_mounts_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
                                   &out->n_volumes, err) < 0)
@@ -74,6 +134,11 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
                         "name: '%s' must be 1..63 characters of [a-z0-9-], not starting or "
                         "ending with '-'",
                         out->name);
+        goto fail;
+    }
+    if (rc == 1 && nubo_instance_name_reserved(out->name)) {
+        nubo_error_http(err, 400, "name: '%s' is a word of the API's paths (/v1/instances/%s); "
+                        "choose another", out->name, out->name);
         goto fail;
     }
     rc = pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
@@ -111,17 +176,24 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
             const char *s = json_string_value(e);
             if (s && strcmp(s, "delete-on-stop") == 0)
                 out->features |= NUBO_FEATURE_DELETE_ON_STOP;
-            else if (s && strcmp(s, "scale-to-zero") == 0) {
+            else if (s && strcmp(s, "scale-to-zero") == 0)
+                out->scale_to_zero.policy = NUBO_S2Z_ON; /* legacy: policy on, defaults */
+            else {
                 nubo_error_http(err, 400,
-                                "features[%zu]: scale-to-zero is not supported by nubo "
-                                "yet",
+                                "features[%zu]: must be \"delete-on-stop\" or \"scale-to-zero\"",
                                 i);
-                goto fail;
-            } else {
-                nubo_error_http(err, 400, "features[%zu]: must be \"delete-on-stop\"", i);
                 goto fail;
             }
         }
+    }
+    /* the object, when given, says more than the legacy feature string */
+    if (nubo_s2z_decode(j, "scale_to_zero", &out->scale_to_zero, err) < 0)
+        goto fail;
+    if (out->scale_to_zero.stateful && out->scale_to_zero.policy != NUBO_S2Z_OFF) {
+        nubo_error_http(err, 400,
+                        "scale_to_zero.stateful: stateful scale-to-zero is not supported by nubo "
+                        "yet; use stateful false (the instance boots again on wake)");
+        goto fail;
     }
     if ((out->features & NUBO_FEATURE_DELETE_ON_STOP) &&
         out->restart_policy != NUBO_RESTART_NEVER) {
@@ -206,6 +278,8 @@ json_t *nubo_create_req_encode(const struct nubo_create_req *r)
             json_array_append_new(a, json_integer(r->service_ports[i]));
         json_object_set_new(o, "service_ports", a);
     }
+    if (r->scale_to_zero.policy != NUBO_S2Z_OFF)
+        json_object_set_new(o, "scale_to_zero", nubo_s2z_encode(&r->scale_to_zero));
     if (r->service_group)
         json_object_set_new(o, "service_group", nubo_svc_create_req_encode(r->service_group, true));
     return o;
@@ -247,23 +321,27 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
                                   (json_int_t)in->boot_phases.guest_us));
     json_object_set_new(o, "start_count", json_integer(in->start_count));
     json_object_set_new(o, "restart_count", json_integer(in->restart_count));
-    json_object_set_new(o, "started_at", pj_time_new(in->started_at_us));
-    json_object_set_new(o, "stopped_at", pj_time_new(in->stopped_at_us));
+    /* never null: Go's decoder and strict schema validators refuse null for a string, so an
+     * instant that has not happened is left out */
+    pj_set_time(o, "started_at", in->started_at_us);
+    pj_set_time(o, "stopped_at", in->stopped_at_us);
     json_object_set_new(o, "uptime_ms", json_integer(in->uptime_ms));
     json_object_set_new(o, "restart_policy",
                         json_string(nubo_restart_policy_name(in->restart_policy)));
-    json_object_set_new(o, "restart",
-                        json_pack("{s:I, s:o}", "attempt", (json_int_t)in->restart_attempt,
-                                  "next_at", pj_time_new(in->restart_next_at_us)));
+    json_t *restart = json_pack("{s:I}", "attempt", (json_int_t)in->restart_attempt);
+    pj_set_time(restart, "next_at", in->restart_next_at_us);
+    json_object_set_new(o, "restart", restart);
     json_object_set_new(o, "stop_reason", json_integer(in->stop_reason));
-    json_object_set_new(o, "exit_code",
-                        in->has_exit_code ? json_integer(in->exit_code) : json_null());
-    json_object_set_new(o, "stop_code",
-                        in->has_stop_code ? json_integer(in->stop_code) : json_null());
+    if (in->has_exit_code)
+        json_object_set_new(o, "exit_code", json_integer(in->exit_code));
+    if (in->has_stop_code)
+        json_object_set_new(o, "stop_code", json_integer(in->stop_code));
     json_t *feat = json_array();
     if (in->features & NUBO_FEATURE_DELETE_ON_STOP)
         json_array_append_new(feat, json_string("delete-on-stop"));
     json_object_set_new(o, "features", feat);
+    if (in->scale_to_zero.policy != NUBO_S2Z_OFF)
+        json_object_set_new(o, "scale_to_zero", nubo_s2z_encode(&in->scale_to_zero));
     json_object_set_new(o, "node", json_string(in->node));
     json_object_set_new(o, "metro", json_string(in->metro));
     if (in->message && in->message[0])
@@ -350,6 +428,8 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
     for (size_t i = 0; i < n_feats; i++)
         if (strcmp(feats[i], "delete-on-stop") == 0)
             out->features |= NUBO_FEATURE_DELETE_ON_STOP;
+    out->scale_to_zero.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
+    D(nubo_s2z_decode(j, "scale_to_zero", &out->scale_to_zero, err));
     D(pj_str(j, "", "node", false, out->node, sizeof(out->node), err));
     D(pj_str(j, "", "metro", false, out->metro, sizeof(out->metro), err));
     D(pj_strdup(j, "", "message", false, NUBO_AGENT_MAX_MESSAGE, &out->message, err));
@@ -527,6 +607,31 @@ json_t *nubo_image_encode(const struct nubo_image *im)
     return o;
 }
 
+json_t *nubo_image_encode_legacy(const struct nubo_image *im)
+{
+    json_t *o = nubo_image_encode(im);
+    if (o == NULL)
+        return NULL;
+    size_t len = 1;
+    for (size_t i = 0; i < im->n_args; i++)
+        len += strlen(im->args[i]) + 1;
+    char *args = calloc(1, len);
+    if (args == NULL) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < im->n_args; i++) {
+        if (i)
+            strcat(args, " ");
+        strcat(args, im->args[i]);
+    }
+    json_object_set_new(o, "args", json_string(args));
+    free(args);
+    json_object_set_new(o, "kernel_args", json_string(""));
+    json_object_set_new(o, "labels", json_object());
+    return o;
+}
+
 void nubo_image_free(struct nubo_image *im)
 {
     if (im == NULL)
@@ -554,8 +659,22 @@ int nubo_image_decode(json_t *j, struct nubo_image *out, struct nubo_err *err)
     rc |= pj_strv(j, "", "tags", false, 4096, 512, &out->tags, &out->n_tags, err) < 0;
     rc |= pj_bool(j, "", "initrd_or_rom", false, &out->initrd_or_rom, err) < 0;
     rc |= pj_int(j, "", "size_in_bytes", false, 0, INT64_C(1) << 62, &out->size_in_bytes, err) < 0;
-    rc |= pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
-                  &out->n_args, err) < 0;
+    json_t *a = json_object_get(j, "args");
+    if (json_is_string(a)) { /* legacy: one string */
+        char buf[NUBO_AGENT_MAX_STR * 4];
+        snprintf(buf, sizeof(buf), "%s", json_string_value(a));
+        char *save = NULL;
+        json_t *v = json_array();
+        for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+            json_array_append_new(v, json_string(t));
+        json_t *tmp = json_pack("{s:o}", "args", v);
+        rc |= pj_strv(tmp, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR,
+                      &out->args, &out->n_args, err) < 0;
+        json_decref(tmp);
+    } else {
+        rc |= pj_strv(j, "", "args", false, NUBO_AGENT_MAX_ARGS, NUBO_AGENT_MAX_STR, &out->args,
+                      &out->n_args, err) < 0;
+    }
     rc |= pj_env(j, "", "env", false, NUBO_AGENT_MAX_ENV, NUBO_AGENT_MAX_STR, &out->env,
                  &out->n_env, err) < 0;
     if (rc) {
@@ -582,9 +701,14 @@ json_t *nubo_item_status_encode(const struct nubo_item_status *s)
         json_t *o = json_pack("{s:s, s:s}", "status", "success", "uuid", s->uuid);
         if (o && s->name[0])
             json_object_set_new(o, "name", json_string(s->name));
+        if (o && s->has_state)
+            json_object_set_new(o, "state", json_string(nubo_state_name(s->state)));
+        if (o && s->has_previous_state)
+            json_object_set_new(o, "previous_state",
+                                json_string(nubo_state_name(s->previous_state)));
         return o;
     }
-    json_t *o = nubo_item_error(s->uuid, s->name, (int)s->error, s->message);
+    json_t *o = nubo_item_error_code(s->uuid, s->name, (enum nubo_api_error)s->error, s->message);
     if (o && s->has_state)
         json_object_set_new(o, "state", json_string(nubo_state_name(s->state)));
     if (o && s->has_stop_reason)
@@ -597,9 +721,10 @@ int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo
     memset(out, 0, sizeof(*out));
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "item: must be a JSON object");
-    char status[24] = "", state[16] = "";
-    int rs, rr;
+    char status[24] = "", state[16] = "", prev[16] = "";
+    int rs, rr, rp;
     if (pj_str(j, "", "status", false, status, sizeof(status), err) < 0 ||
+        (rp = pj_str(j, "", "previous_state", false, prev, sizeof(prev), err)) < 0 ||
         pj_str(j, "", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
         pj_str(j, "", "name", false, out->name, sizeof(out->name), err) < 0 ||
         (rs = pj_str(j, "", "state", false, state, sizeof(state), err)) < 0 ||
@@ -607,6 +732,7 @@ int nubo_item_status_decode(json_t *j, struct nubo_item_status *out, struct nubo
         return -1;
     out->has_state = rs == 1 && nubo_state_parse(state, &out->state) == 0;
     out->has_stop_reason = rr == 1;
+    out->has_previous_state = rp == 1 && nubo_state_parse(prev, &out->previous_state) == 0;
     out->ok = strcmp(status, "error") != 0;
     if (out->ok)
         return 0;
@@ -698,10 +824,78 @@ json_t *nubo_envelope_new(const char *status, const char *message, const char *c
     return o;
 }
 
+int nubo_api_error_of_http(int http_status)
+{
+    switch (http_status) {
+    case 400:
+        return NUBO_APIERR_INVALID;
+    case 401:
+    case 403:
+        return NUBO_APIERR_NOT_ALLOWED;
+    case 404:
+        return NUBO_APIERR_NOT_FOUND;
+    case 405:
+        return NUBO_APIERR_WRONG_METHOD;
+    case 408:
+        return NUBO_APIERR_TIMED_OUT;
+    case 409:
+        return NUBO_APIERR_ALREADY_EXISTS;
+    case 413:
+        return NUBO_APIERR_TOO_LONG;
+    case 429:
+        return NUBO_APIERR_TOO_MANY;
+    case 503: /* no node with room */
+        return NUBO_APIERR_NO_FREE;
+    default:
+        return http_status >= 500 ? NUBO_APIERR_FAILED_OPERATION : NUBO_APIERR_UNKNOWN_ERROR;
+    }
+}
+
+int nubo_api_error_http(int code)
+{
+    switch (code) {
+    case NUBO_APIERR_INVALID:
+    case NUBO_APIERR_MISSING_ID:
+    case NUBO_APIERR_MALFORMED_REQUEST:
+    case NUBO_APIERR_NOT_BOTH:
+    case NUBO_APIERR_GUEST_MEMORY_TOO_SMALL:
+    case NUBO_APIERR_CANNOT_BE_USED:
+        return 400;
+    case NUBO_APIERR_NOT_ALLOWED:
+        return 403;
+    case NUBO_APIERR_NOT_FOUND:
+    case NUBO_APIERR_NO_API_ENDPOINT:
+        return 404;
+    case NUBO_APIERR_WRONG_METHOD:
+        return 405;
+    case NUBO_APIERR_TIMED_OUT:
+        return 408;
+    case NUBO_APIERR_WRONG_STATE:
+    case NUBO_APIERR_ATTACHED:
+    case NUBO_APIERR_NOT_ATTACHED:
+    case NUBO_APIERR_ALREADY_EXISTS:
+        return 409;
+    case NUBO_APIERR_TOO_LONG:
+        return 413;
+    case NUBO_APIERR_TOO_MANY:
+    case NUBO_APIERR_QUOTA:
+        return 429;
+    case NUBO_APIERR_NO_FREE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
 json_t *nubo_item_error(const char *uuid, const char *name, int http_status, const char *msg)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error", http_status);
+    return nubo_item_error_code(uuid, name, nubo_api_error_of_http(http_status), msg);
+}
+
+json_t *nubo_item_error_code(const char *uuid, const char *name, enum nubo_api_error code,
+                             const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i}", "status", "error", "message", msg, "error", code);
     if (uuid && uuid[0])
         json_object_set_new(o, "uuid", json_string(uuid));
     if (name && name[0])
@@ -821,4 +1015,109 @@ int nubo_api_image_ref_parse(const char *s, struct nubo_api_image_ref *out, stru
         snprintf(out->owner, sizeof(out->owner), "%s", buf);
     }
     return 0;
+}
+
+/* ---- quotas ----------------------------------------------------------------------------- */
+
+static const char *const quota_names[NUBO_QUOTA_N] = {
+    "instances", "live_instances", "live_memory_mb", "service_groups", "services",
+    "volumes",   "total_volume_mb", "memory_mb",     "live_vcpus",     "certificates",
+};
+
+const char *nubo_quota_name(enum nubo_quota q)
+{
+    return (unsigned)q < NUBO_QUOTA_N ? quota_names[q] : NULL;
+}
+
+static json_t *quota_counts_encode(const int64_t *v)
+{
+    json_t *o = json_object();
+    for (int i = 0; o && i < NUBO_QUOTA_N; i++)
+        json_object_set_new(o, quota_names[i], json_integer(v[i]));
+    return o;
+}
+
+json_t *nubo_user_quota_encode(const struct nubo_user_quota *q)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:{s:I, s:I}}", "uuid", q->uuid, "name", q->name,
+                     "used", quota_counts_encode(q->used), "hard", quota_counts_encode(q->hard),
+                     "limits", "min_memory_mb", (json_int_t)q->min_memory_mb, "max_memory_mb",
+                     (json_int_t)q->max_memory_mb);
+}
+
+static int quota_counts_decode(json_t *o, const char *ctx, int64_t *v, struct nubo_err *err)
+{
+    if (o == NULL)
+        return 0;
+    for (int i = 0; i < NUBO_QUOTA_N; i++)
+        if (pj_int(o, ctx, quota_names[i], false, 0, INT64_MAX, &v[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+int nubo_user_quota_decode(json_t *j, struct nubo_user_quota *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "quota: not an object");
+    if (pj_str(j, "quota", "uuid", false, out->uuid, sizeof(out->uuid), err) < 0 ||
+        pj_str(j, "quota", "name", false, out->name, sizeof(out->name), err) < 0 ||
+        quota_counts_decode(json_object_get(j, "used"), "used", out->used, err) < 0 ||
+        quota_counts_decode(json_object_get(j, "hard"), "hard", out->hard, err) < 0)
+        return -1;
+    json_t *l = json_object_get(j, "limits");
+    if (l && (pj_int(l, "limits", "min_memory_mb", false, 0, INT64_MAX, &out->min_memory_mb,
+                     err) < 0 ||
+              pj_int(l, "limits", "max_memory_mb", false, 0, INT64_MAX, &out->max_memory_mb,
+                     err) < 0))
+        return -1;
+    return 0;
+}
+
+int nubo_quota_set_decode(json_t *j, struct nubo_quota_set *out, struct nubo_err *err)
+{
+    static const char *const keys[] = {"hard", NULL};
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400,
+                               "quotas: send {\"hard\": {\"live_memory_mb\": 4096, …}} (null = "
+                               "the default)");
+    if (pj_only_keys(j, "", keys, err) < 0) {
+        err->http_status = 400;
+        return -1;
+    }
+    json_t *h = json_object_get(j, "hard");
+    if (!json_is_object(h) || json_object_size(h) == 0)
+        return nubo_error_http(err, 400, "hard: an object of at least one quota");
+    const char *key;
+    json_t *v;
+    json_object_foreach(h, key, v)
+    {
+        int q = 0;
+        while (q < NUBO_QUOTA_N && strcmp(quota_names[q], key) != 0)
+            q++;
+        if (q == NUBO_QUOTA_N)
+            return nubo_error_http(err, 400, "hard.%.64s: not a quota (instances, live_instances, "
+                                             "live_memory_mb, memory_mb, live_vcpus, "
+                                             "service_groups, services, certificates, volumes, "
+                                             "total_volume_mb)",
+                                   key);
+        out->given[q] = true;
+        if (json_is_null(v)) {
+            out->hard[q] = -1;
+        } else if (pj_int(h, "hard", key, true, 0, NUBO_QUOTA_UNLIMITED, &out->hard[q], err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+json_t *nubo_quota_set_encode(const struct nubo_quota_set *s)
+{
+    json_t *h = json_object();
+    for (int i = 0; h && i < NUBO_QUOTA_N; i++)
+        if (s->given[i])
+            json_object_set_new(h, quota_names[i],
+                                s->hard[i] < 0 ? json_null() : json_integer(s->hard[i]));
+    return json_pack("{s:o}", "hard", h);
 }

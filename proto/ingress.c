@@ -338,3 +338,98 @@ fail:
     nubo_ingress_watch_resp_free(out);
     return -1;
 }
+
+/* ---- scale-to-zero: traffic reports and wake requests ---- */
+
+json_t *nubo_ingress_traffic_encode(const struct nubo_ingress_traffic *t)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < t->n_instances; i++)
+        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "instance", t->instances[i].instance,
+                                           "current", (json_int_t)t->instances[i].current,
+                                           "idle_ms", (json_int_t)t->instances[i].idle_ms));
+    return json_pack("{s:s, s:o}", "metro", t->metro, "instances", a);
+}
+
+void nubo_ingress_traffic_free(struct nubo_ingress_traffic *t)
+{
+    if (t == NULL)
+        return;
+    free(t->instances);
+    t->instances = NULL;
+    t->n_instances = 0;
+}
+
+int nubo_ingress_traffic_decode(json_t *j, struct nubo_ingress_traffic *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "traffic report: must be a JSON object");
+    json_t *a;
+    if (pj_str(j, "", "metro", true, out->metro, sizeof(out->metro), err) < 0 ||
+        pj_array(j, "", "instances", true, NUBO_INGRESS_MAX_BACKENDS, &a, err) < 0)
+        return -1;
+    out->instances = calloc(json_array_size(a) + 1, sizeof(*out->instances));
+    if (out->instances == NULL)
+        return nubo_error_http(err, 500, "out of memory");
+    size_t i;
+    json_t *v;
+    char ctx[48];
+    json_array_foreach(a, i, v)
+    {
+        struct nubo_ingress_traffic_item *it = &out->instances[i];
+        snprintf(ctx, sizeof(ctx), "instances[%zu]", i);
+        if (!json_is_object(v)) {
+            nubo_error_http(err, 400, "%s: must be an object", ctx);
+            goto fail;
+        }
+        TRY(pj_str(v, ctx, "instance", true, it->instance, sizeof(it->instance), err));
+        if (!nubo_uuid_valid(it->instance)) {
+            nubo_error_http(err, 400, "%s.instance: '%s' is not a UUID", ctx, it->instance);
+            goto fail;
+        }
+        TRY(pj_int(v, ctx, "current", true, 0, INT64_C(1) << 40, &it->current, err));
+        TRY(pj_int(v, ctx, "idle_ms", true, 0, INT64_C(1) << 50, &it->idle_ms, err));
+        out->n_instances = i + 1;
+    }
+    return 0;
+fail:
+    nubo_ingress_traffic_free(out);
+    return -1;
+}
+
+json_t *nubo_ingress_wake_req_encode(const struct nubo_ingress_wake_req *r)
+{
+    return json_pack("{s:s}", "service", r->service);
+}
+
+int nubo_ingress_wake_req_decode(json_t *j, struct nubo_ingress_wake_req *out,
+                                 struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "wake request: must be a JSON object");
+    if (pj_str(j, "", "service", true, out->service, sizeof(out->service), err) < 0)
+        return -1;
+    if (!nubo_uuid_valid(out->service))
+        return nubo_error_http(err, 400, "service: '%s' is not a UUID", out->service);
+    return 0;
+}
+
+json_t *nubo_ingress_wake_resp_encode(const struct nubo_ingress_wake_resp *r)
+{
+    return json_pack("{s:I, s:I}", "woken", (json_int_t)r->woken, "starting",
+                     (json_int_t)r->starting);
+}
+
+int nubo_ingress_wake_resp_decode(json_t *j, struct nubo_ingress_wake_resp *out,
+                                  struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "wake reply: must be a JSON object");
+    if (pj_int(j, "", "woken", true, 0, INT64_C(1) << 40, &out->woken, err) < 0 ||
+        pj_int(j, "", "starting", true, 0, INT64_C(1) << 40, &out->starting, err) < 0)
+        return -1;
+    return 0;
+}

@@ -15,6 +15,9 @@
 #include "util.h"
 
 #define NUBO_INGRESS_PATH_WATCH "/ingress/v1/watch"
+#define NUBO_INGRESS_PATH_TRAFFIC "/ingress/v1/traffic"
+#define NUBO_INGRESS_PATH_WAKE "/ingress/v1/wake"
+#define NUBO_INGRESS_MAX_SMALL_BODY (8u << 20) /* traffic reports and wake requests */
 
 /* Hard bounds on one watch reply. */
 #define NUBO_INGRESS_MAX_BODY (64u << 20)
@@ -57,7 +60,8 @@ struct nubo_ingress_backend {
     char name[NUBO_NAME_MAX + 1];
     char node[NUBO_NAME_MAX + 1];
     char ip[NUBO_IP_STR_MAX];
-    enum nubo_state state; /* running | draining (draining: no new connections) */
+    /* running | draining (no new connections) | standby (scale-to-zero: traffic wakes it) */
+    enum nubo_state state;
 };
 
 struct nubo_ingress_service {
@@ -90,6 +94,39 @@ struct nubo_ingress_watch_resp {
     struct nubo_ingress_cert *certificates;
     size_t n_certificates;
 };
+
+/* POST /ingress/v1/traffic: what HAProxy's per-server counters say of each instance that has
+ * a server slot; the controller's scale-to-zero decides from it. */
+struct nubo_ingress_traffic_item {
+    char instance[NUBO_UUID_STR_LEN + 1];
+    int64_t current; /* sessions open to it now (HAProxy scur) */
+    int64_t idle_ms; /* since its counters last moved (or it joined) */
+};
+struct nubo_ingress_traffic {
+    char metro[NUBO_NAME_MAX + 1];
+    struct nubo_ingress_traffic_item *instances;
+    size_t n_instances;
+};
+json_t *nubo_ingress_traffic_encode(const struct nubo_ingress_traffic *t);
+int nubo_ingress_traffic_decode(json_t *j, struct nubo_ingress_traffic *out, struct nubo_err *err);
+void nubo_ingress_traffic_free(struct nubo_ingress_traffic *t);
+
+/* POST /ingress/v1/wake: a connection for the service group waits at the ingress and no
+ * instance runs. The controller starts one of its standby instances unless one is already
+ * starting or running; starting counts both (0 = nothing will come: answer the client). */
+struct nubo_ingress_wake_req {
+    char service[NUBO_UUID_STR_LEN + 1];
+};
+struct nubo_ingress_wake_resp {
+    int64_t woken;    /* instances this call started */
+    int64_t starting; /* instances starting or running now, woken included */
+};
+json_t *nubo_ingress_wake_req_encode(const struct nubo_ingress_wake_req *r);
+int nubo_ingress_wake_req_decode(json_t *j, struct nubo_ingress_wake_req *out,
+                                 struct nubo_err *err);
+json_t *nubo_ingress_wake_resp_encode(const struct nubo_ingress_wake_resp *r);
+int nubo_ingress_wake_resp_decode(json_t *j, struct nubo_ingress_wake_resp *out,
+                                  struct nubo_err *err);
 
 /* Encoders return a new reference (NULL only on allocation failure). Decoders zero *out, fill
  * it and return 0, or return -1 with a one-line message in err (400) and leave nothing to free.

@@ -286,6 +286,12 @@ json_t *pj_time_new(int64_t us)
     return json_string(buf);
 }
 
+void pj_set_time(json_t *o, const char *key, int64_t us)
+{
+    if (us != 0)
+        json_object_set_new(o, key, pj_time_new(us));
+}
+
 char **pj_strv_dup(char *const *v, size_t n)
 {
     char **r = calloc(n + 1, sizeof(*r));

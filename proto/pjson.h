@@ -56,6 +56,9 @@ json_t *pj_strv_new(char *const *v, size_t n);
 json_t *pj_env_new(const struct nubo_kv *kv, size_t n);
 /* A timestamp as ISO 8601, or JSON null when us == 0. */
 json_t *pj_time_new(int64_t us);
+/* Sets o.key to the ISO 8601 time us, or leaves it out when us is 0 (the public API never
+ * says null where the spec types a string). */
+void pj_set_time(json_t *o, const char *key, int64_t us);
 
 /* Defines `int NAME_list_decode(json_t *a, size_t max, T **out, size_t *n_out, err)` and
  * `void NAME_list_free(T *v, size_t n)` from a type's decode(json_t *, T *, err) and

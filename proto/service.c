@@ -250,8 +250,69 @@ void nubo_svc_create_req_init(struct nubo_svc_create_req *r)
     r->hard_limit = NUBO_SVC_LIMIT_MAX;
 }
 
+static int svc_create_decode(json_t *j, bool inline_group, struct nubo_svc_create_req *out,
+                             struct nubo_err *err);
+
+bool nubo_svc_name_reserved(const char *name)
+{
+    return strcmp(name, "autoscale") == 0;
+}
+
+/* The spec draws POST /v1/services with the domains inside each services[] entry; nubo (and
+ * the SDKs) keep them at the group level. Both are accepted: *flat is j with the entries'
+ * domains gathered at the top (a new reference), or j itself when there are none. */
+static int hoist_domains(json_t *j, const char *ctx, json_t **flat, struct nubo_err *err)
+{
+    json_t *s = json_object_get(j, "services");
+    size_t i;
+    json_t *e;
+    bool inner = false;
+    json_array_foreach(s, i, e) inner = inner || json_object_get(e, "domains") != NULL;
+    if (!inner) {
+        *flat = json_incref(j);
+        return 0;
+    }
+    if (json_object_get(j, "domains"))
+        return nubo_error_http(err, 400,
+                               "%s%sdomains: give the domains at the group level or inside "
+                               "services[], not both",
+                               ctx, CTXJ(ctx));
+    json_t *c = json_deep_copy(j);
+    json_t *all = json_array();
+    json_array_foreach(json_object_get(c, "services"), i, e)
+    {
+        json_t *d = json_object_get(e, "domains");
+        if (d && !json_is_array(d)) {
+            json_decref(all);
+            json_decref(c);
+            return nubo_error_http(err, 400, "%s%sservices[%zu].domains: must be an array", ctx,
+                                   CTXJ(ctx), i);
+        }
+        if (d)
+            json_array_extend(all, d);
+        json_object_del(e, "domains");
+    }
+    json_object_set_new(c, "domains", all);
+    *flat = c;
+    return 0;
+}
+
 int nubo_svc_create_req_decode(json_t *j, bool inline_group, struct nubo_svc_create_req *out,
                                struct nubo_err *err)
+{
+    const char *ctx0 = inline_group ? "service_group" : "";
+    json_t *flat = NULL;
+    nubo_svc_create_req_init(out);
+    if (json_is_object(j) && json_is_array(json_object_get(j, "services")) &&
+        hoist_domains(j, ctx0, &flat, err) < 0)
+        return -1;
+    int rc = svc_create_decode(flat ? flat : j, inline_group, out, err);
+    json_decref(flat);
+    return rc;
+}
+
+static int svc_create_decode(json_t *j, bool inline_group, struct nubo_svc_create_req *out,
+                             struct nubo_err *err)
 {
     static const char *const keys[] = {"name",       "metro",      "services", "domains",
                                        "soft_limit", "hard_limit", NULL};
@@ -273,6 +334,11 @@ int nubo_svc_create_req_decode(json_t *j, bool inline_group, struct nubo_svc_cre
                                    "name: '%s' must be 1..63 bytes of [a-z0-9-], not starting or "
                                    "ending with '-'",
                                    out->name);
+        if (nubo_svc_name_reserved(out->name))
+            return nubo_error_http(err, 400,
+                                   "name: '%s' is a word of the API's paths "
+                                   "(/v1/services/%s); choose another",
+                                   out->name, out->name);
         if (out->metro[0] && !nubo_name_valid(out->metro))
             return nubo_error_http(err, 400, "metro: '%s' is not a metro name", out->metro);
     }
@@ -562,10 +628,13 @@ json_t *nubo_svc_domains_encode(const struct nubo_svc_domain *d, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
-        json_t *cert = d[i].has_cert ? json_pack("{s:s, s:s, s:s}", "uuid", d[i].cert.uuid, "name",
-                                                 d[i].cert.name, "state", d[i].cert_state)
-                                     : json_null();
-        json_array_append_new(a, json_pack("{s:s, s:o}", "fqdn", d[i].fqdn, "certificate", cert));
+        json_t *o = json_pack("{s:s}", "fqdn", d[i].fqdn);
+        /* no certificate of its own (the metro's wildcard serves it): left out, never null */
+        if (d[i].has_cert)
+            json_object_set_new(o, "certificate",
+                                json_pack("{s:s, s:s, s:s}", "uuid", d[i].cert.uuid, "name",
+                                          d[i].cert.name, "state", d[i].cert_state));
+        json_array_append_new(a, o);
     }
     return a;
 }

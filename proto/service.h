@@ -62,6 +62,9 @@ int nubo_svc_domains_decode(json_t *a, const char *ctx, struct nubo_svc_domain_r
                             size_t max, size_t *n_out, struct nubo_err *err);
 
 /* Strict: unknown fields fail. inline_group: the instance-create form (no name/metro). */
+/* Words the service paths use after /v1/services/ (autoscale): no group may be named so, or
+ * DELETE /v1/services/autoscale would delete it. */
+bool nubo_svc_name_reserved(const char *name);
 int nubo_svc_create_req_decode(json_t *j, bool inline_group, struct nubo_svc_create_req *out,
                                struct nubo_err *err);
 void nubo_svc_create_req_init(struct nubo_svc_create_req *r);

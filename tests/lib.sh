@@ -59,6 +59,12 @@ t_wait_for() {
     done
 }
 
+# The registry is up: it serves /v2/ (200), or asks for a token (401) when auth is configured.
+t_registry_answers() {
+    local c; c=$(curl -sS -o /dev/null -w '%{http_code}' "$1") || return 1
+    [ "$c" = 200 ] || [ "$c" = 401 ]
+}
+
 # Start a throw-away distribution registry on a free loopback port.
 # Sets T_REGISTRY_URL and T_REGISTRY_PID. Extra YAML (e.g. notifications) in $1.
 t_start_registry() {
@@ -82,7 +88,7 @@ YML
     T_REGISTRY_PID=$!
     t_track_pid "$T_REGISTRY_PID"
     T_REGISTRY_URL="http://127.0.0.1:$port"
-    t_wait_for 20 curl -fsS "$T_REGISTRY_URL/v2/" || t_fail "registry did not start"
+    t_wait_for 20 t_registry_answers "$T_REGISTRY_URL/v2/" || t_fail "registry did not start"
 }
 
 # Network namespace owned by this test: t_netns NAME -> creates nubo-t-<pid>-NAME, sets T_NS.

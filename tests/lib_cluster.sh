@@ -30,7 +30,8 @@ t_cluster_up() { # [nodes spec]
 }
 
 t_cluster_runtimes() {
-    "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
+    # official/* takes the admin's token (registry auth: users push only <user>/*)
+    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
         > "$T_TMP/runtimes.log" 2>&1 || { tail -30 "$T_TMP/runtimes.log" >&2; t_fail "build-runtimes failed"; }
 }
 

@@ -1,5 +1,5 @@
 /* libFuzzer target: the public API request decoders (create objects, batch items, image
- * references) on arbitrary bytes. Must never crash, leak or accept out-of-range values. */
+ * references, quota changes) on arbitrary bytes. Must never crash, leak or accept out-of-range values. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +37,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (nubo_item_decode(e, (enum nubo_item_kind)k, "[0]", &it, NULL) == 0 && !it.uuid[0] &&
                 !nubo_name_valid(it.name))
                 abort();
+        }
+        /* an admin's quota change: bounded values, and what we encode we accept */
+        struct nubo_quota_set qs;
+        struct nubo_err qerr = {0};
+        if (nubo_quota_set_decode(e, &qs, &qerr) == 0) {
+            for (int q = 0; q < NUBO_QUOTA_N; q++)
+                if (qs.given[q] && (qs.hard[q] < -1 || qs.hard[q] > NUBO_QUOTA_UNLIMITED))
+                    abort();
+            json_t *back = nubo_quota_set_encode(&qs);
+            struct nubo_quota_set qs2;
+            if (nubo_quota_set_decode(back, &qs2, NULL) != 0 || memcmp(&qs, &qs2, sizeof(qs)))
+                abort();
+            json_decref(back);
+        } else if (strchr(qerr.msg, '\n')) {
+            abort();
         }
         const char *s = json_string_value(json_object_get(e, "image"));
         struct nubo_api_image_ref ref;

@@ -1,5 +1,5 @@
-/* libFuzzer target: the service-group, certificate and ingress-watch decoders on arbitrary
- * bytes; what decodes must re-encode and decode to the same thing. */
+/* libFuzzer target: the service-group, certificate, ingress-watch and scale-to-zero
+ * (traffic, wake) decoders on arbitrary bytes; what decodes must re-encode and decode to the same thing. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +40,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(b);
         nubo_ingress_watch_resp_free(&w);
     }
+    struct nubo_ingress_traffic t;
+    if (nubo_ingress_traffic_decode(j, &t, NULL) == 0) {
+        json_t *b = nubo_ingress_traffic_encode(&t);
+        struct nubo_ingress_traffic t2;
+        if (nubo_ingress_traffic_decode(b, &t2, NULL) != 0 || t2.n_instances != t.n_instances ||
+            (t.n_instances &&
+             memcmp(t2.instances, t.instances, t.n_instances * sizeof(t.instances[0])) != 0))
+            abort();
+        nubo_ingress_traffic_free(&t2);
+        json_decref(b);
+        nubo_ingress_traffic_free(&t);
+    }
+    struct nubo_ingress_wake_req wr;
+    struct nubo_ingress_wake_resp ws;
+    nubo_ingress_wake_req_decode(j, &wr, NULL);
+    nubo_ingress_wake_resp_decode(j, &ws, NULL);
     json_decref(j);
     return 0;
 }

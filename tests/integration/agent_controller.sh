@@ -58,7 +58,7 @@ node_ready() { api GET /v1/nodes | has '"ctl"'; }
 t_wait_for 20 node_ready || t_fail "node did not register: $(api GET /v1/nodes)"
 t_log "nodes: $(api GET /v1/nodes | head -c 400)"
 
-out=$(api POST /v1/instances -d '{"image":"official/agenttest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
+out=$(api POST /v1/instances -d '{"autostart":true,"image":"official/agenttest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
 U=$(echo "$out" | jq_py "d['data']['instances'][0]['uuid']") || t_fail "create failed: $out"
 t_track_domain "$U"
 t_wait_for 60 inst_is "$U" state running || t_fail "not running: $(api GET /v1/instances/$U)"

@@ -39,10 +39,25 @@ bad 400 '{"image":"admin/hello:latest","restart_policy":"sometimes"}'
 bad 400 '{"image":"Admin/Hello"}'
 bad 404 '{"image":"other/hello:latest"}'                # another user's namespace
 bad 502 '{"image":"admin/unknown:latest"}'              # unknown image, registry down
-api POST /v1/instances '{"image":"admin/hello:latest","metro":"sin0"}'
-[ "$CODE" = 400 ] || t_fail "unknown metro: $CODE $BODY"
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","metro":"sin0"}'
+failed_like 400 || t_fail "unknown metro: $CODE $BODY"
 bad 503 '{"image":"admin/hello:latest","memory_mb":1000,"replicas":2}' # no capacity for 3
 bad 400 '[]'
+# the spec's memory cap (a per-metro setting, default 4096), before any node is asked
+bad 400 '{"image":"admin/hello:latest","memory_mb":4097}'
+grep -q "limit of 4096 MiB" "$T_TMP/reply" || t_fail "memory cap message: $BODY"
+# path words are no names: /v1/instances/metrics stays the metrics endpoint
+bad 400 '{"image":"admin/hello:latest","name":"metrics"}'
+bad 400 '{"image":"admin/hello:latest","name":"wait"}'
+# query flags with bad values are refused
+api GET '/v1/instances?details=banana'; expect 400 "details=banana"
+api GET '/v1/services?details=banana'; expect 400 "services details=banana"
+api GET '/v1/instances?details=false'; expect 200 "details=false"
+# without autostart an instance is created stopped (the spec's default)
+api POST /v1/instances '{"image":"admin/hello:latest","name":"lazy"}'
+expect 200 "no autostart"
+[ "$(jget 'd["data"]["instances"][0]["state"]')" = stopped ] || t_fail "autostart default: $BODY"
+api DELETE /v1/instances/lazy; expect 200 "delete lazy"
 # duplicate name
 api POST /v1/instances '{"image":"admin/hello:latest","name":"dup","autostart":false}'
 expect 200 "first dup"
@@ -94,11 +109,11 @@ api GET /v1/users/me "" "$ACME"; expect 200 me
 [ "$(jget 'd["data"]["users"][0]["name"]')" = acme ] || t_fail "me: $BODY"
 index_image acme/web v1
 index_image official/base latest
-api POST /v1/instances '{"image":"acme/web:v1","name":"site"}' "$ACME"; expect 200 "acme create"
+api POST /v1/instances '{"autostart":true,"image":"acme/web:v1","name":"site"}' "$ACME"; expect 200 "acme create"
 A1=$(jget 'd["data"]["instances"][0]["uuid"]')
-api POST /v1/instances '{"image":"base","name":"site"}' "$BETA"; expect 200 "beta official image, same name"
+api POST /v1/instances '{"autostart":true,"image":"base","name":"site"}' "$BETA"; expect 200 "beta official image, same name"
 [ "$(jget 'd["data"]["instances"][0]["image"]')" = "official/base@$DIGEST" ] || t_fail "official: $BODY"
-api POST /v1/instances '{"image":"acme/web:v1"}' "$BETA"; expect 404 "beta uses acme image"
+api POST /v1/instances '{"autostart":true,"image":"acme/web:v1"}' "$BETA"; expect 404 "beta uses acme image"
 api GET "/v1/instances/$A1" "" "$BETA"; expect 404 "beta sees acme instance"
 api PUT "/v1/instances/$A1/stop" "" "$BETA"; expect 404 "beta stops acme instance"
 api DELETE "/v1/instances/$A1" "" "$BETA"; expect 404 "beta deletes acme instance"

@@ -10,7 +10,7 @@ ctl_start
 fake_start 3 --boot-ms 100 --metro fra
 index_image admin/hello latest
 
-api POST /v1/instances '{"image":"admin/hello:latest","name":"web","replicas":2,"wait_timeout_ms":10000,"service_group":{"services":[{"port":443,"destination_port":8080}]}}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"web","replicas":2,"wait_timeout_ms":10000,"service_group":{"services":[{"port":443,"destination_port":8080}]}}'
 expect 200 create
 api POST /v1/instances '{"image":"admin/hello:latest","name":"idle","autostart":false}'
 expect 200 create-stopped
@@ -55,7 +55,7 @@ BODY=$(curl -fsS -H "Authorization: Bearer $ING" "$CTL_URL/ingress/v1/watch?metr
 [ "$(jget "sorted(b['ip'] for s in d['services'] for b in s['backends'])")" = "$WANT" ] || t_fail "ingress backends $BODY, want $WANT"
 
 # the scheduler skips a node in maintenance
-api POST /v1/instances '{"image":"admin/hello:latest","replicas":5,"memory_mb":16}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","replicas":5,"memory_mb":16}'
 expect 200 create-more
 [ "$(jget "[i['name'] for i in d['data']['instances'] if i['node']=='$NODE']")" = "[]" ] || t_fail "placed on a drained node: $BODY"
 
@@ -72,7 +72,7 @@ unset NUBO_API NUBO_TOKEN NUBO_REGISTRY NUBO_METRO NUBO_ORG NUBO_PROFILE
 "$NUBO" login --api "$CTL_URL" --token "$ADMIN" -q || t_fail login
 "$NUBO" nodes ready "$NODE" > "$T_TMP/ready.out" || t_fail "nodes ready"
 grep -q "is ready" "$T_TMP/ready.out" || t_fail "ready output: $(cat "$T_TMP/ready.out")"
-api POST /v1/instances '{"image":"admin/hello:latest","replicas":2,"memory_mb":16}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","replicas":2,"memory_mb":16}'
 [ "$(jget "len([i for i in d['data']['instances'] if i['node']=='$NODE'])")" -ge 1 ] || t_fail "ready node takes nothing: $BODY"
 "$NUBO" nodes drain "$NODE" > "$T_TMP/drain.out" || t_fail "nodes drain: $(cat "$T_TMP/drain.out")"
 grep -q "is maintenance; moved" "$T_TMP/drain.out" || t_fail "drain output: $(cat "$T_TMP/drain.out")"

@@ -41,8 +41,18 @@ api GET /v1/images "{\"digest\":\"admin/app@$D1\"}"; expect 200 "digest look-up"
 [ "$(jget 'd["data"]["images"][0]["size_in_bytes"]')" -gt 0 ] || t_fail "size: $BODY"
 api GET /v1/images/list; expect 200 "legacy list"
 [ "$(jget 'd["data"]["images"][0]["digest"]')" = "admin/app@$D1" ] || t_fail "legacy digest: $BODY"
+# the legacy shape (the spec's, the legacy Go SDK's): args one string, kernel_args, labels
+[ "$(jget 'type(d["data"]["images"][0]["args"]).__name__')" = str ] || t_fail "legacy args: $BODY"
+[ "$(jget 'sorted(k for k in ("kernel_args", "labels") if k in d["data"]["images"][0])')" = "['kernel_args', 'labels']" ] ||
+    t_fail "legacy kernel_args/labels: $BODY"
+api GET /v1/images; expect 200 "current list"
+[ "$(jget 'type(d["data"]["images"][0]["args"]).__name__')" = list ] || t_fail "current args: $BODY"
+# a flag with a bad value is refused, in the query and in the legacy body
+api GET '/v1/images/list?tagged=maybe'; expect 400 "tagged=maybe"
+api GET /v1/images/list '{"tagged":"maybe"}'; expect 400 "body tagged maybe"
+api GET /v1/images/list '{"tagged":true}'; expect 200 "body tagged"
 # an unknown tag is a clean 404 from the registry
-api POST /v1/instances '{"image":"admin/app:nope"}'
+api POST /v1/instances '{"autostart":true,"image":"admin/app:nope"}'
 expect 404 "unknown tag"
 expect_envelope_error
 # a look-up by tag resolves on demand too (clients poll the list after a push)
@@ -89,6 +99,6 @@ api POST /v1/instances '{"image":"admin/web:v2","name":"fromhook","autostart":fa
 expect 200 "create from webhook-indexed image"
 # delete notification
 curl -fsS -X DELETE "$REG2/v2/admin/web/manifests/$D2" || t_fail "registry delete"
-webhook_deleted() { api GET /v1/images '{"tag":"admin/web:v2"}'; [ "$CODE" = 404 ]; }
+webhook_deleted() { api GET /v1/images '{"tag":"admin/web:v2"}'; failed_like 404; }
 t_wait_for 20 webhook_deleted || t_fail "delete notification not applied: $BODY"
 t_log "controller images: ok"

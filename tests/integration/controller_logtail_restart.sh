@@ -8,7 +8,7 @@ CTL_GRACE_MS=60000 ctl_start "[instances]
 log_tail_bytes = 1024"
 fake_start 1 --boot-ms 100
 index_image admin/hello latest
-api POST /v1/instances '{"image":"admin/hello:latest","name":"talk","wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"talk","wait_timeout_ms":10000}'
 expect 200 create
 logged() { api GET /v1/instances/talk/log; grep -q NUBO_READY <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)"; }
 t_wait_for 10 logged || t_fail "no console output: $BODY"

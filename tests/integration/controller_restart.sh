@@ -11,7 +11,7 @@ ctl_start
 fake_start 2 --boot-ms 50
 index_image admin/hello latest
 
-api POST /v1/instances '{"image":"admin/hello:latest","name":"keeper","wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"keeper","wait_timeout_ms":10000}'
 expect 200 keeper
 [ "$(jget 'd["data"]["instances"][0]["state"]')" = running ] || t_fail "keeper: $BODY"
 KEEPER=$(jget 'd["data"]["instances"][0]["uuid"]')
@@ -67,7 +67,7 @@ t_on_exit "kill -CONT $FAKE_PID 2>/dev/null"
 t_wait_for 10 state_is "$KEEPER" unavailable || t_fail "instance not unavailable: $(instance_state "$KEEPER")"
 api GET /v1/nodes
 [ "$(jget 'sorted(set(n["state"] for n in d["data"]["nodes"]))')" = "['unavailable']" ] || t_fail "nodes: $BODY"
-api POST /v1/instances '{"image":"admin/hello:latest"}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest"}'
 expect 503 "no ready node"
 expect_envelope_error
 curl -fsS "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t_fail "metrics unavailable"

@@ -10,7 +10,7 @@ fake_start 1 --boot-ms 300 --metro fra
 index_image admin/hello latest
 
 # created, then a long wait: the fake node crashes it during boot (env NUBO_FAKE_CRASH)
-api POST /v1/instances '{"image":"admin/hello:latest","name":"crashy","env":{"NUBO_FAKE_CRASH":"1"}}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"crashy","env":{"NUBO_FAKE_CRASH":"1"}}'
 expect 200 create
 T0=$(date +%s%N)
 api GET /v1/instances/crashy/wait '{"state":"running","timeout_ms":30000}'
@@ -27,7 +27,7 @@ api GET /v1/instances/crashy/wait '{"state":"running","timeout_ms":30000}'
 expect 409 wait-after-crash
 
 # a user's stop is not hopeless: the wait for running keeps waiting (and times out, 408)
-api POST /v1/instances '{"image":"admin/hello:latest","name":"calm","wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"calm","wait_timeout_ms":10000}'
 expect 200 create-calm
 api PUT /v1/instances/calm/stop '{}'
 api GET /v1/instances/calm/wait '{"state":"stopped","timeout_ms":10000}'

@@ -30,12 +30,15 @@ cp -r "$APPS/probe" "$T_TMP/probe"
 (cd "$T_TMP/probe" && nubo_b build . --output beta/netprobe:latest) > "$T_TMP/build-probe.log" 2>&1 \
     || t_fail "nubo build (probe) failed"
 # index -> manifest -> config: the probe image declares its user
-cfg=$(python3 - "$NUBO_DEVCLUSTER_REGISTRY" beta/netprobe latest <<'PY'
-import json, sys, urllib.request
-reg, repo, tag = sys.argv[1:]
+cfg=$(python3 - "$NUBO_DEVCLUSTER_REGISTRY" beta/netprobe latest "$ADMIN_TOKEN" "$NUBO_SRC/tests/tools" <<'PY'
+import json, sys
+reg, repo, tag, token, tools = sys.argv[1:]
+sys.path.insert(0, tools)
+import regclient
 def get(path, accept):
-    req = urllib.request.Request(f"http://{reg}/v2/{repo}/{path}", headers={"Accept": accept})
-    return json.load(urllib.request.urlopen(req))
+    st, _, body = regclient.request("GET", f"http://{reg}/v2/{repo}/{path}", token, None, {"Accept": accept})
+    assert st == 200, (path, st, body[:200])
+    return json.loads(body)
 m = get(f"manifests/{tag}", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
 if "manifests" in m:
     m = get(f"manifests/{m['manifests'][0]['digest']}", "application/vnd.oci.image.manifest.v1+json")

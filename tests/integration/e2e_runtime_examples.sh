@@ -9,7 +9,7 @@ source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
 command -v cc >/dev/null || t_skip "cc missing"
 t_cluster_up fra:1
-"$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
+NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
     --runtimes base,base-compat,node,nginx,redis > "$T_TMP/runtimes.log" 2>&1 \
     || { tail -30 "$T_TMP/runtimes.log" >&2; t_fail "build-runtimes failed"; }
 grep -q '^official/node:18 sha256:' "$T_TMP/runtimes.log" || t_fail "no official/node:18 pushed"

@@ -100,7 +100,7 @@ c=$("$NUBO" instances get hello-crash -o json)
 
 # --- many env vars with blanks reach a Linux guest's app intact (compact env.vars form)
 envj=$(python3 -c 'import json; print(json.dumps({f"K{i}": f"v {i}" for i in range(40)}))')
-t_api POST /v1/instances "{\"image\":\"official/base:latest\",\"name\":\"env-check\",\"memory_mb\":256,\"metro\":\"was\",\"args\":[\"/bin/busybox\",\"env\"],\"env\":$envj}" > /dev/null
+t_api POST /v1/instances "{\"autostart\":true,\"image\":\"official/base:latest\",\"name\":\"env-check\",\"memory_mb\":256,\"metro\":\"was\",\"args\":[\"/bin/busybox\",\"env\"],\"env\":$envj}" > /dev/null
 "$NUBO" instances wait env-check --until stopped --timeout 90s > /dev/null || t_fail "env-check did not run to its end"
 # The console is shipped on its own path; its last lines may trail the stopped report a little.
 env_log_complete() { "$NUBO" instances logs env-check | grep -q '^NUBO_EXIT'; }

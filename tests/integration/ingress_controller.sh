@@ -28,7 +28,7 @@ openssl x509 -req -in "$T_TMP/cert.csr" -CA "$T_TMP/ca.pem" -CAkey "$T_TMP/ca.ke
     -days 2 -extfile "$T_TMP/ext" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "sign"
 
 # --- two replicas behind an inline group (the controller places them on both fake nodes)
-api POST /v1/instances '{"image":"admin/hello:latest","name":"web","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]},{"port":80,"destination_port":443,"handlers":["http","redirect"]}]},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"web","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]},{"port":80,"destination_port":443,"handlers":["http","redirect"]}]},"wait_timeout_ms":10000}'
 expect 200 create
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 GROUP=$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')
@@ -155,7 +155,7 @@ t_wait_for 10 bash -c "$(declare -f usercode); P=$P ADDR=$ADDR; [ \$(usercode) =
     || t_fail "the user certificate is not served for api.example.com ($(usercode))"
 
 # a TCP+TLS port: TLS terminated, routed by SNI, plain TCP to the instance
-api POST /v1/instances '{"image":"admin/hello:latest","name":"raw","service_group":{"services":[{"port":18443,"destination_port":8080,"handlers":["tls"]}]},"wait_timeout_ms":10000}'
+api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"raw","service_group":{"services":[{"port":18443,"destination_port":8080,"handlers":["tls"]}]},"wait_timeout_ms":10000}'
 expect 200 create-raw
 RAWFQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 start_app raw

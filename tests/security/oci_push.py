@@ -3,6 +3,9 @@
 given, no nubo tool in between to refuse them. Prints repo@sha256:<manifest digest>.
 
   oci_push.py REGISTRY REPO TAG --kernel-zeros BYTES [--gzip] [--env-count N] [--cmd A]...
+              [--token T]
+
+--token: the nubo token the registry's token service (the controller) is asked with.
 
 --kernel-zeros: a single-file tar layer holding /unikraft/bin/kernel of BYTES bytes (a Multiboot
   header, then zeros), streamed through gzip when --gzip (a 512 MiB kernel is ~0.5 MB).
@@ -11,11 +14,14 @@ given, no nubo tool in between to refuse them. Prints repo@sha256:<manifest dige
 import argparse
 import hashlib
 import json
+import os
 import struct
 import sys
 import tarfile
-import urllib.request
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import regclient  # noqa: E402
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -51,17 +57,20 @@ def kernel_layer(size, gz):
     return b"".join(out)
 
 
-def push_blob(reg, repo, data):
+def call(method, url, token, data=None, headers=None, want=(200, 201, 202)):
+    status, hdrs, body = regclient.request(method, url, token, data, headers)
+    if status not in want:
+        sys.exit(f"oci_push: {method} {url}: HTTP {status}: {body[:300].decode(errors='replace')}")
+    return hdrs
+
+
+def push_blob(reg, repo, data, token):
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    req = urllib.request.Request(f"{reg}/v2/{repo}/blobs/uploads/", method="POST", data=b"")
-    with urllib.request.urlopen(req) as r:
-        loc = r.headers["Location"]
+    loc = call("POST", f"{reg}/v2/{repo}/blobs/uploads/", token, b"")["Location"]
     if loc.startswith("/"):
         loc = reg + loc
     loc += ("&" if "?" in loc else "?") + "digest=" + digest
-    req = urllib.request.Request(loc, method="PUT", data=data,
-                                 headers={"Content-Type": "application/octet-stream"})
-    urllib.request.urlopen(req).close()
+    call("PUT", loc, token, data, {"Content-Type": "application/octet-stream"})
     return digest
 
 
@@ -74,10 +83,11 @@ def main():
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--env-count", type=int, default=0)
     ap.add_argument("--cmd", action="append", default=[])
+    ap.add_argument("--token")
     a = ap.parse_args()
     reg = a.registry.rstrip("/")
     layer = kernel_layer(a.kernel_zeros, a.gzip)
-    ldig = push_blob(reg, a.repo, layer)
+    ldig = push_blob(reg, a.repo, layer, a.token)
     config = {
         "architecture": "amd64",
         "os": "linux",
@@ -85,7 +95,7 @@ def main():
         "rootfs": {"type": "layers", "diff_ids": [ldig]},
     }
     cbody = json.dumps(config, separators=(",", ":")).encode()
-    cdig = push_blob(reg, a.repo, cbody)
+    cdig = push_blob(reg, a.repo, cbody, a.token)
     lmt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if a.gzip else "")
     manifest = {
         "schemaVersion": 2,
@@ -95,9 +105,8 @@ def main():
                     "annotations": {"org.unikraft.kernel.image": "/unikraft/bin/kernel"}}],
     }
     mbody = json.dumps(manifest, separators=(",", ":")).encode()
-    req = urllib.request.Request(f"{reg}/v2/{a.repo}/manifests/{a.tag}", method="PUT",
-                                 data=mbody, headers={"Content-Type": MT_MANIFEST})
-    urllib.request.urlopen(req).close()
+    call("PUT", f"{reg}/v2/{a.repo}/manifests/{a.tag}", a.token, mbody,
+         {"Content-Type": MT_MANIFEST})
     print(f"{a.repo}@sha256:{hashlib.sha256(mbody).hexdigest()}")
     print(f"layer {len(layer)} bytes", file=sys.stderr)
 

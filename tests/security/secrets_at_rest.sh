@@ -23,7 +23,7 @@ mode_is() { # want path...
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 # Write something so the WAL and its index exist, then check the controller's files.
-t_api POST /v1/instances '{"image":"official/hello:latest","name":"mode-probe","memory_mb":16,"args":["--wait"]}' > /dev/null
+t_api POST /v1/instances '{"autostart":true,"image":"official/hello:latest","name":"mode-probe","memory_mb":16,"args":["--wait"]}' > /dev/null
 mode_is 700 "$D/controller" "$D/registry"
 mode_is 600 "$D/controller/nubo.db" "$D/controller/nubo.db-wal" "$D/controller/nubo.db-shm" \
     "$D/controller/admin-token" "$D/controller/join-token" "$D/controller/nubo.db.ingress-token" \
@@ -43,7 +43,7 @@ t_log "file modes ok"
 # A python instance with a secret in its env: its app sees it, no host process shows it.
 SECRET="s3cr3t-$$-$RANDOM"
 args='["/usr/bin/python3","-c","import os,time; print(\"SEEN\", os.environ[\"API_SECRET\"], os.environ[\"SPACED\"], flush=True); time.sleep(600)"]'
-t_api POST /v1/instances "{\"image\":\"official/python:latest\",\"name\":\"sec-py\",\"memory_mb\":256,\"args\":$args,\"env\":{\"API_SECRET\":\"$SECRET\",\"SPACED\":\"a b\\\"c\"}}" > "$T_TMP/create.json"
+t_api POST /v1/instances "{\"autostart\":true,\"image\":\"official/python:latest\",\"name\":\"sec-py\",\"memory_mb\":256,\"args\":$args,\"env\":{\"API_SECRET\":\"$SECRET\",\"SPACED\":\"a b\\\"c\"}}" > "$T_TMP/create.json"
 "$NUBO" instances wait sec-py --until running --timeout 120s > /dev/null || t_fail "sec-py did not start: $(cat "$T_TMP/create.json")"
 seen() { "$NUBO" instances logs sec-py | tr -d '\r' | grep -qx "SEEN $SECRET a b\"c"; }
 t_wait_for 120 seen || t_fail "the app never saw its env: $("$NUBO" instances logs sec-py | tail -5)"

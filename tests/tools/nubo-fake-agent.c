@@ -2,7 +2,9 @@
  * agent protocol (proto/agent.h) to a real controller: register, long-poll watch, batched
  * status reports that follow each assignment through starting -> running -> stopped, and a
  * console line per boot, without any VM. An instance whose env has NUBO_FAKE_CRASH crashes
- * instead of reaching running (stopped, stop_reason kernel, with a message). With
+ * instead of reaching running (stopped, stop_reason kernel, with a message). With --hook PROG,
+ * `PROG start <uuid> <ip>` runs (and must succeed) before an instance reports running and
+ * `PROG stop <uuid> <ip>` when it stops, so a test can serve a real app for each "guest". With
  * --volume-mb it offers that much disk to volumes and reports every volume of its desired set
  * available (no file behind it). */
 #include <errno.h>
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -31,6 +35,7 @@ struct opts {
     int64_t boot_ms;
     int64_t volume_mb;
     bool quiet;
+    char hook[512];
 };
 
 struct fnode;
@@ -46,6 +51,7 @@ struct finst {
     int64_t boot_time_us;
     bool present; /* in the latest desired set */
     bool crash;   /* env NUBO_FAKE_CRASH: every boot ends in a crash */
+    char ip[NUBO_IP_STR_MAX];
     bool dirty;   /* a report is pending */
     bool log_pending;
     int64_t log_offset;
@@ -264,11 +270,33 @@ static void set_state(struct finst *fi, enum nubo_state s)
     schedule_flush(fi->node);
 }
 
+/* --hook: synchronous (blocks the fake nodes while it runs; tests keep it short). */
+static bool run_hook(const struct finst *fi, const char *what)
+{
+    const char *hook = fi->node->fx->o.hook;
+    if (!hook[0])
+        return true;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        execl(hook, hook, what, fi->uuid, fi->ip, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return false;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static void boot_done_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct finst *fi = arg;
     if (fi->state != NUBO_STATE_STARTING)
         return;
+    if (!fi->crash && !run_hook(fi, "start"))
+        fi->crash = true; /* the app did not come up: report it like a crash */
     if (fi->crash) {
         fi->stopped_at_us = nubo_now_us();
         fi->stop_reason = NUBO_STOP_KERNEL;
@@ -328,6 +356,7 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
                 fi->crash = fi->crash || strcmp(a->env[k].key, "NUBO_FAKE_CRASH") == 0;
         }
         fi->present = true;
+        snprintf(fi->ip, sizeof(fi->ip), "%s", a->private_ip);
         bool live = fi->state == NUBO_STATE_STARTING || fi->state == NUBO_STATE_RUNNING;
         if (a->desired_state == NUBO_DESIRED_RUNNING && a->start_seq > fi->start_seq) {
             fi->start_seq = a->start_seq;
@@ -338,6 +367,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
         } else if (a->desired_state == NUBO_DESIRED_STOPPED && live) {
             if (fi->boot_timer)
                 evtimer_del(fi->boot_timer);
+            if (fi->state == NUBO_STATE_RUNNING)
+                run_hook(fi, "stop");
             fi->stopped_at_us = nubo_now_us();
             fi->stop_reason =
                 a->stop_force
@@ -354,6 +385,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
             continue;
         }
         *pp = fi->next;
+        if (fi->state == NUBO_STATE_RUNNING)
+            run_hook(fi, "stop");
         if (fi->boot_timer)
             event_free(fi->boot_timer);
         free(fi);
@@ -494,6 +527,7 @@ int main(int argc, char **argv)
         {"boot-ms", required_argument, NULL, 'b'},
         {"quiet", no_argument, NULL, 'q'},
         {"volume-mb", required_argument, NULL, 'D'},
+        {"hook", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -558,10 +592,14 @@ int main(int argc, char **argv)
             if (nubo_parse_int(optarg, 0, INT64_C(1) << 40, &v, NULL) == 0)
                 o->volume_mb = v;
             break;
+        case 'H':
+            snprintf(o->hook, sizeof(o->hook), "%s", optarg);
+            break;
         default:
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
-                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--volume-mb N] [--quiet]\n");
+                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--volume-mb N] "
+                            "[--quiet]\n");
             return 2;
         }
     }

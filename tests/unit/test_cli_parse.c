@@ -194,6 +194,51 @@ static void test_run_opts(void **state)
     cli_run_opts_free(&o);
 }
 
+/* Scale-to-zero: Kraftfile labels, flags over labels, what the create request carries. */
+static void test_run_s2z(void **state)
+{
+    (void)state;
+    char *labels[] = {"org.other=1", "cloud.unikraft.v1.instances/scale_to_zero.policy=on",
+                      "cloud.unikraft.v1.instances/scale_to_zero.stateful=false",
+                      "cloud.unikraft.v1.instances/scale_to_zero.cooldown_time_ms=1000", NULL};
+    struct nubo_scale_to_zero z;
+    unsigned given;
+    struct nubo_err err = {0};
+    assert_int_equal(cli_s2z_from_labels(labels, &z, &given, &err), 0);
+    assert_int_equal(z.policy, NUBO_S2Z_ON);
+    assert_int_equal(given, CLI_S2Z_POLICY | CLI_S2Z_STATEFUL | CLI_S2Z_COOLDOWN);
+    char *bad[] = {"cloud.unikraft.v1.instances/scale_to_zero.policy=sometimes", NULL};
+    assert_int_equal(cli_s2z_from_labels(bad, &z, &given, &err), -1);
+    assert_null(strchr(err.msg, '\n'));
+    /* a flag wins over the label; the label fills the rest */
+    struct cli_run_opts o;
+    cli_run_opts_init(&o);
+    assert_int_equal(cli_run_opt(&o, CLI_RUN_OPT_S2Z_COOLDOWN, "2s", &err), 1);
+    assert_int_equal(cli_run_opt(&o, CLI_RUN_OPT_S2Z, "sometimes", &err), -1);
+    assert_int_equal(cli_s2z_from_labels(labels, &z, &given, &err), 0);
+    cli_s2z_merge(&o, &z, given);
+    assert_int_equal(o.s2z.policy, NUBO_S2Z_ON);
+    assert_int_equal(o.s2z.cooldown_time_ms, 2000);
+    snprintf(o.image, sizeof(o.image), "acme/app:latest");
+    struct cli_ctx ctx;
+    cli_ctx_init(&ctx);
+    json_t *req = cli_run_request(&ctx, &o);
+    json_t *sz = json_object_get(req, "scale_to_zero");
+    assert_string_equal(json_string_value(json_object_get(sz, "policy")), "on");
+    assert_int_equal(json_integer_value(json_object_get(sz, "cooldown_time_ms")), 2000);
+    json_decref(req);
+    cli_run_opts_free(&o);
+    /* a cooldown alone means on */
+    cli_run_opts_init(&o);
+    assert_int_equal(cli_run_opt(&o, CLI_RUN_OPT_S2Z_COOLDOWN, "500ms", &err), 1);
+    snprintf(o.image, sizeof(o.image), "acme/app:latest");
+    req = cli_run_request(&ctx, &o);
+    sz = json_object_get(req, "scale_to_zero");
+    assert_string_equal(json_string_value(json_object_get(sz, "policy")), "on");
+    json_decref(req);
+    cli_run_opts_free(&o);
+}
+
 static void test_kraftfile(void **state)
 {
     static const struct {
@@ -529,6 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ports),          cmocka_unit_test(test_env),
         cmocka_unit_test(test_shell_split),    cmocka_unit_test(test_run_opts),
+        cmocka_unit_test(test_run_s2z),
         cmocka_unit_test(test_kraftfile),      cmocka_unit_test(test_dockerfile_parse),
         cmocka_unit_test(test_dockerfile_build), cmocka_unit_test(test_config),
     };

@@ -1,7 +1,7 @@
 /* Unit tests for the controller's model without HTTP: registration, placement (names,
  * addresses, all-or-nothing), start/stop, observations, delete-on-stop, drain, inline service
  * groups, and what the model reports through struct ctl_events; then a reload from the store
- * gives the same working set. */
+ * gives the same working set; the tenant rules (names, ports, quotas). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +111,7 @@ static int place(struct ctl_ctx *ctx, const char *name, int64_t replicas, int64_
 {
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "%s", name);
     snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
     cr.replicas = replicas;
@@ -260,6 +261,7 @@ static void test_delete_on_stop(void **state)
     struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
     struct nubo_create_req cr;
     nubo_create_req_init(&cr);
+    cr.autostart = true;
     snprintf(cr.name, sizeof(cr.name), "once");
     cr.features = NUBO_FEATURE_DELETE_ON_STOP;
     struct ctl_instance *made[1];
@@ -337,6 +339,43 @@ static void test_inline_group(void **state)
     assert_int_equal(ev.gone, 2);
 }
 
+/* Tenants: platform names only one label under the group's own metro, certificates never
+ * naming the platform's domain, public ports from the allowed list, quotas refusing a create
+ * with the limit's name and changing nothing. */
+static void test_tenant_rules(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 4096);
+    struct nubo_err err = {0};
+    const char *refused[] = {"fra.nubo.local", "nubo.local", "x.ams.nubo.local",
+                             "a.b.fra.nubo.local"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(ctl_domain_check(ctx, "acme", "fra", refused[i], NULL, &err), -1);
+        assert_int_equal(err.http_status, 400);
+    }
+    assert_int_equal(ctl_domain_check(ctx, "acme", "fra", "x.fra.nubo.local", NULL, &err), 0);
+    assert_int_equal(ctl_domain_check(ctx, "acme", "fra", "www.acme.test", NULL, &err), 0);
+    assert_int_equal(ctl_cert_name_check(ctx, "acme", "*.fra.nubo.local", &err), -1);
+    assert_int_equal(ctl_cert_name_check(ctx, "acme", "*.acme.test", &err), 0);
+    assert_int_equal(ctl_public_port_check(ctx, 22, &err), -1);
+    assert_int_equal(ctl_public_port_check(ctx, 8443, &err), 0);
+    assert_int_equal(ctl_public_port_check(ctx, 443, &err), 0);
+
+    ctx->cfg.quota_default[NUBO_QUOTA_LIVE_MEMORY_MB] = 256;
+    struct ctl_instance *made[4];
+    assert_int_equal(place(ctx, "q", 1, 128, NULL, made, &err), 2);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(place(ctx, "over", 0, 16, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 403);
+    assert_non_null(strstr(err.msg, "quota live_memory_mb"));
+    assert_int_equal(ctx->instances.n, 2);
+    int64_t used[NUBO_QUOTA_N];
+    ctl_quota_used(ctx, "acme", used);
+    assert_int_equal(used[NUBO_QUOTA_LIVE_MEMORY_MB], 256);
+    assert_int_equal(used[NUBO_QUOTA_INSTANCES], 2);
+}
+
 static void test_reload(void **state)
 {
     struct ctl_ctx *ctx = *state;
@@ -362,6 +401,94 @@ static void test_reload(void **state)
     assert_null(ctl_instance_find(ctx, &other, uuid, NULL));
 }
 
+/* Scale-to-zero's state machine: quiet -> standby (persisted), a wake starts one, a user's stop
+ * is not woken. */
+static void test_scale_to_zero(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
+    struct nubo_create_req cr;
+    nubo_create_req_init(&cr);
+    snprintf(cr.name, sizeof(cr.name), "sleepy");
+    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+    cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, false, 100};
+    cr.autostart = true;
+    struct ctl_instance *made[2];
+    size_t n = 0;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+    json_decref(sg);
+    nubo_create_req_free(&cr);
+    struct ctl_instance *in = made[0];
+    char uuid[NUBO_UUID_STR_LEN + 1], svc[NUBO_UUID_STR_LEN + 1];
+    memcpy(uuid, in->row.uuid, sizeof(uuid));
+    memcpy(svc, in->svc->row.uuid, sizeof(svc));
+    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    r.started_at_us = nubo_now_us() - 10 * 1000000;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    struct nubo_ingress_traffic_item it = {.current = 1, .idle_ms = 5000};
+    memcpy(it.instance, uuid, sizeof(it.instance));
+    struct nubo_ingress_traffic t = {"fra", &it, 1};
+    /* a session open, too short a quiet time, another metro's report: it keeps running */
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    it = (struct nubo_ingress_traffic_item){.current = 0, .idle_ms = 50};
+    memcpy(it.instance, uuid, sizeof(it.instance));
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    it.idle_ms = 200;
+    snprintf(t.metro, sizeof(t.metro), "ams");
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
+    /* quiet past the cooldown: stopped (forced) as standby */
+    snprintf(t.metro, sizeof(t.metro), "fra");
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in->row.standby);
+    assert_true(in->row.stop_force);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
+    r = report(in, NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
+    /* the standby flag and the settings survive a restart */
+    ctx_close(ctx);
+    *state = ctx = ctx_open();
+    in = ctl_instance_find(ctx, &acme, uuid, NULL);
+    assert_non_null(in);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
+    assert_int_equal(in->row.s2z.policy, NUBO_S2Z_ON);
+    assert_int_equal(in->row.s2z.cooldown_time_ms, 100);
+    /* a wake starts it once; another wake while it starts starts nothing more */
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "ams", svc, &wr, &err), 0);
+    assert_int_equal(wr.starting, 0); /* not the asking ingress's metro */
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(wr.woken, 1);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STARTING);
+    assert_false(in->row.standby);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(wr.woken, 0);
+    assert_int_equal(wr.starting, 1);
+    /* standby again, then a user's stop: it stays stopped, nothing to wake */
+    r = report(in, NUBO_STATE_RUNNING);
+    r.started_at_us = nubo_now_us() - 10 * 1000000;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    r = report(in, NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
+    struct ctl_desire d = {.in = in, .start = false, .force = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_true(d.changed);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(wr.starting, 0);
+    /* a standby stop never applies to what a user stopped */
+    d = (struct ctl_desire){.in = in, .standby = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_false(d.changed);
+    struct ctl_instance *v[1] = {in};
+    assert_int_equal(ctl_instances_delete(ctx, v, 1, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +501,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_to_zero, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,7 @@ static const char golden_config[] =
     "    server fra-1-2 0.0.0.0:8080 namespace nubo-dc-fra-1 maxconn 100 disabled\n"
     "    server fra-2-1 10.64.1.2:8080 maxconn 100\n"
     "    server fra-2-2 0.0.0.0:8080 maxconn 100 disabled\n"
+    "    server nubo-activator unix@/run/ingt/act/fb5c0f999bb6e853.sock backup\n"
     "\n";
 
 static void check_text(const char *what, const char *got, const char *want)
@@ -343,6 +344,57 @@ static void test_first_instance_no_reload(void **state)
     ing_config_free(&c);
 }
 
+/* Scale-to-zero: a running instance going to standby is a runtime `maint` (its slot kept, no
+ * reload), the plan counts standby and starting instances, and `show stat` rows are read per
+ * server. */
+static void test_standby(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct nubo_err err = {0};
+    struct nubo_ingress_watch_resp w1, w2;
+    char a[256], b[256], be[600];
+    snprintf(be, sizeof(be), "[%s]", backend_json(I1, "fra-1", "10.64.0.2", "running", a, sizeof(a)));
+    reply(&w1, 1, be, DOM1);
+    snprintf(be, sizeof(be), "[%s,%s]", backend_json(I1, "fra-1", "10.64.0.2", "standby", a, sizeof(a)),
+             backend_json(I2, "fra-2", "10.64.1.2", "starting", b, sizeof(b)));
+    reply(&w2, 2, be, DOM1);
+    struct ing_plan p1, p2;
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    assert_int_equal(ing_plan_build(&c, &w2, &p1, &p2, &err), 0);
+    const struct ing_backend *web = ing_plan_backend(&p2, "be_" SVC "_443");
+    assert_non_null(web);
+    assert_int_equal(web->n_standby, 1);
+    assert_int_equal(web->n_starting, 1);
+    char *s1 = ing_render_config(&c, &p1, true), *s2 = ing_render_config(&c, &p2, true);
+    check_text("shape", s2, s1);
+    struct ing_cmds cmds;
+    assert_int_equal(ing_runtime_cmds(&c, &p1, &p2, &cmds, &err), 0);
+    assert_int_equal(cmds.n, 1);
+    assert_string_equal(cmds.v[0], "set server be_" SVC "_443/fra-1-1 state maint");
+    ing_cmds_free(&cmds);
+    free(s1);
+    free(s2);
+    ing_plan_free(&p1);
+    ing_plan_free(&p2);
+    nubo_ingress_watch_resp_free(&w1);
+    nubo_ingress_watch_resp_free(&w2);
+    ing_config_free(&c);
+
+    const char *csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq\n"
+                      "be_x,fra-1-1,0,0,2,5,,17,1000,2000,0\n"
+                      "be_x,fra-1-2,0,0,0,0,,0,0,0,0\n"
+                      "be_y,fra-1-1,0,0,1,1,,3,10,20,0\n";
+    int64_t cur = 0;
+    uint64_t sig = 0;
+    assert_int_equal(ing_stat_instance(csv, "be_x", "fra-1-1", &cur, &sig), 1);
+    assert_int_equal(ing_stat_instance(csv, "be_y", "fra-1-1", &cur, &sig), 1);
+    assert_int_equal(cur, 3);
+    assert_int_equal(sig, 17 + 1000 + 2000 + 3 + 10 + 20);
+    assert_int_equal(ing_stat_instance(csv, "be_x", "fra-2-1", &cur, &sig), 0);
+}
+
 /* A name that is not DNS never reaches a map file or a runtime command. */
 static void test_bad_domain(void **state)
 {
@@ -359,6 +411,52 @@ static void test_bad_domain(void **state)
     ing_plan_free(&p);
     nubo_ingress_watch_resp_free(&w);
     ing_config_free(&c);
+}
+
+/* A user certificate is listed only with its own domains as SNI filters (HAProxy would pick it
+ * for any name it carries otherwise: another tenant's, or the metro wildcard for every
+ * ECDSA-capable client), and one no domain names is not listed at all. */
+static void test_cert_sni_filters(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+#define CA "cccccccc-0000-0000-0000-00000000000a"
+#define CB "cccccccc-0000-0000-0000-00000000000b"
+    const char *j =
+        "{\"version\":3,\"metro\":\"fra\",\"domain_suffix\":\"fra.nubo.local\",\"services\":["
+        "{\"uuid\":\"" SVC "\",\"name\":\"shop\",\"soft_limit\":1,\"hard_limit\":10,"
+        "\"ports\":[{\"port\":443,\"destination_port\":8080,\"handlers\":[\"http\",\"tls\"]}],"
+        "\"domains\":[{\"fqdn\":\"shop.fra.nubo.local\",\"certificate\":null},"
+        "{\"fqdn\":\"www.acme.test\",\"certificate\":\"" CA "\"},"
+        "{\"fqdn\":\"API.acme.test\",\"certificate\":\"" CA "\"}],\"backends\":[]}],"
+        "\"certificates\":[{\"uuid\":\"" CA "\",\"name\":\"a\",\"cn\":\"*.acme.test\","
+        "\"chain\":\"CHAIN-A\\n\",\"pkey\":\"KEY-A\\n\"},"
+        "{\"uuid\":\"" CB "\",\"name\":\"b\",\"cn\":\"*.fra.nubo.local\","
+        "\"chain\":\"CHAIN-B\\n\",\"pkey\":\"KEY-B\\n\"}]}";
+    json_t *root = NULL;
+    struct nubo_err err = {0};
+    assert_int_equal(pj_parse(j, strlen(j), NUBO_INGRESS_MAX_BODY, &root, &err), 0);
+    struct nubo_ingress_watch_resp w;
+    assert_int_equal(nubo_ingress_watch_resp_decode(root, &w, &err), 0);
+    json_decref(root);
+    struct ing_plan p;
+    assert_int_equal(ing_plan_build(&c, &w, NULL, &p, &err), 0);
+    assert_int_equal(p.n_certs, 1);
+    char *m = ing_render_crt_list(&c, &p);
+    check_text("crt-list", m,
+               "/run/ingt/certs/metro.pem\n"
+               "/run/ingt/certs/" CA ".pem www.acme.test api.acme.test\n");
+    free(m);
+    /* the filters are part of the shape: a domain moving to another certificate reloads */
+    char *shape = ing_render_config(&c, &p, true);
+    assert_non_null(strstr(shape, "for www.acme.test api.acme.test\n"));
+    free(shape);
+    ing_plan_free(&p);
+    nubo_ingress_watch_resp_free(&w);
+    ing_config_free(&c);
+#undef CA
+#undef CB
 }
 
 static void test_reply_ok(void **state)
@@ -434,7 +532,8 @@ int main(void)
         cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_first_instance_no_reload),
-        cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_standby),
+        cmocka_unit_test(test_config_file),       cmocka_unit_test(test_cert_sni_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,7 +171,7 @@ static void test_service_group(void **state)
     struct nubo_svc_group g;
     fill_group(&g, &inst);
     const char *domains =
-        "\"domains\":[{\"fqdn\":\"young-night.fra.nubo.test\",\"certificate\":null},"
+        "\"domains\":[{\"fqdn\":\"young-night.fra.nubo.test\"},"
         "{\"fqdn\":\"www.example.com\",\"certificate\":{\"uuid\":\"" U2 "\",\"name\":\"example\","
         "\"state\":\"valid\"}}]";
     const char *services =
@@ -342,6 +342,7 @@ static void test_requests_and_envelope(void **state)
     struct nubo_create_req r;
     nubo_create_req_init(&r);
     r.memory_mb = r.vcpus = 0;
+    r.autostart = true;
     snprintf(r.image, sizeof(r.image), "acme/app:latest");
     struct nubo_svc_create_req *sg = malloc(sizeof(*sg));
     nubo_svc_create_req_init(sg);

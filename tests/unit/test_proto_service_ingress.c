@@ -115,11 +115,60 @@ static void test_watch_bad(void **state)
                "certificates[0].pkey");
 }
 
+/* Scale-to-zero's two messages: traffic reports and wake requests/replies. */
+static void test_s2z_messages(void **state)
+{
+    (void)state;
+    struct nubo_ingress_traffic_item items[2] = {{UUID1, 0, 1500}, {UUID2, 3, 0}};
+    struct nubo_ingress_traffic t = {"fra", items, 2}, back;
+    struct nubo_err err = {0};
+    json_t *j = nubo_ingress_traffic_encode(&t);
+    assert_int_equal(nubo_ingress_traffic_decode(j, &back, &err), 0);
+    assert_string_equal(back.metro, "fra");
+    assert_int_equal(back.n_instances, 2);
+    assert_string_equal(back.instances[1].instance, UUID2);
+    assert_int_equal(back.instances[1].current, 3);
+    assert_int_equal(back.instances[0].idle_ms, 1500);
+    nubo_ingress_traffic_free(&back);
+    json_decref(j);
+    static const char *bad[] = {
+        "{\"instances\":[]}",
+        "{\"metro\":\"fra\"}",
+        "{\"metro\":\"fra\",\"instances\":[{\"instance\":\"x\",\"current\":0,\"idle_ms\":0}]}",
+        "{\"metro\":\"fra\",\"instances\":[{\"instance\":\"" UUID1 "\",\"current\":-1,\"idle_ms\":0}]}",
+        "{\"metro\":\"fra\",\"instances\":[{\"instance\":\"" UUID1 "\",\"current\":0}]}",
+        "{\"metro\":\"fra\",\"instances\":[5]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *b = parse(bad[i]);
+        struct nubo_err e = {0};
+        if (nubo_ingress_traffic_decode(b, &back, &e) == 0)
+            fail_msg("accepted: %s", bad[i]);
+        assert_null(strchr(e.msg, '\n'));
+        json_decref(b);
+    }
+    struct nubo_ingress_wake_req wr = {UUID3}, wr2;
+    j = nubo_ingress_wake_req_encode(&wr);
+    assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), 0);
+    assert_string_equal(wr2.service, UUID3);
+    json_decref(j);
+    j = parse("{\"service\":\"not-a-uuid\"}");
+    assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), -1);
+    json_decref(j);
+    struct nubo_ingress_wake_resp rs = {1, 1}, rs2;
+    j = nubo_ingress_wake_resp_encode(&rs);
+    assert_int_equal(nubo_ingress_wake_resp_decode(j, &rs2, &err), 0);
+    assert_int_equal(rs2.woken, 1);
+    assert_int_equal(rs2.starting, 1);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_roundtrip),
         cmocka_unit_test(test_watch_bad),
+        cmocka_unit_test(test_s2z_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

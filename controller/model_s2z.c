@@ -1,0 +1,88 @@
+/* Scale-to-zero: the model's side. The metro's nubo-ingress reports what HAProxy's per-server
+ * counters say of each instance (open sessions, time since traffic last moved); an instance
+ * whose policy is on or idle and that has been quiet for its cooldown goes to standby (its
+ * domain stopped, its slot, address and group kept). A connection the ingress holds for a
+ * group with nothing running wakes one standby instance. Decisions go through
+ * ctl_instances_desire like any start or stop, so they are committed before they act. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "ctl.h"
+#include "log.h"
+#include "util.h"
+
+/* Has in been quiet long enough for its policy? */
+static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_traffic_item *t,
+                    int64_t now_us)
+{
+    const struct nubo_scale_to_zero *z = &in->row.s2z;
+    if (z->policy == NUBO_S2Z_OFF || in->row.desired != NUBO_DESIRED_RUNNING ||
+        ctl_instance_state(in) != NUBO_STATE_RUNNING)
+        return false;
+    /* a request or connection in flight holds it (idle would also release silent TCP
+     * connections, which a stateless standby cannot keep: treated like on) */
+    if (t->current > 0)
+        return false;
+    /* a fresh start gets its cooldown before the first decision */
+    if (in->obs.started_at_us > 0 && now_us - in->obs.started_at_us < z->cooldown_time_ms * 1000)
+        return false;
+    return t->idle_ms >= z->cooldown_time_ms;
+}
+
+int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t, struct nubo_err *err)
+{
+    cleanup_free struct ctl_desire *d = xcalloc(t->n_instances + 1, sizeof(*d));
+    size_t n = 0;
+    int64_t now = nubo_now_us();
+    for (size_t i = 0; i < t->n_instances; i++) {
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, t->instances[i].instance);
+        /* only the reporting metro's instances: one ingress cannot stop another's */
+        if (in == NULL || strcmp(in->row.metro, t->metro) != 0 ||
+            !s2z_due(in, &t->instances[i], now))
+            continue;
+        d[n++] = (struct ctl_desire){.in = in, .standby = true};
+    }
+    if (n == 0)
+        return 0;
+    if (ctl_instances_desire(ctx, d, n, err) < 0)
+        return nubo_error_wrap(err, "scale-to-zero");
+    for (size_t i = 0; i < n; i++)
+        if (d[i].changed)
+            log_info("instance %s (%s): no traffic for %lld ms, to standby", d[i].in->row.name,
+                     d[i].in->row.uuid, (long long)d[i].in->row.s2z.cooldown_time_ms);
+    return 0;
+}
+
+int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
+                 struct nubo_ingress_wake_resp *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct ctl_svc *g = ctl_map_get(&ctx->svcs, svc_uuid);
+    if (g == NULL || strcmp(g->row.metro, metro) != 0)
+        return 0; /* gone meanwhile: nothing will come */
+    struct ctl_instance *pick = NULL;
+    for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
+        enum nubo_state st = ctl_instance_state(in);
+        if (in->row.desired == NUBO_DESIRED_RUNNING &&
+            (st == NUBO_STATE_STARTING || st == NUBO_STATE_RUNNING))
+            out->starting++;
+        else if (st == NUBO_STATE_STANDBY && in->node && in->node->ready &&
+                 (pick == NULL || in->row.created_at_us < pick->row.created_at_us))
+            pick = in; /* the oldest: a repeated wake picks the same one */
+    }
+    if (out->starting > 0 || pick == NULL)
+        return 0;
+    struct ctl_desire d = {.in = pick, .start = true};
+    if (ctl_instances_desire(ctx, &d, 1, err) < 0)
+        return nubo_error_wrap(err, "waking %s", pick->row.name);
+    if (d.changed) {
+        out->woken = 1;
+        out->starting = 1;
+        ctx->metrics.s2z_wakes++;
+        log_info("instance %s (%s): traffic waits at the ingress, waking it", pick->row.name,
+                 pick->row.uuid);
+    }
+    return 0;
+}

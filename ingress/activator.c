@@ -1,0 +1,711 @@
+/* Scale-to-zero at the ingress: the activator and the traffic reporter, on one thread of their
+ * own (a libevent loop) next to the watch loop. Threading: the watch thread owns the plan and
+ * hands the activator a snapshot after each apply (ing_act_update: mutex + eventfd); everything
+ * else here runs on the activator's loop.
+ *
+ * Activator: every HTTP backend has a `backup` server on a unix socket of ours, which HAProxy
+ * uses only while none of the group's instance servers is up. A request arriving there is held
+ * (its bytes read and dropped), the controller is asked to wake a standby instance
+ * (POST /ingress/v1/wake), and once the watch shows the instance running and its server is
+ * `ready` (the watch thread applied it before handing over the snapshot), the held connection
+ * is closed without an answer: HAProxy's `retry-on empty-response` with `option redispatch`
+ * sends the buffered request again, now to the instance. The client sees one slow response.
+ * Nothing will come (no standby or starting instance, or the wake timed out): a 503.
+ *
+ * Reporter: every traffic_interval_ms, HAProxy's `show stat` per-server counters (scur, stot,
+ * bin, bout) become, per instance, the sessions open now and the time since they last moved
+ * (POST /ingress/v1/traffic); the controller decides standby. */
+#include "ingress_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cleanup.h"
+#include "http.h"
+#include "log.h"
+#include "pjson.h"
+
+#define ACT_BACKLOG 1024
+#define ACT_MAX_HELD 4096         /* held connections in all; past it a request gets 503 at once */
+#define ACT_WAKE_AGAIN_US 1000000 /* a wake the watch does not show yet is asked again after */
+#define ACT_SERVER_MAX (ING_BE_NAME_MAX + NUBO_NAME_MAX + 24)
+
+#define ACT_503_BODY "no instance of this service could be started.\n"
+static const char act_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 46\r\n"
+                              "Connection: close\r\n\r\n" ACT_503_BODY;
+_Static_assert(sizeof(ACT_503_BODY) - 1 == 46, "Content-Length of the activator's 503");
+
+struct act_target {
+    char be[ING_BE_NAME_MAX];
+    char service[NUBO_UUID_STR_LEN + 1];
+    bool ready; /* an instance server is up */
+    int64_t n_standby, n_starting;
+};
+struct act_slot {
+    char be[ING_BE_NAME_MAX];
+    char server[ACT_SERVER_MAX];
+    char instance[NUBO_UUID_STR_LEN + 1];
+};
+struct act_snap {
+    struct act_target *t;
+    size_t nt;
+    struct act_slot *s;
+    size_t ns;
+};
+
+struct act_listener {
+    struct act_listener *next;
+    struct ing_act *a;
+    char be[ING_BE_NAME_MAX];
+    char path[ING_PATH_MAX + 64];
+    int fd;
+    struct event *ev;
+    int64_t wake_asked_us; /* 0 = not asked since it last had a ready server */
+    bool seen;
+};
+struct act_held {
+    struct act_held *next;
+    struct ing_act *a;
+    char be[ING_BE_NAME_MAX];
+    int fd;
+    int64_t since_us;
+    struct event *ev;  /* readable: drain, or the peer went away */
+    struct event *tmo; /* wake_timeout_ms */
+};
+struct act_activity {
+    char instance[NUBO_UUID_STR_LEN + 1];
+    uint64_t sig;          /* stot + bin + bout over its servers */
+    uint64_t seen_sig_acc; /* this round's sum */
+    int64_t cur;
+    int64_t changed_us;
+    bool seen;
+};
+
+struct ing_act {
+    const struct ing_config *cfg;
+    char runtime_sock[ING_PATH_MAX + 32];
+    pthread_t thread;
+    bool running;
+    struct event_base *base;
+    int efd;
+    struct event *notify_ev, *stats_ev;
+    pthread_mutex_t mu;
+    struct act_snap pending; /* handed over by the watch thread, under mu */
+    bool have_pending, stop;
+    char token[512]; /* under mu */
+    /* the activator thread's own */
+    struct act_snap snap;
+    struct act_listener *listeners;
+    struct act_held *held;
+    size_t n_held;
+    struct act_activity *act;
+    size_t n_act;
+    uint64_t n_woken_released, n_refused;
+};
+
+void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
+{
+    /* short and fixed-length: unix socket paths are bounded (108 bytes) */
+    char hex[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(be, strlen(be), hex);
+    snprintf(out, outsz, "%s/act/%.16s.sock", cfg->runtime_dir, hex);
+}
+
+static void snap_free(struct act_snap *s)
+{
+    free(s->t);
+    free(s->s);
+    memset(s, 0, sizeof(*s));
+}
+
+static const struct act_target *snap_target(const struct act_snap *s, const char *be)
+{
+    for (size_t i = 0; i < s->nt; i++)
+        if (strcmp(s->t[i].be, be) == 0)
+            return &s->t[i];
+    return NULL;
+}
+
+/* ---- controller calls (blocking, short: the controller is local) ---- */
+
+static int act_post(struct ing_act *a, const char *path, json_t *body, json_t **reply,
+                    struct nubo_err *err)
+{
+    cleanup_free char *text = pj_dump(body);
+    json_decref(body);
+    if (!text)
+        return nubo_error(err, ENOMEM, "%s", path);
+    char url[ING_PATH_MAX + 128], token[sizeof(a->token)];
+    snprintf(url, sizeof(url), "%s%s?metro=%s", a->cfg->controller_url, path, a->cfg->metro);
+    pthread_mutex_lock(&a->mu);
+    memcpy(token, a->token, sizeof(token));
+    pthread_mutex_unlock(&a->mu);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, "POST", url);
+    rq.unix_path = a->cfg->controller_socket;
+    rq.bearer = token;
+    rq.headers[0] = "Content-Type: application/json";
+    rq.body = text;
+    rq.body_len = strlen(text);
+    rq.connect_timeout_ms = 2000;
+    rq.timeout_ms = 5000;
+    rq.max_body = 1u << 20;
+    struct nu_http_resp r;
+    int rc = nu_http_do(&rq, &r, err);
+    if (rc == 0 && r.status != 200)
+        rc = nubo_error(err, 0, "%s: HTTP %ld: %.200s", path, r.status, r.body ? r.body : "");
+    if (rc == 0 && reply)
+        rc = pj_parse(r.body ? r.body : "", r.len, 1u << 20, reply, err);
+    nu_http_resp_free(&r);
+    return rc;
+}
+
+/* ---- held connections ---- */
+
+static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
+{
+    for (struct act_held **pp = &a->held; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    a->n_held--;
+    if (answer_503) {
+        ssize_t w = send(h->fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
+        (void)w;
+        a->n_refused++;
+    } else {
+        /* the request bytes are read before closing, so the close is a clean end of stream
+         * (HAProxy: empty response, retried on the instance) */
+        char buf[4096];
+        while (recv(h->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+            ;
+        a->n_woken_released++;
+    }
+    event_free(h->ev);
+    event_free(h->tmo);
+    close(h->fd);
+    free(h);
+}
+
+/* Settle what waits for be: release it to the instance, answer 503, or (re)ask a wake. */
+static void act_settle(struct ing_act *a, const char *be)
+{
+    bool any = false;
+    for (struct act_held *h = a->held; h && !any; h = h->next)
+        any = strcmp(h->be, be) == 0;
+    if (!any)
+        return;
+    const struct act_target *t = snap_target(&a->snap, be);
+    struct act_listener *l = a->listeners;
+    while (l && strcmp(l->be, be) != 0)
+        l = l->next;
+    int verdict = 0; /* 1 release, -1 refuse, 0 wait */
+    if (t == NULL || l == NULL)
+        verdict = -1;
+    else if (t->ready)
+        verdict = 1;
+    else if (t->n_starting == 0 && t->n_standby == 0)
+        verdict = -1; /* stopped by a user, crashed while waking, deleted: nothing comes */
+    else if (t->n_starting == 0 &&
+             (l->wake_asked_us == 0 || nubo_mono_us() - l->wake_asked_us > ACT_WAKE_AGAIN_US)) {
+        l->wake_asked_us = nubo_mono_us();
+        struct nubo_ingress_wake_req rq = {0};
+        snprintf(rq.service, sizeof(rq.service), "%s", t->service);
+        json_t *j = NULL;
+        struct nubo_err err = {0};
+        struct nubo_ingress_wake_resp wr;
+        if (act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, &err) < 0 ||
+            nubo_ingress_wake_resp_decode(j, &wr, &err) < 0) {
+            log_warnx("wake for %s: %s (asking again)", be, err.msg);
+        } else {
+            log_info("%s: a request waits, wake asked: %lld woken, %lld starting", be,
+                     (long long)wr.woken, (long long)wr.starting);
+            if (wr.starting == 0)
+                verdict = -1;
+        }
+        json_decref(j);
+    }
+    if (verdict == 0)
+        return;
+    for (struct act_held *h = a->held, *nx; h; h = nx) {
+        nx = h->next;
+        if (strcmp(h->be, be) == 0) {
+            if (verdict > 0)
+                log_debug("%s: released a request held %lld ms", be,
+                          (long long)(nubo_mono_us() - h->since_us) / 1000);
+            held_free(a, h, verdict < 0);
+        }
+    }
+    if (verdict > 0 && l)
+        l->wake_asked_us = 0;
+}
+
+static void held_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct act_held *h = arg;
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    /* HAProxy gave up on it (the client went away, or its own timeout) */
+    struct ing_act *a = h->a;
+    for (struct act_held **pp = &a->held; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    a->n_held--;
+    event_free(h->ev);
+    event_free(h->tmo);
+    close(h->fd);
+    free(h);
+}
+
+static void held_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct act_held *h = arg;
+    log_warnx("%s: no instance came up within %lld ms; answering 503", h->be,
+              (long long)h->a->cfg->wake_timeout_ms);
+    held_free(h->a, h, true);
+}
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct act_listener *l = arg;
+    struct ing_act *a = l->a;
+    for (int k = 0; k < 64; k++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        const struct act_target *t = snap_target(&a->snap, l->be);
+        if (t && t->ready) {
+            /* an instance came up since HAProxy picked us: retried there at once */
+            close(fd);
+            continue;
+        }
+        if (a->n_held >= ACT_MAX_HELD) {
+            ssize_t w = send(fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
+            (void)w;
+            close(fd);
+            a->n_refused++;
+            continue;
+        }
+        struct act_held *h = calloc(1, sizeof(*h));
+        if (!h) {
+            close(fd);
+            continue;
+        }
+        h->a = a;
+        h->fd = fd;
+        h->since_us = nubo_mono_us();
+        snprintf(h->be, sizeof(h->be), "%s", l->be);
+        h->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, held_read_cb, h);
+        h->tmo = evtimer_new(a->base, held_timeout_cb, h);
+        if (!h->ev || !h->tmo) {
+            if (h->ev)
+                event_free(h->ev);
+            if (h->tmo)
+                event_free(h->tmo);
+            close(fd);
+            free(h);
+            continue;
+        }
+        struct timeval tv = {a->cfg->wake_timeout_ms / 1000,
+                             (a->cfg->wake_timeout_ms % 1000) * 1000};
+        event_add(h->ev, NULL);
+        evtimer_add(h->tmo, &tv);
+        h->next = a->held;
+        a->held = h;
+        a->n_held++;
+        act_settle(a, l->be);
+    }
+}
+
+/* ---- listeners: one unix socket per HTTP backend ---- */
+
+static int listener_open(struct ing_act *a, const char *be, struct nubo_err *err)
+{
+    struct act_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return nubo_error(err, ENOMEM, "activator %s", be);
+    l->a = a;
+    snprintf(l->be, sizeof(l->be), "%s", be);
+    ing_act_sock_path(a->cfg, be, l->path, sizeof(l->path));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(l->path) >= sizeof(sa.sun_path)) {
+        free(l);
+        return nubo_error(err, 0,
+                          "activator socket %s is longer than %zu bytes; use a shorter "
+                          "[ingress] runtime_dir",
+                          l->path, sizeof(sa.sun_path) - 1);
+    }
+    memcpy(sa.sun_path, l->path, strlen(l->path) + 1);
+    l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->fd < 0) {
+        free(l);
+        return nubo_error(err, errno, "activator socket for %s", be);
+    }
+    unlink(l->path);
+    if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l->fd, ACT_BACKLOG) < 0) {
+        int e = errno;
+        close(l->fd);
+        free(l);
+        return nubo_error(err, e, "cannot listen on %s", sa.sun_path);
+    }
+    l->ev = event_new(a->base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
+    if (!l->ev) {
+        close(l->fd);
+        unlink(l->path);
+        free(l);
+        return nubo_error(err, ENOMEM, "activator %s", be);
+    }
+    event_add(l->ev, NULL);
+    l->next = a->listeners;
+    a->listeners = l;
+    return 0;
+}
+
+static void listener_close(struct act_listener *l)
+{
+    event_free(l->ev);
+    close(l->fd);
+    unlink(l->path);
+    free(l);
+}
+
+/* A new snapshot: listeners follow the HTTP backends; what waits is settled again. */
+static void act_take_snapshot(struct ing_act *a)
+{
+    pthread_mutex_lock(&a->mu);
+    if (!a->have_pending) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    snap_free(&a->snap);
+    a->snap = a->pending;
+    memset(&a->pending, 0, sizeof(a->pending));
+    a->have_pending = false;
+    pthread_mutex_unlock(&a->mu);
+    for (struct act_listener *l = a->listeners; l; l = l->next)
+        l->seen = false;
+    for (size_t i = 0; i < a->snap.nt; i++) {
+        struct act_listener *l = a->listeners;
+        while (l && strcmp(l->be, a->snap.t[i].be) != 0)
+            l = l->next;
+        if (l) {
+            l->seen = true;
+            continue;
+        }
+        struct nubo_err err = {0};
+        if (listener_open(a, a->snap.t[i].be, &err) < 0)
+            log_warnx("%s (requests for its standby instances get 503)", err.msg);
+        else
+            a->listeners->seen = true;
+    }
+    /* settle before closing listeners: a backend that vanished answers 503 */
+    for (struct act_listener *l = a->listeners; l; l = l->next)
+        act_settle(a, l->be);
+    for (struct act_listener **pp = &a->listeners; *pp;) {
+        struct act_listener *l = *pp;
+        if (l->seen) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        for (struct act_held *h = a->held, *nx; h; h = nx) {
+            nx = h->next;
+            if (strcmp(h->be, l->be) == 0)
+                held_free(a, h, true);
+        }
+        listener_close(l);
+    }
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ing_act *a = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&a->mu);
+    bool stop = a->stop;
+    pthread_mutex_unlock(&a->mu);
+    if (stop) {
+        event_base_loopbreak(a->base);
+        return;
+    }
+    act_take_snapshot(a);
+}
+
+/* ---- traffic: HAProxy's per-server counters ---- */
+
+/* The CSV field at index idx of line (0-based); copies at most outsz-1 bytes. */
+static void csv_field(const char *line, int idx, char *out, size_t outsz)
+{
+    const char *p = line;
+    for (int i = 0; i < idx && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    size_t n = 0;
+    while (p && p[n] && p[n] != ',' && p[n] != '\n')
+        n++;
+    if (n >= outsz)
+        n = outsz - 1;
+    if (p)
+        memcpy(out, p, n);
+    out[n] = 0;
+}
+
+int ing_stat_instance(const char *csv, const char *be, const char *server, int64_t *cur,
+                      uint64_t *sig)
+{
+    /* show stat: pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,... */
+    for (const char *line = csv; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (*line == '#')
+            continue;
+        char px[ING_BE_NAME_MAX], sv[ACT_SERVER_MAX], f[32];
+        csv_field(line, 0, px, sizeof(px));
+        if (strcmp(px, be) != 0)
+            continue;
+        csv_field(line, 1, sv, sizeof(sv));
+        if (strcmp(sv, server) != 0)
+            continue;
+        csv_field(line, 4, f, sizeof(f));
+        *cur += strtoll(f, NULL, 10);
+        uint64_t s = 0;
+        for (int k = 7; k <= 9; k++) {
+            csv_field(line, k, f, sizeof(f));
+            s += strtoull(f, NULL, 10);
+        }
+        *sig += s;
+        return 1;
+    }
+    return 0;
+}
+
+static void stats_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ing_act *a = arg;
+    /* a wake that failed (controller unreachable) is asked again from here */
+    for (struct act_listener *l = a->listeners; l; l = l->next)
+        act_settle(a, l->be);
+    if (a->snap.ns == 0)
+        return;
+    char *csv = NULL;
+    struct nubo_err err = {0};
+    if (ing_sock_cmd(a->runtime_sock, "show stat", 2000, &csv, &err) < 0) {
+        log_debug("traffic: %s", err.msg);
+        return;
+    }
+    int64_t now = nubo_mono_us();
+    for (size_t i = 0; i < a->n_act; i++)
+        a->act[i].seen = false;
+    for (size_t i = 0; i < a->snap.ns; i++) {
+        const struct act_slot *sl = &a->snap.s[i];
+        struct act_activity *ac = NULL;
+        for (size_t k = 0; k < a->n_act && !ac; k++)
+            if (strcmp(a->act[k].instance, sl->instance) == 0)
+                ac = &a->act[k];
+        if (!ac) {
+            struct act_activity *nv = realloc(a->act, (a->n_act + 1) * sizeof(*nv));
+            if (!nv)
+                break;
+            a->act = nv;
+            ac = &a->act[a->n_act++];
+            memset(ac, 0, sizeof(*ac));
+            snprintf(ac->instance, sizeof(ac->instance), "%s", sl->instance);
+            ac->changed_us = now; /* it just joined: its cooldown starts now */
+            ac->sig = UINT64_MAX;
+        }
+        if (!ac->seen) {
+            ac->seen = true;
+            ac->cur = 0;
+            ac->seen_sig_acc = 0;
+        }
+        ing_stat_instance(csv, sl->be, sl->server, &ac->cur, &ac->seen_sig_acc);
+    }
+    free(csv);
+    /* forget instances without a slot; report the others */
+    size_t w = 0;
+    for (size_t i = 0; i < a->n_act; i++)
+        if (a->act[i].seen)
+            a->act[w++] = a->act[i];
+    a->n_act = w;
+    struct nubo_ingress_traffic t = {0};
+    snprintf(t.metro, sizeof(t.metro), "%s", a->cfg->metro);
+    t.instances = calloc(a->n_act + 1, sizeof(*t.instances));
+    if (!t.instances)
+        return;
+    for (size_t i = 0; i < a->n_act; i++) {
+        struct act_activity *ac = &a->act[i];
+        if (ac->cur > 0 || (ac->sig != UINT64_MAX && ac->seen_sig_acc != ac->sig))
+            ac->changed_us = now;
+        ac->sig = ac->seen_sig_acc;
+        struct nubo_ingress_traffic_item *it = &t.instances[t.n_instances++];
+        snprintf(it->instance, sizeof(it->instance), "%s", ac->instance);
+        it->current = ac->cur;
+        it->idle_ms = (now - ac->changed_us) / 1000;
+    }
+    if (act_post(a, NUBO_INGRESS_PATH_TRAFFIC, nubo_ingress_traffic_encode(&t), NULL, &err) < 0)
+        log_debug("traffic report: %s", err.msg);
+    free(t.instances);
+}
+
+/* ---- the thread and the watch thread's side ---- */
+
+static void *act_main(void *arg)
+{
+    struct ing_act *a = arg;
+    event_base_dispatch(a->base);
+    return NULL;
+}
+
+int ing_act_start(struct ing_act **out, const struct ing_config *cfg, const char *runtime_sock,
+                  const char *token, struct nubo_err *err)
+{
+    *out = NULL;
+    struct ing_act *a = calloc(1, sizeof(*a));
+    if (!a)
+        return nubo_error(err, ENOMEM, "activator");
+    a->cfg = cfg;
+    snprintf(a->runtime_sock, sizeof(a->runtime_sock), "%s", runtime_sock);
+    snprintf(a->token, sizeof(a->token), "%s", token);
+    pthread_mutex_init(&a->mu, NULL);
+    char dir[ING_PATH_MAX + 8];
+    snprintf(dir, sizeof(dir), "%s/act", cfg->runtime_dir);
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->base = event_base_new();
+    if (a->efd < 0 || !a->base || nubo_mkdir_p(dir, 0700, err) < 0) {
+        ing_act_stop(a);
+        return nubo_error(err, errno, "starting the scale-to-zero activator");
+    }
+    a->notify_ev = event_new(a->base, a->efd, EV_READ | EV_PERSIST, notify_cb, a);
+    a->stats_ev = event_new(a->base, -1, EV_PERSIST, stats_cb, a);
+    if (!a->notify_ev || !a->stats_ev) {
+        ing_act_stop(a);
+        return nubo_error(err, ENOMEM, "starting the scale-to-zero activator");
+    }
+    event_add(a->notify_ev, NULL);
+    struct timeval tv = {cfg->traffic_interval_ms / 1000, (cfg->traffic_interval_ms % 1000) * 1000};
+    event_add(a->stats_ev, &tv);
+    /* signals stay with the watch thread, whose sleeps they end */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&a->thread, NULL, act_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        ing_act_stop(a);
+        return nubo_error(err, rc, "starting the scale-to-zero activator thread");
+    }
+    a->running = true;
+    *out = a;
+    return 0;
+}
+
+static void act_notify(struct ing_act *a)
+{
+    uint64_t one = 1;
+    ssize_t w = write(a->efd, &one, sizeof(one));
+    (void)w;
+}
+
+void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *token)
+{
+    if (!a)
+        return;
+    struct act_snap s = {0};
+    size_t ns = 0;
+    for (size_t i = 0; i < p->n_backends; i++)
+        for (size_t j = 0; j < p->backends[i].n_nodes; j++)
+            ns += p->backends[i].nodes[j].n_slots;
+    s.t = calloc(p->n_backends + 1, sizeof(*s.t));
+    s.s = calloc(ns + 1, sizeof(*s.s));
+    if (!s.t || !s.s) {
+        snap_free(&s);
+        log_warnx("activator: out of memory; keeping the previous plan");
+        return;
+    }
+    for (size_t i = 0; i < p->n_backends; i++) {
+        const struct ing_backend *b = &p->backends[i];
+        struct act_target *t = NULL;
+        if (b->http) {
+            t = &s.t[s.nt++];
+            snprintf(t->be, sizeof(t->be), "%s", b->name);
+            snprintf(t->service, sizeof(t->service), "%s", b->service);
+            t->n_standby = b->n_standby;
+            t->n_starting = b->n_starting;
+        }
+        for (size_t j = 0; j < b->n_nodes; j++)
+            for (size_t k = 0; k < b->nodes[j].n_slots; k++) {
+                const struct ing_slot *sl = &b->nodes[j].slots[k];
+                if (!sl->instance[0])
+                    continue;
+                if (t && !sl->draining)
+                    t->ready = true;
+                struct act_slot *as = &s.s[s.ns++];
+                snprintf(as->be, sizeof(as->be), "%s", b->name);
+                snprintf(as->server, sizeof(as->server), "%s-%zu", b->nodes[j].node, k + 1);
+                snprintf(as->instance, sizeof(as->instance), "%s", sl->instance);
+            }
+    }
+    pthread_mutex_lock(&a->mu);
+    snap_free(&a->pending);
+    a->pending = s;
+    a->have_pending = true;
+    if (token)
+        snprintf(a->token, sizeof(a->token), "%s", token);
+    pthread_mutex_unlock(&a->mu);
+    act_notify(a);
+}
+
+void ing_act_stop(struct ing_act *a)
+{
+    if (!a)
+        return;
+    if (a->running) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_mutex_unlock(&a->mu);
+        act_notify(a);
+        pthread_join(a->thread, NULL);
+    }
+    while (a->held)
+        held_free(a, a->held, true);
+    while (a->listeners) {
+        struct act_listener *l = a->listeners;
+        a->listeners = l->next;
+        listener_close(l);
+    }
+    if (a->notify_ev)
+        event_free(a->notify_ev);
+    if (a->stats_ev)
+        event_free(a->stats_ev);
+    if (a->base)
+        event_base_free(a->base);
+    if (a->efd >= 0)
+        close(a->efd);
+    snap_free(&a->snap);
+    snap_free(&a->pending);
+    free(a->act);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}

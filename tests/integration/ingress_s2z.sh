@@ -1,0 +1,168 @@
+#!/bin/bash
+# Scale-to-zero through the metro's HAProxy: the real controller, nubo-ingress and HAProxy, one
+# fake node whose "guest" is the python example app, started (inside the node's network
+# namespace, on the instance's private IP) when the instance boots and killed when it stops
+# (the fake agent's --hook). An instance with policy on goes to standby after its cooldown of
+# no traffic; the next HTTPS request through its URL is held and answered once it has woken;
+# 10 concurrent first requests all succeed with one wake; a standby instance a user stopped is
+# not woken (503 at once). Plus the create API's scale_to_zero forms.
+source "$NUBO_SRC/tests/lib.sh"
+t_need_root
+command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+command -v openssl >/dev/null || t_skip "openssl missing"
+ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
+[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
+source "$NUBO_SRC/tests/tools/controller-env.sh"
+
+t_netns n0
+NS=$T_NS
+# the hook: serve the example app on the instance's address while the instance runs
+cat > "$T_TMP/hook" <<HOOK
+#!/bin/bash
+# fake agent hook: \$1 start|stop, \$2 instance uuid, \$3 private IP
+pidf=$T_TMP/app-\$2.pid
+if [ "\$1" = start ]; then
+    ip -n $NS addr add "\$3/32" dev lo 2>/dev/null
+    ip netns exec $NS setsid python3 -c "
+import runpy, http.server
+srv = http.server.ThreadingHTTPServer
+class Bound(srv):
+    def __init__(self, addr, h): super().__init__(('\$3', addr[1]), h)
+http.server.ThreadingHTTPServer = Bound
+runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')" \\
+        >> "$T_TMP/app-\$2.log" 2>&1 < /dev/null &
+    echo \$! > "\$pidf"
+    echo "start \$2" >> "$T_TMP/hook.log"
+    for i in \$(seq 100); do
+        ip netns exec $NS curl -fsS -o /dev/null "http://\$3:8080/" 2>/dev/null && exit 0
+        sleep 0.05
+    done
+    exit 1
+fi
+[ -s "\$pidf" ] && kill "\$(cat "\$pidf")" 2>/dev/null
+rm -f "\$pidf"
+echo "stop \$2" >> "$T_TMP/hook.log"
+exit 0
+HOOK
+chmod +x "$T_TMP/hook"
+t_on_exit 'for f in "$T_TMP"/app-*.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; done'
+
+CTL_GRACE_MS=20000 ctl_start "[services]
+domain = nubo.test"
+fake_start 1 --boot-ms 50 --hook "$T_TMP/hook"
+index_image admin/hello latest
+api GET /v1/nodes
+NODE=$(jget 'd["data"]["nodes"][0]["name"]')
+
+# --- the create API's forms
+api POST /v1/instances '{"image":"admin/hello:latest","name":"legacy","features":["scale-to-zero"],"autostart":false}'
+expect 200 "legacy feature"
+api GET /v1/instances/legacy
+[ "$(jget 'd["data"]["instances"][0]["scale_to_zero"]')" = "{'policy': 'on', 'stateful': False, 'cooldown_time_ms': 1000}" ] \
+    || t_fail "legacy scale-to-zero: $BODY"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"off","scale_to_zero":{"policy":"off"},"autostart":false}'
+expect 200 "policy off"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"sometimes"}}'
+expect 400 "unknown policy"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","stateful":true}}'
+expect 400 "stateful"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","cooldown_time_ms":86400001}}'
+expect 400 "cooldown range"
+for n in legacy off; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
+
+# --- an instance that scales to zero after 1.5 s without traffic
+api POST /v1/instances '{"image":"admin/hello:latest","name":"sleepy","scale_to_zero":{"policy":"on","cooldown_time_ms":1500},"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"wait_timeout_ms":10000}'
+expect 200 create
+FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=*.fra0.nubo.test" \
+    -addext "subjectAltName=DNS:*.fra0.nubo.test" \
+    -keyout "$T_TMP/key.pem" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "certificate"
+ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+cat > "$T_TMP/ingress.ini" <<INI
+[ingress]
+metro = fra0
+runtime_dir = $T_TMP/ing
+listen_addr = $ADDR
+http_port = 80
+https_port = 443
+watch_timeout_ms = 5000
+traffic_interval_ms = 200
+wake_timeout_ms = 10000
+[controller]
+url = http://controller
+socket = $T_TMP/ctl.sock
+token_file = $CTL_DB.ingress-token
+[haproxy]
+binary = $(command -v haproxy)
+[tls]
+cert = $T_TMP/cert.pem
+key = $T_TMP/key.pem
+[nodes]
+$NODE = netns:$NS
+INI
+"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
+t_track_pid $!
+t_on_exit '[ -s "$T_TMP/ing/haproxy.pid" ] && kill "$(cat "$T_TMP/ing/haproxy.pid")" 2>/dev/null'
+
+get() { curl -sS --max-time 20 --cacert "$T_TMP/cert.pem" --resolve "$FQDN:443:$ADDR" -o "$1" -w '%{http_code} %{time_starttransfer}' "https://$FQDN/"; }
+# one python per look (python's start-up dominates on a loaded machine): "state start_count"
+look() { api GET "/v1/instances/sleepy"; jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])'; }
+app_up() { [ -s "$T_TMP/app-$UUID.pid" ] && kill -0 "$(cat "$T_TMP/app-$UUID.pid")" 2>/dev/null; }
+
+t_wait_for 20 bash -c "$(declare -f get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get /dev/null | grep -q '^200'" \
+    || t_fail "no answer through the ingress for $FQDN"
+
+# --- quiet for the cooldown: standby, and the app really is gone
+api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=15000"
+expect 200 "wait for standby"
+read -r st s0 <<<"$(look)"
+[ "$st" = standby ] || t_fail "not in standby: $BODY"
+app_up && t_fail "the instance is in standby but its app still runs"
+
+# --- the next request wakes it and is answered (one slow response, no error)
+out=$(get "$T_TMP/body1") || t_fail "the request after standby failed: $out"
+[ "${out%% *}" = 200 ] || t_fail "the request after standby answered $out: $(cat "$T_TMP/body1")"
+grep -q 'Hello from nubo' "$T_TMP/body1" || t_fail "wake: unexpected body $(cat "$T_TMP/body1")"
+t_log "woken by a request: first byte after ${out#* } s"
+# (it may be back in standby already: a look can take longer than the cooldown here)
+[ "$(look | cut -d' ' -f2)" = $((s0 + 1)) ] || t_fail "after one wake (start_count was $s0): $BODY"
+
+# --- standby again; 10 concurrent first requests: all answered, one wake
+api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=15000"
+expect 200 "standby again"
+read -r st s1 <<<"$(look)"
+pids=()
+for i in $(seq 10); do get "$T_TMP/c$i" > "$T_TMP/c$i.code" 2>&1 & pids+=($!); done
+wait "${pids[@]}"
+for i in $(seq 10); do
+    c=$(cat "$T_TMP/c$i.code")
+    [ "${c%% *}" = 200 ] && grep -q 'Hello from nubo' "$T_TMP/c$i" || t_fail "concurrent request $i: $c $(cat "$T_TMP/c$i" 2>/dev/null)"
+done
+[ "$(look | cut -d' ' -f2)" = $((s1 + 1)) ] || t_fail "10 concurrent requests, want one wake from start_count $s1: $BODY"
+wakes=$(curl -fsS "$CTL_URL/metrics" | sed -n 's/^nubo_scale_to_zero_wakes_total //p')
+[ "$wakes" = 2 ] || t_fail "controller counted $wakes wakes, want 2"
+t_log "10 concurrent first requests: all 200, one wake"
+
+# --- a user's stop of a standby instance: traffic does not wake it
+api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=15000"
+expect 200 "standby a third time"
+api PUT /v1/instances/sleepy/stop '{}'
+expect 200 "stop a standby instance"
+[ "$(look | cut -d' ' -f1)" = stopped ] || t_fail "stop of a standby instance: $BODY"
+out=$(get "$T_TMP/body3") || true
+[ "${out%% *}" = 503 ] || t_fail "a stopped instance's URL answered $out"
+sleep 0.5
+[ "$(look | cut -d' ' -f1)" = stopped ] || t_fail "a stopped instance was woken: $BODY"
+app_up && t_fail "a stopped instance's app runs"
+
+# --- start works on it again; delete
+api PUT /v1/instances/sleepy/start '{}'
+expect 200 start
+api GET "/v1/instances/sleepy/wait?state=running&timeout_ms=10000"
+expect 200 "running after start"
+api DELETE /v1/instances/sleepy
+expect 200 delete
+grep -E "wake asked|to standby" "$T_TMP/ingress.log" "$T_TMP/controller.log" | tail -4 >&2 || true
+t_log "PASS: scale-to-zero through the ingress"

@@ -1,0 +1,101 @@
+#!/bin/bash
+# Two tenants behind one metro's real HAProxy (nubo-ingress, the real controller, fake agents):
+# B's certificate also names A's custom domain and has the key type HAProxy prefers (ECDSA over
+# A's RSA), yet A's name is served with A's certificate; and a port B publishes that something
+# else on the ingress host already listens on does not hold back A's changes (issue 12,
+# observations 3 and 5).
+source "$NUBO_SRC/tests/lib.sh"
+t_need_root
+command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+command -v openssl >/dev/null || t_skip "openssl missing"
+ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
+[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
+source "$NUBO_SRC/tests/tools/controller-env.sh"
+
+ctl_start "[services]
+domain = nubo.test"
+fake_start 1 --boot-ms 50
+api POST /v1/users '{"name":"acme"}'
+A=$(jget 'd["data"]["users"][0]["token"]')
+api POST /v1/users '{"name":"bob"}'
+B=$(jget 'd["data"]["users"][0]["token"]')
+
+P=$T_TMP/pki
+mkdir -p "$P"
+# the metro's wildcard (RSA, the operator's CA)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=metro CA" -keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=*.fra0.nubo.test" -keyout "$P/metro.key" -out "$P/metro.csr" 2>/dev/null
+printf 'subjectAltName=DNS:*.fra0.nubo.test\n' > "$P/ext"
+openssl x509 -req -in "$P/metro.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 2 \
+    -extfile "$P/ext" -out "$P/metro.pem" 2>/dev/null || t_fail "metro certificate"
+selfsigned() { # NAME KEYALG SANS
+    # shellcheck disable=SC2086 # KEYALG is options
+    openssl req -x509 -newkey $2 -nodes -days 2 -subj "/CN=$1" -addext "subjectAltName=$3" \
+        -keyout "$P/$1.key" -out "$P/$1.pem" 2>/dev/null || t_fail "certificate $1"
+}
+certbody() { python3 -c 'import json,sys; print(json.dumps({"name":sys.argv[1],"cn":sys.argv[2],"chain":open(sys.argv[3]).read(),"pkey":open(sys.argv[4]).read()}))' "$1" "$2" "$P/$1.pem" "$P/$1.key"; }
+
+# B gets in first with an ECDSA certificate that also names A's domain (nobody holds it yet)
+selfsigned bcert "ec -pkeyopt ec_paramgen_curve:P-256" "DNS:b.bob.test,DNS:www.acme.test"
+api POST /v1/certificates "$(certbody bcert b.bob.test)" "$B"
+expect 200 b-cert
+selfsigned acert rsa:2048 "DNS:www.acme.test"
+api POST /v1/certificates "$(certbody acert www.acme.test)" "$A"
+expect 200 a-cert
+api POST /v1/services '{"name":"shop","services":[{"port":443}],"domains":[{"fqdn":"www.acme.test","certificate":{"name":"acert"}}]}' "$A"
+expect 200 a-group
+api POST /v1/services '{"name":"blog","services":[{"port":443}],"domains":[{"fqdn":"b.bob.test","certificate":{"name":"bcert"}}]}' "$B"
+expect 200 b-group
+
+ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+cat > "$T_TMP/ingress.ini" <<INI
+[ingress]
+metro = fra0
+runtime_dir = $T_TMP/ingress
+listen_addr = $ADDR
+http_port = 80
+https_port = 443
+watch_timeout_ms = 5000
+[controller]
+url = http://controller
+socket = $T_TMP/ctl.sock
+token_file = $CTL_DB.ingress-token
+[haproxy]
+binary = $(command -v haproxy)
+[tls]
+cert = $P/metro.pem
+key = $P/metro.key
+ca = $P/ca.pem
+INI
+"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
+t_track_pid $!
+t_on_exit '[ -s "$T_TMP/ingress/haproxy.pid" ] && kill "$(cat "$T_TMP/ingress/haproxy.pid")" 2>/dev/null'
+
+# GET https://NAME/ with CA pinned: the HTTP code (000 when TLS does not verify)
+code() { curl -sS -o "$T_TMP/body" -w '%{http_code}' --max-time 5 --cacert "$2" --resolve "$1:${3:-443}:$ADDR" "https://$1:${3:-443}/" 2>>"$T_TMP/curl.err"; }
+t_wait_for 30 bash -c "$(declare -f code); ADDR=$ADDR T_TMP=$T_TMP; [ \$(code b.bob.test $P/bcert.pem) = 503 ]" \
+    || t_fail "B's name is not served with B's certificate: $(tail -2 "$T_TMP/curl.err")"
+
+# ---- 3. A's name is served with A's certificate, not B's preferred-key-type one
+[ "$(code www.acme.test "$P/acert.pem")" = 503 ] || t_fail "www.acme.test is not served with A's certificate: $(tail -2 "$T_TMP/curl.err")"
+served=$(openssl s_client -connect "$ADDR:443" -servername www.acme.test </dev/null 2>/dev/null | openssl x509 -noout -subject)
+grep -q acert <<< "$served" || t_fail "www.acme.test presented $served"
+served=$(openssl s_client -connect "$ADDR:443" -servername shop.fra0.nubo.test </dev/null 2>/dev/null | openssl x509 -noout -subject)
+grep -q 'fra0.nubo.test' <<< "$served" || t_fail "a platform name presented $served"
+
+# ---- 5. a published port another process on the ingress host holds leaves out only itself
+WEDGE=$(t_free_port)
+python3 -c "
+import socket, time
+s = socket.socket(); s.bind(('$ADDR', $WEDGE)); s.listen(1); time.sleep(300)" &
+t_track_pid $!
+t_wait_for 10 bash -c "ss -ltn | grep -q '$ADDR:$WEDGE '" || t_fail "the wedge listener did not start"
+api POST /v1/services "{\"name\":\"wedge\",\"services\":[{\"port\":$WEDGE,\"handlers\":[\"tls\"]}]}" "$B"
+expect 200 wedge-group
+api POST /v1/services '{"name":"later","services":[{"port":443}]}' "$A"
+expect 200 a-later
+# A's new name reaches HAProxy (its backend answers, not "no service for this host")
+t_wait_for 20 bash -c "$(declare -f code); ADDR=$ADDR T_TMP=$T_TMP; [ \$(code later.fra0.nubo.test $P/ca.pem) = 503 ] && ! grep -q 'no service for this host' $T_TMP/body" \
+    || t_fail "A's change did not reach HAProxy while B's port $WEDGE cannot bind: $(grep -E 'warn|left out' "$T_TMP/ingress.log" | tail -3)"
+grep -q "public port $WEDGE left out" "$T_TMP/ingress.log" || t_fail "the left-out port is not logged"
+t_log "PASS: ingress tenants (certificates by SNI filter, an unbindable port left out)"
