@@ -242,7 +242,7 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
      * inside (fw_cfg); everything else in the state dir stays the agent's. */
     if (chmod(cfg->state_dir, 0711) < 0 || chmod(p, 0711) < 0)
         return nubo_error(err, errno, "cannot set the mode of the state dir %s", cfg->state_dir);
-    if (agent_images_init(ag, err) < 0)
+    if (agent_images_init(ag, err) < 0 || agent_volumes_init(ag, err) < 0)
         return -1;
     if (agent_state_load(ag, err) < 0)
         return -1;
@@ -322,6 +322,7 @@ void agent_fini(struct agent *ag)
     while ((in = LIST_FIRST(&ag->instances)))
         agent_instance_free(ag, in);
     agent_images_free(ag);
+    agent_volumes_free(ag);
     for (int i = 0; i < 3; i++)
         if (ag->sig_ev[i])
             event_free(ag->sig_ev[i]);

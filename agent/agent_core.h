@@ -67,6 +67,8 @@ struct agent_config {
     int64_t console_ring_kb;
     int64_t watch_timeout_ms;
     int64_t net_probe_timeout_ms;
+    char volume_dir[AGENT_PATH_MAX]; /* "" = <state_dir>/volumes */
+    int64_t volume_budget_mb;        /* -1 = half the free space at start */
 };
 
 void agent_config_defaults(struct agent_config *c);
@@ -229,6 +231,33 @@ uint64_t agent_file_disk_bytes(const char *path);
 int agent_image_pull_blocking(const struct agent_config *c, const char *repo,
                               const char *digest, const char *final_dir, struct nubo_err *err);
 
+/* volumes.c: the node's volumes (raw files formatted ext4; see the file for why raw). */
+#define AGENT_VOLUME_SERIAL_MAX 20 /* virtio-blk serial: the guest finds its volume by it */
+struct agent_disk {
+    char path[AGENT_PATH_MAX + 64];
+    char serial[AGENT_VOLUME_SERIAL_MAX + 1];
+    bool readonly;
+};
+struct agent_volume;
+int agent_volumes_init(struct agent *ag, struct nubo_err *err);
+void agent_volumes_free(struct agent *ag);
+/* The node's full volume set from the controller: make what is new, delete what is gone. */
+void agent_volumes_apply(struct agent *ag, const struct nubo_volume_spec *s, size_t n);
+/* Delete what the last desired set dropped and no domain holds any more. */
+void agent_volumes_sweep(struct agent *ag);
+/* Reports (malloc'd) of every volume (all) or of those changed since the last call. */
+size_t agent_volumes_report(struct agent *ag, bool all, struct nubo_volume_report **out);
+bool agent_volumes_dirty(struct agent *ag);
+/* The disks of a's volumes: 0 ready, 1 not made yet (wait), -1 unusable (why). */
+int agent_volumes_disks(struct agent *ag, const struct nubo_assignment *a,
+                        struct agent_disk *disks, char *why, size_t why_size);
+/* The serial a volume's disk carries: its uuid's first 20 hex digits. */
+void agent_volume_serial(const char *uuid, char out[AGENT_VOLUME_SERIAL_MAX + 1]);
+
+/* stats.c: the running domains' rss and CPU time for the status batches. */
+void agent_stats_collect(struct agent *ag); /* each heartbeat; a worker asks libvirt */
+size_t agent_stats_report(struct agent *ag, struct nubo_instance_stats **out); /* malloc'd */
+
 /* virt.c: one long-lived libvirt connection with its event loop thread. */
 struct agent_virt {
     virConnectPtr conn;          /* NULL while disconnected */
@@ -247,6 +276,8 @@ void agent_virt_stop(struct agent *ag);
 struct agent_domain_spec {
     const char *uuid, *node, *kernel, *initrd, *cmdline, *console_path, *tap, *mac;
     const char *env_file; /* fw_cfg AGENT_FWCFG_ENV, NULL = none */
+    const struct agent_disk *disks; /* volumes, virtio-blk vda, vdb, ... */
+    size_t n_disks;
     /* A warm slot: this firmware (agent/slotfw/) instead of kernel/initrd/cmdline, guest RAM
      * in a shared memfd the agent writes the guest into at take time (slots.c). */
     const char *firmware;
@@ -305,6 +336,7 @@ struct agent_instance {
     int64_t t_prep_mono_us;      /* image ready, preparing the domain */
     int64_t t_pull_mono_us;
     bool dirty;                  /* report changed since last status sent */
+    int64_t rss_bytes, cpu_time_ms; /* stats.c: libvirt's last measure of the domain */
     LIST_ENTRY(agent_instance) link;
 };
 
@@ -385,6 +417,13 @@ struct agent {
     bool have_node;
     LIST_HEAD(, agent_instance) instances;
     LIST_HEAD(, agent_image) images;
+    LIST_HEAD(, agent_volume) volumes; /* volumes.c */
+    char volume_dir[AGENT_PATH_MAX];
+    int64_t volume_mb; /* offered to volumes */
+    bool stats_inflight, stats_dirty; /* stats.c */
+    struct nubo_volume_spec *vol_want; /* volumes.c: the last desired volume set */
+    size_t n_vol_want;
+    bool have_vol_want;
     struct agent_virt virt;
     struct agent_ctl ctl;
     int inotify_fd;

@@ -50,6 +50,8 @@ static const struct nu_cfg_key agent_settings[] = {
     NU_CFG_F("network", "egress", set_egress, NULL),
     NU_CFG_F("network", "ingress_from", set_ingress_from, NULL),
     NU_CFG_D(C, "network", "net_probe_timeout", net_probe_timeout_ms, 0, 0, "30000"),
+    NU_CFG_S(C, "volumes", "dir", volume_dir, NULL),
+    NU_CFG_I(C, "volumes", "budget_mb", volume_budget_mb, -1, INT64_C(1) << 40, "-1"),
     {0},
 };
 #undef C

@@ -270,8 +270,11 @@ static void do_register(struct agent *ag)
         in->dirty = false;
     }
     req.n_instances = k;
+    req.volume_mb = ag->volume_mb;
+    req.n_volumes = agent_volumes_report(ag, true, &req.volumes);
     json_t *body = nubo_register_req_encode(&req);
     free(req.instances); /* reports borrow instance strings: not nubo_register_req_free */
+    free(req.volumes);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     struct http_job *j = text ? http_job_new(ag, NUBO_AGENT_PATH_REGISTER, text, 15000) : NULL;
@@ -420,8 +423,12 @@ static char *status_body(struct agent *ag, bool all)
         if (!all)
             in->dirty = false;
     }
+    b.n_volumes = agent_volumes_report(ag, all, &b.volumes);
+    b.n_stats = agent_stats_report(ag, &b.stats);
     json_t *j = nubo_status_batch_encode(&b);
     free(b.instances);
+    free(b.volumes);
+    free(b.stats);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -542,6 +549,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct agent *ag = arg;
+    agent_stats_collect(ag);
     do_status(ag);
     do_logs(ag);
     if (!ag->cfg.status_file[0] && ag->ctl.registered) {

@@ -136,6 +136,7 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     snprintf(dir, sizeof(dir), "%s/instances/%s", ag->cfg.state_dir, in->uuid);
     agent_instance_free(ag, in);
     rmdir(dir);
+    agent_volumes_sweep(ag); /* a volume deleted while this domain held it goes now */
     agent_schedule_save(ag);
     agent_ctl_kick(ag);
 }
@@ -411,6 +412,22 @@ char *agent_build_cmdline(const struct nubo_assignment *a, const struct agent_im
         sb_str(&b, compact ? "]" : " ]");
     }
     strv_free_n(env, n_env);
+    /* volumes for nubo's Linux /init, in Unikraft's vfs.fstab shape with the disk's serial as
+     * the device ("<serial>:<at>:ext4:rw"); a stock unikernel keeps its own fstab */
+    if (a->n_volumes && img && img->linux_kernel) {
+        sb_sep(&b);
+        sb_str(&b, "vfs.fstab=[");
+        for (size_t i = 0; i < a->n_volumes; i++) {
+            char serial[AGENT_VOLUME_SERIAL_MAX + 1], e[NUBO_VOLUME_AT_MAX + 64];
+            agent_volume_serial(a->volumes[i].uuid, serial);
+            snprintf(e, sizeof(e), "%s:%s:ext4:%s", serial, a->volumes[i].at,
+                     a->volumes[i].readonly ? "ro" : "rw");
+            if (i > 0)
+                sb_str(&b, ",");
+            sb_quoted(&b, e);
+        }
+        sb_str(&b, "]");
+    }
     sb_sep(&b);
     sb_str(&b, "--");
     char *const *args = a->args;
@@ -734,6 +751,17 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         fail_start(ag, in, "cannot boot instance %s: %s", in->uuid, why);
         return;
     }
+    struct agent_disk disks[NUBO_VOLUME_MAX_MOUNTS];
+    int vr = agent_volumes_disks(ag, &in->a, disks, why, sizeof(why));
+    if (vr > 0) { /* its volume is being made: volumes.c reconciles when it is */
+        in->pending_create = true;
+        log_info("instance %s: waiting for its volumes", in->uuid);
+        return;
+    }
+    if (vr < 0) {
+        fail_start(ag, in, "cannot start instance %s: %s", in->uuid, why);
+        return;
+    }
     agent_instance_boot_rules(in);
     cleanup_free char *cmdline = agent_build_cmdline(&in->a, in->img, ag->tsc_khz);
     char console[AGENT_PATH_MAX + 64];
@@ -755,6 +783,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         .accel = ag->accel,
         .boot = in->img->boot,
         .rdseed = ag->virt.tcg_rdseed,
+        .disks = disks,
+        .n_disks = in->a.n_volumes,
     };
     /* x86 Linux keeps 2047 bytes of its command line and drops the rest silently (the app's
      * args and env come last): refuse instead of booting a guest with half its settings. */
@@ -1341,6 +1371,9 @@ void agent_reconcile_all(struct agent *ag)
 void agent_apply_assignments(struct agent *ag, const struct nubo_watch_resp *w)
 {
     ag->have_assignments = true;
+    /* volumes first: an instance of this set may mount one made in it */
+    if (w->has_volumes)
+        agent_volumes_apply(ag, w->volumes, w->n_volumes);
     struct agent_instance *in, *tmp;
     LIST_FOREACH(in, &ag->instances, link)
     in->assigned = false;

@@ -285,6 +285,24 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
                  "    <interface type='ethernet'>%s<target dev='%s' managed='no'/>"
                  "<model type='virtio'/>%s</interface>\n",
                  mac_el, tap, mmio);
+    /* Volumes: raw files as virtio-blk disks; the serial is how the guest's /init finds
+     * each one (device names follow probe order, serials do not). */
+    char disk_el[NUBO_VOLUME_MAX_MOUNTS * (AGENT_PATH_MAX * 6 + 256)] = "";
+    for (size_t i = 0, off = 0; i < s->n_disks && i < NUBO_VOLUME_MAX_MOUNTS; i++) {
+        cleanup_free char *path = agent_xml_escape(s->disks[i].path);
+        cleanup_free char *serial = agent_xml_escape(s->disks[i].serial);
+        if (!path || !serial)
+            return NULL;
+        int w = snprintf(disk_el + off, sizeof(disk_el) - off,
+                         "    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                         "<source file='%s'/><target dev='vd%c' bus='virtio'/><serial>%s</serial>"
+                         "%s%s</disk>\n",
+                         path, (char)('a' + i), serial, s->disks[i].readonly ? "<readonly/>" : "",
+                         mmio);
+        if (w < 0 || (size_t)w >= sizeof(disk_el) - off)
+            return NULL;
+        off += (size_t)w;
+    }
     /* The guest CPU: the host's under KVM; under TCG qemu64 plus the RNG instructions stock
      * unikernels require (Unikraft's ukrandom refuses to start without RDRAND and RDSEED). */
     char cpu_el[256];
@@ -328,7 +346,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "    <memballoon model='none'/>\n"
         /* Entropy from the host: without it a Linux guest's python blocks ~1 s in getrandom. */
         "    <rng model='virtio'><backend model='random'>/dev/urandom</backend>%s</rng>\n"
-        "%s"
+        "%s%s"
         "    <serial type='file'><source path='%s' append='on'/><target port='0'/></serial>\n"
         "    <console type='file'><source path='%s' append='on'/>"
         "<target type='serial' port='0'/></console>\n"
@@ -337,7 +355,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "</domain>\n",
         s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
         (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", boot_el,
-        cpu_el, mmio, net_el, console, console,
+        cpu_el, mmio, net_el, disk_el, console, console,
         pc ? "    <panic model='isa'><address type='isa' iobase='0x505'/></panic>\n" : "");
     if (n < 0)
         return NULL;

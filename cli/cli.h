@@ -262,6 +262,18 @@ int cli_list(struct cli_ctx *ctx, const char *cmd, const char *path, const char 
 /* `<cmd> get|rm WHO` for services and certificates: one reference, one item back. */
 int cli_get_or_remove(struct cli_ctx *ctx, const char *cmd, const char *path,
                       const char *collection, bool get, const char *who, cli_show_fn show);
+/* `<cmd> create`'s request: POST body (taken) to path, then the created item as JSON, its
+ * name (-q) or through render. */
+int cli_create_reply(struct cli_ctx *ctx, const char *cmd, const char *path,
+                     const char *collection, json_t *body, cli_show_fn render);
+/* `<cmd> [list]|get WHO|rm WHO` of a named collection (create is the caller's). */
+struct cli_named {
+    const char *cmd, *usage, *path, *collection, *noun;
+    cli_show_fn show_list, show_one;
+};
+int cli_named_main(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv);
+/* The same once the options are parsed (argv[optind] is the subcommand). */
+int cli_named_dispatch(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv);
 
 /* ---- subcommands */
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
@@ -276,6 +288,9 @@ int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_metros(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_volumes(struct cli_ctx *ctx, int argc, char **argv);
+void cli_render_volumes(FILE *f, const struct nubo_volume *v, size_t n, int64_t now_us);
+void cli_render_metrics(FILE *f, const struct nubo_instance_metrics *v, size_t n);
 int cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Shared by run and deploy: the instance flags and the create+wait+print flow. */
@@ -293,6 +308,8 @@ struct cli_run_opts {
     bool start;                   /* autostart */
     char restart[16];
     int64_t timeout_ms;           /* wait bound */
+    struct nubo_volume_mount volumes[NUBO_VOLUME_MAX_MOUNTS]; /* -v name:/path[:ro] */
+    size_t n_volumes;
     /* --scale-to-zero*: what the flags gave (CLI_S2Z_* bits in s2z_given) wins over the
      * Kraftfile's labels */
     struct nubo_scale_to_zero s2z;
@@ -318,12 +335,12 @@ int cli_s2z_from_labels(char **labels, struct nubo_scale_to_zero *out, unsigned 
 /* Flags over labels: the labels' settings (given_l) under the flags' (o->s2z_given). */
 void cli_s2z_merge(struct cli_run_opts *o, const struct nubo_scale_to_zero *labels,
                    unsigned given_l);
-#define CLI_RUN_SHORT "n:m:M:p:e:R:SV:"
+#define CLI_RUN_SHORT "n:m:M:p:e:R:SV:v:"
 #define CLI_RUN_LONGOPTS                                                                          \
     {"name", required_argument, NULL, 'n'}, {"memory", required_argument, NULL, 'M'},             \
         {"port", required_argument, NULL, 'p'}, {"env", required_argument, NULL, 'e'},            \
         {"replicas", required_argument, NULL, 'R'}, {"start", no_argument, NULL, 'S'},            \
-        {"vcpus", required_argument, NULL, 'V'},                                                  \
+        {"vcpus", required_argument, NULL, 'V'}, {"volume", required_argument, NULL, 'v'},        \
         {"no-start", no_argument, NULL, CLI_RUN_OPT_NO_START},                                    \
         {"restart", required_argument, NULL, CLI_RUN_OPT_RESTART},                                \
         {"timeout", required_argument, NULL, CLI_RUN_OPT_TIMEOUT},                                \

@@ -83,23 +83,8 @@ static int certs_create(struct cli_ctx *ctx, int argc, char **argv)
     }
     json_t *body = nubo_cert_req_encode(&req);
     nubo_cert_req_free(&req);
-    json_t *resp, *items;
-    rc = cli_api_list(ctx, "POST", "/v1/certificates", body, "certificates", &resp, &items, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(ctx, "certificates create", &err);
-    struct nubo_item_status st = {0};
-    json_t *it = json_array_get(items, 0);
-    if (it && nubo_item_status_decode(it, &st, &err) < 0)
-        rc = nubo_error_wrap(&err, "the API's answer");
-    else if (ctx->out == CLI_OUT_JSON)
-        cli_print_json(ctx->o, items);
-    else if (ctx->quiet)
-        fprintf(ctx->o, "%s\n", st.name);
-    else
-        rc = show_certs(ctx, items, &err);
-    json_decref(resp);
-    return rc < 0 ? cli_fail(ctx, "certificates create", &err) : 0;
+    return cli_create_reply(ctx, "certificates create", "/v1/certificates", "certificates", body,
+                            show_certs);
 }
 
 int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv)
@@ -109,25 +94,7 @@ int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv)
             return certs_create(ctx, argc, argv);
         else if (argv[i][0] != '-')
             break;
-    bool help;
-    int rc = cli_simple_opts(ctx, "certificates", argc, argv, &help);
-    if (rc)
-        return rc;
-    if (help) {
-        fputs(CERTS_USAGE, ctx->o);
-        return 0;
-    }
-    const char *sub = optind < argc ? argv[optind] : "list";
-    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
-        return cli_list(ctx, "certificates list", "/v1/certificates", "certificates", show_certs);
-    bool get = !strcmp(sub, "get");
-    bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete");
-    if (!get && !rm)
-        return cli_usage(ctx, "certificates", "unknown subcommand '%s' (use list, get, create, rm)",
-                         sub);
-    if (optind + 1 >= argc)
-        return cli_usage(ctx, "certificates", "%s needs a certificate name or uuid", sub);
-    const char *who = argv[optind + 1];
-    return cli_get_or_remove(ctx, "certificates", "/v1/certificates", "certificates", get, who,
-                             show_cert);
+    static const struct cli_named named = {"certificates", CERTS_USAGE, "/v1/certificates",
+                                           "certificates", "certificate", show_certs, show_cert};
+    return cli_named_main(ctx, &named, argc, argv);
 }

@@ -61,6 +61,60 @@ int cli_simple_opts(struct cli_ctx *ctx, const char *cmd, int argc, char **argv,
     return 0;
 }
 
+int cli_create_reply(struct cli_ctx *ctx, const char *cmd, const char *path,
+                     const char *collection, json_t *body, cli_show_fn render)
+{
+    struct nubo_err err = {0};
+    json_t *resp, *items;
+    int rc = cli_api_list(ctx, "POST", path, body, collection, &resp, &items, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(ctx, cmd, &err);
+    struct nubo_item_status st = {0};
+    json_t *it = json_array_get(items, 0);
+    if (it && nubo_item_status_decode(it, &st, &err) < 0)
+        rc = nubo_error_wrap(&err, "the API's answer");
+    else if (ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (ctx->quiet)
+        fprintf(ctx->o, "%s\n", st.name);
+    else
+        rc = render(ctx, items, &err);
+    json_decref(resp);
+    return rc < 0 ? cli_fail(ctx, cmd, &err) : 0;
+}
+
+int cli_named_main(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv)
+{
+    bool help;
+    int rc = cli_simple_opts(ctx, n->cmd, argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        fputs(n->usage, ctx->o);
+        return 0;
+    }
+    return cli_named_dispatch(ctx, n, argc, argv);
+}
+
+int cli_named_dispatch(struct cli_ctx *ctx, const struct cli_named *n, int argc, char **argv)
+{
+    char what[64];
+    const char *sub = optind < argc ? argv[optind] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
+        snprintf(what, sizeof(what), "%s list", n->cmd);
+        return cli_list(ctx, what, n->path, n->collection, n->show_list);
+    }
+    bool get = !strcmp(sub, "get");
+    bool rm = !strcmp(sub, "rm") || !strcmp(sub, "remove") || !strcmp(sub, "delete");
+    if (!get && !rm)
+        return cli_usage(ctx, n->cmd, "unknown subcommand '%s' (use list, get, create, rm)", sub);
+    if (optind + 1 >= argc)
+        return cli_usage(ctx, n->cmd, "%s needs a %s name or uuid", sub, n->noun);
+    return cli_get_or_remove(ctx, n->cmd, n->path, n->collection, get, argv[optind + 1],
+                             n->show_one);
+}
+
 int cli_get_or_remove(struct cli_ctx *ctx, const char *cmd, const char *path,
                       const char *collection, bool get, const char *who, cli_show_fn show)
 {

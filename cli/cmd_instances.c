@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "       nubo instances stop [-f] [-d DRAIN] [-w] NAME...\n"
           "       nubo instances rm NAME...\n"
           "       nubo instances logs [-f] NAME\n"
+          "       nubo instances metrics [NAME...]\n"
           "       nubo instances wait NAME... --until STATE [--timeout DUR]\n"
           "       nubo instances create [run flags] IMAGE [-- ARGS]   (= nubo run)\n"
           "Every form takes -o json|table.\n",
@@ -152,6 +153,49 @@ static int show_instances(struct cli_ctx *ctx, json_t *items, const bool *ok, in
     return 0;
 }
 
+static int show_metrics(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
+{
+    struct nubo_instance_metrics *v;
+    size_t n;
+    if (nubo_instance_metrics_list_decode(items, NUBO_AGENT_MAX_INSTANCES, &v, &n, err) < 0)
+        return nubo_error_wrap(err, "the API's metrics");
+    cli_render_metrics(ctx->o, v, n);
+    nubo_instance_metrics_list_free(v, n);
+    return 0;
+}
+
+/* `instances metrics [NAME...]`: every instance's, or the named ones' (one GET with a body). */
+static int do_metrics(struct cli_ctx *ctx, char **names, int n)
+{
+    if (n == 0)
+        return cli_list(ctx, "instances metrics", "/v1/instances/metrics", "instances",
+                        show_metrics);
+    json_t *body = json_array();
+    for (int i = 0; i < n; i++) {
+        struct nubo_item ref;
+        nubo_item_ref(&ref, names[i]);
+        json_array_append_new(body, nubo_item_encode(&ref, NUBO_ITEM_REF));
+    }
+    struct nubo_err err = {0};
+    json_t *resp, *items;
+    int rc = cli_api_list(ctx, "GET", "/v1/instances/metrics", body, "instances", &resp, &items,
+                          &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(ctx, "instances metrics", &err);
+    for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
+        struct nubo_item_status st;
+        if (nubo_item_status_decode(json_array_get(items, i), &st, &err) < 0 || !st.ok)
+            rc = nubo_error(&err, 0, "%s: %s", st.name[0] ? st.name : st.uuid, st.message);
+    }
+    if (rc == 0 && ctx->out == CLI_OUT_JSON)
+        cli_print_json(ctx->o, items);
+    else if (rc == 0)
+        rc = show_metrics(ctx, items, &err);
+    json_decref(resp);
+    return rc < 0 ? cli_fail(ctx, "instances metrics", &err) : 0;
+}
+
 static int show_list(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
 {
     struct nubo_instance *v;
@@ -246,6 +290,8 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv)
 
     if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
         return cli_list(ctx, "instances list", "/v1/instances", "instances", show_list);
+    if (!strcmp(sub, "metrics"))
+        return do_metrics(ctx, names, nnames);
     if (nnames == 0)
         return cli_usage(ctx, "instances", "%s needs at least one instance name or uuid", sub);
     if (nnames > NUBO_API_MAX_ITEMS)

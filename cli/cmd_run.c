@@ -105,6 +105,13 @@ int cli_run_opt(struct cli_run_opts *o, int opt, const char *arg, struct nubo_er
     case 'S':
         o->start = true;
         return 1;
+    case 'v':
+        if (o->n_volumes >= NUBO_VOLUME_MAX_MOUNTS)
+            return nubo_error(err, 0, "-v: at most %d volumes", NUBO_VOLUME_MAX_MOUNTS);
+        if (nubo_volume_mount_parse(arg, &o->volumes[o->n_volumes], err) < 0)
+            return -1;
+        o->n_volumes++;
+        return 1;
     case CLI_RUN_OPT_NO_START:
         o->start = false;
         return 1;
@@ -170,6 +177,8 @@ json_t *cli_run_request(struct cli_ctx *ctx, const struct cli_run_opts *o)
             env[r.n_env++] = (struct nubo_kv){(char *)k, (char *)json_string_value(v)};
     }
     r.env = env;
+    r.volumes = (struct nubo_volume_mount *)o->volumes;
+    r.n_volumes = o->n_volumes;
     struct nubo_svc_create_req sg;
     if (o->n_ports) {
         /* An inline (ephemeral) service group, as the platform's CLI sends for -p. */

@@ -26,6 +26,7 @@ static void usage(FILE *f)
           "  images list|get|rm\n"
           "  instances list|get|start|stop|rm|logs [-f]|wait --until STATE\n"
           "  services list|get|create|rm     certificates list|get|create|rm\n"
+          "  volumes list|get|create NAME --size 1GiB|rm   (run -v NAME:/path[:ro])\n"
           "  nodes list|drain|ready     metros list\n"
           "  login --api URL --token TOKEN [--registry URL] [--metro M]\n"
           "\n"
@@ -46,6 +47,7 @@ static const struct {
     {"nodes", "node", cmd_nodes},        {"metros", "metro", cmd_metros},
     {"services", "service", cmd_services}, {"login", NULL, cmd_login},
     {"certificates", "certificate", cmd_certificates},
+    {"volumes", "volume", cmd_volumes},
 };
 
 int main(int argc, char **argv)

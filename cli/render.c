@@ -358,6 +358,45 @@ void cli_render_certificates(FILE *f, const struct nubo_certificate *v, size_t n
     cli_table_free(t);
 }
 
+void cli_render_volumes(FILE *f, const struct nubo_volume *v, size_t n, int64_t now_us)
+{
+    static const char *const h[] = {"NAME", "SIZE", "STATE", "ATTACHED TO", "NODE",
+                                    "CREATED AT", NULL};
+    struct cli_table *t = cli_table_new(h);
+    for (size_t i = 0; i < n; i++) {
+        char size[32], created[64];
+        snprintf(size, sizeof(size), "%lld MiB", (long long)v[i].size_mb);
+        cli_time_ago(v[i].created_at_us, now_us, created, sizeof(created));
+        const char *row[] = {v[i].name,
+                             size,
+                             nubo_volume_state_name(v[i].state),
+                             v[i].n_attached ? v[i].attached_to[0].name : "",
+                             v[i].node,
+                             created,
+                             NULL};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t, f);
+    cli_table_free(t);
+}
+
+void cli_render_metrics(FILE *f, const struct nubo_instance_metrics *v, size_t n)
+{
+    static const char *const h[] = {"NAME", "RSS", "CPU TIME", "BOOT TIME", "NET TIME", NULL};
+    struct cli_table *t = cli_table_new(h);
+    for (size_t i = 0; i < n; i++) {
+        char rss[32], cpu[32], boot[32], net[32];
+        snprintf(rss, sizeof(rss), "%.1f MiB", (double)v[i].rss_bytes / (1 << 20));
+        snprintf(cpu, sizeof(cpu), "%lld ms", (long long)v[i].cpu_time_ms);
+        snprintf(boot, sizeof(boot), "%.2f ms", (double)v[i].boot_time_us / 1000);
+        snprintf(net, sizeof(net), "%.2f ms", (double)v[i].net_time_us / 1000);
+        const char *row[] = {v[i].name, rss, cpu, boot, net, NULL};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t, f);
+    cli_table_free(t);
+}
+
 /* ---------------------------------------------------------------- deploy tree */
 
 struct row {

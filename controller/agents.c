@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "util.h"
 
@@ -59,7 +60,9 @@ static const char *assignment_json(struct ctl_ctx *ctx, struct ctl_instance *in,
     a.start_seq = in->row.start_seq;
     a.stop_force = in->row.stop_force;
     a.stop_drain_timeout_ms = in->row.drain_timeout_ms;
+    a.volumes = ctl_volumes_of_instance(ctx, in->row.uuid, &a.n_volumes);
     json_t *j = nubo_assignment_encode(&a);
+    free(a.volumes);
     in->assign_json = pj_dump(j);
     json_decref(j);
     in->assign_len = in->assign_json ? strlen(in->assign_json) : 0;
@@ -83,7 +86,12 @@ static struct evbuffer *desired_set(struct ctl_ctx *ctx, struct ctl_node *node)
         evbuffer_add(b, t, len);
         first = false;
     }
-    evbuffer_add(b, "]}\n", 3);
+    /* the volumes the node holds, whether or not an instance mounts them */
+    json_t *vols = ctl_volumes_node_json(ctx, node);
+    char *vt = pj_dump(vols);
+    json_decref(vols);
+    evbuffer_add_printf(b, "],\"volumes\":%s}\n", vt ? vt : "[]");
+    free(vt);
     return b;
 }
 
@@ -226,6 +234,10 @@ static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
     if (n > CTL_STATUS_SLICE)
         n = CTL_STATUS_SLICE;
     int rc = ctl_instances_observe(ctx, sj->node, sj->b.instances + sj->next, n, &err);
+    if (rc == 0 && sj->next == 0 && sj->b.n_volumes)
+        rc = ctl_volumes_observe(ctx, sj->node, sj->b.volumes, sj->b.n_volumes, &err);
+    if (rc == 0 && sj->next == 0)
+        ctl_instances_stats(ctx, sj->node, sj->b.stats, sj->b.n_stats);
     sj->next += n;
     if (rc == 0 && sj->next < sj->b.n_instances &&
         event_base_once(ctx->base, -1, EV_TIMEOUT, status_slice_cb, sj, NULL) == 0)

@@ -122,6 +122,7 @@ struct ctl_instance;
 struct ctl_parked;
 struct ctl_svc;
 struct ctl_node_watch; /* agents.c: the node's parked watches */
+struct ctl_volumes;    /* ctl_volumes.h */
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
@@ -155,6 +156,7 @@ struct ctl_instance {
     struct ctl_logtail log;
     struct ctl_svc *svc; /* its service group, NULL = none */
     struct ctl_instance *svc_prev, *svc_next;
+    int64_t rss_bytes, cpu_time_ms; /* the agent's last stats (not stored: they move) */
     bool log_dirty;        /* console output not yet persisted */
     int64_t log_saved_end; /* stream offset up to which the store has it */
 };
@@ -228,6 +230,7 @@ enum ctl_route {
     CTL_R_CERTS,
     CTL_R_INGRESS_WATCH,
     CTL_R_NODE_ADMIN,
+    CTL_R_VOLUMES,
     CTL_R__COUNT
 };
 extern const char *const ctl_route_names[CTL_R__COUNT];
@@ -291,6 +294,7 @@ struct ctl_ctx {
     struct ctl_map cert_names;     /* "owner/name" -> ctl_cert */
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     struct ctl_map quotas;         /* user uuid -> struct ctl_quota (limits an admin set) */
+    struct ctl_volumes *vols;      /* model_volumes.c (ctl_volumes.h) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
     struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
@@ -690,6 +694,12 @@ void ctl_waits_reap(struct ctl_ctx *ctx);
 /* ==== handlers: each answers one family of endpoints; -1 with err = the router replies ==== */
 int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                          struct nubo_err *err);
+/* inst_metrics.c: GET /v1/instances/metrics (ref NULL) and /v1/instances/{ref}/metrics */
+int ctl_handle_instance_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *ref,
+                                struct nubo_err *err);
+/* A node's stats of its running domains (status batch). */
+void ctl_instances_stats(struct ctl_ctx *ctx, struct ctl_node *node,
+                         const struct nubo_instance_stats *s, size_t n);
 int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);

@@ -458,6 +458,11 @@ int ctl_handle_instances(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
         if (slash)
             snprintf(seg2, sizeof(seg2), "%s", slash + 1);
     }
+    /* "metrics" is a path word, never an instance name */
+    if (!strcmp(seg1, "metrics") && !seg2[0])
+        return ctl_handle_instance_metrics(ctx, ri, NULL, err);
+    if (!strcmp(seg2, "metrics"))
+        return ctl_handle_instance_metrics(ctx, ri, seg1, err);
     enum evhttp_cmd_type m = ri->method;
     const char *op = seg1;
     const char *ref = NULL;

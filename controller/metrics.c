@@ -8,6 +8,7 @@ const char *const ctl_route_names[CTL_R__COUNT] = {
     "instances_log",   "images",           "nodes",           "metros",           "users",
     "registry_events", "registry_token",   "agent_register",   "agent_watch",     "agent_status",     "agent_log",
     "services",        "certificates",     "ingress_watch",   "node_admin",
+    "volumes",
 };
 
 static const double hist_bounds_s[CTL_HIST_BUCKETS] = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "util.h"
 
@@ -155,7 +156,8 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
         ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
         ctl_store_s2z_load(&ctx->store, s2z_cb, ctx, err) < 0 ||
-        ctl_logs_load(ctx, err) < 0 || ctl_quotas_load(ctx, err) < 0)
+        ctl_logs_load(ctx, err) < 0 || ctl_quotas_load(ctx, err) < 0 ||
+        ctl_volumes_load(ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
     log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
     return 0;
@@ -168,6 +170,7 @@ void ctl_state_free(struct ctl_ctx *ctx)
     ctl_map_foreach(&ctx->instances, e) ctl_instance_destroy(e->val);
     ctl_services_free(ctx);
     ctl_quotas_free(ctx);
+    ctl_volumes_free(ctx);
     ctl_map_foreach(&ctx->nodes, e) free(e->val);
     ctl_map_foreach(&ctx->users_by_name, e) free(e->val);
     ctl_map_clear(&ctx->instances);

@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "util.h"
 
@@ -30,6 +31,7 @@ static void forget_instance(struct ctl_ctx *ctx, struct ctl_instance *in)
         ctl_node_bump(ctx, node);
     char uuid[NUBO_UUID_STR_LEN + 1];
     memcpy(uuid, in->row.uuid, sizeof(uuid));
+    ctl_volumes_forget_instance(ctx, uuid);
     ctl_instance_destroy(in);
     ctl_emit_instance_gone(ctx, uuid);
 }
@@ -43,7 +45,8 @@ int ctl_instances_delete(struct ctl_ctx *ctx, struct ctl_instance **v, size_t n,
         if (v[i] && v[i]->svc)
             v[i]->svc->pending_del = 0;
     for (size_t i = 0; i < n; i++) {
-        if (v[i] && ctl_store_instance_delete(&ctx->store, v[i]->row.uuid, err) < 0) {
+        if (v[i] && (ctl_store_instance_delete(&ctx->store, v[i]->row.uuid, err) < 0 ||
+                     ctl_volumes_store_detach(ctx, v[i]->row.uuid, err) < 0)) {
             ctl_store_rollback(&ctx->store);
             return -1;
         }

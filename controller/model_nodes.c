@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "scheduler.h"
 #include "util.h"
@@ -113,6 +114,9 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
     struct nubo_err rerr = {0};
     if (ctl_instances_observe(ctx, node, reps, nr, &rerr) < 0)
         log_warnx("node %s: register reports not applied: %s", row.name, rerr.msg);
+    if (ctl_volumes_node_budget(ctx, node, rq->volume_mb, &rerr) < 0 ||
+        ctl_volumes_observe(ctx, node, rq->volumes, rq->n_volumes, &rerr) < 0)
+        log_warnx("node %s: its volumes were not recorded: %s", row.name, rerr.msg);
     reports_free(reps, nr);
     ctl_node_bump(ctx, node);
     *out = node;
@@ -207,6 +211,13 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
     ni = k;
     /* plan: one placement at a time, each taking its share of the target */
     for (size_t i = 0; i < ni; i++) {
+        size_t n_vols = 0;
+        free(ctl_volumes_of_instance(ctx, inst[i]->row.uuid, &n_vols));
+        if (n_vols) /* its data cannot follow it */
+            return nubo_error_http(err, 409,
+                                   "cannot drain node %s: instance %s mounts volumes that live "
+                                   "there; delete it first; nothing was moved",
+                                   node->row.name, inst[i]->row.name);
         struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
         if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0)
             return nubo_error_http(err, 409,

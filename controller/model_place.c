@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "scheduler.h"
 #include "util.h"
@@ -213,8 +214,25 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
         return -1;
     cleanup_free size_t *place = xcalloc(count, sizeof(*place));
     struct ctl_sched_req sr = {metro, cr->memory_mb, cr->vcpus, count};
-    if (ctl_schedule(sn, nn, &sr, place, err) < 0)
+    /* an instance mounting volumes runs on the node that holds them */
+    cleanup_free struct ctl_volume_plan *vp = xmalloc(sizeof(*vp));
+    if (ctl_volumes_plan(ctx, u, cr, vp, err) < 0)
         return -1;
+    if (vp->pin) {
+        size_t k = 0;
+        while (k < nn && nodes[k] != vp->pin)
+            k++;
+        struct nubo_err serr = {0};
+        if (k == nn || ctl_schedule(&sn[k], 1, &sr, place, &serr) < 0)
+            return nubo_error_http(err, 503,
+                                   "node %s holds the instance's volumes but has no room for it "
+                                   "(%lld MiB, %lld vCPUs); free the node or ask for less",
+                                   vp->pin->row.name, (long long)cr->memory_mb,
+                                   (long long)cr->vcpus);
+        place[0] = k;
+    } else if (ctl_schedule(sn, nn, &sr, place, err) < 0) {
+        return -1;
+    }
     cleanup_free struct ctl_svc_row *new_grp = NULL;
     if (inl) {
         /* one group serves one metro: keep every replica in the first one's */
@@ -245,6 +263,8 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
         }
         inst[i]->row.ip_host = h;
         node->ip_used[h / 8] |= (uint8_t)(1u << (h % 8));
+        if (vp->n && ctl_volumes_plan_node(ctx, u, vp, node, inst[i]->row.uuid, err) < 0)
+            goto undo;
         const char *gu = grp ? grp->row.uuid : new_grp ? new_grp->uuid : NULL;
         if (gu)
             snprintf(inst[i]->row.service_group, sizeof(inst[i]->row.service_group), "%s", gu);
@@ -258,8 +278,11 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
             (inst[i]->row.s2z.policy != NUBO_S2Z_OFF &&
              ctl_store_s2z_put(&ctx->store, &inst[i]->row, err) < 0))
             goto rollback;
+    if (ctl_volumes_plan_store(ctx, vp, err) < 0)
+        goto rollback;
     if (ctl_store_commit(&ctx->store, err) < 0)
         goto undo;
+    ctl_volumes_plan_apply(ctx, vp);
     /* committed */
     if (new_grp)
         grp = ctl_svc_add(ctx, new_grp);

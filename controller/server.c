@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 #include "util.h"
 
@@ -94,9 +95,11 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
         return ctl_handle_services(ctx, ri, sub, err);
     if (prefix(rest, "/certificates", &sub))
         return ctl_handle_certificates(ctx, ri, sub, err);
+    if (prefix(rest, "/volumes", &sub))
+        return ctl_handle_volumes(ctx, ri, sub, err);
     return nubo_error_http(err, 404,
                            "no endpoint %s (nubo serves /v1/instances, /v1/images, /v1/services, "
-                           "/v1/certificates, /v1/nodes, /v1/metros, /v1/users)",
+                           "/v1/certificates, /v1/volumes, /v1/nodes, /v1/metros, /v1/users)",
                            ri->path);
 }
 

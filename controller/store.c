@@ -68,6 +68,15 @@ static const char *const migrations[] = {
     " stateful INTEGER NOT NULL, cooldown_ms INTEGER NOT NULL, standby INTEGER NOT NULL);"
     "CREATE TRIGGER scale_to_zero_gone AFTER DELETE ON instances"
     " BEGIN DELETE FROM scale_to_zero WHERE uuid=old.uuid; END;",
+    /* 5 -> 6: volumes (store_volumes.c): the volume, the instance mounting it, the disk each
+     * node offers to volumes (re-sent on register; kept so placement works before it is) */
+    "CREATE TABLE volumes(uuid TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL,"
+    " node_uuid TEXT NOT NULL, metro TEXT NOT NULL, size_mb INTEGER NOT NULL,"
+    " persistent INTEGER NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL,"
+    " message TEXT NOT NULL DEFAULT '', UNIQUE(owner, name));"
+    "CREATE TABLE volume_mounts(volume_uuid TEXT PRIMARY KEY, instance_uuid TEXT NOT NULL,"
+    " at TEXT NOT NULL, readonly INTEGER NOT NULL);"
+    "CREATE TABLE node_volume_mb(node_uuid TEXT PRIMARY KEY, volume_mb INTEGER NOT NULL);",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {

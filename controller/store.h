@@ -167,7 +167,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 4
+#define CTL_STORE_SCHEMA_VERSION 6
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */

@@ -268,6 +268,10 @@ json_t *nubo_register_req_encode(const struct nubo_register_req *r)
         json_object_set_new(o, "instances", encode_reports(r->instances, r->n_instances));
     if (o && r->guest_cpu[0])
         json_object_set_new(o, "guest_cpu", json_string(r->guest_cpu));
+    if (o && r->volume_mb > 0) {
+        json_object_set_new(o, "volume_mb", json_integer(r->volume_mb));
+        json_object_set_new(o, "volumes", nubo_volume_reports_encode(r->volumes, r->n_volumes));
+    }
     return o;
 }
 
@@ -297,8 +301,15 @@ int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nu
     TRY(pj_str(j, "", "qemu_version", false, out->qemu_version, sizeof(out->qemu_version), err));
     TRY(pj_str(j, "", "agent_version", false, out->agent_version, sizeof(out->agent_version), err));
     TRY(decode_reports(j, "instances", false, &out->instances, &out->n_instances, err));
+    TRY(pj_int(j, "", "volume_mb", false, 0, INT64_C(1) << 40, &out->volume_mb, err));
+    if (nubo_volume_reports_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
+                                   &out->n_volumes, err) < 0) {
+        nubo_register_req_free(out);
+        return -1;
+    }
     return 0;
 fail:
+    nubo_register_req_free(out);
     return -1;
 }
 
@@ -309,6 +320,9 @@ void nubo_register_req_free(struct nubo_register_req *r)
     free_reports(r->instances, r->n_instances);
     r->instances = NULL;
     r->n_instances = 0;
+    free(r->volumes);
+    r->volumes = NULL;
+    r->n_volumes = 0;
 }
 
 json_t *nubo_register_resp_encode(const struct nubo_register_resp *r)
@@ -382,6 +396,8 @@ json_t *nubo_assignment_encode(const struct nubo_assignment *a)
     json_object_set_new(o, "stop",
                         json_pack("{s:b, s:I}", "force", a->stop_force, "drain_timeout_ms",
                                   (json_int_t)a->stop_drain_timeout_ms));
+    if (a->n_volumes)
+        json_object_set_new(o, "volumes", nubo_volume_mounts_encode(a->volumes, a->n_volumes));
     return o;
 }
 
@@ -392,10 +408,12 @@ void nubo_assignment_free(struct nubo_assignment *a)
     pj_strv_free(a->args, a->n_args);
     pj_env_free(a->env, a->n_env);
     free(a->service_ports);
+    free(a->volumes);
     a->args = NULL;
     a->env = NULL;
     a->service_ports = NULL;
-    a->n_args = a->n_env = a->n_service_ports = 0;
+    a->volumes = NULL;
+    a->n_args = a->n_env = a->n_service_ports = a->n_volumes = 0;
 }
 
 int nubo_assignment_copy(struct nubo_assignment *dst, const struct nubo_assignment *src)
@@ -404,7 +422,10 @@ int nubo_assignment_copy(struct nubo_assignment *dst, const struct nubo_assignme
     dst->args = pj_strv_dup(src->args, src->n_args);
     dst->env = pj_env_dup(src->env, src->n_env);
     dst->service_ports = calloc(src->n_service_ports + 1, sizeof(*dst->service_ports));
-    if (!dst->args || !dst->env || !dst->service_ports) {
+    dst->volumes = calloc(src->n_volumes + 1, sizeof(*dst->volumes));
+    if (dst->volumes && src->n_volumes)
+        memcpy(dst->volumes, src->volumes, src->n_volumes * sizeof(*dst->volumes));
+    if (!dst->args || !dst->env || !dst->service_ports || !dst->volumes) {
         nubo_assignment_free(dst);
         return -1;
     }
@@ -493,6 +514,10 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
         TRY(pj_int(st, sctx, "drain_timeout_ms", false, 0, 3600000, &out->stop_drain_timeout_ms,
                    err));
     }
+    char vctx[64];
+    snprintf(vctx, sizeof(vctx), "%s.volumes", ctx);
+    TRY(nubo_volume_attach_decode(json_object_get(j, "volumes"), vctx, &out->volumes,
+                                  &out->n_volumes, err));
     return 0;
 fail:
     nubo_assignment_free(out);
@@ -504,7 +529,10 @@ json_t *nubo_watch_resp_encode(const struct nubo_watch_resp *w)
     json_t *a = json_array();
     for (size_t i = 0; a && i < w->n_assignments; i++)
         json_array_append_new(a, nubo_assignment_encode(&w->assignments[i]));
-    return json_pack("{s:I, s:o}", "version", (json_int_t)w->version, "assignments", a);
+    json_t *o = json_pack("{s:I, s:o}", "version", (json_int_t)w->version, "assignments", a);
+    if (o && w->has_volumes)
+        json_object_set_new(o, "volumes", nubo_volume_specs_encode(w->volumes, w->n_volumes));
+    return o;
 }
 
 void nubo_watch_resp_free(struct nubo_watch_resp *w)
@@ -516,6 +544,9 @@ void nubo_watch_resp_free(struct nubo_watch_resp *w)
     free(w->assignments);
     w->assignments = NULL;
     w->n_assignments = 0;
+    free(w->volumes);
+    w->volumes = NULL;
+    w->n_volumes = 0;
 }
 
 int nubo_watch_resp_decode(json_t *j, struct nubo_watch_resp *out, struct nubo_err *err)
@@ -525,16 +556,21 @@ int nubo_watch_resp_decode(json_t *j, struct nubo_watch_resp *out, struct nubo_e
         return nubo_error_http(err, 400, "watch response: must be a JSON object");
     if (pj_int(j, "", "version", true, 0, INT64_C(1) << 62, &out->version, err) < 0)
         return -1;
+    json_t *vols = json_object_get(j, "volumes");
+    out->has_volumes = vols != NULL && !json_is_null(vols);
+    if (nubo_volume_specs_decode(vols, "volumes", &out->volumes, &out->n_volumes, err) < 0)
+        return -1;
     json_t *a = json_object_get(j, "assignments");
     if (a == NULL || json_is_null(a))
         return 0;
     if (!json_is_array(a) || json_array_size(a) > NUBO_AGENT_MAX_INSTANCES)
-        return nubo_error_http(err, 400, "assignments: must be an array of at most %u entries",
+        return nubo_watch_resp_free(out),
+               nubo_error_http(err, 400, "assignments: must be an array of at most %u entries",
                                NUBO_AGENT_MAX_INSTANCES);
     size_t n = json_array_size(a);
     out->assignments = calloc(n + 1, sizeof(*out->assignments));
     if (out->assignments == NULL)
-        return nubo_error_http(err, 500, "out of memory");
+        return nubo_watch_resp_free(out), nubo_error_http(err, 500, "out of memory");
     for (size_t i = 0; i < n; i++) {
         char ctx[48];
         snprintf(ctx, sizeof(ctx), "assignments[%zu]", i);
@@ -555,6 +591,10 @@ json_t *nubo_status_batch_encode(const struct nubo_status_batch *b)
     if (o == NULL)
         return NULL;
     json_object_set_new(o, "instances", encode_reports(b->instances, b->n_instances));
+    if (b->n_volumes)
+        json_object_set_new(o, "volumes", nubo_volume_reports_encode(b->volumes, b->n_volumes));
+    if (b->n_stats)
+        json_object_set_new(o, "stats", nubo_instance_stats_encode(b->stats, b->n_stats));
     return o;
 }
 
@@ -563,7 +603,16 @@ int nubo_status_batch_decode(json_t *j, struct nubo_status_batch *out, struct nu
     memset(out, 0, sizeof(*out));
     if (!json_is_object(j))
         return nubo_error_http(err, 400, "status: body must be a JSON object");
-    return decode_reports(j, "instances", false, &out->instances, &out->n_instances, err);
+    if (decode_reports(j, "instances", false, &out->instances, &out->n_instances, err) < 0)
+        return -1;
+    if (nubo_volume_reports_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
+                                   &out->n_volumes, err) < 0 ||
+        nubo_instance_stats_decode(json_object_get(j, "stats"), NUBO_AGENT_MAX_INSTANCES,
+                                   &out->stats, &out->n_stats, err) < 0) {
+        nubo_status_batch_free(out);
+        return -1;
+    }
+    return 0;
 }
 
 void nubo_status_batch_free(struct nubo_status_batch *b)
@@ -573,6 +622,12 @@ void nubo_status_batch_free(struct nubo_status_batch *b)
     free_reports(b->instances, b->n_instances);
     b->instances = NULL;
     b->n_instances = 0;
+    free(b->volumes);
+    b->volumes = NULL;
+    b->n_volumes = 0;
+    free(b->stats);
+    b->stats = NULL;
+    b->n_stats = 0;
 }
 
 json_t *nubo_status_resp_encode(const struct nubo_status_resp *r)

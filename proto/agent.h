@@ -12,6 +12,8 @@
 #include "error.h"
 #include "pjson.h"
 #include "util.h"
+#include "metrics.h"
+#include "volume.h"
 
 #define NUBO_AGENT_PATH_REGISTER "/agent/v1/register"
 #define NUBO_AGENT_PATH_WATCH "/agent/v1/watch"
@@ -103,6 +105,9 @@ struct nubo_register_req {
     char agent_version[NUBO_VERSION_STR_MAX];
     struct nubo_status_report *instances;
     size_t n_instances;
+    int64_t volume_mb; /* disk the node offers to volumes, 0 = none */
+    struct nubo_volume_report *volumes; /* the volumes it holds */
+    size_t n_volumes;
 };
 
 struct nubo_node_info {
@@ -143,18 +148,27 @@ struct nubo_assignment {
     int64_t start_seq;
     bool stop_force;
     int64_t stop_drain_timeout_ms;
+    struct nubo_volume_mount *volumes; /* uuid, at, readonly; malloc'd */
+    size_t n_volumes;
 };
 
 struct nubo_watch_resp {
     int64_t version;
     struct nubo_assignment *assignments;
     size_t n_assignments;
+    bool has_volumes; /* "volumes" present: the node's full volume set */
+    struct nubo_volume_spec *volumes;
+    size_t n_volumes;
 };
 
 /* POST /agent/v1/status */
 struct nubo_status_batch {
     struct nubo_status_report *instances;
     size_t n_instances;
+    struct nubo_volume_report *volumes;
+    size_t n_volumes;
+    struct nubo_instance_stats *stats; /* running domains' rss and cpu time */
+    size_t n_stats;
 };
 
 struct nubo_status_resp {

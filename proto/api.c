@@ -72,6 +72,9 @@ void nubo_create_req_free(struct nubo_create_req *r)
     pj_strv_free(r->args, r->n_args);
     pj_env_free(r->env, r->n_env);
     free(r->service_group);
+    free(r->volumes);
+    r->volumes = NULL;
+    r->n_volumes = 0;
     r->args = NULL;
     r->env = NULL;
     r->service_group = NULL;
@@ -108,8 +111,10 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
         return nubo_error_http(err, 400, "create: the body must be a JSON object");
     if (pj_only_keys(j, "", allowed, err) < 0)
         return -1;
-    if (unsupported(j, "volumes", err) < 0 ||
-        unsupported(j, "service_group", err) < 0)
+    if (unsupported(j, "service_group", err) < 0)
+        return -1;
+    if (nubo_volume_mounts_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
+                                  &out->n_volumes, err) < 0)
         return -1;
     char buf[32];
     int rc;
@@ -254,6 +259,8 @@ json_t *nubo_create_req_encode(const struct nubo_create_req *r)
     if (r->vcpus > 0)
         json_object_set_new(o, "vcpus", json_integer(r->vcpus));
     json_object_set_new(o, "autostart", json_boolean(r->autostart));
+    if (r->n_volumes)
+        json_object_set_new(o, "volumes", nubo_volume_mounts_encode(r->volumes, r->n_volumes));
     if (r->replicas)
         json_object_set_new(o, "replicas", json_integer(r->replicas));
     if (r->restart_policy != NUBO_RESTART_NEVER)

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "pjson.h"
 #include "service.h"
+#include "volume.h"
 
 #define NUBO_API_MAX_BODY (1u << 20) /* request body bound (413 above) */
 #define NUBO_API_MAX_ITEMS 1024      /* items in one batch request */
@@ -72,6 +73,8 @@ struct nubo_create_req {
     /* The inline (ephemeral) group a client publishes ports with; malloc'd, NULL = none.
      * Encode only: the controller takes "service_group" out before decoding the rest. */
     struct nubo_svc_create_req *service_group;
+    struct nubo_volume_mount *volumes; /* malloc'd; [] and absent both give none */
+    size_t n_volumes;
 };
 /* Words the instance paths use after /v1/instances/ (start, stop, wait, log, metrics): no
  * instance may be named so, or /v1/instances/metrics would name it. */

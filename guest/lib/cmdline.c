@@ -153,6 +153,35 @@ static void skip_word(const char **pp)
 	*pp = p;
 }
 
+/* The entries of a `[...]` list (after the bracket) separated by spaces or commas into
+ * out (at most max; more flag truncation). -1 when the list never ends: nothing follows. */
+static int read_list(struct out *o, const char **pp, const char **out, int max, int *n)
+{
+	const char *p = *pp;
+	for (;;) {
+		while (is_space(*p) || *p == ',')
+			p++;
+		if (!*p) {
+			*pp = p;
+			return -1;
+		}
+		if (*p == ']') {
+			*pp = p + 1;
+			return 0;
+		}
+		const char *before = p;
+		const char *v = read_word(o, &p, "],");
+		if (p == before)
+			p++; /* cannot happen, but never loop forever */
+		if (!v)
+			continue;
+		if (*n < max && *v)
+			out[(*n)++] = v;
+		else if (*v)
+			o->c->truncated = 1;
+	}
+}
+
 void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 {
 	struct out o = {c, 0};
@@ -161,6 +190,7 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 	c->net = (struct guest_netdev){0};
 	c->netdev_raw = 0;
 	c->nenv = 0;
+	c->nfstab = 0;
 	c->argc = 0;
 	c->truncated = 0;
 	c->bad_netdev = 0;
@@ -185,31 +215,17 @@ void guest_cmdline_parse(struct guest_cmdline *c, const char *line)
 				c->net = (struct guest_netdev){0};
 				c->bad_netdev = 1;
 			}
+		} else if (starts_with(p, "vfs.fstab=[")) {
+			p += 11;
+			if (read_list(&o, &p, c->fstab, GUEST_MAX_FSTAB, &c->nfstab) < 0)
+				return;
 		} else if (starts_with(p, "env.vars=[")) {
 			/* Entries are separated by spaces (Unikraft) or commas: `env.vars=["A=1","B=2"]`
 			 * is one token to Linux, which would otherwise count every "K=V" against its
 			 * 32 init environment slots and panic past them. */
 			p += 10;
-			for (;;) {
-				while (is_space(*p) || *p == ',')
-					p++;
-				if (!*p)
-					return; /* unterminated list: nothing follows */
-				if (*p == ']') {
-					p++;
-					break;
-				}
-				const char *before = p;
-				const char *v = read_word(&o, &p, "],");
-				if (p == before)
-					p++; /* cannot happen, but never loop forever */
-				if (!v)
-					continue;
-				if (c->nenv < GUEST_MAX_ENV && *v)
-					c->env[c->nenv++] = v;
-				else if (*v)
-					c->truncated = 1;
-			}
+			if (read_list(&o, &p, c->env, GUEST_MAX_ENV, &c->nenv) < 0)
+				return;
 		} else {
 			skip_word(&p); /* console=, tsc_early_khz=, quiet, ... are the kernel's */
 		}

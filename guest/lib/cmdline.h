@@ -8,6 +8,7 @@
 #define GUEST_CMDLINE_MAX 4096 /* bytes kept from the line; the rest is dropped and flagged */
 #define GUEST_MAX_ARGS 64
 #define GUEST_MAX_ENV 64
+#define GUEST_MAX_FSTAB 16
 
 struct guest_netdev {
 	int present;
@@ -25,6 +26,10 @@ struct guest_cmdline {
 	int nenv;
 	const char *argv[GUEST_MAX_ARGS];
 	int argc;
+	/* vfs.fstab=["<device>:<mountpoint>:<fs>[:<flags>]", ...] (Unikraft's shape; nubo's
+	 * agent puts a virtio-blk serial as the device) */
+	const char *fstab[GUEST_MAX_FSTAB];
+	int nfstab;
 	int truncated; /* line, env or args did not fit */
 	int bad_netdev; /* netdev.ip= present but unparsable */
 };

@@ -4,7 +4,9 @@
  * console line per boot, without any VM. An instance whose env has NUBO_FAKE_CRASH crashes
  * instead of reaching running (stopped, stop_reason kernel, with a message). With --hook PROG,
  * `PROG start <uuid> <ip>` runs (and must succeed) before an instance reports running and
- * `PROG stop <uuid> <ip>` when it stops, so a test can serve a real app for each "guest". */
+ * `PROG stop <uuid> <ip>` when it stops, so a test can serve a real app for each "guest". With
+ * --volume-mb it offers that much disk to volumes and reports every volume of its desired set
+ * available (no file behind it). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -31,6 +33,7 @@ struct opts {
     char metro[NUBO_NAME_MAX + 1];
     int64_t memory_mb, vcpus;
     int64_t boot_ms;
+    int64_t volume_mb;
     bool quiet;
     char hook[512];
 };
@@ -71,6 +74,9 @@ struct fnode {
     struct finst *insts;
     bool status_inflight;
     struct event *flush_ev, *hb_ev;
+    struct nubo_volume_report *vols; /* the volumes of the latest desired set */
+    size_t n_vols;
+    bool vols_dirty;
 };
 
 struct fctx {
@@ -162,7 +168,7 @@ static void status_cb(struct evhttp_request *req, void *arg)
         evtimer_add(n->hb_ev, &tv);
     }
     json_decref(j);
-    bool more = false;
+    bool more = n->vols_dirty;
     for (struct finst *fi = n->insts; fi; fi = fi->next)
         more = more || fi->dirty || fi->log_pending;
     if (more)
@@ -208,7 +214,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         }
         fi->dirty = false;
     }
-    struct nubo_status_batch b = {reps, k};
+    struct nubo_status_batch b = {.instances = reps, .n_instances = k};
+    if (n->vols_dirty) {
+        b.volumes = n->vols;
+        b.n_volumes = n->n_vols;
+        n->vols_dirty = false;
+    }
     n->status_inflight = true;
     post_json(n, n->conn, NUBO_AGENT_PATH_STATUS, nubo_status_batch_encode(&b), status_cb,
               n->token);
@@ -317,6 +328,16 @@ static void start_inst(struct finst *fi)
 
 static void apply(struct fnode *n, struct nubo_watch_resp *w)
 {
+    if (w->has_volumes) {
+        free(n->vols);
+        n->vols = calloc(w->n_volumes + 1, sizeof(*n->vols));
+        n->n_vols = n->vols ? w->n_volumes : 0;
+        for (size_t i = 0; i < n->n_vols; i++) {
+            memcpy(n->vols[i].uuid, w->volumes[i].uuid, sizeof(n->vols[i].uuid));
+            n->vols[i].state = NUBO_VOL_AVAILABLE;
+        }
+        n->vols_dirty = n->n_vols > 0;
+    }
     for (struct finst *fi = n->insts; fi; fi = fi->next)
         fi->present = false;
     for (size_t i = 0; i < w->n_assignments; i++) {
@@ -370,6 +391,8 @@ static void apply(struct fnode *n, struct nubo_watch_resp *w)
             event_free(fi->boot_timer);
         free(fi);
     }
+    if (n->vols_dirty)
+        schedule_flush(n);
 }
 
 /* ---- watch / register ---- */
@@ -454,6 +477,9 @@ static void do_register(struct fnode *n)
     rq.vcpus = n->fx->o.vcpus;
     snprintf(rq.accel, sizeof(rq.accel), "tcg");
     snprintf(rq.agent_version, sizeof(rq.agent_version), "fake-0.1");
+    rq.volume_mb = n->fx->o.volume_mb;
+    rq.volumes = n->vols;
+    rq.n_volumes = n->n_vols;
     size_t cnt = 0;
     for (struct finst *fi = n->insts; fi; fi = fi->next)
         cnt++;
@@ -500,6 +526,7 @@ int main(int argc, char **argv)
         {"vcpus", required_argument, NULL, 'V'},
         {"boot-ms", required_argument, NULL, 'b'},
         {"quiet", no_argument, NULL, 'q'},
+        {"volume-mb", required_argument, NULL, 'D'},
         {"hook", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -561,13 +588,18 @@ int main(int argc, char **argv)
         case 'q':
             o->quiet = true;
             break;
+        case 'D':
+            if (nubo_parse_int(optarg, 0, INT64_C(1) << 40, &v, NULL) == 0)
+                o->volume_mb = v;
+            break;
         case 'H':
             snprintf(o->hook, sizeof(o->hook), "%s", optarg);
             break;
         default:
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
-                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--quiet]\n");
+                            "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--volume-mb N] "
+                            "[--quiet]\n");
             return 2;
         }
     }

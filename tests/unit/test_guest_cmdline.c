@@ -56,6 +56,23 @@ static void test_comma_env_list(void **state)
 	assert_string_equal(c.argv[0], "run");
 }
 
+static void test_fstab(void **state)
+{
+	(void)state;
+	/* the agent's volumes: serial:at:fs:mode, a mount point may hold spaces */
+	guest_cmdline_parse(&c, "vfs.fstab=[\"0123456789abcdef0123:/data:ext4:rw\","
+				"\"fedcba98765432100123:/my files:ext4:ro\"] env.vars=[\"A=1\"] -- run");
+	assert_int_equal(c.nfstab, 2);
+	assert_string_equal(c.fstab[0], "0123456789abcdef0123:/data:ext4:rw");
+	assert_string_equal(c.fstab[1], "fedcba98765432100123:/my files:ext4:ro");
+	assert_int_equal(c.nenv, 1);
+	assert_int_equal(c.argc, 1);
+	/* after --, it is the app's argument, not a mount */
+	guest_cmdline_parse(&c, "-- vfs.fstab=[\"x:/y:ext4\"]");
+	assert_int_equal(c.nfstab, 0);
+	assert_int_equal(c.argc, 1);
+}
+
 static void test_escapes_and_dashes(void **state)
 {
 	(void)state;
@@ -117,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_full_line),
 		cmocka_unit_test(test_compact_env_and_no_args),
 		cmocka_unit_test(test_comma_env_list),
+		cmocka_unit_test(test_fstab),
 		cmocka_unit_test(test_escapes_and_dashes),
 		cmocka_unit_test(test_bad_netdev),
 		cmocka_unit_test(test_bounds),

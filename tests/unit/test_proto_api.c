@@ -85,7 +85,7 @@ static void test_create_rejects(void **state)
         "{\"image\":\"a/b\",\"features\":[\"fly\"]}",
         "{\"image\":\"a/b\",\"metro\":\"FRA\"}",
         "{\"image\":\"a/b\",\"autostart\":false,\"wait_timeout_ms\":100}",
-        "{\"image\":\"a/b\",\"volumes\":[]}",
+        "{\"image\":\"a/b\",\"volumes\":[{\"at\":\"/d\"}]}", /* [] is accepted (test_proto_volume) */
         "{\"image\":\"a/b\",\"scale_to_zero\":{}}",
         "{\"image\":\"a/b\",\"scale_to_zero\":\"on\"}",
         "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"sometimes\"}}",

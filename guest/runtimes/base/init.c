@@ -1,6 +1,6 @@
 /* nubo-init: /init of nubo's Linux runtimes. Loads the virtio modules, mounts the basics,
- * configures lo/eth0 from netdev.ip=, sets env.vars, prints NUBO_READY, runs the app args
- * and powers off after printing NUBO_EXIT <code>. Static, no dependencies beyond libc. */
+ * configures lo/eth0 from netdev.ip=, sets env.vars, mounts the volumes of vfs.fstab=, prints
+ * NUBO_READY, runs the app args and powers off after printing NUBO_EXIT <code>. Static, no dependencies beyond libc. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +37,8 @@
 static const char *const guest_modules[] = {
 	"virtio_ring", "virtio", "failover", "net_failover", "virtio_pci_legacy_dev",
 	"virtio_pci_modern_dev", "virtio_pci", "virtio_mmio", "virtio_net",
+	/* volumes: the agent attaches each as a virtio-blk disk (mount_volumes) */
+	"virtio_blk",
 	/* Entropy from the host when the VMM gives a virtio-rng: without it the first getrandom()
 	 * (python's startup, TLS) waits ~1 s for jitter entropy under TCG. */
 	"virtio_rng",
@@ -484,10 +486,25 @@ static void read_cmdline(struct init_ctx *ctx)
 	guest_cmdline_parse(&ctx->cmd, ctx->line);
 }
 
+/* Mounted volumes, unmounted at power-off: a clean ext4 needs no journal replay, which a later
+ * read-only attachment could not do. */
+static char volume_mounts[GUEST_MAX_FSTAB][320];
+static int n_volume_mounts;
+
+static void unmount_volumes(void)
+{
+	for (int i = n_volume_mounts - 1; i >= 0; i--)
+		if (umount(volume_mounts[i]) < 0 &&
+		    mount(NULL, volume_mounts[i], NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			say("nubo-init: cannot unmount volume %s: %s", volume_mounts[i], strerror(errno));
+	n_volume_mounts = 0;
+}
+
 static void power_off(int code)
 {
 	say("NUBO_EXIT %d", code);
 	sync();
+	unmount_volumes();
 	reboot(RB_POWER_OFF);
 	/* Only reached if the kernel refused. */
 	for (;;)
@@ -599,6 +616,92 @@ static void supervise(pid_t app)
 	power_off(1);
 }
 
+/* mkdir -p, for a mount point inside the image's tree. */
+static void mkdirs(const char *path)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	mkdir(p, 0755);
+}
+
+/* The block device whose virtio serial is SERIAL ("vda"), waiting a little for the driver's
+ * probe: 0 found, -1 not there. */
+static int find_disk(const char *serial, char *dev, size_t dev_len)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		DIR *d = opendir("/sys/block");
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, "vd", 2) != 0)
+				continue;
+			char path[300], got[64] = "";
+			snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ssize_t n = read(fd, got, sizeof(got) - 1);
+			close(fd);
+			while (n > 0 && (got[n - 1] == '\n' || got[n - 1] == ' '))
+				n--;
+			got[n > 0 ? n : 0] = '\0';
+			if (strcmp(got, serial) == 0) {
+				snprintf(dev, dev_len, "/dev/%.16s", e->d_name);
+				closedir(d);
+				return 0;
+			}
+		}
+		if (d)
+			closedir(d);
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+/* The volumes of vfs.fstab=, before the app starts: a volume that cannot be mounted stops the
+ * boot (the app would write into the image's tmpfs and lose it). A fresh volume's root becomes
+ * the app user's, so an unprivileged app can write to it. */
+static void mount_volumes(const struct init_ctx *ctx, uid_t uid, gid_t gid)
+{
+	for (int i = 0; i < ctx->cmd.nfstab; i++) {
+		char e[320], dev[32];
+		snprintf(e, sizeof(e), "%s", ctx->cmd.fstab[i]);
+		char *at = strchr(e, ':');
+		char *fs = at ? strchr(at + 1, ':') : NULL;
+		char *mode = fs ? strchr(fs + 1, ':') : NULL;
+		if (!at || !fs || at[1] != '/') {
+			say("nubo-init: vfs.fstab entry '%s' is not <device>:<path>:<fs>[:ro|rw]", e);
+			power_off(1);
+		}
+		*at++ = '\0';
+		*fs++ = '\0';
+		if (mode)
+			*mode++ = '\0';
+		int ro = mode && strcmp(mode, "ro") == 0;
+		if (find_disk(e, dev, sizeof(dev)) < 0) {
+			say("nubo-init: volume %s for %s: no disk with that serial", e, at);
+			power_off(1);
+		}
+		mkdirs(at);
+		if (mount(dev, at, fs, MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL) < 0) {
+			say("nubo-init: cannot mount volume %s (%s) on %s: %s", e, dev, at, strerror(errno));
+			power_off(1);
+		}
+		struct stat st;
+		if (!ro && uid != 0 && stat(at, &st) == 0 && st.st_uid == 0 && chown(at, uid, gid) < 0)
+			say("nubo-init: cannot give %s to uid %u: %s", at, (unsigned)uid, strerror(errno));
+		if (!ro)
+			snprintf(volume_mounts[n_volume_mounts++], sizeof(volume_mounts[0]), "%s", at);
+		say("nubo-init: volume %s on %s (%s%s)", dev, at, fs, ro ? ", read-only" : "");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct init_ctx ctx;
@@ -646,6 +749,7 @@ int main(int argc, char **argv)
 		say("nubo-init: cannot run the app as '%s' (the image's user)", user.spec);
 		power_off(1);
 	}
+	mount_volumes(&ctx, user.uid, user.gid);
 	allow_unprivileged_net();
 	say("nubo-init: app user %s (uid %u, gid %u)", user.spec, (unsigned)user.uid,
 	    (unsigned)user.gid);
