@@ -79,7 +79,7 @@ expect 404 "another user's volume on create"; expect_envelope_error
 api POST /v1/volumes '{"name":"data","size_mb":10}' "$ACME"; expect 200 "names are per user"
 
 # an instance on the volume lands on its node; one writer; no delete while attached
-api POST $I '{"image":"admin/hello:latest","name":"w1","volumes":[{"name":"data","at":"/data"}],"wait_timeout_ms":5000}'
+api POST $I '{"image":"admin/hello:latest","name":"w1","volumes":[{"name":"data","at":"/data"}],"autostart":true,"wait_timeout_ms":5000}'
 expect 200 "instance with volume"
 [ "$(jget 'd["data"]["instances"][0]["node"]')" = "$VNODE" ] || t_fail "not on the volume's node: $BODY"
 t_wait_for 10 vol_state_is data mounted || t_fail "volume not mounted: $BODY"
