@@ -83,30 +83,56 @@ static int version_cmp(const char *a, const char *b)
 }
 
 /* "base, node, python" from the registry's catalog: the repositories under official/. */
-static int runtimes_in_registry(const struct nubo_registry *reg, char *out, size_t size)
+/* Append the name_len bytes at name to the ", "-separated out unless they are there already. */
+static void list_add(char *out, size_t size, const char *name, size_t name_len)
+{
+    char one[256];
+    if (name_len == 0 || name_len >= sizeof(one))
+        return;
+    memcpy(one, name, name_len);
+    one[name_len] = '\0';
+    for (const char *p = out; (p = strstr(p, one)) != NULL; p += name_len)
+        if ((p == out || p[-1] == ' ') && (p[name_len] == ',' || p[name_len] == '\0'))
+            return;
+    size_t used = strlen(out);
+    int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", one);
+    if (n < 0 || (size_t)n >= size - used)
+        out[used] = '\0';
+}
+
+/* The runtimes of this cluster (repositories under official/): the registry's catalog when it
+ * lists it to us (a registry with token auth lists it to admins only), else the images the
+ * controller shows this user. */
+static int runtimes_in_cluster(struct cli_ctx *ctx, const struct nubo_registry *reg, char *out,
+                               size_t size)
 {
     out[0] = '\0';
     cleanup_free char *text = NULL;
     struct nubo_err gerr = {0};
-    if (nubo_registry_get_json(reg, "/v2/_catalog?n=1000", &text, &gerr) < 0)
-        return -1;
-    json_error_t jerr;
-    json_t *cat = json_loads(text, 0, &jerr);
-    size_t i, used = 0;
     json_t *r;
-    json_array_foreach(json_object_get(cat, "repositories"), i, r)
-    {
-        const char *s = json_string_value(r);
-        if (!s || strncmp(s, "official/", 9) != 0)
-            continue;
-        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", s + 9);
-        if (n < 0 || (size_t)n >= size - used) {
-            out[used] = '\0';
-            break;
+    size_t i;
+    if (nubo_registry_get_json(reg, "/v2/_catalog?n=1000", &text, &gerr) == 0) {
+        json_t *cat = json_loads(text, 0, NULL);
+        json_array_foreach(json_object_get(cat, "repositories"), i, r)
+        {
+            const char *s = json_string_value(r);
+            if (s && !strncmp(s, "official/", 9))
+                list_add(out, size, s + 9, strlen(s + 9));
         }
-        used += (size_t)n;
+        json_decref(cat);
+        return 0;
     }
-    json_decref(cat);
+    json_t *resp, *items;
+    if (cli_api_list(ctx, "GET", "/v1/images", NULL, "images", &resp, &items, &gerr) < 0)
+        return -1;
+    json_array_foreach(items, i, r)
+    {
+        const char *url = json_string_value(json_object_get(r, "url"));
+        const char *at = url ? strchr(url, '@') : NULL;
+        if (at && !strncmp(url, "official/", 9))
+            list_add(out, size, url + 9, (size_t)(at - url - 9));
+    }
+    json_decref(resp);
     return 0;
 }
 
@@ -173,7 +199,7 @@ int cli_resolve_runtime(struct cli_ctx *ctx, const char *runtime, char *repo, si
     if (!best && !tags) {
         /* No such repository at all: name the runtimes that do exist. */
         char have[1024];
-        if (runtimes_in_registry(&reg, have, sizeof(have)) < 0)
+        if (runtimes_in_cluster(ctx, &reg, have, sizeof(have)) < 0)
             snprintf(have, sizeof(have), "a catalog it would not list");
         json_decref(tags_json);
         return nubo_error(err, 0,

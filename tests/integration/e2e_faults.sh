@@ -14,7 +14,7 @@ acked=$T_TMP/acked
 (
     for i in $(seq 1 40); do
         r=$(curl -sS --max-time 5 -X POST -H "Authorization: Bearer $USER_TOKEN" \
-            -d "{\"image\":\"official/hello:latest\",\"name\":\"burst-$i\",\"memory_mb\":32,\"args\":[\"--wait\"],\"metro\":\"fra\"}" \
+            -d "{\"image\":\"official/hello:latest\",\"name\":\"burst-$i\",\"memory_mb\":32,\"args\":[\"--wait\"],\"metro\":\"fra\",\"autostart\":true}" \
             "$API/v1/instances" 2>/dev/null) || continue
         # Acknowledged = the API said success for the item.
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); i=d["data"]["instances"][0]; assert i["status"]=="success"; print(i["uuid"])' "$r" >> "$acked" 2>/dev/null || true
