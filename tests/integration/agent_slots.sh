@@ -19,8 +19,11 @@ ag_config slots "[slots]
 size = 2
 shapes = 64x1"
 sed -i "s/^name = slots$/name = $NODE/" "$AG_DIR/agent.ini"
-# every domain this node made (slots have names of their own), destroyed by name at exit
+# every domain this node made (slots have names of their own), destroyed by name at exit once
+# the agent is gone (it would refill the pool; it finishes an in-flight launch first)
 t_on_exit "for d in \$(virsh -q -c qemu:///system list --name 2>/dev/null); do virsh -q -c qemu:///system dumpxml \$d 2>/dev/null | grep -q \"node=.$NODE.\" && virsh -q -c qemu:///system destroy \$d >/dev/null 2>&1; done"
+# (cleanups run last-added first: the agent goes before the domains are destroyed)
+t_on_exit "kill \$AG_PID 2>/dev/null; for _ in \$(seq 300); do kill -0 \$AG_PID 2>/dev/null || break; sleep 0.1; done"
 ag_start
 virsh_q() { virsh -q -c qemu:///system "$@"; }
 slots_ready() { [ "$(grep -c 'warm slot .* ready in' "$AG_DIR/agent.log")" -ge "$1" ]; }
