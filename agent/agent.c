@@ -228,6 +228,8 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
     if (sysinfo(&si) == 0)
         ag->memory_mb = (int64_t)((uint64_t)si.totalram * si.mem_unit >> 20) -
                         cfg->memory_reserve_mb;
+    /* The warm slots' memory is the node's, held before any instance asks for it. */
+    ag->memory_mb -= agent_slots_reserved_mb(cfg);
     if (ag->memory_mb < 64)
         ag->memory_mb = 64;
     ag->vcpus = sysconf(_SC_NPROCESSORS_ONLN) - cfg->vcpu_reserve;
@@ -242,7 +244,8 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
      * inside (fw_cfg); everything else in the state dir stays the agent's. */
     if (chmod(cfg->state_dir, 0711) < 0 || chmod(p, 0711) < 0)
         return nubo_error(err, errno, "cannot set the mode of the state dir %s", cfg->state_dir);
-    if (agent_images_init(ag, err) < 0 || agent_volumes_init(ag, err) < 0)
+    if (agent_images_init(ag, err) < 0 || agent_volumes_init(ag, err) < 0 ||
+        agent_slots_init(ag, err) < 0)
         return -1;
     if (agent_state_load(ag, err) < 0)
         return -1;
@@ -274,6 +277,7 @@ void agent_bridge_ensure(struct agent *ag)
     ag->bridge_ready = true;
     log_info("bridge %s up with %s/%d%s%s", ag->cfg.bridge, ag->node.gateway, prefix,
              ag->cfg.netns[0] ? " in netns " : "", ag->cfg.netns);
+    agent_slots_refill(ag);
 }
 
 int agent_run_loop(struct agent *ag)
@@ -323,6 +327,7 @@ void agent_fini(struct agent *ag)
         agent_instance_free(ag, in);
     agent_images_free(ag);
     agent_volumes_free(ag);
+    agent_slots_free(ag);
     for (int i = 0; i < 3; i++)
         if (ag->sig_ev[i])
             event_free(ag->sig_ev[i]);

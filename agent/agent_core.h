@@ -32,6 +32,11 @@ enum agent_accel { AGENT_ACCEL_AUTO = 0, AGENT_ACCEL_KVM, AGENT_ACCEL_TCG };
 /* [network] egress: none = guests reach nothing beyond the node; nat = masqueraded egress */
 enum agent_egress { AGENT_EGRESS_NONE = 0, AGENT_EGRESS_NAT };
 #define AGENT_INGRESS_FROM_MAX 16 /* [network] ingress_from addresses */
+#define AGENT_SLOT_SHAPES_MAX 8   /* [slots] shapes */
+#define AGENT_SLOT_POOL_MAX 64    /* [slots] size, per shape */
+struct agent_slot_shape {
+    int64_t memory_mb, vcpus;
+};
 
 struct agent_config {
     char node_name[NUBO_NAME_MAX + 1];
@@ -69,6 +74,11 @@ struct agent_config {
     int64_t net_probe_timeout_ms;
     char volume_dir[AGENT_PATH_MAX]; /* "" = <state_dir>/volumes */
     int64_t volume_budget_mb;        /* -1 = half the free space at start */
+    /* [slots]: warm slots kept per shape (0 = off) and the shapes (memory_mb x vcpus) */
+    int64_t slot_pool_size;
+    struct agent_slot_shape slot_shapes[AGENT_SLOT_SHAPES_MAX];
+    size_t n_slot_shapes;
+    char slot_firmware[AGENT_PATH_MAX]; /* "" = slotfw.bin next to the agent's binary */
 };
 
 void agent_config_defaults(struct agent_config *c);
@@ -124,7 +134,7 @@ int agent_net_tap_create(const struct agent_config *c, const char *tap, struct n
 int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct nubo_err *err);
 /* Before attach: the guest's own rules (source MAC/IP from its private IP). */
 int agent_net_tap_rules(const struct agent_config *c, const char *tap, const char *ip,
-                        struct nubo_err *err);
+                        const char *mac, struct nubo_err *err);
 void agent_net_tap_remove(const struct agent_config *c, const char *tap);
 void agent_net_tap_name(const char *uuid, char out[AGENT_TAP_MAX]);
 /* Connect to ip:port from inside the bridge's namespace until it works or timeout. */
@@ -145,6 +155,8 @@ struct agent_fw_node {
 struct agent_fw_guest {
     char tap[AGENT_TAP_MAX];
     char ip[NUBO_IP_STR_MAX];
+    char mac[AGENT_MAC_STR_MAX]; /* "" = derived from ip (agent_net_guest_mac); a slot's is
+                                  * fixed when it is launched */
 };
 const char *agent_egress_name(enum agent_egress e);
 /* The guest NIC's MAC, derived from its private IP (02:6e:<ip bytes>). */
@@ -281,6 +293,7 @@ struct agent_domain_spec {
     /* A warm slot: this firmware (agent/slotfw/) instead of kernel/initrd/cmdline, guest RAM
      * in a shared memfd the agent writes the guest into at take time (slots.c). */
     const char *firmware;
+    const char *slot_shape; /* a slot's metadata: "<mb>x<vcpus>" */
     int64_t memory_mb, vcpus;
     enum agent_accel accel;
     enum agent_boot boot;        /* multiboot -> pc, else microvm */
@@ -292,6 +305,13 @@ char *agent_domain_xml(const struct agent_domain_spec *s);
 char *agent_xml_escape(const char *s);
 /* Is this domain ours (metadata names this node)? */
 bool agent_domain_is_ours(virDomainPtr dom, const char *node);
+/* Ours, and what its metadata says: a slot of shape "<mb>x<vcpus>" (slot != "") and the
+ * instance that took it (instance != ""). */
+bool agent_domain_meta(virDomainPtr dom, const char *node, char slot[32],
+                       char instance[NUBO_UUID_STR_LEN + 1]);
+/* Rewrite a taken slot's metadata so a re-adopting agent maps it to its instance. */
+int agent_domain_meta_take(virDomainPtr dom, const char *node, const char *slot,
+                           const char *instance);
 
 /* instance.c: lifecycle FSM and reconcile. */
 enum agent_op { AGENT_OP_NONE = 0, AGENT_OP_PULL, AGENT_OP_CREATE, AGENT_OP_DESTROY };
@@ -321,6 +341,11 @@ struct agent_instance {
     int64_t t0_mono_us, t0_real_us; /* just before virDomainCreateXML */
     int64_t t_image_us;          /* image phase of the current start */
     char tap[AGENT_TAP_MAX];
+    char mac[AGENT_MAC_STR_MAX]; /* the NIC's, "" = derived from the private IP */
+    /* The libvirt domain's name: the uuid, or the warm slot's name the guest runs in (a
+     * slot is launched before its instance is known). Saved: re-adoption maps by it. */
+    char dom[NUBO_UUID_STR_LEN + 1];
+    bool no_slot;                /* this start: a slot take failed, take the plain path */
     char image_digest[NUBO_DIGEST_STR_LEN + 1];
     struct agent_image *img;
     struct agent_console con;
@@ -341,6 +366,8 @@ struct agent_instance {
 };
 
 struct agent_instance *agent_instance_find(struct agent *ag, const char *uuid);
+/* The instance whose guest runs in the libvirt domain of that name. */
+struct agent_instance *agent_instance_find_dom(struct agent *ag, const char *name);
 struct agent_instance *agent_instance_new(struct agent *ag, const char *uuid);
 void agent_instance_free(struct agent *ag, struct agent_instance *in);
 /* Apply a full desired set (level-triggered). */
@@ -426,6 +453,7 @@ struct agent {
     bool have_vol_want;
     struct agent_virt virt;
     struct agent_ctl ctl;
+    struct agent_slots *slots;    /* slotpool.c */
     int inotify_fd;
     struct event *inotify_ev;
     pthread_mutex_t post_mu;
@@ -488,9 +516,59 @@ struct agent_slot_ram {
 pid_t agent_slot_qemu_pid(const char *domain_name);
 int agent_slot_ram_find(pid_t pid, int64_t memory_mb, struct agent_slot_ram *r,
                         struct nubo_err *err);
+/* Mark the slot's mailbox "taking" before anything else is written; a slot whose mailbox is
+ * not all zero (a take interrupted) is not clean and must be destroyed, never reused. */
+int agent_slot_mark_taking(const struct agent_slot_ram *ram, struct nubo_err *err);
+bool agent_slot_is_clean(const struct agent_slot_ram *ram);
 /* Write the image into the slot's guest RAM (/proc/<pid>/mem); then resume the domain. */
 int agent_slot_fill(const struct agent_slot_ram *ram, const struct agent_slot_image *im,
                     struct nubo_err *err);
+
+/* slotpool.c: the pool of warm slots per shape, launched and refilled in the background
+ * (workers; bookkeeping on the main thread). */
+enum agent_slot_state { AGENT_SLOT_LAUNCHING = 0, AGENT_SLOT_WARM };
+struct agent_slot {
+    char name[NUBO_UUID_STR_LEN + 1]; /* the domain's name and uuid */
+    size_t shape;                     /* index into cfg.slot_shapes */
+    enum agent_slot_state state;
+    char tap[AGENT_TAP_MAX];
+    char mac[AGENT_MAC_STR_MAX];
+    struct agent_slot_ram ram;
+    LIST_ENTRY(agent_slot) link;
+};
+LIST_HEAD(agent_slot_list, agent_slot);
+struct agent_slots {
+    struct agent_slot_list list;
+    int launching;               /* launches in flight */
+    int64_t backoff_ms;          /* after a failed launch */
+    struct event *retry_ev;
+    uint64_t launched, taken, replaced; /* counters for the log and tests */
+};
+/* "16x1, 128x2" -> shapes (memory_mb x vcpus). */
+int agent_slot_shapes_parse(const char *list, struct agent_slot_shape *out, size_t max,
+                            size_t *n_out, struct nubo_err *err);
+void agent_slot_shape_name(const struct agent_slot_shape *s, char out[32]);
+/* Pure bookkeeping (unit-tested): the shape index of (memory_mb, vcpus) or -1; slots of a
+ * shape counted (warm and launching); a warm slot of that shape or NULL. */
+int agent_slot_shape_find(const struct agent_config *c, int64_t memory_mb, int64_t vcpus);
+int agent_slot_count(const struct agent_slot_list *l, size_t shape, bool warm_only);
+struct agent_slot *agent_slot_pick(struct agent_slot_list *l, size_t shape);
+/* Memory (MiB) the configured pool holds: taken off the node's offered capacity. */
+int64_t agent_slots_reserved_mb(const struct agent_config *c);
+/* The slot's tap and MAC, derived from its name (so re-adoption finds them again). */
+void agent_slot_net_names(const char *name, char tap[AGENT_TAP_MAX], char mac[AGENT_MAC_STR_MAX]);
+int agent_slots_init(struct agent *ag, struct nubo_err *err);
+void agent_slots_free(struct agent *ag);
+/* Launch what each shape lacks (no-op while libvirt or the bridge is not there). */
+void agent_slots_refill(struct agent *ag);
+/* Take a warm slot of the shape out of the pool (NULL: none); the caller owns it then. */
+struct agent_slot *agent_slots_take(struct agent *ag, int64_t memory_mb, int64_t vcpus);
+/* A lifecycle event for a domain no instance holds: 1 when it was a slot of ours. */
+int agent_slots_on_event(struct agent *ag, const char *name, int event);
+/* Resync: a listed domain that is a slot (paused, metadata shape) -> kept or adopted (1), or
+ * destroyed (0); afterwards slots libvirt no longer lists are dropped. */
+int agent_slots_adopt(struct agent *ag, virDomainPtr dom, const char *shape);
+void agent_slots_resync_done(struct agent *ag, virDomainPtr *doms, int n);
 
 int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err *err);
 int agent_run_loop(struct agent *ag);

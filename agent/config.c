@@ -13,6 +13,7 @@
 static int set_accel(void *t, const char *key, const char *v, struct nubo_err *err);
 static int set_egress(void *t, const char *key, const char *v, struct nubo_err *err);
 static int set_ingress_from(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_slot_shapes(void *t, const char *key, const char *v, struct nubo_err *err);
 
 #define C struct agent_config
 static const struct nu_cfg_key agent_settings[] = {
@@ -52,6 +53,10 @@ static const struct nu_cfg_key agent_settings[] = {
     NU_CFG_D(C, "network", "net_probe_timeout", net_probe_timeout_ms, 0, 0, "30000"),
     NU_CFG_S(C, "volumes", "dir", volume_dir, NULL),
     NU_CFG_I(C, "volumes", "budget_mb", volume_budget_mb, -1, INT64_C(1) << 40, "-1"),
+    /* Off unless the node asks: every slot is a paused qemu holding its shape's memory. */
+    NU_CFG_I(C, "slots", "size", slot_pool_size, 0, AGENT_SLOT_POOL_MAX, "0"),
+    NU_CFG_F("slots", "shapes", set_slot_shapes, "16x1, 128x1"),
+    NU_CFG_S(C, "slots", "firmware", slot_firmware, NULL),
     {0},
 };
 #undef C
@@ -122,6 +127,14 @@ static int set_ingress_from(void *t, const char *key, const char *v, struct nubo
     struct agent_config *c = t;
     return agent_fw_cidrs_parse(v, c->ingress_from, AGENT_INGRESS_FROM_MAX, &c->n_ingress_from,
                                 err);
+}
+
+static int set_slot_shapes(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    (void)key;
+    struct agent_config *c = t;
+    return agent_slot_shapes_parse(v, c->slot_shapes, AGENT_SLOT_SHAPES_MAX, &c->n_slot_shapes,
+                                   err);
 }
 
 int agent_config_load(struct agent_config *c, const char *path, struct nubo_err *err)

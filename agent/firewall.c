@@ -98,9 +98,22 @@ int agent_fw_cidrs_parse(const char *list, char out[][NUBO_CIDR_STR_MAX], size_t
     return 0;
 }
 
+/* "" or xx:xx:xx:xx:xx:xx in lower-case hex: it goes into rule text. */
+static bool fw_mac_ok(const char *m)
+{
+    if (!m[0])
+        return true;
+    if (strlen(m) != 17)
+        return false;
+    for (int i = 0; i < 17; i++)
+        if (i % 3 == 2 ? m[i] != ':' : !strchr("0123456789abcdef", m[i]) || !m[i])
+            return false;
+    return true;
+}
+
 static bool fw_guest_ok(const struct agent_fw_guest *g)
 {
-    return fw_tap_ok(g->tap) && nubo_ipv4_valid(g->ip);
+    return fw_tap_ok(g->tap) && nubo_ipv4_valid(g->ip) && fw_mac_ok(g->mac);
 }
 
 /* Rule text is written to a memory stream: no length to get wrong. */
@@ -122,7 +135,10 @@ static char *fw_text_end(FILE *f, char **text)
 static void fw_guest_chain(FILE *f, const struct agent_fw_guest *g)
 {
     char mac[AGENT_MAC_STR_MAX];
-    agent_net_guest_mac(g->ip, mac);
+    if (g->mac[0])
+        snprintf(mac, sizeof(mac), "%s", g->mac);
+    else
+        agent_net_guest_mac(g->ip, mac);
     fprintf(f,
             "\tchain guest_%s {\n"
             "\t\tether saddr != %s counter drop comment \"source MAC is not the guest's\"\n"
@@ -337,6 +353,7 @@ int agent_fw_sync(struct agent *ag, struct nubo_err *err)
             continue;
         snprintf(g[n].tap, sizeof(g[n].tap), "%s", in->tap);
         snprintf(g[n].ip, sizeof(g[n].ip), "%s", in->a.private_ip);
+        snprintf(g[n].mac, sizeof(g[n].mac), "%s", in->mac);
         n++;
     }
     struct agent_fw_node node = {

@@ -26,6 +26,7 @@ static void begin_stop(struct agent *ag, struct agent_instance *in, bool force,
                        int64_t drain_ms);
 static void domain_stopped(struct agent *ag, struct agent_instance *in, const char *why);
 static void set_ready(struct agent *ag, struct agent_instance *in);
+static void do_create(struct agent *ag, struct agent_instance *in);
 
 int64_t agent_restart_delay_ms(int64_t attempt)
 {
@@ -72,6 +73,15 @@ struct agent_instance *agent_instance_find(struct agent *ag, const char *uuid)
     return NULL;
 }
 
+struct agent_instance *agent_instance_find_dom(struct agent *ag, const char *name)
+{
+    struct agent_instance *in;
+    LIST_FOREACH(in, &ag->instances, link)
+    if (strcmp(in->dom, name) == 0)
+        return in;
+    return NULL;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void on_healthy(evutil_socket_t fd, short what, void *arg);
 
@@ -85,6 +95,7 @@ struct agent_instance *agent_instance_new(struct agent *ag, const char *uuid)
     in->start_seq_done = -1;
     in->r.state = NUBO_STATE_STOPPED;
     in->con.fd = in->con.ring_fd = in->con.wd = -1;
+    snprintf(in->dom, sizeof(in->dom), "%s", uuid);
     agent_net_tap_name(uuid, in->tap);
     in->timer = evtimer_new(ag->base, on_timer, in);
     in->healthy_timer = evtimer_new(ag->base, on_healthy, in);
@@ -169,6 +180,7 @@ void agent_instance_rearm(struct agent *ag, struct agent_instance *in)
 
 struct dom_job {
     char uuid[NUBO_UUID_STR_LEN + 1];
+    char dom[NUBO_UUID_STR_LEN + 1]; /* the domain's name (a slot's, or the uuid) */
     uint64_t gen;
     virConnectPtr conn;
     enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK } kind;
@@ -179,7 +191,7 @@ struct dom_job {
 static void dom_job_work(void *arg)
 {
     struct dom_job *j = arg;
-    virDomainPtr d = virDomainLookupByName(j->conn, j->uuid);
+    virDomainPtr d = virDomainLookupByName(j->conn, j->dom);
     if (!d) {
         j->rc = 1; /* already gone */
         return;
@@ -208,12 +220,14 @@ static void dom_job_done(struct agent *ag, void *arg)
     if (j->rc < 0)
         log_warnx("instance %s: %s failed: %s", j->uuid,
                   j->kind == JOB_DESTROY ? "destroy" : "shutdown", j->error);
-    if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN)
+    /* about the domain it runs in now, not one of an earlier run */
+    if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN &&
+        strcmp(in->dom, j->dom) == 0)
         domain_stopped(ag, in, in->stop_why[0] ? in->stop_why : "domain already gone");
     free(j);
 }
 
-static void dom_job(struct agent *ag, const char *uuid, int kind)
+static void dom_job_dom(struct agent *ag, const char *uuid, const char *dom, int kind)
 {
     if (!ag->virt.conn) {
         log_warnx("instance %s: libvirt not connected; will act after reconnecting", uuid);
@@ -223,6 +237,7 @@ static void dom_job(struct agent *ag, const char *uuid, int kind)
     if (!j)
         return;
     snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+    snprintf(j->dom, sizeof(j->dom), "%s", dom);
     j->kind = kind;
     j->conn = ag->virt.conn;
     virConnectRef(j->conn);
@@ -230,6 +245,11 @@ static void dom_job(struct agent *ag, const char *uuid, int kind)
         virConnectClose(j->conn);
         free(j);
     }
+}
+
+static void dom_job(struct agent *ag, struct agent_instance *in, int kind)
+{
+    dom_job_dom(ag, in->uuid, in->dom, kind);
 }
 
 /* ---- kernel command line ---- */
@@ -528,6 +548,7 @@ static void env_file_remove(struct agent_instance *in)
 struct create_job {
     struct agent *ag;
     char uuid[NUBO_UUID_STR_LEN + 1];
+    char dom[NUBO_UUID_STR_LEN + 1];
     uint64_t gen;
     virConnectPtr conn;
     char *xml;
@@ -535,6 +556,14 @@ struct create_job {
     char tap[AGENT_TAP_MAX];
     char ip[NUBO_IP_STR_MAX];
     bool with_net;
+    /* A take of a warm slot instead of virDomainCreateXML: the kernel, the command line and
+     * where the slot's console goes (the instance's console.log). */
+    struct agent_slot *slot;
+    char *cmdline;
+    char kernel[AGENT_PATH_MAX];
+    char console_from[AGENT_PATH_MAX + 64], console_to[AGENT_PATH_MAX + 64];
+    int64_t copy_us;
+    int64_t t_resume_mono; /* the take done, the guest's vCPUs resumed from here */
     int64_t t0_mono, t0_real, t1_mono;
     int rc;
     bool created;
@@ -542,10 +571,70 @@ struct create_job {
     char net_error[AGENT_MSG_MAX];
 };
 
+/* Taking a warm slot: the guest written into its paused RAM, its console file handed to the
+ * instance (qemu keeps writing through its fd), its metadata naming the instance (for a
+ * re-adopting agent), its rules in, then resumed. Before the resume nothing of the guest ran:
+ * a failure destroys the slot and the instance takes the plain path. */
+static void take_work(struct create_job *j)
+{
+    struct nubo_err err = {0};
+    struct agent_slot *s = j->slot;
+    j->t0_real = nubo_now_us();
+    j->t0_mono = nubo_mono_us();
+    struct agent_slot_image im;
+    int rc = agent_slot_image_build(j->kernel, j->cmdline, s->ram.size >> 20, &im, &err);
+    if (rc == 0)
+        rc = agent_slot_mark_taking(&s->ram, &err);
+    if (rc == 0)
+        rc = agent_slot_fill(&s->ram, &im, &err);
+    agent_slot_image_free(&im);
+    j->copy_us = nubo_mono_us() - j->t0_mono;
+    virDomainPtr d = virDomainLookupByName(j->conn, s->name);
+    if (rc == 0 && !d)
+        rc = nubo_error(&err, 0, "slot domain gone: %s", virGetLastErrorMessage());
+    if (rc == 0 && rename(j->console_from, j->console_to) < 0)
+        rc = nubo_error(&err, errno, "cannot hand the slot's console to the instance");
+    j->t_resume_mono = nubo_mono_us();
+    if (rc == 0 && virDomainResume(d) < 0)
+        rc = nubo_error(&err, 0, "cannot resume the slot: %s", virGetLastErrorMessage());
+    j->t1_mono = nubo_mono_us();
+    /* The guest's rules after the resume, off its boot path: its tap (attached at launch)
+     * passes nothing until they are in (firewall.c, rule 6), so the order fails closed; a
+     * guest needs longer than this to send its first frame. */
+    if (rc == 0 && j->with_net && agent_net_tap_rules(&j->cfg, j->tap, j->ip, s->mac, &err) < 0)
+        snprintf(j->net_error, sizeof(j->net_error), "%s", err.msg);
+    int64_t t_rules = nubo_mono_us();
+    /* Also after: libvirt saves the domain's status for the label. Should the agent die
+     * before, a restarted one finds a running slot nobody took and destroys it; the instance
+     * starts again (its state said starting). */
+    if (rc == 0 && agent_domain_meta_take(d, j->cfg.node_name, "slot", j->uuid) < 0)
+        log_warnx("instance %s: cannot label slot %s: %s", j->uuid, s->name,
+                  virGetLastErrorMessage());
+    log_debug("instance %s: slot take: lookup+copy+console %lld us, resume %lld us, rules %lld "
+              "us, label %lld us",
+              j->uuid, (long long)(j->t_resume_mono - j->t0_mono),
+              (long long)(j->t1_mono - j->t_resume_mono), (long long)(t_rules - j->t1_mono),
+              (long long)(nubo_mono_us() - t_rules));
+    if (rc < 0) {
+        snprintf(j->error, sizeof(j->error), "%s", err.msg);
+        j->rc = -1;
+        if (d)
+            virDomainDestroy(d);
+        agent_net_tap_remove(&j->cfg, s->tap);
+    } else
+        j->created = true;
+    if (d)
+        virDomainFree(d);
+}
+
 static void create_work(void *arg)
 {
     struct create_job *j = arg;
     struct nubo_err err = {0};
+    if (j->slot) {
+        take_work(j);
+        return;
+    }
     if (j->with_net && agent_net_tap_create(&j->cfg, j->tap, &err) < 0) {
         snprintf(j->error, sizeof(j->error), "%s", err.msg);
         j->rc = -1;
@@ -566,7 +655,7 @@ static void create_work(void *arg)
     virDomainFree(d);
     /* Rules first: a tap on the bridge without them would carry anything (fail closed: no
      * rules, no attach, the guest runs without network). */
-    if (j->with_net && (agent_net_tap_rules(&j->cfg, j->tap, j->ip, &err) < 0 ||
+    if (j->with_net && (agent_net_tap_rules(&j->cfg, j->tap, j->ip, NULL, &err) < 0 ||
                         agent_net_tap_attach(&j->cfg, j->tap, &err) < 0))
         snprintf(j->net_error, sizeof(j->net_error), "%s", err.msg);
 }
@@ -644,18 +733,38 @@ static void create_done(struct agent *ag, void *arg)
     struct create_job *j = arg;
     virConnectClose(j->conn);
     free(j->xml);
+    free(j->cmdline);
+    bool slot_failed = j->slot && j->rc < 0;
+    char sn[32] = "";
+    if (j->slot) {
+        agent_slot_shape_name(&ag->cfg.slot_shapes[j->slot->shape], sn);
+        free(j->slot); /* the instance holds its domain now (or it was destroyed) */
+        j->slot = NULL;
+    }
     struct agent_instance *in = agent_instance_find(ag, j->uuid);
     if (!in || in->op_gen != j->gen) {
         /* Deleted (or superseded) while libvirt was starting it: do not leak the guest. */
         if (in)
             env_file_remove(in);
         if (j->created)
-            dom_job(ag, j->uuid, JOB_DESTROY);
+            dom_job_dom(ag, j->uuid, j->dom, JOB_DESTROY);
+        if (j->created && sn[0])
+            agent_net_tap_remove(&ag->cfg, j->tap);
         free(j);
         return;
     }
     in->op = AGENT_OP_NONE;
     env_file_remove(in); /* qemu read it when it started, or it never will */
+    if (slot_failed) {
+        /* Nothing of the guest ran: start it the plain way. */
+        log_warnx("instance %s: warm slot %s (%s) failed: %s; starting it without a slot",
+                  in->uuid, j->dom, sn, j->error);
+        in->no_slot = true;
+        in->r.start_count--; /* do_create counts this start again */
+        free(j);
+        do_create(ag, in);
+        return;
+    }
     if (j->rc < 0) {
         /* A guest that runs and ends within milliseconds can make libvirt's start call fail
          * after the guest already ran: its console tells. Then it is a run that ended, not a
@@ -680,28 +789,42 @@ static void create_done(struct agent *ag, void *arg)
     in->t0_real_us = j->t0_real;
     in->t1_mono_us = j->t1_mono;
     in->r.phases.domain_us = j->t0_mono - in->t_prep_mono_us;
-    in->r.phases.vmm_us = j->t1_mono - j->t0_mono;
+    if (sn[0]) {
+        /* the guest runs from the resume on: its boot is counted from there */
+        in->r.phases.slot_us = j->t_resume_mono - j->t0_mono;
+        in->r.phases.copy_us = j->copy_us;
+        in->t1_mono_us = j->t_resume_mono;
+    } else
+        in->r.phases.vmm_us = j->t1_mono - j->t0_mono;
     in->r.started_at_us = j->t0_real;
     if (j->net_error[0])
         log_warnx("instance %s: %s", in->uuid, j->net_error);
     if (in->guest_shutdown) { /* it ended while libvirt was still returning */
         in->op = AGENT_OP_DESTROY;
-        dom_job(ag, in->uuid, JOB_DESTROY);
+        dom_job(ag, in, JOB_DESTROY);
     } else if (in->check_after_create) {
         in->check_after_create = false;
-        dom_job(ag, in->uuid, JOB_CHECK);
+        dom_job(ag, in, JOB_CHECK);
     }
     /* The marker may have been read while libvirt was still returning. */
     agent_on_console(ag, in);
     if (in->ready_seen) { /* it reached its marker while libvirt was still returning */
-        in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.vmm_us;
+        in->r.phases.guest_us =
+            in->r.boot_time_us - in->r.phases.vmm_us - in->r.phases.slot_us;
         if (in->r.phases.guest_us < 0)
             in->r.phases.guest_us = 0;
     }
-    log_info("instance %s: domain started (image %lld us, domain prep %lld us, "
-             "virDomainCreateXML %lld us)",
-             in->uuid, (long long)in->r.phases.image_us, (long long)in->r.phases.domain_us,
-             (long long)in->r.phases.vmm_us);
+    if (sn[0])
+        log_info("instance %s: started from warm slot %s (%s; image %lld us, domain prep %lld "
+                 "us, slot take %lld us of which RAM copy %lld us)",
+                 in->uuid, j->dom, sn, (long long)in->r.phases.image_us,
+                 (long long)in->r.phases.domain_us, (long long)in->r.phases.slot_us,
+                 (long long)in->r.phases.copy_us);
+    else
+        log_info("instance %s: domain started (image %lld us, domain prep %lld us, "
+                 "virDomainCreateXML %lld us)",
+                 in->uuid, (long long)in->r.phases.image_us, (long long)in->r.phases.domain_us,
+                 (long long)in->r.phases.vmm_us);
     if (in->a.n_service_ports > 0 && in->a.private_ip[0]) {
         struct probe_job *p = calloc(1, sizeof(*p));
         if (p) {
@@ -738,7 +861,34 @@ void agent_instance_boot_rules(struct agent_instance *in)
  * request would only make the stop wait out the whole grace. */
 static bool honours_acpi_shutdown(const struct agent_instance *in)
 {
+    /* A warm slot's guest has no ACPI tables (its firmware loads none), so no power button:
+     * hello then waits in hlt and the grace would only delay the destroy. */
+    if (strcmp(in->dom, in->uuid) != 0)
+        return false;
     return !in->img || in->img->linux_kernel || in->img->has_marker;
+}
+
+/* Why this start cannot take a warm slot (NULL: it can). A slot boots a 64-bit PVH kernel
+ * with no initrd, no ACPI tables and no devices beyond its NIC; all else is fixed at launch. */
+static const char *slot_refusal(struct agent *ag, const struct agent_instance *in, bool with_net)
+{
+    if (in->no_slot)
+        return "a warm slot failed for this start";
+    if (in->img->boot != AGENT_BOOT_PVH)
+        return "its kernel is not a PVH ELF";
+    if (in->img->initrd[0])
+        return "its image has an initrd (a slot passes no ramdisk)";
+    if (in->img->linux_kernel)
+        return "a Linux kernel (wants ACPI tables a slot does not have)";
+    if (agent_image_env_via_fw_cfg(in->img))
+        return "its environment goes through fw_cfg, fixed when qemu starts";
+    if (in->a.n_volumes > 0)
+        return "it mounts volumes (disks are fixed when qemu starts)";
+    if (!with_net && in->a.private_ip[0])
+        return "the node's bridge is not ready";
+    if (agent_slot_shape_find(&ag->cfg, in->a.memory_mb, in->a.vcpus) < 0)
+        return "no slot shape of its memory and vCPUs is configured";
+    return NULL;
 }
 
 static void do_create(struct agent *ag, struct agent_instance *in)
@@ -767,6 +917,11 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     char console[AGENT_PATH_MAX + 64];
     snprintf(console, sizeof(console), "%s/console.log", in->con.dir);
     bool with_net = ag->bridge_ready && in->a.private_ip[0];
+    /* A plain start runs in a domain named after the instance, with a tap and MAC of its
+     * own; a warm slot's come with the slot. */
+    snprintf(in->dom, sizeof(in->dom), "%s", in->uuid);
+    agent_net_tap_name(in->uuid, in->tap);
+    in->mac[0] = '\0';
     char mac[AGENT_MAC_STR_MAX];
     agent_net_guest_mac(in->a.private_ip, mac);
     struct agent_domain_spec spec = {
@@ -805,8 +960,17 @@ static void do_create(struct agent *ag, struct agent_instance *in)
         }
         spec.env_file = env_file[0] ? env_file : NULL;
     }
-    char *xml = cmdline ? agent_domain_xml(&spec) : NULL;
-    if (!xml) {
+    struct agent_slot *slot = NULL;
+    if (ag->cfg.slot_pool_size > 0 && cmdline) {
+        const char *plain = slot_refusal(ag, in, with_net);
+        if (!plain && !(slot = agent_slots_take(ag, in->a.memory_mb, in->a.vcpus)))
+            plain = "no warm slot of its shape is ready";
+        if (plain)
+            log_info("instance %s: plain start (%s)", in->uuid, plain);
+    }
+    in->no_slot = false;
+    char *xml = cmdline && !slot ? agent_domain_xml(&spec) : NULL;
+    if (!xml && !slot) {
         fail_start(ag, in, "cannot build the domain of instance %s: out of memory", in->uuid);
         return;
     }
@@ -826,6 +990,7 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     struct create_job *j = calloc(1, sizeof(*j));
     if (!j) {
         free(xml);
+        free(slot);
         fail_start(ag, in, "cannot start instance %s: out of memory", in->uuid);
         return;
     }
@@ -836,6 +1001,18 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     virConnectRef(j->conn);
     j->xml = xml;
     j->cfg = ag->cfg;
+    if (slot) {
+        snprintf(in->dom, sizeof(in->dom), "%s", slot->name);
+        snprintf(in->tap, sizeof(in->tap), "%s", slot->tap);
+        snprintf(in->mac, sizeof(in->mac), "%s", slot->mac);
+        j->slot = slot;
+        j->cmdline = steal_pointer(&cmdline);
+        snprintf(j->kernel, sizeof(j->kernel), "%s", in->img->kernel);
+        snprintf(j->console_from, sizeof(j->console_from), "%s/slots/%s.log", ag->cfg.state_dir,
+                 slot->name);
+        snprintf(j->console_to, sizeof(j->console_to), "%s", console);
+    }
+    snprintf(j->dom, sizeof(j->dom), "%s", in->dom);
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
     snprintf(j->ip, sizeof(j->ip), "%s", in->a.private_ip);
     j->with_net = with_net;
@@ -848,6 +1025,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     if (agent_spawn(ag, create_work, create_done, j) < 0) {
         virConnectClose(j->conn);
         free(j->xml);
+        free(j->cmdline);
+        free(j->slot); /* its paused domain is adopted back at the next resync */
         free(j);
         fail_start(ag, in, "cannot start instance %s: no thread", in->uuid);
     }
@@ -951,10 +1130,10 @@ static void request_shutdown(struct agent *ag, struct agent_instance *in)
 {
     if (!honours_acpi_shutdown(in)) {
         in->op = AGENT_OP_DESTROY;
-        dom_job(ag, in->uuid, JOB_DESTROY);
+        dom_job(ag, in, JOB_DESTROY);
         return;
     }
-    dom_job(ag, in->uuid, JOB_SHUTDOWN);
+    dom_job(ag, in, JOB_SHUTDOWN);
     timer_set(in, AGENT_TIMER_SHUTDOWN, ag->cfg.shutdown_timeout_ms);
 }
 
@@ -972,7 +1151,7 @@ static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, 
         in->r.state = NUBO_STATE_STOPPING;
         timer_clear(in);
         in->op = AGENT_OP_DESTROY;
-        dom_job(ag, in->uuid, JOB_DESTROY);
+        dom_job(ag, in, JOB_DESTROY);
     } else if (drain_ms > 0) {
         in->r.state = NUBO_STATE_DRAINING;
         timer_set(in, AGENT_TIMER_DRAIN, drain_ms);
@@ -1002,7 +1181,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         log_info("instance %s: no shutdown within %lld ms; destroying", in->uuid,
                  (long long)ag->cfg.shutdown_timeout_ms);
         in->op = AGENT_OP_DESTROY;
-        dom_job(ag, in->uuid, JOB_DESTROY);
+        dom_job(ag, in, JOB_DESTROY);
         break;
     case AGENT_TIMER_RESTART:
         in->restart_due = true;
@@ -1161,12 +1340,14 @@ void agent_on_console(struct agent *ag, struct agent_instance *in)
         agent_ctl_kick(ag);
 }
 
-void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int detail)
+void agent_on_domain_event(struct agent *ag, const char *name, int event, int detail)
 {
-    struct agent_instance *in = agent_instance_find(ag, uuid);
-    if (!in)
+    struct agent_instance *in = agent_instance_find_dom(ag, name);
+    if (!in) {
+        agent_slots_on_event(ag, name, event); /* maybe a warm slot's */
         return;
-    log_debug("instance %s: libvirt event %d/%d", uuid, event, detail);
+    }
+    log_debug("instance %s: libvirt event %d/%d (domain %s)", in->uuid, event, detail, name);
     switch (event) {
     case VIR_DOMAIN_EVENT_SHUTDOWN:
         /* The guest powered off or reset itself (qemu is already gone); libvirt takes a second
@@ -1177,7 +1358,7 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
             in->guest_poweroff = true;
         if (in->domain && in->op == AGENT_OP_NONE) {
             in->op = AGENT_OP_DESTROY;
-            dom_job(ag, uuid, JOB_DESTROY);
+            dom_job(ag, in, JOB_DESTROY);
         }
         break;
     case VIR_DOMAIN_EVENT_STOPPED:
@@ -1204,7 +1385,7 @@ void agent_on_domain_event(struct agent *ag, const char *uuid, int event, int de
             snprintf(in->stop_why, sizeof(in->stop_why), "%s", w);
             /* Events are delivered late: one about the previous run of this instance may arrive
              * after a quick restart. Ask libvirt before believing it. */
-            dom_job(ag, uuid, JOB_CHECK);
+            dom_job(ag, in, JOB_CHECK);
         }
         break;
     default:
@@ -1224,9 +1405,29 @@ void agent_resync_domains(struct agent *ag)
     bool *seen = calloc((size_t)n + 1, sizeof(bool));
     for (int i = 0; i < n; i++) {
         const char *name = virDomainGetName(doms[i]);
-        if (!name || !nubo_uuid_valid(name) || !agent_domain_is_ours(doms[i], ag->cfg.node_name))
+        char slot[32], taken_by[NUBO_UUID_STR_LEN + 1];
+        if (!name || !nubo_uuid_valid(name) ||
+            !agent_domain_meta(doms[i], ag->cfg.node_name, slot, taken_by))
             continue;
-        in = agent_instance_find(ag, name);
+        in = agent_instance_find_dom(ag, name);
+        if (!in && taken_by[0] && (in = agent_instance_find(ag, taken_by)) != NULL &&
+            (in->domain || in->op == AGENT_OP_CREATE) && strcmp(in->dom, name) != 0)
+            in = NULL; /* that instance runs elsewhere: this is a leftover */
+        if (!in && taken_by[0] && (in = agent_instance_find(ag, taken_by)) != NULL) {
+            /* A slot it took before the state file said so (the agent died in between). */
+            snprintf(in->dom, sizeof(in->dom), "%s", name);
+            agent_slot_net_names(name, in->tap, in->mac);
+        }
+        if (!in && slot[0] && !taken_by[0]) {
+            agent_slots_adopt(ag, doms[i], slot); /* a warm slot: back in the pool, or gone */
+            continue;
+        }
+        if (!in && slot[0]) {
+            log_info("warm slot %s: taken by instance %s, which this node no longer holds; "
+                     "destroyed", name, taken_by);
+            virDomainDestroy(doms[i]);
+            continue;
+        }
         if (!in) {
             /* Ours by its metadata but not in our state file (lost write): adopt it. */
             in = agent_instance_new(ag, name);
@@ -1236,8 +1437,12 @@ void agent_resync_domains(struct agent *ag)
             in->r.state = NUBO_STATE_RUNNING;
             log_info("instance %s: adopted from libvirt (not in the state file)", name);
         }
-        log_info("instance %s: domain found running, re-adopted (%s)", name,
-                 nubo_state_name(in->r.state));
+        if (strcmp(name, in->uuid) != 0)
+            log_info("instance %s: domain found running in warm slot %s, re-adopted (%s)",
+                     in->uuid, name, nubo_state_name(in->r.state));
+        else
+            log_info("instance %s: domain found running, re-adopted (%s)", name,
+                     nubo_state_name(in->r.state));
         if (!in->domain && in->op == AGENT_OP_NONE &&
             (in->r.state == NUBO_STATE_STOPPED || in->r.state == NUBO_STATE_STARTING)) {
             /* The agent died while libvirt was starting it: it is running now; whether the
@@ -1261,12 +1466,13 @@ void agent_resync_domains(struct agent *ag)
         bool found = false;
         for (int i = 0; i < n; i++) {
             const char *name = virDomainGetName(doms[i]);
-            if (name && strcmp(name, in->uuid) == 0)
+            if (name && strcmp(name, in->dom) == 0)
                 found = true;
         }
         if (!found)
             domain_stopped(ag, in, "ended while the agent was away");
     }
+    agent_slots_resync_done(ag, doms, n);
     for (int i = 0; i < n; i++)
         virDomainFree(doms[i]);
     free(doms);
@@ -1280,7 +1486,7 @@ void agent_resync_domains(struct agent *ag)
     /* A destroy asked for while libvirt was away was never sent: send it now. */
     LIST_FOREACH(in, &ag->instances, link)
     if (in->domain && in->op == AGENT_OP_DESTROY)
-        dom_job(ag, in->uuid, JOB_DESTROY);
+        dom_job(ag, in, JOB_DESTROY);
     agent_reconcile_all(ag);
     agent_schedule_save(ag);
 }
@@ -1298,7 +1504,7 @@ void agent_reconcile(struct agent *ag, struct agent_instance *in)
             if (in->op != AGENT_OP_DESTROY) {
                 in->want_stop = in->stop_user = in->stop_force = true;
                 in->op = AGENT_OP_DESTROY;
-                dom_job(ag, in->uuid, JOB_DESTROY);
+                dom_job(ag, in, JOB_DESTROY);
             }
             return;
         }

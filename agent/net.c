@@ -182,13 +182,14 @@ int agent_net_tap_attach(const struct agent_config *c, const char *tap, struct n
 }
 
 int agent_net_tap_rules(const struct agent_config *c, const char *tap, const char *ip,
-                        struct nubo_err *err)
+                        const char *mac, struct nubo_err *err)
 {
     char ns[AGENT_PATH_MAX];
     agent_net_bridge_ns_path(c, ns, sizeof(ns));
     struct agent_fw_guest g = {0};
     snprintf(g.tap, sizeof(g.tap), "%s", tap);
     snprintf(g.ip, sizeof(g.ip), "%s", ip);
+    snprintf(g.mac, sizeof(g.mac), "%s", mac ? mac : "");
     cleanup_free char *text = agent_fw_guest_add(&g);
     if (agent_fw_apply(ns, text, err) < 0)
         return nubo_error_wrap(err, "cannot install the isolation rules of tap %s", tap);

@@ -285,15 +285,53 @@ static int mem_write(void *ctx, uint64_t gpa, const void *data, size_t len, stru
     return 0;
 }
 
-int agent_slot_fill(const struct agent_slot_ram *ram, const struct agent_slot_image *im,
-                    struct nubo_err *err)
+/* The slot's qemu's memory (root; whatever mount namespace libvirtd lives in). */
+static int slot_mem_open(const struct agent_slot_ram *ram, int flags, struct nubo_err *err)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/mem", (int)ram->pid);
-    cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, flags | O_CLOEXEC);
     if (fd < 0)
         return nubo_error(err, errno, "cannot open the slot's guest RAM (qemu pid %d)",
                           (int)ram->pid);
+    return fd;
+}
+
+int agent_slot_fill(const struct agent_slot_ram *ram, const struct agent_slot_image *im,
+                    struct nubo_err *err)
+{
+    cleanup_close int fd = slot_mem_open(ram, O_RDWR, err);
+    if (fd < 0)
+        return -1;
     struct mem_ctx m = {fd, ram};
     return agent_slot_image_apply(im, mem_write, &m, err);
+}
+
+/* Before the first byte of a guest goes into a slot, its mailbox says "taking": a slot found
+ * paused with anything in its mailbox (a take the agent died in) holds some of a guest's data
+ * and must never be handed to another instance. The firmware only jumps on the real magic. */
+#define SLOT_TAKING_MAGIC 0x30474b54424f554eull /* "NUOBTKG0": not the firmware's magic */
+
+int agent_slot_mark_taking(const struct agent_slot_ram *ram, struct nubo_err *err)
+{
+    cleanup_close int fd = slot_mem_open(ram, O_RDWR, err);
+    if (fd < 0)
+        return -1;
+    uint64_t m = SLOT_TAKING_MAGIC;
+    if (pwrite(fd, &m, sizeof(m), (off_t)(ram->hva + AGENT_SLOT_MAILBOX_PADDR)) != sizeof(m))
+        return nubo_error(err, errno, "cannot write the slot's guest RAM");
+    return 0;
+}
+
+bool agent_slot_is_clean(const struct agent_slot_ram *ram)
+{
+    cleanup_close int fd = slot_mem_open(ram, O_RDONLY, NULL);
+    unsigned char box[16];
+    if (fd < 0 || pread(fd, box, sizeof(box), (off_t)(ram->hva + AGENT_SLOT_MAILBOX_PADDR)) !=
+                      (ssize_t)sizeof(box))
+        return false;
+    for (size_t i = 0; i < sizeof(box); i++)
+        if (box[i])
+            return false;
+    return true;
 }

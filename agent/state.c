@@ -37,6 +37,8 @@ int agent_state_save(struct agent *ag, struct nubo_err *err)
             json_object_set_new(o, "assignment", nubo_assignment_encode(&in->a));
         json_object_set_new(o, "start_seq_done", json_integer(in->start_seq_done));
         json_object_set_new(o, "domain", json_boolean(in->domain));
+        if (strcmp(in->dom, in->uuid) != 0) /* it runs in a warm slot's domain */
+            json_object_set_new(o, "domain_name", json_string(in->dom));
         json_object_set_new(o, "ready_seen", json_boolean(in->ready_seen));
         json_object_set_new(o, "exit_seen", json_boolean(in->exit_seen));
         json_object_set_new(o, "exit_code", json_integer(in->exit_code));
@@ -126,6 +128,11 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
             in->assigned = true;
         in->start_seq_done = json_integer_value(json_object_get(o, "start_seq_done"));
         in->domain = jbool(o, "domain");
+        const char *dn = json_string_value(json_object_get(o, "domain_name"));
+        if (dn && nubo_uuid_valid(dn)) {
+            snprintf(in->dom, sizeof(in->dom), "%s", dn);
+            agent_slot_net_names(dn, in->tap, in->mac);
+        }
         in->ready_seen = jbool(o, "ready_seen");
         in->exit_seen = jbool(o, "exit_seen");
         in->exit_code = (int)json_integer_value(json_object_get(o, "exit_code"));

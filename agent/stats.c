@@ -42,7 +42,8 @@ static void stats_done(struct agent *ag, void *arg)
     virConnectClose(j->conn);
     ag->stats_inflight = false;
     for (size_t i = 0; i < j->n; i++) {
-        struct agent_instance *in = j->s[i].uuid[0] ? agent_instance_find(ag, j->s[i].uuid) : NULL;
+        struct agent_instance *in =
+            j->s[i].uuid[0] ? agent_instance_find_dom(ag, j->s[i].uuid) : NULL;
         if (in == NULL || !in->domain)
             continue;
         in->rss_bytes = j->s[i].rss_bytes;
@@ -70,7 +71,7 @@ void agent_stats_collect(struct agent *ag)
     }
     LIST_FOREACH(in, &ag->instances, link)
     if (in->domain && j->n < n)
-        memcpy(j->s[j->n++].uuid, in->uuid, sizeof(j->s[0].uuid));
+        memcpy(j->s[j->n++].uuid, in->dom, sizeof(j->s[0].uuid)); /* the domain's name */
     j->conn = ag->virt.conn;
     virConnectRef(j->conn);
     ag->stats_inflight = true;

@@ -313,6 +313,10 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
                  "  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>"
                  "qemu64</model><feature policy='require' name='rdrand'/>%s</cpu>\n",
                  s->rdseed ? "<feature policy='require' name='rdseed'/>" : "");
+    /* A slot says so in its metadata (its shape): a re-adopting agent puts it back in the pool. */
+    char slot_attr[64] = "";
+    if (s->slot_shape)
+        snprintf(slot_attr, sizeof(slot_attr), " slot='%.30s'", s->slot_shape);
     /* The boot: direct kernel boot, or a slot's firmware with RAM the agent can write. */
     cleanup_free char *boot_el = NULL;
     if ((firmware[0] ? asprintf(&boot_el,
@@ -331,7 +335,7 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "<domain type='%s'>\n"
         "  <name>%s</name>\n"
         "  <uuid>%s</uuid>\n"
-        "  <metadata><nubo:instance xmlns:nubo='" AGENT_METADATA_NS "' node='%s'/></metadata>\n"
+        "  <metadata><nubo:instance xmlns:nubo='" AGENT_METADATA_NS "' node='%s'%s/></metadata>\n"
         "  <memory unit='MiB'>%lld</memory>\n"
         "  <vcpu>%lld</vcpu>\n"
         "%s"
@@ -353,13 +357,64 @@ char *agent_domain_xml(const struct agent_domain_spec *s)
         "%s"
         "  </devices>\n"
         "</domain>\n",
-        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node,
+        s->accel == AGENT_ACCEL_KVM ? "kvm" : "qemu", uuid, uuid, node, slot_attr,
         (long long)s->memory_mb, (long long)s->vcpus, sysinfo_el, pc ? "pc" : "microvm", boot_el,
         cpu_el, mmio, net_el, disk_el, console, console,
         pc ? "    <panic model='isa'><address type='isa' iobase='0x505'/></panic>\n" : "");
     if (n < 0)
         return NULL;
     return xml;
+}
+
+/* The value of attr='...' or attr="..." in the metadata element (bounded copy). */
+static bool meta_attr(const char *md, const char *attr, char *out, size_t size)
+{
+    char key[32];
+    snprintf(key, sizeof(key), " %s=", attr);
+    const char *p = strstr(md, key);
+    if (!p)
+        return false;
+    p += strlen(key);
+    char q = *p++;
+    const char *end = (q == '"' || q == '\'') ? strchr(p, q) : NULL;
+    if (!end || (size_t)(end - p) >= size)
+        return false;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = '\0';
+    return true;
+}
+
+bool agent_domain_meta(virDomainPtr dom, const char *node, char slot[32],
+                       char instance[NUBO_UUID_STR_LEN + 1])
+{
+    slot[0] = instance[0] = '\0';
+    if (!agent_domain_is_ours(dom, node))
+        return false;
+    cleanup_free char *md =
+        virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, AGENT_METADATA_NS, 0);
+    if (md) {
+        if (!meta_attr(md, "slot", slot, 32))
+            slot[0] = '\0';
+        if (!meta_attr(md, "instance", instance, NUBO_UUID_STR_LEN + 1) ||
+            !nubo_uuid_valid(instance))
+            instance[0] = '\0';
+    }
+    return true;
+}
+
+int agent_domain_meta_take(virDomainPtr dom, const char *node, const char *slot,
+                           const char *instance)
+{
+    cleanup_free char *esc = agent_xml_escape(node);
+    cleanup_free char *sl = agent_xml_escape(slot);
+    if (!esc || !sl)
+        return -1;
+    char md[512];
+    if (nubo_snprintf(md, sizeof(md), "<instance node='%s' slot='%s' instance='%s'/>", esc, sl,
+                      instance) < 0)
+        return -1;
+    return virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, md, "nubo", AGENT_METADATA_NS,
+                                VIR_DOMAIN_AFFECT_LIVE);
 }
 
 bool agent_domain_is_ours(virDomainPtr dom, const char *node)

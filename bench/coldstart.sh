@@ -3,15 +3,28 @@
 # unikernel and for a stock Unikraft 0.17 kernel (tests/fixtures/unikraft/nubohello, ready at its
 # first console output), N runs, median and p90, against bare qemu booting the same kernel on
 # the same accelerator in the same run; then creates per second with 100 instances at once.
+# Hello runs twice: at 16 MiB it takes a warm slot (the cluster's nodes keep SLOTS of shape 16x1
+# each), at 24 MiB no slot fits and it takes the plain libvirt path; same for the burst (BURST
+# instances, default 100). virsh create beside bare qemu: bench/coldstart_agent.sh.
 # usage: bench/coldstart.sh [BUILD_DIR] [RUNS]   (root; starts and removes a private cluster)
 set -euo pipefail
 NUBO_SRC=$(cd "$(dirname "$0")/.." && pwd)
 NUBO_BUILD=${1:-$NUBO_SRC/build}
 RUNS=${2:-15}
+BURST=${BURST:-100}
+SLOTS=${SLOTS:-$(( (BURST + 1) / 2 > 64 ? 64 : (BURST + 1) / 2 ))}
 export NUBO_SRC NUBO_BUILD
+export NUBO_DEVCLUSTER_SLOTS=$SLOTS NUBO_DEVCLUSTER_SLOT_SHAPES=16x1
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
 t_cluster_up fra:2
+# every node's pool full before anything is timed
+pool_full() {
+    local n
+    for n in fra-1 fra-2; do
+        [ "$(grep -c 'warm slot .* ready in' "$NUBO_DEVCLUSTER_DIR/nodes/$n/agent.log")" -ge "$SLOTS" ] || return 1
+    done
+}
 t_cluster_runtimes
 HELLO=$NUBO_BUILD/guest/hello/hello
 [ -f "$HELLO" ] || t_fail "no $HELLO"
@@ -26,10 +39,12 @@ for n in 1 2; do
 done
 t_api GET /v1/instances | t_json '",".join(i["uuid"] for i in d["data"]["instances"])' > "$T_TMP/warm"
 t_api DELETE "/v1/instances?uuid=$(cat "$T_TMP/warm")" > /dev/null
+t_wait_for 1800 pool_full || t_fail "warm slot pools did not fill ($SLOTS per node)"
 
-python3 - "$API" "$USER_TOKEN" "$HELLO" "$ACCEL" "$RUNS" "$UKHELLO" <<'PY'
-import json, statistics, subprocess, sys, time, urllib.error, urllib.request
+python3 - "$API" "$USER_TOKEN" "$HELLO" "$ACCEL" "$RUNS" "$UKHELLO" "$BURST" "$NUBO_DEVCLUSTER_DIR" "$SLOTS" <<'PY'
+import json, re, statistics, subprocess, sys, time, urllib.error, urllib.request
 base, token, hello, accel, runs, ukhello = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+burst, dc, slots = int(sys.argv[7]), sys.argv[8], int(sys.argv[9])
 
 def call(method, path, body=None):
     req = urllib.request.Request(base + path, method=method,
@@ -49,7 +64,10 @@ def pct(xs, p):
 # What the agent gives each kind: our PVH hello on microvm, ready at NUBO_READY; the Multiboot
 # Unikraft kernel on pc with RDRAND (TCG), ready at its first console output.
 KINDS = [
-    ("hello unikernel", "official/hello:latest", 16, ["--wait"],
+    ("hello unikernel, warm slot (16 MiB)", "official/hello:latest", 16, ["--wait"],
+     ["-M", "microvm", "-kernel", hello, "-append", "-- --wait"], lambda l: l.startswith(b"NUBO_READY"),
+     "NUBO_READY"),
+    ("hello unikernel, no slot (24 MiB: no slot shape)", "official/hello:latest", 24, ["--wait"],
      ["-M", "microvm", "-kernel", hello, "-append", "-- --wait"], lambda l: l.startswith(b"NUBO_READY"),
      "NUBO_READY"),
     ("stock Unikraft 0.17 (nubohello)", "demo/ukhello:latest", 64, ["sleep"],
@@ -79,34 +97,69 @@ def api_create(image, mem, args):
     i = r["data"]["instances"][0]
     assert i["state"] == "running", i
     call("DELETE", "/v1/instances/" + i["uuid"])
-    return dt, i["boot_time_us"] / 1e6
+    return dt, i["boot_time_us"] / 1e6, i.get("boot_phases") or {}
+
+def pool_full():
+    for n in ("fra-1", "fra-2"):
+        log = open("%s/nodes/%s/agent.log" % (dc, n)).read()
+        warm = len(re.findall(r"warm slot \S+ \(\S+\) ready in", log)) - \
+               len(re.findall(r"started from warm slot", log)) - len(re.findall(r"its qemu ended", log))
+        if warm < slots:
+            return False
+    return True
+
+def wait_pool():
+    end = time.monotonic() + 1800
+    while not pool_full() and time.monotonic() < end:
+        time.sleep(1)
 
 ms = lambda x: "%.1f ms" % (x * 1000)
+results = {}
 for name, image, mem, args, qargs, ready, what in KINDS:
-    qemu, nubo, boot = [], [], []
+    qemu, nubo, boot, phases = [], [], [], []
     for _ in range(runs):
+        if "warm slot" in name:
+            wait_pool()  # time a take, not a start that found the pool still refilling
         qemu.append(bare_qemu(qargs, ready, mem))
-        a, b = api_create(image, mem, args)
-        nubo.append(a); boot.append(b)
+        a, b, ph = api_create(image, mem, args)
+        nubo.append(a); boot.append(b); phases.append(ph)
         time.sleep(0.3)  # let the deleted guest go before the next start
     print("cold start, %s, accel %s, %d runs (image cached on the node)" % (name, accel, runs))
     print("  bare qemu-system-x86_64 -> %s    median %s  p90 %s" % (what, ms(statistics.median(qemu)), ms(pct(qemu, 90))))
     print("  nubo API create -> running (wall clock)  median %s  p90 %s" % (ms(statistics.median(nubo)), ms(pct(nubo, 90))))
     print("    of which boot_time_us (agent: libvirt start -> %s)  median %s" % (what, ms(statistics.median(boot))))
     print("  ratio nubo / bare qemu (median): %.2f" % (statistics.median(nubo) / statistics.median(qemu)))
+    med = lambda k: statistics.median([p.get(k, 0) for p in phases]) / 1e3
+    print("    boot_phases medians (ms): image %.1f, domain prep %.1f, vmm (libvirt start) %.1f, "
+          "slot take %.1f (RAM copy %.2f), guest %.1f" % (med("image_us"), med("domain_us"),
+          med("vmm_us"), med("slot_us"), med("copy_us"), med("guest_us")))
+    results[name] = (statistics.median(nubo), pct(nubo, 90), statistics.median(qemu))
 
-# 100 instances requested at once: one create with replicas 99, then one batch wait.
-t0 = time.monotonic()
-r = call("POST", "/v1/instances", {"image": "official/hello:latest", "memory_mb": 16,
-                                   "args": ["--wait"], "metro": "fra", "replicas": 99,
-                                   "autostart": True})
-t_ack = time.monotonic() - t0
-uuids = [i["uuid"] for i in r["data"]["instances"] if i["status"] == "success"]
-w = call("GET", "/v1/instances/wait", [{"uuid": u, "state": "running", "timeout_ms": 300000} for u in uuids])
-t_run = time.monotonic() - t0
-ok = sum(1 for i in w["data"]["instances"] if i.get("state") == "running")
-print("100 instances at once: %d acknowledged in %s (%.0f creates/s); %d running after %.2f s (%.1f instances/s)"
-      % (len(uuids), ms(t_ack), len(uuids) / t_ack, ok, t_run, ok / t_run))
-for k in range(0, len(uuids), 50):
-    call("DELETE", "/v1/instances?uuid=" + ",".join(uuids[k:k + 50]))
+# BURST instances requested at once: one create with replicas BURST-1, then one batch wait;
+# at 16 MiB from the warm slots, at 24 MiB through libvirt.
+def run_burst(mem, label):
+    t0 = time.monotonic()
+    r = call("POST", "/v1/instances", {"image": "official/hello:latest", "memory_mb": mem,
+                                       "args": ["--wait"], "metro": "fra", "replicas": burst - 1,
+                                       "autostart": True})
+    t_ack = time.monotonic() - t0
+    uuids = [i["uuid"] for i in r["data"]["instances"] if i["status"] == "success"]
+    w = call("GET", "/v1/instances/wait", [{"uuid": u, "state": "running", "timeout_ms": 600000} for u in uuids])
+    t_run = time.monotonic() - t0
+    ok = sum(1 for i in w["data"]["instances"] if i.get("state") == "running")
+    print("%d instances at once, %s: %d acknowledged in %s (%.0f creates/s); %d running after %.2f s (%.1f instances/s)"
+          % (burst, label, len(uuids), ms(t_ack), len(uuids) / t_ack, ok, t_run, ok / t_run))
+    for k in range(0, len(uuids), 50):
+        call("DELETE", "/v1/instances?uuid=" + ",".join(uuids[k:k + 50]))
+    return ok / t_run
+
+wait_pool()
+with_slots = run_burst(16, "from warm slots (16 MiB)")
+without = run_burst(24, "no slot (24 MiB, libvirt)")
+s_med, s_p90, q_s = results["hello unikernel, warm slot (16 MiB)"]
+p_med, p_p90, q_p = results["hello unikernel, no slot (24 MiB: no slot shape)"]
+print("summary, hello: nubo with slots %s (p90 %s) = %.2f x bare qemu; without slots %s (p90 %s) = %.2f x; "
+      "burst of %d: %.1f/s with slots, %.1f/s without (%.1f x)"
+      % (ms(s_med), ms(s_p90), s_med / q_s, ms(p_med), ms(p_p90), p_med / q_p, burst, with_slots,
+         without, with_slots / without if without else 0))
 PY

@@ -107,10 +107,13 @@ json_t *nubo_status_report_encode(const struct nubo_status_report *r)
     json_object_set_new(o, "boot_time_us", json_integer(r->boot_time_us));
     json_object_set_new(o, "net_time_us", json_integer(r->net_time_us));
     json_object_set_new(o, "phases_us",
-                        json_pack("{s:I, s:I, s:I, s:I}", "image", (json_int_t)r->phases.image_us,
-                                  "domain", (json_int_t)r->phases.domain_us, "vmm",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "image",
+                                  (json_int_t)r->phases.image_us, "domain",
+                                  (json_int_t)r->phases.domain_us, "vmm",
                                   (json_int_t)r->phases.vmm_us, "guest",
-                                  (json_int_t)r->phases.guest_us));
+                                  (json_int_t)r->phases.guest_us, "slot",
+                                  (json_int_t)r->phases.slot_us, "copy",
+                                  (json_int_t)r->phases.copy_us));
     json_object_set_new(o, "start_count", json_integer(r->start_count));
     json_object_set_new(o, "restart_count", json_integer(r->restart_count));
     json_object_set_new(o, "started_at", pj_time_new(r->started_at_us));
@@ -177,6 +180,8 @@ int nubo_status_report_decode(json_t *j, const char *ctx, struct nubo_status_rep
         TRY(pj_int(ph, pctx, "domain", false, 0, big, &out->phases.domain_us, err));
         TRY(pj_int(ph, pctx, "vmm", false, 0, big, &out->phases.vmm_us, err));
         TRY(pj_int(ph, pctx, "guest", false, 0, big, &out->phases.guest_us, err));
+        TRY(pj_int(ph, pctx, "slot", false, 0, big, &out->phases.slot_us, err));
+        TRY(pj_int(ph, pctx, "copy", false, 0, big, &out->phases.copy_us, err));
     }
     TRY(pj_int(j, ctx, "start_count", false, 0, big, &out->start_count, err));
     TRY(pj_int(j, ctx, "restart_count", false, 0, big, &out->restart_count, err));

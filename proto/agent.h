@@ -66,9 +66,12 @@ int nubo_restart_policy_parse(const char *s, enum nubo_restart_policy *out);
 #define NUBO_STOP_USER 0x08u
 #define NUBO_STOP_FORCED 0x10u
 
-/* Where the time of a start went. */
+/* Where the time of a start went. A start from a warm slot (agent/README.md) has no vmm
+ * phase: slot_us is its take (RAM written, resumed), copy_us the part of it spent writing the
+ * kernel into the slot's guest RAM. */
 struct nubo_phases {
     int64_t image_us, domain_us, vmm_us, guest_us;
+    int64_t slot_us, copy_us;
 };
 
 /* One instance as a node observes it (status report, also the register inventory). */

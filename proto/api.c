@@ -314,11 +314,13 @@ json_t *nubo_instance_encode(const struct nubo_instance *in, bool details)
     json_object_set_new(o, "boot_time_us", json_integer(in->boot_time_us));
     json_object_set_new(o, "net_time_us", json_integer(in->net_time_us));
     json_object_set_new(o, "boot_phases",
-                        json_pack("{s:I, s:I, s:I, s:I}", "image_us",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "image_us",
                                   (json_int_t)in->boot_phases.image_us, "domain_us",
                                   (json_int_t)in->boot_phases.domain_us, "vmm_us",
                                   (json_int_t)in->boot_phases.vmm_us, "guest_us",
-                                  (json_int_t)in->boot_phases.guest_us));
+                                  (json_int_t)in->boot_phases.guest_us, "slot_us",
+                                  (json_int_t)in->boot_phases.slot_us, "copy_us",
+                                  (json_int_t)in->boot_phases.copy_us));
     json_object_set_new(o, "start_count", json_integer(in->start_count));
     json_object_set_new(o, "restart_count", json_integer(in->restart_count));
     /* never null: Go's decoder and strict schema validators refuse null for a string, so an
@@ -405,6 +407,8 @@ int nubo_instance_decode(json_t *j, struct nubo_instance *out, struct nubo_err *
         D(pj_int(sub, "boot_phases", "domain_us", false, 0, big, &out->boot_phases.domain_us, err));
         D(pj_int(sub, "boot_phases", "vmm_us", false, 0, big, &out->boot_phases.vmm_us, err));
         D(pj_int(sub, "boot_phases", "guest_us", false, 0, big, &out->boot_phases.guest_us, err));
+        D(pj_int(sub, "boot_phases", "slot_us", false, 0, big, &out->boot_phases.slot_us, err));
+        D(pj_int(sub, "boot_phases", "copy_us", false, 0, big, &out->boot_phases.copy_us, err));
     }
     D(pj_int(j, "", "start_count", false, 0, big, &out->start_count, err));
     D(pj_int(j, "", "restart_count", false, 0, big, &out->restart_count, err));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libvirtd restarts under a running agent: the guest keeps running, the agent's close callback
 # reconnects with back-off, re-adopts the domain with its report unchanged, and still manages it
-# (a stop afterwards is carried out and reported from lifecycle events).
+# (a stop afterwards is carried out and reported from lifecycle events); a warm slot stays in
+# the pool across the restart and the next start takes it.
 # To restart a libvirtd without disturbing anyone else's, this test runs its own: the dev
 # cluster's host layout (a network namespace plus a mount namespace holding private
 # /run/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt), with the agent inside.
@@ -59,15 +60,24 @@ AG_NETNS_KEY=""   # the bridge lives in the agent's own namespace: the host's
 AG_WRAP="nsenter --net=/run/netns/$AG_NS --mount=/proc/$VLPID/ns/mnt --"
 ag_config lvr "[registry]
 url = http://registry
-socket = $T_TMP/registry.sock"
+socket = $T_TMP/registry.sock
+[slots]
+size = 1
+shapes = 64x1"
 ag_start
+# a warm slot rides the restart out too (agent/README.md, "Warm slots")
+t_wait_for 120 grep -q 'warm slot .* ready in' "$AG_DIR/agent.log" || t_fail "no warm slot launched"
+slot=$(grep 'warm slot .* ready in' "$AG_DIR/agent.log" | head -1 | awk '{for(i=1;i<=NF;i++) if($i=="slot"){print $(i+1); exit}}')
 
 R=d0000001-0000-4000-8000-0000000000aa
 ag_inst $R "$img" running 1 '["serve"]' never false 10.77.0.30
 ag_push
 ag_wait $R state running 60
+t_wait_for 20 grep -q "instance $R: started from warm slot $slot" "$AG_DIR/agent.log" || t_fail "R did not take the warm slot"
+t_wait_for 120 bash -c "[ \$(grep -c 'warm slot .* ready in' '$AG_DIR/agent.log') -ge 2 ]" || t_fail "the pool did not refill"
+slot=$(grep 'warm slot .* ready in' "$AG_DIR/agent.log" | tail -1 | awk '{for(i=1;i<=NF;i++) if($i=="slot"){print $(i+1); exit}}')
 before=$(python3 -c 'import json,sys; print(json.dumps([i for i in json.load(open(sys.argv[1]))["instances"] if i["uuid"]==sys.argv[2]][0], sort_keys=True))' "$AG_DIR/status.json" $R)
-qpid=$(pgrep -f "guest=$R" | head -1)
+qpid=$(pgrep -f "guest=$(python3 -c 'import json,sys; print([i.get("domain_name",sys.argv[2]) for i in json.load(open(sys.argv[1]))["instances"] if i["uuid"]==sys.argv[2]][0])' "$AG_DIR/state/state.json" $R)," | head -1)
 [ -n "$qpid" ] || t_fail "no qemu process for $R"
 t_log "guest running (qemu pid $qpid); restarting libvirtd (pid $LVPID)"
 
@@ -85,7 +95,9 @@ LVPID=$(cat "$LV/libvirtd.pid")
 t_track_pid "$LVPID"
 t_wait_for 60 grep -q "re-adopted" "$AG_DIR/agent.log" || t_fail "agent did not reconnect and re-adopt"
 kill -0 "$qpid" || t_fail "guest died across the libvirtd restart"
-lvsh domstate $R | has running || t_fail "libvirtd lost the guest"
+grep -q "instance $R: domain found running in warm slot" "$AG_DIR/agent.log" || t_fail "R not re-adopted in its slot domain"
+lvsh domstate "$slot" | has paused || t_fail "the warm slot $slot did not survive the restart"
+grep -q "replacing it" "$AG_DIR/agent.log" && t_fail "a warm slot was replaced across the restart"
 after=$(python3 -c 'import json,sys; print(json.dumps([i for i in json.load(open(sys.argv[1]))["instances"] if i["uuid"]==sys.argv[2]][0], sort_keys=True))' "$AG_DIR/status.json" $R)
 [ "$before" = "$after" ] || t_fail "report changed across the libvirtd restart: $before -> $after"
 
@@ -95,4 +107,10 @@ ag_push
 ag_wait $R state stopped 30
 [ "$(ag_get $R stop_reason)" = 28 ] || t_fail "stop_reason $(ag_get $R stop_reason)"
 kill -0 "$qpid" 2>/dev/null && t_fail "guest still running after stop"
+# the slot kept across the restart is taken by the next start
+S=d0000001-0000-4000-8000-0000000000ab
+ag_inst $S "$img" running 1 '["serve"]' never false 10.77.0.31
+ag_push
+ag_wait $S state running 60
+t_wait_for 20 grep -q "instance $S: started from warm slot $slot" "$AG_DIR/agent.log" || t_fail "S did not take the slot kept across the restart"
 t_log "PASS"

@@ -32,7 +32,7 @@ static void test_register_roundtrip(void **state)
     struct nubo_status_report rep = {.state = NUBO_STATE_RUNNING,
                                      .start_seq = 3,
                                      .boot_time_us = 15090,
-                                     .phases = {1200, 300, 5000, 8590},
+                                     .phases = {1200, 300, 5000, 8590, 40, 7},
                                      .start_count = 1,
                                      .started_at_us = 1795746040123456,
                                      .has_exit_code = true,
@@ -70,6 +70,8 @@ static void test_register_roundtrip(void **state)
     assert_int_equal(r->start_seq, 3);
     assert_int_equal(r->boot_time_us, 15090);
     assert_int_equal(r->phases.vmm_us, 5000);
+    assert_int_equal(r->phases.slot_us, 40);
+    assert_int_equal(r->phases.copy_us, 7);
     assert_int_equal(r->started_at_us, 1795746040123456);
     assert_int_equal(r->stopped_at_us, 0);
     assert_true(r->has_exit_code);

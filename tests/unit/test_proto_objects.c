@@ -305,12 +305,14 @@ static void test_instance_phases_and_group(void **state)
         .state = NUBO_STATE_RUNNING,
         .created_at_us = t0(),
         .boot_time_us = 15090,
-        .boot_phases = {.image_us = 1200, .domain_us = 800, .vmm_us = 9000, .guest_us = 6090},
+        .boot_phases = {.image_us = 1200, .domain_us = 800, .vmm_us = 9000, .guest_us = 6090,
+                        .slot_us = 0, .copy_us = 0},
         .service_group = &g};
     json_t *j = nubo_instance_encode(&in, true);
     char *s = json_dumps(j, JSON_COMPACT);
     assert_non_null(strstr(s, "\"net_time_us\":0,\"boot_phases\":{\"image_us\":1200,"
-                              "\"domain_us\":800,\"vmm_us\":9000,\"guest_us\":6090},"));
+                              "\"domain_us\":800,\"vmm_us\":9000,\"guest_us\":6090,"
+                              "\"slot_us\":0,\"copy_us\":0},"));
     /* views.c ctl_instance_json: the group comes last */
     assert_non_null(strstr(s, "\"service_group\":{\"uuid\":\"" U1 "\""));
     assert_int_equal(s[strlen(s) - 1], '}');
@@ -318,6 +320,7 @@ static void test_instance_phases_and_group(void **state)
     struct nubo_instance back;
     assert_int_equal(nubo_instance_decode(j, &back, NULL), 0);
     assert_int_equal(back.boot_phases.vmm_us, 9000);
+    assert_int_equal(back.boot_phases.slot_us, 0);
     assert_non_null(back.service_group);
     assert_string_equal(back.service_group->domains[1].cert.name, "example");
     json_t *again = nubo_instance_encode(&back, true);
