@@ -748,6 +748,8 @@ void ctl_agent_free(struct ctl_ctx *ctx);
 /* ingress_watch.c */
 int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro); /* event */
+/* Why metro's ingress left public port out of HAProxy (its last report), NULL = it did not. */
+const char *ctl_ingress_port_error(struct ctl_ctx *ctx, const char *metro, int64_t port);
 void ctl_ingress_free(struct ctl_ctx *ctx);
 
 /* ==== server.c: the router ==== */
