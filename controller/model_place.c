@@ -322,9 +322,12 @@ static bool pinned_by(struct ctl_ctx *ctx, const struct ctl_instance *in, char *
 {
     size_t n = 0;
     cleanup_free struct nubo_volume_mount *m = ctl_volumes_of_instance(ctx, in->row.uuid, &n);
-    if (n)
-        snprintf(vol, size, "%s", m[0].name[0] ? m[0].name : m[0].uuid);
-    return n > 0;
+    if (n == 0)
+        return false;
+    /* the mount names its volume by uuid; the user knows it by name */
+    const struct ctl_volume *v = ctl_volume_find(ctx, in->row.owner, m[0].uuid, NULL);
+    snprintf(vol, size, "%s", v ? v->row.name : m[0].uuid);
+    return true;
 }
 
 int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
