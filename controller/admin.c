@@ -151,9 +151,11 @@ static void node_api(const struct ctl_node *n, struct nubo_node *out)
                                   : "ready");
     out->memory_mb = n->row.memory_mb;
     out->vcpus = n->row.vcpus;
-    out->free_memory_mb = n->row.memory_mb - n->used_memory_mb;
-    out->allocated_memory_mb = n->used_memory_mb;
-    out->allocated_vcpus = n->used_vcpus;
+    int64_t used_mb, used_vcpus; /* running instances only: stopped ones hold nothing */
+    ctl_node_used(n, &used_mb, &used_vcpus);
+    out->free_memory_mb = n->row.memory_mb - used_mb;
+    out->allocated_memory_mb = used_mb;
+    out->allocated_vcpus = used_vcpus;
     out->instances = (int64_t)n->n_instances;
     snprintf(out->accel, sizeof(out->accel), "%s", n->row.accel);
     ctl_node_subnet(n, out->subnet);
@@ -229,7 +231,9 @@ int ctl_handle_metros(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_e
             snprintf(m->state, sizeof(m->state), "online");
             m->ready_nodes++;
             m->memory_mb += n->row.memory_mb;
-            m->free_memory_mb += n->row.memory_mb - n->used_memory_mb;
+            int64_t used_mb, used_vcpus;
+            ctl_node_used(n, &used_mb, &used_vcpus);
+            m->free_memory_mb += n->row.memory_mb - used_mb;
         }
     }
     json_t *out = json_array();

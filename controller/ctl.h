@@ -131,8 +131,7 @@ struct ctl_node {
     bool ready;              /* false = unavailable (missed heartbeats) */
     int64_t last_seen_mono_us;
     int64_t heartbeat_told_ms; /* the interval this node was last told to heartbeat at */
-    int64_t used_memory_mb, used_vcpus;
-    size_t n_instances;
+    size_t n_instances; /* placed here, stopped ones included (they keep their address) */
     uint8_t ip_used[32]; /* host byte of the /24 */
     int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
@@ -437,8 +436,17 @@ void ctl_state_free(struct ctl_ctx *ctx);
 enum nubo_state ctl_instance_state(const struct ctl_instance *in);
 /* A wait for want can no longer succeed (the instance stopped after its latest start). */
 bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
+/* The instance takes its node's memory and vCPUs now (meant to run, or not yet reported
+ * stopped); stopped and standby instances hold only their address. */
+bool ctl_instance_holds(const struct ctl_instance *in);
+/* What the node's instances that hold capacity take of it. */
+void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus);
 void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node);
 void ctl_instance_detach(struct ctl_instance *in);
+/* After a committed re-placement (the row's node and address, its observation deleted): move
+ * the instance to node to with address host; both nodes' desired sets change. */
+void ctl_instance_move(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *to,
+                       int host);
 void ctl_instance_destroy(struct ctl_instance *in);
 /* Index a committed instance (by uuid and owner/name), on its node and in its group. */
 void ctl_instance_add(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *node);
@@ -474,6 +482,9 @@ struct ctl_desire {
     bool force;
     int64_t drain_timeout_ms;
     bool changed;
+    /* set by ctl_place_starts: a start its node has no room for runs there instead */
+    struct ctl_node *move_to;
+    int move_ip_host;
 };
 int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err);
 /* Persist the reports of node that change something (one transaction), then apply them. */
@@ -526,6 +537,11 @@ int ctl_ip_lowest_free(const uint8_t used[32]);
 int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nubo_create_req *cr,
               const struct ctl_image_row *im, json_t *sgj, struct ctl_instance **made,
               size_t *n_made, struct nubo_err *err);
+/* Room for the starts in d of instances that hold nothing now (stopped, standby): each runs on
+ * its own node when that has room and takes new work, else d[i].move_to names another ready
+ * node of its metro (and d[i].move_ip_host its address there). An instance whose volumes pin
+ * it to a full node, or one that fits nowhere, is a 503 naming it; nothing is changed. */
+int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err);
 
 /* ---- model_quotas.c: per-user quotas ---- */
 /* What owner holds, counted from the working set. */
@@ -770,6 +786,8 @@ void ctl_agent_free(struct ctl_ctx *ctx);
 /* ingress_watch.c */
 int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro); /* event */
+/* Why metro's ingress left public port out of HAProxy (its last report), NULL = it did not. */
+const char *ctl_ingress_port_error(struct ctl_ctx *ctx, const char *metro, int64_t port);
 void ctl_ingress_free(struct ctl_ctx *ctx);
 
 /* ==== server.c: the router ==== */

@@ -1,7 +1,9 @@
 /* GET /ingress/v1/watch: each metro's nubo-ingress long-polls its full service set (groups,
  * domains, certificates, running and standby backends). The model's services_changed event
  * (main.c wires it here) bumps the metro's version and answers the parked polls after the loop
- * turn. POST /ingress/v1/traffic and /wake carry scale-to-zero's signals to model_s2z.c. */
+ * turn. POST /ingress/v1/traffic and /wake carry scale-to-zero's signals to model_s2z.c;
+ * POST /ingress/v1/ports says which public ports the ingress could not bind (kept here, in
+ * memory: the ingress re-sends it, and shown on the groups that publish them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ struct ing_metro {
     struct ctl_parked *watches;
     struct event *flush_ev;
     struct ctl_ctx *ctx;
+    struct nubo_ingress_ports_report *left_out; /* the latest ports report, NULL = none */
 };
 
 static void ing_flush_cb(evutil_socket_t fd, short what, void *arg);
@@ -156,6 +159,45 @@ static void ing_timeout(struct ctl_parked *p)
     ctl_parked_free(p);
 }
 
+const char *ctl_ingress_port_error(struct ctl_ctx *ctx, const char *metro, int64_t port)
+{
+    const struct ing_metro *m = ctl_map_get(&ctx->ing_metros, metro);
+    for (size_t i = 0; m && m->left_out && i < m->left_out->n_left_out; i++)
+        if (m->left_out->left_out[i].port == port)
+            return m->left_out->left_out[i].error;
+    return NULL;
+}
+
+/* POST /ports: the whole set of ports the metro's ingress left out replaces the last one. */
+static int ing_ports(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
+{
+    if (ri->method != EVHTTP_REQ_POST)
+        return nubo_error_http(err, 405, "%s: use POST", ri->path);
+    json_t *j = NULL;
+    if (pj_parse(ri->body ? ri->body : "", ri->body_len, NUBO_INGRESS_MAX_SMALL_BODY, &j, err) < 0)
+        return ctl_err_status(err, 400);
+    cleanup_free struct nubo_ingress_ports_report *r = xmalloc(sizeof(*r));
+    int rc = nubo_ingress_ports_report_decode(j, r, err);
+    json_decref(j);
+    if (rc < 0)
+        return -1;
+    struct ing_metro *m = ing_metro(ctx, r->metro);
+    for (size_t i = 0; i < r->n_left_out; i++) {
+        bool known = false;
+        for (size_t k = 0; m->left_out && k < m->left_out->n_left_out; k++)
+            known = known || m->left_out->left_out[k].port == r->left_out[i].port;
+        if (!known)
+            log_warnx("metro %s: the ingress left out public port %lld: %s", m->name,
+                      (long long)r->left_out[i].port, r->left_out[i].error);
+    }
+    free(m->left_out);
+    m->left_out = NULL;
+    if (r->n_left_out)
+        m->left_out = steal_pointer(&r);
+    ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, json_object());
+    return 0;
+}
+
 int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     char token[NUBO_AGENT_TOKEN_MAX];
@@ -225,8 +267,11 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
                                "<the [ingress] token_file contents>");
     if (strcmp(rest, "/traffic") == 0 || strcmp(rest, "/wake") == 0)
         return ing_s2z(ctx, ri, rest, err);
+    if (strcmp(rest, "/ports") == 0)
+        return ing_ports(ctx, ri, err);
     if (strcmp(rest, "/watch") != 0)
-        return nubo_error_http(err, 404, "no endpoint %.200s (watch, traffic, wake)", ri->path);
+        return nubo_error_http(err, 404, "no endpoint %.200s (watch, traffic, wake, ports)",
+                               ri->path);
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "%s: use GET", ri->path);
     int64_t version, timeout_ms;
@@ -259,6 +304,7 @@ void ctl_ingress_free(struct ctl_ctx *ctx)
         struct ing_metro *m = e->val;
         ctl_park_drain(&m->watches);
         event_free(m->flush_ev);
+        free(m->left_out);
         free(m);
     }
     ctl_map_clear(&ctx->ing_metros);

@@ -69,8 +69,6 @@ void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node)
     if (node->inst_head)
         node->inst_head->node_prev = in;
     node->inst_head = in;
-    node->used_memory_mb += in->row.memory_mb;
-    node->used_vcpus += in->row.vcpus;
     node->n_instances++;
     int h = (int)in->row.ip_host;
     if (h > 0 && h < 256)
@@ -88,14 +86,31 @@ void ctl_instance_detach(struct ctl_instance *in)
         node->inst_head = in->node_next;
     if (in->node_next)
         in->node_next->node_prev = in->node_prev;
-    node->used_memory_mb -= in->row.memory_mb;
-    node->used_vcpus -= in->row.vcpus;
     node->n_instances--;
     int h = (int)in->row.ip_host;
     if (h > 0 && h < 256)
         node->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
     in->node = NULL;
     in->node_prev = in->node_next = NULL;
+}
+
+void ctl_instance_move(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *to,
+                       int host)
+{
+    struct ctl_node *from = in->node;
+    ctl_instance_detach(in);
+    memcpy(in->row.node_uuid, to->row.uuid, sizeof(in->row.node_uuid));
+    in->row.ip_host = host;
+    /* what the old node reported says nothing about the new placement */
+    if (in->has_obs)
+        nubo_status_report_free(&in->obs);
+    in->has_obs = false;
+    free(in->assign_json);
+    in->assign_json = NULL;
+    ctl_instance_attach(in, to);
+    ctl_node_bump(ctx, to);
+    if (from && from != to)
+        ctl_node_bump(ctx, from);
 }
 
 void ctl_instance_destroy(struct ctl_instance *in)

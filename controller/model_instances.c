@@ -138,7 +138,7 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
 {
     for (size_t i = 0; i < n; i++)
         d[i].changed = false;
-    if (desire_quota(ctx, d, n, err) < 0)
+    if (desire_quota(ctx, d, n, err) < 0 || ctl_place_starts(ctx, d, n, err) < 0)
         return -1;
     if (ctl_store_begin(&ctx->store, err) < 0)
         return -1;
@@ -151,7 +151,12 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         struct ctl_instance_row tmp = d[i].in->row; /* shallow: only scalars change */
         if (twice || !desired_row(&d[i], &tmp))
             continue;
-        if (ctl_store_instance_put(&ctx->store, &tmp, err) < 0 ||
+        if (d[i].move_to) { /* re-placed at start: another node, another address */
+            memcpy(tmp.node_uuid, d[i].move_to->row.uuid, sizeof(tmp.node_uuid));
+            tmp.ip_host = d[i].move_ip_host;
+        }
+        if ((d[i].move_to && ctl_store_obs_delete(&ctx->store, tmp.uuid, err) < 0) ||
+            ctl_store_instance_put(&ctx->store, &tmp, err) < 0 ||
             ((tmp.s2z.policy != NUBO_S2Z_OFF || tmp.standby != d[i].in->row.standby) &&
              ctl_store_s2z_put(&ctx->store, &tmp, err) < 0)) {
             ctl_store_rollback(&ctx->store);
@@ -169,8 +174,13 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         desired_row(&d[i], &in->row);
         free(in->assign_json);
         in->assign_json = NULL;
-        if (in->node)
+        if (d[i].move_to) {
+            log_info("instance %s: node %s has no room for its start, placed on %s",
+                     in->row.name, in->node ? in->node->row.name : "?", d[i].move_to->row.name);
+            ctl_instance_move(ctx, in, d[i].move_to, d[i].move_ip_host);
+        } else if (in->node) {
             ctl_node_bump(ctx, in->node);
+        }
     }
     for (size_t i = 0; i < n; i++)
         if (d[i].changed)

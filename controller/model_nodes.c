@@ -218,7 +218,10 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
                                    "cannot drain node %s: instance %s mounts volumes that live "
                                    "there; delete it first; nothing was moved",
                                    node->row.name, inst[i]->row.name);
-        struct ctl_sched_req sr = {node->row.metro, inst[i]->row.memory_mb, inst[i]->row.vcpus, 1};
+        /* a stopped instance takes only an address: its start finds it room */
+        bool holds = ctl_instance_holds(inst[i]);
+        struct ctl_sched_req sr = {node->row.metro, holds ? inst[i]->row.memory_mb : 0,
+                                   holds ? inst[i]->row.vcpus : 0, 1};
         if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0)
             return nubo_error_http(err, 409,
                                    "cannot drain node %s: no other ready node of metro %s has "
@@ -233,8 +236,8 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
             return nubo_error_http(err, 409, "cannot drain node %s: node %s has no free address",
                                    node->row.name, nodes[t]->row.name);
         ipmap[t][host[i] / 8] |= (uint8_t)(1u << (host[i] % 8));
-        sn[t].free_memory_mb -= inst[i]->row.memory_mb;
-        sn[t].free_vcpus -= inst[i]->row.vcpus;
+        sn[t].free_memory_mb -= sr.memory_mb;
+        sn[t].free_vcpus -= sr.vcpus;
         sn[t].free_ips--;
     }
     struct ctl_node_row nrow = node->row;
@@ -259,17 +262,7 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
     for (size_t i = 0; i < ni; i++) {
         struct ctl_instance *in = inst[i];
         struct ctl_node *to = nodes[target[i]];
-        ctl_instance_detach(in);
-        memcpy(in->row.node_uuid, to->row.uuid, sizeof(in->row.node_uuid));
-        in->row.ip_host = host[i];
-        /* what the old node reported says nothing about the new placement */
-        if (in->has_obs)
-            nubo_status_report_free(&in->obs);
-        in->has_obs = false;
-        free(in->assign_json);
-        in->assign_json = NULL;
-        ctl_instance_attach(in, to);
-        ctl_node_bump(ctx, to);
+        ctl_instance_move(ctx, in, to, host[i]);
         struct nubo_moved_instance *mv = &(*moved)[(*n_moved)++];
         memcpy(mv->uuid, in->row.uuid, sizeof(mv->uuid));
         snprintf(mv->name, sizeof(mv->name), "%s", in->row.name);

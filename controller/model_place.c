@@ -1,6 +1,8 @@
 /* Placement of a create: one decoded create object becomes replicas + 1 instances with names,
  * nodes (the scheduler), private addresses and, when asked, a service group, committed in one
- * transaction. All or nothing: a create that does not fit changes nothing. */
+ * transaction. All or nothing: a create that does not fit changes nothing. And room for a
+ * start: a stopped instance holds no memory (as on the platform), so a node may be
+ * overcommitted by stopped instances and a start finds room on its node or another. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +215,9 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     if (pick_names(ctx, u, cr, im, names, count, err) < 0)
         return -1;
     cleanup_free size_t *place = xcalloc(count, sizeof(*place));
-    struct ctl_sched_req sr = {metro, cr->memory_mb, cr->vcpus, count};
+    /* a create that does not start takes only addresses now: its start finds it room */
+    struct ctl_sched_req sr = {metro, cr->autostart ? cr->memory_mb : 0,
+                               cr->autostart ? cr->vcpus : 0, count};
     /* an instance mounting volumes runs on the node that holds them */
     cleanup_free struct ctl_volume_plan *vp = xmalloc(sizeof(*vp));
     if (ctl_volumes_plan(ctx, u, cr, vp, err) < 0)
@@ -308,4 +312,80 @@ undo:
         ctl_instance_destroy(inst[i]);
     }
     return rc;
+}
+
+/* ---- starts ---- */
+
+/* Does the instance mount volumes (a start cannot leave the node that holds them)? vol: the
+ * first one. */
+static bool pinned_by(struct ctl_ctx *ctx, const struct ctl_instance *in, char *vol, size_t size)
+{
+    size_t n = 0;
+    cleanup_free struct nubo_volume_mount *m = ctl_volumes_of_instance(ctx, in->row.uuid, &n);
+    if (n == 0)
+        return false;
+    /* the mount names its volume by uuid; the user knows it by name */
+    const struct ctl_volume *v = ctl_volume_find(ctx, in->row.owner, m[0].uuid, NULL);
+    snprintf(vol, size, "%s", v ? v->row.name : m[0].uuid);
+    return true;
+}
+
+int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        d[i].move_to = NULL;
+        any = any || (d[i].in && d[i].start && !ctl_instance_holds(d[i].in));
+    }
+    if (!any)
+        return 0;
+    cleanup_free struct ctl_sched_node *sn = NULL;
+    cleanup_free struct ctl_node **nodes = NULL;
+    size_t nn = ctl_sched_snapshot(ctx, NULL, &sn, &nodes);
+    cleanup_free uint8_t(*ipmap)[32] = xcalloc(nn + 1, sizeof(*ipmap));
+    for (size_t k = 0; k < nn; k++)
+        memcpy(ipmap[k], nodes[k]->ip_used, 32);
+    for (size_t i = 0; i < n; i++) {
+        struct ctl_instance *in = d[i].in;
+        bool twice = false;
+        for (size_t k = 0; k < i && in; k++)
+            twice = twice || d[k].in == in;
+        if (in == NULL || !d[i].start || twice || ctl_instance_holds(in))
+            continue;
+        size_t home = 0;
+        while (home < nn && nodes[home] != in->node)
+            home++;
+        const int64_t mem = in->row.memory_mb, vcpus = in->row.vcpus;
+        /* its own node first: the image is there, and so are its volumes */
+        if (home < nn && !nodes[home]->row.maintenance && sn[home].free_memory_mb >= mem &&
+            sn[home].free_vcpus >= vcpus) {
+            sn[home].free_memory_mb -= mem;
+            sn[home].free_vcpus -= vcpus;
+            continue;
+        }
+        char vol[NUBO_NAME_MAX + 1];
+        if (pinned_by(ctx, in, vol, sizeof(vol)))
+            return nubo_error_http(err, 503,
+                                   "cannot start instance %s: its volume %s lives on node %s, "
+                                   "which has no room for it (%lld MiB free, %lld asked); stop "
+                                   "instances there",
+                                   in->row.name, vol, in->node ? in->node->row.name : "?",
+                                   (long long)(home < nn ? sn[home].free_memory_mb : 0),
+                                   (long long)mem);
+        struct ctl_sched_req sr = {in->row.metro, mem, vcpus, 1};
+        size_t t;
+        if (ctl_schedule(sn, nn, &sr, &t, err) < 0)
+            return nubo_error_wrap(err, "cannot start instance %s", in->row.name);
+        int h = ctl_ip_lowest_free(ipmap[t]);
+        if (h < 0)
+            return nubo_error_http(err, 503, "cannot start instance %s: node %s has no free "
+                                   "address", in->row.name, nodes[t]->row.name);
+        ipmap[t][h / 8] |= (uint8_t)(1u << (h % 8));
+        sn[t].free_memory_mb -= mem;
+        sn[t].free_vcpus -= vcpus;
+        sn[t].free_ips--;
+        d[i].move_to = nodes[t];
+        d[i].move_ip_host = h;
+    }
+    return 0;
 }

@@ -23,6 +23,27 @@ enum nubo_state ctl_instance_state(const struct ctl_instance *in)
     return s;
 }
 
+bool ctl_instance_holds(const struct ctl_instance *in)
+{
+    /* meant to run (starting, running, crashed with a restart to come) */
+    if (in->row.desired == NUBO_DESIRED_RUNNING)
+        return true;
+    /* asked to stop: the guest occupies its node until the node reports it stopped. Stopped
+     * and standby instances (stateless: the guest is gone) hold nothing; a start finds them
+     * room (model_place.c). */
+    return in->has_obs && in->obs.state != NUBO_STATE_STOPPED;
+}
+
+void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus)
+{
+    *memory_mb = *vcpus = 0;
+    for (const struct ctl_instance *in = node->inst_head; in; in = in->node_next)
+        if (ctl_instance_holds(in)) {
+            *memory_mb += in->row.memory_mb;
+            *vcpus += in->row.vcpus;
+        }
+}
+
 bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want)
 {
     /* Waiting for running is hopeless once the node acted on the latest start and the

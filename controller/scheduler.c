@@ -95,13 +95,15 @@ size_t ctl_sched_snapshot(struct ctl_ctx *ctx, const struct ctl_node *skip,
         struct ctl_node *n = e->val;
         if (n == skip)
             continue;
+        int64_t used_mb, used_vcpus;
+        ctl_node_used(n, &used_mb, &used_vcpus);
         nodes[nn] = n;
         sn[nn++] = (struct ctl_sched_node){
             .uuid = n->row.uuid,
             .metro = n->row.metro,
             .ready = n->ready && !n->row.maintenance, /* drained nodes take nothing new */
-            .free_memory_mb = n->row.memory_mb - n->used_memory_mb,
-            .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - n->used_vcpus,
+            .free_memory_mb = n->row.memory_mb - used_mb,
+            .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - used_vcpus,
             .free_ips = CTL_HOSTS_PER_NODE - (int64_t)n->n_instances,
         };
     }

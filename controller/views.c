@@ -87,6 +87,11 @@ void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_inst
     memcpy(out->metro, g->row.metro, sizeof(out->metro));
     memcpy(out->ports, g->row.ports, sizeof(out->ports));
     out->n_ports = g->row.n_ports;
+    for (size_t i = 0; i < out->n_ports; i++) {
+        const char *e = ctl_ingress_port_error(ctx, g->row.metro, out->ports[i].port);
+        if (e)
+            snprintf(out->port_errors[i], sizeof(out->port_errors[i]), "%s", e);
+    }
     out->has_services = true;
     for (size_t i = 0; i < g->row.n_domains; i++) {
         struct nubo_svc_domain *d = &out->domains[out->n_domains++];

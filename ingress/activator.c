@@ -168,33 +168,11 @@ static const struct act_target *snap_target(const struct act_snap *s, const char
 static int act_post(struct ing_act *a, const char *path, json_t *body, json_t **reply,
                     struct nubo_err *err)
 {
-    cleanup_free char *text = pj_dump(body);
-    json_decref(body);
-    if (!text)
-        return nubo_error(err, ENOMEM, "%s", path);
-    char url[ING_PATH_MAX + 128], token[sizeof(a->token)];
-    snprintf(url, sizeof(url), "%s%s?metro=%s", a->cfg->controller_url, path, a->cfg->metro);
+    char token[sizeof(a->token)];
     pthread_mutex_lock(&a->mu);
     memcpy(token, a->token, sizeof(token));
     pthread_mutex_unlock(&a->mu);
-    struct nu_http_req rq;
-    nu_http_req_init(&rq, "POST", url);
-    rq.unix_path = a->cfg->controller_socket;
-    rq.bearer = token;
-    rq.headers[0] = "Content-Type: application/json";
-    rq.body = text;
-    rq.body_len = strlen(text);
-    rq.connect_timeout_ms = 2000;
-    rq.timeout_ms = 5000;
-    rq.max_body = 1u << 20;
-    struct nu_http_resp r;
-    int rc = nu_http_do(&rq, &r, err);
-    if (rc == 0 && r.status != 200)
-        rc = nubo_error(err, 0, "%s: HTTP %ld: %.200s", path, r.status, r.body ? r.body : "");
-    if (rc == 0 && reply)
-        rc = pj_parse(r.body ? r.body : "", r.len, 1u << 20, reply, err);
-    nu_http_resp_free(&r);
-    return rc;
+    return ing_controller_post(a->cfg, token, path, body, reply, err);
 }
 
 /* ---- held connections ---- */

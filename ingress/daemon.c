@@ -15,9 +15,11 @@
 #include "http.h"
 #include "log.h"
 #include "pjson.h"
+#include "xalloc.h"
 
 #define ING_BACKOFF_MIN_MS 250
 #define ING_BACKOFF_MAX_MS 10000
+#define ING_LEFT_OUT_RETRY_MS 5000 /* a left-out port is probed again at least this often */
 
 static int write_file(const char *path, const char *text, int mode, struct nubo_err *err)
 {
@@ -71,11 +73,44 @@ static int full_apply(struct ing_daemon *d, const struct ing_plan *p, struct nub
     return 0;
 }
 
-/* A published port something else on this host already listens on would fail the whole reload
- * ("cannot bind socket") and with it every other change: leave that frontend out, say so, and
- * try it again with the next change. Ports the running HAProxy holds are not probed. */
-static void drop_unbindable(struct ing_daemon *d, struct ing_plan *next)
+int ing_controller_post(const struct ing_config *cfg, const char *token, const char *path,
+                        json_t *body, json_t **reply, struct nubo_err *err)
 {
+    cleanup_free char *text = pj_dump(body);
+    json_decref(body);
+    if (!text)
+        return nubo_error(err, ENOMEM, "%s", path);
+    char url[ING_PATH_MAX + 128];
+    snprintf(url, sizeof(url), "%s%s?metro=%s", cfg->controller_url, path, cfg->metro);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, "POST", url);
+    rq.unix_path = cfg->controller_socket;
+    rq.bearer = token;
+    rq.headers[0] = "Content-Type: application/json";
+    rq.body = text;
+    rq.body_len = strlen(text);
+    rq.connect_timeout_ms = 2000;
+    rq.timeout_ms = 5000;
+    rq.max_body = 1u << 20;
+    struct nu_http_resp r;
+    int rc = nu_http_do(&rq, &r, err);
+    if (rc == 0 && r.status != 200)
+        rc = nubo_error(err, 0, "%s: HTTP %ld: %.200s", path, r.status, r.body ? r.body : "");
+    if (rc == 0 && reply)
+        rc = pj_parse(r.body ? r.body : "", r.len, 1u << 20, reply, err);
+    nu_http_resp_free(&r);
+    return rc;
+}
+
+/* A published port something else on this host already listens on would fail the whole reload
+ * ("cannot bind socket") and with it every other change: leave that frontend out, say so (the
+ * log and, after the apply, the controller, which shows it on the groups publishing it), and
+ * try it again with the next watch reply. Ports the running HAProxy holds are not probed. */
+static void drop_unbindable(struct ing_daemon *d, struct ing_plan *next,
+                            struct nubo_ingress_ports_report *left_out)
+{
+    memset(left_out, 0, sizeof(*left_out));
+    snprintf(left_out->metro, sizeof(left_out->metro), "%s", d->cfg.metro);
     bool running = d->have_plan && ing_haproxy_alive(&d->hap);
     for (size_t i = 0; i < next->n_frontends;) {
         int64_t port = next->frontends[i].port;
@@ -87,11 +122,44 @@ static void drop_unbindable(struct ing_daemon *d, struct ing_plan *next)
             i++;
             continue;
         }
-        log_warnx("public port %lld left out: %s (something else on this host uses it); the "
-                  "other frontends are applied",
-                  (long long)port, e.msg);
+        bool before = false; /* probed again every few seconds: said once */
+        for (size_t k = 0; k < d->left_out.n_left_out; k++)
+            before = before || d->left_out.left_out[k].port == port;
+        if (!before)
+            log_warnx("public port %lld left out: %s (something else on this host uses it); "
+                      "the other frontends are applied",
+                      (long long)port, e.msg);
+        if (left_out->n_left_out < NUBO_INGRESS_MAX_LEFT_OUT) {
+            struct nubo_ingress_port_left_out *lo = &left_out->left_out[left_out->n_left_out++];
+            lo->port = port;
+            snprintf(lo->error, sizeof(lo->error), "%.120s: something else on the ingress host "
+                     "listens there", e.msg);
+        }
         ing_plan_drop_frontend(next, port);
     }
+}
+
+/* Tell the controller which ports this apply left out, when that changed or is not empty (a
+ * restarted controller learns it again); a failed report is tried again after the next apply. */
+static void report_left_out(struct ing_daemon *d, const struct nubo_ingress_ports_report *now)
+{
+    bool same = now->n_left_out == d->left_out.n_left_out;
+    for (size_t i = 0; same && i < now->n_left_out; i++)
+        same = now->left_out[i].port == d->left_out.left_out[i].port &&
+               strcmp(now->left_out[i].error, d->left_out.left_out[i].error) == 0;
+    d->left_out_told = d->left_out_told && same;
+    d->left_out = *now;
+    if (d->left_out_told && now->n_left_out == 0)
+        return;
+    struct nubo_err e = {0};
+    json_t *body = nubo_ingress_ports_report_encode(now);
+    if (body == NULL || ing_controller_post(&d->cfg, d->token, NUBO_INGRESS_PATH_PORTS, body,
+                                            NULL, &e) < 0) {
+        log_warnx("cannot tell the controller which ports are left out: %s",
+                  body ? e.msg : "out of memory");
+        return;
+    }
+    d->left_out_told = true;
 }
 
 int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err)
@@ -99,7 +167,8 @@ int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, str
     struct ing_plan next = {0};
     if (ing_plan_build(&d->cfg, w, d->have_plan ? &d->plan : NULL, &next, err) < 0)
         return -1;
-    drop_unbindable(d, &next);
+    cleanup_free struct nubo_ingress_ports_report *left_out = xmalloc(sizeof(*left_out));
+    drop_unbindable(d, &next, left_out);
     char *shape = ing_render_config(&d->cfg, &next, true);
     if (!shape) {
         ing_plan_free(&next);
@@ -152,6 +221,7 @@ int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, str
     free(d->shape);
     d->shape = shape;
     ing_act_update(d->act, &d->plan, d->token);
+    report_left_out(d, left_out);
     return 0;
 }
 
@@ -211,15 +281,19 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
                       struct nubo_err *err)
 {
     char url[ING_PATH_MAX + 256];
+    /* while a port is left out, the watch comes back sooner to probe it again */
+    int64_t timeout_ms = d->cfg.watch_timeout_ms;
+    if (d->left_out.n_left_out && timeout_ms > ING_LEFT_OUT_RETRY_MS)
+        timeout_ms = ING_LEFT_OUT_RETRY_MS;
     snprintf(url, sizeof(url), "%s%s?metro=%s&version=%lld&timeout_ms=%lld",
              d->cfg.controller_url, NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
-             (long long)d->version, (long long)d->cfg.watch_timeout_ms);
+             (long long)d->version, (long long)timeout_ms);
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
     rq.unix_path = d->cfg.controller_socket;
     rq.bearer = d->token;
     rq.connect_timeout_ms = 5000;
-    rq.timeout_ms = (long)d->cfg.watch_timeout_ms + 15000L;
+    rq.timeout_ms = (long)timeout_ms + 15000L;
     rq.max_body = NUBO_INGRESS_MAX_BODY;
     rq.abort_fn = watch_stopping;
     rq.opaque = d;
@@ -280,7 +354,10 @@ int ing_daemon_run(struct ing_daemon *d)
             backoff_ms = backoff_ms * 2 > ING_BACKOFF_MAX_MS ? ING_BACKOFF_MAX_MS : backoff_ms * 2;
             continue;
         }
-        if (w.version != d->version || !applied_current) {
+        /* an unchanged set is applied again while ports are left out (they may bind now) or
+         * the controller has not taken the report */
+        if (w.version != d->version || !applied_current || d->left_out.n_left_out ||
+            !d->left_out_told) {
             if (ing_apply(d, &w, &err) < 0) {
                 log_warnx("applying version %lld: %s (retrying in %lld ms)", (long long)w.version,
                           err.msg, (long long)backoff_ms);

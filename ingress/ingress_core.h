@@ -188,9 +188,17 @@ struct ing_daemon {
     char token[512];
     volatile int *stopping;
     struct ing_act *act; /* scale-to-zero; NULL in unit tests */
+    /* public ports left out of the running plan because they would not bind, and whether the
+     * controller has the current set (it is re-sent after every apply while not empty) */
+    struct nubo_ingress_ports_report left_out;
+    bool left_out_told;
     /* counters, logged and used by tests via the log */
     uint64_t n_reloads, n_runtime_cmds;
 };
+/* POST body (consumed) to the controller's path for this metro: 0 on a 200 (*reply, when not
+ * NULL, the parsed answer), -1 with err otherwise. Blocking, a few seconds at most. */
+int ing_controller_post(const struct ing_config *cfg, const char *token, const char *path,
+                        json_t *body, json_t **reply, struct nubo_err *err);
 int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err);
 int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err);
 int ing_daemon_run(struct ing_daemon *d);

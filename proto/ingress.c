@@ -407,6 +407,44 @@ fail:
     return -1;
 }
 
+json_t *nubo_ingress_ports_report_encode(const struct nubo_ingress_ports_report *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->n_left_out; i++)
+        json_array_append_new(a, json_pack("{s:I, s:s}", "port", (json_int_t)r->left_out[i].port,
+                                           "error", r->left_out[i].error));
+    return json_pack("{s:s, s:o}", "metro", r->metro, "left_out", a);
+}
+
+int nubo_ingress_ports_report_decode(json_t *j, struct nubo_ingress_ports_report *out,
+                                     struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "ports report: must be a JSON object");
+    json_t *a;
+    if (pj_str(j, "", "metro", true, out->metro, sizeof(out->metro), err) < 0 ||
+        pj_array(j, "", "left_out", true, NUBO_INGRESS_MAX_LEFT_OUT, &a, err) < 0)
+        return -1;
+    if (!nubo_name_valid(out->metro))
+        return nubo_error_http(err, 400, "metro: '%s' is not a metro name", out->metro);
+    size_t i;
+    json_t *v;
+    char ctx[48];
+    json_array_foreach(a, i, v)
+    {
+        struct nubo_ingress_port_left_out *p = &out->left_out[i];
+        snprintf(ctx, sizeof(ctx), "left_out[%zu]", i);
+        if (!json_is_object(v))
+            return nubo_error_http(err, 400, "%s: must be an object {port, error}", ctx);
+        if (pj_int(v, ctx, "port", true, 1, 65535, &p->port, err) < 0 ||
+            pj_str(v, ctx, "error", true, p->error, sizeof(p->error), err) < 0)
+            return -1;
+        out->n_left_out = i + 1;
+    }
+    return 0;
+}
+
 json_t *nubo_ingress_wake_req_encode(const struct nubo_ingress_wake_req *r)
 {
     return json_pack("{s:s}", "service", r->service);

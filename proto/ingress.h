@@ -17,6 +17,7 @@
 #define NUBO_INGRESS_PATH_WATCH "/ingress/v1/watch"
 #define NUBO_INGRESS_PATH_TRAFFIC "/ingress/v1/traffic"
 #define NUBO_INGRESS_PATH_WAKE "/ingress/v1/wake"
+#define NUBO_INGRESS_PATH_PORTS "/ingress/v1/ports"
 #define NUBO_INGRESS_MAX_SMALL_BODY (8u << 20) /* traffic reports and wake requests */
 
 /* Hard bounds on one watch reply. */
@@ -133,6 +134,24 @@ int nubo_ingress_wake_req_decode(json_t *j, struct nubo_ingress_wake_req *out,
 json_t *nubo_ingress_wake_resp_encode(const struct nubo_ingress_wake_resp *r);
 int nubo_ingress_wake_resp_decode(json_t *j, struct nubo_ingress_wake_resp *out,
                                   struct nubo_err *err);
+
+/* POST /ingress/v1/ports: the public ports nubo-ingress left out of HAProxy because they
+ * could not bind on its host, the whole set each time (empty = all bound). The controller shows
+ * each on the service groups of the metro that publish it. */
+#define NUBO_INGRESS_MAX_LEFT_OUT 128
+#define NUBO_INGRESS_PORT_ERROR_MAX 200
+struct nubo_ingress_port_left_out {
+    int64_t port; /* public port 1..65535 */
+    char error[NUBO_INGRESS_PORT_ERROR_MAX + 1]; /* one line: why it did not bind */
+};
+struct nubo_ingress_ports_report {
+    char metro[NUBO_NAME_MAX + 1];
+    struct nubo_ingress_port_left_out left_out[NUBO_INGRESS_MAX_LEFT_OUT];
+    size_t n_left_out;
+};
+json_t *nubo_ingress_ports_report_encode(const struct nubo_ingress_ports_report *r);
+int nubo_ingress_ports_report_decode(json_t *j, struct nubo_ingress_ports_report *out,
+                                     struct nubo_err *err);
 
 /* Encoders return a new reference (NULL only on allocation failure). Decoders zero *out, fill
  * it and return 0, or return -1 with a one-line message in err (400) and leave nothing to free.

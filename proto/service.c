@@ -647,6 +647,16 @@ json_t *nubo_svc_group_ref_encode(const struct nubo_svc_group *g)
                      nubo_svc_ports_encode(g->ports, g->n_ports));
 }
 
+/* The group's published ports with the ingress's error on each it left out. */
+static json_t *group_ports_encode(const struct nubo_svc_group *g)
+{
+    json_t *a = nubo_svc_ports_encode(g->ports, g->n_ports);
+    for (size_t i = 0; a && i < g->n_ports; i++)
+        if (g->port_errors[i][0])
+            json_object_set_new(json_array_get(a, i), "error", json_string(g->port_errors[i]));
+    return a;
+}
+
 json_t *nubo_svc_group_encode(const struct nubo_svc_group *g)
 {
     return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:s, s:o, s:o, s:o}", "status",
@@ -654,7 +664,7 @@ json_t *nubo_svc_group_encode(const struct nubo_svc_group *g)
                      pj_time_new(g->created_at_us), "persistent", g->persistent, "autoscale",
                      g->autoscale, "soft_limit", (json_int_t)g->soft_limit, "hard_limit",
                      (json_int_t)g->hard_limit, "metro", g->metro, "services",
-                     nubo_svc_ports_encode(g->ports, g->n_ports), "domains",
+                     group_ports_encode(g), "domains",
                      nubo_svc_domains_encode(g->domains, g->n_domains), "instances",
                      nubo_api_refs_encode(g->instances, g->n_instances));
 }
@@ -726,6 +736,7 @@ int nubo_svc_group_decode(json_t *j, struct nubo_svc_group *out, struct nubo_err
     {
         snprintf(c, sizeof(c), "services[%zu]", i);
         TRY(port_show_decode(e, c, &out->ports[i], err));
+        TRY(pj_str(e, c, "error", false, out->port_errors[i], sizeof(out->port_errors[i]), err));
         out->n_ports = i + 1;
     }
     TRY(pj_array(j, "", "domains", false, NUBO_SVC_MAX_DOMAINS, &a, err));

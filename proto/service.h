@@ -142,6 +142,9 @@ struct nubo_svc_group {
     int64_t soft_limit, hard_limit; /* 1..NUBO_SVC_LIMIT_MAX */
     char metro[NUBO_NAME_MAX + 1];
     struct nubo_ingress_port ports[NUBO_SVC_MAX_PORTS]; /* "services" */
+    /* nubo: why the metro's ingress could not publish ports[i] ("" = it did), shown as the
+     * port's "error" */
+    char port_errors[NUBO_SVC_MAX_PORTS][NUBO_INGRESS_PORT_ERROR_MAX + 1];
     size_t n_ports;
     bool has_services; /* the reply listed "services" (a client tells https from http by it) */
     struct nubo_svc_domain domains[NUBO_SVC_MAX_DOMAINS];

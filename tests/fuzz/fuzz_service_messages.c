@@ -1,5 +1,5 @@
 /* libFuzzer target: the service-group, certificate, ingress-watch and scale-to-zero
- * (traffic, wake) decoders on arbitrary bytes; what decodes must re-encode and decode to the same thing. */
+ * (traffic, wake) and left-out ports decoders on arbitrary bytes; what decodes must re-encode and decode to the same thing. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +51,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nubo_ingress_traffic_free(&t2);
         json_decref(b);
         nubo_ingress_traffic_free(&t);
+    }
+    static struct nubo_ingress_ports_report pr, pr2;
+    if (nubo_ingress_ports_report_decode(j, &pr, NULL) == 0) {
+        json_t *b = nubo_ingress_ports_report_encode(&pr);
+        if (nubo_ingress_ports_report_decode(b, &pr2, NULL) != 0 ||
+            pr2.n_left_out != pr.n_left_out ||
+            memcmp(pr2.left_out, pr.left_out, pr.n_left_out * sizeof(pr.left_out[0])) != 0)
+            abort();
+        json_decref(b);
     }
     struct nubo_ingress_wake_req wr;
     struct nubo_ingress_wake_resp ws;

@@ -76,7 +76,7 @@ expect 200 allowed-port
 api PATCH /v1/services/raw '{"prop":"services","op":"add","value":[{"port":5000,"handlers":["tls"]}]}' "$B"
 expect 400 patch-reserved-port
 
-# ---- 6. quotas: live memory, all memory (stopped instances hold their node's memory), count
+# ---- 6. quotas: live memory, all memory (stopped instances included), count
 api GET /v1/users/quotas "" "$B"
 expect 200 quotas
 [ "$(jget '[q["name"] for q in d["data"]["quotas"]]')" = "['bob']" ] || t_fail "bob sees: $BODY"

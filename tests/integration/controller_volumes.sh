@@ -2,7 +2,8 @@
 # Volumes through the real controller and fake nodes: create/list/get/delete with the
 # platform's fields, an instance placed on its volume's node, one writer, inline volumes gone
 # with their instance, persistence across a controller restart, tenant isolation, every bad
-# input a one-line error that creates nothing, and a volume whose node is down.
+# input a one-line error that creates nothing, a start pinned to its volume's full node refused
+# naming both, and a volume whose node is down.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 
@@ -150,6 +151,14 @@ t_wait_for 20 nodes_ready_at_least 2 || t_fail "nodes did not come back"
 # a drain cannot move an instance whose data stays on the node
 api POST $I '{"image":"admin/hello:latest","name":"pinned","volumes":[{"name":"data","at":"/data"}],"autostart":false}'
 expect 200 "pinned instance"
+# stopped, it holds no memory; its start cannot leave the volume's node: a full node says so
+for f in fill1 fill2; do
+    api POST $I "{\"image\":\"admin/hello:latest\",\"name\":\"$f\",\"memory_mb\":1024,\"autostart\":true}"
+    expect 200 "$f takes a whole node"
+done
+api PUT $I/pinned/start; expect 503 "start pinned to a full node"; expect_envelope_error
+jget 'd["message"]' | grep -q "its volume data lives on node $VNODE, which has no room" || t_fail "unclear message: $BODY"
+for f in fill1 fill2; do api DELETE "$I/$f"; expect 200 "delete $f"; done
 api PUT "/v1/nodes/$VNODE/drain"; expect 409 "drain of a node holding a mounted volume"
 expect_envelope_error
 api GET $I/pinned; [ "$(jget 'd["data"]["instances"][0]["node"]')" = "$VNODE" ] || t_fail "moved: $BODY"

@@ -88,7 +88,8 @@ WEDGE=$(t_free_port)
 python3 -c "
 import socket, time
 s = socket.socket(); s.bind(('$ADDR', $WEDGE)); s.listen(1); time.sleep(300)" &
-t_track_pid $!
+WEDGE_PID=$!
+t_track_pid $WEDGE_PID
 t_wait_for 10 bash -c "ss -ltn | grep -q '$ADDR:$WEDGE '" || t_fail "the wedge listener did not start"
 api POST /v1/services "{\"name\":\"wedge\",\"services\":[{\"port\":$WEDGE,\"handlers\":[\"tls\"]}]}" "$B"
 expect 200 wedge-group
@@ -98,4 +99,20 @@ expect 200 a-later
 t_wait_for 20 bash -c "$(declare -f code); ADDR=$ADDR T_TMP=$T_TMP; [ \$(code later.fra0.nubo.test $P/ca.pem) = 503 ] && ! grep -q 'no service for this host' $T_TMP/body" \
     || t_fail "A's change did not reach HAProxy while B's port $WEDGE cannot bind: $(grep -E 'warn|left out' "$T_TMP/ingress.log" | tail -3)"
 grep -q "public port $WEDGE left out" "$T_TMP/ingress.log" || t_fail "the left-out port is not logged"
-t_log "PASS: ingress tenants (certificates by SNI filter, an unbindable port left out)"
+# the ingress reports it: B's group shows why on that port, A's groups show nothing
+port_error() { # TOKEN GROUP: the "error" of the group's first port ("" = none)
+    api GET "/v1/services/$2" '' "$1"
+    [ "$CODE" = 200 ] && jget 'd["data"]["service_groups"][0]["services"][0].get("error","")'
+}
+b_error_shown() { [ -n "$(port_error "$B" wedge)" ]; }
+b_error_gone() { local e; e=$(port_error "$B" wedge) && [ -z "$e" ]; }
+t_wait_for 15 b_error_shown || t_fail "B's group does not show its left-out port: $BODY"
+err=$(port_error "$B" wedge)
+grep -q "cannot bind" <<< "$err" || t_fail "the port's error does not say why: $err"
+[ -z "$(port_error "$A" later)" ] || t_fail "A's group shows an error: $BODY"
+# the conflict goes: the ingress binds the port on its next probe and the error clears
+kill "$WEDGE_PID"
+wait "$WEDGE_PID" 2>/dev/null || true
+t_wait_for 30 bash -c "ss -ltn | grep -q '$ADDR:$WEDGE '" || t_fail "HAProxy did not bind port $WEDGE once it was free"
+t_wait_for 15 b_error_gone || t_fail "the error stayed after the port bound: $(port_error "$B" wedge)"
+t_log "PASS: ingress tenants (certificates by SNI filter, an unbindable port left out and shown on its group until it binds)"

@@ -194,7 +194,9 @@ static void test_place_spread_and_addresses(void **state)
     assert_int_equal(b->n_instances, 2);
     for (int i = 0; i < 4; i++)
         assert_true(made[i]->row.ip_host == 2 || made[i]->row.ip_host == 3);
-    assert_int_equal(a->used_memory_mb, 256);
+    int64_t used_mb, used_vcpus;
+    ctl_node_used(a, &used_mb, &used_vcpus);
+    assert_int_equal(used_mb, 256);
     assert_int_equal(ev.node_sets, 4);
     assert_ptr_equal(ctl_instance_find(ctx, &acme, NULL, "web"), made[0]);
     assert_int_equal(ctl_instance_state(made[0]), NUBO_STATE_STARTING);
@@ -395,7 +397,9 @@ static void test_reload(void **state)
     assert_non_null(in);
     assert_non_null(in->node);
     assert_int_equal(in->row.ip_host, ip);
-    assert_int_equal(in->node->used_memory_mb, 128 * (int64_t)in->node->n_instances);
+    int64_t used_mb, used_vcpus;
+    ctl_node_used(in->node, &used_mb, &used_vcpus);
+    assert_int_equal(used_mb, 128 * (int64_t)in->node->n_instances);
     /* another user's instance answers like a missing one */
     const struct ctl_user_row other = {.uuid = "u-x", .name = "other"};
     assert_null(ctl_instance_find(ctx, &other, uuid, NULL));
@@ -489,6 +493,89 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(ctl_instances_delete(ctx, v, 1, &err), 0);
 }
 
+/* Stopped instances hold no memory (the platform's rule): a full metro of stopped instances
+ * takes new ones, and a start finds room on its node or another of its metro, or says why not. */
+static void test_place_at_start(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_instance *made[2], *big[2];
+    struct nubo_err err = {0};
+    int64_t mem, vcpus;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(place(ctx, i ? "big2" : "big1", 0, 768, NULL, made, &err), 1);
+        big[i] = made[0];
+        struct nubo_status_report r = report(big[i], NUBO_STATE_RUNNING);
+        assert_int_equal(ctl_instances_observe(ctx, big[i]->node, &r, 1, &err), 0);
+    }
+    assert_ptr_not_equal(big[0]->node, big[1]->node);
+    /* the metro is full while they run */
+    assert_int_equal(place(ctx, "third", 0, 768, NULL, made, &err), -1);
+    assert_int_equal(err.http_status, 503);
+    /* stopping: the guest holds its memory until its node reports it stopped */
+    for (int i = 0; i < 2; i++) {
+        struct ctl_desire d = {.in = big[i]};
+        assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+        assert_true(ctl_instance_holds(big[i]));
+        struct nubo_status_report r = report(big[i], NUBO_STATE_STOPPED);
+        assert_int_equal(ctl_instances_observe(ctx, big[i]->node, &r, 1, &err), 0);
+        assert_false(ctl_instance_holds(big[i]));
+    }
+    ctl_node_used(a, &mem, &vcpus);
+    assert_int_equal(mem, 0);
+    /* two stopped instances no longer block another create */
+    nubo_err_clear(&err);
+    assert_int_equal(place(ctx, "third", 0, 768, NULL, made, &err), 1);
+    struct ctl_node *full = made[0]->node;
+    struct ctl_instance *mover = big[0]->node == full ? big[0] : big[1];
+    struct ctl_instance *other = mover == big[0] ? big[1] : big[0];
+    struct ctl_node *home = other->node;
+    /* a create that does not start takes an address, not memory */
+    struct nubo_create_req cr;
+    nubo_create_req_init(&cr);
+    snprintf(cr.name, sizeof(cr.name), "later");
+    cr.memory_mb = 1024;
+    size_t n = 0;
+    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, NULL, made, &n, &err), 0);
+    nubo_create_req_free(&cr);
+    assert_false(ctl_instance_holds(made[0]));
+    /* the start of the instance whose node filled up runs on the other node */
+    struct ctl_desire d = {.in = mover, .start = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_true(d.changed);
+    assert_ptr_equal(mover->node, home);
+    assert_string_equal(mover->row.node_uuid, home->row.uuid);
+    assert_false(mover->has_obs);
+    assert_int_equal(ctl_instance_state(mover), NUBO_STATE_STARTING);
+    ctl_node_used(home, &mem, &vcpus);
+    assert_int_equal(mem, 768);
+    /* the last one fits nowhere: a 503 naming it, nothing changed */
+    d = (struct ctl_desire){.in = other, .start = true};
+    int64_t seq = other->row.start_seq;
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), -1);
+    assert_int_equal(err.http_status, 503);
+    assert_non_null(strstr(err.msg, other->row.name));
+    assert_non_null(strstr(err.msg, "no capacity"));
+    assert_null(strchr(err.msg, '\n'));
+    assert_int_equal(other->row.start_seq, seq);
+    assert_ptr_equal(other->node, home);
+    /* the moved placement is what a restarted controller reads back */
+    char uuid[NUBO_UUID_STR_LEN + 1], home_name[NUBO_NAME_MAX + 1];
+    memcpy(uuid, mover->row.uuid, sizeof(uuid));
+    snprintf(home_name, sizeof(home_name), "%s", home->row.name);
+    int64_t ip = mover->row.ip_host;
+    ctx_close(ctx);
+    *state = ctx = ctx_open();
+    struct ctl_instance *back = ctl_instance_find(ctx, &acme, uuid, NULL);
+    assert_non_null(back);
+    assert_string_equal(back->node->row.name, home_name);
+    assert_int_equal(back->row.ip_host, ip);
+    assert_false(back->has_obs);
+    (void)a;
+    (void)b;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_to_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

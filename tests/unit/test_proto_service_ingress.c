@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ingress.h"
+#include "service.h"
 
 #define UUID1 "0b0f5c4e-3a55-4c1b-9d63-8f1e2a7b9c01"
 #define UUID2 "7d2a1e90-5b1f-4e5c-8a4b-2c3d4e5f6a7b"
@@ -205,6 +206,61 @@ static void test_traffic_counters(void **state)
     }
 }
 
+/* The ports an ingress left out, and a group showing one as its port's error. */
+static void test_ports_report(void **state)
+{
+    (void)state;
+    struct nubo_ingress_ports_report *r = calloc(1, sizeof(*r)), *back = calloc(1, sizeof(*r));
+    snprintf(r->metro, sizeof(r->metro), "fra");
+    r->left_out[0].port = 7070;
+    snprintf(r->left_out[0].error, sizeof(r->left_out[0].error), "cannot bind 127.0.0.1:7070");
+    r->n_left_out = 1;
+    struct nubo_err err = {0};
+    json_t *j = nubo_ingress_ports_report_encode(r);
+    assert_int_equal(nubo_ingress_ports_report_decode(j, back, &err), 0);
+    assert_int_equal(back->n_left_out, 1);
+    assert_int_equal(back->left_out[0].port, 7070);
+    assert_string_equal(back->left_out[0].error, "cannot bind 127.0.0.1:7070");
+    json_decref(j);
+    static const char *bad[] = {
+        "{\"left_out\":[]}",
+        "{\"metro\":\"fra\"}",
+        "{\"metro\":\"Bad Metro\",\"left_out\":[]}",
+        "{\"metro\":\"fra\",\"left_out\":[{\"port\":0,\"error\":\"x\"}]}",
+        "{\"metro\":\"fra\",\"left_out\":[{\"port\":80}]}",
+        "{\"metro\":\"fra\",\"left_out\":[5]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *b = parse(bad[i]);
+        struct nubo_err e = {0};
+        if (nubo_ingress_ports_report_decode(b, back, &e) == 0)
+            fail_msg("accepted: %s", bad[i]);
+        assert_null(strchr(e.msg, '\n'));
+        json_decref(b);
+    }
+    free(r);
+    free(back);
+    /* the group shows the error on that port only, and a client reads it back */
+    struct nubo_svc_group *g = calloc(1, sizeof(*g)), *g2 = calloc(1, sizeof(*g2));
+    snprintf(g->uuid, sizeof(g->uuid), UUID1);
+    g->ports[0] = (struct nubo_ingress_port){443, 8080, NUBO_HANDLER_HTTP | NUBO_HANDLER_TLS};
+    g->ports[1] = (struct nubo_ingress_port){7070, 7070, NUBO_HANDLER_TLS};
+    g->n_ports = 2;
+    snprintf(g->port_errors[1], sizeof(g->port_errors[1]), "cannot bind");
+    j = nubo_svc_group_encode(g);
+    json_t *svcs = json_object_get(j, "services");
+    assert_null(json_object_get(json_array_get(svcs, 0), "error"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(svcs, 1), "error")),
+                        "cannot bind");
+    assert_int_equal(nubo_svc_group_decode(j, g2, &err), 0);
+    assert_string_equal(g2->port_errors[1], "cannot bind");
+    assert_string_equal(g2->port_errors[0], "");
+    nubo_svc_group_free(g2);
+    json_decref(j);
+    free(g);
+    free(g2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_watch_bad),
         cmocka_unit_test(test_s2z_messages),
         cmocka_unit_test(test_traffic_counters),
+        cmocka_unit_test(test_ports_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
