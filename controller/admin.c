@@ -330,9 +330,9 @@ static void metrics_nodes(struct ctl_ctx *ctx, struct evbuffer *b)
     static const char *const g[][2] = {
         {"nubo_node_ready", "1 when the node is ready and not drained."},
         {"nubo_node_memory_mb", "Guest memory the node offers (MiB)."},
-        {"nubo_node_memory_allocated_mb", "Guest memory placed instances hold (MiB)."},
+        {"nubo_node_memory_allocated_mb", "Guest memory of the instances meant to run there (MiB)."},
         {"nubo_node_vcpus", "vCPUs the node offers."},
-        {"nubo_node_vcpus_allocated", "vCPUs placed instances hold."},
+        {"nubo_node_vcpus_allocated", "vCPUs of the instances meant to run there."},
         {"nubo_node_instances", "Instances placed on the node."},
     };
     for (int k = 0; k < 6; k++) {
@@ -340,11 +340,13 @@ static void metrics_nodes(struct ctl_ctx *ctx, struct evbuffer *b)
         ctl_map_foreach(&ctx->nodes, e)
         {
             const struct ctl_node *n = e->val;
+            int64_t used_mb, used_vcpus;
+            ctl_node_used(n, &used_mb, &used_vcpus);
             int64_t v = k == 0   ? (n->ready && !n->row.maintenance)
                         : k == 1 ? n->row.memory_mb
-                        : k == 2 ? n->used_memory_mb
+                        : k == 2 ? used_mb
                         : k == 3 ? n->row.vcpus
-                        : k == 4 ? n->used_vcpus
+                        : k == 4 ? used_vcpus
                                  : (int64_t)n->n_instances;
             evbuffer_add_printf(b, "%s{node=\"%s\",metro=\"%s\"} %lld\n", g[k][0],
                                 n->row.name, n->row.metro, (long long)v);
