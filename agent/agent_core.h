@@ -409,6 +409,9 @@ int agent_state_load(struct agent *ag, struct nubo_err *err);
 struct agent_ctl {
     char token[NUBO_AGENT_TOKEN_MAX];
     char join_token[NUBO_AGENT_TOKEN_MAX];
+    /* The node's own credential (<state_dir>/node-token, 0600): a known node registers with
+     * it, never with the join token, which only brings a new name. "" = none yet. */
+    char node_token[NUBO_AGENT_TOKEN_MAX];
     bool registered, registering;
     uint64_t gen;                /* bumps on every (re)register: stale replies are dropped */
     int64_t version;             /* assignment version applied */

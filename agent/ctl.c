@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "http.h"
@@ -186,6 +187,49 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
         do_watch(ag);
 }
 
+static void node_token_path(const struct agent *ag, char *out, size_t size)
+{
+    snprintf(out, size, "%s/node-token", ag->cfg.state_dir);
+}
+
+/* The stored node token, when there is one and none is held yet (an operator may put one there
+ * while the agent runs: `nubo nodes replace` hands it out). */
+static void node_token_load(struct agent *ag)
+{
+    struct agent_ctl *c = &ag->ctl;
+    if (c->node_token[0])
+        return;
+    char p[AGENT_PATH_MAX + 16];
+    node_token_path(ag, p, sizeof(p));
+    cleanup_free char *tok = NULL;
+    size_t len = 0;
+    struct nubo_err err = {0};
+    if (nubo_read_file(p, NUBO_AGENT_TOKEN_MAX - 1, &tok, &len, &err) < 0) {
+        if (err.errnum != ENOENT)
+            log_warnx("node token: %s", err.msg);
+        return;
+    }
+    while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
+        tok[--len] = '\0';
+    snprintf(c->node_token, sizeof(c->node_token), "%s", tok);
+}
+
+static void node_token_save(struct agent *ag, const char *token)
+{
+    struct agent_ctl *c = &ag->ctl;
+    if (strcmp(c->node_token, token) == 0)
+        return;
+    snprintf(c->node_token, sizeof(c->node_token), "%s", token);
+    char p[AGENT_PATH_MAX + 16], line[NUBO_AGENT_TOKEN_MAX + 2];
+    node_token_path(ag, p, sizeof(p));
+    snprintf(line, sizeof(line), "%s\n", token);
+    struct nubo_err err = {0};
+    if (nubo_write_file_atomic(p, line, strlen(line), 0600, &err) < 0)
+        log_warnx("cannot keep the node token (%s): after a restart this node cannot register "
+                  "again until an admin replaces it",
+                  err.msg);
+}
+
 static void register_done(struct agent *ag, void *arg)
 {
     struct http_job *j = arg;
@@ -193,6 +237,22 @@ static void register_done(struct agent *ag, void *arg)
     c->registering = false;
     if (ag->stopping || j->gen != c->gen) {
         http_job_free(j);
+        return;
+    }
+    if (!j->error[0] && j->status == 401 && c->node_token[0] &&
+        strcmp(j->token, c->node_token) == 0) {
+        /* the controller does not know it (an admin replaced this node, or a new database):
+         * a stale credential is worth nothing; a new controller takes the join token */
+        log_warnx("controller refused this node's token (%s); forgetting it and registering "
+                  "with the join token",
+                  resp_message(j));
+        char p[AGENT_PATH_MAX + 16];
+        node_token_path(ag, p, sizeof(p));
+        unlink(p);
+        c->node_token[0] = '\0';
+        http_job_free(j);
+        c->backoff_ms = CTL_BACKOFF_MIN_MS;
+        retry_later(ag);
         return;
     }
     if (j->error[0] || j->status != 200) {
@@ -203,7 +263,9 @@ static void register_done(struct agent *ag, void *arg)
             log_warnx("controller refused registration of node %s (HTTP %ld: %s)%s; retrying "
                       "in %lld ms",
                       ag->cfg.node_name, j->status, resp_message(j),
-                      j->status == 401 ? ": check the join token file" : "",
+                      j->status == 401   ? ": check the join token file"
+                      : j->status == 409 ? ": the name is taken (see the message)"
+                                         : "",
                       (long long)c->backoff_ms);
         http_job_free(j);
         retry_later(ag);
@@ -224,6 +286,7 @@ static void register_done(struct agent *ag, void *arg)
     ag->node = resp.node;
     ag->have_node = true;
     snprintf(c->token, sizeof(c->token), "%s", resp.token);
+    node_token_save(ag, resp.token);
     c->registered = true;
     c->gen++;
     c->heartbeat_ms = resp.heartbeat_interval_ms > 0 ? resp.heartbeat_interval_ms : 2000;
@@ -282,7 +345,8 @@ static void do_register(struct agent *ag)
         retry_later(ag);
         return;
     }
-    snprintf(j->token, sizeof(j->token), "%s", c->join_token);
+    node_token_load(ag);
+    snprintf(j->token, sizeof(j->token), "%s", c->node_token[0] ? c->node_token : c->join_token);
     c->registering = true;
     if (agent_spawn(ag, http_work, register_done, j) < 0) {
         c->registering = false;

@@ -158,6 +158,7 @@ static void make_work(void *arg)
                           "-E", "lazy_itable_init=1,lazy_journal_init=1", j->tmp, NULL};
     if (agent_run(NULL, argv, &err) < 0) {
         snprintf(j->error, sizeof(j->error), "formatting failed: %.200s", err.msg);
+        nubo_scrub_paths(j->error); /* the volume's owner reads it: no host paths */
         unlink(j->tmp);
         j->rc = -1;
         return;

@@ -236,12 +236,12 @@ static long count_in(const char *url, const char *auth, const char *needle)
     return n;
 }
 
-static long metric(const char *base_url, const char *name)
+static long metric(const char *base_url, const char *token, const char *name)
 {
     char url[200];
     snprintf(url, sizeof(url), "%s/metrics", base_url);
     struct evbuffer *b = evbuffer_new();
-    http("GET", url, NULL, NULL, b);
+    http("GET", url, token, NULL, b); /* /metrics is for admins */
     evbuffer_add(b, "", 1);
     const char *t = (const char *)evbuffer_pullup(b, -1);
     const char *p = t ? strstr(t, name) : NULL;
@@ -404,7 +404,7 @@ int main(int argc, char **argv)
     int64_t t_run = 0;
     bool autostart = strstr(create_body, "\"autostart\":false") == NULL;
     for (int i = 0; autostart && i < 12000; i++) {
-        running = metric(url, "nubo_instances{state=\"running\"} ");
+        running = metric(url, token, "nubo_instances{state=\"running\"} ");
         if (running >= creates - c_create.errors) {
             t_run = nubo_mono_us() - t_create0;
             break;

@@ -117,6 +117,7 @@ void cli_render_instances(FILE *f, const struct nubo_instance *v, size_t n, int6
 void cli_render_images(FILE *f, const struct nubo_image *v, size_t n);
 void cli_render_nodes(FILE *f, const struct nubo_node *v, size_t n, int64_t now_us);
 void cli_render_metros(FILE *f, const struct nubo_metro *v, size_t n);
+void cli_render_tokens(FILE *f, const struct nubo_token *v, size_t n, int64_t now_us);
 void cli_render_services(FILE *f, const struct nubo_svc_group *v, size_t n, int64_t now_us);
 void cli_render_certificates(FILE *f, const struct nubo_certificate *v, size_t n,
                              int64_t now_us);
@@ -286,6 +287,8 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_deploy(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_images(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_users(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_tokens(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_instances(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_metros(struct cli_ctx *ctx, int argc, char **argv);

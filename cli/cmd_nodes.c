@@ -1,5 +1,5 @@
-/* nubo nodes list|drain|ready: the operators' view of the nodes (GET /v1/nodes) and moving a
- * node in and out of maintenance. */
+/* nubo nodes list|drain|ready|replace: the operators' view of the nodes (GET /v1/nodes), moving
+ * a node in and out of maintenance, and handing a node's name to another machine. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,12 @@ static int node_admin(struct cli_ctx *ctx, const char *sub, const char *name)
     }
     if (ctx->out == CLI_OUT_JSON) {
         cli_print_json(ctx->o, it);
+    } else if (node.token[0]) {
+        fprintf(ctx->o,
+                "node %s has a new token; its old machine is cut off. On the machine that takes "
+                "its place, write this line to <state dir>/node-token (mode 0600, default "
+                "/var/lib/nubo-agent/node-token), then start nubo-agent:\n%s\n",
+                name, node.token);
     } else if (!ctx->quiet) {
         fprintf(ctx->o, "node %s is %s", name, node.state[0] ? node.state : "?");
         if (node.n_moved)
@@ -62,12 +68,14 @@ int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv)
     if (help) {
         fputs("usage: nubo nodes list [-o json|table]\n"
               "       nubo nodes drain NAME    (admin: maintenance, its instances move away)\n"
-              "       nubo nodes ready NAME    (admin: back in service)\n",
+              "       nubo nodes ready NAME    (admin: back in service)\n"
+              "       nubo nodes replace NAME  (admin: a new node token for the machine that "
+              "takes its place)\n",
               ctx->o);
         return 0;
     }
     const char *sub = optind < argc ? argv[optind] : "list";
-    if (!strcmp(sub, "drain") || !strcmp(sub, "ready")) {
+    if (!strcmp(sub, "drain") || !strcmp(sub, "ready") || !strcmp(sub, "replace")) {
         if (optind + 1 >= argc)
             return cli_usage(ctx, "nodes", "%s needs a node name", sub);
         const char *name = argv[optind + 1];
@@ -76,6 +84,6 @@ int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv)
         return node_admin(ctx, sub, name);
     }
     if (strcmp(sub, "list") && strcmp(sub, "ls"))
-        return cli_usage(ctx, "nodes", "unknown subcommand '%s' (use list, drain, ready)", sub);
+        return cli_usage(ctx, "nodes", "unknown subcommand '%s' (use list, drain, ready, replace)", sub);
     return cli_list(ctx, "nodes list", "/v1/nodes", "nodes", show_nodes);
 }

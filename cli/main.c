@@ -27,7 +27,8 @@ static void usage(FILE *f)
           "  instances list|get|start|stop|rm|logs [-f]|wait --until STATE\n"
           "  services list|get|create|rm     certificates list|get|create|rm\n"
           "  volumes list|get|create NAME --size 1GiB|rm   (run -v NAME:/path[:ro])\n"
-          "  nodes list|drain|ready     metros list\n"
+          "  nodes list|drain|ready|replace     metros list\n"
+          "  users list|create|rm (admin)     tokens list|create|revoke\n"
           "  login --api URL --token TOKEN [--registry URL] [--metro M]\n"
           "\n"
           "Global flags: --api URL, --token T, --registry URL, --metro M, -o json|table, -q\n"
@@ -48,6 +49,7 @@ static const struct {
     {"services", "service", cmd_services}, {"login", NULL, cmd_login},
     {"certificates", "certificate", cmd_certificates},
     {"volumes", "volume", cmd_volumes},
+    {"users", "user", cmd_users},        {"tokens", "token", cmd_tokens},
 };
 
 int main(int argc, char **argv)

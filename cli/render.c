@@ -287,6 +287,23 @@ void cli_render_metros(FILE *f, const struct nubo_metro *v, size_t n)
     cli_table_free(t);
 }
 
+void cli_render_tokens(FILE *f, const struct nubo_token *v, size_t n, int64_t now_us)
+{
+    static const char *const h[] = {"ID", "SCOPE", "CREATED AT", "EXPIRES AT", "", NULL};
+    struct cli_table *t = cli_table_new(h);
+    for (size_t i = 0; i < n; i++) {
+        char created[64], expires[32] = "never";
+        cli_time_ago(v[i].created_at_us, now_us, created, sizeof(created));
+        if (v[i].expires_at_us)
+            nubo_time_iso8601(v[i].expires_at_us, expires);
+        const char *row[] = {v[i].id, v[i].scope[0] ? v[i].scope : "all", created, expires,
+                             v[i].current ? "(this one)" : "", NULL};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t, f);
+    cli_table_free(t);
+}
+
 static void services_text(const struct nubo_svc_group *g, char *out, size_t size)
 {
     out[0] = '\0';

@@ -13,13 +13,17 @@
 #include "log.h"
 #include "util.h"
 
-static json_t *user_json(const struct ctl_user_row *u, const char *token)
+static json_t *user_json(const struct ctl_user_row *u, const char *token, const struct ctl_token *t)
 {
     struct nubo_user api = {.admin = u->admin, .created_at_us = u->created_at_us};
     memcpy(api.uuid, u->uuid, sizeof(api.uuid));
     snprintf(api.name, sizeof(api.name), "%s", u->name);
     if (token)
         snprintf(api.token, sizeof(api.token), "%s", token);
+    if (t) {
+        memcpy(api.token_id, t->row.hash, NUBO_TOKEN_ID_LEN);
+        api.expires_at_us = t->row.expires_at_us;
+    }
     return nubo_user_encode(&api);
 }
 
@@ -31,28 +35,138 @@ static json_t *one_user(json_t *user)
     return a;
 }
 
-static int new_token(struct ctl_ctx *ctx, struct ctl_user_row *u, bool insert_user,
-                     char token[NUBO_AGENT_TOKEN_MAX], struct nubo_err *err)
+static int create_user(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
-    char hash[NUBO_SHA256_HEX_LEN + 1];
-    ctl_token_new(u->name, token, hash);
-    if (ctl_store_begin(&ctx->store, err) < 0)
-        return -1;
-    if ((insert_user && ctl_store_user_insert(&ctx->store, u, err) < 0) ||
-        ctl_store_token_insert(&ctx->store, hash, u->uuid, err) < 0 ||
-        ctl_store_commit(&ctx->store, err) < 0) {
-        ctl_store_rollback(&ctx->store);
-        return -1;
+    cleanup_json json_t *j = NULL;
+    static const char *const allowed[] = {"name", "admin", NULL};
+    char name[NUBO_API_USER_MAX + 1] = "";
+    bool is_admin = false;
+    if (ri->body == NULL)
+        return nubo_error_http(err, 400, "users: send {\"name\": \"acme\"}");
+    if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, err) < 0 ||
+        (!json_is_object(j) && nubo_error_http(err, 400, "users: body must be an object") < 0) ||
+        pj_only_keys(j, "", allowed, err) < 0 ||
+        pj_str(j, "", "name", true, name, sizeof(name), err) < 0 ||
+        pj_bool(j, "", "admin", false, &is_admin, err) < 0)
+        return ctl_err_status(err, 400);
+    if (!nubo_name_valid(name) || strcmp(name, "me") == 0)
+        return nubo_error_http(
+            err, 400, "name: '%s' must be 1..63 characters of [a-z0-9-] (and not 'me')", name);
+    if (ctl_map_get(&ctx->users_by_name, name))
+        return nubo_error_http(err, 409,
+                               "user '%s' already exists; POST /v1/users/%s/tokens for a new "
+                               "token",
+                               name, name);
+    struct ctl_user_row *u = xcalloc(1, sizeof(*u));
+    nubo_uuid_new(u->uuid);
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    u->admin = is_admin;
+    u->created_at_us = nubo_now_us();
+    char token[NUBO_AGENT_TOKEN_MAX];
+    const struct ctl_token *t;
+    if (ctl_token_issue(ctx, u, true, NULL, token, &t, err) < 0) {
+        free(u);
+        return ctl_err_status(err, 500);
     }
-    if (insert_user)
-        ctl_map_put(&ctx->users_by_name, u->name, u);
-    ctl_map_put(&ctx->tokens, hash, u);
+    log_info("user %s created", u->name);
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
+                    one_user(user_json(u, token, t)));
+    return 0;
+}
+
+/* /{ref}/tokens[/{id}]: list (GET), issue (POST), revoke (DELETE). */
+static int user_tokens(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_user_row *u,
+                       const char *id, struct nubo_err *err)
+{
+    const struct ctl_token *mine = NULL;
+    const struct ctl_user_row *who;
+    ctl_auth_check(ctx, ctl_bearer(ri->req), false, &who, &mine, err);
+    nubo_err_clear(err);
+    if (id == NULL && ri->method == EVHTTP_REQ_GET) {
+        json_t *out = json_array();
+        ctl_map_foreach(&ctx->tokens, e) {
+            const struct ctl_token *t = e->val;
+            if (t->user != u)
+                continue;
+            struct nubo_token api;
+            ctl_token_to_api(t, t == mine, &api);
+            json_array_append_new(out, nubo_token_encode(&api));
+        }
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
+                       nubo_envelope_new("success", NULL, "tokens", out, 0));
+        return 0;
+    }
+    if (id == NULL && ri->method == EVHTTP_REQ_POST) {
+        cleanup_json json_t *j = NULL;
+        struct nubo_token_req req;
+        if ((ri->body &&
+             pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, err) < 0) ||
+            nubo_token_req_decode(j, nubo_now_us(), &req, err) < 0)
+            return ctl_err_status(err, 400);
+        if (req.scope[0] && !u->admin)
+            return nubo_error_http(err, 403,
+                                   "tokens: a metrics token belongs to an admin user; %s is not "
+                                   "one",
+                                   u->name);
+        char token[NUBO_AGENT_TOKEN_MAX];
+        const struct ctl_token *t;
+        if (ctl_token_issue(ctx, u, false, &req, token, &t, err) < 0)
+            return ctl_err_status(err, 500);
+        ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
+                        one_user(user_json(u, token, t)));
+        return 0;
+    }
+    if (id && ri->method == EVHTTP_REQ_DELETE) {
+        struct ctl_token *found = NULL;
+        ctl_map_foreach(&ctx->tokens, e) {
+            struct ctl_token *t = e->val;
+            if (t->user == u && strlen(id) == NUBO_TOKEN_ID_LEN &&
+                strncmp(t->row.hash, id, NUBO_TOKEN_ID_LEN) == 0)
+                found = t;
+        }
+        if (found == NULL)
+            return nubo_error_http(err, 404,
+                                   "token %.32s of user %s not found; nubo tokens list shows the "
+                                   "ids",
+                                   id, u->name);
+        struct nubo_token api;
+        ctl_token_to_api(found, found == mine, &api);
+        if (ctl_token_revoke(ctx, found, err) < 0)
+            return -1;
+        json_t *out = json_array();
+        json_array_append_new(out, nubo_token_encode(&api));
+        ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "tokens", out);
+        return 0;
+    }
+    return nubo_error_http(err, 405,
+                           "tokens: GET or POST /v1/users/{name}/tokens, DELETE "
+                           "/v1/users/{name}/tokens/{id}");
+}
+
+static int delete_user(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_user_row *u,
+                       struct nubo_err *err)
+{
+    bool force = false;
+    const char *f = evhttp_find_header(ri->query, "force");
+    if (f && ctl_query_bool("force", f, &force, err) < 0)
+        return -1;
+    if (strcmp(u->name, ri->user.name) == 0)
+        return nubo_error_http(
+            err, 409, "user %s: you cannot delete yourself; use another admin's token", u->name);
+    char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_API_USER_MAX + 1];
+    memcpy(uuid, u->uuid, sizeof(uuid));
+    memcpy(name, u->name, sizeof(name));
+    if (ctl_user_delete(ctx, u, force, err) < 0)
+        return ctl_err_status(err, 500);
+    ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
+                    one_user(ctl_item_ok(uuid, name)));
     return 0;
 }
 
 /* POST /v1/users {"name"} (admin) -> the user and a token
  * GET /v1/users (admin: all; others: themselves), GET /v1/users/me
- * POST /v1/users/{name|uuid}/tokens (admin, or the user itself) -> a new token */
+ * DELETE /v1/users/{name|uuid}[?force=true] (admin)
+ * GET|POST /v1/users/{name|uuid|me}/tokens, DELETE …/tokens/{id} (admin, or the user itself) */
 int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err)
 {
@@ -65,7 +179,7 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
         {
             struct ctl_user_row *u = e->val;
             if (admin || strcmp(u->name, ri->user.name) == 0)
-                json_array_append_new(out, user_json(u, NULL));
+                json_array_append_new(out, user_json(u, NULL, NULL));
         }
         ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200,
                        nubo_envelope_new("success", NULL, "users", out, 0));
@@ -73,69 +187,43 @@ int ctl_handle_users(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
     }
     if (strcmp(rest, "/me") == 0 && ri->method == EVHTTP_REQ_GET) {
         ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        one_user(user_json(&ri->user, NULL)));
+                        one_user(user_json(&ri->user, NULL, NULL)));
         return 0;
     }
     if (rest[0] == '\0' && ri->method == EVHTTP_REQ_POST) {
         if (!admin)
             return nubo_error_http(err, 403,
                                    "only an admin creates users (use the bootstrap admin token)");
-        cleanup_json json_t *j = NULL;
-        static const char *const allowed[] = {"name", "admin", NULL};
-        char name[NUBO_API_USER_MAX + 1] = "";
-        bool is_admin = false;
-        if (ri->body == NULL)
-            return nubo_error_http(err, 400, "users: send {\"name\": \"acme\"}");
-        if (pj_parse(ri->body, ri->body_len, (size_t)ctx->cfg.max_body_bytes, &j, err) < 0 ||
-            (!json_is_object(j) &&
-             nubo_error_http(err, 400, "users: body must be an object") < 0) ||
-            pj_only_keys(j, "", allowed, err) < 0 ||
-            pj_str(j, "", "name", true, name, sizeof(name), err) < 0 ||
-            pj_bool(j, "", "admin", false, &is_admin, err) < 0)
-            return ctl_err_status(err, 400);
-        if (!nubo_name_valid(name))
-            return nubo_error_http(err, 400, "name: '%s' must be 1..63 characters of [a-z0-9-]",
-                                   name);
-        if (ctl_map_get(&ctx->users_by_name, name))
-            return nubo_error_http(err, 409,
-                                   "user '%s' already exists; POST /v1/users/%s/tokens for a new "
-                                   "token",
-                                   name, name);
-        struct ctl_user_row *u = xcalloc(1, sizeof(*u));
-        nubo_uuid_new(u->uuid);
-        snprintf(u->name, sizeof(u->name), "%s", name);
-        u->admin = is_admin;
-        u->created_at_us = nubo_now_us();
-        char token[NUBO_AGENT_TOKEN_MAX];
-        if (new_token(ctx, u, true, token, err) < 0) {
-            free(u);
-            return ctl_err_status(err, 500);
-        }
-        log_info("user %s created", u->name);
-        ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        one_user(user_json(u, token)));
-        return 0;
+        return create_user(ctx, ri, err);
     }
-    /* /{ref}/tokens */
-    char ref[80];
-    const char *slash = rest[0] == '/' ? strchr(rest + 1, '/') : NULL;
-    if (slash && strcmp(slash, "/tokens") == 0 && ri->method == EVHTTP_REQ_POST &&
-        (size_t)(slash - rest - 1) < sizeof(ref)) {
-        snprintf(ref, sizeof(ref), "%.*s", (int)(slash - rest - 1), rest + 1);
-        struct ctl_user_row *u = ctl_user_find(ctx, ref);
-        if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0))
-            return nubo_error_http(err, 404, "user '%s' not found", ref);
-        char token[NUBO_AGENT_TOKEN_MAX];
-        if (new_token(ctx, u, false, token, err) < 0)
-            return ctl_err_status(err, 500);
-        ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "users",
-                        one_user(user_json(u, token)));
-        return 0;
-    }
-    return nubo_error_http(err, 404,
-                           "no endpoint %s %s (POST|GET /v1/users, GET /v1/users/me, POST "
-                           "/v1/users/{name}/tokens)",
-                           ri->method == EVHTTP_REQ_GET ? "GET" : "for this method on", ri->path);
+    /* /{ref}[/tokens[/{id}]] */
+    char ref[80], id[40];
+    const char *s = rest[0] == '/' ? rest + 1 : NULL;
+    size_t rl = s ? strcspn(s, "/") : 0;
+    const char *tail = s ? s + rl : "";
+    bool tokens = strncmp(tail, "/tokens", 7) == 0 && (tail[7] == '\0' || tail[7] == '/');
+    bool with_id = tokens && tail[7] == '/' && strlen(tail + 8) < sizeof(id) && tail[8];
+    if (s == NULL || rl == 0 || rl >= sizeof(ref) || (tail[0] && !tokens) ||
+        (tokens && tail[7] == '/' && !with_id))
+        return nubo_error_http(err, 404,
+                               "no endpoint %.200s (users: GET|POST /v1/users, GET /v1/users/me, "
+                               "DELETE /v1/users/{name}, GET|POST /v1/users/{name}/tokens, "
+                               "DELETE /v1/users/{name}/tokens/{id})",
+                               ri->path);
+    snprintf(ref, sizeof(ref), "%.*s", (int)rl, s);
+    if (with_id)
+        snprintf(id, sizeof(id), "%s", tail + 8);
+    struct ctl_user_row *u =
+        strcmp(ref, "me") == 0 ? (struct ctl_user_row *)me : ctl_user_find(ctx, ref);
+    if (u == NULL || (!admin && strcmp(u->name, ri->user.name) != 0))
+        return nubo_error_http(err, 404, "user '%s' not found", ref);
+    if (tokens)
+        return user_tokens(ctx, ri, u, with_id ? id : NULL, err);
+    if (ri->method != EVHTTP_REQ_DELETE)
+        return nubo_error_http(err, 405, "users/%s: use DELETE (or GET /v1/users)", ref);
+    if (!admin)
+        return nubo_error_http(err, 403, "only an admin deletes users");
+    return delete_user(ctx, ri, u, err);
 }
 
 /* The API view of a node; a drain reply also carries what it moved (has_moved). */
@@ -358,6 +446,10 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
 {
     if (ri->method != EVHTTP_REQ_GET)
         return nubo_error_http(err, 405, "metrics: use GET");
+    /* what the cluster runs and how busy it is: operators' knowledge, not every tenant's */
+    const struct ctl_user_row *who;
+    if (ctl_auth_check(ctx, ctl_bearer(ri->req), true, &who, NULL, err) < 0)
+        return -1;
     struct evbuffer *b = xcheck(evbuffer_new(), "metrics buffer");
     uint64_t by_state[NUBO_STATE__COUNT] = {0};
     ctl_map_foreach(&ctx->instances, e) by_state[ctl_instance_state(e->val)]++;
@@ -413,7 +505,7 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     return 0;
 }
 
-/* ---- node maintenance: PUT /v1/nodes/{name}/drain and /ready (admin) ---- */
+/* ---- node maintenance: PUT /v1/nodes/{name}/drain, /ready and /replace (admin) ---- */
 
 static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err)
@@ -428,26 +520,34 @@ static int node_admin(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *r
     memcpy(ref, s, (size_t)(slash - s));
     ref[slash - s] = '\0';
     snprintf(op, sizeof(op), "%s", slash + 1);
-    bool drain = strcmp(op, "drain") == 0;
-    if (!drain && strcmp(op, "ready") != 0)
+    bool drain = strcmp(op, "drain") == 0, replace = strcmp(op, "replace") == 0;
+    if (!drain && !replace && strcmp(op, "ready") != 0)
         return nubo_error_http(
-            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain or /ready)", ri->path);
+            err, 404, "no endpoint %.200s (PUT /v1/nodes/{name}/drain, /ready or /replace)",
+            ri->path);
     if (ri->method != EVHTTP_REQ_PUT && ri->method != EVHTTP_REQ_POST)
         return nubo_error_http(err, 405, "%s: use PUT", ri->path);
     if (!ri->user.admin)
         return nubo_error_http(err, 403, "node %s: only an admin can %s nodes", ref,
-                               drain ? "drain" : "return to service");
+                               drain     ? "drain"
+                               : replace ? "replace"
+                                         : "return to service");
     struct ctl_node *node = ctl_node_find(ctx, ref);
     if (node == NULL)
         return nubo_error_http(err, 404, "node %s not found; see GET /v1/nodes", ref);
     struct nubo_moved_instance *moved = NULL;
     size_t n_moved = 0;
-    if ((drain ? ctl_node_drain(ctx, node, &moved, &n_moved, err)
-               : ctl_node_set_ready(ctx, node, err)) < 0)
+    char token[NUBO_AGENT_TOKEN_MAX] = "";
+    if ((drain     ? ctl_node_drain(ctx, node, &moved, &n_moved, err)
+         : replace ? ctl_node_replace(ctx, node, token, err)
+                   : ctl_node_set_ready(ctx, node, err)) < 0)
         return ctl_err_status(err, 500);
+    if (replace)
+        ctl_agent_cut(ctx, node); /* the old machine's parked watch ends now */
     struct nubo_node api;
     node_api(node, &api);
-    api.has_moved = true;
+    memcpy(api.token, token, sizeof(api.token));
+    api.has_moved = !replace;
     api.moved = moved;
     api.n_moved = n_moved;
     json_t *out = json_array();

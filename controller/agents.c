@@ -1,6 +1,7 @@
-/* /agent/v1, the nodes' side of the API: register (join token -> node token, subnet), the
- * long-poll watch of a node's desired set (woken by the model's node_set_changed event, which
- * main.c wires here), status reports (also heartbeats) and console logs. */
+/* /agent/v1, the nodes' side of the API: register (a new name with the join token gets a node
+ * token; a known node comes back with that token), the long-poll watch of a node's desired set
+ * (woken by the model's node_set_changed event, which main.c wires here), status reports (also
+ * heartbeats) and console logs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,19 @@ static int do_watch(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node
 
 /* ---- register, status, log ---- */
 
+/* What an agent says of an instance or a volume reaches its tenant: whatever the agent's
+ * version, host paths (the node's directories, other tenants' files) are cut to their last
+ * component here, where the reports come in. */
+static void scrub_reports(struct nubo_status_report *r, size_t n, struct nubo_volume_report *v,
+                          size_t nv)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].message)
+            nubo_scrub_paths(r[i].message);
+    for (size_t i = 0; i < nv; i++)
+        nubo_scrub_paths(v[i].message);
+}
+
 /* Every status reply carries the assignment version and the heartbeat interval of the moment. */
 static json_t *status_resp(struct ctl_ctx *ctx, struct ctl_node *node)
 {
@@ -178,11 +192,43 @@ static json_t *status_resp(struct ctl_ctx *ctx, struct ctl_node *node)
     return nubo_status_resp_encode(&resp);
 }
 
+/* Who may register rq's name (issue 11, observation 7): a node comes back with its own node
+ * token, bound to its name; the join token only brings a name that is not registered yet. So
+ * whoever holds the join token cannot take over a node (its token, its desired set with every
+ * tenant's env, its metro); an admin replaces a node's machine with PUT /v1/nodes/{name}/replace.
+ * Everything is checked before anything changes. */
+static int register_allowed(struct ctl_ctx *ctx, const struct nubo_register_req *rq,
+                            const struct ctl_node *by_token, struct nubo_err *err)
+{
+    const struct ctl_node *known = ctl_map_get(&ctx->nodes_by_name, rq->name);
+    if (by_token && by_token != known)
+        return nubo_error_http(err, 403,
+                               "register %s: this node token belongs to node %s; a node registers "
+                               "under its own name",
+                               rq->name, by_token->row.name);
+    if (by_token == NULL && known)
+        return nubo_error_http(err, 409,
+                               "register %s: node %s is already registered and the join token "
+                               "cannot take it over; its agent re-registers with its node token "
+                               "(<state dir>/node-token); to put another machine in its place an "
+                               "admin runs `nubo nodes replace %s`",
+                               rq->name, rq->name, rq->name);
+    if (known && strcmp(known->row.metro, rq->metro) != 0)
+        return nubo_error_http(err, 409,
+                               "register %s: the node is in metro %s, not %s; a node's metro "
+                               "does not change (set [node] metro = %s)",
+                               rq->name, known->row.metro, rq->metro, known->row.metro);
+    return 0;
+}
+
 static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
-    if (!ctl_auth_join(ctx, ctl_bearer(ri->req)))
+    const char *bearer = ctl_bearer(ri->req);
+    struct ctl_node *by_token = ctl_auth_node(ctx, bearer);
+    if (by_token == NULL && !ctl_auth_join(ctx, bearer))
         return nubo_error_http(err, 401,
-                               "register: missing or wrong join token (see [agent] "
+                               "register: missing or wrong credential: a known node sends its "
+                               "node token, a new node the join token (see [agent] "
                                "join_token_file)");
     cleanup_json json_t *j = NULL;
     struct nubo_register_req rq;
@@ -191,9 +237,15 @@ static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     if (pj_parse(ri->body, ri->body_len, NUBO_AGENT_MAX_BODY, &j, err) < 0 ||
         nubo_register_req_decode(j, &rq, err) < 0)
         return ctl_err_status(err, 400);
+    scrub_reports(rq.instances, rq.n_instances, rq.volumes, rq.n_volumes);
+    if (register_allowed(ctx, &rq, by_token, err) < 0) {
+        log_warnx("%s", err->msg);
+        nubo_register_req_free(&rq);
+        return -1;
+    }
     char token[NUBO_AGENT_TOKEN_MAX];
     struct ctl_node *node;
-    int rc = ctl_node_register(ctx, &rq, token, &node, err);
+    int rc = ctl_node_register(ctx, &rq, by_token ? bearer : NULL, token, &node, err);
     nubo_register_req_free(&rq);
     if (rc < 0)
         return ctl_err_status(err, 500);
@@ -274,6 +326,7 @@ static int do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_nod
     if (pj_parse(ri->body, ri->body_len, NUBO_AGENT_MAX_BODY, &j, err) < 0 ||
         nubo_status_batch_decode(j, &b, err) < 0)
         return ctl_err_status(err, 400);
+    scrub_reports(b.instances, b.n_instances, b.volumes, b.n_volumes);
     ctl_node_seen(ctx, node);
     struct status_job *sj = xcalloc(1, sizeof(*sj));
     *sj = (struct status_job){NULL, NULL, ctx, ri->req, ri->start_us, node, b, 0};
@@ -336,6 +389,22 @@ int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *re
     if (ri->route == CTL_R_AGENT_STATUS)
         return do_status(ctx, ri, node, err);
     return do_log(ctx, ri, node, err);
+}
+
+void ctl_agent_cut(struct ctl_ctx *ctx, struct ctl_node *node)
+{
+    struct ctl_node_watch *w = node->watch;
+    while (w && w->parked) {
+        struct ctl_parked *p = w->parked;
+        ctl_park_unlink(p);
+        struct ctl_reqinfo ri;
+        ctl_reqinfo_of_parked(&ri, p);
+        struct nubo_err err = {0};
+        nubo_error_http(&err, 401, "node %s: this node token was replaced by an admin",
+                        node->row.name);
+        ctl_reply_err(ctx, &ri, &err);
+        ctl_parked_free(p);
+    }
 }
 
 /* Shutdown: parked watches and batches still being sliced are answered 503 (the agent asks

@@ -294,7 +294,7 @@ struct ctl_ctx {
     struct ctl_events events;
     char join_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_map users_by_name; /* -> ctl_user */
-    struct ctl_map tokens;        /* sha256 hex -> ctl_user */
+    struct ctl_map tokens;        /* sha256 hex -> struct ctl_token (owned) */
     struct ctl_map nodes;         /* uuid -> ctl_node */
     struct ctl_map nodes_by_name;
     struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
@@ -501,11 +501,17 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
                  struct nubo_ingress_wake_resp *out, struct nubo_err *err);
 
 /* ---- model_nodes.c: node lifecycle ---- */
-/* Register (or re-register) a node from rq: new token into token, the instances it no longer
- * holds reported stopped. */
-int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
+/* Register (or re-register) a node from rq, the instances it no longer holds reported
+ * stopped. keep_token: the node's token it came with (kept), NULL = a new one; either way it is
+ * copied into token. The caller checked the credential (agents.c); a known node's metro never
+ * changes here. */
+int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const char *keep_token,
                       char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out,
                       struct nubo_err *err);
+/* An admin replaces node's machine: a new token into token (committed); the old one is refused
+ * from now on. The node keeps its name, metro, subnet and instances. */
+int ctl_node_replace(struct ctl_ctx *ctx, struct ctl_node *node, char token[NUBO_AGENT_TOKEN_MAX],
+                     struct nubo_err *err);
 void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);
 /* Nodes silent past the grace become unavailable. */
 void ctl_nodes_check(struct ctl_ctx *ctx);
@@ -542,6 +548,17 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
  * node of its metro (and d[i].move_ip_host its address there). An instance whose volumes pin
  * it to a full node, or one that fits nowhere, is a 503 naming it; nothing is changed. */
 int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct nubo_err *err);
+
+/* ---- model_users.c: deleting a user ---- */
+struct ctl_user_owned {
+    size_t instances, services, volumes, certificates, images;
+};
+/* What the user named owner holds (images: in the index). -1 only when the store fails. */
+int ctl_user_owned(struct ctl_ctx *ctx, const char *owner, struct ctl_user_owned *out,
+                   struct nubo_err *err);
+/* Delete u: refused (409 naming what it owns) while it owns objects, unless force, which
+ * deletes them first. u is freed. */
+int ctl_user_delete(struct ctl_ctx *ctx, struct ctl_user_row *u, bool force, struct nubo_err *err);
 
 /* ---- model_quotas.c: per-user quotas ---- */
 /* What owner holds, counted from the working set. */
@@ -647,8 +664,31 @@ int ctl_resolve_ask(struct ctl_ctx *ctx, struct ctl_resolve_batch *b, struct ctl
                     struct nubo_err *err);
 
 /* ---- auth.c ---- */
+/* An API token in memory (ctx->tokens, by hash): its row and its user. */
+struct ctl_token {
+    struct ctl_token_row row;
+    struct ctl_user_row *user;
+};
 int ctl_auth_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
+/* The user of a valid full token, NULL for anything else (missing, unknown, expired, scoped). */
 const struct ctl_user_row *ctl_auth_user(struct ctl_ctx *ctx, const char *token);
+/* The same with the reason in err: 401 missing/unknown/expired (one line naming what to do),
+ * 403 a metrics-only token on the API. metrics: the request is GET /metrics, which admins'
+ * tokens and metrics tokens may read. *t_out (may be NULL) gets the token. */
+int ctl_auth_check(struct ctl_ctx *ctx, const char *token, bool metrics,
+                   const struct ctl_user_row **u_out, const struct ctl_token **t_out,
+                   struct nubo_err *err);
+/* A new token for u (the user row inserted too when insert_user), committed, then indexed;
+ * req (may be NULL) sets its expiry and scope. */
+int ctl_token_issue(struct ctl_ctx *ctx, struct ctl_user_row *u, bool insert_user,
+                    const struct nubo_token_req *req, char token[NUBO_AGENT_TOKEN_MAX],
+                    const struct ctl_token **out, struct nubo_err *err);
+/* Revoke t (committed first): the next request with it is a 401. t is freed. */
+int ctl_token_revoke(struct ctl_ctx *ctx, struct ctl_token *t, struct nubo_err *err);
+/* Forget u's tokens, quotas and rate bucket and u itself once the store dropped them. */
+void ctl_auth_forget_user(struct ctl_ctx *ctx, struct ctl_user_row *u);
+/* The API form of t; current = the request came with it. */
+void ctl_token_to_api(const struct ctl_token *t, bool current, struct nubo_token *out);
 struct ctl_node *ctl_auth_node(struct ctl_ctx *ctx, const char *token);
 bool ctl_auth_join(struct ctl_ctx *ctx, const char *token);
 /* A user by name or uuid, NULL = none. */
@@ -782,6 +822,8 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
 
 /* agents.c: the agents' side of the events and of shutdown */
 void ctl_agent_on_node_changed(struct ctl_ctx *ctx, struct ctl_node *node); /* event */
+/* The node's token changed: its parked watches are answered 401 at once. */
+void ctl_agent_cut(struct ctl_ctx *ctx, struct ctl_node *node);
 void ctl_agent_free(struct ctl_ctx *ctx);
 /* ingress_watch.c */
 int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);

@@ -188,6 +188,7 @@ void ctl_state_free(struct ctl_ctx *ctx)
     ctl_volumes_free(ctx);
     ctl_map_foreach(&ctx->nodes, e) free(e->val);
     ctl_map_foreach(&ctx->users_by_name, e) free(e->val);
+    ctl_map_foreach(&ctx->tokens, e) free(e->val);
     ctl_map_clear(&ctx->instances);
     ctl_map_clear(&ctx->instance_names);
     ctl_map_clear(&ctx->nodes);

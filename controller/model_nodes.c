@@ -35,13 +35,13 @@ static void reports_free(struct nubo_status_report *reps, size_t n)
     free(reps);
 }
 
-int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
+int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const char *keep_token,
                       char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out, struct nubo_err *err)
 {
     struct ctl_node *node = ctl_map_get(&ctx->nodes_by_name, rq->name);
     struct ctl_node_row row;
     if (node) {
-        row = node->row;
+        row = node->row; /* its metro stays: what is placed there stays in that metro */
     } else {
         memset(&row, 0, sizeof(row));
         nubo_uuid_new(row.uuid);
@@ -54,8 +54,8 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
                                    "subnet_pool",
                                    rq->name);
         row.subnet_index = idx;
+        memcpy(row.metro, rq->metro, sizeof(row.metro));
     }
-    memcpy(row.metro, rq->metro, sizeof(row.metro));
     row.memory_mb = rq->memory_mb;
     row.vcpus = rq->vcpus;
     memcpy(row.accel, rq->accel, sizeof(row.accel));
@@ -64,7 +64,12 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
     memcpy(row.agent_version, rq->agent_version, sizeof(row.agent_version));
     row.registered_at_us = nubo_now_us();
     row.unavailable = false;
-    ctl_token_new("node", token, row.token_hash);
+    if (keep_token) { /* the node's own credential: it stays the same across registers */
+        snprintf(token, NUBO_AGENT_TOKEN_MAX, "%s", keep_token);
+        nubo_sha256_hex(token, strlen(token), row.token_hash);
+    } else {
+        ctl_token_new("node", token, row.token_hash);
+    }
 
     /* what the node no longer holds is no longer running there */
     size_t extra = node ? node->n_instances : 0;
@@ -120,6 +125,23 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq,
     reports_free(reps, nr);
     ctl_node_bump(ctx, node);
     *out = node;
+    return 0;
+}
+
+int ctl_node_replace(struct ctl_ctx *ctx, struct ctl_node *node, char token[NUBO_AGENT_TOKEN_MAX],
+                     struct nubo_err *err)
+{
+    struct ctl_node_row row = node->row;
+    ctl_token_new("node", token, row.token_hash);
+    if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_node_put(&ctx->store, &row, err) < 0 ||
+        ctl_store_commit(&ctx->store, err) < 0) {
+        ctl_store_rollback(&ctx->store);
+        return ctl_err_status(err, 500);
+    }
+    ctl_map_del(&ctx->node_tokens, node->row.token_hash);
+    memcpy(node->row.token_hash, row.token_hash, sizeof(row.token_hash));
+    ctl_map_put(&ctx->node_tokens, node->row.token_hash, node);
+    log_info("node %s: its token was replaced by an admin; the old one is refused", row.name);
     return 0;
 }
 

@@ -61,10 +61,9 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
     }
     if (!prefix(ri->path, "/v1", &rest))
         return nubo_error_http(err, 404, "no endpoint %s; the API lives under /v1", ri->path);
-    const struct ctl_user_row *u = ctl_auth_user(ctx, ctl_bearer(ri->req));
-    if (u == NULL)
-        return nubo_error_http(err, 401,
-                               "missing or unknown token: send Authorization: Bearer <token>");
+    const struct ctl_user_row *u;
+    if (ctl_auth_check(ctx, ctl_bearer(ri->req), false, &u, NULL, err) < 0)
+        return -1;
     ri->user = *u;
     int64_t retry_ms = 0;
     if (!ctl_rate_take(ctx, u, &retry_ms)) {

@@ -77,13 +77,17 @@ static const char *const migrations[] = {
     "CREATE TABLE volume_mounts(volume_uuid TEXT PRIMARY KEY, instance_uuid TEXT NOT NULL,"
     " at TEXT NOT NULL, readonly INTEGER NOT NULL);"
     "CREATE TABLE node_volume_mb(node_uuid TEXT PRIMARY KEY, volume_mb INTEGER NOT NULL);",
+    /* 6 -> 7: token expiry and scope (a metrics-only token for Prometheus) */
+    "ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_USER_INS] = "INSERT INTO users(uuid,name,admin,created_at) VALUES(?,?,?,?)",
-    [ST_TOKEN_INS] = "INSERT OR IGNORE INTO tokens(hash,user_uuid,created_at) VALUES(?,?,?)",
+    [ST_TOKEN_INS] = "INSERT OR IGNORE INTO tokens(hash,user_uuid,created_at,expires_at,scope) "
+                     "VALUES(?,?,?,?,?)",
     [ST_USERS] = "SELECT uuid,name,admin,created_at FROM users",
-    [ST_TOKENS] = "SELECT hash,user_uuid FROM tokens",
+    [ST_TOKENS] = "SELECT hash,user_uuid,created_at,expires_at,scope FROM tokens",
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(uuid,name,metro,memory_mb,vcpus,accel,"
                     "libvirt_version,qemu_version,agent_version,subnet_index,token_hash,"
                     "created_at,registered_at,unavailable,maintenance) "
@@ -355,13 +359,15 @@ int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, str
     return step_done(s, st, err, "inserting a user");
 }
 
-int ctl_store_token_insert(struct ctl_store *s, const char *hash, const char *user_uuid,
+int ctl_store_token_insert(struct ctl_store *s, const struct ctl_token_row *t,
                            struct nubo_err *err)
 {
     sqlite3_stmt *st = stmt(s, ST_TOKEN_INS);
-    bind_text(st, 1, hash);
-    bind_text(st, 2, user_uuid);
-    sqlite3_bind_int64(st, 3, nubo_now_us());
+    bind_text(st, 1, t->hash);
+    bind_text(st, 2, t->user_uuid);
+    sqlite3_bind_int64(st, 3, t->created_at_us);
+    sqlite3_bind_int64(st, 4, t->expires_at_us);
+    bind_text(st, 5, t->scope);
     return step_done(s, st, err, "inserting a token");
 }
 
@@ -385,16 +391,19 @@ int ctl_store_users_load(struct ctl_store *s, int (*cb)(void *, const struct ctl
     return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading users");
 }
 
-int ctl_store_tokens_load(struct ctl_store *s, int (*cb)(void *, const char *, const char *),
+int ctl_store_tokens_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_token_row *),
                           void *arg, struct nubo_err *err)
 {
     sqlite3_stmt *st = stmt(s, ST_TOKENS);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char hash[NUBO_SHA256_HEX_LEN + 1], uuid[NUBO_UUID_STR_LEN + 1];
-        col_text(st, 0, hash, sizeof(hash));
-        col_text(st, 1, uuid, sizeof(uuid));
-        if (cb(arg, hash, uuid) < 0) {
+        struct ctl_token_row t = {0};
+        col_text(st, 0, t.hash, sizeof(t.hash));
+        col_text(st, 1, t.user_uuid, sizeof(t.user_uuid));
+        t.created_at_us = sqlite3_column_int64(st, 2);
+        t.expires_at_us = sqlite3_column_int64(st, 3);
+        col_text(st, 4, t.scope, sizeof(t.scope));
+        if (cb(arg, &t) < 0) {
             sqlite3_reset(st);
             return nubo_error(err, 0, "loading tokens: out of memory");
         }

@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "api.h"
+#include "cluster.h"
 #include "error.h"
 #include "service.h"
 
@@ -20,6 +21,15 @@ struct ctl_user_row {
     char name[NUBO_API_USER_MAX + 1];
     bool admin;
     int64_t created_at_us;
+};
+
+/* An API token: only its sha256 is kept. */
+struct ctl_token_row {
+    char hash[NUBO_SHA256_HEX_LEN + 1];
+    char user_uuid[NUBO_UUID_STR_LEN + 1];
+    int64_t created_at_us;
+    int64_t expires_at_us;                /* 0 = never */
+    char scope[NUBO_TOKEN_SCOPE_MAX + 1]; /* "" = the user's rights; "metrics" = /metrics only */
 };
 
 struct ctl_node_row {
@@ -167,7 +177,7 @@ struct ctl_store {
     bool ckpt_running, ckpt_stop;
 };
 
-#define CTL_STORE_SCHEMA_VERSION 6
+#define CTL_STORE_SCHEMA_VERSION 7
 
 int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
 /* Start the checkpoint thread (the controller does; tests may skip it). */
@@ -178,13 +188,17 @@ int ctl_store_commit(struct ctl_store *s, struct nubo_err *err);
 void ctl_store_rollback(struct ctl_store *s);
 
 int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err);
-int ctl_store_token_insert(struct ctl_store *s, const char *hash, const char *user_uuid,
+int ctl_store_token_insert(struct ctl_store *s, const struct ctl_token_row *t,
                            struct nubo_err *err);
 int ctl_store_users_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_user_row *u),
                          void *arg, struct nubo_err *err);
 int ctl_store_tokens_load(struct ctl_store *s,
-                          int (*cb)(void *arg, const char *hash, const char *user_uuid), void *arg,
+                          int (*cb)(void *arg, const struct ctl_token_row *t), void *arg,
                           struct nubo_err *err);
+/* store_users.c: a revoked token; a deleted user with its tokens and quotas (its objects are
+ * the caller's to delete first). */
+int ctl_store_token_delete(struct ctl_store *s, const char *hash, struct nubo_err *err);
+int ctl_store_user_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err);
 
 int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct nubo_err *err);
 int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *arg, const struct ctl_node_row *n),

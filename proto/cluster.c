@@ -14,6 +14,14 @@
 
 static const int64_t big = INT64_C(1) << 62;
 
+/* The replace reply's node carries its new token; no other node object does. */
+static json_t *node_with_token(json_t *o, const struct nubo_node *n)
+{
+    if (o && n->token[0])
+        json_object_set_new(o, "token", json_string(n->token));
+    return o;
+}
+
 json_t *nubo_node_encode(const struct nubo_node *n)
 {
     json_t *o = json_pack(
@@ -28,7 +36,8 @@ json_t *nubo_node_encode(const struct nubo_node *n)
         pj_time_new(n->created_at_us), "registered_at", pj_time_new(n->registered_at_us),
         "last_seen_ms", (json_int_t)n->last_seen_ms, "guest_cpu", n->guest_cpu);
     if (o == NULL || !n->has_moved)
-        return o;
+        return node_with_token(o, n);
+    node_with_token(o, n);
     json_t *mv = json_array();
     for (size_t i = 0; mv && i < n->n_moved; i++)
         json_array_append_new(mv, json_pack("{s:s, s:s, s:s, s:s}", "uuid", n->moved[i].uuid,
@@ -84,6 +93,7 @@ int nubo_node_decode(json_t *j, struct nubo_node *out, struct nubo_err *err)
     TRY(pj_time(j, "", "registered_at", false, &out->registered_at_us, err));
     TRY(pj_int(j, "", "last_seen_ms", false, -big, big, &out->last_seen_ms, err));
     TRY(pj_str(j, "", "guest_cpu", false, out->guest_cpu, sizeof(out->guest_cpu), err));
+    TRY(pj_str(j, "", "token", false, out->token, sizeof(out->token), err));
     json_t *a;
     int rc = pj_array(j, "", "moved_instances", false, NUBO_NODE_MAX_MOVED, &a, err);
     TRY(rc);
@@ -154,6 +164,10 @@ json_t *nubo_user_encode(const struct nubo_user *u)
                           u->name, "admin", u->admin, "created_at", pj_time_new(u->created_at_us));
     if (o && u->token[0])
         json_object_set_new(o, "token", json_string(u->token));
+    if (o && u->token_id[0])
+        json_object_set_new(o, "token_id", json_string(u->token_id));
+    if (o && u->expires_at_us)
+        json_object_set_new(o, "expires_at", pj_time_new(u->expires_at_us));
     return o;
 }
 
@@ -166,7 +180,80 @@ int nubo_user_decode(json_t *j, struct nubo_user *out, struct nubo_err *err)
         pj_str(j, "", "name", false, out->name, sizeof(out->name), err) < 0 ||
         pj_bool(j, "", "admin", false, &out->admin, err) < 0 ||
         pj_time(j, "", "created_at", false, &out->created_at_us, err) < 0 ||
-        pj_str(j, "", "token", false, out->token, sizeof(out->token), err) < 0)
+        pj_str(j, "", "token", false, out->token, sizeof(out->token), err) < 0 ||
+        pj_str(j, "", "token_id", false, out->token_id, sizeof(out->token_id), err) < 0 ||
+        pj_time(j, "", "expires_at", false, &out->expires_at_us, err) < 0)
         return -1;
+    return 0;
+}
+
+json_t *nubo_token_encode(const struct nubo_token *t)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "status", "success", "id", t->id,
+                          "user", t->user, "scope", t->scope, "created_at",
+                          pj_time_new(t->created_at_us), "current", t->current);
+    if (o && t->expires_at_us)
+        json_object_set_new(o, "expires_at", pj_time_new(t->expires_at_us));
+    return o;
+}
+
+int nubo_token_decode(json_t *j, struct nubo_token *out, struct nubo_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "token: must be a JSON object");
+    if (pj_str(j, "", "id", false, out->id, sizeof(out->id), err) < 0 ||
+        pj_str(j, "", "user", false, out->user, sizeof(out->user), err) < 0 ||
+        pj_str(j, "", "scope", false, out->scope, sizeof(out->scope), err) < 0 ||
+        pj_time(j, "", "created_at", false, &out->created_at_us, err) < 0 ||
+        pj_time(j, "", "expires_at", false, &out->expires_at_us, err) < 0 ||
+        pj_bool(j, "", "current", false, &out->current, err) < 0)
+        return -1;
+    return 0;
+}
+
+static void token_fini(struct nubo_token *t)
+{
+    (void)t;
+}
+PJ_LIST_CODEC(nubo_token, struct nubo_token, nubo_token_decode, token_fini)
+
+json_t *nubo_token_req_encode(const struct nubo_token_req *r)
+{
+    json_t *o = json_object();
+    if (r->ttl_s)
+        json_object_set_new(o, "ttl_s", json_integer(r->ttl_s));
+    if (r->expires_at_us)
+        json_object_set_new(o, "expires_at", pj_time_new(r->expires_at_us));
+    if (r->scope[0])
+        json_object_set_new(o, "scope", json_string(r->scope));
+    return o;
+}
+
+int nubo_token_req_decode(json_t *j, int64_t now_us, struct nubo_token_req *out,
+                          struct nubo_err *err)
+{
+    static const char *const allowed[] = {"ttl_s", "expires_at", "scope", NULL};
+    memset(out, 0, sizeof(*out));
+    if (j == NULL)
+        return 0;
+    if (!json_is_object(j))
+        return nubo_error_http(err, 400, "tokens: body must be an object");
+    if (pj_only_keys(j, "", allowed, err) < 0 ||
+        pj_int(j, "", "ttl_s", false, 1, NUBO_TOKEN_TTL_MAX_S, &out->ttl_s, err) < 0 ||
+        pj_time(j, "", "expires_at", false, &out->expires_at_us, err) < 0 ||
+        pj_str(j, "", "scope", false, out->scope, sizeof(out->scope), err) < 0)
+        return -1;
+    if (out->scope[0] && strcmp(out->scope, "metrics") != 0)
+        return nubo_error_http(err, 400, "scope: '%s' is not a scope (\"metrics\", or none)",
+                               out->scope);
+    if (out->ttl_s && out->expires_at_us)
+        return nubo_error_http(err, 400, "tokens: give ttl_s or expires_at, not both");
+    if (out->ttl_s)
+        out->expires_at_us = now_us + out->ttl_s * 1000000;
+    if (out->expires_at_us && out->expires_at_us <= now_us)
+        return nubo_error_http(err, 400, "expires_at: the time has passed; give a future time");
+    if (out->expires_at_us > now_us + NUBO_TOKEN_TTL_MAX_S * 1000000)
+        return nubo_error_http(err, 400, "expires_at: at most ten years ahead");
     return 0;
 }

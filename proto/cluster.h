@@ -46,6 +46,7 @@ struct nubo_node {
     bool has_moved; /* the drain/ready replies add "moved_instances" (maybe empty) */
     struct nubo_moved_instance *moved; /* malloc'd, at most NUBO_NODE_MAX_MOVED */
     size_t n_moved;
+    char token[NUBO_AGENT_TOKEN_MAX]; /* only in the replace reply: the new node token */
 };
 json_t *nubo_node_encode(const struct nubo_node *n);
 /* Lenient (client side): unknown fields ignored, missing fields zero. */
@@ -70,14 +71,51 @@ int nubo_metro_list_decode(json_t *a, size_t max, struct nubo_metro **out, size_
                            struct nubo_err *err);
 void nubo_metro_list_free(struct nubo_metro *v, size_t n);
 
+#define NUBO_TOKEN_ID_LEN 16
+#define NUBO_TOKEN_SCOPE_MAX 15
+#define NUBO_TOKEN_TTL_MAX_S (10LL * 366 * 86400) /* ten years */
+#define NUBO_TOKENS_MAX 4096                      /* tokens one list decodes */
+
 struct nubo_user {
     char uuid[NUBO_UUID_STR_LEN + 1];
     char name[NUBO_API_USER_MAX + 1];
     bool admin;
     int64_t created_at_us;
-    char token[NUBO_AGENT_TOKEN_MAX]; /* only in the answers that mint one; "" = absent */
+    /* only in the answers that mint a token ("" / 0 = absent) */
+    char token[NUBO_AGENT_TOKEN_MAX];
+    char token_id[NUBO_TOKEN_ID_LEN + 1];
+    int64_t expires_at_us; /* 0 = never */
 };
 json_t *nubo_user_encode(const struct nubo_user *u);
 int nubo_user_decode(json_t *j, struct nubo_user *out, struct nubo_err *err);
+
+/* A user's API token as GET /v1/users/{name}/tokens lists it (never the secret): id = the first
+ * NUBO_TOKEN_ID_LEN hex digits of its sha256, the handle DELETE /v1/users/{name}/tokens/{id}
+ * takes. scope "" = whatever its user may do; "metrics" = GET /metrics and nothing else. */
+struct nubo_token {
+    char id[NUBO_TOKEN_ID_LEN + 1];
+    char user[NUBO_API_USER_MAX + 1];
+    char scope[NUBO_TOKEN_SCOPE_MAX + 1];
+    int64_t created_at_us;
+    int64_t expires_at_us; /* 0 = never (left out) */
+    bool current;          /* the token this request came with */
+};
+json_t *nubo_token_encode(const struct nubo_token *t);
+int nubo_token_decode(json_t *j, struct nubo_token *out, struct nubo_err *err);
+int nubo_token_list_decode(json_t *a, size_t max, struct nubo_token **out, size_t *n_out,
+                           struct nubo_err *err);
+void nubo_token_list_free(struct nubo_token *v, size_t n);
+
+/* POST /v1/users/{name}/tokens: optional body {"ttl_s"} or {"expires_at"} (RFC 3339), and
+ * "scope" ("" or "metrics"). Strict: unknown fields are a 400. */
+struct nubo_token_req {
+    int64_t ttl_s;         /* 0 = not given */
+    int64_t expires_at_us; /* 0 = not given */
+    char scope[NUBO_TOKEN_SCOPE_MAX + 1];
+};
+json_t *nubo_token_req_encode(const struct nubo_token_req *r);
+/* j may be NULL (no body). now_us: the ttl's base; the result has expires_at_us set. */
+int nubo_token_req_decode(json_t *j, int64_t now_us, struct nubo_token_req *out,
+                          struct nubo_err *err);
 
 #endif

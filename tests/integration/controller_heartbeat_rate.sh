@@ -13,7 +13,7 @@ t_wait_for 10 grep -q "fake-0: heartbeat interval now 2000 ms" "$T_TMP/fake-agen
     t_fail "fake-0 was not told the stretched interval: $(tail -5 "$T_TMP/fake-agent.log")"
 
 status_count() {
-    curl -fsS "$CTL_URL/metrics" |
+    curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" |
         awk -F' ' '/^nubo_api_requests_total\{route="agent_status"/ { s += $2 } END { print s + 0 }'
 }
 sleep 3 # every node has been told by now (its first beat came within 200 ms)

@@ -114,7 +114,7 @@ api POST /v1/services '{"services":[{"port":443}]}'
 expect 200 "services create"
 
 # metrics
-curl -fsS "$CTL_URL/metrics" > "$T_TMP/metrics"
+curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" > "$T_TMP/metrics"
 grep -q '^nubo_instances{state="running"} 0' "$T_TMP/metrics" || t_fail "metrics instances"
 grep -q '^nubo_nodes{state="ready"} 3' "$T_TMP/metrics" || t_fail "metrics nodes"
 grep -q '^nubo_api_request_duration_seconds_bucket' "$T_TMP/metrics" || t_fail "latency histogram"

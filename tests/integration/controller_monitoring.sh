@@ -15,7 +15,10 @@ api POST /v1/instances '{"image":"admin/hello:latest","name":"m1","autostart":tr
 expect 200 create
 
 # what Prometheus sends with the sample's authorization: {credentials_file: …}
-echo "scrape-token-$RANDOM" > "$T_TMP/scrape.token"
+# (a metrics token: it reads /metrics and nothing else)
+api POST /v1/users/me/tokens '{"scope":"metrics"}'
+expect 200 "metrics token"
+jget 'd["data"]["users"][0]["token"]' > "$T_TMP/scrape.token"
 curl -fsS -H "Authorization: Bearer $(cat "$T_TMP/scrape.token")" \
     -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' \
     -D "$T_TMP/headers" "$CTL_URL/metrics" > "$T_TMP/metrics" || t_fail "/metrics with a bearer token"

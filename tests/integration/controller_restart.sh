@@ -55,7 +55,7 @@ PY
 LOADER=$!
 t_wait_for 120 bash -c "[ \$(wc -l < $T_TMP/acked) -ge 10 ]" ||
     t_fail "creates too slow or refused: $(wc -l < "$T_TMP/acked") acked; $(cat "$T_TMP/loader-stop.log" 2>/dev/null)
-the controller's view: $(curl -s -m 5 "$CTL_URL/metrics" | grep -E 'route="instances_create"|_seconds_(sum|count)')
+the controller's view: $(curl -s -m 5 -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" | grep -E 'route="instances_create"|_seconds_(sum|count)')
 the loader's last requests: $(tail -8 "$T_TMP/loader-trace.log")"
 kill -9 "$CTL_PID"
 wait "$LOADER" 2>/dev/null || true
@@ -85,7 +85,7 @@ api GET /v1/nodes
 api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest"}'
 expect 503 "no ready node"
 expect_envelope_error
-curl -fsS "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t_fail "metrics unavailable"
+curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t_fail "metrics unavailable"
 # it comes back
 kill -CONT "$FAKE_PID"
 t_wait_for 30 state_is "$KEEPER" running || t_fail "instance did not come back: $(instance_state "$KEEPER")"
@@ -95,6 +95,7 @@ api GET "/v1/instances/$KEEPER"
 STARTED0=$(jget 'd["data"]["instances"][0]["started_at"]')
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true
 "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes 2 --boot-ms 2000 \
+    --state-dir "$T_TMP/fake-state" \
     >> "$T_TMP/fake-agent.log" 2>&1 &
 FAKE_PID=$!
 t_track_pid "$FAKE_PID"

@@ -76,7 +76,7 @@ grep -q "^nubo_instance_requests_in_flight{uuid=\"$UUID\",name=\"web\"} 1$" "$T_
     || t_fail "text form in flight: $(grep in_flight "$T_TMP/mine.txt")"
 grep -q "^nubo_instance_handled_total{uuid=\"$UUID\",name=\"web\"} [1-9]" "$T_TMP/mine.txt" \
     || t_fail "text form ntotal: $(grep handled "$T_TMP/mine.txt")"
-curl -fsS "$CTL_URL/metrics" > "$T_TMP/metrics"
+curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" > "$T_TMP/metrics"
 grep -q '^nubo_ingress_requests_in_flight{metro="fra0"} 1$' "$T_TMP/metrics" \
     || t_fail "/metrics in flight: $(grep ingress_ "$T_TMP/metrics")"
 wait "${pids[@]}"
@@ -86,7 +86,7 @@ done
 t_wait_for 10 counts_match "\$2 == 0 && \$3 == 0 && \$4 >= $t1 + 4" || t_fail "after the slow requests: $(counts)"
 
 # --- the operators' view: every series the dashboard and the sample use has samples now
-curl -fsS "$CTL_URL/metrics" > "$T_TMP/metrics"
+curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" > "$T_TMP/metrics"
 sessions=$(sed -n 's/^nubo_ingress_sessions_total{metro="fra0"} //p' "$T_TMP/metrics")
 [ "${sessions:-0}" -ge $((t1 + 4)) ] || t_fail "nubo_ingress_sessions_total $sessions < $((t1 + 4))"
 python3 "$NUBO_SRC/tests/tools/monitoring_check.py" "$NUBO_SRC/deploy/monitoring" "$T_TMP/metrics" --samples >&2 \

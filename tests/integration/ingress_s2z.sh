@@ -83,7 +83,7 @@ for i in $(seq 10); do
     [ "${c%% *}" = 200 ] && grep -q 'Hello from nubo' "$T_TMP/c$i" || t_fail "concurrent request $i: $c $(cat "$T_TMP/c$i" 2>/dev/null)"
 done
 [ "$(look | cut -d' ' -f2)" = $((s1 + 1)) ] || t_fail "10 concurrent requests, want one wake from start_count $s1: $BODY"
-wakes=$(curl -fsS "$CTL_URL/metrics" | sed -n 's/^nubo_scale_to_zero_wakes_total //p')
+wakes=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" | sed -n 's/^nubo_scale_to_zero_wakes_total //p')
 [ "$wakes" = 2 ] || t_fail "controller counted $wakes wakes, want 2"
 t_log "10 concurrent first requests: all 200, one wake"
 

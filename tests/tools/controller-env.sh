@@ -38,7 +38,8 @@ INI
 # fake_start NODES [ARGS...]: NODES fake nodes; waits until the controller lists them ready.
 fake_start() {
     local n=$1; shift
-    "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes "$n" "$@" \
+    "$FAKE_BIN" --controller "$CTL_URL" --join-token-file "$CTL_JOIN" --nodes "$n" \
+        --state-dir "$T_TMP/fake-state" "$@" \
         >> "$T_TMP/fake-agent.log" 2>&1 &
     FAKE_PID=$!
     t_track_pid "$FAKE_PID"

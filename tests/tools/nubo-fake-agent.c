@@ -36,6 +36,7 @@ struct opts {
     int64_t volume_mb;
     bool quiet;
     char hook[512];
+    char state_dir[512]; /* "" = node tokens kept in memory only */
 };
 
 struct fnode;
@@ -65,7 +66,8 @@ struct fctx;
 struct fnode {
     struct fctx *fx;
     char name[NUBO_NAME_MAX + 1];
-    char token[NUBO_AGENT_TOKEN_MAX];
+    char token[NUBO_AGENT_TOKEN_MAX]; /* the node token, once registered: it registers again */
+    bool reg_with_token;              /* the register in flight sent the node token */
     bool registered, registering;
     int backoff_ms; /* register retry delay, reset by a success */
     int64_t version;
@@ -431,6 +433,12 @@ static void do_watch(struct fnode *n)
     evhttp_make_request(n->watch_conn, r, EVHTTP_REQ_GET, path);
 }
 
+/* Like the real agent's <state_dir>/node-token: one file per fake node. */
+static void token_path(const struct fnode *n, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s.token", n->fx->o.state_dir, n->name);
+}
+
 static void register_cb(struct evhttp_request *req, void *arg)
 {
     struct fnode *n = arg;
@@ -438,6 +446,13 @@ static void register_cb(struct evhttp_request *req, void *arg)
     struct nubo_register_resp r;
     struct nubo_err err = {0};
     n->registering = false;
+    char tp[600];
+    token_path(n, tp, sizeof(tp));
+    if (req && evhttp_request_get_response_code(req) == 401 && n->reg_with_token) {
+        n->token[0] = '\0'; /* unknown to the controller: the join token next */
+        if (n->fx->o.state_dir[0])
+            unlink(tp);
+    }
     if (j == NULL || nubo_register_resp_decode(j, &r, &err) < 0) {
         json_decref(j);
         if (!n->fx->o.quiet)
@@ -448,6 +463,9 @@ static void register_cb(struct evhttp_request *req, void *arg)
     }
     json_decref(j);
     memcpy(n->token, r.token, sizeof(n->token));
+    if (n->fx->o.state_dir[0] && nubo_write_file_atomic(tp, n->token, strlen(n->token), 0600,
+                                                        &err) < 0)
+        fprintf(stderr, "fake-agent %s: %s\n", n->name, err.msg);
     n->backoff_ms = 0;
     n->hb_ms = r.heartbeat_interval_ms;
     bool first = !n->registered && n->hb_ev == NULL;
@@ -496,7 +514,18 @@ static void do_register(struct fnode *n)
     }
     json_t *j = nubo_register_req_encode(&rq);
     free(rq.instances);
-    post_json(n, n->conn, NUBO_AGENT_PATH_REGISTER, j, register_cb, n->fx->o.join_token);
+    if (n->token[0] == '\0' && n->fx->o.state_dir[0]) {
+        char tp[600], *text = NULL;
+        size_t len = 0;
+        token_path(n, tp, sizeof(tp));
+        if (nubo_read_file(tp, NUBO_AGENT_TOKEN_MAX - 1, &text, &len, NULL) == 0)
+            snprintf(n->token, sizeof(n->token), "%s", text);
+        free(text);
+    }
+    /* a known node comes back with its node token; the join token only brings a new name */
+    n->reg_with_token = n->token[0] != '\0';
+    post_json(n, n->conn, NUBO_AGENT_PATH_REGISTER, j, register_cb,
+              n->reg_with_token ? n->token : n->fx->o.join_token);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -528,6 +557,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"volume-mb", required_argument, NULL, 'D'},
         {"hook", required_argument, NULL, 'H'},
+        {"state-dir", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -595,11 +625,18 @@ int main(int argc, char **argv)
         case 'H':
             snprintf(o->hook, sizeof(o->hook), "%s", optarg);
             break;
+        case 'S':
+            snprintf(o->state_dir, sizeof(o->state_dir), "%s", optarg);
+            if (nubo_mkdir_p(o->state_dir, 0700, NULL) < 0) {
+                fprintf(stderr, "nubo-fake-agent: cannot create %s\n", o->state_dir);
+                return 1;
+            }
+            break;
         default:
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
                             "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--volume-mb N] "
-                            "[--quiet]\n");
+                            "[--state-dir DIR] [--quiet]\n");
             return 2;
         }
     }

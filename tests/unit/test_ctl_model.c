@@ -92,7 +92,7 @@ static struct ctl_node *add_node(struct ctl_ctx *ctx, const char *name, const ch
     char token[NUBO_AGENT_TOKEN_MAX];
     struct ctl_node *node = NULL;
     struct nubo_err err = {0};
-    assert_int_equal(ctl_node_register(ctx, &rq, token, &node, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, token, &node, &err), 0);
     assert_non_null(node);
     assert_ptr_equal(ctl_auth_node(ctx, token), node);
     return node;

@@ -1,0 +1,229 @@
+/* Unit tests for the user lifecycle and node identity in the controller's model (issue 11,
+ * observations 7 and 8): token expiry, scope and revocation, each surviving a reload from the
+ * store; deleting a user (refused while it owns things, forced); a node's token kept across
+ * registers, its metro kept, and an admin's replace; the token request codec. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h"
+
+static char dir[64];
+
+static struct ctl_ctx *ctx_open(void)
+{
+    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    struct nubo_err err = {0};
+    ctl_config_defaults(&ctx->cfg);
+    snprintf(ctx->cfg.db_path, sizeof(ctx->cfg.db_path), "%s/ctl.db", dir);
+    snprintf(ctx->cfg.bootstrap_token_file, sizeof(ctx->cfg.bootstrap_token_file), "%s/admin", dir);
+    snprintf(ctx->cfg.join_token_file, sizeof(ctx->cfg.join_token_file), "%s/join", dir);
+    assert_int_equal(ctl_store_open(&ctx->store, ctx->cfg.db_path, false, &err), 0);
+    assert_int_equal(ctl_state_load(ctx, &err), 0);
+    assert_int_equal(ctl_auth_bootstrap(ctx, &err), 0);
+    return ctx;
+}
+
+static void ctx_close(struct ctl_ctx *ctx)
+{
+    ctl_state_free(ctx);
+    ctl_store_close(&ctx->store);
+    free(ctx);
+}
+
+static struct ctl_ctx *reload(struct ctl_ctx *ctx)
+{
+    ctx_close(ctx);
+    return ctx_open();
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/nubo-ctlusers-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    *state = ctx_open();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx_close(*state);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct ctl_user_row *new_user(struct ctl_ctx *ctx, const char *name, bool admin,
+                                     char token[NUBO_AGENT_TOKEN_MAX])
+{
+    struct ctl_user_row *u = xcalloc(1, sizeof(*u));
+    nubo_uuid_new(u->uuid);
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    u->admin = admin;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_token_issue(ctx, u, true, NULL, token, NULL, &err), 0);
+    return u;
+}
+
+static int check(struct ctl_ctx *ctx, const char *token, bool metrics, struct nubo_err *err)
+{
+    const struct ctl_user_row *u;
+    nubo_err_clear(err);
+    return ctl_auth_check(ctx, token, metrics, &u, NULL, err) < 0 ? err->http_status : 200;
+}
+
+static void test_token_expiry_scope_revoke(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    char acme_tok[NUBO_AGENT_TOKEN_MAX], ops_tok[NUBO_AGENT_TOKEN_MAX];
+    char short_tok[NUBO_AGENT_TOKEN_MAX], scrape_tok[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_user_row *acme = new_user(ctx, "acme", false, acme_tok);
+    struct ctl_user_row *ops = new_user(ctx, "ops", true, ops_tok);
+    (void)ops;
+    struct nubo_token_req req = {.expires_at_us = nubo_now_us() + 3600 * INT64_C(1000000)};
+    const struct ctl_token *t;
+    assert_int_equal(ctl_token_issue(ctx, acme, false, &req, short_tok, &t, &err), 0);
+    struct nubo_token_req scrape = {.scope = "metrics"};
+    assert_int_equal(ctl_token_issue(ctx, ops, false, &scrape, scrape_tok, NULL, &err), 0);
+
+    assert_int_equal(check(ctx, acme_tok, false, &err), 200);
+    assert_int_equal(check(ctx, short_tok, false, &err), 200);
+    /* /metrics: admins and metrics tokens; the metrics token nowhere else */
+    assert_int_equal(check(ctx, acme_tok, true, &err), 403);
+    assert_int_equal(check(ctx, ops_tok, true, &err), 200);
+    assert_int_equal(check(ctx, scrape_tok, true, &err), 200);
+    assert_int_equal(check(ctx, scrape_tok, false, &err), 403);
+    assert_null(ctl_auth_user(ctx, scrape_tok));
+    assert_int_equal(check(ctx, "nope", false, &err), 401);
+
+    /* expiry and scope survive a restart; a past expiry is refused with a clear line */
+    ctx = *state = reload(ctx);
+    char h[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(short_tok, strlen(short_tok), h);
+    struct ctl_token *st = ctl_map_get(&ctx->tokens, h);
+    assert_non_null(st);
+    assert_int_equal(st->row.expires_at_us, req.expires_at_us);
+    assert_int_equal(check(ctx, scrape_tok, false, &err), 403);
+    st->row.expires_at_us = nubo_now_us() - 1;
+    assert_int_equal(check(ctx, short_tok, false, &err), 401);
+    assert_non_null(strstr(err.msg, "expired at"));
+    assert_null(ctl_auth_user(ctx, short_tok));
+
+    /* a revoked token fails at once, and after a restart */
+    nubo_sha256_hex(acme_tok, strlen(acme_tok), h);
+    assert_int_equal(ctl_token_revoke(ctx, ctl_map_get(&ctx->tokens, h), &err), 0);
+    assert_int_equal(check(ctx, acme_tok, false, &err), 401);
+    ctx = *state = reload(ctx);
+    assert_int_equal(check(ctx, acme_tok, false, &err), 401);
+    assert_int_equal(check(ctx, ops_tok, false, &err), 200);
+}
+
+static void test_user_delete(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    char tok[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_user_row *acme = new_user(ctx, "acme", false, tok);
+    /* an image in the index makes acme an owner */
+    struct ctl_image_row im = {
+        .digest_ref =
+            "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        .repo = "acme/web",
+        .owner = "acme",
+    };
+    nubo_uuid_new(im.uuid);
+    assert_int_equal(ctl_store_image_put(&ctx->store, &im, &err), 0);
+    struct ctl_user_owned o;
+    assert_int_equal(ctl_user_owned(ctx, "acme", &o, &err), 0);
+    assert_int_equal(o.images, 1);
+    assert_int_equal(ctl_user_delete(ctx, acme, false, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    assert_non_null(strstr(err.msg, "1 image(s)"));
+    assert_non_null(ctl_map_get(&ctx->users_by_name, "acme"));
+    assert_int_equal(check(ctx, tok, false, &err), 200);
+    /* forced: the image goes, then the user and its tokens */
+    assert_int_equal(ctl_user_delete(ctx, acme, true, &err), 0);
+    assert_null(ctl_map_get(&ctx->users_by_name, "acme"));
+    assert_int_equal(check(ctx, tok, false, &err), 401);
+    ctx = *state = reload(ctx);
+    assert_null(ctl_map_get(&ctx->users_by_name, "acme"));
+    assert_int_equal(ctl_user_owned(ctx, "acme", &o, &err), 0);
+    assert_int_equal(o.images, 0);
+    assert_int_equal(check(ctx, tok, false, &err), 401);
+}
+
+static void test_node_identity(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    struct nubo_register_req rq = {.memory_mb = 1024, .vcpus = 2};
+    snprintf(rq.name, sizeof(rq.name), "n1");
+    snprintf(rq.metro, sizeof(rq.metro), "fra");
+    char tok[NUBO_AGENT_TOKEN_MAX], again[NUBO_AGENT_TOKEN_MAX], fresh[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_node *node;
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, tok, &node, &err), 0);
+    /* back with its token: the same token, and a register never moves it to another metro */
+    snprintf(rq.metro, sizeof(rq.metro), "ams");
+    assert_int_equal(ctl_node_register(ctx, &rq, tok, again, &node, &err), 0);
+    assert_string_equal(again, tok);
+    assert_string_equal(node->row.metro, "fra");
+    assert_ptr_equal(ctl_auth_node(ctx, tok), node);
+    ctx = *state = reload(ctx);
+    node = ctl_auth_node(ctx, tok);
+    assert_non_null(node);
+    /* an admin's replace: the old token is refused, the new one is the node's */
+    assert_int_equal(ctl_node_replace(ctx, node, fresh, &err), 0);
+    assert_null(ctl_auth_node(ctx, tok));
+    assert_ptr_equal(ctl_auth_node(ctx, fresh), node);
+    ctx = *state = reload(ctx);
+    assert_null(ctl_auth_node(ctx, tok));
+    assert_non_null(ctl_auth_node(ctx, fresh));
+}
+
+static void test_token_req(void **state)
+{
+    (void)state;
+    struct nubo_token_req r;
+    struct nubo_err err = {0};
+    int64_t now = nubo_now_us();
+    json_t *j = json_pack("{s:I}", "ttl_s", (json_int_t)60);
+    assert_int_equal(nubo_token_req_decode(j, now, &r, &err), 0);
+    assert_int_equal(r.expires_at_us, now + 60 * INT64_C(1000000));
+    json_decref(j);
+    assert_int_equal(nubo_token_req_decode(NULL, now, &r, &err), 0);
+    assert_int_equal(r.expires_at_us, 0);
+    static const char *const bad[] = {
+        "{\"ttl_s\":0}",
+        "{\"ttl_s\":60,\"expires_at\":\"2100-01-01T00:00:00Z\"}",
+        "{\"expires_at\":\"2001-01-01T00:00:00Z\"}",
+        "{\"scope\":\"admin\"}",
+        "{\"what\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_error_t je;
+        j = json_loads(bad[i], 0, &je);
+        assert_non_null(j);
+        nubo_err_clear(&err);
+        assert_int_equal(nubo_token_req_decode(j, now, &r, &err), -1);
+        assert_int_equal(err.http_status, 400);
+        json_decref(j);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_token_expiry_scope_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_identity, setup, teardown),
+        cmocka_unit_test(test_token_req),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
