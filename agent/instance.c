@@ -128,7 +128,8 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
                                         "console.log.2",
                                         "console.log.3",
                                         "console.ring",
-                                        "env"};
+                                        "env",
+                                        AGENT_SAVE_FILE};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(dir, sizeof(dir), "%s/instances/%s/%s", ag->cfg.state_dir, in->uuid, files[i]);
         unlink(dir);
@@ -171,7 +172,8 @@ struct dom_job {
     char uuid[NUBO_UUID_STR_LEN + 1];
     uint64_t gen;
     virConnectPtr conn;
-    enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK } kind;
+    enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK, JOB_SAVE } kind;
+    char path[AGENT_PATH_MAX + 64]; /* JOB_SAVE: where the guest's memory goes */
     int rc;
     char error[AGENT_MSG_MAX];
 };
@@ -189,7 +191,9 @@ static void dom_job_work(void *arg)
         virDomainFree(d);
         return;
     }
-    int rc = j->kind == JOB_DESTROY ? virDomainDestroy(d) : virDomainShutdown(d);
+    int rc = j->kind == JOB_DESTROY   ? virDomainDestroy(d)
+             : j->kind == JOB_SAVE    ? virDomainSave(d, j->path)
+                                      : virDomainShutdown(d);
     if (rc < 0 && (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ||
                    virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)) {
         j->rc = 1; /* it ended on its own meanwhile */
@@ -200,35 +204,89 @@ static void dom_job_work(void *arg)
     virDomainFree(d);
 }
 
+static void dom_job(struct agent *ag, const char *uuid, int kind);
+
+/* A stateful standby's save returned: the domain is gone, its memory on disk (or, when the
+ * save failed, destroyed: a wake then boots it afresh rather than never). */
+static void save_done(struct agent *ag, struct agent_instance *in, struct dom_job *j)
+{
+    if (j->rc < 0) {
+        unlink(j->path);
+        if (in && in->domain && in->op == AGENT_OP_SAVE) {
+            in->op = AGENT_OP_DESTROY;
+            dom_job(ag, in->uuid, JOB_DESTROY);
+        }
+        return;
+    }
+    if (!in) { /* deleted while saving */
+        unlink(j->path);
+        return;
+    }
+    in->saved = j->rc == 0;
+    if (in->saved)
+        log_info("instance %s: memory saved for its standby", in->uuid);
+    if (in->domain)
+        domain_stopped(ag, in, j->rc == 0 ? "saved" : "domain already gone");
+}
+
 static void dom_job_done(struct agent *ag, void *arg)
 {
     struct dom_job *j = arg;
     virConnectClose(j->conn);
     struct agent_instance *in = agent_instance_find(ag, j->uuid);
+    static const char *const what[] = {"destroy", "shutdown", "check", "save"};
     if (j->rc < 0)
-        log_warnx("instance %s: %s failed: %s", j->uuid,
-                  j->kind == JOB_DESTROY ? "destroy" : "shutdown", j->error);
-    if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN)
+        log_warnx("instance %s: %s failed: %s", j->uuid, what[j->kind], j->error);
+    if (j->kind == JOB_SAVE)
+        save_done(ag, in, j);
+    /* while a save runs, the domain's end is the save's to report */
+    else if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN && in->op != AGENT_OP_SAVE)
         domain_stopped(ag, in, in->stop_why[0] ? in->stop_why : "domain already gone");
     free(j);
 }
 
-static void dom_job(struct agent *ag, const char *uuid, int kind)
+static int dom_job_path(struct agent *ag, const char *uuid, int kind, const char *path)
 {
     if (!ag->virt.conn) {
         log_warnx("instance %s: libvirt not connected; will act after reconnecting", uuid);
-        return;
+        return -1;
     }
     struct dom_job *j = calloc(1, sizeof(*j));
     if (!j)
-        return;
+        return -1;
     snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+    snprintf(j->path, sizeof(j->path), "%s", path ? path : "");
     j->kind = kind;
     j->conn = ag->virt.conn;
     virConnectRef(j->conn);
     if (agent_spawn(ag, dom_job_work, dom_job_done, j) < 0) {
         virConnectClose(j->conn);
         free(j);
+        return -1;
+    }
+    return 0;
+}
+
+static void dom_job(struct agent *ag, const char *uuid, int kind)
+{
+    dom_job_path(ag, uuid, kind, NULL);
+}
+
+static void save_path(const struct agent_instance *in, char *p, size_t size)
+{
+    snprintf(p, size, "%s/" AGENT_SAVE_FILE, in->con.dir);
+}
+
+/* A save image nothing will restore (a user's stop, a failed restore) frees its disk. */
+static void save_discard(struct agent *ag, struct agent_instance *in)
+{
+    char p[AGENT_PATH_MAX + 64];
+    save_path(in, p, sizeof(p));
+    unlink(p);
+    if (in->saved) {
+        in->saved = false;
+        log_info("instance %s: saved memory discarded", in->uuid);
+        agent_schedule_save(ag);
     }
 }
 
@@ -535,6 +593,9 @@ struct create_job {
     char tap[AGENT_TAP_MAX];
     char ip[NUBO_IP_STR_MAX];
     bool with_net;
+    char restore[AGENT_PATH_MAX + 64]; /* a stateful standby's save image, "" = boot */
+    bool restored;
+    char restore_error[AGENT_MSG_MAX];
     int64_t t0_mono, t0_real, t1_mono;
     int rc;
     bool created;
@@ -553,7 +614,20 @@ static void create_work(void *arg)
     }
     j->t0_real = nubo_now_us();
     j->t0_mono = nubo_mono_us();
-    virDomainPtr d = virDomainCreateXML(j->conn, j->xml, 0);
+    virDomainPtr d = NULL;
+    if (j->restore[0]) {
+        /* the guest resumes where its standby saved it (same XML: tap, console, fw_cfg);
+         * a save image that cannot be restored is dropped and the instance boots afresh,
+         * so a wake never fails for it */
+        if (virDomainRestore(j->conn, j->restore) == 0 &&
+            (d = virDomainLookupByName(j->conn, j->uuid)) != NULL)
+            j->restored = true;
+        else
+            snprintf(j->restore_error, sizeof(j->restore_error), "%s", virGetLastErrorMessage());
+        unlink(j->restore);
+    }
+    if (!d)
+        d = virDomainCreateXML(j->conn, j->xml, 0);
     j->t1_mono = nubo_mono_us();
     if (!d) {
         snprintf(j->error, sizeof(j->error), "%s", virGetLastErrorMessage());
@@ -656,6 +730,12 @@ static void create_done(struct agent *ag, void *arg)
     }
     in->op = AGENT_OP_NONE;
     env_file_remove(in); /* qemu read it when it started, or it never will */
+    if (j->restore[0]) { /* the worker consumed the save image either way */
+        in->saved = false;
+        if (j->restore_error[0])
+            log_warnx("instance %s: cannot restore its saved memory (%s); booting it afresh",
+                      in->uuid, j->restore_error);
+    }
     if (j->rc < 0) {
         /* A guest that runs and ends within milliseconds can make libvirt's start call fail
          * after the guest already ran: its console tells. Then it is a run that ended, not a
@@ -693,6 +773,11 @@ static void create_done(struct agent *ag, void *arg)
     }
     /* The marker may have been read while libvirt was still returning. */
     agent_on_console(ag, in);
+    /* a restored guest runs its app already: no marker will come, the restore was its boot */
+    if (j->restored) {
+        log_info("instance %s: restored from its saved memory", in->uuid);
+        set_ready(ag, in);
+    }
     if (in->ready_seen) { /* it reached its marker while libvirt was still returning */
         in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.vmm_us;
         if (in->r.phases.guest_us < 0)
@@ -839,6 +924,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
     snprintf(j->ip, sizeof(j->ip), "%s", in->a.private_ip);
     j->with_net = with_net;
+    if (in->saved)
+        save_path(in, j->restore, sizeof(j->restore));
     in->op = AGENT_OP_CREATE;
     in->r.start_count++;
     in->r.started_at_us = nubo_now_us();
@@ -928,6 +1015,9 @@ static void start_instance(struct agent *ag, struct agent_instance *in)
     in->r.has_exit_code = in->r.has_stop_code = false;
     in->r.stopped_at_us = 0;
     in->r.restart_next_at_us = 0;
+    /* a boot starts the guest's counter at 0, and a guest only goes to standby (saved or
+     * not) with its counter at 0 */
+    in->r.s2z_disable = 0;
     in->msg[0] = '\0';
     in->op = AGENT_OP_PULL;
     in->t_pull_mono_us = nubo_mono_us();
@@ -968,7 +1058,15 @@ static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, 
     evtimer_del(in->healthy_timer);
     if (in->op == AGENT_OP_CREATE)
         return; /* create_done reconciles again */
-    if (force) {
+    char path[AGENT_PATH_MAX + 64];
+    save_path(in, path, sizeof(path));
+    if (!force && in->assigned && in->a.stop_save && in->a.desired_state == NUBO_DESIRED_STOPPED &&
+        in->op == AGENT_OP_NONE && dom_job_path(ag, in->uuid, JOB_SAVE, path) == 0) {
+        /* a stateful standby: the guest's memory goes to disk, libvirt ends the domain */
+        in->r.state = NUBO_STATE_STOPPING;
+        timer_clear(in);
+        in->op = AGENT_OP_SAVE;
+    } else if (force) {
         in->r.state = NUBO_STATE_STOPPING;
         timer_clear(in);
         in->op = AGENT_OP_DESTROY;
@@ -1040,7 +1138,7 @@ static void domain_stopped(struct agent *ag, struct agent_instance *in, const ch
         in->exit_code = in->main_returned ? in->main_code : 0;
     }
     in->domain = false;
-    if (in->op == AGENT_OP_DESTROY)
+    if (in->op == AGENT_OP_DESTROY || in->op == AGENT_OP_SAVE)
         in->op = AGENT_OP_NONE;
     timer_clear(in);
     evtimer_del(in->healthy_timer);
@@ -1121,6 +1219,13 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
     case AGENT_MARK_CRASH:
         in->crash_seen = true;
         snprintf(in->crash_text, sizeof(in->crash_text), "%s", text);
+        break;
+    case AGENT_MARK_S2Z_DISABLE:
+        if (in->r.s2z_disable != code) {
+            in->r.s2z_disable = code;
+            log_info("instance %s: scale-to-zero disable counter %d", in->uuid, code);
+            agent_mark_dirty(ag, in);
+        }
         break;
     case AGENT_MARK_OUTPUT:
         if (in->ready_rule == AGENT_READY_OUTPUT)
@@ -1305,9 +1410,12 @@ void agent_reconcile(struct agent *ag, struct agent_instance *in)
         instance_delete(ag, in);
         return;
     }
-    if (in->op == AGENT_OP_CREATE || in->op == AGENT_OP_DESTROY)
+    if (in->op == AGENT_OP_CREATE || in->op == AGENT_OP_DESTROY || in->op == AGENT_OP_SAVE)
         return;
     if (in->a.desired_state == NUBO_DESIRED_STOPPED) {
+        /* stopped for good (not a stateful standby): the next start is a boot */
+        if (in->saved && !in->a.stop_save)
+            save_discard(ag, in);
         if (in->timer_kind == AGENT_TIMER_RESTART || in->restart_due) {
             timer_clear(in);
             in->restart_due = false;

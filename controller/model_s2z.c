@@ -25,6 +25,9 @@ static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_tra
      * connections, which a stateless standby cannot keep: treated like on) */
     if (t->current > 0)
         return false;
+    /* the guest holds itself awake (its scale_to_zero_disable counter) */
+    if (in->obs.s2z_disable > 0)
+        return false;
     /* a fresh start gets its cooldown before the first decision */
     if (in->obs.started_at_us > 0 && now_us - in->obs.started_at_us < z->cooldown_time_ms * 1000)
         return false;

@@ -64,8 +64,8 @@ api POST /v1/instances '{"image":"admin/hello:latest","name":"off","scale_to_zer
 expect 200 "policy off"
 api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"sometimes"}}'
 expect 400 "unknown policy"
-api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","stateful":true}}'
-expect 400 "stateful"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","stateful":"yes"}}'
+expect 400 "stateful not a bool"
 api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","cooldown_time_ms":86400001}}'
 expect 400 "cooldown range"
 for n in legacy off; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
