@@ -420,6 +420,8 @@ void ctl_state_free(struct ctl_ctx *ctx);
 enum nubo_state ctl_instance_state(const struct ctl_instance *in);
 /* A wait for want can no longer succeed (the instance stopped after its latest start). */
 bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
+/* In standby or on its way there (its node still stopping or saving it): traffic may wake it. */
+bool ctl_instance_sleeping(const struct ctl_instance *in);
 void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node);
 void ctl_instance_detach(struct ctl_instance *in);
 void ctl_instance_destroy(struct ctl_instance *in);

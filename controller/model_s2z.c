@@ -71,7 +71,7 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
         if (in->row.desired == NUBO_DESIRED_RUNNING &&
             (st == NUBO_STATE_STARTING || st == NUBO_STATE_RUNNING))
             out->starting++;
-        else if (st == NUBO_STATE_STANDBY && in->node && in->node->ready &&
+        else if (ctl_instance_sleeping(in) && in->node && in->node->ready &&
                  (pick == NULL || in->row.created_at_us < pick->row.created_at_us))
             pick = in; /* the oldest: a repeated wake picks the same one */
     }

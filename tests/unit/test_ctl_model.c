@@ -523,6 +523,13 @@ static void test_scale_to_zero_stateful(void **state)
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
     assert_true(in->row.standby);
     assert_false(in->row.stop_force); /* a destroy would lose what the save keeps */
+    /* a request arriving while the node still saves it wakes it (not an empty group) */
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
+    assert_true(ctl_instance_sleeping(in));
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", in->svc->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.woken, 1);
+    assert_int_equal(in->row.desired, NUBO_DESIRED_RUNNING);
     struct ctl_instance *v[1] = {in};
     assert_int_equal(ctl_instances_delete(ctx, v, 1, &err), 0);
 }
