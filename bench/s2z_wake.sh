@@ -47,6 +47,7 @@ answers() { # fqdn: wait for the first 200 (the app listens a moment after its r
     done
     t_fail "$1 does not answer: $r"
 }
+settled() { [ "$(t_api GET /v1/instances/sleepy | t_json 'd["data"]["instances"][0]["state"]')" != stopping ]; }
 standby() { [ "$(t_api GET /v1/instances/sleepy | t_json 'd["data"]["instances"][0]["state"]')" = standby ]; }
 boot_us() { t_api GET "/v1/instances/$1" | t_json 'd["data"]["instances"][0].get("boot_time_us", 0)'; }
 
@@ -61,7 +62,9 @@ bench() { # kind, fields, stateful
     fq=$(create sleepy "$fields,\"scale_to_zero\":{\"policy\":\"on\",\"stateful\":$stateful,\"cooldown_time_ms\":2000}")
     answers "$fq"
     for i in $(seq "$RUNS"); do
-        # running: a first request wakes it if the last cold create outlasted its cooldown
+        # running: a first request wakes it if the last cold create outlasted its cooldown; not
+        # while it is on its way to standby (a request then may be cut: controller/README.md)
+        t_wait_for 60 settled || t_fail "$kind: still stopping"
         r=$(first_byte "$fq"); [ "${r%% *}" = 200 ] || t_fail "$kind warm-up $i answered $r"
         r=$(first_byte "$fq"); [ "${r%% *}" = 200 ] || t_fail "$kind running $i answered $r"
         echo "$kind running ${r#* }" >> "$T_TMP/results"
