@@ -111,6 +111,7 @@ enum agent_marker {
     AGENT_MARK_CRASH,
     AGENT_MARK_OUTPUT,
     AGENT_MARK_LINE,
+    AGENT_MARK_S2Z_DISABLE, /* NUBO_S2Z_DISABLE <n>: the guest's disable counter is n */
 };
 typedef void (*agent_marker_fn)(void *opaque, enum agent_marker m, int exit_code,
                                 const char *text);
@@ -314,7 +315,10 @@ int agent_domain_meta_take(virDomainPtr dom, const char *node, const char *slot,
                            const char *instance);
 
 /* instance.c: lifecycle FSM and reconcile. */
-enum agent_op { AGENT_OP_NONE = 0, AGENT_OP_PULL, AGENT_OP_CREATE, AGENT_OP_DESTROY };
+/* SAVE: a stateful standby's virDomainSave is under way (the domain ends when it returns) */
+enum agent_op { AGENT_OP_NONE = 0, AGENT_OP_PULL, AGENT_OP_CREATE, AGENT_OP_DESTROY, AGENT_OP_SAVE };
+/* A stateful standby's saved guest memory, in the instance's directory. */
+#define AGENT_SAVE_FILE "memory.save"
 
 struct agent_instance {
     struct agent *ag_back;       /* the agent, for timer callbacks */
@@ -328,6 +332,7 @@ struct agent_instance {
     uint64_t op_gen;             /* bumps on every op so stale completions are dropped */
     bool domain;                 /* a libvirt domain exists */
     bool want_stop, stop_force, stop_user;
+    bool saved;                  /* AGENT_SAVE_FILE holds the guest: the next start restores it */
     bool exit_seen, crash_seen, guest_shutdown;
     int exit_code;
     /* readiness rule and what a stock (foreign) kernel's console said, set per boot */

@@ -50,6 +50,16 @@ enum agent_marker agent_console_match(const char *line, int *exit_code, const ch
             *exit_code = (int)v;
         return AGENT_MARK_EXIT;
     }
+    if (strncmp(line, "NUBO_S2Z_DISABLE ", 17) == 0) {
+        char *end;
+        errno = 0;
+        long v = strtol(line + 17, &end, 10);
+        if (end == line + 17 || errno || v < 0 || v > 2147483647L)
+            return AGENT_MARK_NONE;
+        if (exit_code)
+            *exit_code = (int)v;
+        return AGENT_MARK_S2Z_DISABLE;
+    }
     if (strncmp(line, "NUBO_CRASH", 10) == 0 && (line[10] == ' ' || line[10] == '\0')) {
         const char *p = line + 10;
         while (*p == ' ')

@@ -139,7 +139,8 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
                                         "console.log.2",
                                         "console.log.3",
                                         "console.ring",
-                                        "env"};
+                                        "env",
+                                        AGENT_SAVE_FILE};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(dir, sizeof(dir), "%s/instances/%s/%s", ag->cfg.state_dir, in->uuid, files[i]);
         unlink(dir);
@@ -183,7 +184,8 @@ struct dom_job {
     char dom[NUBO_UUID_STR_LEN + 1]; /* the domain's name (a slot's, or the uuid) */
     uint64_t gen;
     virConnectPtr conn;
-    enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK } kind;
+    enum { JOB_DESTROY, JOB_SHUTDOWN, JOB_CHECK, JOB_SAVE } kind;
+    char path[AGENT_PATH_MAX + 64]; /* JOB_SAVE: where the guest's memory goes */
     int rc;
     char error[AGENT_MSG_MAX];
 };
@@ -201,7 +203,9 @@ static void dom_job_work(void *arg)
         virDomainFree(d);
         return;
     }
-    int rc = j->kind == JOB_DESTROY ? virDomainDestroy(d) : virDomainShutdown(d);
+    int rc = j->kind == JOB_DESTROY   ? virDomainDestroy(d)
+             : j->kind == JOB_SAVE    ? virDomainSave(d, j->path)
+                                      : virDomainShutdown(d);
     if (rc < 0 && (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN ||
                    virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID)) {
         j->rc = 1; /* it ended on its own meanwhile */
@@ -212,44 +216,94 @@ static void dom_job_work(void *arg)
     virDomainFree(d);
 }
 
+static void dom_job(struct agent *ag, struct agent_instance *in, int kind);
+
+/* A stateful standby's save returned: the domain is gone, its memory on disk (or, when the
+ * save failed, destroyed: a wake then boots it afresh rather than never). */
+static void save_done(struct agent *ag, struct agent_instance *in, struct dom_job *j)
+{
+    if (j->rc < 0) {
+        unlink(j->path);
+        if (in && in->domain && in->op == AGENT_OP_SAVE) {
+            in->op = AGENT_OP_DESTROY;
+            dom_job(ag, in, JOB_DESTROY);
+        }
+        return;
+    }
+    if (!in) { /* deleted while saving */
+        unlink(j->path);
+        return;
+    }
+    in->saved = j->rc == 0;
+    if (in->saved)
+        log_info("instance %s: memory saved for its standby", in->uuid);
+    if (in->domain)
+        domain_stopped(ag, in, j->rc == 0 ? "saved" : "domain already gone");
+}
+
 static void dom_job_done(struct agent *ag, void *arg)
 {
     struct dom_job *j = arg;
     virConnectClose(j->conn);
     struct agent_instance *in = agent_instance_find(ag, j->uuid);
+    static const char *const what[] = {"destroy", "shutdown", "check", "save"};
     if (j->rc < 0)
-        log_warnx("instance %s: %s failed: %s", j->uuid,
-                  j->kind == JOB_DESTROY ? "destroy" : "shutdown", j->error);
-    /* about the domain it runs in now, not one of an earlier run */
-    if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN &&
-        strcmp(in->dom, j->dom) == 0)
+        log_warnx("instance %s: %s failed: %s", j->uuid, what[j->kind], j->error);
+    if (j->kind == JOB_SAVE)
+        save_done(ag, in, j);
+    /* about the domain it runs in now, not one of an earlier run; while a save runs, the
+     * domain's end is the save's to report */
+    else if (in && j->rc == 1 && in->domain && j->kind != JOB_SHUTDOWN &&
+             in->op != AGENT_OP_SAVE && strcmp(in->dom, j->dom) == 0)
         domain_stopped(ag, in, in->stop_why[0] ? in->stop_why : "domain already gone");
     free(j);
 }
 
-static void dom_job_dom(struct agent *ag, const char *uuid, const char *dom, int kind)
+static int dom_job_dom(struct agent *ag, const char *uuid, const char *dom, int kind,
+                       const char *path)
 {
     if (!ag->virt.conn) {
         log_warnx("instance %s: libvirt not connected; will act after reconnecting", uuid);
-        return;
+        return -1;
     }
     struct dom_job *j = calloc(1, sizeof(*j));
     if (!j)
-        return;
+        return -1;
     snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
     snprintf(j->dom, sizeof(j->dom), "%s", dom);
+    snprintf(j->path, sizeof(j->path), "%s", path ? path : "");
     j->kind = kind;
     j->conn = ag->virt.conn;
     virConnectRef(j->conn);
     if (agent_spawn(ag, dom_job_work, dom_job_done, j) < 0) {
         virConnectClose(j->conn);
         free(j);
+        return -1;
+    }
+    return 0;
+}
+
+static void save_path(const struct agent_instance *in, char *p, size_t size)
+{
+    snprintf(p, size, "%s/" AGENT_SAVE_FILE, in->con.dir);
+}
+
+/* A save image nothing will restore (a user's stop, a failed restore) frees its disk. */
+static void save_discard(struct agent *ag, struct agent_instance *in)
+{
+    char p[AGENT_PATH_MAX + 64];
+    save_path(in, p, sizeof(p));
+    unlink(p);
+    if (in->saved) {
+        in->saved = false;
+        log_info("instance %s: saved memory discarded", in->uuid);
+        agent_schedule_save(ag);
     }
 }
 
 static void dom_job(struct agent *ag, struct agent_instance *in, int kind)
 {
-    dom_job_dom(ag, in->uuid, in->dom, kind);
+    dom_job_dom(ag, in->uuid, in->dom, kind, NULL);
 }
 
 /* ---- kernel command line ---- */
@@ -564,6 +618,9 @@ struct create_job {
     char console_from[AGENT_PATH_MAX + 64], console_to[AGENT_PATH_MAX + 64];
     int64_t copy_us;
     int64_t t_resume_mono; /* the take done, the guest's vCPUs resumed from here */
+    char restore[AGENT_PATH_MAX + 64]; /* a stateful standby's save image, "" = boot */
+    bool restored;
+    char restore_error[AGENT_MSG_MAX];
     int64_t t0_mono, t0_real, t1_mono;
     int rc;
     bool created;
@@ -642,7 +699,20 @@ static void create_work(void *arg)
     }
     j->t0_real = nubo_now_us();
     j->t0_mono = nubo_mono_us();
-    virDomainPtr d = virDomainCreateXML(j->conn, j->xml, 0);
+    virDomainPtr d = NULL;
+    if (j->restore[0]) {
+        /* the guest resumes where its standby saved it (same XML: tap, console, fw_cfg);
+         * a save image that cannot be restored is dropped and the instance boots afresh,
+         * so a wake never fails for it */
+        if (virDomainRestore(j->conn, j->restore) == 0 &&
+            (d = virDomainLookupByName(j->conn, j->dom)) != NULL)
+            j->restored = true;
+        else
+            snprintf(j->restore_error, sizeof(j->restore_error), "%s", virGetLastErrorMessage());
+        unlink(j->restore);
+    }
+    if (!d)
+        d = virDomainCreateXML(j->conn, j->xml, 0);
     j->t1_mono = nubo_mono_us();
     if (!d) {
         snprintf(j->error, sizeof(j->error), "%s", virGetLastErrorMessage());
@@ -747,7 +817,7 @@ static void create_done(struct agent *ag, void *arg)
         if (in)
             env_file_remove(in);
         if (j->created)
-            dom_job_dom(ag, j->uuid, j->dom, JOB_DESTROY);
+            dom_job_dom(ag, j->uuid, j->dom, JOB_DESTROY, NULL);
         if (j->created && sn[0])
             agent_net_tap_remove(&ag->cfg, j->tap);
         free(j);
@@ -764,6 +834,12 @@ static void create_done(struct agent *ag, void *arg)
         free(j);
         do_create(ag, in);
         return;
+    }
+    if (j->restore[0]) { /* the worker consumed the save image either way */
+        in->saved = false;
+        if (j->restore_error[0])
+            log_warnx("instance %s: cannot restore its saved memory (%s); booting it afresh",
+                      in->uuid, j->restore_error);
     }
     if (j->rc < 0) {
         /* A guest that runs and ends within milliseconds can make libvirt's start call fail
@@ -808,6 +884,11 @@ static void create_done(struct agent *ag, void *arg)
     }
     /* The marker may have been read while libvirt was still returning. */
     agent_on_console(ag, in);
+    /* a restored guest runs its app already: no marker will come, the restore was its boot */
+    if (j->restored) {
+        log_info("instance %s: restored from its saved memory", in->uuid);
+        set_ready(ag, in);
+    }
     if (in->ready_seen) { /* it reached its marker while libvirt was still returning */
         in->r.phases.guest_us =
             in->r.boot_time_us - in->r.phases.vmm_us - in->r.phases.slot_us;
@@ -874,6 +955,8 @@ static const char *slot_refusal(struct agent *ag, const struct agent_instance *i
 {
     if (in->no_slot)
         return "a warm slot failed for this start";
+    if (in->saved)
+        return "it resumes from the memory its standby saved";
     if (in->img->boot != AGENT_BOOT_PVH)
         return "its kernel is not a PVH ELF";
     if (in->img->initrd[0])
@@ -1016,6 +1099,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     snprintf(j->tap, sizeof(j->tap), "%s", in->tap);
     snprintf(j->ip, sizeof(j->ip), "%s", in->a.private_ip);
     j->with_net = with_net;
+    if (in->saved)
+        save_path(in, j->restore, sizeof(j->restore));
     in->op = AGENT_OP_CREATE;
     in->r.start_count++;
     in->r.started_at_us = nubo_now_us();
@@ -1107,6 +1192,9 @@ static void start_instance(struct agent *ag, struct agent_instance *in)
     in->r.has_exit_code = in->r.has_stop_code = false;
     in->r.stopped_at_us = 0;
     in->r.restart_next_at_us = 0;
+    /* a boot starts the guest's counter at 0, and a guest only goes to standby (saved or
+     * not) with its counter at 0 */
+    in->r.s2z_disable = 0;
     in->msg[0] = '\0';
     in->op = AGENT_OP_PULL;
     in->t_pull_mono_us = nubo_mono_us();
@@ -1147,7 +1235,17 @@ static void begin_stop(struct agent *ag, struct agent_instance *in, bool force, 
     evtimer_del(in->healthy_timer);
     if (in->op == AGENT_OP_CREATE)
         return; /* create_done reconciles again */
-    if (force) {
+    char path[AGENT_PATH_MAX + 64];
+    save_path(in, path, sizeof(path));
+    /* (a guest in a warm slot is not saved: its restore would bring back the slot's domain,
+     * not one named after the instance; its standby is stateless) */
+    if (!force && in->assigned && in->a.stop_save && in->a.desired_state == NUBO_DESIRED_STOPPED &&
+        in->op == AGENT_OP_NONE && strcmp(in->dom, in->uuid) == 0 && dom_job_dom(ag, in->uuid, in->dom, JOB_SAVE, path) == 0) {
+        /* a stateful standby: the guest's memory goes to disk, libvirt ends the domain */
+        in->r.state = NUBO_STATE_STOPPING;
+        timer_clear(in);
+        in->op = AGENT_OP_SAVE;
+    } else if (force) {
         in->r.state = NUBO_STATE_STOPPING;
         timer_clear(in);
         in->op = AGENT_OP_DESTROY;
@@ -1219,7 +1317,7 @@ static void domain_stopped(struct agent *ag, struct agent_instance *in, const ch
         in->exit_code = in->main_returned ? in->main_code : 0;
     }
     in->domain = false;
-    if (in->op == AGENT_OP_DESTROY)
+    if (in->op == AGENT_OP_DESTROY || in->op == AGENT_OP_SAVE)
         in->op = AGENT_OP_NONE;
     timer_clear(in);
     evtimer_del(in->healthy_timer);
@@ -1300,6 +1398,13 @@ static void on_marker(void *opaque, enum agent_marker m, int code, const char *t
     case AGENT_MARK_CRASH:
         in->crash_seen = true;
         snprintf(in->crash_text, sizeof(in->crash_text), "%s", text);
+        break;
+    case AGENT_MARK_S2Z_DISABLE:
+        if (in->r.s2z_disable != code) {
+            in->r.s2z_disable = code;
+            log_info("instance %s: scale-to-zero disable counter %d", in->uuid, code);
+            agent_mark_dirty(ag, in);
+        }
         break;
     case AGENT_MARK_OUTPUT:
         if (in->ready_rule == AGENT_READY_OUTPUT)
@@ -1511,9 +1616,12 @@ void agent_reconcile(struct agent *ag, struct agent_instance *in)
         instance_delete(ag, in);
         return;
     }
-    if (in->op == AGENT_OP_CREATE || in->op == AGENT_OP_DESTROY)
+    if (in->op == AGENT_OP_CREATE || in->op == AGENT_OP_DESTROY || in->op == AGENT_OP_SAVE)
         return;
     if (in->a.desired_state == NUBO_DESIRED_STOPPED) {
+        /* stopped for good (not a stateful standby): the next start is a boot */
+        if (in->saved && !in->a.stop_save)
+            save_discard(ag, in);
         if (in->timer_kind == AGENT_TIMER_RESTART || in->restart_due) {
             timer_clear(in);
             in->restart_due = false;

@@ -45,6 +45,7 @@ int agent_state_save(struct agent *ag, struct nubo_err *err)
         json_object_set_new(o, "crash_text", json_string(in->crash_text));
         json_object_set_new(o, "stop_user", json_boolean(in->stop_user));
         json_object_set_new(o, "stop_force", json_boolean(in->stop_force));
+        json_object_set_new(o, "saved", json_boolean(in->saved));
         json_object_set_new(o, "t0_real_us", json_integer(in->t0_real_us));
         json_object_set_new(o, "image_digest",
                             json_string(in->img ? in->img->digest : in->image_digest));
@@ -138,6 +139,7 @@ int agent_state_load(struct agent *ag, struct nubo_err *err)
         in->exit_code = (int)json_integer_value(json_object_get(o, "exit_code"));
         in->stop_user = jbool(o, "stop_user");
         in->stop_force = jbool(o, "stop_force");
+        in->saved = jbool(o, "saved");
         /* want_stop stays false: a stop that was under way is issued again by reconcile */
         in->t0_real_us = json_integer_value(json_object_get(o, "t0_real_us"));
         /* boot time of a guest that had not reached its marker keeps counting from t0 */

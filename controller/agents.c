@@ -60,6 +60,7 @@ static const char *assignment_json(struct ctl_ctx *ctx, struct ctl_instance *in,
     }
     a.start_seq = in->row.start_seq;
     a.stop_force = in->row.stop_force;
+    a.stop_save = in->row.standby && in->row.s2z.stateful;
     a.stop_drain_timeout_ms = in->row.drain_timeout_ms;
     a.volumes = ctl_volumes_of_instance(ctx, in->row.uuid, &a.n_volumes);
     json_t *j = nubo_assignment_encode(&a);

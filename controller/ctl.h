@@ -441,6 +441,8 @@ bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
 bool ctl_instance_holds(const struct ctl_instance *in);
 /* What the node's instances that hold capacity take of it. */
 void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus);
+/* In standby or on its way there (its node still stopping or saving it): traffic may wake it. */
+bool ctl_instance_sleeping(const struct ctl_instance *in);
 void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node);
 void ctl_instance_detach(struct ctl_instance *in);
 /* After a committed re-placement (the row's node and address, its observation deleted): move

@@ -116,6 +116,10 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
         }
         for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
             enum nubo_state st = ctl_instance_state(in);
+            /* one on its way to standby is as good as there: a request arriving meanwhile is
+             * held and wakes it, rather than finding the group empty */
+            if (ctl_instance_sleeping(in))
+                st = NUBO_STATE_STANDBY;
             /* standby and starting: the ingress holds requests while one wakes */
             if ((st != NUBO_STATE_RUNNING && st != NUBO_STATE_DRAINING &&
                  st != NUBO_STATE_STANDBY && st != NUBO_STATE_STARTING) ||

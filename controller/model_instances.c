@@ -86,7 +86,9 @@ static bool desired_row(const struct ctl_desire *d, struct ctl_instance_row *r)
         if (in->row.desired != NUBO_DESIRED_RUNNING)
             return false;
         r->desired = NUBO_DESIRED_STOPPED;
-        r->stop_force = true; /* stateless: nothing in the guest is kept anyway */
+        /* stateless: nothing in the guest is kept anyway; stateful: the agent saves its
+         * memory (the assignment's stop.save), which a destroy would lose */
+        r->stop_force = !in->row.s2z.stateful;
         r->drain_timeout_ms = 0;
         r->standby = true;
         return true;
@@ -197,7 +199,7 @@ static bool obs_equal(const struct nubo_status_report *a, const struct nubo_stat
            a->stop_reason == b->stop_reason && a->has_exit_code == b->has_exit_code &&
            a->exit_code == b->exit_code && a->has_stop_code == b->has_stop_code &&
            a->stop_code == b->stop_code && a->restart_attempt == b->restart_attempt &&
-           a->restart_next_at_us == b->restart_next_at_us &&
+           a->restart_next_at_us == b->restart_next_at_us && a->s2z_disable == b->s2z_disable &&
            !memcmp(&a->phases, &b->phases, sizeof(a->phases)) &&
            ((a->message == NULL && b->message == NULL) ||
             (a->message && b->message && !strcmp(a->message, b->message)));

@@ -25,6 +25,9 @@ static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_tra
      * connections, which a stateless standby cannot keep: treated like on) */
     if (t->current > 0)
         return false;
+    /* the guest holds itself awake (its scale_to_zero_disable counter) */
+    if (in->obs.s2z_disable > 0)
+        return false;
     /* a fresh start gets its cooldown before the first decision */
     if (in->obs.started_at_us > 0 && now_us - in->obs.started_at_us < z->cooldown_time_ms * 1000)
         return false;
@@ -68,7 +71,7 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
         if (in->row.desired == NUBO_DESIRED_RUNNING &&
             (st == NUBO_STATE_STARTING || st == NUBO_STATE_RUNNING))
             out->starting++;
-        else if (st == NUBO_STATE_STANDBY && in->node && in->node->ready &&
+        else if (ctl_instance_sleeping(in) && in->node && in->node->ready &&
                  (pick == NULL || in->row.created_at_us < pick->row.created_at_us))
             pick = in; /* the oldest: a repeated wake picks the same one */
     }

@@ -44,6 +44,12 @@ void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcp
         }
 }
 
+bool ctl_instance_sleeping(const struct ctl_instance *in)
+{
+    enum nubo_state s = ctl_instance_state(in);
+    return s == NUBO_STATE_STANDBY || (in->row.standby && s == NUBO_STATE_STOPPING);
+}
+
 bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want)
 {
     /* Waiting for running is hopeless once the node acted on the latest start and the

@@ -11,6 +11,10 @@
  * is closed without an answer: HAProxy's `retry-on empty-response` with `option redispatch`
  * sends the buffered request again, now to the instance. The client sees one slow response.
  * Nothing will come (no standby or starting instance, or the wake timed out): a 503.
+ * TCP backends (TCP+TLS ports, no L7 retry in HAProxy's `mode tcp`) have the same backup
+ * server; a connection there is held unread, and once the instance is up it is spliced into
+ * HAProxy again through the backend's re-entry frontend (a unix socket, render.c), which now
+ * picks the instance's server. Nothing will come: the connection is closed.
  *
  * Reporter: every traffic_interval_ms, HAProxy's `show stat` per-server counters (scur, stot,
  * bin, bout) become, per instance, the sessions open now and the time since they last moved
@@ -33,6 +37,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "cleanup.h"
@@ -44,6 +50,8 @@
 #define ACT_MAX_HELD 4096         /* held connections in all; past it a request gets 503 at once */
 #define ACT_WAKE_AGAIN_US 1000000 /* a wake the watch does not show yet is asked again after */
 #define ACT_SERVER_MAX (ING_BE_NAME_MAX + NUBO_NAME_MAX + 24)
+#define ACT_MAX_PIPES 4096            /* spliced TCP connections; past it one is closed */
+#define ACT_PIPE_BUF (256u << 10)     /* bytes one direction of a splice holds before it waits */
 #define ACT_TOTAL_FORGET_US (3600 * INT64_C(1000000)) /* ntotal of an instance without a slot */
 
 #define ACT_503_BODY "no instance of this service could be started.\n"
@@ -57,6 +65,7 @@ struct act_target {
     char be[ING_BE_NAME_MAX];
     char service[NUBO_UUID_STR_LEN + 1];
     bool ready; /* an instance server is up */
+    bool tcp;   /* mode tcp: held connections are spliced, not retried */
     int64_t n_standby, n_starting;
 };
 struct act_slot {
@@ -87,9 +96,18 @@ struct act_held {
     struct ing_act *a;
     char be[ING_BE_NAME_MAX];
     int fd;
+    bool tcp;          /* held unread; spliced through the re-entry socket on release */
     int64_t since_us;
-    struct event *ev;  /* readable: drain, or the peer went away */
+    struct event *ev;  /* readable: drain, or the peer went away (tcp: closed only) */
     struct event *tmo; /* wake_timeout_ms */
+};
+/* A released TCP connection spliced to HAProxy's re-entry socket: b[0] the held side, b[1]
+ * the re-entry side; eof[i]: side i ended its stream (passed on as a shutdown of the other). */
+struct act_pipe {
+    struct act_pipe *next;
+    struct ing_act *a;
+    struct bufferevent *b[2];
+    bool eof[2];
 };
 struct act_activity {
     char instance[NUBO_UUID_STR_LEN + 1];
@@ -131,6 +149,8 @@ struct ing_act {
     struct act_listener *listeners;
     struct act_held *held;
     size_t n_held;
+    struct act_pipe *pipes;
+    size_t n_pipes;
     struct act_activity *act;
     size_t n_act;
     struct act_slot_total *slot_tot;
@@ -146,6 +166,13 @@ void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, 
     char hex[NUBO_SHA256_HEX_LEN + 1];
     nubo_sha256_hex(be, strlen(be), hex);
     snprintf(out, outsz, "%s/act/%.16s.sock", cfg->runtime_dir, hex);
+}
+
+void ing_act_in_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
+{
+    char hex[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(be, strlen(be), hex);
+    snprintf(out, outsz, "%s/act/%.16s.in.sock", cfg->runtime_dir, hex);
 }
 
 static void snap_free(struct act_snap *s)
@@ -185,7 +212,12 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
             break;
         }
     a->n_held--;
-    if (answer_503) {
+    if (h->tcp) { /* no protocol to answer in: a refusal is the close */
+        if (answer_503)
+            a->n_refused++;
+        else
+            a->n_woken_released++;
+    } else if (answer_503) {
         ssize_t w = send(h->fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
         (void)w;
         a->n_refused++;
@@ -201,6 +233,118 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
     event_free(h->tmo);
     close(h->fd);
     free(h);
+}
+
+/* ---- splices of released TCP connections ---- */
+
+static void pipe_free(struct act_pipe *p)
+{
+    struct ing_act *a = p->a;
+    for (struct act_pipe **pp = &a->pipes; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    a->n_pipes--;
+    for (int i = 0; i < 2; i++)
+        if (p->b[i])
+            bufferevent_free(p->b[i]);
+    free(p);
+}
+
+static int pipe_side(const struct act_pipe *p, const struct bufferevent *bev)
+{
+    return p->b[0] == bev ? 0 : 1;
+}
+
+/* What one side sent goes to the other; past ACT_PIPE_BUF unsent, reading waits for it. */
+static void pipe_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct act_pipe *p = arg;
+    struct bufferevent *to = p->b[1 - pipe_side(p, bev)];
+    bufferevent_write_buffer(to, bufferevent_get_input(bev));
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= ACT_PIPE_BUF)
+        bufferevent_disable(bev, EV_READ);
+}
+
+static void pipe_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct act_pipe *p = arg;
+    int i = pipe_side(p, bev);
+    struct bufferevent *from = p->b[1 - i];
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    /* drained: the other side may send again, or its end of stream is passed on */
+    if (p->eof[1 - i]) {
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        if (p->eof[i])
+            pipe_free(p);
+    } else {
+        bufferevent_enable(from, EV_READ);
+    }
+}
+
+static void pipe_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct act_pipe *p = arg;
+    int i = pipe_side(p, bev);
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_ERROR) {
+        pipe_free(p);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        p->eof[i] = true;
+        bufferevent_disable(bev, EV_READ);
+        pipe_write_cb(p->b[1 - i], p); /* pass the end on once what it sent is out */
+    }
+}
+
+/* Hand a held TCP connection to the instance: connect to the backend's re-entry socket and
+ * splice. Its unread bytes wait in the socket until then. */
+static void act_splice(struct ing_act *a, struct act_held *h)
+{
+    int fd = h->fd;
+    h->fd = -1;
+    char be[ING_BE_NAME_MAX];
+    snprintf(be, sizeof(be), "%s", h->be);
+    held_free(a, h, false);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char path[ING_PATH_MAX + 64];
+    ing_act_in_path(a->cfg, be, path, sizeof(path));
+    if (nubo_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) < 0) {
+        log_warnx("%s: re-entry socket path %s too long", be, path);
+        close(fd);
+        return;
+    }
+    struct act_pipe *p = a->n_pipes < ACT_MAX_PIPES ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        log_warnx("%s: cannot splice a held connection (%zu spliced)", be, a->n_pipes);
+        close(fd);
+        return;
+    }
+    p->a = a;
+    p->b[0] = bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    p->b[1] = bufferevent_socket_new(a->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    p->next = a->pipes;
+    a->pipes = p;
+    a->n_pipes++;
+    if (!p->b[0]) {
+        close(fd);
+        pipe_free(p);
+        return;
+    }
+    for (int i = 0; i < 2; i++)
+        if (p->b[i])
+            bufferevent_setcb(p->b[i], pipe_read_cb, pipe_write_cb, pipe_event_cb, p);
+    if (!p->b[1] || bufferevent_socket_connect(p->b[1], (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        log_warnx("%s: cannot reach the re-entry socket %s", be, sa.sun_path);
+        pipe_free(p);
+        return;
+    }
+    bufferevent_enable(p->b[0], EV_READ);
+    bufferevent_enable(p->b[1], EV_READ);
 }
 
 /* Settle what waits for be: release it to the instance, answer 503, or (re)ask a wake. */
@@ -247,9 +391,12 @@ static void act_settle(struct ing_act *a, const char *be)
         nx = h->next;
         if (strcmp(h->be, be) == 0) {
             if (verdict > 0)
-                log_debug("%s: released a request held %lld ms", be,
+                log_debug("%s: released a %s held %lld ms", be, h->tcp ? "connection" : "request",
                           (long long)(nubo_mono_us() - h->since_us) / 1000);
-            held_free(a, h, verdict < 0);
+            if (verdict > 0 && h->tcp)
+                act_splice(a, h);
+            else
+                held_free(a, h, verdict < 0);
         }
     }
     if (verdict > 0 && l)
@@ -260,7 +407,8 @@ static void held_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct act_held *h = arg;
     char buf[4096];
-    ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    /* a TCP connection's bytes stay for the instance: only its end is looked for */
+    ssize_t r = h->tcp ? ((what & EV_CLOSED) ? 0 : 1) : recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
         return;
     /* HAProxy gave up on it (the client went away, or its own timeout) */
@@ -294,13 +442,14 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
         if (fd < 0)
             return;
         const struct act_target *t = snap_target(&a->snap, l->be);
-        if (t && t->ready) {
+        bool tcp = t && t->tcp;
+        if (t && t->ready && !tcp) {
             /* an instance came up since HAProxy picked us: retried there at once */
             close(fd);
             continue;
         }
         if (a->n_held >= ACT_MAX_HELD) {
-            ssize_t w = send(fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
+            ssize_t w = tcp ? 0 : send(fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
             (void)w;
             close(fd);
             a->n_refused++;
@@ -313,9 +462,10 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
         }
         h->a = a;
         h->fd = fd;
+        h->tcp = tcp;
         h->since_us = nubo_mono_us();
         snprintf(h->be, sizeof(h->be), "%s", l->be);
-        h->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, held_read_cb, h);
+        h->ev = event_new(a->base, fd, (tcp ? EV_CLOSED : EV_READ) | EV_PERSIST, held_read_cb, h);
         h->tmo = evtimer_new(a->base, held_timeout_cb, h);
         if (!h->ev || !h->tmo) {
             if (h->ev)
@@ -337,7 +487,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-/* ---- listeners: one unix socket per HTTP backend ---- */
+/* ---- listeners: one unix socket per backend ---- */
 
 static int listener_open(struct ing_act *a, const char *be, struct nubo_err *err)
 {
@@ -784,8 +934,9 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
     for (size_t i = 0; i < p->n_backends; i++) {
         const struct ing_backend *b = &p->backends[i];
         struct act_target *t = NULL;
-        if (b->http) {
+        {
             t = &s.t[s.nt++];
+            t->tcp = !b->http;
             snprintf(t->be, sizeof(t->be), "%s", b->name);
             snprintf(t->service, sizeof(t->service), "%s", b->service);
             t->n_standby = b->n_standby;
@@ -826,6 +977,8 @@ void ing_act_stop(struct ing_act *a)
     }
     while (a->held)
         held_free(a, a->held, true);
+    while (a->pipes)
+        pipe_free(a->pipes);
     while (a->listeners) {
         struct act_listener *l = a->listeners;
         a->listeners = l->next;

@@ -156,6 +156,9 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
 void ing_act_stop(struct ing_act *a);
 /* The unix socket of backend be's activator server. */
 void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz);
+/* A TCP backend's re-entry socket: a frontend of HAProxy's own that the activator splices a
+ * released connection into, so HAProxy picks the woken instance's server. */
+void ing_act_in_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz);
 /* Adds the `show stat` counters of server be/server in csv: scur to *cur, stot+bin+bout to
  * *sig; 1 when the row was found. */
 int ing_stat_instance(const char *csv, const char *be, const char *server, int64_t *cur,

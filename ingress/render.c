@@ -62,13 +62,18 @@ static void render_backend(FILE *f, const struct ing_config *cfg, const struct i
             fputc('\n', f);
         }
     }
-    if (b->http) {
-        /* used only while no instance server is up: requests wait there for a wake */
-        char sock[ING_PATH_MAX + 64];
-        ing_act_sock_path(cfg, b->name, sock, sizeof(sock));
-        fprintf(f, "    server nubo-activator unix@%s backup\n", sock);
-    }
+    /* used only while no instance server is up: requests and connections wait there for a
+     * wake */
+    char sock[ING_PATH_MAX + 64];
+    ing_act_sock_path(cfg, b->name, sock, sizeof(sock));
+    fprintf(f, "    server nubo-activator unix@%s backup\n", sock);
     fputc('\n', f);
+    if (!b->http) {
+        /* where the activator splices a woken TCP connection back in (activator.c) */
+        ing_act_in_path(cfg, b->name, sock, sizeof(sock));
+        fprintf(f, "frontend %s_in\n    mode tcp\n    bind unix@%s\n    default_backend %s\n\n",
+                b->name, sock, b->name);
+    }
 }
 
 char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, bool shape)

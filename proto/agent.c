@@ -124,6 +124,8 @@ json_t *nubo_status_report_encode(const struct nubo_status_report *r)
     json_object_set_new(o, "restart",
                         json_pack("{s:I, s:o}", "attempt", (json_int_t)r->restart_attempt,
                                   "next_at", pj_time_new(r->restart_next_at_us)));
+    if (r->s2z_disable)
+        json_object_set_new(o, "scale_to_zero_disable", json_integer(r->s2z_disable));
     if (r->message)
         json_object_set_new(o, "message", json_string(r->message));
     return o;
@@ -205,6 +207,7 @@ int nubo_status_report_decode(json_t *j, const char *ctx, struct nubo_status_rep
         TRY(pj_int(rs, rctx, "attempt", false, 0, 1 << 30, &out->restart_attempt, err));
         TRY(pj_time(rs, rctx, "next_at", false, &out->restart_next_at_us, err));
     }
+    TRY(pj_int(j, ctx, "scale_to_zero_disable", false, 0, INT32_MAX, &out->s2z_disable, err));
     TRY(pj_strdup(j, ctx, "message", false, NUBO_AGENT_MAX_MESSAGE, &out->message, err));
     return 0;
 fail:
@@ -399,7 +402,8 @@ json_t *nubo_assignment_encode(const struct nubo_assignment *a)
     json_object_set_new(o, "service_ports", ports);
     json_object_set_new(o, "start_seq", json_integer(a->start_seq));
     json_object_set_new(o, "stop",
-                        json_pack("{s:b, s:I}", "force", a->stop_force, "drain_timeout_ms",
+                        json_pack("{s:b, s:b, s:I}", "force", a->stop_force, "save",
+                                  a->stop_save, "drain_timeout_ms",
                                   (json_int_t)a->stop_drain_timeout_ms));
     if (a->n_volumes)
         json_object_set_new(o, "volumes", nubo_volume_mounts_encode(a->volumes, a->n_volumes));
@@ -516,6 +520,7 @@ int nubo_assignment_decode(json_t *j, const char *ctx, struct nubo_assignment *o
             goto fail;
         }
         TRY(pj_bool(st, sctx, "force", false, &out->stop_force, err));
+        TRY(pj_bool(st, sctx, "save", false, &out->stop_save, err));
         TRY(pj_int(st, sctx, "drain_timeout_ms", false, 0, 3600000, &out->stop_drain_timeout_ms,
                    err));
     }

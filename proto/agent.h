@@ -91,6 +91,9 @@ struct nubo_status_report {
     int64_t stop_code; /* 0..UINT32_MAX */
     int64_t restart_attempt;
     int64_t restart_next_at_us; /* 0 = null */
+    /* the guest's scale-to-zero disable counter (its init's /uk/libukp/scale_to_zero_disable):
+     * > 0 holds the instance out of standby */
+    int64_t s2z_disable;
     char *message;              /* malloc'd, NULL = none */
 };
 
@@ -150,6 +153,9 @@ struct nubo_assignment {
     size_t n_service_ports;
     int64_t start_seq;
     bool stop_force;
+    /* scale-to-zero stateful standby: the stop saves the guest's memory to the node's disk
+     * and the next start restores it instead of booting */
+    bool stop_save;
     int64_t stop_drain_timeout_ms;
     struct nubo_volume_mount *volumes; /* uuid, at, readonly; malloc'd */
     size_t n_volumes;

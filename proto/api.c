@@ -189,12 +189,6 @@ int nubo_create_req_decode(json_t *j, struct nubo_create_req *out, struct nubo_e
     /* the object, when given, says more than the legacy feature string */
     if (nubo_s2z_decode(j, "scale_to_zero", &out->scale_to_zero, err) < 0)
         goto fail;
-    if (out->scale_to_zero.stateful && out->scale_to_zero.policy != NUBO_S2Z_OFF) {
-        nubo_error_http(err, 400,
-                        "scale_to_zero.stateful: stateful scale-to-zero is not supported by nubo "
-                        "yet; use stateful false (the instance boots again on wake)");
-        goto fail;
-    }
     if ((out->features & NUBO_FEATURE_DELETE_ON_STOP) &&
         out->restart_policy != NUBO_RESTART_NEVER) {
         nubo_error_http(err, 400, "features: delete-on-stop needs restart_policy never");

@@ -5,7 +5,8 @@
 # (the fake agent's --hook). An instance with policy on goes to standby after its cooldown of
 # no traffic; the next HTTPS request through its URL is held and answered once it has woken;
 # 10 concurrent first requests all succeed with one wake; a standby instance a user stopped is
-# not woken (503 at once). Plus the create API's scale_to_zero forms.
+# not woken (503 at once); a TCP+TLS port's connection wakes its instance too (held by the
+# activator, spliced back into HAProxy). Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
 t_need_root
 source "$NUBO_SRC/tests/tools/controller-env.sh"
@@ -33,8 +34,8 @@ api POST /v1/instances '{"image":"admin/hello:latest","name":"off","scale_to_zer
 expect 200 "policy off"
 api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"sometimes"}}'
 expect 400 "unknown policy"
-api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","stateful":true}}'
-expect 400 "stateful"
+api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","stateful":"yes"}}'
+expect 400 "stateful not a bool"
 api POST /v1/instances '{"image":"admin/hello:latest","name":"bad","scale_to_zero":{"policy":"on","cooldown_time_ms":86400001}}'
 expect 400 "cooldown range"
 for n in legacy off; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
@@ -106,5 +107,21 @@ api GET "/v1/instances/sleepy/wait?state=running&timeout_ms=10000"
 expect 200 "running after start"
 api DELETE /v1/instances/sleepy
 expect 200 delete
+# --- a TCP+TLS port (no http handler): the held connection is woken and spliced through
+api POST /v1/instances '{"image":"admin/hello:latest","name":"rawzz","scale_to_zero":{"policy":"on","cooldown_time_ms":1500},"service_group":{"services":[{"port":18443,"destination_port":8080,"handlers":["tls"]}]},"autostart":true,"wait_timeout_ms":10000}'
+expect 200 "create a TCP service"
+RAWFQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+rawget() { curl -sS --max-time 20 --cacert "$T_TMP/cert.pem" --resolve "$RAWFQDN:18443:$ADDR" -o "$1" -w '%{http_code} %{time_starttransfer}' "https://$RAWFQDN:18443/"; }
+t_wait_for 20 bash -c "$(declare -f rawget); RAWFQDN=$RAWFQDN ADDR=$ADDR T_TMP=$T_TMP; rawget /dev/null | grep -q '^200'" \
+    || t_fail "no answer through the TCP+TLS port for $RAWFQDN"
+api GET "/v1/instances/rawzz/wait?state=standby&timeout_ms=15000"
+expect 200 "TCP service to standby"
+out=$(rawget "$T_TMP/raw1") || t_fail "the connection to a TCP service in standby failed: $out"
+[ "${out%% *}" = 200 ] && grep -q 'Hello from nubo' "$T_TMP/raw1" \
+    || t_fail "TCP wake answered $out: $(cat "$T_TMP/raw1")"
+t_log "TCP connection woke its instance: first byte after ${out#* } s"
+api DELETE /v1/instances/rawzz
+expect 200 "delete the TCP service"
+
 grep -E "wake asked|to standby" "$T_TMP/ingress.log" "$T_TMP/controller.log" | tail -4 >&2 || true
 t_log "PASS: scale-to-zero through the ingress"

@@ -34,6 +34,11 @@ static void test_console_match(void **state)
     assert_int_equal(agent_console_match("NUBO_CRASH page fault at 0x0", &code, &text),
                      AGENT_MARK_CRASH);
     assert_string_equal(text, "page fault at 0x0");
+    assert_int_equal(agent_console_match("NUBO_S2Z_DISABLE 3", &code, &text),
+                     AGENT_MARK_S2Z_DISABLE);
+    assert_int_equal(code, 3);
+    assert_int_equal(agent_console_match("NUBO_S2Z_DISABLE -1", &code, &text), AGENT_MARK_NONE);
+    assert_int_equal(agent_console_match("NUBO_S2Z_DISABLE x", &code, &text), AGENT_MARK_NONE);
 }
 
 struct marks {

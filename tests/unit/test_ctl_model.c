@@ -576,10 +576,56 @@ static void test_place_at_start(void **state)
     (void)b;
 }
 
+/* Stateful: the standby is a stop that saves (not forced); the guest's disable counter holds
+ * the instance out of standby while it is above 0. */
+static void test_scale_to_zero_stateful(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
+    struct nubo_create_req cr;
+    nubo_create_req_init(&cr);
+    snprintf(cr.name, sizeof(cr.name), "keeper");
+    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+    cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, true, 100};
+    cr.autostart = true;
+    struct ctl_instance *made[2];
+    size_t n = 0;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+    json_decref(sg);
+    nubo_create_req_free(&cr);
+    struct ctl_instance *in = made[0];
+    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    r.started_at_us = nubo_now_us() - 10 * 1000000;
+    r.s2z_disable = 2;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    struct nubo_ingress_traffic_item it = {.current = 0, .idle_ms = 5000};
+    memcpy(it.instance, in->row.uuid, sizeof(it.instance));
+    struct nubo_ingress_traffic t = {"fra", &it, 1};
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING); /* held by its guest */
+    r.s2z_disable = 0;
+    assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in->row.standby);
+    assert_false(in->row.stop_force); /* a destroy would lose what the save keeps */
+    /* a request arriving while the node still saves it wakes it (not an empty group) */
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
+    assert_true(ctl_instance_sleeping(in));
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", in->svc->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.woken, 1);
+    assert_int_equal(in->row.desired, NUBO_DESIRED_RUNNING);
+    struct ctl_instance *v[1] = {in};
+    assert_int_equal(ctl_instances_delete(ctx, v, 1, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_subnets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_to_zero_stateful, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_stretch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_spread_and_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_all_or_nothing, setup, teardown),

@@ -125,6 +125,7 @@ static void test_watch_roundtrip(void **state)
                                 .n_service_ports = 1,
                                 .start_seq = 3,
                                 .stop_force = true,
+                                .stop_save = true,
                                 .stop_drain_timeout_ms = 500};
     struct nubo_watch_resp w = {.version = 42, .assignments = &a, .n_assignments = 1};
     json_t *j = nubo_watch_resp_encode(&w), *j2;
@@ -146,6 +147,7 @@ static void test_watch_roundtrip(void **state)
     assert_int_equal(g->n_service_ports, 1);
     assert_int_equal(g->service_ports[0], 8080);
     assert_true(g->stop_force);
+    assert_true(g->stop_save);
     assert_int_equal(g->stop_drain_timeout_ms, 500);
     /* A copy owns its arrays: it encodes the same after the original is gone. */
     struct nubo_assignment copy;

@@ -92,7 +92,6 @@ static void test_create_rejects(void **state)
         "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"x\":1}}",
         "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"cooldown_time_ms\":-1}}",
         "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"cooldown_time_ms\":86400001}}",
-        "{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"stateful\":true}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *j = parse(bad[i]);
@@ -122,6 +121,12 @@ static void test_create_scale_to_zero(void **state)
     assert_int_equal(r.scale_to_zero.policy, NUBO_S2Z_ON);
     assert_int_equal(r.scale_to_zero.cooldown_time_ms, 1000);
     assert_false(r.scale_to_zero.stateful);
+    nubo_create_req_free(&r);
+    json_decref(j);
+    /* stateful: the agent saves the guest's memory for its standby */
+    j = parse("{\"image\":\"a/b\",\"scale_to_zero\":{\"policy\":\"on\",\"stateful\":true}}");
+    assert_int_equal(nubo_create_req_decode(j, &r, &err), 0);
+    assert_true(r.scale_to_zero.stateful);
     nubo_create_req_free(&r);
     json_decref(j);
     /* the object says more than the feature string */

@@ -51,6 +51,12 @@ static const char *const guest_modules[] = {
 };
 
 #define STOP_GRACE_MS 10000 /* SIGTERM -> SIGKILL after a power-button stop */
+/* The platform's scale-to-zero disable counter (Unikraft Cloud's libukp file): the app writes
+ * "+", "-" or "=N"; while it is above 0 the instance never goes to standby. A FIFO the init
+ * reads; every change goes to the agent as a console line NUBO_S2Z_DISABLE <n>. */
+#define S2Z_DISABLE_DIR "/uk/libukp"
+#define S2Z_DISABLE_FILE S2Z_DISABLE_DIR "/scale_to_zero_disable"
+#define S2Z_DISABLE_MAX 1000000
 #define MAX_INPUTS 8
 
 struct init_ctx {
@@ -552,11 +558,55 @@ static int power_pressed(int fd)
 	return pressed;
 }
 
+static void mkdirs(const char *path);
+
+/* The FIFO, world-writable (the app runs unprivileged); opened read-write so the init never
+ * sees end-of-file between writers. -1 when it cannot be made. */
+static int s2z_disable_open(void)
+{
+	mkdirs(S2Z_DISABLE_DIR);
+	unlink(S2Z_DISABLE_FILE);
+	if (mkfifo(S2Z_DISABLE_FILE, 0666) < 0 || chmod(S2Z_DISABLE_FILE, 0666) < 0) {
+		say("nubo-init: cannot make %s: %s", S2Z_DISABLE_FILE, strerror(errno));
+		return -1;
+	}
+	return open(S2Z_DISABLE_FILE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Apply what writers sent: "+" and "-" step the counter (never below 0), "=N" sets it;
+ * blanks and newlines separate, anything else is ignored. Reports a change on the console. */
+static void s2z_disable_read(int fd, long *count)
+{
+	char buf[256];
+	ssize_t r;
+	long before = *count;
+	while ((r = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] == '+' && *count < S2Z_DISABLE_MAX)
+				(*count)++;
+			else if (buf[i] == '-' && *count > 0)
+				(*count)--;
+			else if (buf[i] == '=') {
+				long v = 0;
+				ssize_t k = i + 1;
+				while (k < r && buf[k] >= '0' && buf[k] <= '9' && v <= S2Z_DISABLE_MAX)
+					v = v * 10 + (buf[k++] - '0');
+				if (k > i + 1)
+					*count = v > S2Z_DISABLE_MAX ? S2Z_DISABLE_MAX : v;
+				i = k - 1;
+			}
+		}
+	}
+	if (*count != before)
+		say("NUBO_S2Z_DISABLE %ld", *count);
+}
+
 /* PID 1's loop: reap every orphan, turn a power-button press into SIGTERM for the app (then
  * SIGKILL after STOP_GRACE_MS), and power off with the app's status once it is gone. */
-static void supervise(pid_t app)
+static void supervise(pid_t app, int s2z_fd)
 {
-	struct pollfd pfd[1 + MAX_INPUTS];
+	struct pollfd pfd[2 + MAX_INPUTS];
+	long s2z_count = 0;
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -565,6 +615,7 @@ static void supervise(pid_t app)
 		say("nubo-init: signalfd: %s", strerror(errno));
 	pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
 	int ninputs = open_power_buttons(pfd + 1, MAX_INPUTS);
+	pfd[1 + ninputs] = (struct pollfd){.fd = s2z_fd, .events = POLLIN};
 	int stopping = 0;
 	struct timespec stop_at = {0};
 
@@ -583,8 +634,10 @@ static void supervise(pid_t app)
 			}
 			timeout_ms = (int)left;
 		}
-		if (poll(pfd, (nfds_t)(1 + ninputs), timeout_ms) < 0 && errno != EINTR)
+		if (poll(pfd, (nfds_t)(2 + ninputs), timeout_ms) < 0 && errno != EINTR)
 			break;
+		if (s2z_fd >= 0 && (pfd[1 + ninputs].revents & POLLIN))
+			s2z_disable_read(s2z_fd, &s2z_count);
 		for (int i = 0; i < ninputs; i++) {
 			if (!(pfd[1 + i].revents & POLLIN) || !power_pressed(pfd[1 + i].fd) || stopping)
 				continue;
@@ -759,6 +812,7 @@ int main(int argc, char **argv)
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 
+	int s2z_fd = s2z_disable_open();
 	say("NUBO_READY");
 	pid_t app = fork();
 	if (app < 0) {
@@ -785,5 +839,5 @@ int main(int argc, char **argv)
 			say("nubo-init: cannot run %s: %s", app_argv[0], strerror(e));
 		_exit(127);
 	}
-	supervise(app);
+	supervise(app, s2z_fd);
 }

@@ -1,0 +1,104 @@
+#!/bin/bash
+# Stateful scale-to-zero end to end on a private dev cluster (TCG guests, real libvirt): a python
+# app that counts its requests goes to standby with its memory saved on the node's disk, the next
+# request through the metro's HAProxy restores it and the count goes on; a user's stop discards
+# the saved memory and the next start boots afresh (the count starts over). The guest's
+# scale-to-zero disable counter (/uk/libukp/scale_to_zero_disable) holds it out of standby.
+source "$NUBO_SRC/tests/lib.sh"
+source "$NUBO_SRC/tests/lib_cluster.sh"
+command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+[ -x "$NUBO_BUILD/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
+export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
+t_cluster_up fra:1
+t_cluster_runtimes
+ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
+CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
+
+app=$T_TMP/counter
+mkdir -p "$app"
+cat > "$app/Kraftfile" <<'EOF'
+spec: v0.6
+runtime: python:3.12
+rootfs: ./Dockerfile
+cmd: ["/usr/bin/python3", "/src/server.py"]
+EOF
+printf 'FROM scratch\nCOPY ./server.py /src/server.py\n' > "$app/Dockerfile"
+cat > "$app/server.py" <<'EOF'
+# Counts the requests to / it answered: only its memory knows the count. /hold and /release
+# step the platform's scale-to-zero disable counter.
+from http.server import BaseHTTPRequestHandler, HTTPServer
+count = 0
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        global count
+        if self.path in ("/hold", "/release"):
+            with open("/uk/libukp/scale_to_zero_disable", "w") as f:
+                f.write("+" if self.path == "/hold" else "-")
+            body = b"ok\n"
+        else:
+            count += 1
+            body = f"count {count}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+HTTPServer(("0.0.0.0", 8080), H).serve_forever()
+EOF
+(cd "$app" && "$NUBO" build . --output demo/counter:latest) > "$T_TMP/build.log" 2>&1 \
+    || { tail -20 "$T_TMP/build.log"; t_fail "nubo build failed"; }
+
+out=$("$NUBO" run --metro=fra -p 443:8080/http+tls -m 256MiB --scale-to-zero on \
+      --scale-to-zero-stateful --scale-to-zero-cooldown 2s --image=demo/counter:latest) \
+    || t_fail "nubo run failed: $out"
+url=$(sed -n 's/.*─ url: //p' <<<"$out" | head -1)
+FQDN=${url#https://}
+name=$("$NUBO" instances list -o json | t_json 'd[0]["name"]')
+uuid=$("$NUBO" instances list -o json | t_json 'd[0]["uuid"]')
+inst() { "$NUBO" instances get "$name" -o json | t_json "d[0]$1"; }
+get() { curl -sS --max-time 60 --cacert "$CA" --resolve "$FQDN:443:$ADDR" "$url/${1:-}"; }
+# the guest is running from its ready marker, a moment before python listens (and it may be
+# in standby already when the machine is slow: the request wakes it)
+t_wait_for 120 bash -c "$(declare -f get); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url; get | grep -q '^count 1$'" \
+    || t_fail "the counter does not answer through the ingress: $(get 2>&1)"
+[ "$(get)" = "count 2" ] || t_fail "second request not counted"
+t_log "counting through the ingress"
+[ "$(inst '["scale_to_zero"]["stateful"]')" = True ] || t_fail "scale_to_zero.stateful not shown"
+
+save=$(ls -d "$NUBO_DEVCLUSTER_DIR"/nodes/*/agent/state/instances/"$uuid" | head -1)/memory.save
+standby() { [ "$("$NUBO" instances list -o json | t_json 'd[0]["state"]')" = standby ]; }
+
+# the disable counter holds it awake past its cooldown, its release lets it go
+[ "$(get hold)" = ok ] || t_fail "/hold failed"
+t_wait_for 30 grep -q "instance $uuid: scale-to-zero disable counter 1" "$NUBO_DEVCLUSTER_DIR"/nodes/*/agent.log \
+    || t_fail "the agent did not see the guest's disable counter"
+sleep 6 # three cooldowns with no traffic: it would be in standby without the counter
+[ "$("$NUBO" instances list -o json | t_json 'd[0]["state"]')" = running ] \
+    || t_fail "an instance with its disable counter at 1 went to standby"
+[ "$(get release)" = ok ] || t_fail "/release failed"
+t_wait_for 60 standby || t_fail "no standby after the cooldown: $("$NUBO" instances list)"
+ls -l "$save" > /dev/null 2>&1 || t_fail "no save image at $save after a stateful standby"
+t_log "standby, memory saved: $(du -h "$save" | cut -f1)"
+
+# the wake restores the guest: the count goes on, the first request answered, not refused
+t0=$(date +%s%N)
+body=$(get) || t_fail "request during the wake failed"
+t_log "wake answered in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $body"
+[ "$body" = "count 3" ] || t_fail "stateful wake lost the app's memory: '$body' (want count 3)"
+grep -q "instance $uuid: restored from its saved memory" "$NUBO_DEVCLUSTER_DIR"/nodes/*/agent.log \
+    || t_fail "the agent did not restore the instance"
+[ ! -e "$save" ] || t_fail "the save image stays after the restore"
+[ "$(get)" = "count 4" ] || t_fail "the restored app does not keep counting"
+bt=$(inst '.get("boot_time_us", 0)')
+[ "${bt:-0}" -gt 0 ] || t_fail "the wake reports no boot_time_us"
+t_log "wake boot_time_us $bt"
+
+# standby again, then a user's stop: the saved memory goes, the next start boots afresh
+t_wait_for 60 standby || t_fail "no second standby"
+t_wait_for 30 test -e "$save" || t_fail "no save image after the second standby"
+"$NUBO" instances stop "$name" > /dev/null || t_fail "stop of a standby instance failed"
+t_wait_for 30 bash -c "! test -e '$save'" || t_fail "a user's stop kept the save image"
+"$NUBO" instances start "$name" > /dev/null || t_fail "start failed"
+"$NUBO" instances wait "$name" --until running --timeout 120s > /dev/null || t_fail "not running after start"
+t_wait_for 60 bash -c "$(declare -f get); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url; get | grep -q '^count 1$'" \
+    || t_fail "a start after a user's stop did not boot afresh: $(get 2>&1)"
+t_log "ok"
