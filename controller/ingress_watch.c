@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_autoscale.h"
 #include "log.h"
 #include "util.h"
 
@@ -189,6 +190,7 @@ static int ing_s2z(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest
         if (rc < 0)
             return -1;
         rc = ctl_s2z_traffic(ctx, &t, err);
+        ctl_autoscale_traffic(ctx, &t);
         nubo_ingress_traffic_free(&t);
         if (rc < 0)
             return -1;

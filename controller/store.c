@@ -77,6 +77,16 @@ static const char *const migrations[] = {
     "CREATE TABLE volume_mounts(volume_uuid TEXT PRIMARY KEY, instance_uuid TEXT NOT NULL,"
     " at TEXT NOT NULL, readonly INTEGER NOT NULL);"
     "CREATE TABLE node_volume_mb(node_uuid TEXT PRIMARY KEY, volume_mb INTEGER NOT NULL);",
+    /* 6 -> 7: autoscale (store_autoscale.c): a group's configuration (the create request's
+     * JSON, group and master by uuid) and the instances autoscale made; the triggers drop them
+     * with their group or instance */
+    "CREATE TABLE autoscale(svc_uuid TEXT PRIMARY KEY, config TEXT NOT NULL);"
+    "CREATE TABLE autoscale_replicas(instance_uuid TEXT PRIMARY KEY, svc_uuid TEXT NOT NULL);"
+    "CREATE TRIGGER autoscale_svc_gone AFTER DELETE ON service_groups BEGIN"
+    " DELETE FROM autoscale WHERE svc_uuid=old.uuid;"
+    " DELETE FROM autoscale_replicas WHERE svc_uuid=old.uuid; END;"
+    "CREATE TRIGGER autoscale_replica_gone AFTER DELETE ON instances"
+    " BEGIN DELETE FROM autoscale_replicas WHERE instance_uuid=old.uuid; END;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
