@@ -1,7 +1,8 @@
 /* Unit tests for controller/model_autoscale.c without HTTP or timers: the loop driven by hand
  * (ctl_autoscale_tick at chosen times, traffic reports fed in): scale-out at once and once per
  * warmup, spread over nodes, max_size held, scale-in after the cooldown down to the master,
- * the replicas' marks across a restart, delete, and a reset when the master goes. */
+ * the replicas' marks across a restart, delete, a reset when the master goes, and CPU from the
+ * agents' counter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,11 +259,47 @@ static void test_master_gone(void **state)
     assert_string_equal(g->inst_head->row.name, "other");
 }
 
+static void test_cpu(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a");
+    struct ctl_svc *g;
+    struct ctl_instance *m = make_master(ctx, &g);
+    configure(ctx, g);
+    json_t *j = json_loads("{\"name\":\"hot\",\"type\":\"step\",\"steps\":[{\"lower_bound\":80,"
+                           "\"adjustment\":1}]}",
+                           0, NULL);
+    struct nubo_as_policy *p = xmalloc(sizeof(*p));
+    struct nubo_err err = {0};
+    assert_int_equal(nubo_as_policy_decode(j, "", p, &err), 0);
+    json_decref(j);
+    assert_int_equal(ctl_autoscale_policy_add(ctx, g, p, &err), 0);
+    assert_int_equal(ctl_autoscale_policy_add(ctx, g, p, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    free(p);
+    /* the agents' counter: 450 ms of CPU in 1 s is 45 %, then 950 ms is 95 % */
+    int64_t t = nubo_mono_us();
+    traffic(ctx, g, 1); /* requests in flight between the steps: no opinion from "load" */
+    m->cpu_time_ms = 1000;
+    ctl_autoscale_tick(ctx, t);
+    m->cpu_time_ms = 1450;
+    ctl_autoscale_tick(ctx, t + 1000 * MS);
+    assert_int_equal(g->n_instances, 1);
+    traffic(ctx, g, 1);
+    m->cpu_time_ms = 2400;
+    ctl_autoscale_tick(ctx, t + 2000 * MS);
+    assert_int_equal(g->n_instances, 2);
+    assert_int_equal(ctl_autoscale_policy_delete(ctx, g, "hot", &err), 0);
+    assert_int_equal(ctl_autoscale_policy_delete(ctx, g, "hot", &err), -1);
+    assert_int_equal(err.http_status, 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_up_and_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cpu, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
