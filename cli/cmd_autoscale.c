@@ -144,7 +144,8 @@ static int as_parse(struct cli_ctx *ctx, int argc, char **argv, struct as_opts *
         }
     }
     free(opts);
-    for (int i = optind; rc == 0 && i < argc; i++) {
+    /* the words after "autoscale" (the first one: the caller found it) */
+    for (int i = optind + 1; rc == 0 && i < argc; i++) {
         if (o->n_pos == AS_MAX_ARGS)
             return cli_usage(ctx, "services autoscale", "too many arguments");
         o->pos[o->n_pos++] = argv[i];

@@ -130,13 +130,11 @@ static int services_create(struct cli_ctx *ctx, int argc, char **argv)
 
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "add"))
-            return services_create(ctx, argc, argv);
-        else if (!strcmp(argv[i], "autoscale"))
-            return cmd_services_autoscale(ctx, argc - i, argv + i);
-        else if (argv[i][0] != '-')
-            break;
+    int w = cli_first_word(argc, argv, 1);
+    if (w < argc && (!strcmp(argv[w], "create") || !strcmp(argv[w], "add")))
+        return services_create(ctx, argc, argv);
+    if (w < argc && !strcmp(argv[w], "autoscale"))
+        return cmd_services_autoscale(ctx, argc, argv);
     bool help;
     int rc = cli_simple_opts(ctx, "services", argc, argv, &help);
     if (rc)
