@@ -11,10 +11,10 @@
 #include "util.h"
 
 #define AS_USAGE                                                                                   \
-    "usage: nubo services autoscale init SERVICE [--master INSTANCE] [--min-size N]\n"            \
-    "                 [--max-size N] [--warmup-time 1s] [--cooldown-time 1s]\n"                   \
+    "usage: nubo services autoscale init SERVICE [--master INSTANCE] [--min-size N]\n"             \
+    "                 [--max-size N] [--warmup-time 1s] [--cooldown-time 1s]\n"                    \
     "       nubo services autoscale get|rm SERVICE\n"                                              \
-    "       nubo services autoscale policies add SERVICE NAME [--metric cpu|inflight_reqs]\n"     \
+    "       nubo services autoscale policies add SERVICE NAME [--metric cpu|inflight_reqs]\n"      \
     "                 [--adjustment change|exact|percent] --step LOWER:UPPER/ADJ...\n"             \
     "                 (a bound left empty is open: --step 5:/+1 --step :1/-1)\n"                   \
     "       nubo services autoscale policies get SERVICE [NAME] | rm SERVICE NAME\n"
@@ -22,7 +22,7 @@
 #define AS_MAX_ARGS 8
 
 struct as_opts {
-    struct nubo_as_config cfg; /* init */
+    struct nubo_as_config cfg;  /* init */
     struct nubo_as_policy *pol; /* policies add */
     const char *pos[AS_MAX_ARGS];
     size_t n_pos;
@@ -38,8 +38,8 @@ static int parse_step(const char *s, struct nubo_as_step *out, struct nubo_err *
         return nubo_error(err, 0, "--step %s: write LOWER:UPPER/ADJUSTMENT, e.g. 5:/+1", s);
     *colon = *slash = '\0';
     const char *adj = slash[1] == '+' ? slash + 2 : slash + 1;
-    if ((buf[0] && nubo_parse_int(buf, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX, &out->lower_bound,
-                                  NULL) < 0) ||
+    if ((buf[0] &&
+         nubo_parse_int(buf, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX, &out->lower_bound, NULL) < 0) ||
         (colon[1] && nubo_parse_int(colon + 1, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX,
                                     &out->upper_bound, NULL) < 0) ||
         nubo_parse_int(adj, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX, &out->adjustment, NULL) < 0)
@@ -71,13 +71,16 @@ static const char *adjust_name(int i)
 
 static int as_parse(struct cli_ctx *ctx, int argc, char **argv, struct as_opts *o, bool *help)
 {
-    static const struct option own[] = {
-        {"master", required_argument, NULL, 'm'},   {"min-size", required_argument, NULL, 'a'},
-        {"max-size", required_argument, NULL, 'b'}, {"warmup-time", required_argument, NULL, 'w'},
-        {"cooldown-time", required_argument, NULL, 'c'},
-        {"metric", required_argument, NULL, 'M'},   {"adjustment", required_argument, NULL, 'A'},
-        {"step", required_argument, NULL, 's'},     {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option own[] = {{"master", required_argument, NULL, 'm'},
+                                        {"min-size", required_argument, NULL, 'a'},
+                                        {"max-size", required_argument, NULL, 'b'},
+                                        {"warmup-time", required_argument, NULL, 'w'},
+                                        {"cooldown-time", required_argument, NULL, 'c'},
+                                        {"metric", required_argument, NULL, 'M'},
+                                        {"adjustment", required_argument, NULL, 'A'},
+                                        {"step", required_argument, NULL, 's'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {NULL, 0, NULL, 0}};
     struct option *opts = cli_opts_with_globals(own);
     struct nubo_err err = {0};
     int c, rc = 0, e;
@@ -101,9 +104,9 @@ static int as_parse(struct cli_ctx *ctx, int argc, char **argv, struct as_opts *
         case 'b':
             if (nubo_parse_int(optarg, c == 'a' ? 0 : 1, NUBO_AS_MAX_SIZE,
                                c == 'a' ? &o->cfg.min_size : &o->cfg.max_size, NULL) < 0)
-                rc = cli_usage(ctx, "services autoscale", "--%s-size %s: must be %d..%d",
-                               c == 'a' ? "min" : "max", optarg, c == 'a' ? 0 : 1,
-                               NUBO_AS_MAX_SIZE);
+                rc =
+                    cli_usage(ctx, "services autoscale", "--%s-size %s: must be %d..%d",
+                              c == 'a' ? "min" : "max", optarg, c == 'a' ? 0 : 1, NUBO_AS_MAX_SIZE);
             break;
         case 'w':
         case 'c': {
@@ -185,8 +188,7 @@ static int show_policies(struct cli_ctx *ctx, json_t *items, struct nubo_err *er
 {
     size_t i;
     json_t *it;
-    json_array_foreach(items, i, it)
-    {
+    json_array_foreach(items, i, it) {
         if (i)
             fputc('\n', ctx->o);
         if (show_policy(ctx, it, err) < 0)
@@ -208,8 +210,8 @@ static int show_done(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
 }
 
 /* POST and check the one item (cli_create_reply renders it, show_done fails on an error). */
-static int post_one(struct cli_ctx *ctx, const char *cmd, const char *path,
-                    const char *collection, json_t *body)
+static int post_one(struct cli_ctx *ctx, const char *cmd, const char *path, const char *collection,
+                    json_t *body)
 {
     return cli_create_reply(ctx, cmd, path, collection, body, show_done);
 }
@@ -223,8 +225,9 @@ static int policies_cmd(struct cli_ctx *ctx, struct as_opts *o)
     snprintf(path, sizeof(path), "/v1/services/%s/autoscale/policies", o->pos[2]);
     if (!strcmp(sub, "add") || !strcmp(sub, "create")) {
         if (o->n_pos != 4 || !nubo_name_valid(o->pos[3]))
-            return cli_usage(ctx, "services autoscale policies", "add SERVICE NAME: name the "
-                                                                 "policy ([a-z0-9-])");
+            return cli_usage(ctx, "services autoscale policies",
+                             "add SERVICE NAME: name the "
+                             "policy ([a-z0-9-])");
         if (o->pol->n_steps == 0)
             return cli_usage(ctx, "services autoscale policies",
                              "add: give at least one --step LOWER:UPPER/ADJ");
@@ -241,8 +244,8 @@ static int policies_cmd(struct cli_ctx *ctx, struct as_opts *o)
         return cli_list(ctx, "services autoscale policies get", path, "policies", show_policies);
     if (o->n_pos != 4)
         return cli_usage(ctx, "services autoscale policies", "%s SERVICE NAME", sub);
-    return cli_get_or_remove(ctx, "services autoscale policies", path, "policies", get,
-                             o->pos[3], show_policy);
+    return cli_get_or_remove(ctx, "services autoscale policies", path, "policies", get, o->pos[3],
+                             show_policy);
 }
 
 int cmd_services_autoscale(struct cli_ctx *ctx, int argc, char **argv)
@@ -271,8 +274,8 @@ int cmd_services_autoscale(struct cli_ctx *ctx, int argc, char **argv)
         }
     } else if (rc == 0) {
         bool get = !strcmp(o.pos[0], "get");
-        bool rm = !strcmp(o.pos[0], "rm") || !strcmp(o.pos[0], "delete") ||
-                  !strcmp(o.pos[0], "reset");
+        bool rm =
+            !strcmp(o.pos[0], "rm") || !strcmp(o.pos[0], "delete") || !strcmp(o.pos[0], "reset");
         if (!get && !rm)
             rc = cli_usage(ctx, "services autoscale",
                            "unknown subcommand '%s' (use init, get, rm, policies)", o.pos[0]);

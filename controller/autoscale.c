@@ -58,9 +58,8 @@ bool ctl_autoscale_path(const char *rest)
 {
     /* /autoscale itself, or anything under /{ref}/autoscale (a bad tail is our 404) */
     const char *second = rest[0] == '/' ? strchr(rest + 1, '/') : NULL;
-    return strcmp(rest, "/autoscale") == 0 ||
-           (second && strncmp(second, "/autoscale", 10) == 0 &&
-            (second[10] == '\0' || second[10] == '/'));
+    return strcmp(rest, "/autoscale") == 0 || (second && strncmp(second, "/autoscale", 10) == 0 &&
+                                               (second[10] == '\0' || second[10] == '/'));
 }
 
 static json_t *group_not_found(const char *uuid, const char *name)
@@ -75,8 +74,8 @@ static json_t *group_error(const struct ctl_svc *g, const struct nubo_err *e)
 {
     int st = e->http_status ? e->http_status : 500;
     if (st == 404)
-        return nubo_item_error_code(g->row.uuid, g->row.name,
-                                    NUBO_APIERR_AUTOSCALE_NOT_CONFIGURED, e->msg);
+        return nubo_item_error_code(g->row.uuid, g->row.name, NUBO_APIERR_AUTOSCALE_NOT_CONFIGURED,
+                                    e->msg);
     if (st == 409)
         return nubo_item_error_code(g->row.uuid, g->row.name, NUBO_APIERR_AUTOSCALE_CONFIGURED,
                                     e->msg);
@@ -235,8 +234,8 @@ static int policy_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const stru
         if (ctl_autoscale_policy_add(ctx, g, pol, &ierr) < 0)
             json_array_append_new(out, policy_item_error(pol->name, &ierr));
         else
-            json_array_append_new(out, json_pack("{s:s, s:s}", "status", "success", "name",
-                                                 pol->name));
+            json_array_append_new(out,
+                                  json_pack("{s:s, s:s}", "status", "success", "name", pol->name));
     }
     ctl_reply_items(ctx, ri->req, ri->route, ri->start_us, "policies", steal_pointer(&out));
     return 0;
@@ -268,8 +267,7 @@ static int policy_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const 
     }
     size_t i;
     json_t *e;
-    json_array_foreach(refs, i, e)
-    {
+    json_array_foreach(refs, i, e) {
         char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_NAME_MAX + 1];
         struct nubo_err ierr = {0};
         if (ctl_ref_of(e, i, uuid, name, &ierr) < 0 || (uuid[0] && !name[0])) {

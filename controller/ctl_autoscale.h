@@ -9,7 +9,7 @@
 #include "autoscale.h"
 #include "ctl.h"
 
-#define CTL_AS_TICK_MS 250          /* how often the loop looks at every configured group */
+#define CTL_AS_TICK_MS 250            /* how often the loop looks at every configured group */
 #define CTL_AS_SAMPLE_MAX_AGE_MS 3000 /* an ingress or agent figure older than this is unknown */
 
 /* ---- store_autoscale.c (migration 6 -> 7 in store.c) ---- */
@@ -40,8 +40,8 @@ int ctl_autoscale_create(struct ctl_ctx *ctx, const struct ctl_user_row *u, stru
                          const struct nubo_as_config *req, struct nubo_err *err);
 /* Remove g's configuration: its replicas are deleted, a stopped master is started. */
 int ctl_autoscale_delete(struct ctl_ctx *ctx, struct ctl_svc *g, struct nubo_err *err);
-int ctl_autoscale_policy_add(struct ctl_ctx *ctx, struct ctl_svc *g,
-                             const struct nubo_as_policy *p, struct nubo_err *err);
+int ctl_autoscale_policy_add(struct ctl_ctx *ctx, struct ctl_svc *g, const struct nubo_as_policy *p,
+                             struct nubo_err *err);
 /* 404 when g has no policy named name. */
 int ctl_autoscale_policy_delete(struct ctl_ctx *ctx, struct ctl_svc *g, const char *name,
                                 struct nubo_err *err);

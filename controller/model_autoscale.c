@@ -28,10 +28,10 @@ struct ctl_as_group {
     struct nubo_as_config cfg; /* cfg.uuid = svc, cfg.master.uuid = the master */
     char (*replicas)[NUBO_UUID_STR_LEN + 1];
     size_t n_replicas, cap;
-    int64_t last_out_us; /* mono: the last scale-out */
+    int64_t last_out_us;  /* mono: the last scale-out */
     int64_t low_since_us; /* mono: since when the policies want fewer (0 = they do not) */
-    int64_t last_logged; /* the last size the loop logged wanting */
-    bool refused;        /* the last scale-out was refused (logged once) */
+    int64_t last_logged;  /* the last size the loop logged wanting */
+    bool refused;         /* the last scale-out was refused (logged once) */
 };
 
 struct ctl_autoscale {
@@ -144,8 +144,10 @@ void ctl_autoscale_free(struct ctl_ctx *ctx)
         return;
     if (as->timer)
         event_free(as->timer);
-    ctl_map_foreach(&as->groups, e) group_free(e->val);
-    ctl_map_foreach(&as->samples, e) free(e->val);
+    ctl_map_foreach(&as->groups, e)
+        group_free(e->val);
+    ctl_map_foreach(&as->samples, e)
+        free(e->val);
     ctl_map_clear(&as->groups);
     ctl_map_clear(&as->samples);
     free(as);
@@ -304,8 +306,8 @@ static int policies_commit(struct ctl_ctx *ctx, struct ctl_as_group *a, struct n
     return 0;
 }
 
-int ctl_autoscale_policy_add(struct ctl_ctx *ctx, struct ctl_svc *g,
-                             const struct nubo_as_policy *p, struct nubo_err *err)
+int ctl_autoscale_policy_add(struct ctl_ctx *ctx, struct ctl_svc *g, const struct nubo_as_policy *p,
+                             struct nubo_err *err)
 {
     struct ctl_as_group *a = ctl_autoscale_of(ctx, g->row.uuid);
     if (a == NULL)
@@ -490,15 +492,15 @@ static size_t scale_out(struct ctl_ctx *ctx, struct ctl_as_group *a, struct ctl_
                 ctl_store_rollback(&ctx->store);
         }
         if (serr.msg[0])
-            log_warnx("autoscale: group %s: %s (the new replicas stay in memory only)",
-                      g->row.name, serr.msg);
+            log_warnx("autoscale: group %s: %s (the new replicas stay in memory only)", g->row.name,
+                      serr.msg);
         for (size_t i = 0; i < n_made; i++)
             replica_add(a, made[i]->row.uuid);
         return n_made;
     }
     if (!a->refused)
-        log_warnx("autoscale: group %s (%s): cannot add a replica: %s", g->row.name,
-                  g->row.uuid, err.msg);
+        log_warnx("autoscale: group %s (%s): cannot add a replica: %s", g->row.name, g->row.uuid,
+                  err.msg);
     a->refused = true;
     return 0;
 }
@@ -513,8 +515,8 @@ static void scale_in(struct ctl_ctx *ctx, struct ctl_as_group *a, struct ctl_svc
         v[i] = ctl_map_get(&ctx->instances, a->replicas[a->n_replicas - 1 - i]);
     struct nubo_err err = {0};
     if (ctl_instances_delete(ctx, v, k, &err) < 0) {
-        log_warnx("autoscale: group %s (%s): cannot remove replicas: %s", g->row.name,
-                  g->row.uuid, err.msg);
+        log_warnx("autoscale: group %s (%s): cannot remove replicas: %s", g->row.name, g->row.uuid,
+                  err.msg);
         return;
     }
     a->n_replicas -= k; /* the store's trigger dropped their marks */
@@ -563,9 +565,9 @@ static void tick_group(struct ctl_ctx *ctx, struct ctl_as_group *a, int64_t now)
     if (want != a->last_logged && want != current)
         log_info("autoscale: group %s: %lld instance(s), policies want %lld (inflight %.2f%s, "
                  "cpu %.1f%%%s)",
-                 g->row.name, (long long)current, (long long)want,
-                 value[NUBO_AS_METRIC_INFLIGHT], have[NUBO_AS_METRIC_INFLIGHT] ? "" : " unknown",
-                 value[NUBO_AS_METRIC_CPU], have[NUBO_AS_METRIC_CPU] ? "" : " unknown");
+                 g->row.name, (long long)current, (long long)want, value[NUBO_AS_METRIC_INFLIGHT],
+                 have[NUBO_AS_METRIC_INFLIGHT] ? "" : " unknown", value[NUBO_AS_METRIC_CPU],
+                 have[NUBO_AS_METRIC_CPU] ? "" : " unknown");
     a->last_logged = want;
     if (want > current) {
         a->low_since_us = 0;
@@ -575,8 +577,8 @@ static void tick_group(struct ctl_ctx *ctx, struct ctl_as_group *a, int64_t now)
         size_t made = scale_out(ctx, a, g, m, (size_t)(want - current));
         a->last_out_us = now; /* a refused one is tried again after a warmup too */
         if (made) {
-            log_info("autoscale: group %s (%s): %lld -> %lld instances", g->row.name,
-                     g->row.uuid, (long long)current, (long long)(current + (int64_t)made));
+            log_info("autoscale: group %s (%s): %lld -> %lld instances", g->row.name, g->row.uuid,
+                     (long long)current, (long long)(current + (int64_t)made));
         }
     } else if (want < current) {
         if (a->low_since_us == 0) {
@@ -601,9 +603,9 @@ void ctl_autoscale_tick(struct ctl_ctx *ctx, int64_t now_us)
         return;
     /* a group may go (reset) while we walk: walk a copy of the keys */
     size_t n = 0;
-    cleanup_free char(*keys)[NUBO_UUID_STR_LEN + 1] =
-        xcalloc(ctx->as->groups.n + 1, sizeof(*keys));
-    ctl_map_foreach(&ctx->as->groups, e) snprintf(keys[n++], sizeof(keys[0]), "%s", e->key);
+    cleanup_free char(*keys)[NUBO_UUID_STR_LEN + 1] = xcalloc(ctx->as->groups.n + 1, sizeof(*keys));
+    ctl_map_foreach(&ctx->as->groups, e)
+        snprintf(keys[n++], sizeof(keys[0]), "%s", e->key);
     for (size_t i = 0; i < n; i++) {
         struct ctl_as_group *a = ctl_map_get(&ctx->as->groups, keys[i]);
         if (a)
@@ -611,13 +613,13 @@ void ctl_autoscale_tick(struct ctl_ctx *ctx, int64_t now_us)
     }
     /* figures of instances that are gone */
     size_t dead = 0;
-    ctl_map_foreach(&ctx->as->samples, e) dead += ctl_map_get(&ctx->instances, e->key) == NULL;
+    ctl_map_foreach(&ctx->as->samples, e)
+        dead += ctl_map_get(&ctx->instances, e->key) == NULL;
     if (dead == 0)
         return;
     cleanup_free char(*gone)[NUBO_UUID_STR_LEN + 1] = xcalloc(dead, sizeof(*gone));
     size_t k = 0;
-    ctl_map_foreach(&ctx->as->samples, e)
-    {
+    ctl_map_foreach(&ctx->as->samples, e) {
         if (ctl_map_get(&ctx->instances, e->key) == NULL)
             snprintf(gone[k++], sizeof(gone[0]), "%s", e->key);
     }

@@ -46,8 +46,9 @@ int ctl_store_as_delete(struct ctl_store *s, const char *svc_uuid, struct nubo_e
 int ctl_store_as_replica_put(struct ctl_store *s, const char *inst_uuid, const char *svc_uuid,
                              struct nubo_err *err)
 {
-    return aexec(s, "INSERT OR REPLACE INTO autoscale_replicas(instance_uuid,svc_uuid) "
-                    "VALUES(?,?)",
+    return aexec(s,
+                 "INSERT OR REPLACE INTO autoscale_replicas(instance_uuid,svc_uuid) "
+                 "VALUES(?,?)",
                  inst_uuid, svc_uuid, err, "saving an autoscale replica");
 }
 

@@ -49,22 +49,26 @@ static int step_decode(json_t *e, const char *ctx, struct nubo_as_step *out, str
     static const char *const keys[] = {"lower_bound", "upper_bound", "adjustment", NULL};
     memset(out, 0, sizeof(*out));
     if (!json_is_object(e))
-        return nubo_error_http(err, 400, "%s: must be an object {lower_bound, upper_bound, "
-                                         "adjustment}", ctx);
+        return nubo_error_http(err, 400,
+                               "%s: must be an object {lower_bound, upper_bound, "
+                               "adjustment}",
+                               ctx);
     int lo, hi;
     if (pj_only_keys(e, ctx, keys, err) < 0 ||
         (lo = pj_int(e, ctx, "lower_bound", false, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX,
                      &out->lower_bound, err)) < 0 ||
         (hi = pj_int(e, ctx, "upper_bound", false, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX,
                      &out->upper_bound, err)) < 0 ||
-        pj_int(e, ctx, "adjustment", true, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX,
-               &out->adjustment, err) < 0)
+        pj_int(e, ctx, "adjustment", true, -NUBO_AS_BOUND_MAX, NUBO_AS_BOUND_MAX, &out->adjustment,
+               err) < 0)
         return -1;
     out->has_lower = lo == 1;
     out->has_upper = hi == 1;
     if (!out->has_lower && !out->has_upper)
-        return nubo_error_http(err, 400, "%s: give lower_bound or upper_bound (only one may be "
-                                         "left open)", ctx);
+        return nubo_error_http(err, 400,
+                               "%s: give lower_bound or upper_bound (only one may be "
+                               "left open)",
+                               ctx);
     if (out->has_lower && out->has_upper && out->lower_bound >= out->upper_bound)
         return nubo_error_http(err, 400, "%s: lower_bound (%lld) must be below upper_bound (%lld)",
                                ctx, (long long)out->lower_bound, (long long)out->upper_bound);
@@ -97,19 +101,19 @@ static int enum_decode(json_t *j, const char *ctx, const char *key, const char *
     char all[128] = "";
     for (size_t i = 0; i < n; i++)
         snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", i ? ", " : "", names[i]);
-    return nubo_error_http(err, 400, "%s%s%s: '%s' is not one of %s", ctx, CTXJ(ctx), key, v,
-                           all);
+    return nubo_error_http(err, 400, "%s%s%s: '%s' is not one of %s", ctx, CTXJ(ctx), key, v, all);
 }
 
 int nubo_as_policy_decode(json_t *j, const char *ctx, struct nubo_as_policy *out,
                           struct nubo_err *err)
 {
-    static const char *const keys[] = {"name", "type", "metric", "adjustment_type", "steps",
-                                       NULL};
+    static const char *const keys[] = {"name", "type", "metric", "adjustment_type", "steps", NULL};
     memset(out, 0, sizeof(*out));
     if (!json_is_object(j))
-        return nubo_error_http(err, 400, "%s%smust be an object {name, type, metric, "
-                                         "adjustment_type, steps}", ctx, *ctx ? ": " : "");
+        return nubo_error_http(err, 400,
+                               "%s%smust be an object {name, type, metric, "
+                               "adjustment_type, steps}",
+                               ctx, *ctx ? ": " : "");
     char type[32];
     if (pj_only_keys(j, ctx, keys, err) < 0 ||
         pj_str(j, ctx, "name", true, out->name, sizeof(out->name), err) < 0 ||
@@ -118,13 +122,16 @@ int nubo_as_policy_decode(json_t *j, const char *ctx, struct nubo_as_policy *out
     if (!nubo_name_valid(out->name))
         return nubo_error_http(err, 400,
                                "%s%sname: '%s' must be 1..63 bytes of [a-z0-9-], not starting or "
-                               "ending with '-'", ctx, CTXJ(ctx), out->name);
+                               "ending with '-'",
+                               ctx, CTXJ(ctx), out->name);
     if (strcmp(type, "step") != 0)
-        return nubo_error_http(err, 400, "%s%stype: '%s' is not supported; nubo scales by step "
-                                         "policies (\"step\")", ctx, CTXJ(ctx), type);
+        return nubo_error_http(err, 400,
+                               "%s%stype: '%s' is not supported; nubo scales by step "
+                               "policies (\"step\")",
+                               ctx, CTXJ(ctx), type);
     int m, a;
-    if (enum_decode(j, ctx, "metric", metric_names, NUBO_AS_METRIC_N, NUBO_AS_METRIC_CPU, &m,
-                    err) < 0 ||
+    if (enum_decode(j, ctx, "metric", metric_names, NUBO_AS_METRIC_N, NUBO_AS_METRIC_CPU, &m, err) <
+            0 ||
         enum_decode(j, ctx, "adjustment_type", adjust_names, 3, NUBO_AS_ADJ_CHANGE, &a, err) < 0)
         return -1;
     out->metric = (enum nubo_as_metric)m;
@@ -139,20 +146,23 @@ int nubo_as_policy_decode(json_t *j, const char *ctx, struct nubo_as_policy *out
         return 0;
     }
     if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > NUBO_AS_MAX_STEPS)
-        return nubo_error_http(err, 400, "%s: give 1..%d steps [{lower_bound, upper_bound, "
-                                         "adjustment}]", c, NUBO_AS_MAX_STEPS);
+        return nubo_error_http(err, 400,
+                               "%s: give 1..%d steps [{lower_bound, upper_bound, "
+                               "adjustment}]",
+                               c, NUBO_AS_MAX_STEPS);
     size_t i;
     json_t *e;
-    json_array_foreach(s, i, e)
-    {
+    json_array_foreach(s, i, e) {
         char ci[136];
         snprintf(ci, sizeof(ci), "%s[%zu]", c, i);
         if (step_decode(e, ci, &out->steps[i], err) < 0)
             return -1;
         for (size_t k = 0; k < i; k++)
             if (steps_overlap(&out->steps[k], &out->steps[i]))
-                return nubo_error_http(err, 400, "%s: overlaps %s[%zu]; steps must not share a "
-                                                 "value", ci, c, k);
+                return nubo_error_http(err, 400,
+                                       "%s: overlaps %s[%zu]; steps must not share a "
+                                       "value",
+                                       ci, c, k);
         out->n_steps = i + 1;
     }
     return 0;
@@ -207,8 +217,7 @@ static int policies_decode(json_t *a, const char *ctx, struct nubo_as_config *ou
     out->policies = xcalloc(json_array_size(a) + 1, sizeof(*out->policies));
     size_t i;
     json_t *e;
-    json_array_foreach(a, i, e)
-    {
+    json_array_foreach(a, i, e) {
         char c[48];
         snprintf(c, sizeof(c), "%s[%zu]", ctx, i);
         if (nubo_as_policy_decode(e, c, &out->policies[i], err) < 0)
@@ -224,13 +233,15 @@ static int policies_decode(json_t *a, const char *ctx, struct nubo_as_config *ou
 
 int nubo_as_config_req_decode(json_t *j, struct nubo_as_config *out, struct nubo_err *err)
 {
-    static const char *const keys[] = {"uuid", "name", "min_size", "max_size", "warmup_time_ms",
-                                       "cooldown_time_ms", "master", "policies", NULL};
+    static const char *const keys[] = {"uuid",     "name",           "min_size",
+                                       "max_size", "warmup_time_ms", "cooldown_time_ms",
+                                       "master",   "policies",       NULL};
     static const char *const mkeys[] = {"uuid", "name", "policies", NULL};
     nubo_as_config_init(out);
     if (!json_is_object(j))
-        return nubo_error_http(err, 400, "autoscale: send an object {uuid|name, min_size, "
-                                         "max_size, master, policies, ...}");
+        return nubo_error_http(err, 400,
+                               "autoscale: send an object {uuid|name, min_size, "
+                               "max_size, master, policies, ...}");
     json_t *m = NULL;
     int rc = 0;
     if (pj_only_keys(j, "", keys, err) < 0 ||
@@ -240,8 +251,8 @@ int nubo_as_config_req_decode(json_t *j, struct nubo_as_config *out, struct nubo
         pj_int(j, "", "max_size", false, 1, NUBO_AS_MAX_SIZE, &out->max_size, err) < 0 ||
         pj_int(j, "", "warmup_time_ms", false, 1, NUBO_AS_TIME_MAX, &out->warmup_time_ms, err) <
             0 ||
-        pj_int(j, "", "cooldown_time_ms", false, 1, NUBO_AS_TIME_MAX, &out->cooldown_time_ms,
-               err) < 0 ||
+        pj_int(j, "", "cooldown_time_ms", false, 1, NUBO_AS_TIME_MAX, &out->cooldown_time_ms, err) <
+            0 ||
         (rc = pj_object(j, "", "master", false, &m, err)) < 0)
         goto fail;
     if (!out->uuid[0] && !out->name[0]) {
@@ -249,20 +260,21 @@ int nubo_as_config_req_decode(json_t *j, struct nubo_as_config *out, struct nubo
         goto fail;
     }
     if (out->uuid[0] && out->name[0]) {
-        nubo_error_http(err, 400, "autoscale: give the service group's uuid or its name, not "
-                                  "both");
+        nubo_error_http(err, 400,
+                        "autoscale: give the service group's uuid or its name, not "
+                        "both");
         goto fail;
     }
-    if (m && (pj_only_keys(m, "master", mkeys, err) < 0 ||
-              pj_str(m, "master", "uuid", false, out->master.uuid, sizeof(out->master.uuid),
-                     err) < 0 ||
-              pj_str(m, "master", "name", false, out->master.name, sizeof(out->master.name),
-                     err) < 0))
+    if (m &&
+        (pj_only_keys(m, "master", mkeys, err) < 0 ||
+         pj_str(m, "master", "uuid", false, out->master.uuid, sizeof(out->master.uuid), err) < 0 ||
+         pj_str(m, "master", "name", false, out->master.name, sizeof(out->master.name), err) < 0))
         goto fail;
     json_t *p = json_object_get(j, "policies"), *mp = m ? json_object_get(m, "policies") : NULL;
     if (p && mp && !json_is_null(p) && !json_is_null(mp)) {
-        nubo_error_http(err, 400, "policies: give them at the top level or inside master, not "
-                                  "both");
+        nubo_error_http(err, 400,
+                        "policies: give them at the top level or inside master, not "
+                        "both");
         goto fail;
     }
     if ((p || mp) && policies_decode(p ? p : mp, p ? "policies" : "master.policies", out, err) < 0)
@@ -309,12 +321,12 @@ json_t *nubo_as_config_req_encode(const struct nubo_as_config *c)
 json_t *nubo_as_config_encode(const struct nubo_as_config *c)
 {
     if (!c->configured)
-        return json_pack("{s:s, s:s, s:s, s:b}", "status", "unconfigured", "uuid", c->uuid,
-                         "name", c->name, "enabled", 0);
+        return json_pack("{s:s, s:s, s:s, s:b}", "status", "unconfigured", "uuid", c->uuid, "name",
+                         c->name, "enabled", 0);
     return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:o, s:o}", "status", "success",
                      "uuid", c->uuid, "name", c->name, "enabled", c->enabled, "min_size",
-                     (json_int_t)c->min_size, "max_size", (json_int_t)c->max_size,
-                     "warmup_time_ms", (json_int_t)c->warmup_time_ms, "cooldown_time_ms",
+                     (json_int_t)c->min_size, "max_size", (json_int_t)c->max_size, "warmup_time_ms",
+                     (json_int_t)c->warmup_time_ms, "cooldown_time_ms",
                      (json_int_t)c->cooldown_time_ms, "master", nubo_api_ref_encode(&c->master),
                      "policies", policies_encode(c));
 }
@@ -334,14 +346,12 @@ int nubo_as_config_decode(json_t *j, struct nubo_as_config *out, struct nubo_err
         pj_int(j, "", "max_size", false, 0, NUBO_AS_MAX_SIZE, &out->max_size, err) < 0 ||
         pj_int(j, "", "warmup_time_ms", false, 0, NUBO_AS_TIME_MAX, &out->warmup_time_ms, err) <
             0 ||
-        pj_int(j, "", "cooldown_time_ms", false, 0, NUBO_AS_TIME_MAX, &out->cooldown_time_ms,
-               err) < 0 ||
+        pj_int(j, "", "cooldown_time_ms", false, 0, NUBO_AS_TIME_MAX, &out->cooldown_time_ms, err) <
+            0 ||
         (json_is_object(m) &&
-         (pj_str(m, "master", "uuid", false, out->master.uuid, sizeof(out->master.uuid), err) <
-              0 ||
+         (pj_str(m, "master", "uuid", false, out->master.uuid, sizeof(out->master.uuid), err) < 0 ||
           pj_str(m, "master", "name", false, out->master.name, sizeof(out->master.name), err) <
-              0)))
-    {
+              0))) {
         err->http_status = 502;
         return -1;
     }
@@ -352,8 +362,7 @@ int nubo_as_config_decode(json_t *j, struct nubo_as_config *out, struct nubo_err
         out->policies = xcalloc(json_array_size(p), sizeof(*out->policies));
         size_t i;
         json_t *e;
-        json_array_foreach(p, i, e)
-        {
+        json_array_foreach(p, i, e) {
             if (nubo_as_policy_show_decode(e, &out->policies[i], err) < 0) {
                 nubo_as_config_free(out);
                 return nubo_error_wrap(err, "policies[%zu]", i);

@@ -15,7 +15,7 @@
 
 #define NUBO_AS_MAX_POLICIES 253 /* the spec's maxItems */
 #define NUBO_AS_MAX_STEPS 253
-#define NUBO_AS_MAX_SIZE 253      /* max_size: as many as one create may make (replicas + 1) */
+#define NUBO_AS_MAX_SIZE 253        /* max_size: as many as one create may make (replicas + 1) */
 #define NUBO_AS_TIME_MAX 2147483647 /* warmup/cooldown (int32, the spec's) */
 #define NUBO_AS_BOUND_MAX 2147483647
 #define NUBO_AS_DEFAULT_MIN 1

@@ -133,12 +133,12 @@ static struct ctl_instance *make_master(struct ctl_ctx *ctx, struct ctl_svc **g)
 
 static void configure(struct ctl_ctx *ctx, struct ctl_svc *g)
 {
-    json_t *j = json_loads(
-        "{\"name\":\"x\",\"min_size\":1,\"max_size\":3,\"warmup_time_ms\":100,"
-        "\"cooldown_time_ms\":200,\"policies\":[{\"name\":\"load\",\"type\":\"step\","
-        "\"metric\":\"inflight_reqs\",\"steps\":[{\"upper_bound\":1,\"adjustment\":-1},"
-        "{\"lower_bound\":3,\"adjustment\":1}]}]}",
-        0, NULL);
+    json_t *j =
+        json_loads("{\"name\":\"x\",\"min_size\":1,\"max_size\":3,\"warmup_time_ms\":100,"
+                   "\"cooldown_time_ms\":200,\"policies\":[{\"name\":\"load\",\"type\":\"step\","
+                   "\"metric\":\"inflight_reqs\",\"steps\":[{\"upper_bound\":1,\"adjustment\":-1},"
+                   "{\"lower_bound\":3,\"adjustment\":1}]}]}",
+                   0, NULL);
     struct nubo_as_config req;
     struct nubo_err err = {0};
     assert_int_equal(nubo_as_config_req_decode(j, &req, &err), 0);

@@ -32,10 +32,10 @@ static struct nubo_as_policy policy(const char *json)
 static void test_step_bounds(void **state)
 {
     /* below 1 in flight: one fewer; 1..5: keep; 5 and up: two more */
-    struct nubo_as_policy p = policy(
-        "{\"name\":\"p\",\"type\":\"step\",\"metric\":\"inflight_reqs\",\"steps\":["
-        "{\"upper_bound\":1,\"adjustment\":-1},{\"lower_bound\":1,\"upper_bound\":5,"
-        "\"adjustment\":0},{\"lower_bound\":5,\"adjustment\":2}]}");
+    struct nubo_as_policy p =
+        policy("{\"name\":\"p\",\"type\":\"step\",\"metric\":\"inflight_reqs\",\"steps\":["
+               "{\"upper_bound\":1,\"adjustment\":-1},{\"lower_bound\":1,\"upper_bound\":5,"
+               "\"adjustment\":0},{\"lower_bound\":5,\"adjustment\":2}]}");
     assert_int_equal(p.metric, NUBO_AS_METRIC_INFLIGHT);
     assert_int_equal(p.adjustment_type, NUBO_AS_ADJ_CHANGE);
     int64_t w = -7;
