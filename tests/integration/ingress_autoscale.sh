@@ -94,6 +94,21 @@ grep -q "web-master" "$T_TMP/cli.txt" && ! grep -q "cpu-high" "$T_TMP/cli.txt" |
 
 # --- load: up to max_size, spread over the nodes
 members() { api GET /v1/services/web; jget 'len(d["data"]["service_groups"][0]["instances"])'; }
+# wait_members N SECONDS: until group web has N instances (one python polling, not one a look)
+wait_members() {
+    python3 - "$CTL_URL" "$ADMIN" "$1" "$2" <<'PY'
+import json, sys, time, urllib.request
+url, tok, want, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    req = urllib.request.Request(url + "/v1/services/web", headers={"Authorization": "Bearer " + tok})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        if len(json.load(r)["data"]["service_groups"][0]["instances"]) == want:
+            sys.exit(0)
+    time.sleep(0.1)
+sys.exit(1)
+PY
+}
 t_wait_for 20 bash -c "$(declare -f ing_get); ADDR=$ADDR T_TMP=$T_TMP; ing_get $FQDN /dev/null | grep -q '^200'" ||
     t_fail "no answer through the ingress for $FQDN"
 [ "$(members)" = 1 ] || t_fail "an idle group grew: $BODY"
@@ -103,7 +118,7 @@ python3 "$NUBO_SRC/tests/tools/http_load.py" "$FQDN" "$ADDR" "$T_TMP/cert.pem" 1
 LOAD=$!
 t_track_pid $LOAD
 t0=$(date +%s.%N)
-t_wait_for 50 bash -c "[ \"\$(curl -sS -H 'Authorization: Bearer $ADMIN' $CTL_URL/v1/services/web | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"data\"][\"service_groups\"][0][\"instances\"]))')\" = 3 ]" ||
+wait_members 3 50 ||
     t_fail "the group did not grow to 3 under load: $(members) member(s); $(grep autoscale "$T_TMP/controller.log" | tail -5)"
 t_log "under load: 3 instances after $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
 touch "$T_TMP/stop"
@@ -117,7 +132,7 @@ t_log "load: $ok requests answered, $failed failed"
 
 # --- idle: back down to the master after the cooldowns
 t1=$(date +%s.%N)
-t_wait_for 30 bash -c "[ \"\$(curl -sS -H 'Authorization: Bearer $ADMIN' $CTL_URL/v1/services/web | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"data\"][\"service_groups\"][0][\"instances\"]))')\" = 1 ]" ||
+wait_members 1 30 ||
     t_fail "the group did not shrink to 1 after the load: $(members) member(s)"
 t_log "after the load: back to 1 instance in $(awk "BEGIN{print $(date +%s.%N) - $t1}") s"
 api GET /v1/services/web
