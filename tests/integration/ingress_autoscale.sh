@@ -9,18 +9,28 @@
 source "$NUBO_SRC/tests/lib.sh"
 t_need_root
 source "$NUBO_SRC/tests/tools/controller-env.sh"
-source "$NUBO_SRC/tests/lib_ingress.sh"
+source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
 t_netns n0
 NS=$T_NS
-ing_app_hook "$NS" 300
+# the example app, answering each request after 300 ms of "work"
+cat > "$T_TMP/slow_app.py" <<APP
+import http.server, runpy, time
+answer = http.server.BaseHTTPRequestHandler.send_response
+def slow(self, *a, **k):
+    time.sleep(0.3)
+    answer(self, *a, **k)
+http.server.BaseHTTPRequestHandler.send_response = slow
+runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')
+APP
+ing_hook "$NS" "$T_TMP/slow_app.py"
 CTL_GRACE_MS=20000 ctl_start "[services]
 domain = nubo.test"
 fake_start 2 --boot-ms 50 --hook "$T_TMP/hook"
 index_image admin/hello latest
 api GET /v1/nodes
 read -r N0 N1 <<<"$(jget '" ".join(n["name"] for n in d["data"]["nodes"])')"
-ing_start fra0 "$NS" "$N0" "$N1"
+ing_start "$N0 $N1" "$NS" "traffic_interval_ms = 200"
 
 api POST /v1/users '{"name":"other"}'
 expect 200 "user other"

@@ -8,17 +8,13 @@
 # not woken (503 at once). Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
 t_need_root
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-command -v openssl >/dev/null || t_skip "openssl missing"
-ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
-[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
+source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
 t_netns n0
 NS=$T_NS
-source "$NUBO_SRC/tests/lib_ingress.sh"
 # the hook: serve the example app on the instance's address while the instance runs
-ing_app_hook "$NS"
+ing_hook "$NS"
 
 CTL_GRACE_MS=20000 ctl_start "[services]
 domain = nubo.test"
@@ -49,14 +45,15 @@ expect 200 create
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
 
-ing_start fra0 "$NS" "$NODE"
+ing_start "$NODE" "$NS" "traffic_interval_ms = 200
+wake_timeout_ms = 10000"
 
-get() { curl -sS --max-time 20 --cacert "$T_TMP/cert.pem" --resolve "$FQDN:443:$ADDR" -o "$1" -w '%{http_code} %{time_starttransfer}' "https://$FQDN/"; }
+get() { ing_get "$FQDN" "$1"; }
 # one python per look (python's start-up dominates on a loaded machine): "state start_count"
 look() { api GET "/v1/instances/sleepy"; jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])'; }
 app_up() { [ -s "$T_TMP/app-$UUID.pid" ] && kill -0 "$(cat "$T_TMP/app-$UUID.pid")" 2>/dev/null; }
 
-t_wait_for 20 bash -c "$(declare -f get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get /dev/null | grep -q '^200'" \
+t_wait_for 20 bash -c "$(declare -f get ing_get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get /dev/null | grep -q '^200'" \
     || t_fail "no answer through the ingress for $FQDN"
 
 # --- quiet for the cooldown: standby, and the app really is gone
