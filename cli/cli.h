@@ -293,6 +293,8 @@ int cmd_instances(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nodes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_metros(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv);
+/* `services [flags] autoscale ...` (cmd_autoscale.c): the first word is "autoscale". */
+int cmd_services_autoscale(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_volumes(struct cli_ctx *ctx, int argc, char **argv);
 void cli_render_volumes(FILE *f, const struct nubo_volume *v, size_t n, int64_t now_us);

@@ -1,4 +1,5 @@
-/* nubo services list|get|create|rm: service groups (POST/GET/DELETE /v1/services). */
+/* nubo services list|get|create|rm: service groups (POST/GET/DELETE /v1/services); autoscale
+ * is cmd_autoscale.c's. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,8 @@
 #define SERVICES_USAGE                                                                             \
     "usage: nubo services list|get NAME|rm NAME [-o json|table]\n"                                 \
     "       nubo services create [-n NAME] [-d DOMAIN]... [--soft-limit N] [--hard-limit N]\n"     \
-    "                            EXT:INT[/h1+h2]...   (e.g. 443:8080/http+tls)\n"
+    "                            EXT:INT[/h1+h2]...   (e.g. 443:8080/http+tls)\n"            \
+    "       nubo services autoscale init|get|rm|policies ...  (nubo services autoscale -h)\n"
 
 /* Decode items (all groups) and render the table; -1 with err on an answer off the contract. */
 static int show_groups(struct cli_ctx *ctx, json_t *items, struct nubo_err *err)
@@ -131,6 +133,8 @@ int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
     int w = cli_first_word(argc, argv, 1);
     if (w < argc && (!strcmp(argv[w], "create") || !strcmp(argv[w], "add")))
         return services_create(ctx, argc, argv);
+    if (w < argc && !strcmp(argv[w], "autoscale"))
+        return cmd_services_autoscale(ctx, argc, argv);
     bool help;
     int rc = cli_simple_opts(ctx, "services", argc, argv, &help);
     if (rc)

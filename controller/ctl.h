@@ -123,6 +123,7 @@ struct ctl_parked;
 struct ctl_svc;
 struct ctl_node_watch; /* agents.c: the node's parked watches */
 struct ctl_volumes;    /* ctl_volumes.h */
+struct ctl_autoscale;  /* ctl_autoscale.h */
 
 struct ctl_node {
     struct ctl_node_row row; /* what the store keeps */
@@ -308,6 +309,7 @@ struct ctl_ctx {
     struct ctl_map ing_metros;     /* metro -> ingress_watch.c's per-metro state */
     struct ctl_map quotas;         /* user uuid -> struct ctl_quota (limits an admin set) */
     struct ctl_volumes *vols;      /* model_volumes.c (ctl_volumes.h) */
+    struct ctl_autoscale *as;      /* model_autoscale.c (ctl_autoscale.h) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
     struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
@@ -740,7 +742,16 @@ struct ctl_named_ops {
     json_t *(*not_found)(const char *uuid, const char *name);
     /* Deletes obj unless something still uses it; returns that item's result either way. */
     json_t *(*del)(struct ctl_ctx *ctx, void *obj);
+    /* Which of the caller's objects a GET without look-ups lists (NULL = all). */
+    bool (*listed)(struct ctl_ctx *ctx, const void *obj);
 };
+/* The {uuid}|{name} items a request names: the path's, ?uuid=/?name=, or a body (object or
+ * array); *all when none. A new array, or NULL with err. */
+json_t *ctl_collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref,
+                         bool *all, struct nubo_err *err);
+/* Item i of such a list -> uuid/name; 400 on a bad shape. */
+int ctl_ref_of(json_t *e, size_t i, char uuid[NUBO_UUID_STR_LEN + 1], char name[NUBO_NAME_MAX + 1],
+               struct nubo_err *err);
 /* GET lists the caller's objects of map (all, sorted) or the ones named; DELETE needs names. */
 int ctl_named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *pref, bool del,
                          const struct ctl_map *map, const struct ctl_named_ops *ops,

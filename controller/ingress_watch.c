@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_autoscale.h"
 #include "log.h"
 #include "util.h"
 
@@ -236,6 +237,7 @@ static int ing_s2z(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest
             return -1;
         ctl_instances_ingress(ctx, &t);
         rc = ctl_s2z_traffic(ctx, &t, err);
+        ctl_autoscale_traffic(ctx, &t);
         nubo_ingress_traffic_free(&t);
         if (rc < 0)
             return -1;

@@ -11,6 +11,7 @@
 #include <event2/thread.h>
 
 #include "ctl.h"
+#include "ctl_autoscale.h"
 #include "daemon_opts.h"
 #include "log.h"
 #include "util.h"
@@ -34,6 +35,7 @@ static void ctx_free(struct ctl_ctx *ctx)
         ctl_ingress_free(ctx);
         ctl_park_drain(&ctx->resolving); /* the resolver is stopped: nobody answers these */
         ctl_park_drain(&ctx->waits);
+        ctl_autoscale_free(ctx);
         ctl_state_free(ctx);
     }
     if (ctx->http)
@@ -117,7 +119,8 @@ int main(int argc, char **argv)
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
         ctl_auth_bootstrap(ctx, &err) < 0 || ctl_regtoken_init(ctx, &err) < 0 ||
         ctl_ingress_bootstrap(ctx, &err) < 0 ||
-        ctl_state_load(ctx, &err) < 0 || ctl_resolver_start(ctx, &err) < 0 ||
+        ctl_state_load(ctx, &err) < 0 || ctl_autoscale_start(ctx, &err) < 0 ||
+        ctl_resolver_start(ctx, &err) < 0 ||
         ctl_server_start(ctx, &err) < 0)
         goto fail;
     struct event *sigint = evsignal_new(ctx->base, SIGINT, on_signal, ctx);

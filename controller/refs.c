@@ -15,8 +15,8 @@
 
 /* The {uuid}|{name} items a request names: path, ?uuid=/?name=, or a body (object or array).
  * *all when none. Returns a new array or NULL with err. */
-static json_t *collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref,
-                            bool *all, struct nubo_err *err)
+json_t *ctl_collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *path_ref,
+                         bool *all, struct nubo_err *err)
 {
     *all = false;
     json_t *list = json_array();
@@ -75,8 +75,8 @@ static json_t *collect_refs(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const c
 }
 
 /* One look-up item -> uuid/name; 400 on a bad shape. */
-static int ref_of(json_t *e, size_t i, char uuid[NUBO_UUID_STR_LEN + 1],
-                  char name[NUBO_NAME_MAX + 1], struct nubo_err *err)
+int ctl_ref_of(json_t *e, size_t i, char uuid[NUBO_UUID_STR_LEN + 1],
+               char name[NUBO_NAME_MAX + 1], struct nubo_err *err)
 {
     static const char *const keys[] = {"uuid", "name", NULL};
     char ctx[24];
@@ -128,7 +128,7 @@ int ctl_named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
                          struct nubo_err *err)
 {
     bool all;
-    cleanup_json json_t *refs = collect_refs(ctx, ri, pref, &all, err);
+    cleanup_json json_t *refs = ctl_collect_refs(ctx, ri, pref, &all, err);
     if (refs == NULL)
         return ctl_err_status(err, 400);
     if (all && del)
@@ -140,7 +140,8 @@ int ctl_named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
         size_t cnt = 0;
         ctl_map_foreach(map, e)
         {
-            if (strcmp(ops->owner(e->val), ri->user.name) == 0)
+            if (strcmp(ops->owner(e->val), ri->user.name) == 0 &&
+                (ops->listed == NULL || ops->listed(ctx, e->val)))
                 v[cnt++] = e->val;
         }
         qsort(v, cnt, sizeof(*v), ops->cmp);
@@ -159,7 +160,7 @@ int ctl_named_get_delete(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char
     {
         char uuid[NUBO_UUID_STR_LEN + 1], name[NUBO_NAME_MAX + 1];
         struct nubo_err ierr = {0};
-        if (ref_of(e, i, uuid, name, &ierr) < 0) {
+        if (ctl_ref_of(e, i, uuid, name, &ierr) < 0) {
             json_array_append_new(out, nubo_item_error(NULL, NULL, 400, ierr.msg));
             continue;
         }

@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_autoscale.h"
 #include "util.h"
 
 #define CTL_SVC_MAX_CREATES 64
@@ -148,6 +149,8 @@ int ctl_handle_services(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char 
                         struct nubo_err *err)
 {
     ri->route = CTL_R_SERVICES;
+    if (ctl_autoscale_path(rest))
+        return ctl_handle_autoscale(ctx, ri, rest, err);
     char buf[128];
     const char *pref;
     if (ctl_path_ref(ri, rest, buf, &pref, err) < 0)

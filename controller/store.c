@@ -80,6 +80,16 @@ static const char *const migrations[] = {
     /* 6 -> 7: token expiry and scope (a metrics-only token for Prometheus) */
     "ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '';",
+    /* 7 -> 8: autoscale (store_autoscale.c): a group's configuration (the create request's
+     * JSON, group and master by uuid) and the instances autoscale made; the triggers drop them
+     * with their group or instance */
+    "CREATE TABLE autoscale(svc_uuid TEXT PRIMARY KEY, config TEXT NOT NULL);"
+    "CREATE TABLE autoscale_replicas(instance_uuid TEXT PRIMARY KEY, svc_uuid TEXT NOT NULL);"
+    "CREATE TRIGGER autoscale_svc_gone AFTER DELETE ON service_groups BEGIN"
+    " DELETE FROM autoscale WHERE svc_uuid=old.uuid;"
+    " DELETE FROM autoscale_replicas WHERE svc_uuid=old.uuid; END;"
+    "CREATE TRIGGER autoscale_replica_gone AFTER DELETE ON instances"
+    " BEGIN DELETE FROM autoscale_replicas WHERE instance_uuid=old.uuid; END;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_autoscale.h"
 #include "util.h"
 
 void ctl_instance_to_api(struct ctl_ctx *ctx, const struct ctl_instance *in,
@@ -82,6 +83,7 @@ void ctl_svc_to_api(struct ctl_ctx *ctx, const struct ctl_svc *g, bool with_inst
     memcpy(out->name, g->row.name, sizeof(out->name));
     out->created_at_us = g->row.created_at_us;
     out->persistent = g->row.persistent;
+    out->autoscale = ctl_autoscale_of(ctx, g->row.uuid) != NULL;
     out->soft_limit = g->row.soft_limit;
     out->hard_limit = g->row.hard_limit;
     memcpy(out->metro, g->row.metro, sizeof(out->metro));

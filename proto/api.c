@@ -858,11 +858,13 @@ int nubo_api_error_http(int code)
     case NUBO_APIERR_NOT_BOTH:
     case NUBO_APIERR_GUEST_MEMORY_TOO_SMALL:
     case NUBO_APIERR_CANNOT_BE_USED:
+    case NUBO_APIERR_AUTOSCALE_SIZE_OOR:
         return 400;
     case NUBO_APIERR_NOT_ALLOWED:
         return 403;
     case NUBO_APIERR_NOT_FOUND:
     case NUBO_APIERR_NO_API_ENDPOINT:
+    case NUBO_APIERR_AUTOSCALE_NOT_CONFIGURED:
         return 404;
     case NUBO_APIERR_WRONG_METHOD:
         return 405;
@@ -872,6 +874,9 @@ int nubo_api_error_http(int code)
     case NUBO_APIERR_ATTACHED:
     case NUBO_APIERR_NOT_ATTACHED:
     case NUBO_APIERR_ALREADY_EXISTS:
+    case NUBO_APIERR_AUTOSCALE_INSTANCE:
+    case NUBO_APIERR_AUTOSCALE_CONFIGURED:
+    case NUBO_APIERR_AUTOSCALE_DISABLED:
         return 409;
     case NUBO_APIERR_TOO_LONG:
         return 413;

@@ -184,6 +184,11 @@ enum nubo_api_error {
     NUBO_APIERR_TOO_LONG = 22,
     NUBO_APIERR_ALREADY_EXISTS = 23,
     NUBO_APIERR_CANNOT_BE_USED = 24,
+    NUBO_APIERR_AUTOSCALE_INSTANCE = 25,       /* an instance autoscale made or copies */
+    NUBO_APIERR_AUTOSCALE_CONFIGURED = 26,     /* the group has a configuration already */
+    NUBO_APIERR_AUTOSCALE_NOT_CONFIGURED = 27, /* the group has none */
+    NUBO_APIERR_AUTOSCALE_DISABLED = 28,
+    NUBO_APIERR_AUTOSCALE_SIZE_OOR = 29, /* min_size/max_size out of range (quota) */
 };
 /* The code an item failure with this HTTP status has (409 = already exists; callers that
  * mean another conflict name its code themselves), and back: the HTTP status that tells the

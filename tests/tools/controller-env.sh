@@ -65,13 +65,15 @@ api() {
 # failed_like CODE: the last api call failed as CODE says. A request-level error answers that
 # HTTP status; item failures answer inside a 200 (as the platform does) with status "error"
 # and each item's platform error code (the SDKs' APIHTTPError enum), which must be one that
-# means CODE: 8 not found, 12 timed out, 11/15/21/23 conflicts, 7 invalid, 9 no room.
+# means CODE: 8 not found, 12 timed out, 11/15/21/23 conflicts, 7 invalid, 9 no room, and
+# autoscale's 25..29 (instance, configured, not configured, disabled, size out of range).
 failed_like() {
     [ "$CODE" = "$1" ] && return 0
     [ "$CODE" = 200 ] || return 1
     printf '%s' "$BODY" | python3 -c '
 import json, sys
-want = {400: {7, 13, 16, 17, 20, 24}, 403: {14}, 404: {3, 8}, 408: {12}, 409: {11, 15, 21, 23},
+want = {400: {7, 13, 16, 17, 20, 24, 29}, 403: {14}, 404: {3, 8, 27}, 408: {12},
+        409: {11, 15, 21, 23, 25, 26, 28},
         500: {10}, 502: {10}, 503: {9}}.get(int(sys.argv[1]), set())
 d = json.load(sys.stdin)
 items = [i for v in (d.get("data") or {}).values() if isinstance(v, list) for i in v]

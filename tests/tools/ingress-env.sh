@@ -68,8 +68,9 @@ binary = $(command -v haproxy)
 cert = $T_TMP/cert.pem
 key = $T_TMP/key.pem
 [nodes]
-$1 = netns:$2
 INI
+    local n
+    for n in $1; do echo "$n = netns:$2" >> "$T_TMP/ingress.ini"; done # NODE: one or a list
     "$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
     t_track_pid $!
     t_on_exit '[ -s "$T_TMP/ing/haproxy.pid" ] && kill "$(cat "$T_TMP/ing/haproxy.pid")" 2>/dev/null'
