@@ -31,10 +31,15 @@ pg_start() {
     _pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U nubo -E UTF8 --locale=C --no-sync \
         > "$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
     PG_PORT=$(_pg_free_port)
-    _pg_as "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -k "$PG_DIR" \
-        -c listen_addresses=127.0.0.1 -c max_connections=40 -c shared_buffers=32MB \
-        -c fsync="${PG_FSYNC:-on}" \
-        > "$PG_DIR/postgres.log" 2>&1 &
+    local args=(-D "$PG_DIR/data" -p "$PG_PORT" -k "$PG_DIR" -c listen_addresses=127.0.0.1
+                -c max_connections=40 -c shared_buffers=32MB -c fsync="${PG_FSYNC:-on}")
+    # no function around the server: $! must be the postgres process itself (setpriv execs)
+    if [ "$(id -u)" = 0 ]; then
+        setpriv --reuid=postgres --regid=postgres --init-groups -- \
+            "$PG_BIN/postgres" "${args[@]}" > "$PG_DIR/postgres.log" 2>&1 &
+    else
+        "$PG_BIN/postgres" "${args[@]}" > "$PG_DIR/postgres.log" 2>&1 &
+    fi
     PG_PID=$!
     local i
     for i in $(seq 100); do
