@@ -13,7 +13,19 @@
 #include "log.h"
 #include "util.h"
 
-/* Each migration moves the schema from version i to i+1; never edit a shipped one. */
+/* Each migration moves the schema from version i to i+1; never edit a shipped one. The same
+ * text runs on sqlite as written and on PostgreSQL translated (store_db_pg.c), so write the
+ * subset both share:
+ *  - types TEXT, INTEGER (64-bit on both), BLOB; booleans are INTEGER 0/1, compared with =0/<>0;
+ *  - every table a PRIMARY KEY (INSERT OR REPLACE upserts on it; on PostgreSQL a conflict on
+ *    another UNIQUE fails instead of deleting that row); no AUTOINCREMENT or rowid;
+ *  - DDL: CREATE TABLE/INDEX, ALTER TABLE ADD COLUMN (NOT NULL needs a DEFAULT), DROP TABLE,
+ *    triggers only as CREATE TRIGGER n AFTER|BEFORE DELETE|INSERT|UPDATE ON t BEGIN ...; END;
+ *  - no PRAGMA, no sqlite-only functions (ifnull -> coalesce, group_concat, strftime, ...);
+ *    quote identifiers PostgreSQL reserves ("offset", "user", "order") with double quotes;
+ *  - statements: ? placeholders; INSERT OR REPLACE/IGNORE name their columns.
+ * What cannot be translated fails loudly at open; unit.test_store_pg runs every migration and
+ * compares the resulting tables and columns with sqlite's. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE users(uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"

@@ -10,6 +10,12 @@
 
 #include <libpq-fe.h>
 
+static inline void store_quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 static inline const char *store_pg_url(void)
 {
     const char *u = getenv("NUBO_TEST_PG_URL");
@@ -30,6 +36,7 @@ static inline void store_target(char *out, size_t size, const char *dir, const c
     if (!fresh)
         return;
     PGconn *c = PQconnectdb(pg);
+    PQsetNoticeProcessor(c, store_quiet, NULL);
     char sql[256];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     PQclear(PQexec(c, sql));

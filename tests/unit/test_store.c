@@ -530,6 +530,51 @@ static void test_pg_schema_parity(void **state)
     ctl_store_close(&b);
 }
 
+static int count_users(void *arg, const struct ctl_user_row *u)
+{
+    (void)u;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* The server drops the controller's connection (a restart, a failover): the statement in flight
+ * fails, the next one reconnects, prepares the statements again and works. */
+static void test_pg_reconnect(void **state)
+{
+    if (store_pg_url() == NULL)
+        skip();
+    char url[256];
+    store_target(url, sizeof(url), dir, "reconn", true);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, url, false, &err), 0);
+    struct ctl_user_row u = {.uuid = "u-1", .name = "acme", .created_at_us = 1};
+    assert_int_equal(ctl_store_user_insert(&s, &u, &err), 0);
+    struct ctl_stmt *st;
+    assert_int_equal(ctl_db_prepare(s.db, "SELECT pg_backend_pid()", false, &st, &err), 0);
+    assert_int_equal(ctl_stmt_step(st), 1);
+    char kill_sql[96];
+    snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%s)", ctl_col_text(st, 0));
+    ctl_stmt_finalize(st);
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, kill_sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+    int n = 0;
+    err = (struct nubo_err){0};
+    (void)ctl_store_users_load(&s, count_users, &n, &err); /* may fail: the dropped one */
+    n = 0;
+    if (ctl_store_users_load(&s, count_users, &n, &err) < 0)
+        fail_msg("after the reconnect: %s", err.msg);
+    assert_int_equal(n, 1);
+    struct ctl_user_row u2 = {.uuid = "u-2", .name = "beta", .created_at_us = 2};
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_user_insert(&s, &u2, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    ctl_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_pg_translation),
         cmocka_unit_test(test_pg_schema_parity),
+        cmocka_unit_test(test_pg_reconnect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
