@@ -1,7 +1,8 @@
 /* API benchmark: instance creates/s and p50/p99 latency of create and get through the real
  * nubo-controller with N fake-agent nodes, against a trivial evhttp handler (a baseline that
  * parses nothing and stores nothing) driven the same way in the same run.
- * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N] */
+ * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N] [--store-url URL]
+ * (--store-url: the controller's store on PostgreSQL, [store] url; bench/store.sh starts one) */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -253,6 +254,7 @@ static long metric(const char *base_url, const char *token, const char *name)
 int main(int argc, char **argv)
 {
     int creates = 10000, gets = 20000, conc = 16, nodes = 64;
+    const char *store_url = NULL;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
     /* the controller and the fake agent each hold two connections per node; as root, let them
      * (both raise their soft limit to this hard one) */
@@ -262,6 +264,7 @@ int main(int argc, char **argv)
                                          {"gets", required_argument, NULL, 'g'},
                                          {"concurrency", required_argument, NULL, 'C'},
                                          {"nodes", required_argument, NULL, 'n'},
+                                         {"store-url", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -278,9 +281,12 @@ int main(int argc, char **argv)
         case 'n':
             nodes = atoi(optarg);
             break;
+        case 's':
+            store_url = optarg;
+            break;
         default:
-            fprintf(stderr,
-                    "usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N]\n");
+            fprintf(stderr, "usage: bench_api [--creates N] [--gets N] [--concurrency C] "
+                            "[--nodes N] [--store-url URL]\n");
             return 2;
         }
     }
@@ -324,6 +330,8 @@ int main(int argc, char **argv)
     /* each node takes a /24 of guest addresses: a /8 pool holds 65,536 nodes */
     fprintf(f, "[controller]\nlog_level = warn\n[registry]\nnotification_secret = bench\n"
                "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
+    if (store_url)
+        fprintf(f, "[store]\nurl = %s\n", store_url);
     fclose(f);
     int port = free_port(), bport = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
@@ -429,8 +437,9 @@ int main(int argc, char **argv)
                      .total = gets};
     struct result c_get = run(&g, conc);
 
-    printf("bench_api: %d creates, %d gets, %d connections, %d fake nodes (one process)\n", creates,
-           gets, conc, nodes);
+    printf("bench_api: %d creates, %d gets, %d connections, %d fake nodes (one process), "
+           "store %s\n",
+           creates, gets, conc, nodes, store_url ? "postgresql" : "sqlite");
     printf("  %-26s %12s %10s %10s %7s\n", "", "req/s", "p50 ms", "p99 ms", "errors");
     printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "baseline POST (trivial)", b_create.per_s,
            b_create.p50_ms, b_create.p99_ms, b_create.errors);

@@ -29,6 +29,7 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_S(C, "controller", "listen", listen, "127.0.0.1:7060"),
     NU_CFG_S(C, "controller", "unix", unix_path, NULL),
     NU_CFG_S(C, "controller", "db", db_path, NULL),
+    NU_CFG_S(C, "store", "url", store_url, NULL),
     NU_CFG_S(C, "controller", "bootstrap_token_file", bootstrap_token_file, NULL),
     NU_CFG_N(C, "controller", "admin_user", admin_user, "admin"),
     NU_CFG_F("controller", "log_level", set_log_level, "info"),
@@ -306,6 +307,9 @@ int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)
 {
     if (c->db_path[0] == '\0')
         return nubo_error(err, 0, "no database given: pass --db FILE or set [controller] db");
+    /* with PostgreSQL, db still names the local files (tokens) kept beside it */
+    if (c->store_url[0] && !ctl_db_target_is_pg(c->store_url))
+        return nubo_error(err, 0, "[store] url must be postgresql://…, not '%.40s'", c->store_url);
     if (c->join_token_file[0] == '\0' &&
         nubo_snprintf(c->join_token_file, sizeof(c->join_token_file), "%s.join-token", c->db_path) <
             0)

@@ -40,6 +40,7 @@ struct ctl_config {
     char listen[128];
     char unix_path[108];
     char db_path[PATH_MAX];
+    char store_url[1024]; /* [store] url: PostgreSQL instead of the sqlite file at db_path */
     char bootstrap_token_file[PATH_MAX];
     char join_token_file[PATH_MAX];
     char admin_user[NUBO_API_USER_MAX + 1];

@@ -115,7 +115,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     ctx->started_mono_us = nubo_mono_us();
-    if (ctl_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.sync_full, &err) < 0 ||
+    if (ctl_store_open(&ctx->store, ctx->cfg.store_url[0] ? ctx->cfg.store_url : ctx->cfg.db_path,
+                       ctx->cfg.sync_full, &err) < 0 ||
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
         ctl_auth_bootstrap(ctx, &err) < 0 || ctl_regtoken_init(ctx, &err) < 0 ||
         ctl_ingress_bootstrap(ctx, &err) < 0 ||

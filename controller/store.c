@@ -1,4 +1,5 @@
-/* sqlite3 store: schema migrations, prepared statements, row codecs; see store.h. */
+/* The store: schema migrations, prepared statements, row codecs, on either backend of
+ * store_db.h; see store.h. */
 #include "store.h"
 
 #include <errno.h>
@@ -12,7 +13,19 @@
 #include "log.h"
 #include "util.h"
 
-/* Each migration moves the schema from version i to i+1; never edit a shipped one. */
+/* Each migration moves the schema from version i to i+1; never edit a shipped one. The same
+ * text runs on sqlite as written and on PostgreSQL translated (store_db_pg.c), so write the
+ * subset both share:
+ *  - types TEXT, INTEGER (64-bit on both), BLOB; booleans are INTEGER 0/1, compared with =0/<>0;
+ *  - every table a PRIMARY KEY (INSERT OR REPLACE upserts on it; on PostgreSQL a conflict on
+ *    another UNIQUE fails instead of deleting that row); no AUTOINCREMENT or rowid;
+ *  - DDL: CREATE TABLE/INDEX, ALTER TABLE ADD COLUMN (NOT NULL needs a DEFAULT), DROP TABLE,
+ *    triggers only as CREATE TRIGGER n AFTER|BEFORE DELETE|INSERT|UPDATE ON t BEGIN ...; END;
+ *  - no PRAGMA, no sqlite-only functions (ifnull -> coalesce, group_concat, strftime, ...);
+ *    quote identifiers PostgreSQL reserves ("offset", "user", "order") with double quotes;
+ *  - statements: ? placeholders; INSERT OR REPLACE/IGNORE name their columns.
+ * What cannot be translated fails loudly at open; unit.test_store_pg runs every migration and
+ * compares the resulting tables and columns with sqlite's. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE users(uuid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -57,8 +70,8 @@ static const char *const migrations[] = {
     /* 2 -> 3: console tails as appended chunks (a flush writes only the new bytes; chunks the
      * bounded tail has moved past are deleted) instead of one rewritten blob */
     "DROP TABLE logtails;"
-    "CREATE TABLE logchunks(uuid TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,"
-    " PRIMARY KEY(uuid, offset));",
+    "CREATE TABLE logchunks(uuid TEXT NOT NULL, \"offset\" INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(uuid, \"offset\"));",
     /* 3 -> 4: per-user hard limits an admin set (the rest come from [quotas]) */
     "CREATE TABLE quotas(user_uuid TEXT NOT NULL REFERENCES users(uuid), quota TEXT NOT NULL,"
     " hard INTEGER NOT NULL, PRIMARY KEY(user_uuid, quota));",
@@ -144,14 +157,14 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_CERT_DEL] = "DELETE FROM certificates WHERE uuid=?",
     [ST_CERTS] = "SELECT uuid,owner,name,cn,chain,pkey,created_at FROM certificates "
                  "ORDER BY created_at, uuid",
-    [ST_LOG_PUT] = "INSERT OR REPLACE INTO logchunks(uuid,offset,data) VALUES(?,?,?)",
-    [ST_LOG_TRIM] = "DELETE FROM logchunks WHERE uuid=? AND offset+length(data)<=?",
+    [ST_LOG_PUT] = "INSERT OR REPLACE INTO logchunks(uuid,\"offset\",data) VALUES(?,?,?)",
+    [ST_LOG_TRIM] = "DELETE FROM logchunks WHERE uuid=? AND \"offset\"+length(data)<=?",
     [ST_LOG_DEL] = "DELETE FROM logchunks WHERE uuid=?",
     [ST_QUOTA_PUT] = "INSERT OR REPLACE INTO quotas(user_uuid,quota,hard) VALUES(?,?,?)",
     [ST_QUOTA_DEL] = "DELETE FROM quotas WHERE user_uuid=? AND quota=?",
     [ST_QUOTAS] = "SELECT user_uuid,quota,hard FROM quotas",
-    [ST_LOGS] = "SELECT l.uuid,l.offset,l.data FROM logchunks l JOIN instances i ON i.uuid=l.uuid "
-                "ORDER BY l.uuid, l.offset",
+    [ST_LOGS] = "SELECT l.uuid,l.\"offset\",l.data FROM logchunks l JOIN instances i ON "
+                "i.uuid=l.uuid ORDER BY l.uuid, l.\"offset\"",
     [ST_S2Z_PUT] = "INSERT OR REPLACE INTO scale_to_zero(uuid,policy,stateful,cooldown_ms,standby)"
                    " VALUES(?,?,?,?,?)",
     [ST_S2ZS] = "SELECT uuid,policy,stateful,cooldown_ms,standby FROM scale_to_zero",
@@ -162,86 +175,54 @@ static const char *const stmt_sql[ST__COUNT] = {
 
 static int db_err(struct ctl_store *s, struct nubo_err *err, const char *what)
 {
-    return nubo_error_http(err, 500, "store: %s: %s", what, sqlite3_errmsg(s->db));
-}
-
-static int exec_sql(struct ctl_store *s, const char *sql, struct nubo_err *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        nubo_error_http(err, 500, "store: %s", msg ? msg : "exec failed");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return nubo_error_http(err, 500, "store: %s: %s", what, ctl_db_errmsg(s->db));
 }
 
 static int migrate(struct ctl_store *s, struct nubo_err *err)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "reading the schema version");
-    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    sqlite3_finalize(st);
     int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
-    if (version > target)
-        return nubo_error(err, 0,
-                          "store: the database has schema version %d, newer than this "
-                          "nubo-controller knows (%d); upgrade nubo-controller",
-                          version, target);
-    for (int v = version; v < target; v++) {
-        char bump[64];
-        snprintf(bump, sizeof(bump), "PRAGMA user_version=%d;", v + 1);
-        if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0)
+    /* one transaction per migration; it also re-reads the version, so controllers opening one
+     * store at once migrate it once */
+    for (;;) {
+        int version;
+        if (ctl_db_begin_migration(s->db, err) < 0)
             return -1;
-        if (exec_sql(s, migrations[v], err) < 0 || exec_sql(s, bump, err) < 0) {
-            exec_sql(s, "ROLLBACK", NULL);
-            return nubo_error_wrap(err, "migrating the schema to version %d", v + 1);
+        if (ctl_db_schema_version(s->db, &version, err) < 0) {
+            ctl_db_exec(s->db, "ROLLBACK", NULL);
+            return -1;
         }
-        if (exec_sql(s, "COMMIT", err) < 0)
+        if (version >= target) {
+            ctl_db_exec(s->db, "ROLLBACK", NULL);
+            if (version > target)
+                return nubo_error(err, 0,
+                                  "store: the database has schema version %d, newer than this "
+                                  "nubo-controller knows (%d); upgrade nubo-controller",
+                                  version, target);
+            return 0;
+        }
+        if (ctl_db_exec(s->db, migrations[version], err) < 0 ||
+            ctl_db_schema_version_set(s->db, version + 1, err) < 0) {
+            ctl_db_exec(s->db, "ROLLBACK", NULL);
+            return nubo_error_wrap(err, "migrating the schema to version %d", version + 1);
+        }
+        if (ctl_db_exec(s->db, "COMMIT", err) < 0)
             return -1;
-        log_info("store: schema migrated to version %d", v + 1);
+        log_info("store: schema migrated to version %d", version + 1);
     }
-    return 0;
 }
 
-int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err)
+int ctl_store_open(struct ctl_store *s, const char *target, bool sync_full, struct nubo_err *err)
 {
     memset(s, 0, sizeof(*s));
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        nubo_error(err, 0, "cannot open the database %s: %s", path,
-                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        sqlite3_close(s->db);
-        s->db = NULL;
+    if (ctl_db_open(&s->db, target, sync_full, err) < 0)
         return -1;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
-    /* The database holds private keys, instance env and token hashes: 0600 whatever umask
-     * made it (or an older nubo left); sqlite gives -wal and -shm the database's mode. */
-    if (chmod(path, 0600) < 0 && errno != ENOENT) {
-        nubo_error(err, errno, "cannot make the database %s private (chmod 0600)", path);
-        ctl_store_close(s);
-        return -1;
-    }
-    for (int i = 0; i < 2; i++) {
-        char side[4096];
-        if (nubo_snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal") >= 0)
-            chmod(side, 0600);
-    }
-    /* WAL + synchronous=NORMAL: a commit survives a process crash (kill -9); FULL also
-     * survives power loss at the price of an fsync per commit. */
-    if (exec_sql(s, "PRAGMA journal_mode=WAL", err) < 0 ||
-        exec_sql(s, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
-        exec_sql(s, "PRAGMA foreign_keys=ON", err) < 0 || migrate(s, err) < 0) {
-        nubo_error_wrap(err, "opening the database %s", path);
+    if (migrate(s, err) < 0) {
+        nubo_error_wrap(err, "opening the store");
         ctl_store_close(s);
         return -1;
     }
     for (int i = 0; i < ST__COUNT; i++)
-        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                               NULL) != SQLITE_OK) {
-            db_err(s, err, "preparing a statement");
+        if (ctl_db_prepare(s->db, stmt_sql[i], true, &s->st[i], err) < 0) {
             ctl_store_close(s);
             return -1;
         }
@@ -276,11 +257,13 @@ static void *ckpt_main(void *arg)
 
 int ctl_store_start_checkpointer(struct ctl_store *s, const char *path, struct nubo_err *err)
 {
+    if (ctl_db_kind(s->db) != CTL_DB_SQLITE)
+        return 0; /* PostgreSQL checkpoints by itself */
     if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
         return nubo_error(err, 0, "cannot open %s for checkpoints", path);
     sqlite3_busy_timeout(s->ckpt_db, 1000);
     /* the loop's connection no longer checkpoints by itself */
-    if (exec_sql(s, "PRAGMA wal_autocheckpoint=0", err) < 0)
+    if (ctl_db_exec(s->db, "PRAGMA wal_autocheckpoint=0", err) < 0)
         return -1;
     pthread_mutex_init(&s->ckpt_mu, NULL);
     pthread_cond_init(&s->ckpt_cv, NULL);
@@ -303,25 +286,22 @@ void ctl_store_close(struct ctl_store *s)
     if (s->ckpt_db)
         sqlite3_close(s->ckpt_db);
     for (int i = 0; i < ST__COUNT; i++)
-        if (s->st[i])
-            sqlite3_finalize(s->st[i]);
-    if (s->db)
-        sqlite3_close(s->db);
+        ctl_stmt_finalize(s->st[i]);
+    ctl_db_close(s->db);
     memset(s, 0, sizeof(*s));
 }
 
-static sqlite3_stmt *stmt(struct ctl_store *s, enum ctl_stmt i)
+static struct ctl_stmt *stmt(struct ctl_store *s, enum ctl_stmt_id i)
 {
-    sqlite3_reset(s->st[i]);
-    sqlite3_clear_bindings(s->st[i]);
+    ctl_stmt_reset(s->st[i]);
     return s->st[i];
 }
 
-static int step_done(struct ctl_store *s, sqlite3_stmt *st, struct nubo_err *err, const char *what)
+static int step_done(struct ctl_store *s, struct ctl_stmt *st, struct nubo_err *err, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    int rc = ctl_stmt_step(st);
+    ctl_stmt_reset(st);
+    if (rc != 0)
         return db_err(s, err, what);
     return 0;
 }
@@ -342,41 +322,57 @@ int ctl_store_commit(struct ctl_store *s, struct nubo_err *err)
 
 void ctl_store_rollback(struct ctl_store *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
+    if (ctl_db_in_tx(s->db))
         step_done(s, stmt(s, ST_ROLLBACK), NULL, "rollback");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+static void bind_text(struct ctl_stmt *st, int i, const char *v)
 {
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    ctl_bind_text(st, i, v);
 }
 
-static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+static void col_text(struct ctl_stmt *st, int i, char *buf, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(buf, size, "%s", t ? (const char *)t : "");
+    const char *t = ctl_col_text(st, i);
+    snprintf(buf, size, "%s", t ? t : "");
 }
 
 /* ---- users ---- */
 
+int ctl_store_exec_text(struct ctl_store *s, const char *sql, const char *a, const char *b,
+                        const char *what, struct nubo_err *err)
+{
+    struct ctl_stmt *st = NULL;
+    if (ctl_db_prepare(s->db, sql, false, &st, err) < 0)
+        return nubo_error_wrap(err, "%s", what);
+    if (a)
+        ctl_bind_text(st, 1, a);
+    if (b)
+        ctl_bind_text(st, 2, b);
+    int rc = ctl_stmt_step(st);
+    int out = rc == 0 ? 0 : nubo_error_http(err, 500, "store: %s: %s", what, ctl_db_errmsg(s->db));
+    ctl_stmt_finalize(st);
+    return out;
+}
+
 int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_USER_INS);
+    struct ctl_stmt *st = stmt(s, ST_USER_INS);
     bind_text(st, 1, u->uuid);
     bind_text(st, 2, u->name);
-    sqlite3_bind_int(st, 3, u->admin);
-    sqlite3_bind_int64(st, 4, u->created_at_us);
+    ctl_bind_int64(st, 3, u->admin);
+    ctl_bind_int64(st, 4, u->created_at_us);
     return step_done(s, st, err, "inserting a user");
 }
 
 int ctl_store_token_insert(struct ctl_store *s, const struct ctl_token_row *t,
                            struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_TOKEN_INS);
+    struct ctl_stmt *st = stmt(s, ST_TOKEN_INS);
     bind_text(st, 1, t->hash);
     bind_text(st, 2, t->user_uuid);
-    sqlite3_bind_int64(st, 3, t->created_at_us);
-    sqlite3_bind_int64(st, 4, t->expires_at_us);
+    ctl_bind_int64(st, 3, t->created_at_us);
+    ctl_bind_int64(st, 4, t->expires_at_us);
     bind_text(st, 5, t->scope);
     return step_done(s, st, err, "inserting a token");
 }
@@ -384,96 +380,96 @@ int ctl_store_token_insert(struct ctl_store *s, const struct ctl_token_row *t,
 int ctl_store_users_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_user_row *),
                          void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_USERS);
+    struct ctl_stmt *st = stmt(s, ST_USERS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_user_row u = {0};
         col_text(st, 0, u.uuid, sizeof(u.uuid));
         col_text(st, 1, u.name, sizeof(u.name));
-        u.admin = sqlite3_column_int(st, 2) != 0;
-        u.created_at_us = sqlite3_column_int64(st, 3);
+        u.admin = ctl_col_int64(st, 2) != 0;
+        u.created_at_us = ctl_col_int64(st, 3);
         if (cb(arg, &u) < 0) {
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading users: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading users");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading users");
 }
 
 int ctl_store_tokens_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_token_row *),
                           void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_TOKENS);
+    struct ctl_stmt *st = stmt(s, ST_TOKENS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_token_row t = {0};
         col_text(st, 0, t.hash, sizeof(t.hash));
         col_text(st, 1, t.user_uuid, sizeof(t.user_uuid));
-        t.created_at_us = sqlite3_column_int64(st, 2);
-        t.expires_at_us = sqlite3_column_int64(st, 3);
+        t.created_at_us = ctl_col_int64(st, 2);
+        t.expires_at_us = ctl_col_int64(st, 3);
         col_text(st, 4, t.scope, sizeof(t.scope));
         if (cb(arg, &t) < 0) {
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading tokens: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading tokens");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading tokens");
 }
 
 /* ---- nodes ---- */
 
 int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_NODE_PUT);
+    struct ctl_stmt *st = stmt(s, ST_NODE_PUT);
     bind_text(st, 1, n->uuid);
     bind_text(st, 2, n->name);
     bind_text(st, 3, n->metro);
-    sqlite3_bind_int64(st, 4, n->memory_mb);
-    sqlite3_bind_int64(st, 5, n->vcpus);
+    ctl_bind_int64(st, 4, n->memory_mb);
+    ctl_bind_int64(st, 5, n->vcpus);
     bind_text(st, 6, n->accel);
     bind_text(st, 7, n->libvirt_version);
     bind_text(st, 8, n->qemu_version);
     bind_text(st, 9, n->agent_version);
-    sqlite3_bind_int64(st, 10, n->subnet_index);
+    ctl_bind_int64(st, 10, n->subnet_index);
     bind_text(st, 11, n->token_hash);
-    sqlite3_bind_int64(st, 12, n->created_at_us);
-    sqlite3_bind_int64(st, 13, n->registered_at_us);
-    sqlite3_bind_int(st, 14, n->unavailable);
-    sqlite3_bind_int(st, 15, n->maintenance);
+    ctl_bind_int64(st, 12, n->created_at_us);
+    ctl_bind_int64(st, 13, n->registered_at_us);
+    ctl_bind_int64(st, 14, n->unavailable);
+    ctl_bind_int64(st, 15, n->maintenance);
     return step_done(s, st, err, "saving a node");
 }
 
 int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_node_row *),
                          void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_NODES);
+    struct ctl_stmt *st = stmt(s, ST_NODES);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_node_row n = {0};
         col_text(st, 0, n.uuid, sizeof(n.uuid));
         col_text(st, 1, n.name, sizeof(n.name));
         col_text(st, 2, n.metro, sizeof(n.metro));
-        n.memory_mb = sqlite3_column_int64(st, 3);
-        n.vcpus = sqlite3_column_int64(st, 4);
+        n.memory_mb = ctl_col_int64(st, 3);
+        n.vcpus = ctl_col_int64(st, 4);
         col_text(st, 5, n.accel, sizeof(n.accel));
         col_text(st, 6, n.libvirt_version, sizeof(n.libvirt_version));
         col_text(st, 7, n.qemu_version, sizeof(n.qemu_version));
         col_text(st, 8, n.agent_version, sizeof(n.agent_version));
-        n.subnet_index = sqlite3_column_int64(st, 9);
+        n.subnet_index = ctl_col_int64(st, 9);
         col_text(st, 10, n.token_hash, sizeof(n.token_hash));
-        n.created_at_us = sqlite3_column_int64(st, 11);
-        n.registered_at_us = sqlite3_column_int64(st, 12);
-        n.unavailable = sqlite3_column_int(st, 13) != 0;
-        n.maintenance = sqlite3_column_int(st, 14) != 0;
+        n.created_at_us = ctl_col_int64(st, 11);
+        n.registered_at_us = ctl_col_int64(st, 12);
+        n.unavailable = ctl_col_int64(st, 13) != 0;
+        n.maintenance = ctl_col_int64(st, 14) != 0;
         if (cb(arg, &n) < 0) {
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading nodes: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading nodes");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading nodes");
 }
 
 /* ---- instances ---- */
@@ -553,38 +549,38 @@ int ctl_store_instance_put(struct ctl_store *s, const struct ctl_instance_row *r
     cleanup_free char *ports = json_text(pa);
     if (!ports)
         return nubo_error_http(err, 500, "store: out of memory");
-    sqlite3_stmt *st = stmt(s, ST_INST_PUT);
+    struct ctl_stmt *st = stmt(s, ST_INST_PUT);
     bind_text(st, 1, r->uuid);
     bind_text(st, 2, r->owner);
     bind_text(st, 3, r->name);
-    sqlite3_bind_int64(st, 4, r->created_at_us);
+    ctl_bind_int64(st, 4, r->created_at_us);
     bind_text(st, 5, r->image);
-    sqlite3_bind_int64(st, 6, r->memory_mb);
-    sqlite3_bind_int64(st, 7, r->vcpus);
+    ctl_bind_int64(st, 6, r->memory_mb);
+    ctl_bind_int64(st, 7, r->vcpus);
     bind_text(st, 8, args);
     bind_text(st, 9, env);
-    sqlite3_bind_int(st, 10, (int)r->restart_policy);
-    sqlite3_bind_int64(st, 11, r->features);
+    ctl_bind_int64(st, 10, (int)r->restart_policy);
+    ctl_bind_int64(st, 11, r->features);
     bind_text(st, 12, ports);
     bind_text(st, 13, r->node_uuid);
     bind_text(st, 14, r->metro);
-    sqlite3_bind_int64(st, 15, r->ip_host);
-    sqlite3_bind_int(st, 16, (int)r->desired);
-    sqlite3_bind_int64(st, 17, r->start_seq);
-    sqlite3_bind_int(st, 18, r->stop_force);
-    sqlite3_bind_int64(st, 19, r->drain_timeout_ms);
+    ctl_bind_int64(st, 15, r->ip_host);
+    ctl_bind_int64(st, 16, (int)r->desired);
+    ctl_bind_int64(st, 17, r->start_seq);
+    ctl_bind_int64(st, 18, r->stop_force);
+    ctl_bind_int64(st, 19, r->drain_timeout_ms);
     bind_text(st, 20, r->service_group);
     return step_done(s, st, err, "saving an instance");
 }
 
 int ctl_store_s2z_put(struct ctl_store *s, const struct ctl_instance_row *r, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_S2Z_PUT);
+    struct ctl_stmt *st = stmt(s, ST_S2Z_PUT);
     bind_text(st, 1, r->uuid);
-    sqlite3_bind_int(st, 2, (int)r->s2z.policy);
-    sqlite3_bind_int(st, 3, r->s2z.stateful);
-    sqlite3_bind_int64(st, 4, r->s2z.cooldown_time_ms);
-    sqlite3_bind_int(st, 5, r->standby);
+    ctl_bind_int64(st, 2, (int)r->s2z.policy);
+    ctl_bind_int64(st, 3, r->s2z.stateful);
+    ctl_bind_int64(st, 4, r->s2z.cooldown_time_ms);
+    ctl_bind_int64(st, 5, r->standby);
     return step_done(s, st, err, "saving scale-to-zero settings");
 }
 
@@ -593,33 +589,33 @@ int ctl_store_s2z_load(struct ctl_store *s,
                                  bool standby),
                        void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_S2ZS);
+    struct ctl_stmt *st = stmt(s, ST_S2ZS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         char uuid[NUBO_UUID_STR_LEN + 1];
         col_text(st, 0, uuid, sizeof(uuid));
         struct nubo_scale_to_zero z = {0};
-        int pol = sqlite3_column_int(st, 1);
+        int pol = ctl_col_int64(st, 1);
         z.policy = pol == NUBO_S2Z_ON || pol == NUBO_S2Z_IDLE ? (enum nubo_s2z_policy)pol
                                                                : NUBO_S2Z_OFF;
-        z.stateful = sqlite3_column_int(st, 2) != 0;
-        z.cooldown_time_ms = sqlite3_column_int64(st, 3);
+        z.stateful = ctl_col_int64(st, 2) != 0;
+        z.cooldown_time_ms = ctl_col_int64(st, 3);
         if (z.cooldown_time_ms < 0 || z.cooldown_time_ms > NUBO_S2Z_MAX_COOLDOWN_MS)
             z.cooldown_time_ms = NUBO_S2Z_DEFAULT_COOLDOWN_MS;
-        if (cb(arg, uuid, &z, sqlite3_column_int(st, 4) != 0) < 0) {
-            sqlite3_reset(st);
+        if (cb(arg, uuid, &z, ctl_col_int64(st, 4) != 0) < 0) {
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading scale-to-zero settings: out of memory");
         }
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    ctl_stmt_reset(st);
+    if (rc != 0)
         return db_err(s, err, "loading scale-to-zero settings");
     return 0;
 }
 
 int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_OBS_DEL);
+    struct ctl_stmt *st = stmt(s, ST_OBS_DEL);
     bind_text(st, 1, uuid);
     if (step_done(s, st, err, "deleting an observation") < 0)
         return -1;
@@ -634,7 +630,7 @@ int ctl_store_instance_delete(struct ctl_store *s, const char *uuid, struct nubo
 
 int ctl_store_obs_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_OBS_DEL);
+    struct ctl_stmt *st = stmt(s, ST_OBS_DEL);
     bind_text(st, 1, uuid);
     return step_done(s, st, err, "deleting an observation");
 }
@@ -644,15 +640,15 @@ int ctl_store_obs_put(struct ctl_store *s, const struct nubo_status_report *o, s
     cleanup_free char *text = json_text(nubo_status_report_encode(o));
     if (text == NULL)
         return nubo_error_http(err, 500, "store: out of memory");
-    sqlite3_stmt *st = stmt(s, ST_OBS_PUT);
+    struct ctl_stmt *st = stmt(s, ST_OBS_PUT);
     bind_text(st, 1, o->uuid);
     bind_text(st, 2, text);
     return step_done(s, st, err, "saving an observation");
 }
 
-static json_t *col_json(sqlite3_stmt *st, int i)
+static json_t *col_json(struct ctl_stmt *st, int i)
 {
-    const char *t = (const char *)sqlite3_column_text(st, i);
+    const char *t = ctl_col_text(st, i);
     return t ? json_loads(t, 0, NULL) : NULL;
 }
 
@@ -667,17 +663,17 @@ int ctl_store_instances_load(struct ctl_store *s,
                                        const struct nubo_status_report *),
                              void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_INSTS);
+    struct ctl_stmt *st = stmt(s, ST_INSTS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_instance_row r = {0};
         col_text(st, 0, r.uuid, sizeof(r.uuid));
         col_text(st, 1, r.owner, sizeof(r.owner));
         col_text(st, 2, r.name, sizeof(r.name));
-        r.created_at_us = sqlite3_column_int64(st, 3);
+        r.created_at_us = ctl_col_int64(st, 3);
         col_text(st, 4, r.image, sizeof(r.image));
-        r.memory_mb = sqlite3_column_int64(st, 5);
-        r.vcpus = sqlite3_column_int64(st, 6);
+        r.memory_mb = ctl_col_int64(st, 5);
+        r.vcpus = ctl_col_int64(st, 6);
         json_t *w = json_pack("{s:o?, s:o?, s:o?}", "args", col_json(st, 7), "env", col_json(st, 8),
                               "ports", col_json(st, 11));
         struct nubo_err perr = {0};
@@ -688,7 +684,7 @@ int ctl_store_instances_load(struct ctl_store *s,
                    &perr) < 0) {
             json_decref(w);
             ctl_instance_row_free(&r);
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "store: instance %s has a corrupt row: %s", r.uuid, perr.msg);
         }
         json_t *ports = json_object_get(w, "ports");
@@ -696,15 +692,15 @@ int ctl_store_instances_load(struct ctl_store *s,
         for (size_t i = 0; r.service_ports && i < json_array_size(ports); i++)
             r.service_ports[r.n_service_ports++] = json_integer_value(json_array_get(ports, i));
         json_decref(w);
-        r.restart_policy = (enum nubo_restart_policy)sqlite3_column_int(st, 9);
-        r.features = (uint32_t)sqlite3_column_int64(st, 10);
+        r.restart_policy = (enum nubo_restart_policy)ctl_col_int64(st, 9);
+        r.features = (uint32_t)ctl_col_int64(st, 10);
         col_text(st, 12, r.node_uuid, sizeof(r.node_uuid));
         col_text(st, 13, r.metro, sizeof(r.metro));
-        r.ip_host = sqlite3_column_int64(st, 14);
-        r.desired = (enum nubo_desired)sqlite3_column_int(st, 15);
-        r.start_seq = sqlite3_column_int64(st, 16);
-        r.stop_force = sqlite3_column_int(st, 17) != 0;
-        r.drain_timeout_ms = sqlite3_column_int64(st, 18);
+        r.ip_host = ctl_col_int64(st, 14);
+        r.desired = (enum nubo_desired)ctl_col_int64(st, 15);
+        r.start_seq = ctl_col_int64(st, 16);
+        r.stop_force = ctl_col_int64(st, 17) != 0;
+        r.drain_timeout_ms = ctl_col_int64(st, 18);
         col_text(st, 20, r.service_group, sizeof(r.service_group));
         struct nubo_status_report obs;
         bool has_obs = false;
@@ -719,12 +715,12 @@ int ctl_store_instances_load(struct ctl_store *s,
         if (has_obs)
             nubo_status_report_free(&obs);
         if (crc < 0) {
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading instances: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading instances");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading instances");
 }
 
 /* ---- images ---- */
@@ -747,15 +743,15 @@ int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, str
     if (row_lists("image", im->digest_ref, im->args, im->n_args, im->env, im->n_env, &args, &env,
                   err) < 0)
         return -1;
-    sqlite3_stmt *st = stmt(s, ST_IMG_PUT);
+    struct ctl_stmt *st = stmt(s, ST_IMG_PUT);
     bind_text(st, 1, im->digest_ref);
     bind_text(st, 2, im->uuid);
     bind_text(st, 3, im->repo);
     bind_text(st, 4, im->owner);
-    sqlite3_bind_int64(st, 5, im->created_at_us);
-    sqlite3_bind_int64(st, 6, im->size_in_bytes);
-    sqlite3_bind_int(st, 7, im->initrd);
-    sqlite3_bind_int(st, 8, im->detailed);
+    ctl_bind_int64(st, 5, im->created_at_us);
+    ctl_bind_int64(st, 6, im->size_in_bytes);
+    ctl_bind_int64(st, 7, im->initrd);
+    ctl_bind_int64(st, 8, im->detailed);
     bind_text(st, 9, args);
     bind_text(st, 10, env);
     return step_done(s, st, err, "saving an image");
@@ -764,7 +760,7 @@ int ctl_store_image_put(struct ctl_store *s, const struct ctl_image_row *im, str
 int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
                       const char *digest_ref, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_TAG_PUT);
+    struct ctl_stmt *st = stmt(s, ST_TAG_PUT);
     bind_text(st, 1, repo);
     bind_text(st, 2, tag);
     bind_text(st, 3, digest_ref);
@@ -773,7 +769,7 @@ int ctl_store_tag_put(struct ctl_store *s, const char *repo, const char *tag,
 
 int ctl_store_image_delete(struct ctl_store *s, const char *digest_ref, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_TAG_DEL_DIGEST);
+    struct ctl_stmt *st = stmt(s, ST_TAG_DEL_DIGEST);
     bind_text(st, 1, digest_ref);
     if (step_done(s, st, err, "deleting tags") < 0)
         return -1;
@@ -782,7 +778,7 @@ int ctl_store_image_delete(struct ctl_store *s, const char *digest_ref, struct n
     return step_done(s, st, err, "deleting an image");
 }
 
-static int read_image(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_row *out,
+static int read_image(struct ctl_store *s, struct ctl_stmt *st, struct ctl_image_row *out,
                       struct nubo_err *err)
 {
     memset(out, 0, sizeof(*out));
@@ -790,10 +786,10 @@ static int read_image(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_ro
     col_text(st, 1, out->uuid, sizeof(out->uuid));
     col_text(st, 2, out->repo, sizeof(out->repo));
     col_text(st, 3, out->owner, sizeof(out->owner));
-    out->created_at_us = sqlite3_column_int64(st, 4);
-    out->size_in_bytes = sqlite3_column_int64(st, 5);
-    out->initrd = sqlite3_column_int(st, 6) != 0;
-    out->detailed = sqlite3_column_int(st, 7) != 0;
+    out->created_at_us = ctl_col_int64(st, 4);
+    out->size_in_bytes = ctl_col_int64(st, 5);
+    out->initrd = ctl_col_int64(st, 6) != 0;
+    out->detailed = ctl_col_int64(st, 7) != 0;
     json_t *w = json_pack("{s:o?, s:o?}", "args", col_json(st, 8), "env", col_json(st, 9));
     struct nubo_err perr = {0};
     int rc = 0;
@@ -810,30 +806,30 @@ static int read_image(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_ro
     return rc;
 }
 
-static int image_one(struct ctl_store *s, sqlite3_stmt *st, struct ctl_image_row *out,
+static int image_one(struct ctl_store *s, struct ctl_stmt *st, struct ctl_image_row *out,
                      struct nubo_err *err)
 {
-    int rc = sqlite3_step(st);
+    int rc = ctl_stmt_step(st);
     int ret;
     struct nubo_err rerr = {0};
-    if (rc == SQLITE_ROW && read_image(s, st, out, &rerr) < 0) {
+    if (rc == 1 && read_image(s, st, out, &rerr) < 0) {
         /* answered as unknown: a lookup then asks the registry, whose answer replaces it */
         log_warnx("%s; treated as absent", rerr.msg);
         ret = 0;
-    } else if (rc == SQLITE_ROW)
+    } else if (rc == 1)
         ret = 1;
-    else if (rc == SQLITE_DONE)
+    else if (rc == 0)
         ret = 0;
     else
         ret = db_err(s, err, "looking up an image");
-    sqlite3_reset(st);
+    ctl_stmt_reset(st);
     return ret;
 }
 
 int ctl_store_image_by_tag(struct ctl_store *s, const char *repo, const char *tag,
                            struct ctl_image_row *out, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_IMG_BY_TAG);
+    struct ctl_stmt *st = stmt(s, ST_IMG_BY_TAG);
     bind_text(st, 1, repo);
     bind_text(st, 2, tag);
     return image_one(s, st, out, err);
@@ -842,7 +838,7 @@ int ctl_store_image_by_tag(struct ctl_store *s, const char *repo, const char *ta
 int ctl_store_image_by_digest(struct ctl_store *s, const char *digest_ref,
                               struct ctl_image_row *out, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_IMG_BY_DIGEST);
+    struct ctl_stmt *st = stmt(s, ST_IMG_BY_DIGEST);
     bind_text(st, 1, digest_ref);
     return image_one(s, st, out, err);
 }
@@ -850,7 +846,7 @@ int ctl_store_image_by_digest(struct ctl_store *s, const char *digest_ref,
 int ctl_store_image_by_uuid(struct ctl_store *s, const char *uuid, struct ctl_image_row *out,
                             struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_IMG_BY_UUID);
+    struct ctl_stmt *st = stmt(s, ST_IMG_BY_UUID);
     bind_text(st, 1, uuid);
     return image_one(s, st, out, err);
 }
@@ -860,13 +856,13 @@ int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *
                           struct nubo_err *err)
 {
     /* Collect first: cb may run other statements on the same connection. */
-    sqlite3_stmt *st = stmt(s, ST_IMGS);
+    struct ctl_stmt *st = stmt(s, ST_IMGS);
     bind_text(st, 1, owner_a ? owner_a : "");
     bind_text(st, 2, owner_b ? owner_b : "");
     struct ctl_image_row *rows = NULL;
     size_t n = 0, cap = 0;
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             struct ctl_image_row *nr = realloc(rows, cap * sizeof(*rows));
@@ -884,8 +880,8 @@ int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *
         }
         n++;
     }
-    sqlite3_reset(st);
-    if (ret == 0 && rc != SQLITE_DONE)
+    ctl_stmt_reset(st);
+    if (ret == 0 && rc != 0)
         ret = db_err(s, err, "listing images");
     for (size_t i = 0; i < n; i++) {
         if (ret == 0 && cb(arg, &rows[i]) < 0)
@@ -899,20 +895,20 @@ int ctl_store_images_list(struct ctl_store *s, const char *owner_a, const char *
 int ctl_store_image_tags(struct ctl_store *s, const char *digest_ref, char ***tags, size_t *n,
                          struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_IMG_TAGS);
+    struct ctl_stmt *st = stmt(s, ST_IMG_TAGS);
     bind_text(st, 1, digest_ref);
     char **v = calloc(1, sizeof(*v));
     size_t cnt = 0;
     int rc;
-    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (v && (rc = ctl_stmt_step(st)) == 1) {
         char **nv = realloc(v, (cnt + 2) * sizeof(*v));
         if (nv == NULL)
             break;
         v = nv;
-        v[cnt++] = strdup((const char *)sqlite3_column_text(st, 0));
+        v[cnt++] = strdup(ctl_col_text(st, 0));
         v[cnt] = NULL;
     }
-    sqlite3_reset(st);
+    ctl_stmt_reset(st);
     if (v == NULL)
         return nubo_error_http(err, 500, "store: out of memory");
     *tags = v;
@@ -937,15 +933,15 @@ int ctl_store_svc_put(struct ctl_store *s, const struct ctl_svc_row *r, struct n
     cleanup_free char *doms = json_text(domains_json(r));
     if (!ports || !doms)
         return nubo_error_http(err, 500, "store: out of memory");
-    sqlite3_stmt *st = stmt(s, ST_SVC_PUT);
+    struct ctl_stmt *st = stmt(s, ST_SVC_PUT);
     bind_text(st, 1, r->uuid);
     bind_text(st, 2, r->owner);
     bind_text(st, 3, r->name);
     bind_text(st, 4, r->metro);
-    sqlite3_bind_int64(st, 5, r->created_at_us);
-    sqlite3_bind_int(st, 6, r->persistent);
-    sqlite3_bind_int64(st, 7, r->soft_limit);
-    sqlite3_bind_int64(st, 8, r->hard_limit);
+    ctl_bind_int64(st, 5, r->created_at_us);
+    ctl_bind_int64(st, 6, r->persistent);
+    ctl_bind_int64(st, 7, r->soft_limit);
+    ctl_bind_int64(st, 8, r->hard_limit);
     bind_text(st, 9, ports);
     bind_text(st, 10, doms);
     return step_done(s, st, err, "saving a service group");
@@ -953,7 +949,7 @@ int ctl_store_svc_put(struct ctl_store *s, const struct ctl_svc_row *r, struct n
 
 int ctl_store_svc_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_SVC_DEL);
+    struct ctl_stmt *st = stmt(s, ST_SVC_DEL);
     bind_text(st, 1, uuid);
     return step_done(s, st, err, "deleting a service group");
 }
@@ -961,21 +957,21 @@ int ctl_store_svc_delete(struct ctl_store *s, const char *uuid, struct nubo_err 
 int ctl_store_svcs_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_svc_row *),
                         void *arg, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_SVCS);
+    struct ctl_stmt *st = stmt(s, ST_SVCS);
     int rc;
     struct ctl_svc_row *r = malloc(sizeof(*r));
     if (r == NULL)
         return nubo_error(err, 0, "loading service groups: out of memory");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         memset(r, 0, sizeof(*r));
         col_text(st, 0, r->uuid, sizeof(r->uuid));
         col_text(st, 1, r->owner, sizeof(r->owner));
         col_text(st, 2, r->name, sizeof(r->name));
         col_text(st, 3, r->metro, sizeof(r->metro));
-        r->created_at_us = sqlite3_column_int64(st, 4);
-        r->persistent = sqlite3_column_int(st, 5) != 0;
-        r->soft_limit = sqlite3_column_int64(st, 6);
-        r->hard_limit = sqlite3_column_int64(st, 7);
+        r->created_at_us = ctl_col_int64(st, 4);
+        r->persistent = ctl_col_int64(st, 5) != 0;
+        r->soft_limit = ctl_col_int64(st, 6);
+        r->hard_limit = ctl_col_int64(st, 7);
         json_t *ports = col_json(st, 8), *doms = col_json(st, 9);
         struct nubo_err perr = {0};
         int bad = ports == NULL || doms == NULL ||
@@ -999,14 +995,14 @@ int ctl_store_svcs_load(struct ctl_store *s, int (*cb)(void *, const struct ctl_
             continue;
         }
         if (cb(arg, r) < 0) {
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             free(r);
             return nubo_error(err, 0, "loading service groups: out of memory");
         }
     }
     free(r);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading service groups");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading service groups");
 }
 
 /* ---- certificates ---- */
@@ -1022,20 +1018,20 @@ void ctl_cert_row_free(struct ctl_cert_row *r)
 
 int ctl_store_cert_put(struct ctl_store *s, const struct ctl_cert_row *r, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_CERT_PUT);
+    struct ctl_stmt *st = stmt(s, ST_CERT_PUT);
     bind_text(st, 1, r->uuid);
     bind_text(st, 2, r->owner);
     bind_text(st, 3, r->name);
     bind_text(st, 4, r->cn);
     bind_text(st, 5, r->chain);
     bind_text(st, 6, r->pkey);
-    sqlite3_bind_int64(st, 7, r->created_at_us);
+    ctl_bind_int64(st, 7, r->created_at_us);
     return step_done(s, st, err, "saving a certificate");
 }
 
 int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_CERT_DEL);
+    struct ctl_stmt *st = stmt(s, ST_CERT_DEL);
     bind_text(st, 1, uuid);
     return step_done(s, st, err, "deleting a certificate");
 }
@@ -1043,27 +1039,27 @@ int ctl_store_cert_delete(struct ctl_store *s, const char *uuid, struct nubo_err
 int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *, struct ctl_cert_row *), void *arg,
                          struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_CERTS);
+    struct ctl_stmt *st = stmt(s, ST_CERTS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_cert_row r = {0};
         col_text(st, 0, r.uuid, sizeof(r.uuid));
         col_text(st, 1, r.owner, sizeof(r.owner));
         col_text(st, 2, r.name, sizeof(r.name));
         col_text(st, 3, r.cn, sizeof(r.cn));
-        const char *c = (const char *)sqlite3_column_text(st, 4);
-        const char *k = (const char *)sqlite3_column_text(st, 5);
+        const char *c = ctl_col_text(st, 4);
+        const char *k = ctl_col_text(st, 5);
         r.chain = strdup(c ? c : "");
         r.pkey = strdup(k ? k : "");
-        r.created_at_us = sqlite3_column_int64(st, 6);
+        r.created_at_us = ctl_col_int64(st, 6);
         if (r.chain == NULL || r.pkey == NULL || cb(arg, &r) < 0) {
             ctl_cert_row_free(&r);
-            sqlite3_reset(st);
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading certificates: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading certificates");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading certificates");
 }
 
 /* ---- console tails ---- */
@@ -1071,18 +1067,18 @@ int ctl_store_certs_load(struct ctl_store *s, int (*cb)(void *, struct ctl_cert_
 int ctl_store_log_put(struct ctl_store *s, const char *uuid, int64_t offset, const void *data,
                       size_t len, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_LOG_PUT);
+    struct ctl_stmt *st = stmt(s, ST_LOG_PUT);
     bind_text(st, 1, uuid);
-    sqlite3_bind_int64(st, 2, offset);
-    sqlite3_bind_blob(st, 3, len ? data : "", (int)len, SQLITE_STATIC);
+    ctl_bind_int64(st, 2, offset);
+    ctl_bind_blob(st, 3, data, len);
     return step_done(s, st, err, "saving console output");
 }
 
 int ctl_store_log_trim(struct ctl_store *s, const char *uuid, int64_t start, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_LOG_TRIM);
+    struct ctl_stmt *st = stmt(s, ST_LOG_TRIM);
     bind_text(st, 1, uuid);
-    sqlite3_bind_int64(st, 2, start);
+    ctl_bind_int64(st, 2, start);
     return step_done(s, st, err, "trimming console output");
 }
 
@@ -1090,20 +1086,20 @@ int ctl_store_logs_load(struct ctl_store *s,
                         int (*cb)(void *, const char *, int64_t, const void *, size_t), void *arg,
                         struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_LOGS);
+    struct ctl_stmt *st = stmt(s, ST_LOGS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         char uuid[NUBO_UUID_STR_LEN + 1];
         col_text(st, 0, uuid, sizeof(uuid));
-        const void *d = sqlite3_column_blob(st, 2);
-        size_t len = (size_t)sqlite3_column_bytes(st, 2);
-        if (cb(arg, uuid, sqlite3_column_int64(st, 1), d, len) < 0) {
-            sqlite3_reset(st);
+        size_t len;
+        const void *d = ctl_col_blob(st, 2, &len);
+        if (cb(arg, uuid, ctl_col_int64(st, 1), d, len) < 0) {
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading console tails: out of memory");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading console tails");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading console tails");
 }
 
 /* ---- quotas ---- */
@@ -1111,11 +1107,11 @@ int ctl_store_logs_load(struct ctl_store *s,
 int ctl_store_quota_put(struct ctl_store *s, const char *user_uuid, const char *quota,
                         int64_t hard, struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, hard < 0 ? ST_QUOTA_DEL : ST_QUOTA_PUT);
+    struct ctl_stmt *st = stmt(s, hard < 0 ? ST_QUOTA_DEL : ST_QUOTA_PUT);
     bind_text(st, 1, user_uuid);
     bind_text(st, 2, quota);
     if (hard >= 0)
-        sqlite3_bind_int64(st, 3, hard);
+        ctl_bind_int64(st, 3, hard);
     return step_done(s, st, err, "saving a quota");
 }
 
@@ -1123,17 +1119,17 @@ int ctl_store_quotas_load(struct ctl_store *s,
                           int (*cb)(void *, const char *, const char *, int64_t), void *arg,
                           struct nubo_err *err)
 {
-    sqlite3_stmt *st = stmt(s, ST_QUOTAS);
+    struct ctl_stmt *st = stmt(s, ST_QUOTAS);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         char user[NUBO_UUID_STR_LEN + 1], quota[32];
         col_text(st, 0, user, sizeof(user));
         col_text(st, 1, quota, sizeof(quota));
-        if (cb(arg, user, quota, sqlite3_column_int64(st, 2)) < 0) {
-            sqlite3_reset(st);
+        if (cb(arg, user, quota, ctl_col_int64(st, 2)) < 0) {
+            ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading quotas");
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_err(s, err, "loading quotas");
+    ctl_stmt_reset(st);
+    return rc == 0 ? 0 : db_err(s, err, "loading quotas");
 }

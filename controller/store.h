@@ -1,4 +1,5 @@
-/* The controller's durable store: sqlite3 in WAL mode with versioned migrations. Intent
+/* The controller's durable store: sqlite3 in WAL mode (the default) or PostgreSQL (store_db.h),
+ * with versioned migrations. Intent
  * (instances: what users asked for) and observation (observations: what agents reported) are
  * separate tables. Every write is committed before the caller acknowledges it. */
 #ifndef NUBO_CTL_STORE_H
@@ -9,6 +10,8 @@
 #include <stdint.h>
 
 #include <sqlite3.h>
+
+#include "store_db.h"
 
 #include "agent.h"
 #include "api.h"
@@ -123,7 +126,7 @@ struct ctl_cert_row {
 };
 void ctl_cert_row_free(struct ctl_cert_row *r);
 
-enum ctl_stmt {
+enum ctl_stmt_id {
     ST_USER_INS,
     ST_TOKEN_INS,
     ST_USERS,
@@ -166,8 +169,8 @@ enum ctl_stmt {
 };
 
 struct ctl_store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
+    struct ctl_db *db;
+    struct ctl_stmt *st[ST__COUNT];
     /* WAL checkpoints (and their fsyncs) run on a thread with its own connection, so a
      * commit on the event loop never waits for one */
     sqlite3 *ckpt_db;
@@ -179,14 +182,21 @@ struct ctl_store {
 
 #define CTL_STORE_SCHEMA_VERSION 7
 
-int ctl_store_open(struct ctl_store *s, const char *path, bool sync_full, struct nubo_err *err);
-/* Start the checkpoint thread (the controller does; tests may skip it). */
+/* target: a sqlite file path or a postgresql:// URL (ctl_db_open). */
+int ctl_store_open(struct ctl_store *s, const char *target, bool sync_full, struct nubo_err *err);
+/* Start sqlite's checkpoint thread (the controller does; tests may skip it); nothing to do on
+ * PostgreSQL. */
 int ctl_store_start_checkpointer(struct ctl_store *s, const char *path, struct nubo_err *err);
 void ctl_store_close(struct ctl_store *s);
 int ctl_store_begin(struct ctl_store *s, struct nubo_err *err);
 int ctl_store_commit(struct ctl_store *s, struct nubo_err *err);
 void ctl_store_rollback(struct ctl_store *s);
 
+/* One statement prepared for this call with up to two text parameters (NULL: unbound), run to
+ * its end: for the tables that change at human speed (users, autoscale), kept out of the
+ * statement table. what names it in the error. */
+int ctl_store_exec_text(struct ctl_store *s, const char *sql, const char *a, const char *b,
+                        const char *what, struct nubo_err *err);
 int ctl_store_user_insert(struct ctl_store *s, const struct ctl_user_row *u, struct nubo_err *err);
 int ctl_store_token_insert(struct ctl_store *s, const struct ctl_token_row *t,
                            struct nubo_err *err);

@@ -1,4 +1,4 @@
-/* The autoscale tables of the store (migration 6 -> 7 in store.c). Statements are prepared per
+/* The autoscale tables of the store (migration 7 -> 8 in store.c). Statements are prepared per
  * call, as store_volumes.c does: configurations change at human speed and replicas at the
  * loop's, both far below what preparing costs. */
 #include <stdio.h>
@@ -6,25 +6,10 @@
 
 #include "ctl_autoscale.h"
 
-static int adb_err(struct ctl_store *s, struct nubo_err *err, const char *what)
-{
-    return nubo_error_http(err, 500, "store: %s: %s", what, sqlite3_errmsg(s->db));
-}
-
-/* Run sql with up to two text parameters. */
 static int aexec(struct ctl_store *s, const char *sql, const char *a, const char *b,
                  struct nubo_err *err, const char *what)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return adb_err(s, err, what);
-    if (a)
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-    if (b)
-        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : adb_err(s, err, what);
+    return ctl_store_exec_text(s, sql, a, b, what, err);
 }
 
 int ctl_store_as_put(struct ctl_store *s, const char *svc_uuid, const char *config,
@@ -63,20 +48,21 @@ static int aload(struct ctl_store *s, const char *sql,
                  int (*cb)(void *arg, const char *a, const char *b), void *arg,
                  struct nubo_err *err, const char *what)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return adb_err(s, err, what);
+    struct ctl_stmt *st = NULL;
+    if (ctl_db_prepare(s->db, sql, false, &st, err) < 0)
+        return nubo_error_wrap(err, "%s", what);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *a = (const char *)sqlite3_column_text(st, 0);
-        const char *b = (const char *)sqlite3_column_text(st, 1);
+    while ((rc = ctl_stmt_step(st)) == 1) {
+        const char *a = ctl_col_text(st, 0);
+        const char *b = ctl_col_text(st, 1);
         if (cb(arg, a ? a : "", b ? b : "") < 0) {
-            sqlite3_finalize(st);
+            ctl_stmt_finalize(st);
             return nubo_error(err, 0, "%s: out of memory", what);
         }
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : adb_err(s, err, what);
+    int out = rc == 0 ? 0 : nubo_error_http(err, 500, "store: %s: %s", what, ctl_db_errmsg(s->db));
+    ctl_stmt_finalize(st);
+    return out;
 }
 
 int ctl_store_as_load(struct ctl_store *s,
@@ -87,6 +73,10 @@ int ctl_store_as_load(struct ctl_store *s,
     if (aload(s, "SELECT svc_uuid, config FROM autoscale ORDER BY svc_uuid", config_cb, arg, err,
               "loading autoscale configurations") < 0)
         return -1;
-    return aload(s, "SELECT instance_uuid, svc_uuid FROM autoscale_replicas ORDER BY rowid",
+    /* oldest first: scale-in removes from the end (no rowid: both backends read this) */
+    return aload(s,
+                 "SELECT r.instance_uuid, r.svc_uuid FROM autoscale_replicas r"
+                 " JOIN instances i ON i.uuid = r.instance_uuid"
+                 " ORDER BY i.created_at, r.instance_uuid",
                  replica_cb, arg, err, "loading autoscale replicas");
 }

@@ -8,99 +8,99 @@
 
 static int vdb_err(struct ctl_store *s, struct nubo_err *err, const char *what)
 {
-    return nubo_error_http(err, 500, "store: %s: %s", what, sqlite3_errmsg(s->db));
+    return nubo_error_http(err, 500, "store: %s: %s", what, ctl_db_errmsg(s->db));
 }
 
-static sqlite3_stmt *vprep(struct ctl_store *s, const char *sql, struct nubo_err *err)
+static struct ctl_stmt *vprep(struct ctl_store *s, const char *sql, struct nubo_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        vdb_err(s, err, "preparing a volume statement");
+    struct ctl_stmt *st = NULL;
+    if (ctl_db_prepare(s->db, sql, false, &st, err) < 0) {
+        nubo_error_wrap(err, "preparing a volume statement");
         return NULL;
     }
     return st;
 }
 
-static int vdone(struct ctl_store *s, sqlite3_stmt *st, struct nubo_err *err, const char *what)
+static int vdone(struct ctl_store *s, struct ctl_stmt *st, struct nubo_err *err, const char *what)
 {
-    int rc = sqlite3_step(st);
-    int out = rc == SQLITE_DONE ? 0 : vdb_err(s, err, what);
-    sqlite3_finalize(st);
+    int rc = ctl_stmt_step(st);
+    int out = rc == 0 ? 0 : vdb_err(s, err, what);
+    ctl_stmt_finalize(st);
     return out;
 }
 
-static void vtext(sqlite3_stmt *st, int i, char *buf, size_t size)
+static void vtext(struct ctl_stmt *st, int i, char *buf, size_t size)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(buf, size, "%s", t ? (const char *)t : "");
+    const char *t = ctl_col_text(st, i);
+    snprintf(buf, size, "%s", t ? t : "");
 }
 
 int ctl_store_volume_put(struct ctl_store *s, const struct ctl_volume_row *r, struct nubo_err *err)
 {
-    sqlite3_stmt *st = vprep(s,
+    struct ctl_stmt *st = vprep(s,
                              "INSERT OR REPLACE INTO volumes(uuid,owner,name,node_uuid,metro,"
                              "size_mb,persistent,created_at,state,message) "
                              "VALUES(?,?,?,?,?,?,?,?,?,?)",
                              err);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, r->uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->node_uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->metro, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, r->size_mb);
-    sqlite3_bind_int(st, 7, r->persistent);
-    sqlite3_bind_int64(st, 8, r->created_at_us);
-    sqlite3_bind_text(st, 9, nubo_volume_state_name(r->obs), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, r->message, -1, SQLITE_STATIC);
+    ctl_bind_text(st, 1, r->uuid);
+    ctl_bind_text(st, 2, r->owner);
+    ctl_bind_text(st, 3, r->name);
+    ctl_bind_text(st, 4, r->node_uuid);
+    ctl_bind_text(st, 5, r->metro);
+    ctl_bind_int64(st, 6, r->size_mb);
+    ctl_bind_int64(st, 7, r->persistent);
+    ctl_bind_int64(st, 8, r->created_at_us);
+    ctl_bind_text(st, 9, nubo_volume_state_name(r->obs));
+    ctl_bind_text(st, 10, r->message);
     return vdone(s, st, err, "saving a volume");
 }
 
 int ctl_store_volume_delete(struct ctl_store *s, const char *uuid, struct nubo_err *err)
 {
-    sqlite3_stmt *st = vprep(s, "DELETE FROM volumes WHERE uuid=?", err);
+    struct ctl_stmt *st = vprep(s, "DELETE FROM volumes WHERE uuid=?", err);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    ctl_bind_text(st, 1, uuid);
     return vdone(s, st, err, "deleting a volume");
 }
 
 int ctl_store_volume_mount_put(struct ctl_store *s, const struct ctl_volume_mount_row *m,
                                struct nubo_err *err)
 {
-    sqlite3_stmt *st = vprep(s,
+    struct ctl_stmt *st = vprep(s,
                              "INSERT OR REPLACE INTO volume_mounts(volume_uuid,instance_uuid,at,"
                              "readonly) VALUES(?,?,?,?)",
                              err);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, m->volume_uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, m->instance_uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, m->at, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, m->readonly);
+    ctl_bind_text(st, 1, m->volume_uuid);
+    ctl_bind_text(st, 2, m->instance_uuid);
+    ctl_bind_text(st, 3, m->at);
+    ctl_bind_int64(st, 4, m->readonly);
     return vdone(s, st, err, "saving a volume mount");
 }
 
 int ctl_store_volume_mount_delete(struct ctl_store *s, const char *volume_uuid,
                                   struct nubo_err *err)
 {
-    sqlite3_stmt *st = vprep(s, "DELETE FROM volume_mounts WHERE volume_uuid=?", err);
+    struct ctl_stmt *st = vprep(s, "DELETE FROM volume_mounts WHERE volume_uuid=?", err);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, volume_uuid, -1, SQLITE_STATIC);
+    ctl_bind_text(st, 1, volume_uuid);
     return vdone(s, st, err, "deleting a volume mount");
 }
 
 int ctl_store_node_volume_mb_put(struct ctl_store *s, const char *node_uuid, int64_t mb,
                                  struct nubo_err *err)
 {
-    sqlite3_stmt *st =
+    struct ctl_stmt *st =
         vprep(s, "INSERT OR REPLACE INTO node_volume_mb(node_uuid,volume_mb) VALUES(?,?)", err);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, node_uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, mb);
+    ctl_bind_text(st, 1, node_uuid);
+    ctl_bind_int64(st, 2, mb);
     return vdone(s, st, err, "saving a node's volume budget");
 }
 
@@ -110,14 +110,14 @@ int ctl_store_volumes_load(struct ctl_store *s,
                            int (*budget)(void *arg, const char *node_uuid, int64_t mb), void *arg,
                            struct nubo_err *err)
 {
-    sqlite3_stmt *st = vprep(s,
+    struct ctl_stmt *st = vprep(s,
                              "SELECT uuid,owner,name,node_uuid,metro,size_mb,persistent,"
                              "created_at,state,message FROM volumes ORDER BY created_at, uuid",
                              err);
     if (st == NULL)
         return -1;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_volume_row r = {0};
         char state[24];
         vtext(st, 0, r.uuid, sizeof(r.uuid));
@@ -125,40 +125,40 @@ int ctl_store_volumes_load(struct ctl_store *s,
         vtext(st, 2, r.name, sizeof(r.name));
         vtext(st, 3, r.node_uuid, sizeof(r.node_uuid));
         vtext(st, 4, r.metro, sizeof(r.metro));
-        r.size_mb = sqlite3_column_int64(st, 5);
-        r.persistent = sqlite3_column_int(st, 6) != 0;
-        r.created_at_us = sqlite3_column_int64(st, 7);
+        r.size_mb = ctl_col_int64(st, 5);
+        r.persistent = ctl_col_int64(st, 6) != 0;
+        r.created_at_us = ctl_col_int64(st, 7);
         vtext(st, 8, state, sizeof(state));
         if (nubo_volume_state_parse(state, &r.obs) < 0)
             r.obs = NUBO_VOL_ERROR;
         vtext(st, 9, r.message, sizeof(r.message));
         vol(arg, &r);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    ctl_stmt_finalize(st);
+    if (rc != 0)
         return vdb_err(s, err, "loading volumes");
     st = vprep(s, "SELECT volume_uuid,instance_uuid,at,readonly FROM volume_mounts", err);
     if (st == NULL)
         return -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         struct ctl_volume_mount_row m = {0};
         vtext(st, 0, m.volume_uuid, sizeof(m.volume_uuid));
         vtext(st, 1, m.instance_uuid, sizeof(m.instance_uuid));
         vtext(st, 2, m.at, sizeof(m.at));
-        m.readonly = sqlite3_column_int(st, 3) != 0;
+        m.readonly = ctl_col_int64(st, 3) != 0;
         mnt(arg, &m);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    ctl_stmt_finalize(st);
+    if (rc != 0)
         return vdb_err(s, err, "loading volume mounts");
     st = vprep(s, "SELECT node_uuid,volume_mb FROM node_volume_mb", err);
     if (st == NULL)
         return -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = ctl_stmt_step(st)) == 1) {
         char node[NUBO_UUID_STR_LEN + 1];
         vtext(st, 0, node, sizeof(node));
-        budget(arg, node, sqlite3_column_int64(st, 1));
+        budget(arg, node, ctl_col_int64(st, 1));
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : vdb_err(s, err, "loading node volume budgets");
+    ctl_stmt_finalize(st);
+    return rc == 0 ? 0 : vdb_err(s, err, "loading node volume budgets");
 }

@@ -9,12 +9,20 @@ command -v curl >/dev/null || t_skip "curl missing"
 command -v python3 >/dev/null || t_skip "python3 missing"
 
 # ctl_start [INI-LINES]: a controller with a fresh db unless CTL_DB is set; sets CTL_URL,
-# CTL_PID, ADMIN (token), CTL_JOIN (join token file), CTL_SECRET.
+# CTL_PID, ADMIN (token), CTL_JOIN (join token file), CTL_SECRET. With
+# NUBO_TEST_STORE=postgresql the store is a PostgreSQL database named after CTL_DB (the sqlite
+# path then only names the token files beside it).
 ctl_start() {
     CTL_PORT=${CTL_PORT:-$(t_free_port)}
     CTL_URL=http://127.0.0.1:$CTL_PORT
     CTL_DB=${CTL_DB:-$T_TMP/ctl.db}
     CTL_SECRET=${CTL_SECRET:-evt-$RANDOM$RANDOM}
+    local store=""
+    if [ "${NUBO_TEST_STORE:-sqlite}" = postgresql ]; then
+        t_store_pg "nubo_$(printf '%s' "$CTL_DB" | cksum | cut -d' ' -f1)"
+        store="[store]
+url = $T_STORE_URL"
+    fi
     cat > "$T_TMP/ctl.ini" <<INI
 [controller]
 log_level = info
@@ -25,6 +33,7 @@ grace_ms = ${CTL_GRACE_MS:-3000}
 url = ${CTL_REGISTRY_URL:-http://127.0.0.1:1}
 notification_secret = $CTL_SECRET
 ${1:-}
+$store
 INI
     "$CTL_BIN" --listen "127.0.0.1:$CTL_PORT" --db "$CTL_DB" --unix "$T_TMP/ctl.sock" \
         --config "$T_TMP/ctl.ini" >> "$T_TMP/controller.log" 2>&1 &

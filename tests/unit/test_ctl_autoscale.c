@@ -72,7 +72,7 @@ static void add_node(struct ctl_ctx *ctx, const char *name)
     char token[NUBO_AGENT_TOKEN_MAX];
     struct ctl_node *node = NULL;
     struct nubo_err err = {0};
-    assert_int_equal(ctl_node_register(ctx, &rq, token, &node, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, token, &node, &err), 0);
 }
 
 static const struct ctl_image_row image = {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "store_target.h"
 #include "util.h"
 
 /* What the model reported. */
@@ -43,17 +44,24 @@ static void on_services(struct ctl_ctx *ctx, const char *metro)
 static char dir[64];
 static const struct ctl_user_row acme = {.uuid = "u-acme", .name = "acme"};
 
-static struct ctl_ctx *ctx_open(void)
+static struct ctl_ctx *ctx_open_as(bool fresh)
 {
     struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
     struct nubo_err err = {0};
     ctl_config_defaults(&ctx->cfg);
     ctx->events = (struct ctl_events){on_changed, on_gone, on_node_set, on_services};
-    char path[128];
-    snprintf(path, sizeof(path), "%s/ctl.db", dir);
-    assert_int_equal(ctl_store_open(&ctx->store, path, false, &err), 0);
+    char path[256];
+    store_target(path, sizeof(path), dir, "ctl", fresh);
+    if (ctl_store_open(&ctx->store, path, false, &err) < 0)
+        fail_msg("%s", err.msg);
     assert_int_equal(ctl_state_load(ctx, &err), 0);
     return ctx;
+}
+
+/* The test's store again (a reload), with what it holds. */
+static struct ctl_ctx *ctx_open(void)
+{
+    return ctx_open_as(false);
 }
 
 static void ctx_close(struct ctl_ctx *ctx)
@@ -68,7 +76,7 @@ static int setup(void **state)
     snprintf(dir, sizeof(dir), "/tmp/nubo-ctlmodel-XXXXXX");
     assert_non_null(mkdtemp(dir));
     memset(&ev, 0, sizeof(ev));
-    *state = ctx_open();
+    *state = ctx_open_as(true);
     return 0;
 }
 

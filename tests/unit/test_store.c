@@ -1,6 +1,8 @@
 /* Unit tests for controller/store.c: migrations, round trips, and crash-and-reopen: a child
  * commits instances one by one, telling the parent after each commit, and is killed with
- * SIGKILL mid-way; every acknowledged instance must be there after reopening. */
+ * SIGKILL mid-way; every acknowledged instance must be there after reopening. The same tests
+ * run on PostgreSQL under tests/tools/with-postgres (ctest unit.test_store_pg), which adds the
+ * checks that the sqlite and PostgreSQL schemas agree. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
+#include "store_target.h"
 #include "util.h"
 
 static char dir[64];
@@ -77,8 +78,8 @@ static int collect(void *arg, struct ctl_instance_row *row, const struct nubo_st
 
 static void test_roundtrip(void **state)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/rt.db", dir);
+    char path[256];
+    store_target(path, sizeof(path), dir, "rt", true);
     struct ctl_store s;
     struct nubo_err err = {0};
     assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
@@ -138,8 +139,8 @@ static void test_roundtrip(void **state)
 
 static void test_crash_and_reopen(void **state)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/crash.db", dir);
+    char path[256];
+    store_target(path, sizeof(path), dir, "crash", true);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -241,8 +242,8 @@ static int node_cb(void *arg, const struct ctl_node_row *n)
 
 static void test_services_schema(void **state)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/svc.db", dir);
+    char path[256];
+    store_target(path, sizeof(path), dir, "svc", true);
     struct ctl_store s;
     struct nubo_err err = {0};
     assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
@@ -340,8 +341,8 @@ static struct nubo_kv *big_env(size_t n)
 
 static void test_limits(void **state)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/lim.db", dir);
+    char path[256];
+    store_target(path, sizeof(path), dir, "lim", true);
     struct ctl_store s;
     struct nubo_err err = {0};
     assert_int_equal(ctl_store_open(&s, path, false, &err), 0);
@@ -389,20 +390,31 @@ static void test_limits(void **state)
     /* A row an older controller wrote beyond what its reader accepts (2,000 entries, over
      * the reader's 1,024), next to a good one: the listing skips it and answers, a look-up
      * treats it as absent. */
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db,
-                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n "
-                     "WHERE i<1999) INSERT INTO images VALUES("
-                     "'official/bad@sha256:"
-                     "3333333333333333333333333333333333333333"
-                     "333333333333333333333333','33333333-3333-4333-8333-333333333333',"
-                     "'official/bad','official',5,1,0,1,'[]',"
-                     "(SELECT '{'||group_concat('\"K'||i||'\":\"v\"')||'}' FROM n))",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    char *bad_env = calloc(1, 16 * 2000 + 2);
+    assert_non_null(bad_env);
+    size_t off = 0;
+    for (int i = 0; i < 2000; i++)
+        off += (size_t)sprintf(bad_env + off, "%s\"K%d\":\"v\"", i ? "," : "{", i);
+    strcpy(bad_env + off, "}");
+    struct ctl_stmt *st;
+    assert_int_equal(ctl_db_prepare(s.db, "INSERT INTO images VALUES(?,?,?,?,?,?,?,?,?,?)",
+                                    false, &st, &err),
+                     0);
+    ctl_bind_text(st, 1,
+                  "official/bad@sha256:3333333333333333333333333333333333333333"
+                  "333333333333333333333333");
+    ctl_bind_text(st, 2, "33333333-3333-4333-8333-333333333333");
+    ctl_bind_text(st, 3, "official/bad");
+    ctl_bind_text(st, 4, "official");
+    ctl_bind_int64(st, 5, 5);
+    ctl_bind_int64(st, 6, 1);
+    ctl_bind_int64(st, 7, 0);
+    ctl_bind_int64(st, 8, 1);
+    ctl_bind_text(st, 9, "[]");
+    ctl_bind_text(st, 10, bad_env);
+    assert_int_equal(ctl_stmt_step(st), 0);
+    ctl_stmt_finalize(st);
+    free(bad_env);
     int n = 0;
     assert_int_equal(ctl_store_images_list(&s, "official", "acme", count_images, &n, &err), 0);
     assert_int_equal(n, 1); /* official/big, not official/bad */
@@ -415,6 +427,154 @@ static void test_limits(void **state)
     ctl_store_close(&s);
 }
 
+/* The sqlite-dialect SQL a migration author writes, as PostgreSQL gets it; what has no
+ * translation fails with a message naming it. */
+static void expect_pg(const char *in, const char *want)
+{
+    char *out = NULL;
+    int n = 0;
+    struct nubo_err err = {0};
+    if (ctl_db_pg_translate(in, &out, &n, &err) < 0)
+        fail_msg("%s: %s", in, err.msg);
+    if (strcmp(out, want) != 0)
+        fail_msg("%s\n  gave %s\n  want %s", in, out, want);
+    free(out);
+}
+
+static void expect_refused(const char *in, const char *why)
+{
+    char *out = NULL;
+    int n = 0;
+    struct nubo_err err = {0};
+    if (ctl_db_pg_translate(in, &out, &n, &err) == 0)
+        fail_msg("%s was translated: %s", in, out);
+    if (!strstr(err.msg, why))
+        fail_msg("%s: message %s", in, err.msg);
+}
+
+static void test_pg_translation(void **state)
+{
+    expect_pg("CREATE TABLE t(a TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0, d BLOB)",
+              "CREATE TABLE t(a TEXT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, d BYTEA)");
+    expect_pg("SELECT a FROM t WHERE a=? AND n<=? AND a<>'?integer'",
+              "SELECT a FROM t WHERE a=$1 AND n<=$2 AND a<>'?integer'");
+    expect_pg("BEGIN IMMEDIATE", "BEGIN");
+    expect_pg("INSERT OR IGNORE INTO t(a,n) VALUES(?,?)",
+              "INSERT INTO t(a,n) VALUES($1,$2) ON CONFLICT DO NOTHING");
+    expect_pg("ALTER TABLE t ADD COLUMN m INTEGER NOT NULL DEFAULT 0",
+              "ALTER TABLE t ADD COLUMN m BIGINT NOT NULL DEFAULT 0");
+    expect_pg("CREATE TRIGGER t_gone AFTER DELETE ON t BEGIN DELETE FROM u WHERE a=old.a; END",
+              "CREATE FUNCTION t_gone_fn() RETURNS trigger LANGUAGE plpgsql AS $nubo$BEGIN "
+              " DELETE FROM u WHERE a=old.a;  RETURN NULL; END$nubo$;"
+              "CREATE TRIGGER t_gone AFTER DELETE ON t FOR EACH ROW EXECUTE FUNCTION t_gone_fn()");
+    expect_refused("PRAGMA user_version=3", "PRAGMA");
+    expect_refused("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT)", "AUTOINCREMENT");
+    expect_refused("SELECT ifnull(a,'') FROM t", "ifnull");
+    expect_refused("SELECT group_concat(a) FROM t", "group_concat");
+    expect_refused("INSERT OR ABORT INTO t(a) VALUES(?)", "INSERT OR ABORT");
+    expect_refused("REPLACE INTO t(a) VALUES(?)", "REPLACE INTO");
+    expect_refused("CREATE TRIGGER x AFTER DELETE ON t WHEN old.a='' BEGIN SELECT 1; END", "WHEN");
+    /* INSERT OR REPLACE needs the table's key from the server (checked on PostgreSQL by every
+     * statement store.c prepares) */
+    expect_refused("INSERT OR REPLACE INTO t(a) VALUES(?)", "primary keys");
+}
+
+struct schema_cols {
+    char text[16384];
+};
+
+static void schema_columns(struct ctl_store *s, const char *sql, struct schema_cols *out)
+{
+    struct ctl_stmt *st;
+    struct nubo_err err = {0};
+    if (ctl_db_prepare(s->db, sql, false, &st, &err) < 0)
+        fail_msg("%s", err.msg);
+    size_t off = 0;
+    out->text[0] = '\0';
+    while (ctl_stmt_step(st) == 1 && off < sizeof(out->text) - 256)
+        off += (size_t)snprintf(out->text + off, sizeof(out->text) - off, "%s.%s %s\n",
+                                ctl_col_text(st, 0), ctl_col_text(st, 1), ctl_col_text(st, 2));
+    ctl_stmt_finalize(st);
+}
+
+/* Every table and column, nullability included, is the same on both backends after all the
+ * migrations: a migration whose translation changed the schema fails here. */
+static void test_pg_schema_parity(void **state)
+{
+    if (store_pg_url() == NULL)
+        skip(); /* the sqlite-only run; unit.test_store_pg runs it */
+    char lite_path[256], pg[256];
+    snprintf(lite_path, sizeof(lite_path), "%s/parity.db", dir);
+    store_target(pg, sizeof(pg), dir, "parity", true);
+    struct ctl_store a, b;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&a, lite_path, false, &err), 0);
+    if (ctl_store_open(&b, pg, false, &err) < 0)
+        fail_msg("%s", err.msg);
+    struct schema_cols *ca = calloc(1, sizeof(*ca)), *cb = calloc(1, sizeof(*cb));
+    schema_columns(&a,
+                   "SELECT m.name, p.name, CASE WHEN p.\"notnull\" OR p.pk THEN 'NO' ELSE 'YES' "
+                   "END FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type='table' "
+                   "ORDER BY 1, 2",
+                   ca);
+    schema_columns(&b,
+                   "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+                   "WHERE table_schema='public' AND table_name<>'nubo_schema' ORDER BY 1, 2",
+                   cb);
+    if (strcmp(ca->text, cb->text) != 0)
+        fail_msg("schemas differ\n-- sqlite\n%s-- postgresql\n%s", ca->text, cb->text);
+    assert_true(strlen(ca->text) > 100);
+    free(ca);
+    free(cb);
+    ctl_store_close(&a);
+    ctl_store_close(&b);
+}
+
+static int count_users(void *arg, const struct ctl_user_row *u)
+{
+    (void)u;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* The server drops the controller's connection (a restart, a failover): the statement in flight
+ * fails, the next one reconnects, prepares the statements again and works. */
+static void test_pg_reconnect(void **state)
+{
+    if (store_pg_url() == NULL)
+        skip();
+    char url[256];
+    store_target(url, sizeof(url), dir, "reconn", true);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, url, false, &err), 0);
+    struct ctl_user_row u = {.uuid = "u-1", .name = "acme", .created_at_us = 1};
+    assert_int_equal(ctl_store_user_insert(&s, &u, &err), 0);
+    struct ctl_stmt *st;
+    assert_int_equal(ctl_db_prepare(s.db, "SELECT pg_backend_pid()", false, &st, &err), 0);
+    assert_int_equal(ctl_stmt_step(st), 1);
+    char kill_sql[96];
+    snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%s)", ctl_col_text(st, 0));
+    ctl_stmt_finalize(st);
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, kill_sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+    int n = 0;
+    err = (struct nubo_err){0};
+    (void)ctl_store_users_load(&s, count_users, &n, &err); /* may fail: the dropped one */
+    n = 0;
+    if (ctl_store_users_load(&s, count_users, &n, &err) < 0)
+        fail_msg("after the reconnect: %s", err.msg);
+    assert_int_equal(n, 1);
+    struct ctl_user_row u2 = {.uuid = "u-2", .name = "beta", .created_at_us = 2};
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_user_insert(&s, &u2, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    ctl_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +582,9 @@ int main(void)
         cmocka_unit_test(test_crash_and_reopen),
         cmocka_unit_test(test_services_schema),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_pg_translation),
+        cmocka_unit_test(test_pg_schema_parity),
+        cmocka_unit_test(test_pg_reconnect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
