@@ -28,10 +28,10 @@ static void usage(FILE *f)
           "  services list|get|create|rm     certificates list|get|create|rm\n"
           "  volumes list|get|create NAME --size 1GiB|rm   (run -v NAME:/path[:ro])\n"
           "  nodes list|drain|ready     metros list\n"
-          "  login --api URL --token TOKEN [--registry URL] [--metro M]\n"
+          "  login --api URL --token TOKEN [--ca FILE] [--registry URL] [--metro M]\n"
           "\n"
-          "Global flags: --api URL, --token T, --registry URL, --metro M, -o json|table, -q\n"
-          "Environment: NUBO_API, NUBO_TOKEN, NUBO_REGISTRY, NUBO_METRO, NUBO_PROFILE\n",
+          "Global flags: --api URL, --token T, --ca FILE, --registry URL, --metro M, -o json|table, -q\n"
+          "Environment: NUBO_API, NUBO_TOKEN, NUBO_CA, NUBO_REGISTRY, NUBO_METRO, NUBO_PROFILE\n",
           f);
 }
 
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
      * moved behind the command name so the subcommand's own parser sees them. */
     int first = 1;
     while (first < argc && argv[first][0] == '-') {
-        static const char *const with_value[] = {"--api", "--token", "--registry", "--metro",
+        static const char *const with_value[] = {"--api", "--token", "--ca", "--registry", "--metro",
                                                  "-o", "--output", NULL};
         bool takes = false;
         for (size_t i = 0; with_value[i]; i++)

@@ -157,6 +157,7 @@ static int act_post(struct ing_act *a, const char *path, json_t *body, json_t **
     struct nu_http_req rq;
     nu_http_req_init(&rq, "POST", url);
     rq.unix_path = a->cfg->controller_socket;
+    rq.ca_file = a->cfg->controller_ca;
     rq.bearer = token;
     rq.headers[0] = "Content-Type: application/json";
     rq.body = text;

@@ -217,6 +217,7 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
     rq.unix_path = d->cfg.controller_socket;
+    rq.ca_file = d->cfg.controller_ca;
     rq.bearer = d->token;
     rq.connect_timeout_ms = 5000;
     rq.timeout_ms = (long)d->cfg.watch_timeout_ms + 15000L;

@@ -18,6 +18,7 @@ ctl_start() {
     cat > "$T_TMP/ctl.ini" <<INI
 [controller]
 log_level = info
+plain_http = loopback
 [agent]
 heartbeat_interval_ms = ${CTL_HB_MS:-200}
 grace_ms = ${CTL_GRACE_MS:-3000}
