@@ -21,17 +21,6 @@
 
 #define RUNTIME_LAYER_MAX (4ull << 30)
 
-int cli_cache_dir(char *out, size_t size, struct nubo_err *err)
-{
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    int rc = (xdg && *xdg) ? nubo_snprintf(out, size, "%s/nubo", xdg)
-                           : nubo_snprintf(out, size, "%s/.cache/nubo", home && *home ? home : "/root");
-    if (rc < 0)
-        return nubo_error(err, ENAMETOOLONG, "cache directory path");
-    return nubo_mkdir_p(out, 0755, err);
-}
-
 void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
                       struct nubo_registry *out)
 {
@@ -123,16 +112,20 @@ static int runtimes_in_cluster(struct cli_ctx *ctx, const struct nubo_registry *
         return 0;
     }
     json_t *resp, *items;
+    struct nubo_image *v;
+    size_t n;
     if (cli_api_list(ctx, "GET", "/v1/images", NULL, "images", &resp, &items, &gerr) < 0)
         return -1;
-    json_array_foreach(items, i, r)
-    {
-        const char *url = json_string_value(json_object_get(r, "url"));
-        const char *at = url ? strchr(url, '@') : NULL;
-        if (at && !strncmp(url, "official/", 9))
-            list_add(out, size, url + 9, (size_t)(at - url - 9));
-    }
+    int rc = nubo_image_list_decode(items, NUBO_AGENT_MAX_INSTANCES, &v, &n, &gerr);
     json_decref(resp);
+    if (rc < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        const char *at = strchr(v[i].url, '@');
+        if (at && !strncmp(v[i].url, "official/", 9))
+            list_add(out, size, v[i].url + 9, (size_t)(at - v[i].url - 9));
+    }
+    nubo_image_list_free(v, n);
     return 0;
 }
 

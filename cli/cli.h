@@ -247,6 +247,9 @@ int cli_wait_image_listed(struct cli_ctx *ctx, const char *ref, const char *dige
 void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
                       struct nubo_registry *out);
 int cli_cache_dir(char *out, size_t size, struct nubo_err *err);
+/* The index of argv's first word from `from` on that is neither a global flag nor its value
+ * (argc when none): how a command finds its subcommand behind `--api URL` and the like. */
+int cli_first_word(int argc, char **argv, int from);
 /* Where pkg/build keep the layout for repo:tag unless --oci-dir says otherwise. */
 int cli_default_layout(const char *repo, const char *tag, char *out, size_t size,
                        struct nubo_err *err);

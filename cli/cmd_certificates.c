@@ -89,11 +89,9 @@ static int certs_create(struct cli_ctx *ctx, int argc, char **argv)
 
 int cmd_certificates(struct cli_ctx *ctx, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "add"))
-            return certs_create(ctx, argc, argv);
-        else if (argv[i][0] != '-')
-            break;
+    int w = cli_first_word(argc, argv, 1);
+    if (w < argc && (!strcmp(argv[w], "create") || !strcmp(argv[w], "add")))
+        return certs_create(ctx, argc, argv);
     static const struct cli_named named = {"certificates", CERTS_USAGE, "/v1/certificates",
                                            "certificates", "certificate", show_certs, show_cert};
     return cli_named_main(ctx, &named, argc, argv);

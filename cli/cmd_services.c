@@ -128,11 +128,9 @@ static int services_create(struct cli_ctx *ctx, int argc, char **argv)
 
 int cmd_services(struct cli_ctx *ctx, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "create") || !strcmp(argv[i], "add"))
-            return services_create(ctx, argc, argv);
-        else if (argv[i][0] != '-')
-            break;
+    int w = cli_first_word(argc, argv, 1);
+    if (w < argc && (!strcmp(argv[w], "create") || !strcmp(argv[w], "add")))
+        return services_create(ctx, argc, argv);
     bool help;
     int rc = cli_simple_opts(ctx, "services", argc, argv, &help);
     if (rc)

@@ -49,6 +49,18 @@ int cli_config_path(char *out, size_t size)
     return nubo_snprintf(out, size, "%s/.config/nubo/config", home);
 }
 
+/* The user's cache of base layers and build outputs: $XDG_CACHE_HOME/nubo or ~/.cache/nubo. */
+int cli_cache_dir(char *out, size_t size, struct nubo_err *err)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    int rc = (xdg && *xdg) ? nubo_snprintf(out, size, "%s/nubo", xdg)
+                           : nubo_snprintf(out, size, "%s/.cache/nubo", home && *home ? home : "/root");
+    if (rc < 0)
+        return nubo_error(err, ENAMETOOLONG, "cache directory path");
+    return nubo_mkdir_p(out, 0755, err);
+}
+
 int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
 {
     const char *explicit = getenv("NUBO_CONFIG");
@@ -165,6 +177,19 @@ struct option *cli_opts_with_globals(const struct option *own)
             all[k++] = global_opts[i];
     }
     return all;
+}
+
+int cli_first_word(int argc, char **argv, int from)
+{
+    int i = from;
+    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0) {
+        bool takes = strcmp(argv[i], "-o") == 0;
+        for (size_t g = 0; global_opts[g].name; g++)
+            takes |= global_opts[g].has_arg == required_argument && !strncmp(argv[i], "--", 2) &&
+                     strcmp(argv[i] + 2, global_opts[g].name) == 0;
+        i += takes ? 2 : 1;
+    }
+    return i;
 }
 
 int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_err *err)

@@ -74,15 +74,7 @@ int main(int argc, char **argv)
     }
     /* Global flags may also come before the command: nubo --token T images list. They are
      * moved behind the command name so the subcommand's own parser sees them. */
-    int first = 1;
-    while (first < argc && argv[first][0] == '-') {
-        static const char *const with_value[] = {"--api", "--token", "--ca", "--registry", "--metro",
-                                                 "-o", "--output", NULL};
-        bool takes = false;
-        for (size_t i = 0; with_value[i]; i++)
-            takes |= strcmp(argv[first], with_value[i]) == 0;
-        first += takes ? 2 : 1;
-    }
+    int first = cli_first_word(argc, argv, 1);
     if (first >= argc) {
         usage(stderr);
         nu_http_global_cleanup();

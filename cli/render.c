@@ -382,15 +382,20 @@ void cli_render_volumes(FILE *f, const struct nubo_volume *v, size_t n, int64_t 
 
 void cli_render_metrics(FILE *f, const struct nubo_instance_metrics *v, size_t n)
 {
-    static const char *const h[] = {"NAME", "RSS", "CPU TIME", "BOOT TIME", "NET TIME", NULL};
+    static const char *const h[] = {"NAME",  "RSS",    "CPU TIME", "BOOT TIME", "NET TIME",
+                                    "CONNS", "REQS",   "QUEUED",   "TOTAL",     NULL};
     struct cli_table *t = cli_table_new(h);
     for (size_t i = 0; i < n; i++) {
-        char rss[32], cpu[32], boot[32], net[32];
+        char rss[32], cpu[32], boot[32], net[32], nc[24], nr[24], nq[24], nt[24];
         snprintf(rss, sizeof(rss), "%.1f MiB", (double)v[i].rss_bytes / (1 << 20));
         snprintf(cpu, sizeof(cpu), "%lld ms", (long long)v[i].cpu_time_ms);
         snprintf(boot, sizeof(boot), "%.2f ms", (double)v[i].boot_time_us / 1000);
         snprintf(net, sizeof(net), "%.2f ms", (double)v[i].net_time_us / 1000);
-        const char *row[] = {v[i].name, rss, cpu, boot, net, NULL};
+        snprintf(nc, sizeof(nc), "%lld", (long long)v[i].nconns);
+        snprintf(nr, sizeof(nr), "%lld", (long long)v[i].nreqs);
+        snprintf(nq, sizeof(nq), "%lld", (long long)v[i].nqueued);
+        snprintf(nt, sizeof(nt), "%lld", (long long)v[i].ntotal);
+        const char *row[] = {v[i].name, rss, cpu, boot, net, nc, nr, nq, nt, NULL};
         cli_table_add(t, row);
     }
     cli_table_print(t, f);

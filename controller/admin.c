@@ -257,6 +257,97 @@ static void hist_text(struct evbuffer *b, const char *name, const char *help,
                         (unsigned long long)cum, name, h->sum_s, name, (unsigned long long)h->n);
 }
 
+/* Per metro: instances by state, and what its ingress reports (handed out so far, open now). */
+static void metrics_by_metro(struct ctl_ctx *ctx, struct evbuffer *b)
+{
+    struct metro_sum {
+        char metro[NUBO_NAME_MAX + 1];
+        uint64_t by_state[NUBO_STATE__COUNT];
+        int64_t nconns, nreqs, nqueued;
+    };
+    size_t cap = ctx->nodes.n + ctx->metrics.n_metro + 1, nm = 0;
+    cleanup_free struct metro_sum *m = xcalloc(cap, sizeof(*m));
+    ctl_map_foreach(&ctx->instances, e)
+    {
+        const struct ctl_instance *in = e->val;
+        struct metro_sum *x = NULL;
+        for (size_t i = 0; i < nm && !x; i++)
+            if (strcmp(m[i].metro, in->row.metro) == 0)
+                x = &m[i];
+        if (!x && nm == cap) {
+            cap *= 2;
+            m = xrealloc(m, cap * sizeof(*m));
+        }
+        if (!x) {
+            x = &m[nm++];
+            memset(x, 0, sizeof(*x));
+            snprintf(x->metro, sizeof(x->metro), "%s", in->row.metro);
+        }
+        x->by_state[ctl_instance_state(in)]++;
+        struct nubo_instance_metrics im;
+        ctl_instance_metrics(in, &im);
+        x->nconns += im.nconns;
+        x->nreqs += im.nreqs;
+        x->nqueued += im.nqueued;
+    }
+    evbuffer_add_printf(b, "# HELP nubo_metro_instances Instances by metro and state.\n"
+                           "# TYPE nubo_metro_instances gauge\n");
+    for (size_t i = 0; i < nm; i++)
+        for (int st = 0; st < NUBO_STATE__COUNT; st++)
+            evbuffer_add_printf(b, "nubo_metro_instances{metro=\"%s\",state=\"%s\"} %llu\n",
+                                m[i].metro, nubo_state_name(st),
+                                (unsigned long long)m[i].by_state[st]);
+    static const char *const gauges[][2] = {
+        {"nubo_ingress_connections", "Inbound TCP (non-HTTP) connections open to instances."},
+        {"nubo_ingress_requests_in_flight", "HTTP requests in flight to instances."},
+        {"nubo_ingress_queued", "Connections and requests queued for instances."},
+    };
+    for (int g = 0; g < 3; g++) {
+        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
+                            gauges[g][0]);
+        for (size_t i = 0; i < nm; i++)
+            evbuffer_add_printf(b, "%s{metro=\"%s\"} %lld\n", gauges[g][0], m[i].metro,
+                                (long long)(g == 0   ? m[i].nconns
+                                            : g == 1 ? m[i].nreqs
+                                                     : m[i].nqueued));
+    }
+    evbuffer_add_printf(b, "# HELP nubo_ingress_sessions_total Inbound connections and HTTP "
+                           "requests the metro's ingress handed to instances.\n"
+                           "# TYPE nubo_ingress_sessions_total counter\n");
+    for (size_t i = 0; i < ctx->metrics.n_metro; i++)
+        evbuffer_add_printf(b, "nubo_ingress_sessions_total{metro=\"%s\"} %llu\n",
+                            ctx->metrics.metro[i].metro,
+                            (unsigned long long)ctx->metrics.metro[i].ingress_sessions);
+}
+
+/* Per node: what it offers and what placement gave away. */
+static void metrics_nodes(struct ctl_ctx *ctx, struct evbuffer *b)
+{
+    static const char *const g[][2] = {
+        {"nubo_node_ready", "1 when the node is ready and not drained."},
+        {"nubo_node_memory_mb", "Guest memory the node offers (MiB)."},
+        {"nubo_node_memory_allocated_mb", "Guest memory placed instances hold (MiB)."},
+        {"nubo_node_vcpus", "vCPUs the node offers."},
+        {"nubo_node_vcpus_allocated", "vCPUs placed instances hold."},
+        {"nubo_node_instances", "Instances placed on the node."},
+    };
+    for (int k = 0; k < 6; k++) {
+        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", g[k][0], g[k][1], g[k][0]);
+        ctl_map_foreach(&ctx->nodes, e)
+        {
+            const struct ctl_node *n = e->val;
+            int64_t v = k == 0   ? (n->ready && !n->row.maintenance)
+                        : k == 1 ? n->row.memory_mb
+                        : k == 2 ? n->used_memory_mb
+                        : k == 3 ? n->row.vcpus
+                        : k == 4 ? n->used_vcpus
+                                 : (int64_t)n->n_instances;
+            evbuffer_add_printf(b, "%s{node=\"%s\",metro=\"%s\"} %lld\n", g[k][0],
+                                n->row.name, n->row.metro, (long long)v);
+        }
+    }
+}
+
 int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     if (ri->method != EVHTTP_REQ_GET)
@@ -296,6 +387,12 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     hist_text(b, "nubo_instance_boot_time_seconds",
               "Instance boot times (boot_time_us) as reported by the agents.",
               &ctx->metrics.boot_time);
+    hist_text(b, "nubo_instance_wake_time_seconds",
+              "Scale-to-zero wakes: from the wake a held connection asked for to the agent's "
+              "running.",
+              &ctx->metrics.wake_time);
+    metrics_by_metro(ctx, b);
+    metrics_nodes(ctx, b);
     evbuffer_add_printf(b,
                         "# HELP nubo_scale_to_zero_wakes_total Standby instances started by "
                         "traffic held at an ingress.\n# TYPE nubo_scale_to_zero_wakes_total "
@@ -305,10 +402,7 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
                         "# HELP nubo_uptime_seconds Controller uptime.\n"
                         "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",
                         (double)(nubo_mono_us() - ctx->started_mono_us) / 1e6);
-    ctx->metrics.requests[CTL_R_METRICS][2]++;
-    evhttp_add_header(evhttp_request_get_output_headers(ri->req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_send_reply(ri->req, 200, "OK", b);
+    ctl_reply_prometheus(ctx, ri->req, CTL_R_METRICS, ri->start_us, b);
     evbuffer_free(b);
     return 0;
 }

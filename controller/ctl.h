@@ -163,6 +163,11 @@ struct ctl_instance {
     struct ctl_svc *svc; /* its service group, NULL = none */
     struct ctl_instance *svc_prev, *svc_next;
     int64_t rss_bytes, cpu_time_ms; /* the agent's last stats (not stored: they move) */
+    /* the ingress's last counters of it (not stored): gauges as of ingress_mono_us, and
+     * ntotal = ntotal_base + ntotal_last (base grows when the ingress starts counting again) */
+    int64_t nconns, nreqs, nqueued, ntotal_base, ntotal_last, ingress_mono_us;
+    int64_t wake_mono_us; /* scale-to-zero woke it then; 0 = not waking */
+#define CTL_WAKE_TIME_MAX_S 300.0
     bool log_dirty;        /* console output not yet persisted */
     int64_t log_saved_end; /* stream offset up to which the store has it */
 };
@@ -204,7 +209,7 @@ struct ctl_events {
 };
 
 /* ==== ground floor: metrics.c ================================================================ */
-#define CTL_HIST_BUCKETS 14
+#define CTL_HIST_BUCKETS 17
 struct ctl_hist {
     uint64_t counts[CTL_HIST_BUCKETS + 1];
     double sum_s;
@@ -240,12 +245,21 @@ enum ctl_route {
     CTL_R__COUNT
 };
 extern const char *const ctl_route_names[CTL_R__COUNT];
+#define CTL_METRICS_METROS 64
 struct ctl_metrics {
     uint64_t requests[CTL_R__COUNT][6]; /* by status class 1xx..5xx (index 1..5) */
     struct ctl_hist latency;
     struct ctl_hist boot_time;
     uint64_t s2z_wakes; /* standby instances started by traffic */
+    struct ctl_hist wake_time; /* scale-to-zero: from the wake to the agent's running */
+    struct ctl_metro_count {
+        char metro[NUBO_NAME_MAX + 1];
+        uint64_t ingress_sessions; /* connections and HTTP requests its ingress handed out */
+    } metro[CTL_METRICS_METROS];
+    size_t n_metro;
 };
+/* The counters of metro, added when first met; NULL past CTL_METRICS_METROS. */
+struct ctl_metro_count *ctl_metrics_metro(struct ctl_metrics *m, const char *metro);
 void ctl_hist_observe(struct ctl_hist *h, double seconds);
 const double *ctl_hist_bounds(void);
 
@@ -382,6 +396,9 @@ void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const stru
 /* A batch reply: items (stolen) with per-item "status"; picks success/partial/error. */
 void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
                      const char *collection, json_t *items);
+/* A Prometheus text exposition (version 0.0.4), counted as a 200 of route. */
+void ctl_reply_prometheus(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
+                          int64_t start_us, struct evbuffer *body);
 /* A reply the caller built itself (watch sets): counted as a 200 of route. */
 void ctl_reply_raw(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
                    struct evbuffer *body);
@@ -708,6 +725,11 @@ int ctl_handle_instance_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, con
 /* A node's stats of its running domains (status batch). */
 void ctl_instances_stats(struct ctl_ctx *ctx, struct ctl_node *node,
                          const struct nubo_instance_stats *s, size_t n);
+/* A metro's ingress counters (POST /ingress/v1/traffic); gauges older than this are 0. */
+#define CTL_INGRESS_STALE_US (5 * INT64_C(1000000))
+void ctl_instances_ingress(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t);
+/* The API's metrics of one instance, as GET /v1/instances/metrics shows them. */
+void ctl_instance_metrics(const struct ctl_instance *in, struct nubo_instance_metrics *out);
 int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 int ctl_handle_images(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                       struct nubo_err *err);

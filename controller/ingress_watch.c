@@ -188,6 +188,7 @@ static int ing_s2z(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest
         json_decref(j);
         if (rc < 0)
             return -1;
+        ctl_instances_ingress(ctx, &t);
         rc = ctl_s2z_traffic(ctx, &t, err);
         nubo_ingress_traffic_free(&t);
         if (rc < 0)

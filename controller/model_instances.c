@@ -230,6 +230,13 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                            in->obs.start_count == r->start_count;
         if (r->state == NUBO_STATE_RUNNING && !was_running && r->boot_time_us > 0)
             ctl_hist_observe(&ctx->metrics.boot_time, (double)r->boot_time_us / 1e6);
+        if (r->state == NUBO_STATE_RUNNING && !was_running && in->wake_mono_us > 0) {
+            /* a wake that failed and a much later start is no wake time */
+            double s = (double)(nubo_mono_us() - in->wake_mono_us) / 1e6;
+            if (s < CTL_WAKE_TIME_MAX_S)
+                ctl_hist_observe(&ctx->metrics.wake_time, s);
+            in->wake_mono_us = 0;
+        }
         bool was_stopped = in->has_obs && in->obs.state == NUBO_STATE_STOPPED;
         if (in->has_obs)
             nubo_status_report_free(&in->obs);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_volumes.h"
 #include "log.h"
 
 /* The limits an admin set for one user; -1 = the default. */
@@ -54,6 +55,17 @@ void ctl_quota_used(struct ctl_ctx *ctx, const char *owner, int64_t used[NUBO_QU
     {
         if (strcmp(((const struct ctl_cert *)e->val)->row.owner, owner) == 0)
             used[NUBO_QUOTA_CERTIFICATES]++;
+    }
+    /* inline volumes count too: they hold their node's disk while their instance exists */
+    if (ctx->vols == NULL)
+        return;
+    ctl_map_foreach(&ctx->vols->by_uuid, e)
+    {
+        const struct ctl_volume *v = e->val;
+        if (strcmp(v->row.owner, owner) == 0) {
+            used[NUBO_QUOTA_VOLUMES]++;
+            used[NUBO_QUOTA_TOTAL_VOLUME_MB] += v->row.size_mb;
+        }
     }
 }
 

@@ -80,6 +80,7 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
     if (d.changed) {
         out->woken = 1;
         out->starting = 1;
+        pick->wake_mono_us = nubo_mono_us(); /* nubo_instance_wake_time_seconds */
         ctx->metrics.s2z_wakes++;
         log_info("instance %s (%s): traffic waits at the ingress, waking it", pick->row.name,
                  pick->row.uuid);

@@ -164,6 +164,10 @@ struct ctl_volume *ctl_volume_create(struct ctl_ctx *ctx, const struct ctl_user_
     } else if (volume_name(ctx, u->name, name, NULL, 0, err) < 0) {
         return NULL;
     }
+    int64_t delta[NUBO_QUOTA_N] = {[NUBO_QUOTA_VOLUMES] = 1,
+                                   [NUBO_QUOTA_TOTAL_VOLUME_MB] = req->size_mb};
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return NULL;
     /* the node of the metro with the most free volume space (then the lowest uuid) */
     struct ctl_node *best = NULL;
     int64_t best_free = -1, any_budget = 0;
@@ -269,6 +273,15 @@ int ctl_volumes_plan(struct ctl_ctx *ctx, const struct ctl_user_row *u,
         return nubo_error_http(err, 400,
                                "replicas: an instance with volumes has no replicas (a volume has "
                                "one writer)");
+    /* the inline volumes made with this instance, against the user's volume quotas */
+    int64_t delta[NUBO_QUOTA_N] = {0};
+    for (size_t i = 0; i < cr->n_volumes && i < NUBO_VOLUME_MAX_MOUNTS; i++)
+        if (cr->volumes[i].size_mb > 0) {
+            delta[NUBO_QUOTA_VOLUMES]++;
+            delta[NUBO_QUOTA_TOTAL_VOLUME_MB] += cr->volumes[i].size_mb;
+        }
+    if (ctl_quota_check(ctx, u, delta, err) < 0)
+        return -1;
     const struct ctl_volume *first = NULL;
     for (size_t i = 0; i < cr->n_volumes && i < NUBO_VOLUME_MAX_MOUNTS; i++) {
         const struct nubo_volume_mount *m = &cr->volumes[i];

@@ -95,6 +95,15 @@ void ctl_reply_raw(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
     evhttp_send_reply(req, 200, "OK", body);
 }
 
+void ctl_reply_prometheus(struct ctl_ctx *ctx, struct evhttp_request *req, int route,
+                          int64_t start_us, struct evbuffer *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    account(ctx, route, start_us, 200);
+    evhttp_send_reply(req, 200, "OK", body);
+}
+
 void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, const char *text,
                     size_t len)
 {

@@ -14,7 +14,10 @@
  *
  * Reporter: every traffic_interval_ms, HAProxy's `show stat` per-server counters (scur, stot,
  * bin, bout) become, per instance, the sessions open now and the time since they last moved
- * (POST /ingress/v1/traffic); the controller decides standby. */
+ * (POST /ingress/v1/traffic); the controller decides standby. The same report carries the
+ * API's instance metrics: nreqs / nconns (scur of its HTTP / TCP servers), nqueued (qcur) and
+ * ntotal (stot increments while it held the slot; kept an hour after it last had one, so a
+ * standby and wake does not start it again). */
 #include "ingress_core.h"
 
 #include <errno.h>
@@ -41,6 +44,7 @@
 #define ACT_MAX_HELD 4096         /* held connections in all; past it a request gets 503 at once */
 #define ACT_WAKE_AGAIN_US 1000000 /* a wake the watch does not show yet is asked again after */
 #define ACT_SERVER_MAX (ING_BE_NAME_MAX + NUBO_NAME_MAX + 24)
+#define ACT_TOTAL_FORGET_US (3600 * INT64_C(1000000)) /* ntotal of an instance without a slot */
 
 #define ACT_503_BODY "no instance of this service could be started.\n"
 static const char act_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -58,7 +62,8 @@ struct act_target {
 struct act_slot {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
-    char instance[NUBO_UUID_STR_LEN + 1];
+    char instance[NUBO_UUID_STR_LEN + 1]; /* "" = an empty slot (kept for ntotal) */
+    bool http;
 };
 struct act_snap {
     struct act_target *t;
@@ -95,6 +100,20 @@ struct act_activity {
     bool seen;
 };
 
+/* Instance metrics: per server slot, and per instance across its slots and rounds. */
+struct act_slot_total {
+    char be[ING_BE_NAME_MAX];
+    char server[ACT_SERVER_MAX];
+    struct ing_slot_total t;
+    bool seen;
+};
+struct act_counts {
+    char instance[NUBO_UUID_STR_LEN + 1];
+    int64_t nconns, nreqs, nqueued; /* this round's */
+    uint64_t ntotal;
+    int64_t last_slot_us;
+};
+
 struct ing_act {
     const struct ing_config *cfg;
     char runtime_sock[ING_PATH_MAX + 32];
@@ -114,6 +133,10 @@ struct ing_act {
     size_t n_held;
     struct act_activity *act;
     size_t n_act;
+    struct act_slot_total *slot_tot;
+    size_t n_slot_tot;
+    struct act_counts *counts;
+    size_t n_counts;
     uint64_t n_woken_released, n_refused;
 };
 
@@ -477,29 +500,160 @@ static void csv_field(const char *line, int idx, char *out, size_t outsz)
 int ing_stat_instance(const char *csv, const char *be, const char *server, int64_t *cur,
                       uint64_t *sig)
 {
-    /* show stat: pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,... */
+    struct ing_srv_stat st;
+    if (!ing_stat_server(csv, be, server, &st))
+        return 0;
+    *cur += st.scur;
+    *sig += st.stot + st.bin + st.bout;
+    return 1;
+}
+
+int ing_stat_server(const char *csv, const char *be, const char *server, struct ing_srv_stat *out)
+{
+    memset(out, 0, sizeof(*out));
     for (const char *line = csv; line && *line;
          line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (*line == '#')
             continue;
         char px[ING_BE_NAME_MAX], sv[ACT_SERVER_MAX], f[32];
         csv_field(line, 0, px, sizeof(px));
-        if (strcmp(px, be) != 0)
-            continue;
         csv_field(line, 1, sv, sizeof(sv));
-        if (strcmp(sv, server) != 0)
+        if (strcmp(px, be) != 0 || strcmp(sv, server) != 0)
             continue;
+        csv_field(line, 2, f, sizeof(f));
+        out->qcur = strtoll(f, NULL, 10);
         csv_field(line, 4, f, sizeof(f));
-        *cur += strtoll(f, NULL, 10);
-        uint64_t s = 0;
-        for (int k = 7; k <= 9; k++) {
-            csv_field(line, k, f, sizeof(f));
-            s += strtoull(f, NULL, 10);
-        }
-        *sig += s;
+        out->scur = strtoll(f, NULL, 10);
+        csv_field(line, 7, f, sizeof(f));
+        out->stot = strtoull(f, NULL, 10);
+        csv_field(line, 8, f, sizeof(f));
+        out->bin = strtoull(f, NULL, 10);
+        csv_field(line, 9, f, sizeof(f));
+        out->bout = strtoull(f, NULL, 10);
         return 1;
     }
     return 0;
+}
+
+uint64_t ing_slot_total_step(struct ing_slot_total *c, const char *holder, uint64_t stot)
+{
+    /* A slot we never saw is new with this HAProxy (it starts with the ingress, a reload
+     * starts the counters again): all its sessions are its holder's. A slot that changed
+     * hands from one instance to another between two reads keeps the old holder's count as
+     * the base; from empty (maintenance) nothing came in meanwhile. A drop means a reload. */
+    uint64_t inc;
+    if (!c->known)
+        inc = stot;
+    else if (strcmp(c->holder, holder) != 0 && c->holder[0])
+        inc = 0;
+    else
+        inc = stot >= c->last_stot ? stot - c->last_stot : stot;
+    c->known = true;
+    c->last_stot = stot;
+    snprintf(c->holder, sizeof(c->holder), "%s", holder);
+    return holder[0] ? inc : 0;
+}
+
+/* One more zeroed element at the end of the array *v of *n elements; NULL out of memory. */
+static void *act_push(void **v, size_t *n, size_t size)
+{
+    char *nv = realloc(*v, (*n + 1) * size);
+    if (!nv)
+        return NULL;
+    *v = nv;
+    memset(nv + *n * size, 0, size);
+    return nv + (*n)++ * size;
+}
+
+static struct act_counts *act_counts_get(struct ing_act *a, const char *instance, bool add)
+{
+    for (size_t i = 0; i < a->n_counts; i++)
+        if (strcmp(a->counts[i].instance, instance) == 0)
+            return &a->counts[i];
+    struct act_counts *c = add ? act_push((void **)&a->counts, &a->n_counts, sizeof(*c)) : NULL;
+    if (c)
+        snprintf(c->instance, sizeof(c->instance), "%s", instance);
+    return c;
+}
+
+/* Requests wait in the backend's queue, not a server's, when every server of a round-robin
+ * backend is at its maxconn (hard_limit): that queue is the group's, shared out evenly over
+ * the instances that have a slot in the backend (the first ones get the remainder). */
+static int64_t act_backend_queue_share(struct ing_act *a, const char *csv,
+                                       const struct act_slot *sl, size_t at)
+{
+    struct ing_srv_stat be;
+    if (!ing_stat_server(csv, sl->be, "BACKEND", &be) || be.qcur <= 0)
+        return 0;
+    int64_t n = 0, before = 0;
+    for (size_t i = 0; i < a->snap.ns; i++)
+        if (a->snap.s[i].instance[0] && strcmp(a->snap.s[i].be, sl->be) == 0) {
+            if (i < at)
+                before++;
+            n++;
+        }
+    return be.qcur / n + (before < be.qcur % n ? 1 : 0);
+}
+
+/* This round's instance metrics from csv, for every slot of the snapshot (empty ones too). */
+static void act_count(struct ing_act *a, const char *csv, int64_t now)
+{
+    for (size_t i = 0; i < a->n_counts; i++)
+        a->counts[i].nconns = a->counts[i].nreqs = a->counts[i].nqueued = 0;
+    for (size_t i = 0; i < a->n_slot_tot; i++)
+        a->slot_tot[i].seen = false;
+    for (size_t i = 0; i < a->snap.ns; i++) {
+        const struct act_slot *sl = &a->snap.s[i];
+        struct ing_srv_stat st;
+        if (!ing_stat_server(csv, sl->be, sl->server, &st))
+            continue; /* not in this HAProxy yet (a reload on its way) */
+        struct act_slot_total *tt = NULL;
+        for (size_t k = 0; k < a->n_slot_tot && !tt; k++)
+            if (!strcmp(a->slot_tot[k].be, sl->be) && !strcmp(a->slot_tot[k].server, sl->server))
+                tt = &a->slot_tot[k];
+        if (!tt) {
+            if (!(tt = act_push((void **)&a->slot_tot, &a->n_slot_tot, sizeof(*tt))))
+                return;
+            snprintf(tt->be, sizeof(tt->be), "%s", sl->be);
+            snprintf(tt->server, sizeof(tt->server), "%s", sl->server);
+        }
+        tt->seen = true;
+        uint64_t inc = ing_slot_total_step(&tt->t, sl->instance, st.stot);
+        struct act_counts *c = sl->instance[0] ? act_counts_get(a, sl->instance, true) : NULL;
+        if (!c)
+            continue;
+        c->ntotal += inc;
+        c->nqueued += st.qcur + act_backend_queue_share(a, csv, sl, i);
+        if (sl->http)
+            c->nreqs += st.scur;
+        else
+            c->nconns += st.scur;
+        c->last_slot_us = now;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < a->n_slot_tot; i++)
+        if (a->slot_tot[i].seen)
+            a->slot_tot[w++] = a->slot_tot[i];
+    a->n_slot_tot = w;
+    w = 0;
+    for (size_t i = 0; i < a->n_counts; i++)
+        if (now - a->counts[i].last_slot_us < ACT_TOTAL_FORGET_US)
+            a->counts[w++] = a->counts[i];
+    a->n_counts = w;
+}
+
+static void act_count_fill(struct ing_act *a, struct nubo_ingress_traffic *t)
+{
+    for (size_t i = 0; i < t->n_instances; i++) {
+        struct nubo_ingress_traffic_item *it = &t->instances[i];
+        const struct act_counts *c = act_counts_get(a, it->instance, false);
+        if (!c)
+            continue;
+        it->nconns = c->nconns;
+        it->nreqs = c->nreqs;
+        it->nqueued = c->nqueued;
+        it->ntotal = (int64_t)c->ntotal;
+    }
 }
 
 static void stats_cb(evutil_socket_t fd, short what, void *arg)
@@ -519,8 +673,11 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = nubo_mono_us();
     for (size_t i = 0; i < a->n_act; i++)
         a->act[i].seen = false;
+    act_count(a, csv, now);
     for (size_t i = 0; i < a->snap.ns; i++) {
         const struct act_slot *sl = &a->snap.s[i];
+        if (!sl->instance[0])
+            continue;
         struct act_activity *ac = NULL;
         for (size_t k = 0; k < a->n_act && !ac; k++)
             if (strcmp(a->act[k].instance, sl->instance) == 0)
@@ -565,7 +722,9 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
         it->current = ac->cur;
         it->idle_ms = (now - ac->changed_us) / 1000;
     }
-    if (act_post(a, NUBO_INGRESS_PATH_TRAFFIC, nubo_ingress_traffic_encode(&t), NULL, &err) < 0)
+    act_count_fill(a, &t);
+    if (t.n_instances > 0 &&
+        act_post(a, NUBO_INGRESS_PATH_TRAFFIC, nubo_ingress_traffic_encode(&t), NULL, &err) < 0)
         log_debug("traffic report: %s", err.msg);
     free(t.instances);
 }
@@ -658,14 +817,13 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
         for (size_t j = 0; j < b->n_nodes; j++)
             for (size_t k = 0; k < b->nodes[j].n_slots; k++) {
                 const struct ing_slot *sl = &b->nodes[j].slots[k];
-                if (!sl->instance[0])
-                    continue;
-                if (t && !sl->draining)
+                if (t && sl->instance[0] && !sl->draining)
                     t->ready = true;
                 struct act_slot *as = &s.s[s.ns++];
                 snprintf(as->be, sizeof(as->be), "%s", b->name);
                 snprintf(as->server, sizeof(as->server), "%s-%zu", b->nodes[j].node, k + 1);
                 snprintf(as->instance, sizeof(as->instance), "%s", sl->instance);
+                as->http = b->http;
             }
     }
     pthread_mutex_lock(&a->mu);
@@ -707,6 +865,8 @@ void ing_act_stop(struct ing_act *a)
     snap_free(&a->snap);
     snap_free(&a->pending);
     free(a->act);
+    free(a->slot_tot);
+    free(a->counts);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

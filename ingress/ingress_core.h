@@ -161,6 +161,22 @@ void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, 
  * *sig; 1 when the row was found. */
 int ing_stat_instance(const char *csv, const char *be, const char *server, int64_t *cur,
                       uint64_t *sig);
+/* The `show stat` row of server be/server in csv (pxname,svname,qcur,qmax,scur,smax,slim,
+ * stot,bin,bout,...): its queue, sessions now and so far, bytes; 1 when the row was found. */
+struct ing_srv_stat {
+    int64_t qcur, scur;
+    uint64_t stot, bin, bout;
+};
+int ing_stat_server(const char *csv, const char *be, const char *server, struct ing_srv_stat *out);
+/* A server slot's stot over successive reads, so that each instance's ntotal counts only the
+ * sessions it was handed: holder is who has the slot now ("" = empty: the server is in
+ * maintenance and takes nothing). Returns the increment that belongs to holder. */
+struct ing_slot_total {
+    char holder[NUBO_UUID_STR_LEN + 1];
+    uint64_t last_stot;
+    bool known;
+};
+uint64_t ing_slot_total_step(struct ing_slot_total *c, const char *holder, uint64_t stot);
 
 /* daemon.c: the watch loop and reconcile. */
 struct ing_daemon {

@@ -345,9 +345,14 @@ json_t *nubo_ingress_traffic_encode(const struct nubo_ingress_traffic *t)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < t->n_instances; i++)
-        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "instance", t->instances[i].instance,
-                                           "current", (json_int_t)t->instances[i].current,
-                                           "idle_ms", (json_int_t)t->instances[i].idle_ms));
+    {
+        const struct nubo_ingress_traffic_item *it = &t->instances[i];
+        json_array_append_new(
+            a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "instance", it->instance,
+                         "current", (json_int_t)it->current, "idle_ms", (json_int_t)it->idle_ms,
+                         "nconns", (json_int_t)it->nconns, "nreqs", (json_int_t)it->nreqs,
+                         "nqueued", (json_int_t)it->nqueued, "ntotal", (json_int_t)it->ntotal));
+    }
     return json_pack("{s:s, s:o}", "metro", t->metro, "instances", a);
 }
 
@@ -390,6 +395,10 @@ int nubo_ingress_traffic_decode(json_t *j, struct nubo_ingress_traffic *out, str
         }
         TRY(pj_int(v, ctx, "current", true, 0, INT64_C(1) << 40, &it->current, err));
         TRY(pj_int(v, ctx, "idle_ms", true, 0, INT64_C(1) << 50, &it->idle_ms, err));
+        TRY(pj_int(v, ctx, "nconns", false, 0, INT64_C(1) << 40, &it->nconns, err));
+        TRY(pj_int(v, ctx, "nreqs", false, 0, INT64_C(1) << 40, &it->nreqs, err));
+        TRY(pj_int(v, ctx, "nqueued", false, 0, INT64_C(1) << 40, &it->nqueued, err));
+        TRY(pj_int(v, ctx, "ntotal", false, 0, INT64_C(1) << 62, &it->ntotal, err));
         out->n_instances = i + 1;
     }
     return 0;

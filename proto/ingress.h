@@ -101,6 +101,12 @@ struct nubo_ingress_traffic_item {
     char instance[NUBO_UUID_STR_LEN + 1];
     int64_t current; /* sessions open to it now (HAProxy scur) */
     int64_t idle_ms; /* since its counters last moved (or it joined) */
+    /* The spec's instance metrics, summed over the instance's servers (optional on the wire:
+     * an older ingress sends none). nconns: sessions open now on its TCP (non-HTTP) ports;
+     * nreqs: HTTP requests in flight (scur of its HTTP servers); nqueued: waiting in HAProxy's
+     * queues for it (qcur); ntotal: connections and HTTP requests it was handed since this
+     * ingress first saw it (stot, carried over HAProxy reloads and slot reuse). */
+    int64_t nconns, nreqs, nqueued, ntotal;
 };
 struct nubo_ingress_traffic {
     char metro[NUBO_NAME_MAX + 1];

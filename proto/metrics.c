@@ -52,10 +52,13 @@ int nubo_instance_stats_decode(json_t *a, size_t max, struct nubo_instance_stats
 
 json_t *nubo_instance_metrics_encode(const struct nubo_instance_metrics *m)
 {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "status", "success", "uuid", m->uuid,
-                     "name", m->name, "rss_bytes", (json_int_t)m->rss_bytes, "cpu_time_ms",
-                     (json_int_t)m->cpu_time_ms, "boot_time_us", (json_int_t)m->boot_time_us,
-                     "net_time_us", (json_int_t)m->net_time_us);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status",
+                     "success", "uuid", m->uuid, "name", m->name, "rss_bytes",
+                     (json_int_t)m->rss_bytes, "cpu_time_ms", (json_int_t)m->cpu_time_ms,
+                     "boot_time_us", (json_int_t)m->boot_time_us, "net_time_us",
+                     (json_int_t)m->net_time_us, "nconns", (json_int_t)m->nconns, "nreqs",
+                     (json_int_t)m->nreqs, "nqueued", (json_int_t)m->nqueued, "ntotal",
+                     (json_int_t)m->ntotal);
 }
 
 int nubo_instance_metrics_decode(json_t *j, struct nubo_instance_metrics *out,
@@ -69,7 +72,11 @@ int nubo_instance_metrics_decode(json_t *j, struct nubo_instance_metrics *out,
         pj_int(j, "", "rss_bytes", false, 0, METRIC_MAX, &out->rss_bytes, err) < 0 ||
         pj_int(j, "", "cpu_time_ms", false, 0, METRIC_MAX, &out->cpu_time_ms, err) < 0 ||
         pj_int(j, "", "boot_time_us", false, 0, METRIC_MAX, &out->boot_time_us, err) < 0 ||
-        pj_int(j, "", "net_time_us", false, 0, METRIC_MAX, &out->net_time_us, err) < 0)
+        pj_int(j, "", "net_time_us", false, 0, METRIC_MAX, &out->net_time_us, err) < 0 ||
+        pj_int(j, "", "nconns", false, 0, NUBO_METRICS_GAUGE_MAX, &out->nconns, err) < 0 ||
+        pj_int(j, "", "nreqs", false, 0, NUBO_METRICS_GAUGE_MAX, &out->nreqs, err) < 0 ||
+        pj_int(j, "", "nqueued", false, 0, NUBO_METRICS_GAUGE_MAX, &out->nqueued, err) < 0 ||
+        pj_int(j, "", "ntotal", false, 0, METRIC_MAX, &out->ntotal, err) < 0)
         return -1;
     return 0;
 }

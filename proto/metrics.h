@@ -28,7 +28,12 @@ struct nubo_instance_metrics {
     char name[NUBO_NAME_MAX + 1];
     int64_t rss_bytes, cpu_time_ms;
     int64_t boot_time_us, net_time_us; /* the last start's, 0 = not measured */
+    /* from the metro's ingress (HAProxy's per-server counters): TCP connections open, HTTP
+     * requests in flight, queued (the spec's int32 fields, at most 65535), and connections
+     * plus HTTP requests handled over the instance's life */
+    int64_t nconns, nreqs, nqueued, ntotal;
 };
+#define NUBO_METRICS_GAUGE_MAX 65535 /* nconns, nreqs, nqueued: the spec's maximum */
 json_t *nubo_instance_metrics_encode(const struct nubo_instance_metrics *m);
 int nubo_instance_metrics_decode(json_t *j, struct nubo_instance_metrics *out,
                                  struct nubo_err *err);

@@ -41,7 +41,7 @@ fi
 grep -Eq "^web +$SVC.fra.nubo.local +running" list.txt || t_fail "FQDN column: $(cat list.txt)"
 
 # services create / list / get / rm
-"$NUBO" services create -n shop -d shop --hard-limit 50 443:8080 > create.out 2>&1 || t_fail "services create: $(cat create.out)"
+"$NUBO" -o table services create -n shop -d shop --hard-limit 50 443:8080 > create.out 2>&1 || t_fail "services create: $(cat create.out)"
 grep -q "shop.fra.nubo.local" create.out || t_fail "create output: $(cat create.out)"
 "$NUBO" services get shop -o json > get.json || t_fail "services get"
 python3 - <<'PY' || t_fail "services get -o json: $(cat get.json)"
@@ -64,7 +64,9 @@ grep -q "attached" rm.err || t_fail "rm message: $(cat rm.err)"
 # certificates create / list / rm
 if command -v openssl >/dev/null; then
     openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 2 -subj /CN=www.example.com 2>/dev/null
-    "$NUBO" certificates create -n ex --cn www.example.com --chain c.pem --key k.pem > cc.out 2>&1 || t_fail "certificates create: $(cat cc.out)"
+    # global flags before the command: the subcommand is found behind their values
+    "$NUBO" --api "$CTL_URL" --token "$ADMIN" certificates create -n ex --cn www.example.com \
+        --chain c.pem --key k.pem > cc.out 2>&1 || t_fail "certificates create: $(cat cc.out)"
     "$NUBO" certificates list > cl.txt
     grep -Eq '^ex +www.example.com ' cl.txt || t_fail "certificates list: $(cat cl.txt)"
     if "$NUBO" certificates create -n bad --cn api.example.org --chain c.pem --key k.pem 2> cb.err; then

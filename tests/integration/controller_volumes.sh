@@ -78,6 +78,24 @@ api POST $I "{\"image\":\"admin/hello:latest\",\"volumes\":[{\"uuid\":\"$VOL\",\
 expect 404 "another user's volume on create"; expect_envelope_error
 api POST /v1/volumes '{"name":"data","size_mb":10}' "$ACME"; expect 200 "names are per user"
 
+# quotas: volumes and total_volume_mb are counted (inline volumes too) and refused past the
+# limit with a 403 naming it
+api PATCH /v1/users/acme/quotas '{"hard":{"volumes":2,"total_volume_mb":50}}'; expect 200 "set quotas"
+api POST /v1/volumes '{"name":"second","size_mb":30}' "$ACME"; expect 200 "within the volume quotas"
+api POST /v1/volumes '{"size_mb":5}' "$ACME"; expect 403 "a third volume"; expect_envelope_error
+jget 'd["message"]' | grep -q '^quota volumes exceeded: 2 in use, 1 more asked, limit 2' || t_fail "message: $BODY"
+api PATCH /v1/users/acme/quotas '{"hard":{"volumes":5}}'; expect 200 "raise volumes"
+api POST /v1/volumes '{"size_mb":20}' "$ACME"; expect 403 "past total_volume_mb"
+jget 'd["message"]' | grep -q '^quota total_volume_mb exceeded: 40 in use, 20 more asked, limit 50' || t_fail "message: $BODY"
+index_image acme/hello latest
+api POST $I '{"image":"acme/hello:latest","volumes":[{"size_mb":11,"at":"/d"}],"autostart":false}' "$ACME"
+expect 403 "an inline volume past total_volume_mb"
+jget 'd["message"]' | grep -q 'quota total_volume_mb exceeded' || t_fail "inline message: $BODY"
+api GET /v1/users/acme/quotas "" "$ACME"; expect 200 "quotas"
+[ "$(jget '(d["data"]["quotas"][0]["used"]["volumes"], d["data"]["quotas"][0]["used"]["total_volume_mb"])')" = "(2, 40)" ] \
+    || t_fail "used volumes: $BODY"
+[ "$(vol_count "$ACME")" = 2 ] || t_fail "a refused create made a volume"
+
 # an instance on the volume lands on its node; one writer; no delete while attached
 api POST $I '{"image":"admin/hello:latest","name":"w1","volumes":[{"name":"data","at":"/data"}],"autostart":true,"wait_timeout_ms":5000}'
 expect 200 "instance with volume"

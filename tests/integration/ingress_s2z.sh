@@ -8,44 +8,13 @@
 # not woken (503 at once). Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
 t_need_root
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-command -v openssl >/dev/null || t_skip "openssl missing"
-ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
-[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
+source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
 t_netns n0
 NS=$T_NS
 # the hook: serve the example app on the instance's address while the instance runs
-cat > "$T_TMP/hook" <<HOOK
-#!/bin/bash
-# fake agent hook: \$1 start|stop, \$2 instance uuid, \$3 private IP
-pidf=$T_TMP/app-\$2.pid
-if [ "\$1" = start ]; then
-    ip -n $NS addr add "\$3/32" dev lo 2>/dev/null
-    ip netns exec $NS setsid python3 -c "
-import runpy, http.server
-srv = http.server.ThreadingHTTPServer
-class Bound(srv):
-    def __init__(self, addr, h): super().__init__(('\$3', addr[1]), h)
-http.server.ThreadingHTTPServer = Bound
-runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')" \\
-        >> "$T_TMP/app-\$2.log" 2>&1 < /dev/null &
-    echo \$! > "\$pidf"
-    echo "start \$2" >> "$T_TMP/hook.log"
-    for i in \$(seq 100); do
-        ip netns exec $NS curl -fsS -o /dev/null "http://\$3:8080/" 2>/dev/null && exit 0
-        sleep 0.05
-    done
-    exit 1
-fi
-[ -s "\$pidf" ] && kill "\$(cat "\$pidf")" 2>/dev/null
-rm -f "\$pidf"
-echo "stop \$2" >> "$T_TMP/hook.log"
-exit 0
-HOOK
-chmod +x "$T_TMP/hook"
-t_on_exit 'for f in "$T_TMP"/app-*.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; done'
+ing_hook "$NS"
 
 CTL_GRACE_MS=20000 ctl_start "[services]
 domain = nubo.test"
@@ -76,42 +45,15 @@ expect 200 create
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
 
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=*.fra0.nubo.test" \
-    -addext "subjectAltName=DNS:*.fra0.nubo.test" \
-    -keyout "$T_TMP/key.pem" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "certificate"
-ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
-cat > "$T_TMP/ingress.ini" <<INI
-[ingress]
-metro = fra0
-runtime_dir = $T_TMP/ing
-listen_addr = $ADDR
-http_port = 80
-https_port = 443
-watch_timeout_ms = 5000
-traffic_interval_ms = 200
-wake_timeout_ms = 10000
-[controller]
-url = http://controller
-socket = $T_TMP/ctl.sock
-token_file = $CTL_DB.ingress-token
-[haproxy]
-binary = $(command -v haproxy)
-[tls]
-cert = $T_TMP/cert.pem
-key = $T_TMP/key.pem
-[nodes]
-$NODE = netns:$NS
-INI
-"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
-t_track_pid $!
-t_on_exit '[ -s "$T_TMP/ing/haproxy.pid" ] && kill "$(cat "$T_TMP/ing/haproxy.pid")" 2>/dev/null'
+ing_start "$NODE" "$NS" "traffic_interval_ms = 200
+wake_timeout_ms = 10000"
 
-get() { curl -sS --max-time 20 --cacert "$T_TMP/cert.pem" --resolve "$FQDN:443:$ADDR" -o "$1" -w '%{http_code} %{time_starttransfer}' "https://$FQDN/"; }
+get() { ing_get "$FQDN" "$1"; }
 # one python per look (python's start-up dominates on a loaded machine): "state start_count"
 look() { api GET "/v1/instances/sleepy"; jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])'; }
 app_up() { [ -s "$T_TMP/app-$UUID.pid" ] && kill -0 "$(cat "$T_TMP/app-$UUID.pid")" 2>/dev/null; }
 
-t_wait_for 20 bash -c "$(declare -f get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get /dev/null | grep -q '^200'" \
+t_wait_for 20 bash -c "$(declare -f get ing_get); FQDN=$FQDN ADDR=$ADDR T_TMP=$T_TMP; get /dev/null | grep -q '^200'" \
     || t_fail "no answer through the ingress for $FQDN"
 
 # --- quiet for the cooldown: standby, and the app really is gone

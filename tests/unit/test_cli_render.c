@@ -213,6 +213,29 @@ static void test_images_table(void **state)
     free(got);
 }
 
+/* nubo instances metrics: the agent's and the ingress's numbers side by side. */
+static void test_metrics_table(void **state)
+{
+    (void)state;
+    struct nubo_instance_metrics m[1] = {{.name = "web",
+                                          .rss_bytes = 3 << 20,
+                                          .cpu_time_ms = 230,
+                                          .boot_time_us = 41000,
+                                          .net_time_us = 52500,
+                                          .nconns = 0,
+                                          .nreqs = 2,
+                                          .nqueued = 1,
+                                          .ntotal = 1234}};
+    char *got = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&got, &len);
+    cli_render_metrics(f, m, 1);
+    fclose(f);
+    golden(got, "NAME  RSS      CPU TIME  BOOT TIME  NET TIME  CONNS  REQS  QUEUED  TOTAL\n"
+                "web   3.0 MiB  230 ms    41.00 ms   52.50 ms  0      2     1       1234\n");
+    free(got);
+}
+
 static void test_helpers(void **state)
 {
     static const struct {
@@ -255,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_deploy_tree_not_started),
         cmocka_unit_test(test_instances_table_seed),
         cmocka_unit_test(test_images_table),
+        cmocka_unit_test(test_metrics_table),
         cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -393,6 +393,33 @@ static void test_standby(void **state)
     assert_int_equal(cur, 3);
     assert_int_equal(sig, 17 + 1000 + 2000 + 3 + 10 + 20);
     assert_int_equal(ing_stat_instance(csv, "be_x", "fra-2-1", &cur, &sig), 0);
+
+    struct ing_srv_stat st;
+    const char *csv2 = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq\n"
+                       "be_x,fra-1-1,4,9,2,5,,17,1000,2000,0\n";
+    assert_int_equal(ing_stat_server(csv2, "be_x", "fra-1-1", &st), 1);
+    assert_int_equal(st.qcur, 4);
+    assert_int_equal(st.scur, 2);
+    assert_int_equal(st.stot, 17);
+    assert_int_equal(ing_stat_server(csv2, "be_x", "fra-1-2", &st), 0);
+}
+
+/* ntotal: a slot's sessions belong to whoever held it when they came. */
+static void test_slot_total(void **state)
+{
+    (void)state;
+    struct ing_slot_total c = {0};
+    const char *A = "11111111-1111-4111-8111-111111111111", *B = "22222222-2222-4222-8222-222222222222";
+    assert_int_equal(ing_slot_total_step(&c, A, 5), 5);  /* new slot, new HAProxy: all A's */
+    assert_int_equal(ing_slot_total_step(&c, A, 12), 7);
+    assert_int_equal(ing_slot_total_step(&c, A, 3), 3);  /* a reload started the counters again */
+    assert_int_equal(ing_slot_total_step(&c, B, 9), 0);  /* handed to B: A's last sessions stay A's */
+    assert_int_equal(ing_slot_total_step(&c, B, 10), 1);
+    assert_int_equal(ing_slot_total_step(&c, "", 10), 0); /* emptied */
+    assert_int_equal(ing_slot_total_step(&c, A, 14), 4);  /* from empty: what came is A's */
+    struct ing_slot_total e = {0};
+    assert_int_equal(ing_slot_total_step(&e, "", 8), 0);
+    assert_int_equal(ing_slot_total_step(&e, B, 8), 0);
 }
 
 /* A name that is not DNS never reaches a map file or a runtime command. */
@@ -532,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_first_instance_no_reload),
+        cmocka_unit_test(test_slot_total),
         cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_standby),
         cmocka_unit_test(test_config_file),       cmocka_unit_test(test_cert_sni_filters),
     };

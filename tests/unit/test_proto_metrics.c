@@ -55,10 +55,15 @@ static void test_api_object(void **state)
                                       .rss_bytes = 123456789,
                                       .cpu_time_ms = 230,
                                       .boot_time_us = 41000,
-                                      .net_time_us = 52000};
+                                      .net_time_us = 52000,
+                                      .nconns = 3,
+                                      .nreqs = 65535,
+                                      .nqueued = 1,
+                                      .ntotal = INT64_C(9000000000)};
     json_t *j = nubo_instance_metrics_encode(&m);
     static const char *const fields[] = {"status", "uuid", "name", "rss_bytes", "cpu_time_ms",
-                                         "boot_time_us", "net_time_us", NULL};
+                                         "boot_time_us", "net_time_us", "nconns",
+                                         "nreqs",       "nqueued",     "ntotal", NULL};
     for (size_t i = 0; fields[i]; i++)
         assert_non_null(json_object_get(j, fields[i]));
     json_t *a = json_pack("[O]", j);
@@ -73,8 +78,18 @@ static void test_api_object(void **state)
     assert_int_equal(v[0].cpu_time_ms, m.cpu_time_ms);
     assert_int_equal(v[0].boot_time_us, m.boot_time_us);
     assert_int_equal(v[0].net_time_us, m.net_time_us);
+    assert_int_equal(v[0].nconns, 3);
+    assert_int_equal(v[0].nreqs, 65535);
+    assert_int_equal(v[0].nqueued, 1);
+    assert_int_equal(v[0].ntotal, INT64_C(9000000000));
     nubo_instance_metrics_list_free(v, n);
     json_decref(a);
+    json_decref(j);
+    /* the spec's int32 gauges stop at 65535 */
+    j = json_pack("{s:s, s:i}", "uuid", m.uuid, "nreqs", 65536);
+    struct nubo_instance_metrics one;
+    assert_int_equal(nubo_instance_metrics_decode(j, &one, &err), -1);
+    assert_non_null(strstr(err.msg, "nreqs"));
     json_decref(j);
 }
 

@@ -119,7 +119,8 @@ static void test_watch_bad(void **state)
 static void test_s2z_messages(void **state)
 {
     (void)state;
-    struct nubo_ingress_traffic_item items[2] = {{UUID1, 0, 1500}, {UUID2, 3, 0}};
+    struct nubo_ingress_traffic_item items[2] = {{UUID1, .current = 0, .idle_ms = 1500},
+                                                 {UUID2, .current = 3, .idle_ms = 0}};
     struct nubo_ingress_traffic t = {"fra", items, 2}, back;
     struct nubo_err err = {0};
     json_t *j = nubo_ingress_traffic_encode(&t);
@@ -163,12 +164,54 @@ static void test_s2z_messages(void **state)
     json_decref(j);
 }
 
+/* The traffic report's instance metrics: they round-trip, are optional (an older ingress sends
+ * none) and bounded. */
+static void test_traffic_counters(void **state)
+{
+    (void)state;
+    struct nubo_ingress_traffic_item it = {UUID1, 2, 0, .nconns = 1, .nreqs = 2, .nqueued = 3,
+                                           .ntotal = INT64_C(5000000000)};
+    struct nubo_ingress_traffic t = {"fra", &it, 1}, back;
+    struct nubo_err err = {0};
+    json_t *j = nubo_ingress_traffic_encode(&t);
+    assert_int_equal(nubo_ingress_traffic_decode(j, &back, &err), 0);
+    assert_int_equal(back.instances[0].nconns, 1);
+    assert_int_equal(back.instances[0].nreqs, 2);
+    assert_int_equal(back.instances[0].nqueued, 3);
+    assert_int_equal(back.instances[0].ntotal, INT64_C(5000000000));
+    nubo_ingress_traffic_free(&back);
+    json_decref(j);
+    j = parse("{\"metro\":\"fra\",\"instances\":[{\"instance\":\"" UUID1
+              "\",\"current\":0,\"idle_ms\":7}]}");
+    assert_int_equal(nubo_ingress_traffic_decode(j, &back, &err), 0);
+    assert_int_equal(back.instances[0].idle_ms, 7);
+    assert_int_equal(back.instances[0].ntotal, 0);
+    nubo_ingress_traffic_free(&back);
+    json_decref(j);
+    static const char *bad[] = {"\"nconns\":-1", "\"nreqs\":\"2\"", "\"nqueued\":1.5",
+                                "\"ntotal\":-5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf),
+                 "{\"metro\":\"fra\",\"instances\":[{\"instance\":\"" UUID1
+                 "\",\"current\":0,\"idle_ms\":0,%s}]}",
+                 bad[i]);
+        json_t *b = parse(buf);
+        struct nubo_err e = {0};
+        if (nubo_ingress_traffic_decode(b, &back, &e) == 0)
+            fail_msg("accepted: %s", buf);
+        assert_non_null(strstr(e.msg, "instances[0]"));
+        json_decref(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_roundtrip),
         cmocka_unit_test(test_watch_bad),
         cmocka_unit_test(test_s2z_messages),
+        cmocka_unit_test(test_traffic_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
