@@ -44,6 +44,7 @@ struct agent_config {
     /* controller: URL (the Host) and optionally a unix socket carrying the HTTP */
     char controller_url[256];
     char controller_socket[108];
+    char controller_ca[AGENT_PATH_MAX]; /* https: the CA the controller's certificate is from */
     char join_token_file[AGENT_PATH_MAX];
     /* standalone mode (no controller): desired set read from a watch-response JSON file,
      * observed state written to a status JSON file */

@@ -27,6 +27,7 @@ static const struct nu_cfg_key agent_settings[] = {
     NU_CFG_S(C, "controller", "socket", controller_socket, NULL),
     NU_CFG_S(C, "controller", "unix_socket", controller_socket, NULL),
     NU_CFG_S(C, "controller", "join_token_file", join_token_file, NULL),
+    NU_CFG_S(C, "controller", "ca_file", controller_ca, NULL),
     NU_CFG_D(C, "controller", "watch_timeout", watch_timeout_ms, 0, 0, "30000"),
     NU_CFG_S(C, "standalone", "assignments_file", assignments_file, NULL),
     NU_CFG_S(C, "standalone", "status_file", status_file, NULL),

@@ -57,6 +57,7 @@ static void http_work(void *arg)
     struct nu_http_req rq;
     nu_http_req_init(&rq, j->body ? "POST" : "GET", j->url);
     rq.unix_path = j->unix_path;
+    rq.ca_file = j->ag->cfg.controller_ca;
     rq.bearer = j->token;
     nu_http_req_header(&rq, "Content-Type: application/json");
     if (j->body) {
@@ -121,6 +122,7 @@ void agent_ctl_registry_cred(const struct agent *ag, struct nubo_registry *reg)
     snprintf(reg->realm_url, sizeof(reg->realm_url), "%.*s/registry/token", (int)bl, base);
     snprintf(reg->realm_unix_path, sizeof(reg->realm_unix_path), "%s",
              ag->cfg.controller_socket);
+    snprintf(reg->ca_file, sizeof(reg->ca_file), "%.255s", ag->cfg.controller_ca);
     snprintf(reg->realm_token, sizeof(reg->realm_token), "%s", ag->ctl.token);
 }
 

@@ -328,7 +328,8 @@ int main(int argc, char **argv)
     snprintf(tokfile, sizeof(tokfile), "%s/ctl.db.admin-token", dir);
     FILE *f = fopen(ini, "w");
     /* each node takes a /24 of guest addresses: a /8 pool holds 65,536 nodes */
-    fprintf(f, "[controller]\nlog_level = warn\n[registry]\nnotification_secret = bench\n"
+    fprintf(f, "[controller]\nlog_level = warn\nplain_http = loopback\n"
+               "[registry]\nnotification_secret = bench\n"
                "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
     if (store_url)
         fprintf(f, "[store]\nurl = %s\n", store_url);

@@ -112,7 +112,7 @@ docker-registry serve "$W/reg.yml" > "$W/reg.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$RP/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 "$PUSH" --registry "http://127.0.0.1:$RP" --repo official/benchguest --tag v1 \
     --kernel "$B/agent/testguest/testguest" >/dev/null
-printf '[agent]\nheartbeat_interval_ms = 1000\n[registry]\nurl = http://127.0.0.1:%s\n' "$RP" > "$W/ctl.ini"
+printf '[controller]\nplain_http = loopback\n[agent]\nheartbeat_interval_ms = 1000\n[registry]\nurl = http://127.0.0.1:%s\n' "$RP" > "$W/ctl.ini"
 "$CTL" --listen "127.0.0.1:$CP" --db "$W/nubo.db" --unix "$W/ctl.sock" --config "$W/ctl.ini" \
     --bootstrap-token-file "$W/admin-token" --log-level warn > "$W/ctl.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$CP/v1/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -22,6 +22,7 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     struct nu_http_req rq;
     nu_http_req_init(&rq, method, url);
     rq.bearer = ctx->token;
+    rq.ca_file = ctx->ca_file;
     rq.user_agent = "nubo-cli/0.1";
     nu_http_req_header(&rq, "Accept: application/json");
     if (payload) {

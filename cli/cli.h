@@ -30,6 +30,7 @@ enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
 struct cli_ctx {
     char api_url[512];
     char token[1024];
+    char ca_file[256]; /* https: the CA of the API (and the registry's token realm); "" = system's */
     char metro[64];
     char org[128];              /* default namespace for images built without an org */
     char config_path[1024];     /* profile file that was read (or would be written) */
@@ -51,9 +52,9 @@ int cli_config_path(char *out, size_t size);
 /* Default image namespace from a base64("user:secret") token when none was configured. */
 void cli_org_from_token(struct cli_ctx *ctx);
 int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
-                     const char *metro, struct nubo_err *err);
+                     const char *metro, const char *ca_file, struct nubo_err *err);
 
-/* Global options every subcommand accepts (--api, --token, --registry, --metro, -o, -q).
+/* Global options every subcommand accepts (--api, --token, --ca, --registry, --metro, -o, -q).
  * Returns 1 when opt was one of them, 0 when not, -1 on a bad value (err set). */
 #define CLI_GLOBAL_OPTS_BASE 0x1000
 int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_err *err);

@@ -16,7 +16,7 @@ int cmd_login(struct cli_ctx *ctx, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h" CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
         if (c == 'h') {
             free(opts);
-            fputs("usage: nubo login --api URL --token TOKEN [--registry URL] [--metro M]\n"
+            fputs("usage: nubo login --api URL --token TOKEN [--ca FILE] [--registry URL] [--metro M]\n"
                   "Writes the profile $XDG_CONFIG_HOME/nubo/config (or ~/.config/nubo/config).\n",
                   ctx->o);
             return 0;
@@ -47,7 +47,7 @@ int cmd_login(struct cli_ctx *ctx, int argc, char **argv)
         return cli_fail(ctx, "login", &err);
     json_decref(resp);
     if (cli_config_write(ctx->config_path, ctx->api_url, ctx->token, ctx->reg.url, ctx->metro,
-                         &err) < 0)
+                         ctx->ca_file, &err) < 0)
         return cli_fail(ctx, "login", &err);
     if (!ctx->quiet)
         fprintf(ctx->o, "Logged in to %s; profile written to %s\n", ctx->api_url,

@@ -18,6 +18,7 @@
 static const struct nu_cfg_key cli_settings[] = {
     NU_CFG_S(C, NULL, "api", api_url, CLI_DEFAULT_API),
     NU_CFG_S(C, NULL, "token", token, NULL),
+    NU_CFG_S(C, NULL, "ca_file", ca_file, NULL),
     NU_CFG_S(C, NULL, "registry", reg.url, CLI_DEFAULT_REGISTRY),
     NU_CFG_S(C, NULL, "registry_socket", reg.unix_path, NULL),
     NU_CFG_S(C, NULL, "registry_user", reg.user, NULL),
@@ -81,6 +82,10 @@ int cli_config_load(struct cli_ctx *ctx, struct nubo_err *err)
         snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", v);
     if ((v = getenv("NUBO_TOKEN")) && *v)
         snprintf(ctx->token, sizeof(ctx->token), "%s", v);
+    if ((v = getenv("NUBO_CA")) && *v)
+        snprintf(ctx->ca_file, sizeof(ctx->ca_file), "%s", v);
+    /* the registry's token realm is the API: the same CA */
+    snprintf(ctx->reg.ca_file, sizeof(ctx->reg.ca_file), "%s", ctx->ca_file);
     if ((v = getenv("NUBO_REGISTRY")) && *v)
         snprintf(ctx->reg.url, sizeof(ctx->reg.url), "%s", v);
     if ((v = getenv("NUBO_METRO")) && *v)
@@ -114,9 +119,10 @@ void cli_org_from_token(struct cli_ctx *ctx)
 }
 
 int cli_config_write(const char *path, const char *api, const char *token, const char *registry,
-                     const char *metro, struct nubo_err *err)
+                     const char *metro, const char *ca_file, struct nubo_err *err)
 {
-    for (const char *const *p = (const char *const[]){api, token, registry, metro, NULL}; *p; p++)
+    for (const char *const *p = (const char *const[]){api, token, registry, metro, ca_file, NULL};
+         *p; p++)
         if (strpbrk(*p, "\r\n"))
             return nubo_error(err, 0, "profile values must be one line");
     char dir[PATH_MAX];
@@ -129,22 +135,23 @@ int cli_config_write(const char *path, const char *api, const char *token, const
     }
     char text[4096];
     int n = snprintf(text, sizeof(text),
-                     "# written by nubo login\n[default]\napi = %s\ntoken = %s\n%s%s%s%s%s%s",
-                     api, token, registry[0] ? "registry = " : "", registry,
-                     registry[0] ? "\n" : "", metro[0] ? "metro = " : "", metro,
-                     metro[0] ? "\n" : "");
+                     "# written by nubo login\n[default]\napi = %s\ntoken = %s\n%s%s%s%s%s%s%s%s%s",
+                     api, token, ca_file[0] ? "ca_file = " : "", ca_file, ca_file[0] ? "\n" : "",
+                     registry[0] ? "registry = " : "", registry, registry[0] ? "\n" : "",
+                     metro[0] ? "metro = " : "", metro, metro[0] ? "\n" : "");
     if (n < 0 || (size_t)n >= sizeof(text))
         return nubo_error(err, 0, "profile values too long");
     return nubo_write_file_atomic(path, text, (size_t)n, 0600, err);
 }
 
-enum { OPT_API = CLI_GLOBAL_OPTS_BASE, OPT_TOKEN, OPT_REGISTRY, OPT_METRO };
+enum { OPT_API = CLI_GLOBAL_OPTS_BASE, OPT_TOKEN, OPT_REGISTRY, OPT_METRO, OPT_CA };
 
 static const struct option global_opts[] = {
     {"api", required_argument, NULL, OPT_API},
     {"token", required_argument, NULL, OPT_TOKEN},
     {"registry", required_argument, NULL, OPT_REGISTRY},
     {"metro", required_argument, NULL, OPT_METRO},
+    {"ca", required_argument, NULL, OPT_CA},
     {"output", required_argument, NULL, 'o'},
     {"quiet", no_argument, NULL, 'q'},
     {NULL, 0, NULL, 0},
@@ -203,6 +210,12 @@ int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_er
         return 1;
     case OPT_METRO:
         snprintf(ctx->metro, sizeof(ctx->metro), "%s", arg);
+        return 1;
+    case OPT_CA:
+        if (access(arg, R_OK) != 0)
+            return nubo_error(err, errno, "--ca '%s': cannot read the CA file", arg);
+        snprintf(ctx->ca_file, sizeof(ctx->ca_file), "%s", arg);
+        snprintf(ctx->reg.ca_file, sizeof(ctx->reg.ca_file), "%s", arg);
         return 1;
     case 'o':
         if (strcmp(arg, "json") == 0)

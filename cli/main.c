@@ -29,10 +29,10 @@ static void usage(FILE *f)
           "  volumes list|get|create NAME --size 1GiB|rm   (run -v NAME:/path[:ro])\n"
           "  nodes list|drain|ready|replace     metros list\n"
           "  users list|create|rm (admin)     tokens list|create|revoke\n"
-          "  login --api URL --token TOKEN [--registry URL] [--metro M]\n"
+          "  login --api URL --token TOKEN [--ca FILE] [--registry URL] [--metro M]\n"
           "\n"
-          "Global flags: --api URL, --token T, --registry URL, --metro M, -o json|table, -q\n"
-          "Environment: NUBO_API, NUBO_TOKEN, NUBO_REGISTRY, NUBO_METRO, NUBO_PROFILE\n",
+          "Global flags: --api URL, --token T, --ca FILE, --registry URL, --metro M, -o json|table, -q\n"
+          "Environment: NUBO_API, NUBO_TOKEN, NUBO_CA, NUBO_REGISTRY, NUBO_METRO, NUBO_PROFILE\n",
           f);
 }
 

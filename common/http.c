@@ -314,6 +314,8 @@ int nu_http_do(const struct nu_http_req *rq, struct nu_http_resp *rs, struct nub
     }
     if (rq->unix_path && rq->unix_path[0])
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, rq->unix_path);
+    if (rq->ca_file && rq->ca_file[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, rq->ca_file);
     if (rq->user && rq->user[0]) {
         curl_easy_setopt(c, CURLOPT_USERNAME, rq->user);
         curl_easy_setopt(c, CURLOPT_PASSWORD, rq->password ? rq->password : "");

@@ -45,6 +45,9 @@ struct nu_http_req {
     const char *password;
     const char *headers[NU_HTTP_HEADERS_MAX]; /* "Name: value" lines, NULL-ended */
     const char *user_agent;                   /* NULL = "nubo/0.1" */
+    /* https: trust this CA bundle (PEM) instead of the system's; the peer's certificate and
+     * name are verified either way. NULL or "" = the system's. */
+    const char *ca_file;
     /* Request body: body_len bytes from body, or from body_fd at body_off when body_fd >= 0.
      * PUT, POST and PATCH without one send an empty body. */
     const void *body;

@@ -297,6 +297,7 @@ static int fetch_token(const struct nubo_registry *reg, const char *challenge,
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
     rq.unix_path = reg->realm_unix_path;
+    rq.ca_file = reg->ca_file;
     if (reg->user[0]) {
         rq.user = reg->user;
         rq.password = reg->password;
@@ -341,6 +342,7 @@ static int xfer_once(const struct nubo_registry *reg, struct xfer *x, const stru
     x->out_too_big = x->out_write_failed = false;
     struct nu_http_req *rq = &x->rq;
     rq->unix_path = reg->unix_path;
+    rq->ca_file = reg->ca_file;
     /* With a token the basic credentials stay with the realm, never go to the registry. */
     bool bearer = tok->value[0] != '\0';
     rq->bearer = bearer ? tok->value : NULL;

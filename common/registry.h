@@ -41,6 +41,7 @@ struct nubo_registry {
      * reaches the controller only over its socket. "" = the realm the registry names. */
     char realm_url[256];
     char realm_unix_path[108];
+    char ca_file[256]; /* https (the registry or its token realm): trust this CA; "" = system's */
     nubo_registry_token_fn token_fn; /* non-NULL: tokens come from here, not the realm */
     void *token_opaque;
     long timeout_ms;    /* whole-request cap for small requests; 0 = 30 s */

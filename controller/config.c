@@ -23,6 +23,7 @@ static int set_ports(void *t, const char *key, const char *v, struct nubo_err *e
 static int port_list_apply(const char *v, uint8_t *bits, bool set, struct nubo_err *err);
 static int set_domain_grants(void *t, const char *key, const char *v, struct nubo_err *err);
 static int set_metro_memory(void *t, const char *key, const char *v, struct nubo_err *err);
+static int set_plain_http(void *t, const char *key, const char *v, struct nubo_err *err);
 
 #define C struct ctl_config
 static const struct nu_cfg_key ctl_settings[] = {
@@ -37,11 +38,13 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_I(C, "controller", "max_body_bytes", max_body_bytes, 1024, 64 << 20, NULL),
     NU_CFG_I(C, "controller", "rate_limit_per_s", rate_limit_per_s, 0, 1000000, "50"),
     NU_CFG_I(C, "controller", "rate_limit_burst", rate_limit_burst, 1, 1000000, "200"),
+    NU_CFG_S(C, "controller", "tls_cert_file", tls_cert_file, NULL),
+    NU_CFG_S(C, "controller", "tls_key_file", tls_key_file, NULL),
+    NU_CFG_F("controller", "plain_http", set_plain_http, "no"),
     NU_CFG_S(C, "agent", "join_token_file", join_token_file, NULL),
     NU_CFG_I(C, "agent", "heartbeat_interval_ms", heartbeat_interval_ms, 50, 3600000, "2000"),
     NU_CFG_I(C, "agent", "grace_ms", grace_ms, 100, 86400000, "10000"),
-    NU_CFG_I(C, "agent", "max_heartbeats_per_second", max_heartbeats_per_second, 1, 1000000,
-             "500"),
+    NU_CFG_I(C, "agent", "max_heartbeats_per_second", max_heartbeats_per_second, 1, 1000000, "500"),
     NU_CFG_I(C, "agent", "watch_coalesce_ms", watch_coalesce_ms, 0, 1000, "20"),
     NU_CFG_F("agent", "subnet_pool", set_pool, "10.64.0.0/16"),
     NU_CFG_I(C, "scheduler", "vcpu_overcommit", vcpu_overcommit, 1, 1024, "8"),
@@ -66,8 +69,7 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_F("services", "reserved_ports", set_ports, ""),
     NU_CFG_F("services", "custom_domains", set_domain_grants, "any"),
     NU_CFG_S(C, "ingress", "token_file", ingress_token_file, NULL),
-#define Q(key, i, def)                                                                             \
-    NU_CFG_I(C, "quotas", key, quota_default[i], 0, NUBO_QUOTA_UNLIMITED, def)
+#define Q(key, i, def) NU_CFG_I(C, "quotas", key, quota_default[i], 0, NUBO_QUOTA_UNLIMITED, def)
     Q("instances", NUBO_QUOTA_INSTANCES, "128"),
     Q("live_instances", NUBO_QUOTA_LIVE_INSTANCES, "64"),
     Q("live_memory_mb", NUBO_QUOTA_LIVE_MEMORY_MB, "16384"),
@@ -168,7 +170,7 @@ static int port_list_apply(const char *v, uint8_t *bits, bool set, struct nubo_e
             if (set)
                 bits[k / 8] |= (uint8_t)(1u << (k % 8));
             else
-                bits[k / 8] &= (uint8_t)~(1u << (k % 8));
+                bits[k / 8] &= (uint8_t) ~(1u << (k % 8));
         }
         while (*end == ' ')
             end++;
@@ -290,6 +292,71 @@ static int set_metro_memory(void *t, const char *key, const char *v, struct nubo
     return 0;
 }
 
+/* "no" (HTTPS only), "loopback" (plain HTTP allowed on a loopback listen address, for tests
+ * and one-machine setups) or "any" (plain HTTP anywhere: a TLS-terminating proxy in front). */
+static int set_plain_http(void *t, const char *key, const char *v, struct nubo_err *err)
+{
+    static const char *const names[] = {
+        [CTL_PLAIN_NO] = "no", [CTL_PLAIN_LOOPBACK] = "loopback", [CTL_PLAIN_ANY] = "any"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            ((struct ctl_config *)t)->plain_http = i;
+            return 0;
+        }
+    return nubo_error(err, 0, "'%s' is not no, loopback or any", v);
+}
+
+/* A listen host that only this machine reaches. */
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* HTTPS when a certificate is configured; plain HTTP only where plain_http allows it. */
+static int check_transport(struct ctl_config *c, struct nubo_err *err)
+{
+    if ((c->tls_cert_file[0] != '\0') != (c->tls_key_file[0] != '\0'))
+        return nubo_error(err, 0, "[controller] tls_cert_file and tls_key_file go together");
+    if (c->tls_cert_file[0]) {
+        struct stat sb;
+        if (stat(c->tls_key_file, &sb) == 0 && (sb.st_mode & 0077))
+            log_warnx("config: %s holds the TLS key but is readable by others (mode %04o): "
+                      "chmod 600 it",
+                      c->tls_key_file, (unsigned)(sb.st_mode & 07777));
+        return 0;
+    }
+    char host[128];
+    snprintf(host, sizeof(host), "%s", c->listen);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return nubo_error(err, 0, "--listen %s: expected HOST:PORT, e.g. 127.0.0.1:7060",
+                          c->listen);
+    *colon = '\0';
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* [::1] */
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    if (c->plain_http == CTL_PLAIN_ANY ||
+        (c->plain_http == CTL_PLAIN_LOOPBACK && host_is_loopback(host)))
+        return 0;
+    if (c->plain_http == CTL_PLAIN_LOOPBACK)
+        return nubo_error(err, 0,
+                          "listen %s is not a loopback address: plain HTTP is refused there; set "
+                          "[controller] tls_cert_file and tls_key_file",
+                          c->listen);
+    return nubo_error(err, 0,
+                      "listen %s would be plain HTTP: set [controller] tls_cert_file and "
+                      "tls_key_file, or plain_http = loopback for a loopback-only listener",
+                      c->listen);
+}
+
 int64_t ctl_max_memory_mb(const struct ctl_config *c, const char *metro)
 {
     for (size_t i = 0; metro && i < c->n_metro_max_memory; i++)
@@ -330,7 +397,9 @@ int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)
     const char *colon = strrchr(c->listen, ':');
     long own = colon ? strtol(colon + 1, NULL, 10) : 0;
     if (own > 0 && own <= 65535)
-        c->public_ports[own / 8] &= (uint8_t)~(1u << (own % 8));
+        c->public_ports[own / 8] &= (uint8_t) ~(1u << (own % 8));
+    if (check_transport(c, err) < 0)
+        return -1;
     if (c->heartbeat_interval_ms >= c->grace_ms)
         return nubo_error(err, 0,
                           "[agent] grace_ms (%lld) must exceed heartbeat_interval_ms "

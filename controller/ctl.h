@@ -36,6 +36,7 @@ struct evconnlistener;
 
 /* ---- config.c ---- */
 #define CTL_MAX_METRO_LIMITS 64
+enum { CTL_PLAIN_NO, CTL_PLAIN_LOOPBACK, CTL_PLAIN_ANY }; /* [controller] plain_http */
 struct ctl_config {
     char listen[128];
     char unix_path[108];
@@ -47,6 +48,11 @@ struct ctl_config {
     int log_level;
     bool sync_full;
     int64_t max_body_bytes; /* public API bodies */
+    /* The TCP listener: HTTPS with this certificate chain and key (PEM), or plain HTTP where
+     * plain_http allows it (CTL_PLAIN_*); the unix socket is always plain. */
+    char tls_cert_file[PATH_MAX];
+    char tls_key_file[PATH_MAX];
+    int plain_http;
     int64_t heartbeat_interval_ms;
     int64_t grace_ms;
     int64_t max_heartbeats_per_second; /* all nodes together; intervals stretch to keep it */
@@ -287,8 +293,10 @@ struct ctl_job {
 struct ctl_ctx {
     struct ctl_config cfg;
     struct event_base *base;
-    struct evhttp *http;
+    struct evhttp *http;      /* the TCP listener's (HTTPS unless plain_http) */
+    struct evhttp *http_unix; /* the unix socket's (plain) */
     struct evconnlistener *listeners[2]; /* TCP and unix, paused while out of descriptors */
+    struct ssl_ctx_st *tls; /* tls.c: the TCP listener's; NULL = plain HTTP */
     size_t n_listeners;
     struct event *accept_ev;
     int64_t accept_warned_us;
@@ -811,6 +819,11 @@ char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access
 int ctl_regtoken_init(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_regtoken_free(struct ctl_ctx *ctx);
 int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
+
+/* ---- tls.c: HTTPS on the TCP listener ---- */
+/* Every connection http accepts is TLS with [controller] tls_cert_file and tls_key_file. */
+int ctl_tls_attach(struct ctl_ctx *ctx, struct evhttp *http, struct nubo_err *err);
+void ctl_tls_free(struct ctl_ctx *ctx);
 
 /* ---- ratelimit.c ---- */
 /* One request of u's budget: false (and when to retry) once u is over its rate. */

@@ -40,6 +40,8 @@ static void ctx_free(struct ctl_ctx *ctx)
     }
     if (ctx->http)
         evhttp_free(ctx->http);
+    if (ctx->http_unix)
+        evhttp_free(ctx->http_unix);
     if (ctx->accept_ev)
         event_free(ctx->accept_ev);
     ctl_regtoken_free(ctx);
@@ -48,6 +50,7 @@ static void ctx_free(struct ctl_ctx *ctx)
         ctl_store_close(&ctx->store);
     if (ctx->base)
         event_base_free(ctx->base);
+    ctl_tls_free(ctx); /* after the loop: it frees the last connections */
     free(ctx);
 }
 

@@ -1,6 +1,7 @@
-/* The router: one evhttp on one event loop, TCP and optionally a unix socket; bounded bodies,
- * bearer auth, and the path to the handler that answers it. A handler that fails returns err
- * and is answered here, in one place. */
+/* The router: an evhttp for the TCP listener (HTTPS unless plain_http allows plain) and one for
+ * the optional unix socket (plain), on one event loop; bounded bodies, bearer auth, and the path
+ * to the handler that answers it. A handler that fails returns err and is answered here, in
+ * one place. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,28 @@ static void guard_listener(struct ctl_ctx *ctx, struct evhttp_bound_socket *bs)
         ctx->accept_ev = evtimer_new(ctx->base, accept_resume, ctx);
 }
 
+/* One evhttp with the router's settings; TLS on every connection when tls. */
+static struct evhttp *server_new(struct ctl_ctx *ctx, bool tls, struct nubo_err *err)
+{
+    struct evhttp *http = evhttp_new(ctx->base);
+    if (http == NULL) {
+        nubo_error(err, 0, "cannot create the HTTP server");
+        return NULL;
+    }
+    /* libevent's own hard cap; the per-route bounds (413 in our envelope) are smaller */
+    evhttp_set_max_body_size(http, (ev_ssize_t)NUBO_AGENT_MAX_BODY + 1);
+    evhttp_set_max_headers_size(http, 64 * 1024);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
+    evhttp_set_timeout(http, 120);
+    evhttp_set_gencb(http, dispatch, ctx);
+    if (tls && ctl_tls_attach(ctx, http, err) < 0) {
+        evhttp_free(http);
+        return NULL;
+    }
+    return http;
+}
+
 static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -223,6 +246,9 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
             return nubo_error(err, 0, "%s exists and is not a socket; remove it", path);
         unlink(path);
     }
+    ctx->http_unix = server_new(ctx, false, err);
+    if (ctx->http_unix == NULL)
+        return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return nubo_error(err, errno, "socket");
@@ -232,7 +258,7 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
         close(fd);
         return nubo_error(err, e, "cannot listen on the unix socket %s", path);
     }
-    struct evhttp_bound_socket *bs = evhttp_accept_socket_with_handle(ctx->http, fd);
+    struct evhttp_bound_socket *bs = evhttp_accept_socket_with_handle(ctx->http_unix, fd);
     if (bs == NULL) {
         close(fd);
         return nubo_error(err, 0, "cannot serve the unix socket %s", path);
@@ -244,17 +270,10 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
 
 int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err)
 {
-    ctx->http = evhttp_new(ctx->base);
+    bool tls = ctx->cfg.tls_cert_file[0] != '\0';
+    ctx->http = server_new(ctx, tls, err);
     if (ctx->http == NULL)
-        return nubo_error(err, 0, "cannot create the HTTP server");
-    /* libevent's own hard cap; the per-route bounds (413 in our envelope) are smaller */
-    evhttp_set_max_body_size(ctx->http, (ev_ssize_t)NUBO_AGENT_MAX_BODY + 1);
-    evhttp_set_max_headers_size(ctx->http, 64 * 1024);
-    evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-                                              EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(ctx->http, 120);
-    evhttp_set_gencb(ctx->http, dispatch, ctx);
+        return -1;
     char host[128];
     snprintf(host, sizeof(host), "%s", ctx->cfg.listen);
     char *colon = strrchr(host, ':');
@@ -269,12 +288,13 @@ int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err)
         if (rb)
             *rb = '\0';
     }
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ctx->http, host, (uint16_t)port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(ctx->http, host, (uint16_t)port);
     if (bs == NULL)
         return nubo_error(err, errno, "cannot listen on %s", ctx->cfg.listen);
     guard_listener(ctx, bs);
-    log_info("listening on http://%s (%ld open files allowed)", ctx->cfg.listen,
-             nubo_raise_nofile());
+    log_info("listening on %s://%s (%ld open files allowed)", tls ? "https" : "http",
+             ctx->cfg.listen, nubo_raise_nofile());
     if (ctx->cfg.unix_path[0] && listen_unix(ctx, ctx->cfg.unix_path, err) < 0)
         return -1;
     return 0;

@@ -24,6 +24,7 @@ static const struct nu_cfg_key ing_settings[] = {
     NU_CFG_I(C, "ingress", "traffic_interval_ms", traffic_interval_ms, 100, 60000, "500"),
     NU_CFG_S(C, "controller", "url", controller_url, "http://127.0.0.1:7060"),
     NU_CFG_S(C, "controller", "socket", controller_socket, NULL),
+    NU_CFG_S(C, "controller", "ca_file", controller_ca, NULL),
     NU_CFG_S(C, "controller", "token_file", token_file, "/var/lib/nubo/controller.db.ingress-token"),
     NU_CFG_S(C, "haproxy", "binary", haproxy_bin, "/usr/sbin/haproxy"),
     NU_CFG_S(C, "tls", "cert", cert_file, NULL),

@@ -85,6 +85,7 @@ int ing_controller_post(const struct ing_config *cfg, const char *token, const c
     struct nu_http_req rq;
     nu_http_req_init(&rq, "POST", url);
     rq.unix_path = cfg->controller_socket;
+    rq.ca_file = cfg->controller_ca;
     rq.bearer = token;
     rq.headers[0] = "Content-Type: application/json";
     rq.body = text;
@@ -291,6 +292,7 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
     rq.unix_path = d->cfg.controller_socket;
+    rq.ca_file = d->cfg.controller_ca;
     rq.bearer = d->token;
     rq.connect_timeout_ms = 5000;
     rq.timeout_ms = (long)timeout_ms + 15000L;

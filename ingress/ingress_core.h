@@ -33,6 +33,7 @@ struct ing_config {
     char metro[NUBO_NAME_MAX + 1];
     char controller_url[ING_PATH_MAX];
     char controller_socket[108];
+    char controller_ca[ING_PATH_MAX]; /* https: the CA the controller's certificate is from */
     char token_file[ING_PATH_MAX];
     char haproxy_bin[ING_PATH_MAX];
     char runtime_dir[ING_PATH_MAX];

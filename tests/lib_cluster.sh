@@ -18,10 +18,12 @@ t_cluster_up() { # [nodes spec]
     export NUBO_DEVCLUSTER_INGRESS_NET=${NUBO_DEVCLUSTER_INGRESS_NET:-127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))}
     export XDG_CONFIG_HOME=$T_TMP/config
     export NUBO_SERVICES_STATE=$T_TMP/services
-    unset NUBO_API NUBO_TOKEN NUBO_REGISTRY NUBO_METRO
+    unset NUBO_API NUBO_TOKEN NUBO_REGISTRY NUBO_METRO NUBO_CA
     DC="$NUBO_SRC/deploy/nubo-devcluster"
     NUBO="$NUBO_BUILD/cli/nubo"
-    API=http://$NUBO_DEVCLUSTER_API
+    API=https://$NUBO_DEVCLUSTER_API
+    # the controller's certificate is from the cluster's CA: curl and the CLI trust it
+    export CURL_CA_BUNDLE=$NUBO_DEVCLUSTER_DIR/ca/ca.pem NUBO_CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
     t_on_exit "t_cluster_collect_logs; \"$DC\" down > \"$T_TMP/down.log\" 2>&1"
     "$DC" up > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
     ADMIN_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/admin-token")

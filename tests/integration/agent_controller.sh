@@ -19,6 +19,8 @@ port=$(t_free_port)
 API=http://127.0.0.1:$port
 mkdir -p "$T_TMP/ctl"
 cat > "$T_TMP/ctl/ctl.ini" <<INI
+[controller]
+plain_http = loopback
 [agent]
 heartbeat_interval_ms = 1000
 grace_ms = 10000

@@ -26,6 +26,8 @@ t_start_registry "notifications:
       threshold: 3
       backoff: 1s"
 cat > ctl.ini <<INI
+[controller]
+plain_http = loopback
 [registry]
 url = $T_REGISTRY_URL
 notification_secret = $SECRET

@@ -141,7 +141,7 @@ kill -0 "$CTL_PID" || t_fail "controller died"
 # the token files were created private; bad configuration stops the start with one line
 [ "$(stat -c %a "$CTL_DB.admin-token")" = 600 ] || t_fail "admin token file not 0600"
 [ "$(stat -c %a "$CTL_JOIN")" = 600 ] || t_fail "join token file not 0600"
-printf '[agent]\ngrace_ms = soon\n' > "$T_TMP/bad.ini"
+printf '[controller]\nplain_http = loopback\n[agent]\ngrace_ms = soon\n' > "$T_TMP/bad.ini"
 if "$CTL_BIN" --listen 127.0.0.1:1 --db "$T_TMP/other.db" --config "$T_TMP/bad.ini" 2> "$T_TMP/bad.err"; then
     t_fail "a bad config was accepted"
 fi

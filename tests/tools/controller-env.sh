@@ -26,6 +26,7 @@ url = $T_STORE_URL"
     cat > "$T_TMP/ctl.ini" <<INI
 [controller]
 log_level = info
+plain_http = loopback
 [agent]
 heartbeat_interval_ms = ${CTL_HB_MS:-200}
 grace_ms = ${CTL_GRACE_MS:-3000}

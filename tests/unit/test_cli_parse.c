@@ -534,7 +534,7 @@ static void test_config(void **state)
     struct nubo_err err = {0};
     /* base64("alice:secret") */
     assert_int_equal(cli_config_write(path, "http://10.0.0.1:7060", "YWxpY2U6c2VjcmV0",
-                                      "http://127.0.0.1:5000", "fra", &err), 0);
+                                      "http://127.0.0.1:5000", "fra", "", &err), 0);
     struct cli_ctx ctx;
     cli_ctx_init(&ctx);
     assert_int_equal(cli_config_load(&ctx, &err), 0);
