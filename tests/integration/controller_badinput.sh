@@ -41,7 +41,7 @@ bad 404 '{"image":"other/hello:latest"}'                # another user's namespa
 bad 502 '{"image":"admin/unknown:latest"}'              # unknown image, registry down
 api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","metro":"sin0"}'
 failed_like 400 || t_fail "unknown metro: $CODE $BODY"
-bad 503 '{"image":"admin/hello:latest","memory_mb":1000,"replicas":2}' # no capacity for 3
+bad 503 '{"autostart":true,"image":"admin/hello:latest","memory_mb":1000,"replicas":2}' # no room to run 3
 bad 400 '[]'
 # the spec's memory cap (a per-metro setting, default 4096), before any node is asked
 bad 400 '{"image":"admin/hello:latest","memory_mb":4097}'
