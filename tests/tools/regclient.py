@@ -9,11 +9,19 @@ prints the HTTP status on the first line and the body after it; exits 0 whatever
 """
 import argparse
 import json
+import os
 import re
+import ssl
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+
+
+# The token realm is the controller, on https with the dev cluster's own CA: trust the CA the
+# tests hand to curl and the CLI (lib_cluster.sh exports both), else the system's.
+_CA = os.environ.get("NUBO_CA") or os.environ.get("CURL_CA_BUNDLE")
+_CTX = ssl.create_default_context(cafile=_CA) if _CA else None
 
 
 def _challenge(header):
@@ -29,7 +37,7 @@ def fetch_token(challenge, token):
         "&scope=" + urllib.parse.quote(s, safe="") for s in scopes)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     req = urllib.request.Request(challenge["realm"] + "?" + query, headers=headers)
-    with urllib.request.urlopen(req) as r:
+    with urllib.request.urlopen(req, context=_CTX) as r:
         return json.load(r)["token"]
 
 
@@ -39,7 +47,7 @@ def request(method, url, token=None, data=None, headers=None):
     for attempt in range(2):
         req = urllib.request.Request(url, method=method, data=data, headers=headers)
         try:
-            with urllib.request.urlopen(req) as r:
+            with urllib.request.urlopen(req, context=_CTX) as r:
                 return r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             ch = _challenge(e.headers.get("WWW-Authenticate"))
