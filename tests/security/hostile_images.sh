@@ -84,7 +84,7 @@ api_as "$USER_TOKEN" POST /v1/instances '{"autostart":true,"image":"demo/fat:v1"
 [ "$(last_status)" = 200 ] || t_fail "create fat answered $(last_status)"
 t_wait_for 120 stopped_with fat || t_fail "the fat instance never stopped with a message"
 msg=$(t_json 'd[0]["message"]' < "$T_TMP/fat.json")
-grep -q 'needs 100 MiB for its kernel and initrd, more than the 16 MiB of memory' <<<"$msg" \
+grep -q 'needs 10[01] MiB for its kernel and initrd, more than the 16 MiB of memory' <<<"$msg" \
     || t_fail "no per-instance reason: $msg"
 [ "$(t_json 'd[0]["stop_reason"]' < "$T_TMP/fat.json")" = 4 ] || t_fail "stop_reason: $(cat "$T_TMP/fat.json")"
 no_host_path "the fat instance's message" "$msg"
