@@ -85,7 +85,10 @@ api GET /v1/nodes
 api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest"}'
 expect 503 "no ready node"
 expect_envelope_error
-curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" | grep -q '^nubo_nodes{state="unavailable"} 2' || t_fail "metrics unavailable"
+# read whole, then match: grep -q leaving early made curl fail writing (pipefail) once /metrics
+# grew past a pipe buffer
+METRICS=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics") || t_fail "no /metrics"
+grep -q '^nubo_nodes{state="unavailable"} 2' <<< "$METRICS" || t_fail "metrics unavailable"
 # it comes back
 kill -CONT "$FAKE_PID"
 t_wait_for 30 state_is "$KEEPER" running || t_fail "instance did not come back: $(instance_state "$KEEPER")"
