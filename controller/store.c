@@ -103,6 +103,12 @@ static const char *const migrations[] = {
     " DELETE FROM autoscale_replicas WHERE svc_uuid=old.uuid; END;"
     "CREATE TRIGGER autoscale_replica_gone AFTER DELETE ON instances"
     " BEGIN DELETE FROM autoscale_replicas WHERE instance_uuid=old.uuid; END;",
+    /* 8 -> 9: the lease of the controller leading among those sharing a PostgreSQL store
+     * (leader.c): one row; its epoch is the fencing token every write transaction checks.
+     * sqlite gets it too (the same schema everywhere) and leaves it unused. */
+    "CREATE TABLE leader_lease(id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,"
+    " holder TEXT NOT NULL, url TEXT NOT NULL, expires_us INTEGER NOT NULL);"
+    "INSERT INTO leader_lease(id,epoch,holder,url,expires_us) VALUES(1,0,'','',0);",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {

@@ -132,6 +132,23 @@ int ctl_db_schema_version_set(struct ctl_db *db, int version, struct nubo_err *e
     return lite_exec(db, bump, err);
 }
 
+void ctl_db_set_fence(struct ctl_db *db, const char *check_sql, int64_t epoch)
+{
+    if (db->kind == CTL_DB_PG)
+        pg_set_fence(db, check_sql, epoch);
+}
+
+bool ctl_db_take_fenced(struct ctl_db *db)
+{
+    return db->kind == CTL_DB_PG && pg_take_fenced(db);
+}
+
+void ctl_stmt_unfenced(struct ctl_stmt *st)
+{
+    if (st->db->kind == CTL_DB_PG)
+        pg_unfenced(st);
+}
+
 int ctl_db_prepare(struct ctl_db *db, const char *sql, bool persistent, struct ctl_stmt **out,
                    struct nubo_err *err)
 {

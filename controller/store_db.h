@@ -34,10 +34,20 @@ int ctl_db_begin_migration(struct ctl_db *db, struct nubo_err *err);
 int ctl_db_schema_version(struct ctl_db *db, int *version, struct nubo_err *err);
 int ctl_db_schema_version_set(struct ctl_db *db, int version, struct nubo_err *err);
 
+/* Fencing (PostgreSQL; nothing on sqlite): while set, every write transaction first reads
+ * check_sql's one integer under the row lock the SQL takes and fails unless it equals epoch, so a
+ * controller that lost the leadership cannot write (leader.c); epoch < 0 refuses every write.
+ * A write statement outside a transaction runs in one with that check. check_sql NULL: off. */
+void ctl_db_set_fence(struct ctl_db *db, const char *check_sql, int64_t epoch);
+/* A write was refused by the fence since the last call (which clears it). */
+bool ctl_db_take_fenced(struct ctl_db *db);
+
 /* persistent: kept for the connection's life (prepared once on the server). */
 int ctl_db_prepare(struct ctl_db *db, const char *sql, bool persistent, struct ctl_stmt **out,
                    struct nubo_err *err);
 void ctl_stmt_finalize(struct ctl_stmt *st);
+/* The fence does not apply to st (the leader lease's own statements). */
+void ctl_stmt_unfenced(struct ctl_stmt *st);
 /* End the current row set and clear the bindings. */
 void ctl_stmt_reset(struct ctl_stmt *st);
 /* 1 row, 0 done, -1 error (ctl_db_errmsg says which). */

@@ -39,12 +39,19 @@ struct pg_db {
     PGconn *conn;
     unsigned next_name;
     struct pg_stmt *persistent; /* prepared again after a reconnect */
+    char *fence_sql;            /* store_db.h: ctl_db_set_fence; NULL = off */
+    int64_t fence_epoch;
+    bool fenced;
 };
+
+enum pg_stmt_kind { PK_OTHER, PK_BEGIN, PK_WRITE };
 
 struct pg_stmt {
     char name[24];
     bool persistent;
     char *sql; /* translated */
+    enum pg_stmt_kind kind;
+    bool unfenced;
     int n_params;
     const char *values[PG_MAX_PARAMS];
     int lengths[PG_MAX_PARAMS];
@@ -499,6 +506,7 @@ void pg_close(struct ctl_db *db)
         return;
     if (db->pg->conn)
         PQfinish(db->pg->conn);
+    free(db->pg->fence_sql);
     free(db->pg);
     db->pg = NULL;
 }
@@ -644,6 +652,12 @@ int pg_prepare(struct ctl_stmt *st, const char *sql, bool persistent, struct nub
         return b.oom ? nubo_error(err, 0, "store: out of memory") : -1;
     }
     p->sql = b.p;
+    size_t at = 0;
+    struct tok first = next_solid(p->sql, &at);
+    if (word_is(&first, "BEGIN"))
+        p->kind = PK_BEGIN;
+    else if (word_is(&first, "INSERT") || word_is(&first, "UPDATE") || word_is(&first, "DELETE"))
+        p->kind = PK_WRITE;
     if (p->n_params > PG_MAX_PARAMS)
         return nubo_error(err, 0, "store: a statement has more than %d parameters", PG_MAX_PARAMS);
     p->persistent = persistent;
@@ -701,6 +715,56 @@ void pg_reset(struct ctl_stmt *st)
     memset(p->formats, 0, sizeof(p->formats));
 }
 
+/* ---- fencing ---- */
+
+void pg_set_fence(struct ctl_db *db, const char *check_sql, int64_t epoch)
+{
+    free(db->pg->fence_sql);
+    db->pg->fence_sql = check_sql ? strdup(check_sql) : NULL;
+    db->pg->fence_epoch = epoch;
+}
+
+bool pg_take_fenced(struct ctl_db *db)
+{
+    bool f = db->pg->fenced;
+    db->pg->fenced = false;
+    return f;
+}
+
+void pg_unfenced(struct ctl_stmt *st)
+{
+    st->pg->unfenced = true;
+}
+
+/* Inside a transaction: the lease's epoch, read under a share lock, must still be ours. A new
+ * leader bumps it with an UPDATE, which waits for this transaction to end; so a write either
+ * commits before the new leader's term begins (and the new leader, which loads its state after
+ * the bump, sees it) or is refused here. */
+static int fence_check(struct ctl_db *db)
+{
+    struct pg_db *pg = db->pg;
+    int64_t epoch = -1;
+    if (pg->fence_epoch >= 0) {
+        PGresult *r = PQexec(pg->conn, pg->fence_sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            pg_fail(db, r, NULL, "");
+            PQclear(r);
+            return -1;
+        }
+        epoch = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        if (epoch == pg->fence_epoch)
+            return 0;
+    }
+    pg->fenced = true;
+    snprintf(db->errmsg, sizeof(db->errmsg),
+             "write refused: this controller does not lead (lease epoch %lld, ours %lld); retry "
+             "on the leader",
+             (long long)epoch, (long long)pg->fence_epoch);
+    log_warnx("store: %s", db->errmsg);
+    return -1;
+}
+
 int pg_step(struct ctl_stmt *st)
 {
     struct pg_stmt *p = st->pg;
@@ -710,6 +774,17 @@ int pg_step(struct ctl_stmt *st)
             one_line(db->errmsg, sizeof(db->errmsg), PQerrorMessage(db->pg->conn));
             return -1;
         }
+        bool fence = db->pg->fence_sql != NULL && !p->unfenced;
+        /* a lone write gets the transaction the check needs */
+        bool wrap = fence && p->kind == PK_WRITE && !pg_in_tx(db);
+        if (wrap) {
+            if (pg_command(db, "BEGIN", NULL, "") < 0)
+                return -1;
+            if (fence_check(db) < 0) {
+                PQclear(PQexec(db->pg->conn, "ROLLBACK"));
+                return -1;
+            }
+        }
         p->res = p->persistent ? PQexecPrepared(db->pg->conn, p->name, p->n_params, p->values,
                                                 p->lengths, p->formats, 0)
                                : PQexecParams(db->pg->conn, p->sql, p->n_params, NULL, p->values,
@@ -718,6 +793,15 @@ int pg_step(struct ctl_stmt *st)
         if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
             pg_fail(db, p->res, NULL, "");
             clear_result(p);
+            if (wrap)
+                PQclear(PQexec(db->pg->conn, "ROLLBACK"));
+            return -1;
+        }
+        if ((fence && p->kind == PK_BEGIN && fence_check(db) < 0) ||
+            (wrap && pg_command(db, "COMMIT", NULL, "") < 0)) {
+            clear_result(p);
+            if (pg_in_tx(db))
+                PQclear(PQexec(db->pg->conn, "ROLLBACK"));
             return -1;
         }
         p->n_rows = s == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;

@@ -575,16 +575,69 @@ static void test_pg_reconnect(void **state)
     ctl_store_close(&s);
 }
 
+/* The fence (store_db.h): a store whose epoch is no longer the lease's writes nothing, in a
+ * transaction or alone, and says so once; the lease's own statement still runs, and a store
+ * with the lease's epoch writes. The check is what leader.c installs. */
+static void test_pg_fence(void **state)
+{
+    if (store_pg_url() == NULL)
+        skip();
+    char url[256];
+    store_target(url, sizeof(url), dir, "fence", true);
+    struct ctl_store s;
+    struct nubo_err err = {0};
+    assert_int_equal(ctl_store_open(&s, url, false, &err), 0);
+    const char *check = "SET LOCAL idle_in_transaction_session_timeout=3000;"
+                        "SELECT epoch FROM leader_lease WHERE id=1 FOR SHARE";
+    assert_int_equal(ctl_db_exec(s.db, "UPDATE leader_lease SET epoch=7", &err), 0);
+    ctl_db_set_fence(s.db, check, 7);
+    struct ctl_user_row u = {.uuid = "u-1", .name = "acme", .created_at_us = 1};
+    assert_int_equal(ctl_store_begin(&s, &err), 0);
+    assert_int_equal(ctl_store_user_insert(&s, &u, &err), 0);
+    assert_int_equal(ctl_store_commit(&s, &err), 0);
+    assert_false(ctl_db_take_fenced(s.db));
+    /* another controller takes over */
+    PGconn *c = PQconnectdb(url);
+    PQclear(PQexec(c, "UPDATE leader_lease SET epoch=8"));
+    struct ctl_user_row u2 = {.uuid = "u-2", .name = "beta", .created_at_us = 2};
+    assert_int_equal(ctl_store_begin(&s, &err), -1);
+    assert_non_null(strstr(err.msg, "write refused"));
+    assert_false(ctl_db_in_tx(s.db));
+    err = (struct nubo_err){0};
+    assert_int_equal(ctl_store_user_insert(&s, &u2, &err), -1); /* alone: wrapped, refused */
+    assert_non_null(strstr(err.msg, "lease epoch 8, ours 7"));
+    assert_false(ctl_db_in_tx(s.db));
+    assert_true(ctl_db_take_fenced(s.db));
+    assert_false(ctl_db_take_fenced(s.db));
+    PGresult *r = PQexec(c, "SELECT count(*) FROM users");
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    /* the lease statement is exempt; with the new epoch writes pass again */
+    struct ctl_stmt *st;
+    assert_int_equal(
+        ctl_db_prepare(s.db, "UPDATE leader_lease SET holder=? WHERE id=1", false, &st, &err), 0);
+    ctl_stmt_unfenced(st);
+    ctl_bind_text(st, 1, "me");
+    assert_int_equal(ctl_stmt_step(st), 0);
+    ctl_stmt_finalize(st);
+    ctl_db_set_fence(s.db, check, 8);
+    err = (struct nubo_err){0};
+    if (ctl_store_user_insert(&s, &u2, &err) < 0)
+        fail_msg("%s", err.msg);
+    r = PQexec(c, "SELECT count(*) FROM users");
+    assert_string_equal(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    PQfinish(c);
+    ctl_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_crash_and_reopen),
-        cmocka_unit_test(test_services_schema),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_pg_translation),
-        cmocka_unit_test(test_pg_schema_parity),
-        cmocka_unit_test(test_pg_reconnect),
+        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_crash_and_reopen),
+        cmocka_unit_test(test_services_schema), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_pg_translation),  cmocka_unit_test(test_pg_schema_parity),
+        cmocka_unit_test(test_pg_reconnect),    cmocka_unit_test(test_pg_fence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
