@@ -410,6 +410,16 @@ void ctl_agent_cut(struct ctl_ctx *ctx, struct ctl_node *node)
 
 /* Shutdown: parked watches and batches still being sliced are answered 503 (the agent asks
  * again). */
+void ctl_agent_release(struct ctl_ctx *ctx)
+{
+    ctl_map_foreach(&ctx->nodes, e)
+    {
+        struct ctl_node *n = e->val;
+        if (n->watch)
+            ctl_park_drain(&n->watch->parked);
+    }
+}
+
 void ctl_agent_free(struct ctl_ctx *ctx)
 {
     ctl_map_foreach(&ctx->nodes, e)

@@ -31,6 +31,9 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_S(C, "controller", "unix", unix_path, NULL),
     NU_CFG_S(C, "controller", "db", db_path, NULL),
     NU_CFG_S(C, "store", "url", store_url, NULL),
+    NU_CFG_S(C, "controller", "advertise_url", advertise_url, NULL),
+    NU_CFG_I(C, "controller", "lease_ttl_ms", lease_ttl_ms, 300, 600000, "3000"),
+    NU_CFG_I(C, "controller", "lease_check_ms", lease_check_ms, 50, 60000, "500"),
     NU_CFG_S(C, "controller", "bootstrap_token_file", bootstrap_token_file, NULL),
     NU_CFG_N(C, "controller", "admin_user", admin_user, "admin"),
     NU_CFG_F("controller", "log_level", set_log_level, "info"),
@@ -400,6 +403,12 @@ int ctl_config_finish(struct ctl_config *c, struct nubo_err *err)
         c->public_ports[own / 8] &= (uint8_t) ~(1u << (own % 8));
     if (check_transport(c, err) < 0)
         return -1;
+    /* a leader renews every check: two checks fit in a lease, so one slow one does not lose it */
+    if (c->lease_check_ms * 2 > c->lease_ttl_ms)
+        return nubo_error(err, 0,
+                          "[controller] lease_check_ms (%lld) must be at most half of "
+                          "lease_ttl_ms (%lld)",
+                          (long long)c->lease_check_ms, (long long)c->lease_ttl_ms);
     if (c->heartbeat_interval_ms >= c->grace_ms)
         return nubo_error(err, 0,
                           "[agent] grace_ms (%lld) must exceed heartbeat_interval_ms "

@@ -33,6 +33,7 @@ struct evconnlistener;
 #define CTL_MAX_DOMAIN_GRANTS 256 /* [services] custom_domains entries */
 
 #define CTL_REGTOKEN_KID_MAX 64 /* libtrust key ID: 12 groups of 4 base32 digits */
+#define CTL_URL_MAX 256         /* a controller's advertise_url */
 
 /* ---- config.c ---- */
 #define CTL_MAX_METRO_LIMITS 64
@@ -42,6 +43,10 @@ struct ctl_config {
     char unix_path[108];
     char db_path[PATH_MAX];
     char store_url[1024]; /* [store] url: PostgreSQL instead of the sqlite file at db_path */
+    /* leader.c: controllers sharing a PostgreSQL store */
+    char advertise_url[CTL_URL_MAX]; /* where followers redirect to; "" = from listen */
+    int64_t lease_ttl_ms;            /* a leader that stops renewing loses the lease after */
+    int64_t lease_check_ms;          /* renew (leader) or look (follower) this often */
     char bootstrap_token_file[PATH_MAX];
     char join_token_file[PATH_MAX];
     char admin_user[NUBO_API_USER_MAX + 1];
@@ -290,8 +295,25 @@ struct ctl_job {
     struct ctl_resolve_batch *batch; /* who waits for it, or NULL (notification) */
 };
 
+/* leader.c: which of the controllers sharing a PostgreSQL store leads. On sqlite the one
+ * controller always leads (ha false). */
+struct ctl_leader {
+    bool ha;       /* PostgreSQL: the lease row decides */
+    bool leading;  /* this controller runs the working set, its timers and watches */
+    int64_t epoch; /* ours while leading, else the last one seen */
+    char holder[NUBO_UUID_STR_LEN + 1]; /* this process's name in the lease */
+    char url[CTL_URL_MAX];              /* ours (advertise_url) */
+    char leader_url[CTL_URL_MAX];       /* the leader's while its lease is valid, else "" */
+    int64_t renewed_mono_us;            /* the last renewal that reached the store */
+    int64_t takeover_ms;                /* how long loading the state took at takeover */
+    struct event *timer, *rejoin_ev;
+    struct ctl_stmt *st_read, *st_take, *st_renew;
+    char **argv; /* a leader that lost its lease executes itself again with these */
+};
+
 struct ctl_ctx {
     struct ctl_config cfg;
+    struct ctl_leader leader;
     struct event_base *base;
     struct evhttp *http;      /* the TCP listener's (HTTPS unless plain_http) */
     struct evhttp *http_unix; /* the unix socket's (plain) */
@@ -433,7 +455,11 @@ void ctl_park_unlink(struct ctl_parked *p);
 void ctl_parked_free(struct ctl_parked *p);
 /* Answers every request parked on list with the same JSON text (a 200 of route). */
 void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, size_t len);
-/* Shutdown: answers every request parked on list 503 and frees them. */
+/* A follower's answer to any request but health (ctx->leader): 307 to the leader, or 503 while
+ * none is known (or this one is shutting down). */
+void ctl_reply_elsewhere(struct ctl_ctx *ctx, struct evhttp_request *req, int route);
+/* Shutdown or a lost lease: answers every request parked on list as ctl_reply_elsewhere does
+ * (307 to the leader, else 503) and frees them. */
 void ctl_park_drain(struct ctl_parked **list);
 /* A long poll's ?version=V&timeout_ms=T (defaults 0 and 30000; T <= max_timeout_ms). */
 int ctl_watch_params(const struct ctl_reqinfo *ri, int64_t max_timeout_ms, int64_t *version,
@@ -852,12 +878,24 @@ void ctl_agent_on_node_changed(struct ctl_ctx *ctx, struct ctl_node *node); /* e
 /* The node's token changed: its parked watches are answered 401 at once. */
 void ctl_agent_cut(struct ctl_ctx *ctx, struct ctl_node *node);
 void ctl_agent_free(struct ctl_ctx *ctx);
+/* A lost lease: the parked watches are sent to the new leader (ctl_park_drain); the rest stays
+ * until the process starts again. */
+void ctl_agent_release(struct ctl_ctx *ctx);
 /* ingress_watch.c */
 int ctl_ingress_bootstrap(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_ingress_on_changed(struct ctl_ctx *ctx, const char *metro); /* event */
 /* Why metro's ingress left public port out of HAProxy (its last report), NULL = it did not. */
 const char *ctl_ingress_port_error(struct ctl_ctx *ctx, const char *metro, int64_t port);
 void ctl_ingress_free(struct ctl_ctx *ctx);
+void ctl_ingress_release(struct ctl_ctx *ctx); /* as ctl_agent_release */
+
+/* ==== leader.c: election, fencing, takeover ==== */
+/* Find out who leads (sqlite: this controller, at once) and lead if the lease is free; a
+ * follower looks again every lease_check_ms. At start a failed load is returned. */
+int ctl_leader_start(struct ctl_ctx *ctx, struct nubo_err *err);
+void ctl_leader_free(struct ctl_ctx *ctx);
+/* The health fields: role, epoch, leader_url. */
+void ctl_leader_health(struct ctl_ctx *ctx, json_t *env);
 
 /* ==== server.c: the router ==== */
 int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err);

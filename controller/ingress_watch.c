@@ -303,6 +303,12 @@ int ctl_handle_ingress(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *
     return 0;
 }
 
+void ctl_ingress_release(struct ctl_ctx *ctx)
+{
+    ctl_map_foreach(&ctx->ing_metros, e)
+        ctl_park_drain(&((struct ing_metro *)e->val)->watches);
+}
+
 void ctl_ingress_free(struct ctl_ctx *ctx)
 {
     ctl_map_foreach(&ctx->ing_metros, e)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/thread.h>
 
@@ -27,6 +28,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void ctx_free(struct ctl_ctx *ctx)
 {
     ctl_resolver_stop(ctx);
+    ctl_leader_free(ctx);
     if (ctx->tick)
         event_free(ctx->tick);
     if (ctx->base) {
@@ -58,9 +60,30 @@ static void ctx_free(struct ctl_ctx *ctx)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct ctl_ctx *ctx = arg;
+    if (!ctx->leader.leading)
+        return; /* a follower holds no working set */
     ctl_logs_flush(ctx);
     ctl_nodes_check(ctx);
     ctl_waits_reap(ctx);
+}
+
+/* The store; a controller that lost its lease and started again (leader.c) waits for a store
+ * out of reach instead of exiting, as a follower would. */
+static int store_open(struct ctl_ctx *ctx, struct nubo_err *err)
+{
+    const char *target = ctx->cfg.store_url[0] ? ctx->cfg.store_url : ctx->cfg.db_path;
+    bool rejoin = getenv("NUBO_CTL_REJOIN") != NULL;
+    unsetenv("NUBO_CTL_REJOIN");
+    for (int attempt = 0;; attempt++) {
+        if (ctl_store_open(&ctx->store, target, ctx->cfg.sync_full, err) == 0)
+            return 0;
+        if (!rejoin)
+            return -1;
+        if (attempt % 10 == 0)
+            log_warnx("%s; retrying every second", err->msg);
+        memset(err, 0, sizeof(*err));
+        sleep(1);
+    }
 }
 
 /* What the model reports, and who answers for it. */
@@ -118,14 +141,12 @@ int main(int argc, char **argv)
         goto fail;
     }
     ctx->started_mono_us = nubo_mono_us();
-    if (ctl_store_open(&ctx->store, ctx->cfg.store_url[0] ? ctx->cfg.store_url : ctx->cfg.db_path,
-                       ctx->cfg.sync_full, &err) < 0 ||
+    ctx->leader.argv = argv;
+    if (store_open(ctx, &err) < 0 ||
         ctl_store_start_checkpointer(&ctx->store, ctx->cfg.db_path, &err) < 0 ||
-        ctl_auth_bootstrap(ctx, &err) < 0 || ctl_regtoken_init(ctx, &err) < 0 ||
-        ctl_ingress_bootstrap(ctx, &err) < 0 ||
-        ctl_state_load(ctx, &err) < 0 || ctl_autoscale_start(ctx, &err) < 0 ||
-        ctl_resolver_start(ctx, &err) < 0 ||
-        ctl_server_start(ctx, &err) < 0)
+        ctl_regtoken_init(ctx, &err) < 0 || ctl_ingress_bootstrap(ctx, &err) < 0 ||
+        ctl_resolver_start(ctx, &err) < 0 || ctl_server_start(ctx, &err) < 0 ||
+        ctl_leader_start(ctx, &err) < 0)
         goto fail;
     struct event *sigint = evsignal_new(ctx->base, SIGINT, on_signal, ctx);
     struct event *sigterm = evsignal_new(ctx->base, SIGTERM, on_signal, ctx);

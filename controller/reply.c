@@ -20,6 +20,8 @@ static const char *reason(int code)
     switch (code) {
     case 200:
         return "OK";
+    case 307:
+        return "Temporary Redirect";
     case 400:
         return "Bad Request";
     case 401:
@@ -252,12 +254,33 @@ void ctl_park_answer_all(struct ctl_parked **list, int route, const char *text, 
     }
 }
 
+void ctl_reply_elsewhere(struct ctl_ctx *ctx, struct evhttp_request *req, int route)
+{
+    const struct ctl_leader *l = &ctx->leader;
+    struct ctl_reqinfo ri = {.req = req, .route = route, .start_us = nubo_mono_us()};
+    struct nubo_err err = {0};
+    const char *uri = evhttp_request_get_uri(req);
+    char loc[CTL_URL_MAX + 2048];
+    /* redirect, not proxy: the client's next requests go straight to the leader, and a
+     * follower holds no connection or state for anyone (README "Several controllers") */
+    if (!l->leading && l->leader_url[0] && strcmp(l->leader_url, l->url) != 0 && uri &&
+        uri[0] == '/' && nubo_snprintf(loc, sizeof(loc), "%s%s", l->leader_url, uri) >= 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+        nubo_error_http(&err, 307, "this controller follows; the leader is %s", l->leader_url);
+    } else if (l->leading) {
+        nubo_error_http(&err, 503, "the controller is shutting down; retry");
+    } else {
+        nubo_error_http(&err, 503, "no leader elected yet; retry");
+    }
+    ctl_reply_err(ctx, &ri, &err);
+}
+
 void ctl_park_drain(struct ctl_parked **list)
 {
     while (*list) {
         struct ctl_parked *p = *list;
         ctl_park_unlink(p);
-        evhttp_send_error(p->req, 503, "shutting down");
+        ctl_reply_elsewhere(p->ctx, p->req, p->route);
         ctl_parked_free(p);
     }
 }

@@ -37,13 +37,23 @@ static bool prefix(const char *path, const char *pre, const char **rest)
 static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const char *rest,
                  struct nubo_err *err)
 {
-    if (agent)
+    if (agent && ctx->leader.leading)
         return ctl_handle_agent(ctx, ri, rest, err);
-    if (strcmp(ri->path, "/v1/healthz") == 0 || strcmp(ri->path, "/healthz") == 0) {
+    bool leader_check =
+        strcmp(ri->path, "/healthz/leader") == 0 || strcmp(ri->path, "/v1/healthz/leader") == 0;
+    if (strcmp(ri->path, "/v1/healthz") == 0 || strcmp(ri->path, "/healthz") == 0 || leader_check) {
         ri->route = CTL_R_HEALTHZ;
-        json_t *env = nubo_envelope_new("success", NULL, NULL, NULL, 0);
+        /* /healthz/leader: 503 on a follower, for a load balancer's health check */
+        bool up = !leader_check || ctx->leader.leading;
+        json_t *env = nubo_envelope_new(up ? "success" : "error",
+                                        up ? NULL : "this controller follows", NULL, NULL, 0);
         json_object_set_new(env, "version", json_string(CTL_VERSION));
-        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, env);
+        ctl_leader_health(ctx, env);
+        ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, up ? 200 : 503, env);
+        return 0;
+    }
+    if (!ctx->leader.leading) {
+        ctl_reply_elsewhere(ctx, ri->req, ri->route);
         return 0;
     }
     if (strcmp(ri->path, "/metrics") == 0 || strcmp(ri->path, "/v1/metrics") == 0) {
