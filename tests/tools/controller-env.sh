@@ -11,19 +11,21 @@ command -v python3 >/dev/null || t_skip "python3 missing"
 # ctl_start [INI-LINES]: a controller with a fresh db unless CTL_DB is set; sets CTL_URL,
 # CTL_PID, ADMIN (token), CTL_JOIN (join token file), CTL_SECRET. With
 # NUBO_TEST_STORE=postgresql the store is a PostgreSQL database named after CTL_DB (the sqlite
-# path then only names the token files beside it).
+# path then only names the token files beside it). CTL_NAME=x: a second controller beside the
+# first (its own ini, socket and controller-x.log; on PostgreSQL the same database, its
+# sessions named ctl-x).
 ctl_start() {
     CTL_PORT=${CTL_PORT:-$(t_free_port)}
     CTL_URL=http://127.0.0.1:$CTL_PORT
     CTL_DB=${CTL_DB:-$T_TMP/ctl.db}
     CTL_SECRET=${CTL_SECRET:-evt-$RANDOM$RANDOM}
-    local store=""
+    local store="" tag=${CTL_NAME:+-$CTL_NAME}
     if [ "${NUBO_TEST_STORE:-sqlite}" = postgresql ]; then
         t_store_pg "nubo_$(printf '%s' "$CTL_DB" | cksum | cut -d' ' -f1)"
         store="[store]
-url = $T_STORE_URL"
+url = $T_STORE_URL${CTL_NAME:+?application_name=ctl-$CTL_NAME}"
     fi
-    cat > "$T_TMP/ctl.ini" <<INI
+    cat > "$T_TMP/ctl$tag.ini" <<INI
 [controller]
 log_level = info
 plain_http = loopback
@@ -36,8 +38,8 @@ notification_secret = $CTL_SECRET
 ${1:-}
 $store
 INI
-    "$CTL_BIN" --listen "127.0.0.1:$CTL_PORT" --db "$CTL_DB" --unix "$T_TMP/ctl.sock" \
-        --config "$T_TMP/ctl.ini" >> "$T_TMP/controller.log" 2>&1 &
+    "$CTL_BIN" --listen "127.0.0.1:$CTL_PORT" --db "$CTL_DB" --unix "$T_TMP/ctl$tag.sock" \
+        --config "$T_TMP/ctl$tag.ini" >> "$T_TMP/controller$tag.log" 2>&1 &
     CTL_PID=$!
     t_track_pid "$CTL_PID"
     t_wait_for 20 curl -fsS "$CTL_URL/v1/healthz" || t_fail "controller did not start"
