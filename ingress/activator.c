@@ -107,6 +107,7 @@ struct act_listener {
     /* The instance answers on its port: what waits is released only then (an app may listen
      * well after the instance is reported running; HAProxy's few retries would not cover it). */
     bool port_ok;
+    int64_t ready_us;         /* the first probe after it was ready, 0 = none yet */
     int probe_fd;             /* a connect in progress, -1 = none */
     struct event *probe_ev;   /* probe_fd writable (or its timeout) */
     struct event *probe_tmr;  /* the next attempt */
@@ -462,6 +463,8 @@ static void probe_start(struct act_listener *l, const struct act_target *t)
 {
     if (l->probe_fd >= 0 || evtimer_pending(l->probe_tmr, NULL))
         return;
+    if (l->ready_us == 0)
+        l->ready_us = nubo_mono_us();
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port)};
     if (inet_pton(AF_INET, t->ip, &sa.sin_addr) != 1) {
         probe_done(l, true); /* nothing to probe: HAProxy's retries are all there is */
@@ -529,20 +532,26 @@ static void act_settle(struct ing_act *a, const char *be)
     }
     if (verdict == 0)
         return;
+    int64_t now = nubo_mono_us(), oldest = now, n = 0;
     for (struct act_held *h = a->held, *nx; h; h = nx) {
         nx = h->next;
         if (strcmp(h->be, be) == 0) {
-            if (verdict > 0)
-                log_debug("%s: released a %s held %lld ms", be, h->tcp ? "connection" : "request",
-                          (long long)(nubo_mono_us() - h->since_us) / 1000);
+            oldest = h->since_us < oldest ? h->since_us : oldest;
+            n++;
             if (verdict > 0 && h->tcp)
                 act_splice(a, h);
             else
                 held_free(a, h, verdict < 0);
         }
     }
-    if (verdict > 0 && l)
+    if (verdict > 0 && l) {
+        /* the wake's phases at the ingress (bench/s2z_wake.sh reads them) */
+        log_info("%s: released %lld held for up to %lld ms; its port answered %lld ms after the "
+                 "instance was ready",
+                 be, (long long)n, (long long)(now - oldest) / 1000,
+                 (long long)(l->ready_us ? (now - l->ready_us) / 1000 : -1));
         l->wake_asked_us = 0;
+    }
 }
 
 static void held_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -716,6 +725,7 @@ static void act_take_snapshot(struct ing_act *a)
             l->seen = true;
             if (!a->snap.t[i].ready) { /* the next instance's port is probed afresh */
                 l->port_ok = false;
+                l->ready_us = 0;
                 probe_stop(l);
             }
             continue;
