@@ -62,8 +62,8 @@ bench() { # kind, fields, stateful
     fq=$(create sleepy "$fields,\"scale_to_zero\":{\"policy\":\"on\",\"stateful\":$stateful,\"cooldown_time_ms\":2000}")
     answers "$fq"
     for i in $(seq "$RUNS"); do
-        # running: a first request wakes it if the last cold create outlasted its cooldown; not
-        # while it is on its way to standby (a request then may be cut: controller/README.md)
+        # running: a first request wakes it if the last cold create outlasted its cooldown (one
+        # that comes while it is stopping for standby waits for that stop and a wake)
         t_wait_for 60 settled || t_fail "$kind: still stopping"
         r=$(first_byte "$fq"); [ "${r%% *}" = 200 ] || t_fail "$kind warm-up $i answered $r"
         r=$(first_byte "$fq"); [ "${r%% *}" = 200 ] || t_fail "$kind running $i answered $r"

@@ -173,6 +173,9 @@ struct ctl_instance {
      * ntotal = ntotal_base + ntotal_last (base grows when the ingress starts counting again) */
     int64_t nconns, nreqs, nqueued, ntotal_base, ntotal_last, ingress_mono_us;
     int64_t wake_mono_us; /* scale-to-zero woke it then; 0 = not waking */
+    /* scale-to-zero: drained at the ingress on its way to standby since (mono us), 0 = not;
+     * the stop follows once the ingress reports it drained and still quiet (model_s2z.c) */
+    int64_t s2z_drain_us;
 #define CTL_WAKE_TIME_MAX_S 300.0
     bool log_dirty;        /* console output not yet persisted */
     int64_t log_saved_end; /* stream offset up to which the store has it */

@@ -121,6 +121,9 @@ static char *ing_set(struct ctl_ctx *ctx, struct ing_metro *m)
              * held and wakes it, rather than finding the group empty */
             if (ctl_instance_sleeping(in))
                 st = NUBO_STATE_STANDBY;
+            /* about to go there: no new requests, those in flight finish (model_s2z.c) */
+            else if (in->s2z_drain_us && st == NUBO_STATE_RUNNING)
+                st = NUBO_STATE_DRAINING;
             /* standby and starting: the ingress holds requests while one wakes */
             if ((st != NUBO_STATE_RUNNING && st != NUBO_STATE_DRAINING &&
                  st != NUBO_STATE_STANDBY && st != NUBO_STATE_STARTING) ||

@@ -174,6 +174,7 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         if (!d[i].changed)
             continue;
         desired_row(&d[i], &in->row);
+        in->s2z_drain_us = 0; /* a standby drain ends with any start or stop */
         free(in->assign_json);
         in->assign_json = NULL;
         if (d[i].move_to) {

@@ -1,8 +1,9 @@
 /* Scale-to-zero: the model's side. The metro's nubo-ingress reports what HAProxy's per-server
  * counters say of each instance (open sessions, time since traffic last moved); an instance
- * whose policy is on or idle and that has been quiet for its cooldown goes to standby (its
- * domain stopped, its slot, address and group kept). A connection the ingress holds for a
- * group with nothing running wakes one standby instance. Decisions go through
+ * whose policy is on or idle and that has been quiet for its cooldown is drained at the
+ * ingress and then goes to standby (its domain stopped, its slot, address and group kept). A
+ * connection the ingress holds for a group with nothing running wakes one standby instance (or
+ * keeps one that is draining for standby). Decisions go through
  * ctl_instances_desire like any start or stop, so they are committed before they act. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,31 +22,63 @@ static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_tra
     if (z->policy == NUBO_S2Z_OFF || in->row.desired != NUBO_DESIRED_RUNNING ||
         ctl_instance_state(in) != NUBO_STATE_RUNNING)
         return false;
-    /* a request or connection in flight holds it (idle would also release silent TCP
-     * connections, which a stateless standby cannot keep: treated like on) */
-    if (t->current > 0)
-        return false;
     /* the guest holds itself awake (its scale_to_zero_disable counter) */
     if (in->obs.s2z_disable > 0)
         return false;
     /* a fresh start gets its cooldown before the first decision */
     if (in->obs.started_at_us > 0 && now_us - in->obs.started_at_us < z->cooldown_time_ms * 1000)
         return false;
-    return t->idle_ms >= z->cooldown_time_ms;
+    /* idle: client connections held open at the ingress (keep-alive) do not hold it, since
+     * their next request goes to the activator and wakes it; HTTP requests in flight and TCP
+     * connections do (silent_ms restarts while one is open: a TCP connection's next bytes go
+     * straight to the instance's address, which nothing would wake; ingress/README.md) */
+    if (z->policy == NUBO_S2Z_IDLE && t->silent_ms >= 0)
+        return t->silent_ms >= z->cooldown_time_ms;
+    /* on: any request or connection, held open at the ingress or in flight, holds it */
+    return t->current == 0 && t->idle_ms >= z->cooldown_time_ms;
+}
+
+/* The standby stop is drained: the first decision only drains the instance at the ingress (no
+ * new request reaches it; one that comes waits at the activator, which wakes it, i.e. cancels
+ * the drain). The stop follows on a report that shows every slot of it drained and it still
+ * quiet, so nothing that reached it before the drain is cut; a report that shows traffic since
+ * cancels the drain (its cooldown starts again). An ingress that never shows the drain (a slot
+ * HAProxy lost, an old ingress) cancels it after S2Z_DRAIN_MAX_US. */
+#define S2Z_DRAIN_MAX_US (30 * INT64_C(1000000))
+
+static void s2z_drain_end(struct ctl_ctx *ctx, struct ctl_instance *in, const char *why)
+{
+    in->s2z_drain_us = 0;
+    ctl_emit_instance_changed(ctx, in);
+    log_info("instance %s (%s): %s, stays running", in->row.name, in->row.uuid, why);
 }
 
 int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t, struct nubo_err *err)
 {
     cleanup_free struct ctl_desire *d = xcalloc(t->n_instances + 1, sizeof(*d));
     size_t n = 0;
-    int64_t now = nubo_now_us();
+    int64_t now = nubo_now_us(), mono = nubo_mono_us();
     for (size_t i = 0; i < t->n_instances; i++) {
-        struct ctl_instance *in = ctl_map_get(&ctx->instances, t->instances[i].instance);
+        const struct nubo_ingress_traffic_item *it = &t->instances[i];
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, it->instance);
         /* only the reporting metro's instances: one ingress cannot stop another's */
-        if (in == NULL || strcmp(in->row.metro, t->metro) != 0 ||
-            !s2z_due(in, &t->instances[i], now))
+        if (in == NULL || strcmp(in->row.metro, t->metro) != 0)
             continue;
-        d[n++] = (struct ctl_desire){.in = in, .standby = true};
+        bool due = s2z_due(in, it, now);
+        if (in->s2z_drain_us == 0) {
+            if (due) {
+                in->s2z_drain_us = mono;
+                ctl_emit_instance_changed(ctx, in); /* the watch shows it draining */
+                log_debug("instance %s: quiet for its cooldown, draining it for standby",
+                          in->row.name);
+            }
+        } else if (!due) {
+            s2z_drain_end(ctx, in, "traffic while draining for standby");
+        } else if (it->draining) {
+            d[n++] = (struct ctl_desire){.in = in, .standby = true};
+        } else if (mono - in->s2z_drain_us > S2Z_DRAIN_MAX_US) {
+            s2z_drain_end(ctx, in, "the ingress did not drain it for standby");
+        }
     }
     if (n == 0)
         return 0;
@@ -53,8 +86,9 @@ int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t, s
         return nubo_error_wrap(err, "scale-to-zero");
     for (size_t i = 0; i < n; i++)
         if (d[i].changed)
-            log_info("instance %s (%s): no traffic for %lld ms, to standby", d[i].in->row.name,
-                     d[i].in->row.uuid, (long long)d[i].in->row.s2z.cooldown_time_ms);
+            log_info("instance %s (%s): no traffic for %lld ms, drained, to standby",
+                     d[i].in->row.name, d[i].in->row.uuid,
+                     (long long)d[i].in->row.s2z.cooldown_time_ms);
     return 0;
 }
 
@@ -66,8 +100,13 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
     if (g == NULL || strcmp(g->row.metro, metro) != 0)
         return 0; /* gone meanwhile: nothing will come */
     struct ctl_instance *pick = NULL;
+    bool kept = false;
     for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
         enum nubo_state st = ctl_instance_state(in);
+        if (in->s2z_drain_us && !kept) { /* draining for standby: a request came, one stays */
+            s2z_drain_end(ctx, in, "a request waits while it drains for standby");
+            kept = true;
+        }
         if (in->row.desired == NUBO_DESIRED_RUNNING &&
             (st == NUBO_STATE_STARTING || st == NUBO_STATE_RUNNING))
             out->starting++;

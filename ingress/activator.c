@@ -7,7 +7,8 @@
  * uses only while none of the group's instance servers is up. A request arriving there is held
  * (its bytes read and dropped), the controller is asked to wake a standby instance
  * (POST /ingress/v1/wake), and once the watch shows the instance running and its server is
- * `ready` (the watch thread applied it before handing over the snapshot), the held connection
+ * `ready` (the watch thread applied it before handing over the snapshot) and a connect of our
+ * own to its port succeeds (the app may listen well after `running`), the held connection
  * is closed without an answer: HAProxy's `retry-on empty-response` with `option redispatch`
  * sends the buffered request again, now to the instance. The client sees one slow response.
  * Nothing will come (no standby or starting instance, or the wake timed out): a 503.
@@ -17,8 +18,11 @@
  * picks the instance's server. Nothing will come: the connection is closed.
  *
  * Reporter: every traffic_interval_ms, HAProxy's `show stat` per-server counters (scur, stot,
- * bin, bout) become, per instance, the sessions open now and the time since they last moved
- * (POST /ingress/v1/traffic); the controller decides standby. The same report carries the
+ * bin, bout) and the client connections per HTTP backend (`show table nubo_conns`: in HTTP mode
+ * a keep-alive connection between requests holds no server session) become, per instance, the
+ * sessions and connections open now, the time since they last moved, the time since the last
+ * request in flight (policy idle) and whether its slots are drained (POST
+ * /ingress/v1/traffic); the controller decides standby. The same report carries the
  * API's instance metrics: nreqs / nconns (scur of its HTTP / TCP servers), nqueued (qcur) and
  * ntotal (stot increments while it held the slot; kept an hour after it last had one, so a
  * standby and wake does not start it again). */
@@ -31,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,6 +60,8 @@
 #define ACT_MAX_PIPES 4096            /* spliced TCP connections; past it one is closed */
 #define ACT_PIPE_BUF (256u << 10)     /* bytes one direction of a splice holds before it waits */
 #define ACT_TOTAL_FORGET_US (3600 * INT64_C(1000000)) /* ntotal of an instance without a slot */
+#define ACT_PROBE_AGAIN_MS 20   /* a refused port probe is tried again after */
+#define ACT_PROBE_TIMEOUT_MS 1000
 
 #define ACT_503_BODY "no instance of this service could be started.\n"
 static const char act_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -67,12 +76,17 @@ struct act_target {
     bool ready; /* an instance server is up */
     bool tcp;   /* mode tcp: held connections are spliced, not retried */
     int64_t n_standby, n_starting;
+    /* a ready instance server's address, probed before what waits is released */
+    char ip[NUBO_IP_STR_MAX];
+    int64_t port;
+    char netns[NUBO_NAME_MAX + 1]; /* "" = reached directly */
 };
 struct act_slot {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
     char instance[NUBO_UUID_STR_LEN + 1]; /* "" = an empty slot (kept for ntotal) */
     bool http;
+    bool draining; /* HAProxy's drain state: no new requests */
 };
 struct act_snap {
     struct act_target *t;
@@ -90,6 +104,13 @@ struct act_listener {
     struct event *ev;
     int64_t wake_asked_us; /* 0 = not asked since it last had a ready server */
     bool seen;
+    /* The instance answers on its port: what waits is released only then (an app may listen
+     * well after the instance is reported running; HAProxy's few retries would not cover it). */
+    bool port_ok;
+    int64_t ready_us;         /* the first probe after it was ready, 0 = none yet */
+    int probe_fd;             /* a connect in progress, -1 = none */
+    struct event *probe_ev;   /* probe_fd writable (or its timeout) */
+    struct event *probe_tmr;  /* the next attempt */
 };
 struct act_held {
     struct act_held *next;
@@ -113,8 +134,11 @@ struct act_activity {
     char instance[NUBO_UUID_STR_LEN + 1];
     uint64_t sig;          /* stot + bin + bout over its servers */
     uint64_t seen_sig_acc; /* this round's sum */
-    int64_t cur;
-    int64_t changed_us;
+    int64_t cur;           /* this round's scur over its servers */
+    int64_t held;          /* this round's client connections open to its HTTP backends */
+    size_t n_slots, n_draining;
+    int64_t changed_us; /* counters moved, or cur + held above 0 (policy on) */
+    int64_t silent_us;  /* counters moved, or cur above 0 (policy idle) */
     bool seen;
 };
 
@@ -332,6 +356,125 @@ static void act_splice(struct ing_act *a, struct act_held *h)
     bufferevent_enable(p->b[1], EV_READ);
 }
 
+/* ---- probing a woken instance's port ---- */
+
+struct act_sock_arg {
+    const char *netns;
+    int fd, err;
+};
+
+static void *act_sock_thread(void *arg)
+{
+    struct act_sock_arg *s = arg;
+    char path[NUBO_NAME_MAX + 32];
+    snprintf(path, sizeof(path), "/var/run/netns/%s", s->netns);
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+        s->err = errno;
+    else if ((s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        s->err = errno;
+    if (ns >= 0)
+        close(ns);
+    return NULL;
+}
+
+/* A TCP socket in network namespace netns ("" = ours), as HAProxy's `namespace` opens its
+ * server sockets: made on a thread of its own, whose namespace ends with it. */
+static int act_socket_in(const char *netns)
+{
+    if (!netns[0])
+        return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct act_sock_arg s = {.netns = netns, .fd = -1};
+    pthread_t th;
+    int rc = pthread_create(&th, NULL, act_sock_thread, &s);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(th, NULL);
+    errno = s.err;
+    return s.fd;
+}
+
+static void probe_stop(struct act_listener *l)
+{
+    if (l->probe_ev)
+        event_del(l->probe_ev);
+    if (l->probe_tmr)
+        event_del(l->probe_tmr);
+    if (l->probe_fd >= 0)
+        close(l->probe_fd);
+    l->probe_fd = -1;
+}
+
+static void act_settle(struct ing_act *a, const char *be);
+static void probe_start(struct act_listener *l, const struct act_target *t);
+
+static void probe_done(struct act_listener *l, bool ok)
+{
+    probe_stop(l);
+    if (ok) {
+        l->port_ok = true;
+        act_settle(l->a, l->be);
+    } else {
+        struct timeval tv = {0, ACT_PROBE_AGAIN_MS * 1000};
+        evtimer_add(l->probe_tmr, &tv);
+    }
+}
+
+static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct act_listener *l = arg;
+    int e = ETIMEDOUT;
+    socklen_t len = sizeof(e);
+    if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+        e = errno;
+    probe_done(l, e == 0);
+}
+
+static void probe_tmr_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct act_listener *l = arg;
+    const struct act_target *t = snap_target(&l->a->snap, l->be);
+    bool waiting = false;
+    for (struct act_held *h = l->a->held; h && !waiting; h = h->next)
+        waiting = strcmp(h->be, l->be) == 0;
+    if (t && t->ready && waiting) /* else nothing to probe for any more */
+        probe_start(l, t);
+}
+
+/* One connect to t's instance server; its answer settles what waits, a refusal tries again. */
+static void probe_start(struct act_listener *l, const struct act_target *t)
+{
+    if (l->probe_fd >= 0 || evtimer_pending(l->probe_tmr, NULL))
+        return;
+    if (l->ready_us == 0)
+        l->ready_us = nubo_mono_us();
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port)};
+    if (inet_pton(AF_INET, t->ip, &sa.sin_addr) != 1) {
+        probe_done(l, true); /* nothing to probe: HAProxy's retries are all there is */
+        return;
+    }
+    l->probe_fd = act_socket_in(t->netns);
+    if (l->probe_fd < 0) {
+        log_warnx("%s: cannot probe %s:%lld in namespace %s: %s (releasing at once)", l->be,
+                  t->ip, (long long)t->port, t->netns, strerror(errno));
+        probe_done(l, true);
+        return;
+    }
+    if (connect(l->probe_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        probe_done(l, true);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        probe_done(l, false);
+        return;
+    }
+    struct timeval tv = {ACT_PROBE_TIMEOUT_MS / 1000, (ACT_PROBE_TIMEOUT_MS % 1000) * 1000};
+    event_assign(l->probe_ev, l->a->base, l->probe_fd, EV_WRITE, probe_io_cb, l);
+    event_add(l->probe_ev, &tv);
+}
+
 /* Settle what waits for be: release it to the instance, answer 503, or (re)ask a wake. */
 static void act_settle(struct ing_act *a, const char *be)
 {
@@ -347,8 +490,10 @@ static void act_settle(struct ing_act *a, const char *be)
     int verdict = 0; /* 1 release, -1 refuse, 0 wait */
     if (t == NULL || l == NULL)
         verdict = -1;
-    else if (t->ready)
+    else if (t->ready && l->port_ok)
         verdict = 1;
+    else if (t->ready)
+        probe_start(l, t); /* settles again when the port answers */
     else if (t->n_starting == 0 && t->n_standby == 0)
         verdict = -1; /* stopped by a user, crashed while waking, deleted: nothing comes */
     else if (t->n_starting == 0 &&
@@ -372,20 +517,26 @@ static void act_settle(struct ing_act *a, const char *be)
     }
     if (verdict == 0)
         return;
+    int64_t now = nubo_mono_us(), oldest = now, n = 0;
     for (struct act_held *h = a->held, *nx; h; h = nx) {
         nx = h->next;
         if (strcmp(h->be, be) == 0) {
-            if (verdict > 0)
-                log_debug("%s: released a %s held %lld ms", be, h->tcp ? "connection" : "request",
-                          (long long)(nubo_mono_us() - h->since_us) / 1000);
+            oldest = h->since_us < oldest ? h->since_us : oldest;
+            n++;
             if (verdict > 0 && h->tcp)
                 act_splice(a, h);
             else
                 held_free(a, h, verdict < 0);
         }
     }
-    if (verdict > 0 && l)
+    if (verdict > 0 && l) {
+        /* the wake's phases at the ingress (bench/s2z_wake.sh reads them) */
+        log_info("%s: released %lld held for up to %lld ms; its port answered %lld ms after the "
+                 "instance was ready",
+                 be, (long long)n, (long long)(now - oldest) / 1000,
+                 (long long)(l->ready_us ? (now - l->ready_us) / 1000 : -1));
         l->wake_asked_us = 0;
+    }
 }
 
 static void held_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -428,7 +579,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
             return;
         const struct act_target *t = snap_target(&a->snap, l->be);
         bool tcp = t && t->tcp;
-        if (t && t->ready && !tcp) {
+        if (t && t->ready && l->port_ok && !tcp) {
             /* an instance came up since HAProxy picked us: retried there at once */
             close(fd);
             continue;
@@ -480,6 +631,7 @@ static int listener_open(struct ing_act *a, const char *be, struct nubo_err *err
     if (!l)
         return nubo_error(err, ENOMEM, "activator %s", be);
     l->a = a;
+    l->probe_fd = -1;
     snprintf(l->be, sizeof(l->be), "%s", be);
     ing_act_sock_path(a->cfg, be, l->path, sizeof(l->path));
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -504,7 +656,15 @@ static int listener_open(struct ing_act *a, const char *be, struct nubo_err *err
         return nubo_error(err, e, "cannot listen on %s", sa.sun_path);
     }
     l->ev = event_new(a->base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
-    if (!l->ev) {
+    l->probe_ev = event_new(a->base, -1, 0, probe_io_cb, l);
+    l->probe_tmr = evtimer_new(a->base, probe_tmr_cb, l);
+    if (!l->ev || !l->probe_ev || !l->probe_tmr) {
+        if (l->ev)
+            event_free(l->ev);
+        if (l->probe_ev)
+            event_free(l->probe_ev);
+        if (l->probe_tmr)
+            event_free(l->probe_tmr);
         close(l->fd);
         unlink(l->path);
         free(l);
@@ -518,6 +678,9 @@ static int listener_open(struct ing_act *a, const char *be, struct nubo_err *err
 
 static void listener_close(struct act_listener *l)
 {
+    probe_stop(l);
+    event_free(l->probe_ev);
+    event_free(l->probe_tmr);
     event_free(l->ev);
     close(l->fd);
     unlink(l->path);
@@ -545,6 +708,11 @@ static void act_take_snapshot(struct ing_act *a)
             l = l->next;
         if (l) {
             l->seen = true;
+            if (!a->snap.t[i].ready) { /* the next instance's port is probed afresh */
+                l->port_ok = false;
+                l->ready_us = 0;
+                probe_stop(l);
+            }
             continue;
         }
         struct nubo_err err = {0};
@@ -643,6 +811,23 @@ int ing_stat_server(const char *csv, const char *be, const char *server, struct 
         csv_field(line, 9, f, sizeof(f));
         out->bout = strtoull(f, NULL, 10);
         return 1;
+    }
+    return 0;
+}
+
+int64_t ing_table_conns(const char *table, const char *be)
+{
+    size_t n = strlen(be);
+    for (const char *line = table; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *k = strstr(line, " key=");
+        const char *eol = strchr(line, '\n');
+        if (!k || (eol && k > eol) || strncmp(k + 5, be, n) != 0 || k[5 + n] != ' ')
+            continue;
+        const char *c = strstr(k, " conn_cur=");
+        if (!c || (eol && c > eol))
+            return 0;
+        return strtoll(c + 10, NULL, 10);
     }
     return 0;
 }
@@ -782,6 +967,17 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
         log_debug("traffic: %s", err.msg);
         return;
     }
+    /* client connections per HTTP backend (keep-alive ones between requests have no server
+     * session): without the table the report is by server sessions alone */
+    char *table = NULL;
+    bool any_http = false;
+    for (size_t i = 0; i < a->snap.ns && !any_http; i++)
+        any_http = a->snap.s[i].http && a->snap.s[i].instance[0];
+    if (any_http &&
+        ing_sock_cmd(a->runtime_sock, "show table " ING_CONNS_TABLE, 2000, &table, &err) < 0) {
+        log_debug("traffic: %s", err.msg);
+        table = NULL;
+    }
     int64_t now = nubo_mono_us();
     for (size_t i = 0; i < a->n_act; i++)
         a->act[i].seen = false;
@@ -802,17 +998,23 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac = &a->act[a->n_act++];
             memset(ac, 0, sizeof(*ac));
             snprintf(ac->instance, sizeof(ac->instance), "%s", sl->instance);
-            ac->changed_us = now; /* it just joined: its cooldown starts now */
+            ac->changed_us = ac->silent_us = now; /* it just joined: its cooldown starts now */
             ac->sig = UINT64_MAX;
         }
         if (!ac->seen) {
             ac->seen = true;
-            ac->cur = 0;
+            ac->cur = ac->held = 0;
+            ac->n_slots = ac->n_draining = 0;
             ac->seen_sig_acc = 0;
         }
         ing_stat_instance(csv, sl->be, sl->server, &ac->cur, &ac->seen_sig_acc);
+        if (sl->http && table)
+            ac->held += ing_table_conns(table, sl->be);
+        ac->n_slots++;
+        ac->n_draining += sl->draining;
     }
     free(csv);
+    free(table);
     /* forget instances without a slot; report the others */
     size_t w = 0;
     for (size_t i = 0; i < a->n_act; i++)
@@ -826,13 +1028,18 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
         return;
     for (size_t i = 0; i < a->n_act; i++) {
         struct act_activity *ac = &a->act[i];
-        if (ac->cur > 0 || (ac->sig != UINT64_MAX && ac->seen_sig_acc != ac->sig))
+        bool moved = ac->sig != UINT64_MAX && ac->seen_sig_acc != ac->sig;
+        if (moved || ac->cur + ac->held > 0)
             ac->changed_us = now;
+        if (moved || ac->cur > 0)
+            ac->silent_us = now;
         ac->sig = ac->seen_sig_acc;
         struct nubo_ingress_traffic_item *it = &t.instances[t.n_instances++];
         snprintf(it->instance, sizeof(it->instance), "%s", ac->instance);
-        it->current = ac->cur;
+        it->current = ac->cur + ac->held;
         it->idle_ms = (now - ac->changed_us) / 1000;
+        it->silent_ms = (now - ac->silent_us) / 1000;
+        it->draining = ac->n_slots > 0 && ac->n_draining == ac->n_slots;
     }
     act_count_fill(a, &t);
     if (t.n_instances > 0 &&
@@ -930,13 +1137,18 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
         for (size_t j = 0; j < b->n_nodes; j++)
             for (size_t k = 0; k < b->nodes[j].n_slots; k++) {
                 const struct ing_slot *sl = &b->nodes[j].slots[k];
-                if (t && sl->instance[0] && !sl->draining)
+                if (t && sl->instance[0] && !sl->draining && !t->ready) {
                     t->ready = true;
+                    snprintf(t->ip, sizeof(t->ip), "%s", sl->ip);
+                    t->port = b->dest_port;
+                    snprintf(t->netns, sizeof(t->netns), "%s", b->nodes[j].netns);
+                }
                 struct act_slot *as = &s.s[s.ns++];
                 snprintf(as->be, sizeof(as->be), "%s", b->name);
                 snprintf(as->server, sizeof(as->server), "%s-%zu", b->nodes[j].node, k + 1);
                 snprintf(as->instance, sizeof(as->instance), "%s", sl->instance);
                 as->http = b->http;
+                as->draining = sl->draining;
             }
     }
     pthread_mutex_lock(&a->mu);

@@ -18,6 +18,8 @@
 #define ING_MAX_NODES 4096
 #define ING_MIN_SLOTS 2          /* server slots a backend gets per node at least */
 #define ING_BE_NAME_MAX 96
+/* HAProxy stick table: client connections open per HTTP backend (render.c, activator.c) */
+#define ING_CONNS_TABLE "nubo_conns"
 #define ING_CMD_MAX 1024         /* one runtime API command line */
 #define ING_RT_REPLY_MAX (1u << 20)
 
@@ -171,6 +173,9 @@ struct ing_srv_stat {
     uint64_t stot, bin, bout;
 };
 int ing_stat_server(const char *csv, const char *be, const char *server, struct ing_srv_stat *out);
+/* conn_cur of key be in `show table` output (the client connections tracked under it), 0 when
+ * it is not there. */
+int64_t ing_table_conns(const char *table, const char *be);
 /* A server slot's stot over successive reads, so that each instance's ntotal counts only the
  * sessions it was handed: holder is who has the slot now ("" = empty: the server is in
  * maintenance and takes nothing). Returns the increment that belongs to holder. */

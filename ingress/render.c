@@ -23,6 +23,11 @@ static void render_frontend(FILE *f, const struct ing_config *cfg, const struct 
         fprintf(f, " ssl crt-list %s/crt-list%s", cfg->runtime_dir,
                 fe->http ? " alpn h2,http/1.1" : "");
     fputc('\n', f);
+    /* scale-to-zero: the client connections open to each group (keep-alive ones between
+     * requests hold no server session), by the backend their SNI names (activator.c) */
+    if (fe->http && fe->tls)
+        fprintf(f, "    tcp-request session track-sc2 ssl_fc_sni,lower,map(%s) table %s\n", map,
+                ING_CONNS_TABLE);
     if (fe->http)
         fprintf(f, "    use_backend %%[req.hdr(host),field(1,:),lower,map(%s,nubo_no_route)]\n",
                 map);
@@ -117,6 +122,9 @@ char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, 
     fprintf(f, "    mode http\n");
     fprintf(f, "    http-request return status 503 content-type text/plain string \"no service "
                "for this host\"\n\n");
+    fprintf(f, "backend %s\n", ING_CONNS_TABLE);
+    fprintf(f, "    stick-table type string len %d size 100k expire 10m store conn_cur\n\n",
+            ING_BE_NAME_MAX);
     fprintf(f, "backend nubo_no_route_tcp\n");
     fprintf(f, "    mode tcp\n");
     fprintf(f, "    tcp-request content reject\n\n");

@@ -348,10 +348,12 @@ json_t *nubo_ingress_traffic_encode(const struct nubo_ingress_traffic *t)
     {
         const struct nubo_ingress_traffic_item *it = &t->instances[i];
         json_array_append_new(
-            a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "instance", it->instance,
-                         "current", (json_int_t)it->current, "idle_ms", (json_int_t)it->idle_ms,
-                         "nconns", (json_int_t)it->nconns, "nreqs", (json_int_t)it->nreqs,
-                         "nqueued", (json_int_t)it->nqueued, "ntotal", (json_int_t)it->ntotal));
+            a, json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "instance",
+                         it->instance, "current", (json_int_t)it->current, "idle_ms",
+                         (json_int_t)it->idle_ms, "silent_ms", (json_int_t)it->silent_ms,
+                         "draining", it->draining, "nconns", (json_int_t)it->nconns, "nreqs",
+                         (json_int_t)it->nreqs, "nqueued", (json_int_t)it->nqueued, "ntotal",
+                         (json_int_t)it->ntotal));
     }
     return json_pack("{s:s, s:o}", "metro", t->metro, "instances", a);
 }
@@ -395,6 +397,9 @@ int nubo_ingress_traffic_decode(json_t *j, struct nubo_ingress_traffic *out, str
         }
         TRY(pj_int(v, ctx, "current", true, 0, INT64_C(1) << 40, &it->current, err));
         TRY(pj_int(v, ctx, "idle_ms", true, 0, INT64_C(1) << 50, &it->idle_ms, err));
+        it->silent_ms = -1;
+        TRY(pj_int(v, ctx, "silent_ms", false, 0, INT64_C(1) << 50, &it->silent_ms, err));
+        TRY(pj_bool(v, ctx, "draining", false, &it->draining, err));
         TRY(pj_int(v, ctx, "nconns", false, 0, INT64_C(1) << 40, &it->nconns, err));
         TRY(pj_int(v, ctx, "nreqs", false, 0, INT64_C(1) << 40, &it->nreqs, err));
         TRY(pj_int(v, ctx, "nqueued", false, 0, INT64_C(1) << 40, &it->nqueued, err));

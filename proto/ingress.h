@@ -100,8 +100,15 @@ struct nubo_ingress_watch_resp {
  * a server slot; the controller's scale-to-zero decides from it. */
 struct nubo_ingress_traffic_item {
     char instance[NUBO_UUID_STR_LEN + 1];
-    int64_t current; /* sessions open to it now (HAProxy scur) */
-    int64_t idle_ms; /* since its counters last moved (or it joined) */
+    /* sessions open to it now (HAProxy scur: HTTP requests in flight, TCP connections) plus
+     * the client connections open at the ingress to its group's HTTP ports (keep-alive) */
+    int64_t current;
+    int64_t idle_ms; /* since its counters last moved or current was above 0 (or it joined) */
+    /* since its counters last moved or an HTTP request or TCP connection was open to it:
+     * client connections merely held open at the ingress do not count (policy idle); -1 = not
+     * reported (an older ingress) */
+    int64_t silent_ms;
+    bool draining; /* every server slot it has is in HAProxy's drain state */
     /* The spec's instance metrics, summed over the instance's servers (optional on the wire:
      * an older ingress sends none). nconns: sessions open now on its TCP (non-HTTP) ports;
      * nreqs: HTTP requests in flight (scur of its HTTP servers); nqueued: waiting in HAProxy's

@@ -6,7 +6,9 @@
 # no traffic; the next HTTPS request through its URL is held and answered once it has woken;
 # 10 concurrent first requests all succeed with one wake; a standby instance a user stopped is
 # not woken (503 at once); a TCP+TLS port's connection wakes its instance too (held by the
-# activator, spliced back into HAProxy). Plus the create API's scale_to_zero forms.
+# activator, spliced back into HAProxy); policy idle lets an instance go while a keep-alive
+# client connection stays open and silent at the ingress (its next request wakes it), policy on
+# does not. Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
 t_need_root
 source "$NUBO_SRC/tests/tools/controller-env.sh"
@@ -47,7 +49,7 @@ FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
 
 ing_start "$NODE" "$NS" "traffic_interval_ms = 200
-wake_timeout_ms = 10000"
+wake_timeout_ms = 30000"
 
 get() { ing_get "$FQDN" "$1"; }
 # one python per look (python's start-up dominates on a loaded machine): "state start_count"
@@ -107,6 +109,58 @@ api GET "/v1/instances/sleepy/wait?state=running&timeout_ms=10000"
 expect 200 "running after start"
 api DELETE /v1/instances/sleepy
 expect 200 delete
+# --- policy idle vs on, each with a keep-alive client connection open through the ingress: the
+# idle instance goes to standby (HAProxy holds the silent connection; it has no request in
+# flight), the on instance stays running; the next request on each same connection is answered
+SVC443='"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"autostart":true,"wait_timeout_ms":10000'
+api POST /v1/instances "{\"image\":\"admin/hello:latest\",\"name\":\"idler\",\"scale_to_zero\":{\"policy\":\"idle\",\"cooldown_time_ms\":1000},$SVC443}"
+expect 200 "create an idle instance"
+IDLEFQ=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+api POST /v1/instances "{\"image\":\"admin/hello:latest\",\"name\":\"keeper\",\"scale_to_zero\":{\"policy\":\"on\",\"cooldown_time_ms\":1000},$SVC443}"
+expect 200 "create an on instance"
+KEEPFQ=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
+for fq in "$IDLEFQ" "$KEEPFQ"; do
+    t_wait_for 20 bash -c "$(declare -f ing_get); ADDR=$ADDR T_TMP=$T_TMP; ing_get $fq /dev/null | grep -q '^200'" \
+        || t_fail "no answer through the ingress for $fq"
+done
+# one request on each connection, then (after $T_TMP/go appears) one more on the same one
+python3 - "$ADDR" "$T_TMP/cert.pem" "$T_TMP/go" "$IDLEFQ" "$KEEPFQ" > "$T_TMP/ka.out" 2>&1 <<'PY' &
+import http.client, os, socket, ssl, sys, time
+addr, ca, go, fqs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+cs = []
+for fq in fqs:
+    c = http.client.HTTPSConnection(fq, 443, context=ssl.create_default_context(cafile=ca))
+    c._create_connection = lambda *a, **k: socket.create_connection((addr, 443))
+    try:
+        c.request("GET", "/"); r = c.getresponse(); r.read()
+    except OSError as e:
+        sys.exit("%.3f first %s: %r" % (time.time(), fq, e))
+    cs.append((c, c.sock.getsockname())); print("first", fq, r.status, flush=True)
+while not os.path.exists(go):
+    time.sleep(0.05)
+for fq, (c, name) in zip(fqs, cs):
+    c.request("GET", "/"); r = c.getresponse(); body = r.read()
+    same = c.sock is not None and c.sock.getsockname() == name
+    print("second", fq, r.status, "same" if same else "reconnected", b"Hello from nubo" in body, flush=True)
+PY
+KA=$!
+t_log "keep-alive client started"
+t_wait_for 60 grep -q "first $KEEPFQ" "$T_TMP/ka.out" || t_fail "keep-alive client: $(cat "$T_TMP/ka.out")"
+api GET "/v1/instances/idler/wait?state=standby&timeout_ms=8000"
+expect 200 "idle instance with a silent keep-alive connection to standby"
+sleep 1.5 # past the on instance's cooldown too
+api GET /v1/instances/keeper
+[ "$(jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])')" = "running 1" ] \
+    || t_fail "an on instance with an open connection left running: $BODY"
+touch "$T_TMP/go"
+wait $KA || t_fail "keep-alive client: $(cat "$T_TMP/ka.out")"
+grep -q "second $IDLEFQ 200 same True" "$T_TMP/ka.out" || t_fail "idle: the request on the held connection: $(cat "$T_TMP/ka.out")"
+grep -q "second $KEEPFQ 200 same True" "$T_TMP/ka.out" || t_fail "on: the second request: $(cat "$T_TMP/ka.out")"
+api GET /v1/instances/idler
+[ "$(jget 'd["data"]["instances"][0]["start_count"]')" = 2 ] || t_fail "idle instance not woken once: $BODY"
+t_log "idle: standby under a silent keep-alive connection, woken by its next request; on: held awake"
+for n in idler keeper; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
+
 # --- a TCP+TLS port (no http handler): the held connection is woken and spliced through
 api POST /v1/instances '{"image":"admin/hello:latest","name":"rawzz","scale_to_zero":{"policy":"on","cooldown_time_ms":1500},"service_group":{"services":[{"port":18443,"destination_port":8080,"handlers":["tls"]}]},"autostart":true,"wait_timeout_ms":10000}'
 expect 200 "create a TCP service"

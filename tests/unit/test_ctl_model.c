@@ -451,9 +451,37 @@ static void test_scale_to_zero(void **state)
     snprintf(t.metro, sizeof(t.metro), "ams");
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
-    /* quiet past the cooldown: stopped (forced) as standby */
+    /* quiet past the cooldown: drained at the ingress first, still running */
     snprintf(t.metro, sizeof(t.metro), "fra");
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in->s2z_drain_us > 0);
+    assert_false(in->row.standby);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
+    /* traffic before the drain took: the drain ends, it stays */
+    it.idle_ms = 10;
+    it.draining = true;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(in->s2z_drain_us, 0);
+    assert_false(in->row.standby);
+    /* drained again; a request waiting at the activator keeps it (no second instance started) */
+    it.idle_ms = 200;
+    it.draining = false;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in->s2z_drain_us > 0);
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(wr.woken, 0);
+    assert_int_equal(wr.starting, 1);
+    assert_int_equal(in->s2z_drain_us, 0);
+    assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
+    /* drained again, and a report that shows it drained and still quiet: stopped (forced) as
+     * standby; one that does not show the drain yet changes nothing */
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_false(in->row.standby);
+    it.draining = true;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(in->s2z_drain_us, 0);
     assert_true(in->row.standby);
     assert_true(in->row.stop_force);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
@@ -469,7 +497,6 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(in->row.s2z.policy, NUBO_S2Z_ON);
     assert_int_equal(in->row.s2z.cooldown_time_ms, 100);
     /* a wake starts it once; another wake while it starts starts nothing more */
-    struct nubo_ingress_wake_resp wr;
     assert_int_equal(ctl_s2z_wake(ctx, "ams", svc, &wr, &err), 0);
     assert_int_equal(wr.starting, 0); /* not the asking ingress's metro */
     assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
@@ -483,7 +510,8 @@ static void test_scale_to_zero(void **state)
     r = report(in, NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
-    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drain */
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drained: standby */
     r = report(in, NUBO_STATE_STOPPED);
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
@@ -615,7 +643,9 @@ static void test_scale_to_zero_stateful(void **state)
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING); /* held by its guest */
     r.s2z_disable = 0;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
-    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    it.draining = true;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drain */
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drained: standby */
     assert_true(in->row.standby);
     assert_false(in->row.stop_force); /* a destroy would lose what the save keeps */
     /* a request arriving while the node still saves it wakes it (not an empty group) */
@@ -629,11 +659,71 @@ static void test_scale_to_zero_stateful(void **state)
     assert_int_equal(ctl_instances_delete(ctx, v, 1, &err), 0);
 }
 
+/* Policy idle: client connections held open at the ingress do not hold it (silent_ms), an
+ * HTTP request in flight or a TCP connection does (they restart silent_ms); on is held by both;
+ * a report without silent_ms decides idle like on. */
+static void test_scale_to_zero_idle(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    add_node(ctx, "a", "fra", 1024);
+    struct ctl_instance *in[2];
+    struct nubo_ingress_traffic_item it[2];
+    struct nubo_err err = {0};
+    for (int i = 0; i < 2; i++) {
+        json_t *sg =
+            json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
+        struct nubo_create_req cr;
+        nubo_create_req_init(&cr);
+        snprintf(cr.name, sizeof(cr.name), i ? "on" : "idle");
+        snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+        cr.scale_to_zero =
+            (struct nubo_scale_to_zero){i ? NUBO_S2Z_ON : NUBO_S2Z_IDLE, false, 100};
+        cr.autostart = true;
+        struct ctl_instance *made[2];
+        size_t n = 0;
+        assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+        json_decref(sg);
+        nubo_create_req_free(&cr);
+        in[i] = made[0];
+        struct nubo_status_report r = report(in[i], NUBO_STATE_RUNNING);
+        r.started_at_us = nubo_now_us() - 10 * 1000000;
+        assert_int_equal(ctl_instances_observe(ctx, in[i]->node, &r, 1, &err), 0);
+        /* a keep-alive client connection open at the ingress, silent for 5 s */
+        it[i] = (struct nubo_ingress_traffic_item){.current = 1, .idle_ms = 0, .silent_ms = 5000};
+        memcpy(it[i].instance, in[i]->row.uuid, sizeof(it[i].instance));
+    }
+    struct nubo_ingress_traffic t = {"fra", it, 2};
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in[0]->s2z_drain_us > 0); /* idle: on its way */
+    assert_int_equal(in[1]->s2z_drain_us, 0); /* on: held by the connection */
+    it[0].draining = it[1].draining = true;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in[0]->row.standby);
+    assert_false(in[1]->row.standby);
+    /* a request in flight (silent_ms restarts) holds idle; an older ingress: idle as on */
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", in[0]->svc->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.woken, 1);
+    struct nubo_status_report r = report(in[0], NUBO_STATE_RUNNING);
+    r.started_at_us = nubo_now_us() - 10 * 1000000;
+    assert_int_equal(ctl_instances_observe(ctx, in[0]->node, &r, 1, &err), 0);
+    it[0].silent_ms = 0;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(in[0]->s2z_drain_us, 0);
+    it[0].silent_ms = -1;
+    it[0].idle_ms = 5000;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(in[0]->s2z_drain_us, 0); /* current 1 */
+    struct ctl_instance *v[2] = {in[0], in[1]};
+    assert_int_equal(ctl_instances_delete(ctx, v, 2, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_subnets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_to_zero_stateful, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_to_zero_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_stretch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_spread_and_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_all_or_nothing, setup, teardown),

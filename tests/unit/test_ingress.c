@@ -106,6 +106,7 @@ static const char golden_config[] =
     "frontend fe_443\n"
     "    mode http\n"
     "    bind 127.0.0.1:18443 ssl crt-list /run/ingt/crt-list alpn h2,http/1.1\n"
+    "    tcp-request session track-sc2 ssl_fc_sni,lower,map(/run/ingt/maps/fe_443.map) table nubo_conns\n"
     "    use_backend %[req.hdr(host),field(1,:),lower,map(/run/ingt/maps/fe_443.map,nubo_no_route)]\n"
     "\n"
     "frontend fe_5432\n"
@@ -117,6 +118,8 @@ static const char golden_config[] =
     "    mode http\n"
     "    http-request return status 503 content-type text/plain string \"no service for this host\"\n"
     "\n"
+    "backend nubo_conns\n"
+    "    stick-table type string len 96 size 100k expire 10m store conn_cur\n\n"
     "backend nubo_no_route_tcp\n"
     "    mode tcp\n"
     "    tcp-request content reject\n"
@@ -393,6 +396,13 @@ static void test_standby(void **state)
     assert_int_equal(cur, 3);
     assert_int_equal(sig, 17 + 1000 + 2000 + 3 + 10 + 20);
     assert_int_equal(ing_stat_instance(csv, "be_x", "fra-2-1", &cur, &sig), 0);
+    /* `show table nubo_conns`: client connections per backend, exact key only */
+    const char *tbl = "# table: nubo_conns, type: string, size:102400, used:2\n"
+                      "0x55c1: key=be_x_443 use=2 exp=598472 conn_cur=2\n"
+                      "0x55c2: key=be_x use=1 exp=598472 conn_cur=1\n";
+    assert_int_equal(ing_table_conns(tbl, "be_x"), 1);
+    assert_int_equal(ing_table_conns(tbl, "be_x_443"), 2);
+    assert_int_equal(ing_table_conns(tbl, "be_y"), 0);
 
     struct ing_srv_stat st;
     const char *csv2 = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq\n"
