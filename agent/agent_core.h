@@ -174,6 +174,9 @@ char *agent_fw_guest_add(const struct agent_fw_guest *g);
 char *agent_fw_guest_del(const char *tap);
 /* Run rule text through libnftables inside netns_path ("" = the agent's own namespace). */
 int agent_fw_apply(const char *netns_path, const char *text, struct nubo_err *err);
+/* The same without waiting (takes TEXT): queued in call order behind earlier texts, applied by
+ * the next caller or a thread of its own; a failure is logged. For the main thread. */
+void agent_fw_apply_async(const char *netns_path, char *text);
 struct agent;
 /* Reconcile: replace the node ruleset with one for every guest the agent holds. */
 int agent_fw_sync(struct agent *ag, struct nubo_err *err);

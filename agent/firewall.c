@@ -320,6 +320,7 @@ struct fw_req {
     const char *ns, *text;
     int rc;
     bool done;
+    bool detached; /* agent_fw_apply_async's: owns ns and text, freed once applied */
     struct nubo_err err;
     struct fw_req *next;
 };
@@ -382,7 +383,58 @@ static void fw_combine(const char *ns)
         next = r->next;
         r->rc = rc == 0 ? 0 : fw_run_in(ns, r->text, &r->err);
         r->done = true;
+        if (r->detached) {
+            if (r->rc < 0)
+                log_warnx("%s", r->err.msg);
+            free((char *)r->ns);
+            free((char *)r->text);
+            free(r);
+        }
     }
+}
+
+static void *fw_flush(void *arg)
+{
+    char *ns = arg;
+    pthread_mutex_lock(&fw_mu);
+    fw_combine(ns);
+    pthread_mutex_unlock(&fw_mu);
+    free(ns);
+    return NULL;
+}
+
+void agent_fw_apply_async(const char *netns_path, char *text)
+{
+    if (!text)
+        return; /* nothing valid to apply (a bad name never got rules either) */
+    struct fw_req *r = calloc(1, sizeof(*r));
+    char *ns = r ? strdup(netns_path ? netns_path : "") : NULL;
+    char *flush_ns = ns ? strdup(ns) : NULL;
+    if (!flush_ns) {
+        free(ns);
+        free(r);
+        free(text);
+        log_warnx("cannot queue a guest rule change: out of memory");
+        return;
+    }
+    r->ns = ns;
+    r->text = text;
+    r->detached = true;
+    pthread_mutex_lock(&fw_q_mu);
+    r->next = fw_q;
+    fw_q = r;
+    pthread_mutex_unlock(&fw_q_mu);
+    /* Whoever holds fw_mu next applies it; this thread makes sure someone does. */
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, fw_flush, flush_ns) != 0) {
+        pthread_attr_destroy(&at);
+        fw_flush(flush_ns); /* no thread: apply it here rather than never */
+        return;
+    }
+    pthread_attr_destroy(&at);
 }
 
 int agent_fw_apply(const char *netns_path, const char *text, struct nubo_err *err)

@@ -629,6 +629,30 @@ struct create_job {
     char net_error[AGENT_MSG_MAX];
 };
 
+/* A take's phases, posted as soon as the slot is resumed: the guest's readiness is usually
+ * read before the worker is back (rules and label follow the resume), and the report that says
+ * `running` - the one the create's response waits for - should carry them. */
+struct take_phases {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+    int64_t t0_mono, t_resume_mono, copy_us;
+};
+
+static void take_resumed(struct agent *ag, void *arg)
+{
+    struct take_phases *p = arg;
+    struct agent_instance *in = agent_instance_find(ag, p->uuid);
+    if (in && in->op_gen == p->gen && in->op == AGENT_OP_CREATE) {
+        in->r.phases.domain_us = p->t0_mono - in->t_prep_mono_us;
+        in->r.phases.slot_us = p->t_resume_mono - p->t0_mono;
+        in->r.phases.copy_us = p->copy_us;
+        if (in->ready_seen && in->r.boot_time_us > in->r.phases.slot_us)
+            in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.slot_us;
+        agent_mark_dirty(ag, in);
+    }
+    free(p);
+}
+
 /* Taking a warm slot: the guest written into its paused RAM, its console file handed to the
  * instance (qemu keeps writing through its fd), its metadata naming the instance (for a
  * re-adopting agent), its rules in, then resumed. Before the resume nothing of the guest ran:
@@ -656,6 +680,13 @@ static void take_work(struct create_job *j)
     if (rc == 0 && virDomainResume(d) < 0)
         rc = nubo_error(&err, 0, "cannot resume the slot: %s", virGetLastErrorMessage());
     j->t1_mono = nubo_mono_us();
+    struct take_phases *tp = rc == 0 ? calloc(1, sizeof(*tp)) : NULL;
+    if (tp) {
+        *tp = (struct take_phases){.gen = j->gen, .t0_mono = j->t0_mono,
+                                   .t_resume_mono = j->t_resume_mono, .copy_us = j->copy_us};
+        snprintf(tp->uuid, sizeof(tp->uuid), "%s", j->uuid);
+        agent_post_main(j->ag, take_resumed, tp);
+    }
     /* The guest's rules after the resume, off its boot path: its tap (attached at launch)
      * passes nothing until they are in (firewall.c, rule 6), so the order fails closed; a
      * guest needs longer than this to send its first frame. */

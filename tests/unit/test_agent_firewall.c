@@ -187,8 +187,17 @@ static int burst_roundtrip(void)
             return 11;
     if (calls[BURST].rc == 0)
         return 12;
+    /* a removal queued without waiting goes before what is asked for after it */
+    agent_fw_apply_async("", agent_fw_guest_del("nt000000000000"));
+    struct agent_fw_guest again = {.tap = "nt000000000001", .ip = "10.64.2.3"};
+    char *t = agent_fw_guest_add(&again);
+    struct nubo_err err = {0};
+    if (agent_fw_apply("", t, &err) < 0)
+        return 14;
+    free(t);
     char *l = nft_list("list table bridge nubo_agent");
-    int rc = !l || count(l, "chain guest_nt00000000") != BURST || strstr(l, "guest_bad") ? 13 : 0;
+    int rc = !l || count(l, "chain guest_nt00000000") != BURST - 1 ||
+                     strstr(l, "guest_nt000000000000") || strstr(l, "guest_bad") ? 13 : 0;
     if (rc)
         fprintf(stderr, "after the burst:\n%s", l ? l : "(none)");
     free(l);
