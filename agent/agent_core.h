@@ -174,6 +174,9 @@ char *agent_fw_guest_add(const struct agent_fw_guest *g);
 char *agent_fw_guest_del(const char *tap);
 /* Run rule text through libnftables inside netns_path ("" = the agent's own namespace). */
 int agent_fw_apply(const char *netns_path, const char *text, struct nubo_err *err);
+/* The same without waiting (takes TEXT): queued in call order behind earlier texts, applied by
+ * the next caller or a thread of its own; a failure is logged. For the main thread. */
+void agent_fw_apply_async(const char *netns_path, char *text);
 struct agent;
 /* Reconcile: replace the node ruleset with one for every guest the agent holds. */
 int agent_fw_sync(struct agent *ag, struct nubo_err *err);
@@ -504,7 +507,8 @@ static inline void agent_ev_reconcile_all(struct agent *ag)
 
 /* slots.c: the warm-slot take path (layout shared with agent/slotfw/slotfw.S). Guest RAM of a
  * slot below the kernel: 0x7000 mailbox {u64 magic, u32 PVH entry, u32 start_info paddr},
- * 0x8000 hvm_start_info + its memory map, 0x9000 command line (NUL-terminated). */
+ * 0x8000 hvm_start_info + its memory map, 0x9000 command line (NUL-terminated), 0xa000 the
+ * ACPI tables (RSDP, XSDT, FADT, DSDT) describing microvm's GED as qemu's own tables do. */
 #define AGENT_SLOT_MAILBOX_PADDR 0x7000u
 #define AGENT_SLOT_MAILBOX_MAGIC 0x30544c534f42554eull /* "NUBOSLT0" */
 #define AGENT_SLOT_START_INFO_PADDR 0x8000u
@@ -512,11 +516,13 @@ static inline void agent_ev_reconcile_all(struct agent *ag)
 #define AGENT_SLOT_MEMMAP_PADDR (AGENT_SLOT_START_INFO_PADDR + AGENT_SLOT_START_INFO_SIZE)
 #define AGENT_SLOT_CMDLINE_PADDR 0x9000u
 #define AGENT_SLOT_CMDLINE_MAX 4096
-#define AGENT_SLOT_LAYOUT_END (AGENT_SLOT_CMDLINE_PADDR + AGENT_SLOT_CMDLINE_MAX)
+#define AGENT_SLOT_ACPI_PADDR (AGENT_SLOT_CMDLINE_PADDR + AGENT_SLOT_CMDLINE_MAX)
+#define AGENT_SLOT_ACPI_SIZE 0x1000
+#define AGENT_SLOT_LAYOUT_END (AGENT_SLOT_ACPI_PADDR + AGENT_SLOT_ACPI_SIZE)
 #define AGENT_SLOT_KERNEL_MIN 0x100000u   /* the kernel's segments: from 1 MiB ... */
 #define AGENT_SLOT_KERNEL_MAX (1u << 30)  /* ... up to 1 GiB (and its RAM) */
 #define AGENT_SLOT_SEGMENTS_MAX 16        /* PT_LOAD segments of a kernel a slot takes */
-#define AGENT_SLOT_WRITES_MAX (2 * AGENT_SLOT_SEGMENTS_MAX + 3) /* + bss, start_info, cmdline, mailbox */
+#define AGENT_SLOT_WRITES_MAX (2 * AGENT_SLOT_SEGMENTS_MAX + 4) /* + bss, start_info, cmdline, ACPI, mailbox */
 struct agent_slot_write {
     uint64_t gpa;
     const void *data; /* NULL: zeros (a segment's bss) */
@@ -529,6 +535,7 @@ struct agent_slot_image {
     unsigned char mailbox[16];
     unsigned char start_info[AGENT_SLOT_START_INFO_SIZE + 4 * 24];
     char cmdline[AGENT_SLOT_CMDLINE_MAX];
+    unsigned char acpi[AGENT_SLOT_ACPI_SIZE];
     struct agent_slot_write writes[AGENT_SLOT_WRITES_MAX];
     int n_writes; /* in order; the mailbox last */
 };
@@ -572,8 +579,10 @@ LIST_HEAD(agent_slot_list, agent_slot);
 struct agent_slots {
     struct agent_slot_list list;
     int launching;               /* launches in flight */
+    int taking;                  /* takes in flight (refill waits for them) */
+    int64_t last_take_mono_us;   /* the latest take began or ended (refill settles after it) */
     int64_t backoff_ms;          /* after a failed launch */
-    struct event *retry_ev;
+    struct event *retry_ev;      /* a failed launch's back-off, or the refill's settle time */
     uint64_t launched, taken, replaced; /* counters for the log and tests */
 };
 /* "16x1, 128x2" -> shapes (memory_mb x vcpus). */
@@ -593,8 +602,10 @@ int agent_slots_init(struct agent *ag, struct nubo_err *err);
 void agent_slots_free(struct agent *ag);
 /* Launch what each shape lacks (no-op while libvirt or the bridge is not there). */
 void agent_slots_refill(struct agent *ag);
-/* Take a warm slot of the shape out of the pool (NULL: none); the caller owns it then. */
+/* Take a warm slot of the shape out of the pool (NULL: none); the caller owns it then and
+ * calls agent_slots_take_done once the take's worker is back (success or not). */
 struct agent_slot *agent_slots_take(struct agent *ag, int64_t memory_mb, int64_t vcpus);
+void agent_slots_take_done(struct agent *ag);
 /* A lifecycle event for a domain no instance holds: 1 when it was a slot of ours. */
 int agent_slots_on_event(struct agent *ag, const char *name, int event);
 /* Resync: a listed domain that is a slot (paused, metadata shape) -> kept or adopted (1), or

@@ -618,6 +618,7 @@ struct create_job {
     char console_from[AGENT_PATH_MAX + 64], console_to[AGENT_PATH_MAX + 64];
     int64_t copy_us;
     int64_t t_resume_mono; /* the take done, the guest's vCPUs resumed from here */
+    int64_t t_spawn_mono, rules_us, label_us; /* where a burst's take spends its time */
     char restore[AGENT_PATH_MAX + 64]; /* a stateful standby's save image, "" = boot */
     bool restored;
     char restore_error[AGENT_MSG_MAX];
@@ -627,6 +628,30 @@ struct create_job {
     char error[AGENT_MSG_MAX];
     char net_error[AGENT_MSG_MAX];
 };
+
+/* A take's phases, posted as soon as the slot is resumed: the guest's readiness is usually
+ * read before the worker is back (rules and label follow the resume), and the report that says
+ * `running` - the one the create's response waits for - should carry them. */
+struct take_phases {
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    uint64_t gen;
+    int64_t t0_mono, t_resume_mono, copy_us;
+};
+
+static void take_resumed(struct agent *ag, void *arg)
+{
+    struct take_phases *p = arg;
+    struct agent_instance *in = agent_instance_find(ag, p->uuid);
+    if (in && in->op_gen == p->gen && in->op == AGENT_OP_CREATE) {
+        in->r.phases.domain_us = p->t0_mono - in->t_prep_mono_us;
+        in->r.phases.slot_us = p->t_resume_mono - p->t0_mono;
+        in->r.phases.copy_us = p->copy_us;
+        if (in->ready_seen && in->r.boot_time_us > in->r.phases.slot_us)
+            in->r.phases.guest_us = in->r.boot_time_us - in->r.phases.slot_us;
+        agent_mark_dirty(ag, in);
+    }
+    free(p);
+}
 
 /* Taking a warm slot: the guest written into its paused RAM, its console file handed to the
  * instance (qemu keeps writing through its fd), its metadata naming the instance (for a
@@ -655,6 +680,13 @@ static void take_work(struct create_job *j)
     if (rc == 0 && virDomainResume(d) < 0)
         rc = nubo_error(&err, 0, "cannot resume the slot: %s", virGetLastErrorMessage());
     j->t1_mono = nubo_mono_us();
+    struct take_phases *tp = rc == 0 ? calloc(1, sizeof(*tp)) : NULL;
+    if (tp) {
+        *tp = (struct take_phases){.gen = j->gen, .t0_mono = j->t0_mono,
+                                   .t_resume_mono = j->t_resume_mono, .copy_us = j->copy_us};
+        snprintf(tp->uuid, sizeof(tp->uuid), "%s", j->uuid);
+        agent_post_main(j->ag, take_resumed, tp);
+    }
     /* The guest's rules after the resume, off its boot path: its tap (attached at launch)
      * passes nothing until they are in (firewall.c, rule 6), so the order fails closed; a
      * guest needs longer than this to send its first frame. */
@@ -667,11 +699,8 @@ static void take_work(struct create_job *j)
     if (rc == 0 && agent_domain_meta_take(d, j->cfg.node_name, "slot", j->uuid) < 0)
         log_warnx("instance %s: cannot label slot %s: %s", j->uuid, s->name,
                   virGetLastErrorMessage());
-    log_debug("instance %s: slot take: lookup+copy+console %lld us, resume %lld us, rules %lld "
-              "us, label %lld us",
-              j->uuid, (long long)(j->t_resume_mono - j->t0_mono),
-              (long long)(j->t1_mono - j->t_resume_mono), (long long)(t_rules - j->t1_mono),
-              (long long)(nubo_mono_us() - t_rules));
+    j->rules_us = t_rules - j->t1_mono;
+    j->label_us = nubo_mono_us() - t_rules;
     if (rc < 0) {
         snprintf(j->error, sizeof(j->error), "%s", err.msg);
         j->rc = -1;
@@ -810,6 +839,7 @@ static void create_done(struct agent *ag, void *arg)
         agent_slot_shape_name(&ag->cfg.slot_shapes[j->slot->shape], sn);
         free(j->slot); /* the instance holds its domain now (or it was destroyed) */
         j->slot = NULL;
+        agent_slots_take_done(ag);
     }
     struct agent_instance *in = agent_instance_find(ag, j->uuid);
     if (!in || in->op_gen != j->gen) {
@@ -897,10 +927,13 @@ static void create_done(struct agent *ag, void *arg)
     }
     if (sn[0])
         log_info("instance %s: started from warm slot %s (%s; image %lld us, domain prep %lld "
-                 "us, slot take %lld us of which RAM copy %lld us)",
+                 "us, worker start %lld us, slot take %lld us of which RAM copy %lld us, "
+                 "virDomainResume %lld us; then rules %lld us, label %lld us)",
                  in->uuid, j->dom, sn, (long long)in->r.phases.image_us,
-                 (long long)in->r.phases.domain_us, (long long)in->r.phases.slot_us,
-                 (long long)in->r.phases.copy_us);
+                 (long long)in->r.phases.domain_us, (long long)(j->t0_mono - j->t_spawn_mono),
+                 (long long)in->r.phases.slot_us, (long long)in->r.phases.copy_us,
+                 (long long)(j->t1_mono - j->t_resume_mono), (long long)j->rules_us,
+                 (long long)j->label_us);
     else
         log_info("instance %s: domain started (image %lld us, domain prep %lld us, "
                  "virDomainCreateXML %lld us)",
@@ -942,10 +975,7 @@ void agent_instance_boot_rules(struct agent_instance *in)
  * request would only make the stop wait out the whole grace. */
 static bool honours_acpi_shutdown(const struct agent_instance *in)
 {
-    /* A warm slot's guest has no ACPI tables (its firmware loads none), so no power button:
-     * hello then waits in hlt and the grace would only delay the destroy. */
-    if (strcmp(in->dom, in->uuid) != 0)
-        return false;
+    /* A warm slot's guest gets the agent's ACPI tables (slots.c): the same power button. */
     return !in->img || in->img->linux_kernel || in->img->has_marker;
 }
 
@@ -1073,6 +1103,8 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     struct create_job *j = calloc(1, sizeof(*j));
     if (!j) {
         free(xml);
+        if (slot)
+            agent_slots_take_done(ag);
         free(slot);
         fail_start(ag, in, "cannot start instance %s: out of memory", in->uuid);
         return;
@@ -1107,10 +1139,13 @@ static void do_create(struct agent *ag, struct agent_instance *in)
     in->t0_real_us = in->r.started_at_us; /* saved: a restarted agent times the boot from it */
     /* boot_time_us counts from here; the marker may arrive before the call returns */
     in->t0_mono_us = nubo_mono_us();
+    j->t_spawn_mono = in->t0_mono_us;
     if (agent_spawn(ag, create_work, create_done, j) < 0) {
         virConnectClose(j->conn);
         free(j->xml);
         free(j->cmdline);
+        if (j->slot)
+            agent_slots_take_done(ag);
         free(j->slot); /* its paused domain is adopted back at the next resync */
         free(j);
         fail_start(ag, in, "cannot start instance %s: no thread", in->uuid);

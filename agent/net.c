@@ -149,11 +149,10 @@ void agent_net_tap_remove(const struct agent_config *c, const char *tap)
      * has no guest network at all. */
     if (!existed)
         return;
-    /* The tap is gone first, so its rules never lapse while it can still carry frames. */
-    cleanup_free char *text = agent_fw_guest_del(t);
-    struct nubo_err err = {0};
-    if (text && agent_fw_apply(ns, text, &err) < 0)
-        log_warnx("tap %s: %s", t, err.msg);
+    /* The tap is gone first, so its rules never lapse while it can still carry frames. Its
+     * chain goes without waiting: this runs on the main thread, and a burst's rule installs
+     * can hold nftables for seconds; a later re-add of the same tap is queued behind it. */
+    agent_fw_apply_async(ns, agent_fw_guest_del(t));
 }
 
 static int connect_once(struct sockaddr_in *sa, int timeout_ms)

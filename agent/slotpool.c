@@ -1,7 +1,9 @@
 /* The warm-slot pool: per shape (memory_mb x vcpus) `[slots] size` domains launched paused
  * with the slot firmware (slots.c), so an instance that fits starts without libvirt's launch
- * cost. Launches run on workers, at most two at a time, and refill after every take or loss;
- * the bookkeeping lives on the main thread like all node state. A slot's tap is attached to
+ * cost. Launches run on workers, at most two at a time, and refill after every take or loss
+ * once the takes have settled (a launch is seconds of libvirtd and qemu CPU: it must not
+ * compete with a burst's takes and guest boots); the bookkeeping lives on the main thread like
+ * all node state. A slot's tap is attached to
  * the bridge at launch but has no rules, so it passes nothing (firewall.c, rule 6) until an
  * instance takes it. Slots are not instances: never reported, never in state.json; their
  * metadata (node, shape) lets a restarted agent put a still-paused one back in the pool. */
@@ -21,6 +23,9 @@
 #define SLOT_LAUNCH_PARALLEL 2
 #define SLOT_BACKOFF_MIN_MS 1000
 #define SLOT_BACKOFF_MAX_MS 60000
+/* Refill waits until no take is in flight and none began or ended for this long: the guests
+ * of a burst boot in the second after their takes (measured, agent/README.md). */
+#define SLOT_REFILL_SETTLE_MS 1000
 
 int agent_slot_shapes_parse(const char *list, struct agent_slot_shape *out, size_t max,
                             size_t *n_out, struct nubo_err *err)
@@ -336,6 +341,15 @@ void agent_slots_refill(struct agent *ag)
     if (!p || ag->cfg.slot_pool_size == 0 || !ag->virt.conn || !ag->bridge_ready ||
         ag->stopping || evtimer_pending(p->retry_ev, NULL))
         return;
+    if (p->taking > 0)
+        return; /* agent_slots_take_done calls again */
+    int64_t quiet_us = nubo_mono_us() - p->last_take_mono_us;
+    if (p->last_take_mono_us > 0 && quiet_us < SLOT_REFILL_SETTLE_MS * 1000) {
+        int64_t left = SLOT_REFILL_SETTLE_MS * 1000 - quiet_us;
+        struct timeval tv = {left / 1000000, left % 1000000};
+        evtimer_add(p->retry_ev, &tv);
+        return;
+    }
     /* Round robin over the shapes, so one shape's refill does not starve another's. */
     bool more = true;
     while (more && p->launching < SLOT_LAUNCH_PARALLEL) {
@@ -362,8 +376,19 @@ struct agent_slot *agent_slots_take(struct agent *ag, int64_t memory_mb, int64_t
         return NULL;
     LIST_REMOVE(s, link);
     p->taken++;
-    agent_slots_refill(ag);
+    p->taking++;
+    p->last_take_mono_us = nubo_mono_us();
     return s;
+}
+
+void agent_slots_take_done(struct agent *ag)
+{
+    struct agent_slots *p = ag->slots;
+    if (!p || p->taking <= 0)
+        return;
+    p->taking--;
+    p->last_take_mono_us = nubo_mono_us();
+    agent_slots_refill(ag);
 }
 
 /* ---- losses and re-adoption ---- */

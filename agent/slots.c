@@ -79,6 +79,94 @@ static int pvh_entry(const unsigned char *k, uint64_t off, uint64_t size, uint32
     return 0;
 }
 
+/* qemu's microvm (hw/i386/microvm.h): the generic event device's registers, where its FADT
+ * puts sleep control/status and reset (hw/i386/acpi-microvm.c). */
+#define MICROVM_GED_REGS 0xfea00200ull
+#define GED_REG_SLEEP_CTL 0
+#define GED_REG_SLEEP_STS 1
+#define GED_REG_RESET 2
+#define GED_RESET_VALUE 0x42
+#define FADT_F_RESET_REG_SUP (1u << 10)
+#define FADT_F_HW_REDUCED_ACPI (1u << 20)
+/* offsets inside AGENT_SLOT_ACPI_PADDR's page */
+#define ACPI_RSDP 0x000
+#define ACPI_XSDT 0x040
+#define ACPI_FADT 0x080
+#define ACPI_FADT_LEN 268 /* revision 5 */
+#define ACPI_DSDT 0x200
+#define ACPI_DSDT_LEN 36  /* a header, no AML: no devices described */
+
+static uint8_t acpi_sum(const unsigned char *p, size_t len)
+{
+    uint8_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = (uint8_t)(s + p[i]);
+    return (uint8_t)(0 - s);
+}
+
+static void acpi_header(unsigned char *t, const char sig[4], uint32_t len, uint8_t rev)
+{
+    memcpy(t, sig, 4);
+    PUT(t, 4, len);
+    t[8] = rev;
+    memcpy(t + 10, "NUBO  ", 6);   /* OEM ID */
+    memcpy(t + 16, "NUBOSLOT", 8); /* OEM table ID */
+    uint32_t one = 1;
+    PUT(t, 24, one);               /* OEM revision */
+    memcpy(t + 28, "NUBO", 4);     /* creator ID */
+    PUT(t, 32, one);               /* creator revision */
+}
+
+static void acpi_gas(unsigned char *g, uint64_t addr)
+{
+    g[0] = 0; /* system memory */
+    g[1] = 8; /* bit width */
+    g[2] = 0; /* bit offset */
+    g[3] = 1; /* byte access */
+    PUT(g, 4, addr);
+}
+
+/* A slot's ACPI tables: the firmware loads none of qemu's (its fw_cfg loader script is not run),
+ * so the agent writes the part of microvm's that describes its power management - a
+ * hardware-reduced FADT with the GED's sleep and reset registers - and points hvm_start_info at
+ * it. A guest then finds its power button and poweroff where the plain path's tables show
+ * them (hello's graceful stop). */
+static void acpi_build(unsigned char *a)
+{
+    memset(a, 0, AGENT_SLOT_ACPI_SIZE);
+    uint64_t base = AGENT_SLOT_ACPI_PADDR;
+    unsigned char *d = a + ACPI_DSDT;
+    acpi_header(d, "DSDT", ACPI_DSDT_LEN, 2);
+    d[9] = acpi_sum(d, ACPI_DSDT_LEN);
+    unsigned char *f = a + ACPI_FADT;
+    acpi_header(f, "FACP", ACPI_FADT_LEN, 5);
+    uint32_t flags = FADT_F_HW_REDUCED_ACPI | FADT_F_RESET_REG_SUP;
+    PUT(f, 112, flags);
+    acpi_gas(f + 116, MICROVM_GED_REGS + GED_REG_RESET);
+    f[128] = GED_RESET_VALUE;
+    f[131] = 1; /* FADT minor version (5.1) */
+    uint64_t dsdt = base + ACPI_DSDT;
+    PUT(f, 140, dsdt); /* X_DSDT */
+    acpi_gas(f + 244, MICROVM_GED_REGS + GED_REG_SLEEP_CTL);
+    acpi_gas(f + 256, MICROVM_GED_REGS + GED_REG_SLEEP_STS);
+    f[9] = acpi_sum(f, ACPI_FADT_LEN);
+    unsigned char *x = a + ACPI_XSDT;
+    acpi_header(x, "XSDT", 36 + 8, 1);
+    uint64_t fadt = base + ACPI_FADT;
+    PUT(x, 36, fadt);
+    x[9] = acpi_sum(x, 36 + 8);
+    unsigned char *r = a + ACPI_RSDP;
+    memcpy(r, "RSD PTR ", 8);
+    memcpy(r + 9, "NUBO  ", 6);
+    r[15] = 2; /* ACPI 2.0+: the XSDT */
+    uint32_t rlen = 36;
+    PUT(r, 20, rlen);
+    uint64_t xsdt = base + ACPI_XSDT;
+    PUT(r, 24, xsdt);
+    r[8] = acpi_sum(r, 20);
+    r[32] = acpi_sum(r, 36);
+}
+
 int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t memory_mb,
                            struct agent_slot_image *im, struct nubo_err *err)
 {
@@ -146,7 +234,8 @@ int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t
     PUT(si, 12, zero32);       /* nr_modules */
     PUT(si, 16, zero64);       /* modlist_paddr */
     PUT(si, 24, cmdline_pa);
-    PUT(si, 32, zero64);       /* rsdp_paddr: no ACPI tables, the guest uses microvm's GED */
+    uint64_t rsdp_pa = AGENT_SLOT_ACPI_PADDR + ACPI_RSDP;
+    PUT(si, 32, rsdp_pa);
     PUT(si, 40, memmap_pa);
     PUT(si, 48, entries);
     PUT(si, 52, zero32);
@@ -167,6 +256,7 @@ int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t
         PUT(si, o + 20, zero32);
     }
     memcpy(im->cmdline, cmdline ? cmdline : "", cl + 1);
+    acpi_build(im->acpi);
     uint64_t mb_magic = AGENT_SLOT_MAILBOX_MAGIC;
     uint32_t si_pa = AGENT_SLOT_START_INFO_PADDR;
     PUT(im->mailbox, 0, mb_magic);
@@ -174,6 +264,7 @@ int agent_slot_image_build(const char *kernel_path, const char *cmdline, int64_t
     PUT(im->mailbox, 12, si_pa);
     if (add_write(im, AGENT_SLOT_START_INFO_PADDR, im->start_info, sizeof(im->start_info), err) < 0 ||
         add_write(im, AGENT_SLOT_CMDLINE_PADDR, im->cmdline, cl + 1, err) < 0 ||
+        add_write(im, AGENT_SLOT_ACPI_PADDR, im->acpi, sizeof(im->acpi), err) < 0 ||
         /* last, so the firmware never sees a mailbox before what it points to */
         add_write(im, AGENT_SLOT_MAILBOX_PADDR, im->mailbox, sizeof(im->mailbox), err) < 0)
         return -1;

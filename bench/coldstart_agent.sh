@@ -7,7 +7,9 @@
 #   2. the base runtime (Linux) when it is built;
 #   3. the tiny guest on a private libvirtd whose qemu.conf trims libvirt's start path
 #      (no per-domain /dev namespace, no cgroups, no DAC relabelling, no virtlogd), to show what
-#      of libvirt's cost is host configuration rather than the agent.
+#      of libvirt's cost is host configuration rather than the agent;
+#   4. API create -> running through nubo-controller + nubo-agent (tiny guest), interleaved
+#      without a slot and with the agent's warm-slot pool, against section 1's qemu and virsh.
 # usage: bench/coldstart_agent.sh [BUILD_DIR] [RUNS]     (root; libvirtd running)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -137,16 +139,20 @@ dir = $W/state
 [network]
 bridge = nubobench0
 netns = $NS
+[slots]
+; 64 MiB creates take a warm slot, 72 MiB ones (no such shape) the plain path
+size = 2
+shapes = 64x1
 INI
-"$AGENT" --config "$W/agent.ini" --log-level warn > "$W/agent.log" 2>&1 & PIDS+=($!)
+"$AGENT" --config "$W/agent.ini" --log-level info > "$W/agent.log" 2>&1 & PIDS+=($!)
 TOK=$(cat "$W/admin-token")
 api() { curl -sS -H "Authorization: Bearer $TOK" "$@"; }
 for _ in $(seq 100); do api "http://127.0.0.1:$CP/v1/nodes" | grep -q '"ready"' && break; sleep 0.1; done
-create() { # -> "ms state uuid"
+create() { # [memory_mb] -> "us state uuid"
     local s e out
     s=$(date +%s%N)
     out=$(api -X POST "http://127.0.0.1:$CP/v1/instances" \
-        -d '{"autostart":true,"image":"official/benchguest:v1","memory_mb":64,"args":["serve"],"wait_timeout_ms":60000}')
+        -d '{"autostart":true,"image":"official/benchguest:v1","memory_mb":'"${1:-72}"',"args":["serve"],"wait_timeout_ms":60000}')
     e=$(date +%s%N)
     python3 -c 'import json,sys; i=json.loads(sys.argv[1])["data"]["instances"][0]; print(sys.argv[2], i.get("state"), i.get("uuid"))' \
         "$out" $(( (e - s) / 1000 ))
@@ -158,18 +164,41 @@ destroy() {
 read -r _ st u < <(create)   # warm-up: pulls the image into the node's cache
 echo "$u" >> "$W/uuids"
 destroy "$u"
-ts=()
-for _ in $(seq "$RUNS"); do
-    read -r us st u < <(create)
+# the pool (2 slots of 64x1) full before a slot create is timed
+pool_full() {
+    local ready taken lost
+    ready=$(grep -c 'warm slot .* ready in' "$W/agent.log" || true)
+    taken=$(grep -c 'started from warm slot' "$W/agent.log" || true)
+    lost=$(grep -c 'its qemu ended' "$W/agent.log" || true)
+    [ $((ready - taken - lost)) -ge 2 ]
+}
+wait_pool() { for _ in $(seq 1200); do pool_full && return 0; sleep 0.5; done; return 1; }
+plain=(); slot=()
+for _ in $(seq "$RUNS"); do   # interleaved: no slot (72 MiB), then a warm slot (64 MiB)
+    read -r us st u < <(create 72)
     echo "$u" >> "$W/uuids"
     [ "$st" = running ] || { echo "   create did not reach running (state $st)"; break; }
-    ts+=("$us")
+    plain+=("$us")
+    destroy "$u"
+    wait_pool || { echo "   the warm-slot pool did not fill"; break; }
+    read -r us st u < <(create 64)
+    echo "$u" >> "$W/uuids"
+    [ "$st" = running ] || { echo "   create from a slot did not reach running (state $st)"; break; }
+    grep -q "instance $u: started from warm slot" "$W/agent.log" || sleep 1
+    grep -q "instance $u: started from warm slot" "$W/agent.log" || { echo "   $u did not take a slot"; break; }
+    slot+=("$us")
     destroy "$u"
 done
-if [ ${#ts[@]} -gt 0 ]; then
-    med=$(printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
-    echo "  API create (wait_timeout_ms) -> running, median $(awk -v m="$med" 'BEGIN{printf "%.1f", m/1000}') ms over ${#ts[@]} runs"
-    awk -v m="$med" -v q="$QEMU_MS" -v v="$VIRSH_MS" 'BEGIN {
-        if (q > 0) printf "  ratio API create / qemu direct (section 1) = %.2f\n", m / 1000 / q
-        if (v > 0) printf "  ratio API create / virsh create (section 1) = %.2f\n", m / 1000 / v }'
-fi
+stat_line() { # label ms...
+    local label=$1; shift
+    printf '%s\n' "$@" | sort -n | awk -v l="$label" -v q="$QEMU_MS" -v v="$VIRSH_MS" '{a[NR]=$1} END {
+        if (NR == 0) exit
+        m = (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) / 1000; k = int((9*NR+9)/10); p = a[k] / 1000
+        printf "  %-44s median %8.1f  p90 %8.1f ms", l, m, p
+        if (q > 0) printf "  (%.2f x qemu", m / q
+        if (v > 0) printf ", %.2f x virsh", m / v
+        printf ")\n" }'
+}
+echo "  (runs: ${#plain[@]} without a slot, ${#slot[@]} from the pool; ratios against section 1's qemu / virsh)"
+[ ${#plain[@]} -gt 0 ] && stat_line "API create -> running, no slot (72 MiB)" "${plain[@]}"
+[ ${#slot[@]} -gt 0 ] && stat_line "API create -> running, with pool (64 MiB)" "${slot[@]}"

@@ -3,7 +3,8 @@
 # (TCG), the guest bridge in a test namespace: a create takes a warm slot and boots with its own
 # args/env/IP (two instances from consecutive slots each see only their own), its isolation
 # rules name the slot's MAC, the pool refills after a take, a slot whose qemu is killed is
-# replaced, an app exit from a slot keeps its code, agent kill -9 with slots warm re-adopts
+# replaced, an app exit from a slot keeps its code, hello in a slot stops gracefully (its power
+# button, stop_reason 15), agent kill -9 with slots warm re-adopts
 # both the instance and the warm slot, and pool size 0 takes the plain path again (the
 # leftover slot is destroyed).
 source "$NUBO_SRC/tests/lib.sh"
@@ -18,6 +19,8 @@ NODE=slots$$
 ag_config slots "[slots]
 size = 2
 shapes = 64x1"
+# hello's graceful stop below must not be cut short by the test config's 1 s grace
+sed -i 's/^shutdown_timeout = .*/shutdown_timeout = 30s/' "$AG_DIR/agent.ini"
 sed -i "s/^name = slots$/name = $NODE/" "$AG_DIR/agent.ini"
 # every domain this node made (slots have names of their own), destroyed by name at exit once
 # the agent is gone (it would refill the pool; it finishes an in-flight launch first)
@@ -77,6 +80,27 @@ t_wait_for 20 grep -q "instance $X: started from warm slot" "$AG_DIR/agent.log" 
 [ "$(ag_get $X stop_reason)" = 3 ] || t_fail "exit: stop_reason $(ag_get $X stop_reason), want 3"
 [ "$(ag_get $X exit_code)" = 7 ] || t_fail "exit code $(ag_get $X exit_code)"
 
+# a graceful stop of hello in a slot: the agent's ACPI tables show it microvm's power button,
+# so it exits cleanly as on the plain path (stop_reason 15), not destroyed after the grace
+HELLO=$NUBO_BUILD/guest/hello/hello
+if [ -f "$HELLO" ]; then
+    hello_img=$("$AG_PUSH" --registry "$T_REGISTRY_URL" --repo test/slothello --tag v1 --kernel "$HELLO") || t_fail "push hello"
+    H=b0000005-0000-4000-8000-0000000000a1
+    ag_inst $H "$hello_img" running 1 '["--wait"]' never false 10.77.0.14
+    ag_push
+    ag_wait $H state running 60
+    t_wait_for 20 grep -q "instance $H: started from warm slot" "$AG_DIR/agent.log" || t_fail "hello did not start from a slot"
+    ag_inst $H "$hello_img" stopped 1 '["--wait"]' never false 10.77.0.14
+    ag_push
+    ag_wait $H state stopped 60
+    [ "$(ag_get $H stop_reason)" = 15 ] || t_fail "graceful stop from a slot: stop_reason $(ag_get $H stop_reason), want 15: $(tail -c 300 "$AG_DIR/state/instances/$H/console.log")"
+    grep -q 'power button' "$AG_DIR/state/instances/$H/console.log" || t_fail "hello saw no power button"
+    SLOTS_HELLO=1
+else
+    t_log "hello not built: graceful stop from a slot not checked"
+    SLOTS_HELLO=0
+fi
+
 # a force stop of A ends its slot's domain and its tap
 ag_inst $A "$img" stopped 1 '["serve-a"]' never true 10.77.0.10
 ag_push
@@ -85,7 +109,7 @@ ag_wait $A state stopped 30
 
 # agent kill -9 with a slot warm: B is re-adopted in its slot domain, the warm slot back in
 # the pool (not relaunched), and B still stops through the new agent
-t_wait_for 120 slots_ready 6 || t_fail "the pool did not refill after X"
+t_wait_for 120 slots_ready $((6 + SLOTS_HELLO)) || t_fail "the pool did not refill after X"
 before=$(grep -c 'warm slot .* ready in' "$AG_DIR/agent.log")
 # the warm ones: launched, not taken, not lost
 warm=$(python3 - "$AG_DIR/agent.log" <<'PY'
@@ -126,7 +150,7 @@ grep -q "instance $C: started from warm slot" "$AG_DIR/agent.log" && t_fail "C t
 virsh_q domstate $C | has running || t_fail "C's plain domain not running"
 [ "$(ag_get $C phases_us.vmm)" -gt 0 ] || t_fail "plain start without a vmm phase"
 
-ag_del $A; ag_del $B; ag_del $C; ag_del $X
+ag_del $A; ag_del $B; ag_del $C; ag_del $X; [ "$SLOTS_HELLO" = 1 ] && ag_del $H
 ag_push
 t_wait_for 30 ag_gone $C || t_fail "deleted instance still reported"
 t_log "PASS"

@@ -1,6 +1,7 @@
 /* Unit tests of the guest isolation ruleset (agent/firewall.c): the text it generates, what it
  * refuses to put into rules, and - in a network namespace of its own when run as root - that
- * the kernel takes it and that re-applying it never duplicates a rule. */
+ * the kernel takes it, that re-applying it never duplicates a rule, and that concurrent callers
+ * (a burst's takes) are combined without one bad text failing the others. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <errno.h>
 #include <nftables/libnftables.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +150,60 @@ static char *nft_list(const char *cmd)
     return out;
 }
 
+#define BURST 8
+struct burst_call {
+    char *text;
+    int rc;
+};
+
+static void *burst_apply(void *arg)
+{
+    struct burst_call *c = arg;
+    struct nubo_err err = {0};
+    c->rc = agent_fw_apply("", c->text, &err);
+    return NULL;
+}
+
+/* BURST guests' chains asked for at once, and one text nftables refuses among them. */
+static int burst_roundtrip(void)
+{
+    struct burst_call calls[BURST + 1];
+    pthread_t th[BURST + 1];
+    for (int i = 0; i < BURST; i++) {
+        struct agent_fw_guest g = {0};
+        snprintf(g.tap, sizeof(g.tap), "nt00000000%04d", i);
+        snprintf(g.ip, sizeof(g.ip), "10.64.2.%d", i + 2);
+        calls[i].text = agent_fw_guest_add(&g);
+    }
+    calls[BURST].text = strdup("add chain bridge nubo_agent guest_bad { this is not nft }\n");
+    for (int i = 0; i <= BURST; i++)
+        pthread_create(&th[i], NULL, burst_apply, &calls[i]);
+    for (int i = 0; i <= BURST; i++) {
+        pthread_join(th[i], NULL);
+        free(calls[i].text);
+    }
+    for (int i = 0; i < BURST; i++)
+        if (calls[i].rc != 0)
+            return 11;
+    if (calls[BURST].rc == 0)
+        return 12;
+    /* a removal queued without waiting goes before what is asked for after it */
+    agent_fw_apply_async("", agent_fw_guest_del("nt000000000000"));
+    struct agent_fw_guest again = {.tap = "nt000000000001", .ip = "10.64.2.3"};
+    char *t = agent_fw_guest_add(&again);
+    struct nubo_err err = {0};
+    if (agent_fw_apply("", t, &err) < 0)
+        return 14;
+    free(t);
+    char *l = nft_list("list table bridge nubo_agent");
+    int rc = !l || count(l, "chain guest_nt00000000") != BURST - 1 ||
+                     strstr(l, "guest_nt000000000000") || strstr(l, "guest_bad") ? 13 : 0;
+    if (rc)
+        fprintf(stderr, "after the burst:\n%s", l ? l : "(none)");
+    free(l);
+    return rc;
+}
+
 /* In a child, in a fresh network namespace: what the agent does over a guest's life. */
 static int kernel_roundtrip(void)
 {
@@ -210,7 +266,7 @@ static int kernel_roundtrip(void)
         return 9;
     }
     free(l);
-    return 0;
+    return burst_roundtrip();
 }
 
 static void test_kernel_roundtrip(void **state)

@@ -108,6 +108,14 @@ static uint32_t rd32(const unsigned char *p)
     return v;
 }
 
+static uint8_t sum8(const unsigned char *p, size_t len)
+{
+    uint8_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = (uint8_t)(s + p[i]);
+    return s;
+}
+
 static void test_layout(void **state)
 {
     (void)state;
@@ -136,7 +144,27 @@ static void test_layout(void **state)
     assert_int_equal(rd32(si + 4), 1);
     assert_int_equal(rd32(si + 12), 0);                            /* no modules */
     assert_int_equal(rd64(si + 24), AGENT_SLOT_CMDLINE_PADDR);
-    assert_int_equal(rd64(si + 32), 0);                            /* no RSDP */
+    /* ACPI: RSDP -> XSDT -> FADT with microvm's GED sleep control, checksums valid */
+    uint64_t rsdp = rd64(si + 32);
+    assert_int_equal(rsdp, AGENT_SLOT_ACPI_PADDR);
+    const unsigned char *rp = r.mem + rsdp;
+    assert_memory_equal(rp, "RSD PTR ", 8);
+    assert_int_equal(sum8(rp, 20), 0);
+    assert_int_equal(sum8(rp, 36), 0);
+    const unsigned char *xs = r.mem + rd64(rp + 24);
+    assert_memory_equal(xs, "XSDT", 4);
+    assert_int_equal(sum8(xs, rd32(xs + 4)), 0);
+    const unsigned char *fa = r.mem + rd64(xs + 36);
+    assert_memory_equal(fa, "FACP", 4);
+    assert_true(rd32(fa + 4) >= 268);
+    assert_int_equal(sum8(fa, rd32(fa + 4)), 0);
+    assert_int_equal(fa[244], 0);                                  /* system memory */
+    assert_int_equal(rd64(fa + 248), 0xfea00200);                  /* GED sleep control */
+    assert_true(rd32(fa + 112) & (1u << 20));                      /* hardware-reduced */
+    const unsigned char *ds = r.mem + rd64(fa + 140);
+    assert_memory_equal(ds, "DSDT", 4);
+    assert_int_equal(sum8(ds, rd32(ds + 4)), 0);
+    assert_true(rd64(xs + 36) + rd32(fa + 4) <= AGENT_SLOT_LAYOUT_END);
     assert_int_equal(rd64(si + 40), AGENT_SLOT_MEMMAP_PADDR);
     assert_int_equal(rd32(si + 48), 4);
     const unsigned char *mm = r.mem + AGENT_SLOT_MEMMAP_PADDR;
@@ -201,7 +229,7 @@ static void test_refusals(void **state)
     expect_refusal(path, "", RAM_MB, "more than 16 loadable segments");
     write_elf_n(path, SEG_PA, true, ELFCLASS64, AGENT_SLOT_SEGMENTS_MAX); /* the most it takes */
     assert_int_equal(agent_slot_image_build(path, "", RAM_MB, &im, &err), 0);
-    assert_int_equal(im.n_writes, 2 * AGENT_SLOT_SEGMENTS_MAX + 3);
+    assert_int_equal(im.n_writes, 2 * AGENT_SLOT_SEGMENTS_MAX + 4); /* + start info, cmdline, ACPI, mailbox */
     agent_slot_image_free(&im);
     expect_refusal("/nonexistent/kernel", "", RAM_MB, "");
     unlink(path);
