@@ -174,6 +174,7 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
         if (!d[i].changed)
             continue;
         desired_row(&d[i], &in->row);
+        ctl_instance_account(in);
         free(in->assign_json);
         in->assign_json = NULL;
         if (d[i].move_to) {
@@ -255,6 +256,7 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
         in->obs = *r;
         r->message = NULL; /* moved */
         in->has_obs = true;
+        ctl_instance_account(in);
         /* a standby is a pause, not a stop */
         if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
             in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
