@@ -1,8 +1,15 @@
-/* API benchmark: instance creates/s and p50/p99 latency of create and get through the real
- * nubo-controller with N fake-agent nodes, against a trivial evhttp handler (a baseline that
- * parses nothing and stores nothing) driven the same way in the same run.
- * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N] [--store-url URL]
- * (--store-url: the controller's store on PostgreSQL, [store] url; bench/store.sh starts one) */
+/* API and scale benchmark: one real nubo-controller with N fake-agent nodes (one process) per
+ * size in --nodes (e.g. 64,1000,10000), each size a fresh store filled to --per-node instances
+ * per node (replica creates, untimed), then: creates/s and p50/p99 of --creates single creates
+ * with the controller CPU each costs, end to end until the agents report them running, get
+ * p99, the heartbeat cost of an idle window (controller CPU per node and second, per beat),
+ * memory per instance (RSS delta) and the time a new controller takes to load that store and
+ * answer. A trivial evhttp handler driven the same way is the baseline; a table at the end
+ * gives each size's ratios against the first.
+ * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N[,N...]]
+ *                  [--per-node N] [--idle-s S] [--store-url URL]
+ * (--store-url: the controller's store on PostgreSQL, [store] url, where %d becomes the node
+ * count, one database per size; bench/store.sh and bench/scale.sh start one) */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -223,20 +230,6 @@ static bool wait_http(const char *url, int secs)
     return false;
 }
 
-static long count_in(const char *url, const char *auth, const char *needle)
-{
-    struct evbuffer *b = evbuffer_new();
-    http("GET", url, auth, NULL, b);
-    size_t len = evbuffer_get_length(b);
-    const char *t = (const char *)evbuffer_pullup(b, -1);
-    long n = 0;
-    for (const char *p = t; p && (p = memmem(p, len - (size_t)(p - t), needle, strlen(needle)));
-         p++)
-        n++;
-    evbuffer_free(b);
-    return n;
-}
-
 static long metric(const char *base_url, const char *token, const char *name)
 {
     char url[200];
@@ -251,128 +244,197 @@ static long metric(const char *base_url, const char *token, const char *name)
     return v;
 }
 
-int main(int argc, char **argv)
+/* The controller's CPU time so far (user + system, µs) and resident set (KiB), from /proc. */
+static int64_t proc_cpu_us(pid_t pid)
 {
-    int creates = 10000, gets = 20000, conc = 16, nodes = 64;
-    const char *store_url = NULL;
-    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
-    /* the controller and the fake agent each hold two connections per node; as root, let them
-     * (both raise their soft limit to this hard one) */
-    struct rlimit rl = {1 << 17, 1 << 17};
-    setrlimit(RLIMIT_NOFILE, &rl);
-    static const struct option opts[] = {{"creates", required_argument, NULL, 'c'},
-                                         {"gets", required_argument, NULL, 'g'},
-                                         {"concurrency", required_argument, NULL, 'C'},
-                                         {"nodes", required_argument, NULL, 'n'},
-                                         {"store-url", required_argument, NULL, 's'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c':
-            creates = atoi(optarg);
-            break;
-        case 'g':
-            gets = atoi(optarg);
-            break;
-        case 'C':
-            conc = atoi(optarg);
-            break;
-        case 'n':
-            nodes = atoi(optarg);
-            break;
-        case 's':
-            store_url = optarg;
-            break;
-        default:
-            fprintf(stderr, "usage: bench_api [--creates N] [--gets N] [--concurrency C] "
-                            "[--nodes N] [--store-url URL]\n");
-            return 2;
-        }
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                            &st) != 2)
+        return -1;
+    return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+static long proc_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* What one cluster size measured. */
+struct size_row {
+    int nodes;
+    long instances;
+    double reg_s;
+    struct result create, get;
+    double create_cpu_us; /* controller CPU per timed create */
+    double e2e_per_s;
+    double hb_per_s, hb_cpu_us_node_s, hb_cpu_us_beat; /* the idle window */
+    double mem_kb_inst;
+    double load_s;   /* from the new controller's exec to its first answer */
+    double loaded_s; /* of which loading the store (its log's "loaded ... in N ms") */
+    long load_rss_kb;
+    bool ok;
+};
+
+struct bench {
+    char ctl_bin[PATH_MAX + 64], fake_bin[PATH_MAX + 64];
+    const char *store_url; /* may hold %d: the node count */
+    const char *create_body;
+    int creates, gets, conc, per_node, idle_s;
+    int bport;
+    struct result b_create, b_get;
+    bool baseline_done;
+};
+
+static pid_t start_controller(const char *bin, const char *listen, const char *db, const char *ini,
+                              const char *log)
+{
+    char *cargv[] = {(char *)bin, "--listen", (char *)listen, "--db", (char *)db, "--config",
+                     (char *)ini, NULL};
+    return spawn(cargv, log);
+}
+
+/* Create until `want` instances exist, replicas per request, with conc connections. */
+static int fill(struct bench *B, int port, const char *token, long want, int conc)
+{
+    const int per_req = 100;
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"image\":\"admin/bench:latest\",\"memory_mb\":16,\"autostart\":true,"
+             "\"replicas\":%d}",
+             per_req - 1);
+    long reqs = want / per_req;
+    if (reqs > 0) {
+        struct load l = {.port = port,
+                         .method = EVHTTP_REQ_POST,
+                         .token = token,
+                         .body = body,
+                         .fixed_path = "/v1/instances",
+                         .total = (int)reqs};
+        struct result r = run(&l, conc);
+        if (r.errors)
+            return -1;
     }
-    if (creates > nodes * 253) {
-        fprintf(stderr, "bench_api: %d creates need at least %d nodes\n", creates,
-                creates / 253 + 1);
-        return 2;
+    long rest = want - reqs * per_req;
+    if (rest > 0) {
+        struct load l = {.port = port,
+                         .method = EVHTTP_REQ_POST,
+                         .token = token,
+                         .body = B->create_body,
+                         .fixed_path = "/v1/instances",
+                         .total = (int)rest};
+        if (run(&l, conc).errors)
+            return -1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    nu_http_global_init();
-    /* the binaries live next to this one in the build tree */
-    char self[PATH_MAX], build[PATH_MAX], ctl_bin[PATH_MAX + 64], fake_bin[PATH_MAX + 64];
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (sl < 0)
-        return 1;
-    self[sl] = '\0';
-    snprintf(build, sizeof(build), "%s", self);
-    *strrchr(build, '/') = '\0';
-    *strrchr(build, '/') = '\0';
-    snprintf(ctl_bin, sizeof(ctl_bin), "%s/controller/nubo-controller", build);
-    snprintf(fake_bin, sizeof(fake_bin), "%s/tests/nubo-fake-agent", build);
-    if (access(ctl_bin, X_OK) || access(fake_bin, X_OK)) {
-        fprintf(stderr, "bench_api: build nubo-controller and nubo-fake-agent first\n");
-        return 1;
+    (void)B;
+    return 0;
+}
+
+/* Wait until the agents report at least want instances running; false after secs. A look
+ * every every_ms: /metrics at 10,000 nodes is megabytes the controller writes. */
+static bool wait_running(const char *url, const char *token, long want, int secs, int every_ms)
+{
+    for (int64_t t0 = nubo_mono_us(); nubo_mono_us() - t0 < (int64_t)secs * 1000000;) {
+        if (metric(url, token, "nubo_instances{state=\"running\"} ") >= want)
+            return true;
+        usleep((useconds_t)every_ms * 1000);
     }
+    return false;
+}
+
+static void run_size(struct bench *B, int nodes, struct size_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->nodes = nodes;
+    long total = (long)nodes * B->per_node;
+    if (total < B->creates)
+        total = B->creates;
+    row->instances = total;
     /* BENCH_TMP picks the filesystem of the database (default /tmp) */
     char dir[256];
     snprintf(dir, sizeof(dir), "%.200s/nubo-bench-api-XXXXXX",
              getenv("BENCH_TMP") ? getenv("BENCH_TMP") : "/tmp");
     if (!mkdtemp(dir))
-        return 1;
-    char ini[PATH_MAX], db[PATH_MAX], log[PATH_MAX], flog[PATH_MAX], listen[64], url[128],
-        join[PATH_MAX], tokfile[PATH_MAX];
+        return;
+    char ini[PATH_MAX], db[PATH_MAX], logf[PATH_MAX], flog[PATH_MAX], listen[64], url[128],
+        join[PATH_MAX], tokfile[PATH_MAX], store_url[1024] = "", nodes_s[16];
+    snprintf(nodes_s, sizeof(nodes_s), "%d", nodes);
     snprintf(ini, sizeof(ini), "%s/ctl.ini", dir);
     snprintf(db, sizeof(db), "%s/ctl.db", dir);
-    snprintf(log, sizeof(log), "%s/controller.log", dir);
+    snprintf(logf, sizeof(logf), "%s/controller.log", dir);
+    const char *log = logf;
     snprintf(flog, sizeof(flog), "%s/fake.log", dir);
     snprintf(join, sizeof(join), "%s/ctl.db.join-token", dir);
     snprintf(tokfile, sizeof(tokfile), "%s/ctl.db.admin-token", dir);
+    if (B->store_url) { /* %d in the URL: the node count */
+        const char *pct = strstr(B->store_url, "%d");
+        int pre = pct ? (int)(pct - B->store_url) : (int)strlen(B->store_url);
+        snprintf(store_url, sizeof(store_url), "%.*s%s%s", pre, B->store_url,
+                 pct ? nodes_s : "", pct ? pct + 2 : "");
+    }
     FILE *f = fopen(ini, "w");
     /* each node takes a /24 of guest addresses: a /8 pool holds 65,536 nodes */
     fprintf(f, "[controller]\nlog_level = warn\nplain_http = loopback\n"
                "[registry]\nnotification_secret = bench\n"
                "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
-    if (store_url)
+    if (store_url[0])
         fprintf(f, "[store]\nurl = %s\n", store_url);
     fclose(f);
-    int port = free_port(), bport = free_port();
+    int port = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     snprintf(url, sizeof(url), "http://%s", listen);
-    char *cargv[] = {ctl_bin, "--listen", listen, "--db", db, "--config", ini, NULL};
-    pid_t ctl = spawn(cargv, log);
-    pid_t base_pid = start_baseline(bport);
+    pid_t ctl = start_controller(B->ctl_bin, listen, db, ini, log);
     char hz[160];
     snprintf(hz, sizeof(hz), "%s/v1/healthz", url);
-    int rc = 1;
     pid_t fake = -1;
-    if (!wait_http(hz, 20)) {
+    char *token = NULL;
+    char(*paths)[96] = NULL;
+    struct load l = {0};
+    if (!wait_http(hz, 60)) {
         fprintf(stderr, "bench_api: controller did not start (see %s)\n", log);
         goto out;
     }
-    char *token = NULL;
     size_t tl;
     nubo_read_file(tokfile, 4096, &token, &tl, NULL);
     while (tl && token[tl - 1] == '\n')
         token[--tl] = '\0';
-    char nodes_s[16];
-    snprintf(nodes_s, sizeof(nodes_s), "%d", nodes);
-    char *fargv[] = {fake_bin, "--controller", url,     "--join-token-file", join, "--nodes",
-                     nodes_s,  "--memory-mb",  "65536", "--vcpus",           "64", "--boot-ms",
-                     "1",      "--quiet",      NULL};
+    /* reports of all nodes over at most 256 connections: 10,000 nodes stay under the usual
+     * 20,000 open files on both sides (a watch each, parked, needs its own) */
+    char conns_s[16];
+    snprintf(conns_s, sizeof(conns_s), "%d", nodes < 256 ? nodes : 256);
+    char *fargv[] = {B->fake_bin, "--controller",   url,     "--join-token-file", join,
+                     "--nodes",   nodes_s,          "--memory-mb", "65536",     "--vcpus",
+                     "64",        "--boot-ms",      "1",     "--status-conns",  conns_s,
+                     "--quiet",   NULL};
     fake = spawn(fargv, flog);
-    char nodes_url[160];
-    snprintf(nodes_url, sizeof(nodes_url), "%s/v1/nodes", url);
-    int ready = 0;
     int64_t reg_t0 = nubo_mono_us();
-    for (int i = 0; i < 2400 && (ready = count_in(nodes_url, token, "\"state\":\"ready\"")) < nodes;
+    long ready = 0;
+    for (int i = 0; i < 600 && (ready = metric(url, token, "nubo_nodes{state=\"ready\"} ")) < nodes;
          i++)
-        usleep(50000);
+        usleep(500000);
     if (ready < nodes) {
-        fprintf(stderr, "bench_api: only %d of %d fake nodes became ready in 120 s (see %s)\n",
+        fprintf(stderr, "bench_api: only %ld of %d fake nodes became ready in 300 s (see %s)\n",
                 ready, nodes, log);
         goto out;
     }
-    printf("bench_api: %d nodes registered and ready in %.2f s\n", nodes,
-           (double)(nubo_mono_us() - reg_t0) / 1e6);
+    row->reg_s = (double)(nubo_mono_us() - reg_t0) / 1e6;
     char ev_url[160];
     snprintf(ev_url, sizeof(ev_url), "%s/registry/events", url);
     char ev[600];
@@ -386,100 +448,265 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_api: cannot index the bench image\n");
         goto out;
     }
-
-    const char *create_body = getenv("BENCH_BODY")
-                                  ? getenv("BENCH_BODY")
-                                  : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16,\"autostart\":true}";
-    /* baseline first: the same POST, then GETs */
-    struct load bl = {.port = bport,
+    long rss0 = proc_rss_kb(ctl);
+    /* the cluster at its size first (untimed), then the timed creates on top */
+    long pre = total - B->creates;
+    if (pre > 0 && (fill(B, port, token, pre, 4) < 0 || !wait_running(url, token, pre, 600, 1000))) {
+        fprintf(stderr, "bench_api: filling %ld instances failed (see %s)\n", pre, log);
+        goto out;
+    }
+    l = (struct load){.port = port,
                       .method = EVHTTP_REQ_POST,
                       .token = token,
-                      .body = create_body,
+                      .body = B->create_body,
                       .fixed_path = "/v1/instances",
-                      .total = creates};
-    struct result b_create = run(&bl, conc);
-    struct load l = {.port = port,
-                     .method = EVHTTP_REQ_POST,
-                     .token = token,
-                     .body = create_body,
-                     .fixed_path = "/v1/instances",
-                     .total = creates};
-    l.cap_uuids = (size_t)creates;
+                      .total = B->creates};
+    l.cap_uuids = (size_t)B->creates;
     l.uuids = calloc(l.cap_uuids, sizeof(*l.uuids));
-    int64_t t_create0 = nubo_mono_us();
-    struct result c_create = run(&l, conc);
+    int64_t cpu0 = proc_cpu_us(ctl), t_create0 = nubo_mono_us();
+    row->create = run(&l, B->conc);
+    row->create_cpu_us = (double)(proc_cpu_us(ctl) - cpu0) / B->creates;
     /* end to end: until the fake agents report every instance running */
-    long running = 0;
-    int64_t t_run = 0;
-    bool autostart = strstr(create_body, "\"autostart\":false") == NULL;
-    for (int i = 0; autostart && i < 12000; i++) {
-        running = metric(url, token, "nubo_instances{state=\"running\"} ");
-        if (running >= creates - c_create.errors) {
-            t_run = nubo_mono_us() - t_create0;
-            break;
+    if (strstr(B->create_body, "\"autostart\":false") == NULL) {
+        if (!wait_running(url, token, total - row->create.errors, 600,
+                          nodes / 20 > 100 ? nodes / 20 : 100)) {
+            fprintf(stderr, "bench_api: not every instance reported running (see %s)\n", log);
+            goto out;
         }
-        usleep(5000);
+        row->e2e_per_s = B->creates / ((double)(nubo_mono_us() - t_create0) / 1e6);
     }
-    char(*paths)[96] = calloc(l.n_uuids ? l.n_uuids : 1, sizeof(*paths));
+    paths = calloc(l.n_uuids ? l.n_uuids : 1, sizeof(*paths));
     for (size_t i = 0; i < l.n_uuids; i++)
         snprintf(paths[i], sizeof(paths[i]), "/v1/instances/%s", l.uuids[i]);
-    struct load bg = {.port = bport,
-                      .method = EVHTTP_REQ_GET,
-                      .token = token,
-                      .paths = paths,
-                      .n_paths = l.n_uuids ? l.n_uuids : 1,
-                      .total = gets};
-    struct result b_get = run(&bg, conc);
     struct load g = {.port = port,
                      .method = EVHTTP_REQ_GET,
                      .token = token,
                      .paths = paths,
                      .n_paths = l.n_uuids ? l.n_uuids : 1,
-                     .total = gets};
-    struct result c_get = run(&g, conc);
-
-    printf("bench_api: %d creates, %d gets, %d connections, %d fake nodes (one process), "
-           "store %s\n",
-           creates, gets, conc, nodes, store_url ? "postgresql" : "sqlite");
-    printf("  %-26s %12s %10s %10s %7s\n", "", "req/s", "p50 ms", "p99 ms", "errors");
-    printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "baseline POST (trivial)", b_create.per_s,
-           b_create.p50_ms, b_create.p99_ms, b_create.errors);
-    printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "controller create", c_create.per_s,
-           c_create.p50_ms, c_create.p99_ms, c_create.errors);
-    printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "baseline GET (trivial)", b_get.per_s,
-           b_get.p50_ms, b_get.p99_ms, b_get.errors);
-    printf("  %-26s %12.0f %10.3f %10.3f %7d\n", "controller get", c_get.per_s, c_get.p50_ms,
-           c_get.p99_ms, c_get.errors);
-    printf("  ratio create/baseline: %.2f of the throughput, p99 x%.1f\n",
-           c_create.per_s / b_create.per_s, c_create.p99_ms / b_create.p99_ms);
-    printf("  ratio get/baseline:    %.2f of the throughput, p99 x%.1f\n",
-           c_get.per_s / b_get.per_s, c_get.p99_ms / b_get.p99_ms);
-    if (t_run)
-        printf("  end to end: %ld instances created and reported running by the agents in "
-               "%.2f s = %.0f instances/s\n",
-               running, t_run / 1e6, running / (t_run / 1e6));
-    else
-        printf("  end to end: only %ld of %d reported running\n", running, creates);
-    rc = c_create.errors || c_get.errors ? 1 : 0;
+                     .total = B->gets};
+    row->get = run(&g, B->conc);
+    row->mem_kb_inst = (double)(proc_rss_kb(ctl) - rss0) / (double)total;
+    /* idle: only heartbeats and the watches' timeouts, all nodes and instances in place */
+    char mname[96];
+    snprintf(mname, sizeof(mname), "nubo_api_requests_total{route=\"agent_status\",code=\"2xx\"} ");
+    long hb0 = metric(url, token, mname);
+    cpu0 = proc_cpu_us(ctl);
+    int64_t w0 = nubo_mono_us();
+    sleep((unsigned)B->idle_s);
+    double win_s = (double)(nubo_mono_us() - w0) / 1e6;
+    double cpu_us = (double)(proc_cpu_us(ctl) - cpu0);
+    long beats = metric(url, token, mname) - hb0 - 1; /* this scrape's own request is no beat */
+    row->hb_per_s = beats / win_s;
+    row->hb_cpu_us_node_s = cpu_us / win_s / nodes;
+    row->hb_cpu_us_beat = beats > 0 ? cpu_us / beats : 0;
+    /* a new controller on the same store: start, load everything, answer (the agents come
+     * back to it at once, as at a takeover); its log says how long the load took */
+    kill(ctl, SIGTERM);
+    waitpid(ctl, NULL, 0);
+    if ((f = fopen(ini, "w")) != NULL) {
+        fprintf(f, "[controller]\nlog_level = info\nplain_http = loopback\n"
+                   "[registry]\nnotification_secret = bench\n"
+                   "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
+        if (store_url[0])
+            fprintf(f, "[store]\nurl = %s\n", store_url);
+        fclose(f);
+    }
+    char log2[PATH_MAX + 8];
+    snprintf(log2, sizeof(log2), "%s.2", log);
+    log = log2;
+    int64_t l0 = nubo_mono_us();
+    ctl = start_controller(B->ctl_bin, listen, db, ini, log);
+    if (!wait_http(hz, 120)) {
+        fprintf(stderr, "bench_api: the restarted controller did not answer (see %s)\n", log);
+        goto out;
+    }
+    row->load_s = (double)(nubo_mono_us() - l0) / 1e6;
+    char *text = NULL;
+    size_t text_len = 0;
+    if (nubo_read_file(log, 1 << 24, &text, &text_len, NULL) == 0) {
+        const char *p = strstr(text, " instance(s) in ");
+        row->loaded_s = p ? strtod(p + 16, NULL) / 1000.0 : 0;
+    }
+    free(text);
+    row->load_rss_kb = proc_rss_kb(ctl);
+    row->ok = row->create.errors == 0 && row->get.errors == 0;
+    printf("bench_api: %d nodes, %ld instances: registered in %.1f s, %.0f creates/s (p99 %.1f "
+           "ms, %.0f µs controller CPU each), %.0f/s end to end, get p99 %.2f ms, %.0f "
+           "heartbeats/s, a new controller loaded the store in %.2f s and answered after %.2f "
+           "s\n",
+           nodes, total, row->reg_s, row->create.per_s, row->create.p99_ms, row->create_cpu_us,
+           row->e2e_per_s, row->get.p99_ms, row->hb_per_s, row->loaded_s, row->load_s);
+out:
     free(paths);
     free(l.uuids);
     free(token);
-out:
     if (fake > 0)
         kill(fake, SIGTERM);
     kill(ctl, SIGTERM);
-    kill(base_pid, SIGTERM);
     waitpid(ctl, NULL, 0);
     if (fake > 0)
         waitpid(fake, NULL, 0);
-    waitpid(base_pid, NULL, 0);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (getenv("BENCH_KEEP"))
+    if (getenv("BENCH_KEEP") || !row->ok)
         fprintf(stderr, "bench_api: logs kept in %s\n", dir);
-    else if (rc == 0 && system(cmd) != 0)
-        rc = 1;
-    else if (rc)
-        fprintf(stderr, "bench_api: logs kept in %s\n", dir);
+    else if (system(cmd) != 0)
+        row->ok = false;
+}
+
+static void print_rows(const struct bench *B, const struct size_row *rows, size_t n)
+{
+    printf("bench_api: %d timed creates and %d gets per size on %d connections, fake nodes in one "
+           "process, store %s\n",
+           B->creates, B->gets, B->conc, B->store_url ? "postgresql" : "sqlite");
+    printf("  baseline (trivial evhttp handler): POST %.0f/s p99 %.2f ms, GET %.0f/s p99 %.2f ms\n",
+           B->b_create.per_s, B->b_create.p99_ms, B->b_get.per_s, B->b_get.p99_ms);
+    printf("  %7s %9s %9s %9s %8s %9s %9s %9s %9s %9s %7s %7s %7s\n", "nodes", "instances",
+           "create/s", "cr p99ms", "cr cpuµs", "e2e/s", "get p99ms", "hb/s", "hb µs/n/s",
+           "KiB/inst", "load s", "up s", "reg s");
+    for (size_t i = 0; i < n; i++) {
+        const struct size_row *r = &rows[i];
+        if (!r->ok) {
+            printf("  %7d %9ld  (failed: see the messages above)\n", r->nodes, r->instances);
+            continue;
+        }
+        printf("  %7d %9ld %9.0f %9.2f %8.0f %9.0f %9.2f %9.0f %9.2f %9.2f %7.2f %7.2f %7.1f\n",
+               r->nodes, r->instances, r->create.per_s, r->create.p99_ms, r->create_cpu_us,
+               r->e2e_per_s, r->get.p99_ms, r->hb_per_s, r->hb_cpu_us_node_s, r->mem_kb_inst,
+               r->loaded_s, r->load_s, r->reg_s);
+    }
+    printf("  (cr cpuµs: controller CPU per timed create, its agents' reports included; hb: an idle "
+           "window, controller CPU per node and second; KiB/inst: RSS delta over the instances; "
+           "load s: a new controller loading the store, up s: its exec to first answer with every "
+           "agent reconnecting)\n");
+    if (n < 2 || !rows[0].ok)
+        return;
+    const struct size_row *b = &rows[0];
+    printf("  ratios against the %d-node row:\n", b->nodes);
+    for (size_t i = 1; i < n; i++) {
+        const struct size_row *r = &rows[i];
+        if (!r->ok)
+            continue;
+        printf("  %7d nodes: create/s x%.2f, create CPU x%.2f, get p99 x%.2f, heartbeat CPU per "
+               "node x%.2f, memory per instance x%.2f, load x%.1f for x%.1f the instances\n",
+               r->nodes, r->create.per_s / b->create.per_s, r->create_cpu_us / b->create_cpu_us,
+               r->get.p99_ms / b->get.p99_ms, r->hb_cpu_us_node_s / b->hb_cpu_us_node_s,
+               r->mem_kb_inst / b->mem_kb_inst, r->loaded_s / b->loaded_s,
+               (double)r->instances / (double)b->instances);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct bench B = {.creates = 10000, .gets = 20000, .conc = 16, .per_node = 10, .idle_s = 10};
+    const char *sizes = "64";
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
+    /* the controller and the fake agent each hold two connections per node; as root, let them
+     * (both raise their soft limit to this hard one) */
+    struct rlimit rl = {1 << 17, 1 << 17};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    static const struct option opts[] = {{"creates", required_argument, NULL, 'c'},
+                                         {"gets", required_argument, NULL, 'g'},
+                                         {"concurrency", required_argument, NULL, 'C'},
+                                         {"nodes", required_argument, NULL, 'n'},
+                                         {"per-node", required_argument, NULL, 'p'},
+                                         {"idle-s", required_argument, NULL, 'i'},
+                                         {"store-url", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            B.creates = atoi(optarg);
+            break;
+        case 'g':
+            B.gets = atoi(optarg);
+            break;
+        case 'C':
+            B.conc = atoi(optarg);
+            break;
+        case 'n':
+            sizes = optarg;
+            break;
+        case 'p':
+            B.per_node = atoi(optarg);
+            break;
+        case 'i':
+            B.idle_s = atoi(optarg);
+            break;
+        case 's':
+            B.store_url = optarg;
+            break;
+        default:
+            fprintf(stderr, "usage: bench_api [--creates N] [--gets N] [--concurrency C] "
+                            "[--nodes N[,N...]] [--per-node N] [--idle-s S] [--store-url URL]\n");
+            return 2;
+        }
+    }
+    if (B.creates < 1 || B.gets < 1 || B.conc < 1 || B.per_node < 0 || B.per_node > 253 ||
+        B.idle_s < 1) {
+        fprintf(stderr, "bench_api: creates, gets, concurrency and idle-s are at least 1, "
+                        "per-node 0..253\n");
+        return 2;
+    }
+    int size_v[16];
+    size_t n_sizes = 0;
+    for (char *dup = strdup(sizes), *save = NULL, *t = strtok_r(dup, ",", &save);
+         t && n_sizes < 16; t = strtok_r(NULL, ",", &save)) {
+        size_v[n_sizes] = atoi(t);
+        if (size_v[n_sizes] < 1 || size_v[n_sizes] > 65536 ||
+            B.creates > size_v[n_sizes] * 253) {
+            fprintf(stderr, "bench_api: %s nodes: 1..65536 nodes, at least %d for %d creates\n",
+                    t, B.creates / 253 + 1, B.creates);
+            return 2;
+        }
+        n_sizes++;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    nu_http_global_init();
+    /* the binaries live next to this one in the build tree */
+    char self[PATH_MAX], build[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl < 0)
+        return 1;
+    self[sl] = '\0';
+    snprintf(build, sizeof(build), "%s", self);
+    *strrchr(build, '/') = '\0';
+    *strrchr(build, '/') = '\0';
+    snprintf(B.ctl_bin, sizeof(B.ctl_bin), "%s/controller/nubo-controller", build);
+    snprintf(B.fake_bin, sizeof(B.fake_bin), "%s/tests/nubo-fake-agent", build);
+    if (access(B.ctl_bin, X_OK) || access(B.fake_bin, X_OK)) {
+        fprintf(stderr, "bench_api: build nubo-controller and nubo-fake-agent first\n");
+        return 1;
+    }
+    B.create_body = getenv("BENCH_BODY")
+                        ? getenv("BENCH_BODY")
+                        : "{\"image\":\"admin/bench:latest\",\"memory_mb\":16,\"autostart\":true}";
+    /* the baseline: the same POST and GETs against a trivial handler */
+    B.bport = free_port();
+    pid_t base_pid = start_baseline(B.bport);
+    usleep(200000);
+    struct load bl = {.port = B.bport,
+                      .method = EVHTTP_REQ_POST,
+                      .token = "x",
+                      .body = B.create_body,
+                      .fixed_path = "/v1/instances",
+                      .total = B.creates};
+    B.b_create = run(&bl, B.conc);
+    struct load bg = {.port = B.bport,
+                      .method = EVHTTP_REQ_GET,
+                      .token = "x",
+                      .fixed_path = "/v1/instances/00000000-0000-4000-8000-000000000000",
+                      .total = B.gets};
+    B.b_get = run(&bg, B.conc);
+    kill(base_pid, SIGTERM);
+    waitpid(base_pid, NULL, 0);
+    struct size_row rows[16];
+    int rc = 0;
+    for (size_t i = 0; i < n_sizes; i++) {
+        run_size(&B, size_v[i], &rows[i]);
+        rc |= !rows[i].ok;
+    }
+    print_rows(&B, rows, n_sizes);
     return rc;
 }

@@ -149,12 +149,21 @@ struct ctl_node {
     int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
     struct ctl_node_watch *watch; /* owned by agents.c; the model never touches it */
+    /* capacity.c: what its instances hold (ctl_instance_account keeps it), and its place in
+     * its metro's ranking of ready nodes (keys as inserted) */
+    int64_t used_memory_mb, used_vcpus, vcpu_cap;
+    struct ctl_cap_metro *cap_metro;
+    struct ctl_node *cap_l, *cap_r;
+    uint32_t cap_prio;
+    bool cap_in;
+    int64_t cap_key_mem, cap_key_vcpus;
 };
 
 struct ctl_logtail {
     unsigned char *buf;
-    size_t len, cap;
-    int64_t start; /* stream offset of buf[0] */
+    size_t len, cap; /* cap: the newest bytes kept ([instances] log_tail_bytes) */
+    size_t alloc;    /* buf's size: grows with the tail up to cap (most consoles say little) */
+    int64_t start;   /* stream offset of buf[0] */
 };
 
 struct ctl_instance {
@@ -163,6 +172,7 @@ struct ctl_instance {
     struct nubo_status_report obs; /* observation, as stored */
     struct ctl_node *node;
     struct ctl_instance *node_prev, *node_next;
+    int64_t held_memory_mb, held_vcpus; /* what it counts in its node's used_* (capacity.c) */
     char *assign_json; /* cached encoded assignment, NULL = stale */
     size_t assign_len;
     struct ctl_logtail log;
@@ -332,6 +342,9 @@ struct ctl_ctx {
     struct ctl_map tokens;        /* sha256 hex -> struct ctl_token (owned) */
     struct ctl_map nodes;         /* uuid -> ctl_node */
     struct ctl_map nodes_by_name;
+    struct ctl_map cap_metros;     /* metro -> capacity.c's ranking of its ready nodes */
+    uint8_t *subnet_used;          /* the pool's /24s nodes hold (a bit each) */
+    int subnet_hint;               /* every subnet below it is taken */
     struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
     struct ctl_map instances;      /* uuid -> ctl_instance */
     struct ctl_map instance_names; /* "owner/name" -> ctl_instance */
@@ -479,8 +492,45 @@ bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
 /* The instance takes its node's memory and vCPUs now (meant to run, or not yet reported
  * stopped); stopped and standby instances hold only their address. */
 bool ctl_instance_holds(const struct ctl_instance *in);
-/* What the node's instances that hold capacity take of it. */
+/* ---- capacity.c: per-node sums kept as instances change, ready nodes ranked per metro ---- */
+/* What the node's instances that hold capacity take of it (the kept sums; _walk adds them up). */
 void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus);
+void ctl_node_used_walk(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus);
+/* After anything ctl_instance_holds reads changed (desired state, observation, its node):
+ * moves the instance's share on its node's sums. Attach and detach call it. */
+void ctl_instance_account(struct ctl_instance *in);
+/* After a node's readiness, maintenance or free capacity changed: its place in the ranking. */
+void ctl_node_reindex(struct ctl_node *node);
+void ctl_capacity_add_node(struct ctl_ctx *ctx, struct ctl_node *node);
+/* After a register changed the node's memory or vCPUs (old_memory_mb: before). */
+void ctl_capacity_node_resized(struct ctl_ctx *ctx, struct ctl_node *node, int64_t old_memory_mb);
+/* The largest node's memory in metro ("" or NULL: any metro); 0 without nodes. */
+int64_t ctl_capacity_max_memory_mb(struct ctl_ctx *ctx, const char *metro);
+/* Every node's kept sums against a walk of its instances (tests; logs each drift). */
+bool ctl_capacity_verify(struct ctl_ctx *ctx);
+void ctl_capacity_free(struct ctl_ctx *ctx);
+/* A batch of placements (a create's replicas, a batch of starts, a drain) on the live capacity:
+ * the nodes it placed on so far, each with what is left of it net of the batch (sn) and its
+ * addresses (ipmap). ctl_plan_place puts req->count instances (out[i]: the entry in node/sn)
+ * where ctl_schedule on all nodes would, looking only at the best few. */
+struct ctl_sched_node;
+struct ctl_sched_req;
+struct ctl_plan {
+    struct ctl_ctx *ctx;
+    const struct ctl_node *skip; /* never a candidate (the node being drained) */
+    size_t n, cap;
+    struct ctl_node **node;
+    struct ctl_sched_node *sn;
+    uint8_t (*ipmap)[32];
+};
+void ctl_plan_init(struct ctl_plan *p, struct ctl_ctx *ctx, const struct ctl_node *skip);
+void ctl_plan_free(struct ctl_plan *p);
+/* The plan's entry for node, added with its live values when new. */
+size_t ctl_plan_entry(struct ctl_plan *p, struct ctl_node *node);
+int ctl_plan_place(struct ctl_plan *p, const struct ctl_sched_req *req, size_t *out,
+                   struct nubo_err *err);
+/* The lowest free address of entry e, taken in the plan; -1 when full. */
+int ctl_plan_address(struct ctl_plan *p, size_t e);
 /* In standby or on its way there (its node still stopping or saving it): traffic may wake it. */
 bool ctl_instance_sleeping(const struct ctl_instance *in);
 void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node);
@@ -571,10 +621,7 @@ int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_e
 
 /* ---- scheduler.c: placement over the working set (see scheduler.h for the pure part) ---- */
 struct ctl_sched_node;
-/* The nodes as the scheduler sees them (skip left out); nodes[i] is sn[i]'s node. Both
- * arrays are allocated; returns the count. */
-size_t ctl_sched_snapshot(struct ctl_ctx *ctx, const struct ctl_node *skip,
-                          struct ctl_sched_node **sn, struct ctl_node ***nodes);
+struct ctl_sched_req;
 /* The lowest free instance address of a node's /24 (.2 ..), -1 when full. */
 int ctl_ip_lowest_free(const uint8_t used[32]);
 

@@ -44,6 +44,12 @@ struct ctl_node *ctl_node_new(struct ctl_ctx *ctx, const struct ctl_node_row *ro
     ctl_map_put(&ctx->nodes, n->row.uuid, n);
     ctl_map_put(&ctx->nodes_by_name, n->row.name, n);
     ctl_map_put(&ctx->node_tokens, n->row.token_hash, n);
+    ctl_capacity_add_node(ctx, n);
+    int max = 1 << (24 - ctx->cfg.pool_prefix);
+    if (ctx->subnet_used == NULL)
+        ctx->subnet_used = xcalloc((size_t)max / 8 + 1, 1);
+    if (row->subnet_index >= 0 && row->subnet_index < max)
+        ctx->subnet_used[row->subnet_index / 8] |= (uint8_t)(1u << (row->subnet_index % 8));
     return n;
 }
 
@@ -73,6 +79,7 @@ void ctl_instance_attach(struct ctl_instance *in, struct ctl_node *node)
     int h = (int)in->row.ip_host;
     if (h > 0 && h < 256)
         node->ip_used[h / 8] |= (uint8_t)(1u << (h % 8));
+    ctl_instance_account(in);
 }
 
 void ctl_instance_detach(struct ctl_instance *in)
@@ -80,6 +87,9 @@ void ctl_instance_detach(struct ctl_instance *in)
     struct ctl_node *node = in->node;
     if (node == NULL)
         return;
+    node->used_memory_mb -= in->held_memory_mb;
+    node->used_vcpus -= in->held_vcpus;
+    in->held_memory_mb = in->held_vcpus = 0;
     if (in->node_prev)
         in->node_prev->node_next = in->node_next;
     else
@@ -92,6 +102,7 @@ void ctl_instance_detach(struct ctl_instance *in)
         node->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
     in->node = NULL;
     in->node_prev = in->node_next = NULL;
+    ctl_node_reindex(node);
 }
 
 void ctl_instance_move(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_node *to,
@@ -167,6 +178,7 @@ static int s2z_cb(void *arg, const char *uuid, const struct nubo_scale_to_zero *
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     ctx->version_seq = nubo_now_us(); /* versions never repeat across restarts */
+    int64_t t0 = nubo_mono_us();
     if (ctl_store_nodes_load(&ctx->store, node_cb, ctx, err) < 0 ||
         ctl_services_load(ctx, err) < 0 ||
         ctl_store_instances_load(&ctx->store, instance_cb, ctx, err) < 0 ||
@@ -174,7 +186,8 @@ int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err)
         ctl_logs_load(ctx, err) < 0 || ctl_quotas_load(ctx, err) < 0 ||
         ctl_volumes_load(ctx, err) < 0)
         return nubo_error_wrap(err, "loading the state");
-    log_info("loaded %zu node(s), %zu instance(s)", ctx->nodes.n, ctx->instances.n);
+    log_info("loaded %zu node(s), %zu instance(s) in %lld ms", ctx->nodes.n, ctx->instances.n,
+             (long long)(nubo_mono_us() - t0) / 1000);
     return 0;
 }
 
@@ -193,6 +206,10 @@ void ctl_state_free(struct ctl_ctx *ctx)
     ctl_map_clear(&ctx->instance_names);
     ctl_map_clear(&ctx->nodes);
     ctl_map_clear(&ctx->nodes_by_name);
+    ctl_capacity_free(ctx);
+    free(ctx->subnet_used);
+    ctx->subnet_used = NULL;
+    ctx->subnet_hint = 0;
     ctl_map_clear(&ctx->node_tokens);
     ctl_map_clear(&ctx->users_by_name);
     ctl_map_clear(&ctx->tokens);

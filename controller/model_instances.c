@@ -175,6 +175,7 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
             continue;
         desired_row(&d[i], &in->row);
         in->s2z_drain_us = 0; /* a standby drain ends with any start or stop */
+        ctl_instance_account(in);
         free(in->assign_json);
         in->assign_json = NULL;
         if (d[i].move_to) {
@@ -256,6 +257,7 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
         in->obs = *r;
         r->message = NULL; /* moved */
         in->has_obs = true;
+        ctl_instance_account(in);
         /* a standby is a pause, not a stop */
         if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
             in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&

@@ -21,6 +21,13 @@ void ctl_logtail_push(struct ctl_logtail *lt, const void *data, size_t len)
         lt->len -= drop;
         lt->start += (int64_t)drop;
     }
+    if (lt->len + len > lt->alloc) {
+        size_t want = lt->alloc ? lt->alloc : 256;
+        while (want < lt->len + len)
+            want *= 2;
+        lt->alloc = want < lt->cap ? want : lt->cap;
+        lt->buf = xrealloc(lt->buf, lt->alloc);
+    }
     memcpy(lt->buf + lt->len, d, len);
     lt->len += len;
 }
@@ -31,7 +38,7 @@ static void tail_append(struct ctl_ctx *ctx, struct ctl_logtail *lt, int64_t off
 {
     if (lt->buf == NULL) {
         lt->cap = (size_t)ctx->cfg.log_tail_bytes;
-        lt->buf = xmalloc(lt->cap);
+        lt->buf = xmalloc(lt->alloc = 256 < lt->cap ? 256 : lt->cap);
         lt->len = 0;
         lt->start = offset;
     }

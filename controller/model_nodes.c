@@ -14,18 +14,15 @@
 
 static int lowest_free_subnet(struct ctl_ctx *ctx)
 {
+    /* nodes keep their subnet for good: the used ones are marked as nodes come (model.c), and
+     * everything below the hint is taken */
     int max = 1 << (24 - ctx->cfg.pool_prefix);
-    cleanup_free uint8_t *used = xcalloc((size_t)max, 1);
-    ctl_map_foreach(&ctx->nodes, e)
-    {
-        struct ctl_node *n = e->val;
-        if (n->row.subnet_index >= 0 && n->row.subnet_index < max)
-            used[n->row.subnet_index] = 1;
-    }
-    for (int i = 0; i < max; i++)
-        if (!used[i])
+    for (int i = ctx->subnet_hint; i < max && ctx->subnet_used; i++)
+        if (!(ctx->subnet_used[i / 8] & (1u << (i % 8)))) {
+            ctx->subnet_hint = i;
             return i;
-    return -1;
+        }
+    return ctx->subnet_used ? -1 : 0;
 }
 
 static void reports_free(struct nubo_status_report *reps, size_t n)
@@ -103,9 +100,11 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const c
     if (node) {
         ctl_map_del(&ctx->node_tokens, node->row.token_hash);
         bool was_ready = node->ready;
+        int64_t old_memory_mb = node->row.memory_mb;
         node->row = row;
         node->ready = true;
         ctl_map_put(&ctx->node_tokens, node->row.token_hash, node);
+        ctl_capacity_node_resized(ctx, node, old_memory_mb);
         if (!was_ready)
             for (struct ctl_instance *in = node->inst_head; in; in = in->node_next)
                 ctl_emit_instance_changed(ctx, in);
@@ -158,6 +157,7 @@ static int node_set_unavailable(struct ctl_ctx *ctx, struct ctl_node *node, bool
     }
     node->row.unavailable = unavailable;
     node->ready = !unavailable;
+    ctl_node_reindex(node);
     for (struct ctl_instance *in = node->inst_head; in; in = in->node_next)
         ctl_emit_instance_changed(ctx, in);
     return 0;
@@ -196,6 +196,10 @@ int64_t ctl_node_grace_ms(const struct ctl_ctx *ctx, const struct ctl_node *node
 
 void ctl_nodes_check(struct ctl_ctx *ctx)
 {
+#ifdef NUBO_CHECKS /* test builds: the kept capacity sums against the instances, every tick */
+    if (!ctl_capacity_verify(ctx))
+        abort();
+#endif
     int64_t now = nubo_mono_us();
     ctl_map_foreach(&ctx->nodes, e)
     {
@@ -217,16 +221,12 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
 {
     *moved = NULL;
     *n_moved = 0;
-    cleanup_free struct ctl_sched_node *sn = NULL;
-    cleanup_free struct ctl_node **nodes = NULL;
-    size_t nn = ctl_sched_snapshot(ctx, node, &sn, &nodes);
+    __attribute__((cleanup(ctl_plan_free))) struct ctl_plan plan;
+    ctl_plan_init(&plan, ctx, node);
     size_t ni = node->n_instances;
-    cleanup_free uint8_t(*ipmap)[32] = xcalloc(nn + 1, sizeof(*ipmap));
     cleanup_free struct ctl_instance **inst = xcalloc(ni + 1, sizeof(*inst));
     cleanup_free size_t *target = xcalloc(ni + 1, sizeof(*target));
     cleanup_free int *host = xcalloc(ni + 1, sizeof(*host));
-    for (size_t i = 0; i < nn; i++)
-        memcpy(ipmap[i], nodes[i]->ip_used, 32);
     size_t k = 0;
     for (struct ctl_instance *in = node->inst_head; in && k < ni; in = in->node_next)
         inst[k++] = in;
@@ -244,7 +244,7 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
         bool holds = ctl_instance_holds(inst[i]);
         struct ctl_sched_req sr = {node->row.metro, holds ? inst[i]->row.memory_mb : 0,
                                    holds ? inst[i]->row.vcpus : 0, 1};
-        if (ctl_schedule(sn, nn, &sr, &target[i], err) < 0)
+        if (ctl_plan_place(&plan, &sr, &target[i], err) < 0)
             return nubo_error_http(err, 409,
                                    "cannot drain node %s: no other ready node of metro %s has "
                                    "room for instance %s (%lld MiB, %lld vCPUs); nothing was "
@@ -253,14 +253,10 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
                                    (long long)inst[i]->row.memory_mb,
                                    (long long)inst[i]->row.vcpus);
         size_t t = target[i];
-        host[i] = ctl_ip_lowest_free(ipmap[t]);
+        host[i] = ctl_plan_address(&plan, t);
         if (host[i] < 0)
             return nubo_error_http(err, 409, "cannot drain node %s: node %s has no free address",
-                                   node->row.name, nodes[t]->row.name);
-        ipmap[t][host[i] / 8] |= (uint8_t)(1u << (host[i] % 8));
-        sn[t].free_memory_mb -= sr.memory_mb;
-        sn[t].free_vcpus -= sr.vcpus;
-        sn[t].free_ips--;
+                                   node->row.name, plan.node[t]->row.name);
     }
     struct ctl_node_row nrow = node->row;
     nrow.maintenance = true;
@@ -270,7 +266,7 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
         goto rollback;
     for (size_t i = 0; i < ni; i++) {
         struct ctl_instance_row r = inst[i]->row; /* shallow: only scalars change */
-        memcpy(r.node_uuid, nodes[target[i]]->row.uuid, sizeof(r.node_uuid));
+        memcpy(r.node_uuid, plan.node[target[i]]->row.uuid, sizeof(r.node_uuid));
         r.ip_host = host[i];
         if (ctl_store_instance_put(&ctx->store, &r, err) < 0 ||
             ctl_store_obs_delete(&ctx->store, r.uuid, err) < 0)
@@ -280,10 +276,11 @@ int ctl_node_drain(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_moved
         return -1;
     /* committed: the working set follows */
     node->row.maintenance = true;
+    ctl_node_reindex(node);
     *moved = ni ? xcalloc(ni, sizeof(**moved)) : NULL;
     for (size_t i = 0; i < ni; i++) {
         struct ctl_instance *in = inst[i];
-        struct ctl_node *to = nodes[target[i]];
+        struct ctl_node *to = plan.node[target[i]];
         ctl_instance_move(ctx, in, to, host[i]);
         struct nubo_moved_instance *mv = &(*moved)[(*n_moved)++];
         memcpy(mv->uuid, in->row.uuid, sizeof(mv->uuid));
@@ -314,6 +311,7 @@ int ctl_node_set_ready(struct ctl_ctx *ctx, struct ctl_node *node, struct nubo_e
         return ctl_err_status(err, 500);
     }
     node->row.maintenance = false;
+    ctl_node_reindex(node);
     log_info("node %s is back in service", node->row.name);
     return 0;
 }

@@ -197,15 +197,8 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
         return nubo_error_http(err, 400, "memory_mb: %lld is above %s%s's limit of %lld MiB",
                                (long long)cr->memory_mb, metro[0] ? "metro " : "the platform",
                                metro, (long long)cap);
-    cleanup_free struct ctl_sched_node *sn = NULL;
-    cleanup_free struct ctl_node **nodes = NULL;
-    size_t nn = ctl_sched_snapshot(ctx, NULL, &sn, &nodes);
     /* memory bound: the largest node of the metro */
-    int64_t max_mem = 0;
-    for (size_t i = 0; i < nn; i++)
-        if ((!cr->metro[0] || strcmp(cr->metro, nodes[i]->row.metro) == 0) &&
-            nodes[i]->row.memory_mb > max_mem)
-            max_mem = nodes[i]->row.memory_mb;
+    int64_t max_mem = ctl_capacity_max_memory_mb(ctx, cr->metro);
     if (max_mem > 0 && cr->memory_mb > max_mem)
         return nubo_error_http(err, 400,
                                "memory_mb: %lld is more than the largest node offers (%lld MiB); "
@@ -222,35 +215,38 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     cleanup_free struct ctl_volume_plan *vp = xmalloc(sizeof(*vp));
     if (ctl_volumes_plan(ctx, u, cr, vp, err) < 0)
         return -1;
+    __attribute__((cleanup(ctl_plan_free))) struct ctl_plan plan;
+    ctl_plan_init(&plan, ctx, NULL);
     if (vp->pin) {
-        size_t k = 0;
-        while (k < nn && nodes[k] != vp->pin)
-            k++;
+        size_t k = ctl_plan_entry(&plan, vp->pin);
         struct nubo_err serr = {0};
-        if (k == nn || ctl_schedule(&sn[k], 1, &sr, place, &serr) < 0)
+        if (ctl_schedule(&plan.sn[k], 1, &sr, place, &serr) < 0)
             return nubo_error_http(err, 503,
                                    "node %s holds the instance's volumes but has no room for it "
                                    "(%lld MiB, %lld vCPUs); free the node or ask for less",
                                    vp->pin->row.name, (long long)cr->memory_mb,
                                    (long long)cr->vcpus);
         place[0] = k;
-    } else if (ctl_schedule(sn, nn, &sr, place, err) < 0) {
+    } else if (ctl_plan_place(&plan, &sr, place, err) < 0) {
         return -1;
     }
     cleanup_free struct ctl_svc_row *new_grp = NULL;
     if (inl) {
         /* one group serves one metro: keep every replica in the first one's */
-        const char *m0 = nodes[place[0]]->row.metro;
+        char m0[NUBO_NAME_MAX + 1];
+        snprintf(m0, sizeof(m0), "%s", plan.node[place[0]]->row.metro);
         bool spread = false;
         for (size_t i = 1; i < count; i++)
-            spread = spread || strcmp(nodes[place[i]]->row.metro, m0) != 0;
-        if (spread) {
+            spread = spread || strcmp(plan.node[place[i]]->row.metro, m0) != 0;
+        if (spread) { /* placed again from scratch, in that metro only */
             sr.metro = m0;
-            if (ctl_schedule(sn, nn, &sr, place, err) < 0)
+            ctl_plan_free(&plan);
+            ctl_plan_init(&plan, ctx, NULL);
+            if (ctl_plan_place(&plan, &sr, place, err) < 0)
                 return -1;
         }
         new_grp = xmalloc(sizeof(*new_grp));
-        if (ctl_svc_build(ctx, u, inl, nodes[place[0]]->row.metro, false, new_grp, err) < 0)
+        if (ctl_svc_build(ctx, u, inl, plan.node[place[0]]->row.metro, false, new_grp, err) < 0)
             return -1;
     }
     /* build rows; addresses are marked on the nodes and unmarked again if the commit fails */
@@ -258,7 +254,7 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     int64_t now = nubo_now_us();
     int rc = -1;
     for (size_t i = 0; i < count; i++) {
-        struct ctl_node *node = nodes[place[i]];
+        struct ctl_node *node = plan.node[place[i]];
         inst[i] = new_instance(u, cr, im, names[i], node, now);
         int h = ctl_ip_lowest_free(node->ip_used);
         if (h < 0) {
@@ -291,7 +287,7 @@ int ctl_place(struct ctl_ctx *ctx, const struct ctl_user_row *u, const struct nu
     if (new_grp)
         grp = ctl_svc_add(ctx, new_grp);
     for (size_t i = 0; i < count; i++) {
-        struct ctl_node *node = nodes[place[i]];
+        struct ctl_node *node = plan.node[place[i]];
         ctl_instance_add(ctx, inst[i], node);
         ctl_node_bump(ctx, node);
         made[(*n_made)++] = inst[i];
@@ -308,7 +304,7 @@ undo:
             continue;
         int h = (int)inst[i]->row.ip_host;
         if (h > 0)
-            nodes[place[i]]->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
+            plan.node[place[i]]->ip_used[h / 8] &= (uint8_t) ~(1u << (h % 8));
         ctl_instance_destroy(inst[i]);
     }
     return rc;
@@ -339,12 +335,8 @@ int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct
     }
     if (!any)
         return 0;
-    cleanup_free struct ctl_sched_node *sn = NULL;
-    cleanup_free struct ctl_node **nodes = NULL;
-    size_t nn = ctl_sched_snapshot(ctx, NULL, &sn, &nodes);
-    cleanup_free uint8_t(*ipmap)[32] = xcalloc(nn + 1, sizeof(*ipmap));
-    for (size_t k = 0; k < nn; k++)
-        memcpy(ipmap[k], nodes[k]->ip_used, 32);
+    __attribute__((cleanup(ctl_plan_free))) struct ctl_plan plan;
+    ctl_plan_init(&plan, ctx, NULL);
     for (size_t i = 0; i < n; i++) {
         struct ctl_instance *in = d[i].in;
         bool twice = false;
@@ -352,15 +344,14 @@ int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct
             twice = twice || d[k].in == in;
         if (in == NULL || !d[i].start || twice || ctl_instance_holds(in))
             continue;
-        size_t home = 0;
-        while (home < nn && nodes[home] != in->node)
-            home++;
+        size_t home = in->node ? ctl_plan_entry(&plan, in->node) : SIZE_MAX;
+        struct ctl_sched_node *hs = home != SIZE_MAX ? &plan.sn[home] : NULL;
         const int64_t mem = in->row.memory_mb, vcpus = in->row.vcpus;
         /* its own node first: the image is there, and so are its volumes */
-        if (home < nn && !nodes[home]->row.maintenance && sn[home].free_memory_mb >= mem &&
-            sn[home].free_vcpus >= vcpus) {
-            sn[home].free_memory_mb -= mem;
-            sn[home].free_vcpus -= vcpus;
+        if (hs && !in->node->row.maintenance && hs->free_memory_mb >= mem &&
+            hs->free_vcpus >= vcpus) {
+            hs->free_memory_mb -= mem;
+            hs->free_vcpus -= vcpus;
             continue;
         }
         char vol[NUBO_NAME_MAX + 1];
@@ -370,21 +361,16 @@ int ctl_place_starts(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, struct
                                    "which has no room for it (%lld MiB free, %lld asked); stop "
                                    "instances there",
                                    in->row.name, vol, in->node ? in->node->row.name : "?",
-                                   (long long)(home < nn ? sn[home].free_memory_mb : 0),
-                                   (long long)mem);
+                                   (long long)(hs ? hs->free_memory_mb : 0), (long long)mem);
         struct ctl_sched_req sr = {in->row.metro, mem, vcpus, 1};
         size_t t;
-        if (ctl_schedule(sn, nn, &sr, &t, err) < 0)
+        if (ctl_plan_place(&plan, &sr, &t, err) < 0)
             return nubo_error_wrap(err, "cannot start instance %s", in->row.name);
-        int h = ctl_ip_lowest_free(ipmap[t]);
+        int h = ctl_plan_address(&plan, t);
         if (h < 0)
             return nubo_error_http(err, 503, "cannot start instance %s: node %s has no free "
-                                   "address", in->row.name, nodes[t]->row.name);
-        ipmap[t][h / 8] |= (uint8_t)(1u << (h % 8));
-        sn[t].free_memory_mb -= mem;
-        sn[t].free_vcpus -= vcpus;
-        sn[t].free_ips--;
-        d[i].move_to = nodes[t];
+                                   "address", in->row.name, plan.node[t]->row.name);
+        d[i].move_to = plan.node[t];
         d[i].move_ip_host = h;
     }
     return 0;

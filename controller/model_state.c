@@ -34,16 +34,6 @@ bool ctl_instance_holds(const struct ctl_instance *in)
     return in->has_obs && in->obs.state != NUBO_STATE_STOPPED;
 }
 
-void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcpus)
-{
-    *memory_mb = *vcpus = 0;
-    for (const struct ctl_instance *in = node->inst_head; in; in = in->node_next)
-        if (ctl_instance_holds(in)) {
-            *memory_mb += in->row.memory_mb;
-            *vcpus += in->row.vcpus;
-        }
-}
-
 bool ctl_instance_sleeping(const struct ctl_instance *in)
 {
     enum nubo_state s = ctl_instance_state(in);

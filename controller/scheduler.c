@@ -1,6 +1,6 @@
 /* The scheduler: ctl_schedule, a pure function (scheduler.h; O(count x candidates), no
- * allocation beyond the candidates), and the snapshot of the working set it runs on for both
- * creates and drains, with the address search they share. */
+ * allocation beyond the candidates; capacity.c hands it the few candidates that matter), and
+ * the address search creates, starts and drains share. */
 #include "scheduler.h"
 #include "ctl.h"
 
@@ -82,35 +82,7 @@ out:
     return rc;
 }
 
-/* ---- the working set as the scheduler sees it (create and drain) ---- */
-
-size_t ctl_sched_snapshot(struct ctl_ctx *ctx, const struct ctl_node *skip,
-                          struct ctl_sched_node **sn_out, struct ctl_node ***nodes_out)
-{
-    struct ctl_sched_node *sn = xcalloc(ctx->nodes.n + 1, sizeof(*sn));
-    struct ctl_node **nodes = xcalloc(ctx->nodes.n + 1, sizeof(*nodes));
-    size_t nn = 0;
-    ctl_map_foreach(&ctx->nodes, e)
-    {
-        struct ctl_node *n = e->val;
-        if (n == skip)
-            continue;
-        int64_t used_mb, used_vcpus;
-        ctl_node_used(n, &used_mb, &used_vcpus);
-        nodes[nn] = n;
-        sn[nn++] = (struct ctl_sched_node){
-            .uuid = n->row.uuid,
-            .metro = n->row.metro,
-            .ready = n->ready && !n->row.maintenance, /* drained nodes take nothing new */
-            .free_memory_mb = n->row.memory_mb - used_mb,
-            .free_vcpus = n->row.vcpus * ctx->cfg.vcpu_overcommit - used_vcpus,
-            .free_ips = CTL_HOSTS_PER_NODE - (int64_t)n->n_instances,
-        };
-    }
-    *sn_out = sn;
-    *nodes_out = nodes;
-    return nn;
-}
+/* ---- addresses ---- */
 
 int ctl_ip_lowest_free(const uint8_t used[32])
 {

@@ -54,6 +54,11 @@ static int lite_open(struct ctl_db *db, const char *path, bool sync_full, struct
             0 ||
         lite_exec(db, "PRAGMA foreign_keys=ON", err) < 0)
         return nubo_error_wrap(err, "opening the database %s", path);
+    /* Reads through a memory map and a 64 MiB page cache: loading 100,000 instances at start
+     * (or at a takeover) is otherwise a pread per page, and a syscall costs */
+    if (lite_exec(db, "PRAGMA mmap_size=4294967296", err) < 0 ||
+        lite_exec(db, "PRAGMA cache_size=-65536", err) < 0)
+        return nubo_error_wrap(err, "opening the database %s", path);
     return 0;
 }
 

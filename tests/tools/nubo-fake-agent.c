@@ -37,6 +37,7 @@ struct opts {
     bool quiet;
     char hook[512];
     char state_dir[512]; /* "" = node tokens kept in memory only */
+    int status_conns;    /* 0 = a status connection per node; N = N shared by all nodes */
 };
 
 struct fnode;
@@ -558,6 +559,7 @@ int main(int argc, char **argv)
         {"volume-mb", required_argument, NULL, 'D'},
         {"hook", required_argument, NULL, 'H'},
         {"state-dir", required_argument, NULL, 'S'},
+        {"status-conns", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -625,6 +627,10 @@ int main(int argc, char **argv)
         case 'H':
             snprintf(o->hook, sizeof(o->hook), "%s", optarg);
             break;
+        case 'C':
+            if (nubo_parse_int(optarg, 0, 100000, &v, NULL) == 0)
+                o->status_conns = (int)v;
+            break;
         case 'S':
             snprintf(o->state_dir, sizeof(o->state_dir), "%s", optarg);
             if (nubo_mkdir_p(o->state_dir, 0700, NULL) < 0) {
@@ -636,7 +642,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
                             "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--volume-mb N] "
-                            "[--state-dir DIR] [--quiet]\n");
+                            "[--state-dir DIR] [--status-conns N] [--quiet]\n");
             return 2;
         }
     }
@@ -645,14 +651,29 @@ int main(int argc, char **argv)
     srandom((unsigned)getpid());
     nubo_raise_nofile(); /* a watch and a status connection per node */
     fx.nodes = calloc((size_t)o->nodes, sizeof(*fx.nodes));
+    /* --status-conns: registers, reports and logs of all nodes share N connections (queued on
+     * each), so 10,000 simulated nodes hold 10,000 watches + N sockets, not twice 10,000: the
+     * open-files limit (often 20,000 and not raisable) binds both this process and the
+     * controller */
+    struct evhttp_connection **shared = NULL;
+    if (o->status_conns > 0) {
+        shared = calloc((size_t)o->status_conns, sizeof(*shared));
+        for (int i = 0; i < o->status_conns; i++) {
+            shared[i] = evhttp_connection_base_new(fx.base, NULL, o->host, (unsigned short)o->port);
+            evhttp_connection_set_retries(shared[i], 0);
+        }
+    }
     for (int i = 0; i < o->nodes; i++) {
         struct fnode *n = &fx.nodes[i];
         n->fx = &fx;
         snprintf(n->name, sizeof(n->name), "%s-%d", o->prefix, i);
-        n->conn = evhttp_connection_base_new(fx.base, NULL, o->host, (unsigned short)o->port);
+        n->conn = shared ? shared[i % o->status_conns]
+                         : evhttp_connection_base_new(fx.base, NULL, o->host,
+                                                      (unsigned short)o->port);
         n->watch_conn = evhttp_connection_base_new(fx.base, NULL, o->host, (unsigned short)o->port);
         evhttp_connection_set_timeout(n->watch_conn, 90);
-        evhttp_connection_set_retries(n->conn, 0);
+        if (!shared)
+            evhttp_connection_set_retries(n->conn, 0);
         n->flush_ev = event_new(fx.base, -1, 0, flush_cb, n);
         do_register(n);
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "scheduler.h"
 #include "store_target.h"
 #include "util.h"
 
@@ -718,6 +719,90 @@ static void test_scale_to_zero_idle(void **state)
     assert_int_equal(ctl_instances_delete(ctx, v, 2, &err), 0);
 }
 
+/* The capacity index (capacity.c) against the scheduler on every node: after random creates,
+ * stops, reports, unavailable and drained nodes, a plan places exactly where ctl_schedule on
+ * a full snapshot (sums walked from the instances) would, and the kept sums match the walk. */
+static void test_plan_matches_full_schedule(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    const char *metros[] = {"fra", "ams", "par"};
+    struct ctl_node *nodes[48];
+    srandom(7);
+    for (int i = 0; i < 48; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        nodes[i] = add_node(ctx, name, metros[i % 3], 512 * (1 + random() % 4));
+    }
+    struct ctl_instance *made[8];
+    for (int step = 0; step < 400; step++) {
+        int what = (int)(random() % 10);
+        if (what < 5) { /* a create, maybe with replicas; it may not fit */
+            char name[16];
+            snprintf(name, sizeof(name), "i%d", step);
+            nubo_err_clear(&err);
+            place(ctx, name, random() % 4, 64 * (1 + random() % 8), NULL, made, &err);
+        } else if (what < 7 && ctx->instances.n) { /* stop one, or report it stopped */
+            struct ctl_instance *in = NULL;
+            size_t pick = (size_t)random() % ctx->instances.n, k = 0;
+            ctl_map_foreach(&ctx->instances, e) if (k++ == pick) in = e->val;
+            if (what == 5) {
+                struct ctl_desire d = {.in = in, .start = random() % 2 == 0};
+                nubo_err_clear(&err);
+                ctl_instances_desire(ctx, &d, 1, &err);
+            } else {
+                struct nubo_status_report r =
+                    report(in, random() % 2 ? NUBO_STATE_STOPPED : NUBO_STATE_RUNNING);
+                assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
+            }
+        } else if (what == 7) { /* a node goes away or comes back */
+            struct ctl_node *n = nodes[random() % 48];
+            if (n->ready)
+                n->last_seen_mono_us = nubo_mono_us() - INT64_C(3600) * 1000000;
+            else
+                ctl_node_seen(ctx, n);
+            ctl_nodes_check(ctx);
+        } else if (what == 8) { /* drained, or back in service */
+            struct ctl_node *n = nodes[random() % 48];
+            struct nubo_moved_instance *moved = NULL;
+            size_t n_moved = 0;
+            nubo_err_clear(&err);
+            if (n->row.maintenance)
+                ctl_node_set_ready(ctx, n, &err);
+            else
+                ctl_node_drain(ctx, n, &moved, &n_moved, &err);
+            free(moved);
+        }
+        assert_true(ctl_capacity_verify(ctx));
+        /* the same request both ways */
+        struct ctl_sched_node all[48];
+        for (int i = 0; i < 48; i++) {
+            int64_t mb, vc;
+            ctl_node_used_walk(nodes[i], &mb, &vc);
+            all[i] = (struct ctl_sched_node){nodes[i]->row.uuid, nodes[i]->row.metro,
+                                             nodes[i]->ready && !nodes[i]->row.maintenance,
+                                             nodes[i]->row.memory_mb - mb,
+                                             nodes[i]->row.vcpus * ctx->cfg.vcpu_overcommit - vc,
+                                             CTL_HOSTS_PER_NODE - (int64_t)nodes[i]->n_instances};
+        }
+        struct ctl_sched_req rq = {random() % 4 ? metros[random() % 3] : "",
+                                   64 * (random() % 9), random() % 3, 1 + (size_t)(random() % 6)};
+        size_t want[8], got[8];
+        struct nubo_err e1 = {0}, e2 = {0};
+        int r1 = ctl_schedule(all, 48, &rq, want, &e1);
+        struct ctl_plan plan;
+        ctl_plan_init(&plan, ctx, NULL);
+        int r2 = ctl_plan_place(&plan, &rq, got, &e2);
+        assert_int_equal(r1, r2);
+        if (r1 < 0)
+            assert_string_equal(e1.msg, e2.msg);
+        for (size_t k = 0; r1 == 0 && k < rq.count; k++)
+            assert_ptr_equal(plan.node[got[k]], nodes[want[k]]);
+        ctl_plan_free(&plan);
+    }
+    assert_true(ctx->instances.n > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tenant_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_matches_full_schedule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
