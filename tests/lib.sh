@@ -67,10 +67,14 @@ jget() { t_jeval print "$1" "${BODY:-}"; }
 # t_jdef CODE: define a python helper (a def) that later jget expressions may call.
 t_jdef() { t_jeval exec "$1"; }
 
-# A free TCP port on 127.0.0.1.
-t_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# A free TCP port on 127.0.0.1 (found by the JSON reader: no python of its own).
+t_jdef '
+import socket
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]'
+t_free_port() { t_jeval print 'free_port()' null; }
 
 # t_wait_for TIMEOUT_S CMD...: retry CMD until it succeeds (used only by tests, never by daemons).
 t_wait_for() {
