@@ -38,8 +38,14 @@ start_app() { # instance name: serve the example app on its private IP inside it
         nodes+="$node:$T_NS "
     fi
     ip -n "${NODE_NS[$node]}" addr add "$ip/32" dev lo
-    ip netns exec "${NODE_NS[$node]}" python3 "$NUBO_SRC/tests/tools/app_on.py" "$ip" \
-        "$NUBO_SRC/examples/http-python/server.py" > "$T_TMP/app-$name.log" 2>&1 &
+    ip netns exec "${NODE_NS[$node]}" python3 -c "
+import runpy, http.server, sys
+srv = http.server.ThreadingHTTPServer
+class Bound(srv):
+    def __init__(self, addr, h): super().__init__(('$ip', addr[1]), h)
+http.server.ThreadingHTTPServer = Bound
+runpy.run_path('$NUBO_SRC/examples/http-python/server.py', run_name='__main__')" \
+        > "$T_TMP/app-$name.log" 2>&1 &
     t_track_pid $!
     t_wait_for 10 ip netns exec "${NODE_NS[$node]}" curl -fsS "http://$ip:8080/" || t_fail "app $name did not start"
     t_log "instance $name: node $node, $ip"
