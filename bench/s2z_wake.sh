@@ -14,17 +14,13 @@ RUNS=${2:-3}
 export NUBO_SRC NUBO_BUILD
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
-export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
 t_cluster_up fra:1
 t_cluster_runtimes
-ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
-CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
 
 # the python app: answers every GET (examples/http-python)
 app=$T_TMP/pyapp
 cp -r "$NUBO_SRC/examples/http-python" "$app"
-(cd "$app" && "$NUBO" build . --output demo/pyapp:latest) > "$T_TMP/build.log" 2>&1 \
-    || { tail -20 "$T_TMP/build.log"; t_fail "nubo build failed"; }
+t_cluster_build "$app" demo/pyapp:latest
 
 SVC='"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]}'
 HELLO='"image":"official/hello:latest","memory_mb":16,"args":["--http","8080"]'

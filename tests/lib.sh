@@ -44,10 +44,37 @@ t_on_exit() { T_CLEANUPS+=("$*"); }
 t_track_pid() { T_PIDS+=("$1"); }
 t_track_domain() { T_DOMAINS+=("$1"); }
 
-# A free TCP port on 127.0.0.1.
-t_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# jget EXPR: print(EXPR) with d the JSON in $BODY, as `python3 -c` would print it; fails, with
+# python's traceback on stderr, when BODY is not JSON or EXPR raises. One python per test
+# (tests/tools/jeval.py, started here) answers every call: a python started per call took
+# seconds each on a loaded machine. Call it from the test's shell and its $(...) subshells,
+# never from two background jobs at once (they would share one pipe).
+coproc T_JEVAL { exec python3 "$NUBO_SRC/tests/tools/jeval.py"; }
+t_track_pid "$T_JEVAL_PID"
+# the coprocess's own descriptors are closed in subshells; copies are not
+exec {T_JEVAL_IN}>&"${T_JEVAL[1]}" {T_JEVAL_OUT}<&"${T_JEVAL[0]}"
+
+t_jeval() { # OP CODE [JSON]: one request to the reader; prints its answer
+    local id=$BASHPID.$RANDOM rid st text
+    printf '%s\0%s\0%s\0%s\0' "$id" "$1" "$2" "${3:-}" >&"$T_JEVAL_IN" &&
+        IFS= read -r -d '' -u "$T_JEVAL_OUT" rid &&
+        IFS= read -r -d '' -u "$T_JEVAL_OUT" st &&
+        IFS= read -r -d '' -u "$T_JEVAL_OUT" text || t_fail "the JSON reader (tests/tools/jeval.py) is gone"
+    [ "$rid" = "$id" ] || t_fail "the JSON reader answered another request: jget used by two jobs at once"
+    if [ "$st" = 0 ]; then printf '%s' "$text"; else printf '%s' "$text" >&2; return 1; fi
 }
+jget() { t_jeval print "$1" "${BODY:-}"; }
+# t_jdef CODE: define a python helper (a def) that later jget expressions may call.
+t_jdef() { t_jeval exec "$1"; }
+
+# A free TCP port on 127.0.0.1 (found by the JSON reader: no python of its own).
+t_jdef '
+import socket
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]'
+t_free_port() { t_jeval print 'free_port()' null; }
 
 # t_wait_for TIMEOUT_S CMD...: retry CMD until it succeeds (used only by tests, never by daemons).
 t_wait_for() {
@@ -118,6 +145,21 @@ t_store_pg() {
         t_log "store: private PostgreSQL on 127.0.0.1:$PG_PORT (pid $PG_PID)"
     fi
     T_STORE_URL=$(pg_url "$1") || t_fail "cannot create database $1"
+}
+
+# t_signed_cert DIR NAME SAN...: DIR/NAME.pem and NAME.key for the subjectAltNames SAN
+# (DNS:www.example.com ...; the first is its CN), signed by the test's CA DIR/ca.pem (ca.key),
+# made on first use.
+t_signed_cert() {
+    local d=$1 name=$2 cn=${3#DNS:} san; shift 2
+    san=$(IFS=,; echo "$*")
+    mkdir -p "$d"
+    [ -s "$d/ca.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=test-ca" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null || t_fail "cannot make a CA in $d"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null &&
+        printf 'subjectAltName=%s\n' "$san" > "$d/$name.ext" &&
+        openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+            -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null || t_fail "cannot sign $name for $san"
 }
 
 t_need_root() { [ "$(id -u)" = 0 ] || t_skip "needs root (network namespaces, libvirt)"; }

@@ -26,9 +26,24 @@ t_cluster_up() { # [nodes spec]
     export CURL_CA_BUNDLE=$NUBO_DEVCLUSTER_DIR/ca/ca.pem NUBO_CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
     t_on_exit "t_cluster_collect_logs; \"$DC\" down > \"$T_TMP/down.log\" 2>&1"
     "$DC" up > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
+    # the first metro's ingress and the cluster's CA: curl --resolve NAME:443:$ADDR --cacert $CA
+    ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
+    CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
     ADMIN_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/admin-token")
     USER_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/demo-token")
     t_log "cluster up: API $API, registry $NUBO_DEVCLUSTER_REGISTRY, nodes $NUBO_DEVCLUSTER_NODES"
+}
+
+# Skip unless the metros' ingress can run: HAProxy installed, nubo-ingress built.
+t_need_ingress() {
+    command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
+    [ -x "$NUBO_BUILD/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
+}
+
+# t_cluster_build DIR IMAGE: `nubo build` the app in DIR and push it as IMAGE.
+t_cluster_build() {
+    (cd "$1" && "$NUBO" build . --output "$2") > "$T_TMP/build.log" 2>&1 \
+        || { tail -20 "$T_TMP/build.log" >&2; t_fail "nubo build $2 failed"; }
 }
 
 t_cluster_runtimes() {
@@ -44,6 +59,9 @@ t_cluster_collect_logs() {
     for n in "$d"/nodes/*/; do
         [ -f "$n/agent.log" ] && cp "$n/agent.log" "$T_TMP/agent-$(basename "$n").log"
     done
+    for n in "$d"/ingress/*/; do
+        [ -f "$n/ingress.log" ] && cp "$n/ingress.log" "$T_TMP/ingress-$(basename "$n").log"
+    done
     return 0
 }
 
@@ -53,8 +71,8 @@ t_api() {
         ${3:+--data "$3"} "$API$2"
 }
 
-# Read a field from JSON on stdin: t_json 'expr over d'
-t_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# Read a field from JSON on stdin: t_json 'expr over d' (tests/lib.sh's jget)
+t_json() { local BODY; IFS= read -r -d '' BODY || :; jget "$1"; }
 
 # HTTP from inside a node's network namespace (where private IPs live).
 t_node_curl() { # node url

@@ -13,12 +13,7 @@ fake_start 2 --boot-ms 100
 index_image admin/hello latest
 
 D=$T_TMP/pki
-mkdir -p "$D"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/ca.key" -out "$D/ca.pem" -days 2 -subj /CN=conf-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$D/leaf.key" -out "$D/leaf.csr" -subj /CN=www.example.com 2>/dev/null
-printf 'subjectAltName=DNS:www.example.com,DNS:*.example.com\n' > "$D/ext"
-openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
-    -extfile "$D/ext" -out "$D/leaf.pem" 2>/dev/null
+t_signed_cert "$D" leaf DNS:www.example.com 'DNS:*.example.com'
 
 python3 "$NUBO_SRC/tests/tools/api_conformance.py" "$NUBO_SRC/tests/fixtures/openapi/platform-0.6.0.yaml" \
     "$CTL_URL" "$ADMIN" "$D" > "$T_TMP/conformance.txt" 2>&1 && rc=0 || rc=$?

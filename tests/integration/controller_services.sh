@@ -194,15 +194,8 @@ expect 404 inline-gone-after-restart
 
 # ---- certificates: a CA and a leaf made here, checked with OpenSSL
 D=$T_TMP/pki
-mkdir -p "$D"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/ca.key" -out "$D/ca.pem" -days 2 -subj /CN=test-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$D/leaf.key" -out "$D/leaf.csr" -subj /CN=www.example.com 2>/dev/null
-printf 'subjectAltName=DNS:www.example.com,DNS:*.example.com\n' > "$D/ext"
-openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 -extfile "$D/ext" -out "$D/leaf.pem" 2>/dev/null
+t_signed_cert "$D" leaf DNS:www.example.com 'DNS:*.example.com'
 openssl genrsa -out "$D/other.key" 2048 2>/dev/null
-certbody() { # NAME CN CHAINFILE KEYFILE
-    python3 -c 'import json,sys; print(json.dumps({"name":sys.argv[1],"cn":sys.argv[2],"chain":open(sys.argv[3]).read(),"pkey":open(sys.argv[4]).read()}))' "$@"
-}
 api POST /v1/certificates "$(certbody ex '*.example.com' "$D/leaf.pem" "$D/other.key")"
 expect 400 cert-wrong-key
 grep -q "does not match" <<< "$(jget 'd["message"]')" || t_fail "wrong key message: $BODY"

@@ -52,17 +52,16 @@ cert() { # NAME SANS -> self-signed $P/NAME.{pem,key}
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$1" \
         -addext "subjectAltName=$2" -keyout "$P/$1.key" -out "$P/$1.pem" 2>/dev/null || t_fail "cert $1"
 }
-certbody() { python3 -c 'import json,sys; print(json.dumps({"name":sys.argv[1],"cn":sys.argv[2],"chain":open(sys.argv[3]).read(),"pkey":open(sys.argv[4]).read()}))' "$1" "$2" "$P/$1.pem" "$P/$1.key"; }
 cert wild "DNS:b.bob.test,DNS:*.fra0.nubo.test"
-api POST /v1/certificates "$(certbody wild b.bob.test)" "$B"
+api POST /v1/certificates "$(certbody wild b.bob.test "$P/wild.pem" "$P/wild.key")" "$B"
 expect 400 cert-platform-wildcard
 grep -q "platform" <<< "$(jget 'd["message"]')" || t_fail "platform cert: $BODY"
 cert steal "DNS:b.bob.test,DNS:*.acme-corp.test"
-api POST /v1/certificates "$(certbody steal b.bob.test)" "$B"
+api POST /v1/certificates "$(certbody steal b.bob.test "$P/steal.pem" "$P/steal.key")" "$B"
 expect 409 cert-covers-other-tenant
 expect_envelope_error
 cert own "DNS:b.bob.test,DNS:*.bob.test"
-api POST /v1/certificates "$(certbody own b.bob.test)" "$B"
+api POST /v1/certificates "$(certbody own b.bob.test "$P/own.pem" "$P/own.key")" "$B"
 expect 200 cert-own
 
 # ---- 5. ports the ingress host uses cannot be published

@@ -6,13 +6,9 @@
 # scale-to-zero disable counter (/uk/libukp/scale_to_zero_disable) holds it out of standby.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-[ -x "$NUBO_BUILD/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
-export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
+t_need_ingress
 t_cluster_up fra:1
 t_cluster_runtimes
-ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
-CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
 
 app=$T_TMP/counter
 mkdir -p "$app"
@@ -44,8 +40,7 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(body)
 HTTPServer(("0.0.0.0", 8080), H).serve_forever()
 EOF
-(cd "$app" && "$NUBO" build . --output demo/counter:latest) > "$T_TMP/build.log" 2>&1 \
-    || { tail -20 "$T_TMP/build.log"; t_fail "nubo build failed"; }
+t_cluster_build "$app" demo/counter:latest
 
 out=$("$NUBO" run --metro=fra -p 443:8080/http+tls -m 256MiB --scale-to-zero on \
       --scale-to-zero-stateful --scale-to-zero-cooldown 2s --image=demo/counter:latest) \

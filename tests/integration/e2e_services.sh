@@ -7,15 +7,9 @@
 # violations are refused with one line.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-[ -x "$NUBO_BUILD/ingress/nubo-ingress" ] || t_fail "nubo-ingress not built"
-# A loopback address of our own, so this cluster's ingress never meets another's on 80/443.
-export NUBO_DEVCLUSTER_INGRESS_NET=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
-t_on_exit 'cp "$NUBO_DEVCLUSTER_DIR"/ingress/fra/ingress.log "$T_TMP/ingress-fra.log" 2>/dev/null'
+t_need_ingress
 t_cluster_up fra:2
 t_cluster_runtimes
-ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
-CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
 st=$("$DC" status)
 grep -q "^CA: *$CA" <<<"$st" || t_fail "devcluster status does not name the CA: $st"
 

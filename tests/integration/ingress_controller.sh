@@ -6,12 +6,7 @@
 # instance drained without a reload, an unknown name and a deleted group answer 503, and
 # shape changes reload without dropping the listener.
 source "$NUBO_SRC/tests/lib.sh"
-t_need_root
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-command -v openssl >/dev/null || t_skip "openssl missing"
-ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
-[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
-source "$NUBO_SRC/tests/tools/controller-env.sh"
+source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
 ctl_start "[services]
 domain = nubo.test"
@@ -19,13 +14,7 @@ fake_start 2 --boot-ms 100
 index_image admin/hello latest
 
 # --- a CA and the metro wildcard certificate
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=test CA" \
-    -keyout "$T_TMP/ca.key" -out "$T_TMP/ca.pem" 2>/dev/null || t_fail "CA"
-openssl req -new -newkey rsa:2048 -nodes -subj "/CN=*.fra0.nubo.test" \
-    -keyout "$T_TMP/key.pem" -out "$T_TMP/cert.csr" 2>/dev/null || t_fail "csr"
-printf 'subjectAltName=DNS:*.fra0.nubo.test\n' > "$T_TMP/ext"
-openssl x509 -req -in "$T_TMP/cert.csr" -CA "$T_TMP/ca.pem" -CAkey "$T_TMP/ca.key" -CAcreateserial \
-    -days 2 -extfile "$T_TMP/ext" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "sign"
+t_signed_cert "$T_TMP" metro 'DNS:*.fra0.nubo.test'
 
 # --- two replicas behind an inline group (the controller places them on both fake nodes)
 api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"web","replicas":1,"service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]},{"port":80,"destination_port":443,"handlers":["http","redirect"]}]},"wait_timeout_ms":10000}'
@@ -37,7 +26,7 @@ t_log "group $GROUP, domain $FQDN, instances $NAMES"
 
 # --- each fake node's "guests": the python example on the instance's private IP in a netns
 declare -A NODE_NS
-nodes_ini=""
+nodes=""
 start_app() { # instance name: serve the example app on its private IP inside its node's netns
     local name=$1 node ip
     api GET "/v1/instances/$name"
@@ -46,7 +35,7 @@ start_app() { # instance name: serve the example app on its private IP inside it
     if [ -z "${NODE_NS[$node]:-}" ]; then
         t_netns "$node"
         NODE_NS[$node]=$T_NS
-        nodes_ini+="$node = netns:$T_NS"$'\n'
+        nodes+="$node:$T_NS "
     fi
     ip -n "${NODE_NS[$node]}" addr add "$ip/32" dev lo
     ip netns exec "${NODE_NS[$node]}" python3 -c "
@@ -65,34 +54,7 @@ for name in $NAMES; do start_app "$name"; done
 [ "${#NODE_NS[@]}" = 2 ] || t_fail "replicas not on two nodes"
 
 # --- the ingress on a private loopback address
-ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
-cat > "$T_TMP/ingress.ini" <<INI
-[ingress]
-metro = fra0
-runtime_dir = $T_TMP/ingress
-listen_addr = $ADDR
-http_port = 80
-https_port = 443
-watch_timeout_ms = 5000
-[controller]
-; over the controller's unix socket (e2e_services.sh uses TCP)
-url = http://controller
-socket = $T_TMP/ctl.sock
-token_file = $CTL_DB.ingress-token
-[haproxy]
-binary = $(command -v haproxy)
-[tls]
-cert = $T_TMP/cert.pem
-key = $T_TMP/key.pem
-ca = $T_TMP/ca.pem
-[nodes]
-$nodes_ini
-INI
-"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
-ING_PID=$!
-t_track_pid "$ING_PID"
-HAP_PID=
-t_on_exit '[ -s "$T_TMP/ingress/haproxy.pid" ] && kill "$(cat "$T_TMP/ingress/haproxy.pid")" 2>/dev/null'
+ING_CERT=$T_TMP/metro.pem ING_KEY=$T_TMP/metro.key ING_CA=$T_TMP/ca.pem ing_start "$nodes"
 
 get() { curl -sS --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$FQDN:443:$ADDR" "https://$FQDN/"; }
 code() { curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$1:443:$ADDR" "https://$1/"; }
@@ -140,13 +102,8 @@ t_log "requests failed during a reload: $(grep -c fail "$T_TMP/during-reload" ||
 
 # a user certificate from /v1/certificates is served for its domain (SNI picks it)
 P=$T_TMP/pki
-mkdir -p "$P"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.pem" -days 2 -subj /CN=user-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$P/leaf.key" -out "$P/leaf.csr" -subj /CN=www.example.com 2>/dev/null
-printf 'subjectAltName=DNS:*.example.com\n' > "$P/ext"
-openssl x509 -req -in "$P/leaf.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 2 \
-    -extfile "$P/ext" -out "$P/leaf.pem" 2>/dev/null
-api POST /v1/certificates "$(python3 -c 'import json,sys; print(json.dumps({"name":"ex","cn":"*.example.com","chain":open(sys.argv[1]).read(),"pkey":open(sys.argv[2]).read()}))' "$P/leaf.pem" "$P/leaf.key")"
+t_signed_cert "$P" leaf 'DNS:*.example.com'
+api POST /v1/certificates "$(certbody ex '*.example.com' "$P/leaf.pem" "$P/leaf.key")"
 expect 200 certificate
 api POST /v1/services '{"name":"custom","services":[{"port":443}],"domains":[{"fqdn":"api.example.com","certificate":{"name":"ex"}}]}'
 expect 200 custom-domain
@@ -163,12 +120,13 @@ rawget() { curl -sS --max-time 5 --cacert "$T_TMP/ca.pem" --resolve "$RAWFQDN:18
 t_wait_for 15 bash -c "$(declare -f rawget); T_TMP=$T_TMP RAWFQDN=$RAWFQDN ADDR=$ADDR; rawget | grep -q 'Hello from nubo'" \
     || t_fail "TCP+TLS port 18443 does not reach the instance: $(rawget 2>&1)"
 # hard_limit = maxconn per instance, and a request over it fails instead of queueing
-RAWGROUP=$(curl -sS -H "Authorization: Bearer $ADMIN" "$CTL_URL/v1/instances/raw" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["instances"][0]["service_group"]["uuid"])')
+api GET /v1/instances/raw
+RAWGROUP=$(jget 'd["data"]["instances"][0]["service_group"]["uuid"]')
 reloads1=$(grep -c "with a reload" "$T_TMP/ingress.log")
 api PATCH "/v1/services/$RAWGROUP" '{"prop":"hard_limit","op":"set","value":1}'
 expect 200 hard-limit
 t_wait_for 10 bash -c "[ \$(grep -c 'with a reload' '$T_TMP/ingress.log') -gt $reloads1 ]" || t_fail "hard_limit not applied"
-grep -q "maxconn 1$" "$T_TMP/ingress/haproxy.cfg" || grep -q "maxconn 1 " "$T_TMP/ingress/haproxy.cfg" || t_fail "hard_limit 1 is not maxconn 1"
+grep -q "maxconn 1$" "$T_TMP/ing/haproxy.cfg" || grep -q "maxconn 1 " "$T_TMP/ing/haproxy.cfg" || t_fail "hard_limit 1 is not maxconn 1"
 sleep 0.5 # the old worker finishes
 # One TLS connection held open occupies the instance's only slot (mode tcp connects at once).
 ( sleep 4 | openssl s_client -quiet -no_ign_eof -connect "$ADDR:18443" -servername "$RAWFQDN" >/dev/null 2>&1 ) &
@@ -192,7 +150,7 @@ api GET /v1/services
 [ "$(jget "[g['uuid'] for g in d['data']['service_groups'] if g['uuid']=='$GROUP']")" = "[]" ] || t_fail "inline group still listed: $BODY"
 
 # nubo-ingress stops its HAProxy on SIGTERM
-hp=$(cat "$T_TMP/ingress/haproxy.pid")
+hp=$(cat "$T_TMP/ing/haproxy.pid")
 kill "$ING_PID"
 t_wait_for 10 bash -c "! kill -0 $hp 2>/dev/null" || t_fail "haproxy survived nubo-ingress"
 grep -E "reload|runtime" "$T_TMP/ingress.log" | grep nubo-ingress >&2 || true

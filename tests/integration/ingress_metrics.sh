@@ -6,12 +6,8 @@
 # /metrics, whose series the Grafana dashboard and scrape sample use (all with samples here).
 # Another user sees none of it.
 source "$NUBO_SRC/tests/lib.sh"
-t_need_root
-source "$NUBO_SRC/tests/tools/controller-env.sh"
 source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
-t_netns n0
-NS=$T_NS
 cat > "$T_TMP/app.py" <<'APP'
 # /slow answers after 4 s; anything else at once
 import time
@@ -28,20 +24,14 @@ class H(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 APP
-ing_hook "$NS" "$T_TMP/app.py"
-ctl_start "[services]
-domain = nubo.test"
-fake_start 1 --boot-ms 50 --hook "$T_TMP/hook"
-index_image admin/hello latest
-api GET /v1/nodes
-NODE=$(jget 'd["data"]["nodes"][0]["name"]')
+ing_fake_cluster 1 "$T_TMP/app.py"
 api POST /v1/users '{"name":"eve"}'
 EVE=$(jget 'd["data"]["users"][0]["token"]')
 api POST /v1/instances '{"image":"admin/hello:latest","name":"web","service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}],"soft_limit":1,"hard_limit":1},"autostart":true,"wait_timeout_ms":10000}'
 expect 200 create; [ "$(jget "d[\"data\"][\"instances\"][0][\"status\"]")" = success ] || t_fail "create: $BODY"
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
-ing_start "$NODE" "$NS" "traffic_interval_ms = 200
+ing_start "$ING_NODES" "traffic_interval_ms = 200
 timeout_queue_ms = 20000"
 t_wait_for 20 bash -c "$(declare -f ing_get); ADDR=$ADDR T_TMP=$T_TMP; ing_get $FQDN /dev/null | grep -q '^200'" \
     || t_fail "no answer through the ingress for $FQDN"

@@ -10,21 +10,10 @@
 # client connection stays open and silent at the ingress (its next request wakes it), policy on
 # does not. Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
-t_need_root
-source "$NUBO_SRC/tests/tools/controller-env.sh"
 source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
-t_netns n0
-NS=$T_NS
 # the hook: serve the example app on the instance's address while the instance runs
-ing_hook "$NS"
-
-CTL_GRACE_MS=20000 ctl_start "[services]
-domain = nubo.test"
-fake_start 1 --boot-ms 50 --hook "$T_TMP/hook"
-index_image admin/hello latest
-api GET /v1/nodes
-NODE=$(jget 'd["data"]["nodes"][0]["name"]')
+CTL_GRACE_MS=20000 ing_fake_cluster 1
 
 # --- the create API's forms
 api POST /v1/instances '{"image":"admin/hello:latest","name":"legacy","features":["scale-to-zero"],"autostart":false}'
@@ -48,11 +37,11 @@ expect 200 create
 FQDN=$(jget 'd["data"]["instances"][0]["service_group"]["domains"][0]["fqdn"]')
 UUID=$(jget 'd["data"]["instances"][0]["uuid"]')
 
-ing_start "$NODE" "$NS" "traffic_interval_ms = 200
+ing_start "$ING_NODES" "traffic_interval_ms = 200
 wake_timeout_ms = 30000"
 
 get() { ing_get "$FQDN" "$1"; }
-# one python per look (python's start-up dominates on a loaded machine): "state start_count"
+# "state start_count" in one look
 look() { api GET "/v1/instances/sleepy"; jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])'; }
 app_up() { [ -s "$T_TMP/app-$UUID.pid" ] && kill -0 "$(cat "$T_TMP/app-$UUID.pid")" 2>/dev/null; }
 

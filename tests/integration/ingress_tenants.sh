@@ -5,12 +5,7 @@
 # else on the ingress host already listens on does not hold back A's changes (issue 12,
 # observations 3 and 5).
 source "$NUBO_SRC/tests/lib.sh"
-t_need_root
-command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
-command -v openssl >/dev/null || t_skip "openssl missing"
-ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
-[ -x "$ING_BIN" ] || t_fail "nubo-ingress not built ($ING_BIN)"
-source "$NUBO_SRC/tests/tools/controller-env.sh"
+source "$NUBO_SRC/tests/tools/ingress-env.sh"
 
 ctl_start "[services]
 domain = nubo.test"
@@ -21,55 +16,27 @@ api POST /v1/users '{"name":"bob"}'
 B=$(jget 'd["data"]["users"][0]["token"]')
 
 P=$T_TMP/pki
-mkdir -p "$P"
 # the metro's wildcard (RSA, the operator's CA)
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=metro CA" -keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=*.fra0.nubo.test" -keyout "$P/metro.key" -out "$P/metro.csr" 2>/dev/null
-printf 'subjectAltName=DNS:*.fra0.nubo.test\n' > "$P/ext"
-openssl x509 -req -in "$P/metro.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 2 \
-    -extfile "$P/ext" -out "$P/metro.pem" 2>/dev/null || t_fail "metro certificate"
+t_signed_cert "$P" metro 'DNS:*.fra0.nubo.test'
 selfsigned() { # NAME KEYALG SANS
     # shellcheck disable=SC2086 # KEYALG is options
     openssl req -x509 -newkey $2 -nodes -days 2 -subj "/CN=$1" -addext "subjectAltName=$3" \
         -keyout "$P/$1.key" -out "$P/$1.pem" 2>/dev/null || t_fail "certificate $1"
 }
-certbody() { python3 -c 'import json,sys; print(json.dumps({"name":sys.argv[1],"cn":sys.argv[2],"chain":open(sys.argv[3]).read(),"pkey":open(sys.argv[4]).read()}))' "$1" "$2" "$P/$1.pem" "$P/$1.key"; }
 
 # B gets in first with an ECDSA certificate that also names A's domain (nobody holds it yet)
 selfsigned bcert "ec -pkeyopt ec_paramgen_curve:P-256" "DNS:b.bob.test,DNS:www.acme.test"
-api POST /v1/certificates "$(certbody bcert b.bob.test)" "$B"
+api POST /v1/certificates "$(certbody bcert b.bob.test "$P/bcert.pem" "$P/bcert.key")" "$B"
 expect 200 b-cert
 selfsigned acert rsa:2048 "DNS:www.acme.test"
-api POST /v1/certificates "$(certbody acert www.acme.test)" "$A"
+api POST /v1/certificates "$(certbody acert www.acme.test "$P/acert.pem" "$P/acert.key")" "$A"
 expect 200 a-cert
 api POST /v1/services '{"name":"shop","services":[{"port":443}],"domains":[{"fqdn":"www.acme.test","certificate":{"name":"acert"}}]}' "$A"
 expect 200 a-group
 api POST /v1/services '{"name":"blog","services":[{"port":443}],"domains":[{"fqdn":"b.bob.test","certificate":{"name":"bcert"}}]}' "$B"
 expect 200 b-group
 
-ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
-cat > "$T_TMP/ingress.ini" <<INI
-[ingress]
-metro = fra0
-runtime_dir = $T_TMP/ingress
-listen_addr = $ADDR
-http_port = 80
-https_port = 443
-watch_timeout_ms = 5000
-[controller]
-url = http://controller
-socket = $T_TMP/ctl.sock
-token_file = $CTL_DB.ingress-token
-[haproxy]
-binary = $(command -v haproxy)
-[tls]
-cert = $P/metro.pem
-key = $P/metro.key
-ca = $P/ca.pem
-INI
-"$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
-t_track_pid $!
-t_on_exit '[ -s "$T_TMP/ingress/haproxy.pid" ] && kill "$(cat "$T_TMP/ingress/haproxy.pid")" 2>/dev/null'
+ING_CERT=$P/metro.pem ING_KEY=$P/metro.key ING_CA=$P/ca.pem ing_start ""
 
 # GET https://NAME/ with CA pinned: the HTTP code (000 when TLS does not verify)
 code() { curl -sS -o "$T_TMP/body" -w '%{http_code}' --max-time 5 --cacert "$2" --resolve "$1:${3:-443}:$ADDR" "https://$1:${3:-443}/" 2>>"$T_TMP/curl.err"; }

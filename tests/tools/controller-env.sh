@@ -1,5 +1,5 @@
 # Helpers for tests/integration/controller_*.sh: start the real nubo-controller and the fake
-# agent, call the API with curl, read JSON with python3. Source after tests/lib.sh.
+# agent, call the API with curl, read JSON with tests/lib.sh's jget. Source after tests/lib.sh.
 
 CTL_BIN=$NUBO_BUILD/controller/nubo-controller
 FAKE_BIN=$NUBO_BUILD/tests/nubo-fake-agent
@@ -59,10 +59,9 @@ fake_start() {
 }
 
 nodes_ready_at_least() {
-    local c
-    c=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/v1/nodes" |
-        python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin)["data"]["nodes"] if n["state"]=="ready"))')
-    [ "$c" -ge "$1" ]
+    local BODY c
+    BODY=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/v1/nodes") || return 1
+    c=$(jget 'sum(1 for n in d["data"]["nodes"] if n["state"] == "ready")') && [ "$c" -ge "$1" ]
 }
 
 # api METHOD PATH [BODY] [TOKEN]: sets CODE and BODY; never fails by itself.
@@ -79,19 +78,18 @@ api() {
 # and each item's platform error code (the SDKs' APIHTTPError enum), which must be one that
 # means CODE: 8 not found, 12 timed out, 11/15/21/23 conflicts, 7 invalid, 9 no room, and
 # autoscale's 25..29 (instance, configured, not configured, disabled, size out of range).
+t_jdef '
+def failed_like(d, code):
+    want = {400: {7, 13, 16, 17, 20, 24, 29}, 403: {14}, 404: {3, 8, 27}, 408: {12},
+            409: {11, 15, 21, 23, 25, 26, 28},
+            500: {10}, 502: {10}, 503: {9}}.get(code, set())
+    items = [i for v in (d.get("data") or {}).values() if isinstance(v, list) for i in v]
+    return bool(d.get("status") == "error" and items and "errors" in d and all(
+        i.get("status") == "error" and i.get("error") in want for i in items))'
 failed_like() {
     [ "$CODE" = "$1" ] && return 0
     [ "$CODE" = 200 ] || return 1
-    printf '%s' "$BODY" | python3 -c '
-import json, sys
-want = {400: {7, 13, 16, 17, 20, 24, 29}, 403: {14}, 404: {3, 8, 27}, 408: {12},
-        409: {11, 15, 21, 23, 25, 26, 28},
-        500: {10}, 502: {10}, 503: {9}}.get(int(sys.argv[1]), set())
-d = json.load(sys.stdin)
-items = [i for v in (d.get("data") or {}).values() if isinstance(v, list) for i in v]
-ok = d.get("status") == "error" and items and "errors" in d and all(
-    i.get("status") == "error" and i.get("error") in want for i in items)
-sys.exit(0 if ok else 1)' "$1"
+    [ "$(jget "failed_like(d, $1)" 2>/dev/null)" = True ]
 }
 
 # expect CODE [DESCRIPTION]: the last api call answered CODE (or failed like it, per item).
@@ -103,11 +101,6 @@ expect() {
     [ "$CODE" = "$1" ] || t_fail "${2:-request}: expected HTTP $1, got $CODE: $BODY"
 }
 
-# jget EXPR: evaluate a python expression on the last body (bound to d).
-jget() {
-    printf '%s' "$BODY" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
-}
-
 # An error reply must be the envelope with a one-line message.
 expect_envelope_error() {
     local st msg
@@ -116,6 +109,14 @@ expect_envelope_error() {
     msg=$(jget 'd["message"]')
     [ -n "$msg" ] || t_fail "no message: $BODY"
     [ "$(printf '%s' "$msg" | wc -l)" -eq 0 ] || t_fail "message spans lines: $msg"
+}
+
+# certbody NAME CN CHAINFILE KEYFILE: the body of POST /v1/certificates (PEM needs only its
+# line ends escaped to be a JSON string).
+certbody() {
+    local chain key
+    chain=$(<"$3") key=$(<"$4")
+    printf '{"name":"%s","cn":"%s","chain":"%s\\n","pkey":"%s\\n"}' "$1" "$2" "${chain//$'\n'/\\n}" "${key//$'\n'/\\n}"
 }
 
 # index_image REPO TAG: announce a pushed image through the registry webhook; sets DIGEST.

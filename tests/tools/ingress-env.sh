@@ -1,6 +1,8 @@
 # Helpers for tests that send traffic through a real nubo-ingress + HAProxy to fake nodes
-# (tests/integration/ingress_*.sh). Source after tests/tools/controller-env.sh; the test needs
-# root (network namespaces) and haproxy.
+# (tests/integration/ingress_*.sh). Source after tests/lib.sh; it brings
+# tests/tools/controller-env.sh along. The test needs root (network namespaces) and haproxy.
+t_need_root
+source "$NUBO_SRC/tests/tools/controller-env.sh"
 command -v haproxy >/dev/null || t_skip "haproxy is not installed (deploy/install-deps installs it)"
 command -v openssl >/dev/null || t_skip "openssl missing"
 ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
@@ -16,13 +18,7 @@ ing_hook() {
 pidf=$T_TMP/app-\$2.pid
 if [ "\$1" = start ]; then
     ip -n $ns addr add "\$3/32" dev lo 2>/dev/null
-    ip netns exec $ns setsid python3 -c "
-import runpy, http.server
-srv = http.server.ThreadingHTTPServer
-class Bound(srv):
-    def __init__(self, addr, h): super().__init__(('\$3', addr[1]), h)
-http.server.ThreadingHTTPServer = Bound
-runpy.run_path('$app', run_name='__main__')" \\
+    ip netns exec $ns setsid python3 "$NUBO_SRC/tests/tools/app_on.py" "\$3" "$app" \\
         >> "$T_TMP/app-\$2.log" 2>&1 < /dev/null &
     echo \$! > "\$pidf"
     echo "start \$2" >> "$T_TMP/hook.log"
@@ -41,13 +37,35 @@ HOOK
     t_on_exit 'for f in "$T_TMP"/app-*.pid; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; done'
 }
 
-# ing_start NODE NS [INI-LINES]: nubo-ingress for metro fra0 (domain nubo.test) on a random
-# loopback address ($ADDR, ports 80/443) with a self-signed *.fra0.nubo.test ($T_TMP/cert.pem);
-# INI-LINES are added to its [ingress] section.
+# ing_fake_cluster N [APP.py]: the controller (domain nubo.test; CTL_* settings apply) and N fake
+# nodes whose instances run APP (ing_hook) in one network namespace, $NS; admin/hello:latest is
+# indexed. Sets NODE_NAMES ("NAME ...") and ING_NODES ("NAME:NS ...", for ing_start).
+ing_fake_cluster() {
+    t_netns n0
+    NS=$T_NS
+    ing_hook "$NS" "${2:-}"
+    ctl_start "[services]
+domain = nubo.test"
+    fake_start "$1" --boot-ms 50 --hook "$T_TMP/hook"
+    index_image admin/hello latest
+    api GET /v1/nodes
+    NODE_NAMES=$(jget '" ".join(n["name"] for n in d["data"]["nodes"])')
+    ING_NODES=$(for n in $NODE_NAMES; do printf '%s:%s ' "$n" "$NS"; done)
+}
+
+# ing_start NODES [INI-LINES]: nubo-ingress for metro fra0 (domain nubo.test) on a random
+# loopback address ($ADDR, ports 80/443), over the controller's unix socket (e2e_services.sh
+# uses TCP); sets ING_PID. NODES: "NODE:NETNS ..." (may be empty), the fake nodes and the
+# namespaces their instances' addresses live in. INI-LINES are added to its [ingress] section.
+# Its certificate: ING_CERT and ING_KEY (and ING_CA, the CA HAProxy sends along), by default a
+# self-signed *.fra0.nubo.test made here ($T_TMP/cert.pem, key.pem).
 ing_start() {
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=*.fra0.nubo.test" \
-        -addext "subjectAltName=DNS:*.fra0.nubo.test" \
-        -keyout "$T_TMP/key.pem" -out "$T_TMP/cert.pem" 2>/dev/null || t_fail "certificate"
+    if [ -z "${ING_CERT:-}" ]; then
+        ING_CERT=$T_TMP/cert.pem ING_KEY=$T_TMP/key.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=*.fra0.nubo.test" \
+            -addext "subjectAltName=DNS:*.fra0.nubo.test" \
+            -keyout "$ING_KEY" -out "$ING_CERT" 2>/dev/null || t_fail "certificate"
+    fi
     ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
     cat > "$T_TMP/ingress.ini" <<INI
 [ingress]
@@ -57,7 +75,7 @@ listen_addr = $ADDR
 http_port = 80
 https_port = 443
 watch_timeout_ms = 5000
-${3:-}
+${2:-}
 [controller]
 url = http://controller
 socket = $T_TMP/ctl.sock
@@ -65,14 +83,16 @@ token_file = $CTL_DB.ingress-token
 [haproxy]
 binary = $(command -v haproxy)
 [tls]
-cert = $T_TMP/cert.pem
-key = $T_TMP/key.pem
+cert = $ING_CERT
+key = $ING_KEY
+${ING_CA:+ca = $ING_CA}
 [nodes]
 INI
     local n
-    for n in $1; do echo "$n = netns:$2" >> "$T_TMP/ingress.ini"; done # NODE: one or a list
+    for n in $1; do echo "${n%%:*} = netns:${n#*:}" >> "$T_TMP/ingress.ini"; done
     "$ING_BIN" --config "$T_TMP/ingress.ini" > "$T_TMP/ingress.log" 2>&1 &
-    t_track_pid $!
+    ING_PID=$!
+    t_track_pid "$ING_PID"
     t_on_exit '[ -s "$T_TMP/ing/haproxy.pid" ] && kill "$(cat "$T_TMP/ing/haproxy.pid")" 2>/dev/null'
 }
 

@@ -13,74 +13,45 @@
 #include <string.h>
 
 #include "ctl_autoscale.h"
-#include "util.h"
+#include "ctl_fixture.h"
 
 static char dir[64];
-static const struct ctl_user_row acme = {.uuid = "u-acme", .name = "acme"};
 
-static struct ctl_ctx *ctx_open(void)
+/* fresh: an empty store, else a reload of the test's. */
+static struct ctl_ctx *ctx_open(bool fresh)
 {
-    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
-    struct nubo_err err = {0};
-    ctl_config_defaults(&ctx->cfg);
+    struct ctl_ctx *ctx = fix_ctx_new();
     ctx->base = event_base_new();
-    char path[128];
-    snprintf(path, sizeof(path), "%s/ctl.db", dir);
-    assert_int_equal(ctl_store_open(&ctx->store, path, false, &err), 0);
-    assert_int_equal(ctl_state_load(ctx, &err), 0);
+    fix_ctx_load(ctx, dir, fresh);
     /* the loop clones as the owner: it must be a known user */
     struct ctl_user_row *u = xmalloc(sizeof(*u));
-    *u = acme;
-    ctl_map_put(&ctx->users_by_name, acme.name, u);
+    *u = *fix_acme();
+    ctl_map_put(&ctx->users_by_name, u->name, u);
+    struct nubo_err err = {0};
     assert_int_equal(ctl_autoscale_start(ctx, &err), 0);
     return ctx;
 }
 
 static void ctx_close(struct ctl_ctx *ctx)
 {
+    struct event_base *base = ctx->base;
     ctl_autoscale_free(ctx);
-    ctl_state_free(ctx);
-    ctl_store_close(&ctx->store);
-    event_base_free(ctx->base);
-    free(ctx);
+    fix_ctx_free(ctx);
+    event_base_free(base);
 }
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/nubo-ctlas-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    *state = ctx_open();
+    fix_dir_new(dir, sizeof(dir), "ctlas");
+    *state = ctx_open(true);
     return 0;
 }
 
 static int teardown(void **state)
 {
     ctx_close(*state);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fix_dir_remove(dir);
 }
-
-static void add_node(struct ctl_ctx *ctx, const char *name)
-{
-    struct nubo_register_req rq = {0};
-    snprintf(rq.name, sizeof(rq.name), "%s", name);
-    snprintf(rq.metro, sizeof(rq.metro), "fra");
-    rq.memory_mb = 1024;
-    rq.vcpus = 4;
-    snprintf(rq.accel, sizeof(rq.accel), "tcg");
-    char token[NUBO_AGENT_TOKEN_MAX];
-    struct ctl_node *node = NULL;
-    struct nubo_err err = {0};
-    assert_int_equal(ctl_node_register(ctx, &rq, NULL, token, &node, &err), 0);
-}
-
-static const struct ctl_image_row image = {
-    .digest_ref =
-        "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-    .repo = "acme/web",
-    .owner = "acme",
-};
 
 /* Every instance of g reports running, started long ago (warm). */
 static void all_running(struct ctl_ctx *ctx, struct ctl_svc *g)
@@ -89,12 +60,8 @@ static void all_running(struct ctl_ctx *ctx, struct ctl_svc *g)
     for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {
         if (ctl_instance_state(in) == NUBO_STATE_RUNNING)
             continue;
-        struct nubo_status_report r = {0};
-        memcpy(r.uuid, in->row.uuid, sizeof(r.uuid));
-        r.state = NUBO_STATE_RUNNING;
-        r.start_seq = in->row.start_seq;
-        r.start_count = 1;
-        r.started_at_us = nubo_now_us() - 10 * 1000000;
+        struct nubo_status_report r = fix_report(in, NUBO_STATE_RUNNING);
+        r.started_at_us -= 10 * 1000000;
         assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     }
 }
@@ -116,16 +83,12 @@ static struct ctl_instance *make_master(struct ctl_ctx *ctx, struct ctl_svc **g)
 {
     json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
     struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    snprintf(cr.name, sizeof(cr.name), "master");
-    cr.autostart = true;
+    fix_create_req(&cr, "master");
     cr.memory_mb = 256;
     struct ctl_instance *made[1];
-    size_t n = 0;
     struct nubo_err err = {0};
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+    assert_int_equal(fix_place(ctx, &cr, sg, made, &err), 1);
     json_decref(sg);
-    nubo_create_req_free(&cr);
     *g = made[0]->svc;
     all_running(ctx, *g);
     return made[0];
@@ -143,8 +106,8 @@ static void configure(struct ctl_ctx *ctx, struct ctl_svc *g)
     struct nubo_err err = {0};
     assert_int_equal(nubo_as_config_req_decode(j, &req, &err), 0);
     json_decref(j);
-    assert_int_equal(ctl_autoscale_create(ctx, &acme, g, &req, &err), 0);
-    assert_int_equal(ctl_autoscale_create(ctx, &acme, g, &req, &err), -1);
+    assert_int_equal(ctl_autoscale_create(ctx, fix_acme(), g, &req, &err), 0);
+    assert_int_equal(ctl_autoscale_create(ctx, fix_acme(), g, &req, &err), -1);
     assert_int_equal(err.http_status, 409);
     nubo_as_config_free(&req);
 }
@@ -154,8 +117,8 @@ static void configure(struct ctl_ctx *ctx, struct ctl_svc *g)
 static void test_up_and_down(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a");
-    add_node(ctx, "b");
+    fix_add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "b", "fra", 1024);
     struct ctl_svc *g;
     struct ctl_instance *m = make_master(ctx, &g);
     char master[NUBO_UUID_STR_LEN + 1], svc[NUBO_UUID_STR_LEN + 1];
@@ -198,7 +161,7 @@ static void test_up_and_down(void **state)
     assert_int_equal(g->n_instances, 2);
     /* a restart keeps the configuration and which instances are replicas */
     ctx_close(ctx);
-    *state = ctx = ctx_open();
+    *state = ctx = ctx_open(false);
     g = ctl_map_get(&ctx->svcs, svc);
     assert_non_null(g);
     assert_non_null(ctl_autoscale_of(ctx, svc));
@@ -230,18 +193,17 @@ static void test_up_and_down(void **state)
 static void test_master_gone(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a");
+    fix_add_node(ctx, "a", "fra", 1024);
     struct ctl_svc *g;
     struct ctl_instance *m = make_master(ctx, &g);
     /* a second, ordinary member keeps the (inline) group alive without the master */
     json_t *sg = json_pack("{s:s}", "uuid", g->row.uuid);
     struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    snprintf(cr.name, sizeof(cr.name), "other");
+    fix_create_req(&cr, "other");
+    cr.autostart = false;
     struct ctl_instance *made[1];
-    size_t n = 0;
     struct nubo_err err = {0};
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+    assert_int_equal(fix_place(ctx, &cr, sg, made, &err), 1);
     json_decref(sg);
     char svc[NUBO_UUID_STR_LEN + 1];
     memcpy(svc, g->row.uuid, sizeof(svc));
@@ -262,7 +224,7 @@ static void test_master_gone(void **state)
 static void test_cpu(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a");
+    fix_add_node(ctx, "a", "fra", 1024);
     struct ctl_svc *g;
     struct ctl_instance *m = make_master(ctx, &g);
     configure(ctx, g);

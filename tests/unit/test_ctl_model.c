@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "ctl_fixture.h"
 #include "scheduler.h"
 #include "store_target.h"
 #include "util.h"
@@ -43,39 +43,23 @@ static void on_services(struct ctl_ctx *ctx, const char *metro)
 }
 
 static char dir[64];
-static const struct ctl_user_row acme = {.uuid = "u-acme", .name = "acme"};
 
+/* The test's store with the model's events wired (fresh: an empty one, else a reload). */
 static struct ctl_ctx *ctx_open_as(bool fresh)
 {
-    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
-    struct nubo_err err = {0};
-    ctl_config_defaults(&ctx->cfg);
+    struct ctl_ctx *ctx = fix_ctx_new();
     ctx->events = (struct ctl_events){on_changed, on_gone, on_node_set, on_services};
-    char path[256];
-    store_target(path, sizeof(path), dir, "ctl", fresh);
-    if (ctl_store_open(&ctx->store, path, false, &err) < 0)
-        fail_msg("%s", err.msg);
-    assert_int_equal(ctl_state_load(ctx, &err), 0);
-    return ctx;
+    return fix_ctx_load(ctx, dir, fresh);
 }
 
-/* The test's store again (a reload), with what it holds. */
 static struct ctl_ctx *ctx_open(void)
 {
     return ctx_open_as(false);
 }
 
-static void ctx_close(struct ctl_ctx *ctx)
-{
-    ctl_state_free(ctx);
-    ctl_store_close(&ctx->store);
-    free(ctx);
-}
-
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/nubo-ctlmodel-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    fix_dir_new(dir, sizeof(dir), "ctlmodel");
     memset(&ev, 0, sizeof(ev));
     *state = ctx_open_as(true);
     return 0;
@@ -83,70 +67,42 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    ctx_close(*state);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    fix_ctx_free(*state);
+    return fix_dir_remove(dir);
 }
 
-static struct ctl_node *add_node(struct ctl_ctx *ctx, const char *name, const char *metro,
-                                 int64_t memory_mb)
-{
-    struct nubo_register_req rq = {0};
-    snprintf(rq.name, sizeof(rq.name), "%s", name);
-    snprintf(rq.metro, sizeof(rq.metro), "%s", metro);
-    rq.memory_mb = memory_mb;
-    rq.vcpus = 4;
-    snprintf(rq.accel, sizeof(rq.accel), "tcg");
-    char token[NUBO_AGENT_TOKEN_MAX];
-    struct ctl_node *node = NULL;
-    struct nubo_err err = {0};
-    assert_int_equal(ctl_node_register(ctx, &rq, NULL, token, &node, &err), 0);
-    assert_non_null(node);
-    assert_ptr_equal(ctl_auth_node(ctx, token), node);
-    return node;
-}
-
-static const struct ctl_image_row image = {
-    .digest_ref =
-        "acme/web@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-    .repo = "acme/web",
-    .owner = "acme",
-};
 
 /* Place one create of replicas + 1 instances; returns how many were made. */
 static int place(struct ctl_ctx *ctx, const char *name, int64_t replicas, int64_t memory_mb,
                  json_t *sg, struct ctl_instance **made, struct nubo_err *err)
 {
     struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    cr.autostart = true;
-    snprintf(cr.name, sizeof(cr.name), "%s", name);
-    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+    fix_create_req(&cr, name);
     cr.replicas = replicas;
     cr.memory_mb = memory_mb;
-    size_t n = 0;
-    int rc = ctl_place(ctx, &acme, &cr, &image, sg, made, &n, err);
-    nubo_create_req_free(&cr);
-    return rc < 0 ? -1 : (int)n;
+    return fix_place(ctx, &cr, sg, made, err);
 }
 
-static struct nubo_status_report report(const struct ctl_instance *in, enum nubo_state st)
+/* NAME with scale-to-zero on (cooldown 100 ms) behind port 443, alone on a new node "a". */
+static struct ctl_instance *place_s2z(struct ctl_ctx *ctx, const char *name, bool stateful)
 {
-    struct nubo_status_report r = {0};
-    memcpy(r.uuid, in->row.uuid, sizeof(r.uuid));
-    r.state = st;
-    r.start_seq = in->row.start_seq;
-    r.start_count = 1;
-    r.started_at_us = nubo_now_us();
-    return r;
+    fix_add_node(ctx, "a", "fra", 1024);
+    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
+    struct nubo_create_req cr;
+    fix_create_req(&cr, name);
+    cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, stateful, 100};
+    struct ctl_instance *made[2];
+    struct nubo_err err = {0};
+    assert_int_equal(fix_place(ctx, &cr, sg, made, &err), 1);
+    json_decref(sg);
+    return made[0];
 }
 
 static void test_register_subnets(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
-    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = fix_add_node(ctx, "b", "fra", 1024);
     assert_int_not_equal(a->row.subnet_index, b->row.subnet_index);
     char gw[NUBO_IP_STR_MAX];
     ctl_node_gateway(a, gw);
@@ -154,7 +110,7 @@ static void test_register_subnets(void **state)
     assert_int_equal(ev.node_sets, 2);
     /* a re-registration keeps the node and its subnet, with a new token */
     int64_t idx = a->row.subnet_index;
-    assert_ptr_equal(add_node(ctx, "a", "fra", 2048), a);
+    assert_ptr_equal(fix_add_node(ctx, "a", "fra", 2048), a);
     assert_int_equal(a->row.subnet_index, idx);
     assert_int_equal(a->row.memory_mb, 2048);
 }
@@ -168,14 +124,14 @@ static void test_heartbeat_stretch(void **state)
     ctx->cfg.heartbeat_interval_ms = 2000;
     ctx->cfg.grace_ms = 10000;
     ctx->cfg.max_heartbeats_per_second = 2;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
-    add_node(ctx, "b", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "b", "fra", 1024);
     assert_int_equal(ctl_heartbeat_ms(ctx), 2000); /* 2 nodes at 2 s = 1/s: no stretch */
     assert_int_equal(ctl_node_grace_ms(ctx, a), 10000);
     for (int i = 0; i < 8; i++) {
         char name[8];
         snprintf(name, sizeof(name), "n%d", i);
-        add_node(ctx, name, "fra", 1024);
+        fix_add_node(ctx, name, "fra", 1024);
     }
     assert_int_equal(ctl_heartbeat_ms(ctx), 5000); /* 10 nodes, 2 beats/s */
     assert_int_equal(ctl_node_grace_ms(ctx, a), 25000);
@@ -190,8 +146,8 @@ static void test_heartbeat_stretch(void **state)
 static void test_place_spread_and_addresses(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
-    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = fix_add_node(ctx, "b", "fra", 1024);
     struct ctl_instance *made[8];
     struct nubo_err err = {0};
     ev.node_sets = 0;
@@ -207,7 +163,7 @@ static void test_place_spread_and_addresses(void **state)
     ctl_node_used(a, &used_mb, &used_vcpus);
     assert_int_equal(used_mb, 256);
     assert_int_equal(ev.node_sets, 4);
-    assert_ptr_equal(ctl_instance_find(ctx, &acme, NULL, "web"), made[0]);
+    assert_ptr_equal(ctl_instance_find(ctx, fix_acme(), NULL, "web"), made[0]);
     assert_int_equal(ctl_instance_state(made[0]), NUBO_STATE_STARTING);
     /* the name is taken now */
     assert_int_equal(place(ctx, "web", 0, 128, NULL, made, &err), -1);
@@ -217,7 +173,7 @@ static void test_place_spread_and_addresses(void **state)
 static void test_place_all_or_nothing(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 512);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 512);
     struct ctl_instance *made[8];
     struct nubo_err err = {0};
     /* 3 x 256 MiB do not fit in 512: nothing is placed, no address stays taken */
@@ -235,18 +191,18 @@ static void test_place_all_or_nothing(void **state)
 static void test_start_stop_observe(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "a", "fra", 1024);
     struct ctl_instance *made[2];
     struct nubo_err err = {0};
     assert_int_equal(place(ctx, "app", 0, 128, NULL, made, &err), 1);
     struct ctl_instance *in = made[0];
-    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    struct nubo_status_report r = fix_report(in, NUBO_STATE_RUNNING);
     ev.changed = 0;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_RUNNING);
     assert_int_equal(ev.changed, 1);
     /* the same report again changes nothing and says nothing */
-    r = report(in, NUBO_STATE_RUNNING);
+    r = fix_report(in, NUBO_STATE_RUNNING);
     r.started_at_us = in->obs.started_at_us;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ev.changed, 1);
@@ -269,20 +225,16 @@ static void test_start_stop_observe(void **state)
 static void test_delete_on_stop(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
     struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    cr.autostart = true;
-    snprintf(cr.name, sizeof(cr.name), "once");
+    fix_create_req(&cr, "once");
     cr.features = NUBO_FEATURE_DELETE_ON_STOP;
     struct ctl_instance *made[1];
-    size_t n = 0;
     struct nubo_err err = {0};
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, NULL, made, &n, &err), 0);
-    nubo_create_req_free(&cr);
+    assert_int_equal(fix_place(ctx, &cr, NULL, made, &err), 1);
     char uuid[NUBO_UUID_STR_LEN + 1];
     memcpy(uuid, made[0]->row.uuid, sizeof(uuid));
-    struct nubo_status_report r = report(made[0], NUBO_STATE_STOPPED);
+    struct nubo_status_report r = fix_report(made[0], NUBO_STATE_STOPPED);
     assert_int_equal(ctl_instances_observe(ctx, a, &r, 1, &err), 0);
     assert_int_equal(ctx->instances.n, 0);
     assert_int_equal(ev.gone, 1);
@@ -294,7 +246,7 @@ static void test_delete_on_stop(void **state)
 static void test_drain(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
     struct ctl_instance *made[4];
     struct nubo_err err = {0};
     assert_int_equal(place(ctx, "w", 1, 256, NULL, made, &err), 2);
@@ -305,7 +257,7 @@ static void test_drain(void **state)
     assert_null(moved);
     assert_int_equal(err.http_status, 409);
     assert_false(a->row.maintenance);
-    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_node *b = fix_add_node(ctx, "b", "fra", 1024);
     nubo_err_clear(&err);
     assert_int_equal(ctl_node_drain(ctx, a, &moved, &n_moved, &err), 0);
     assert_int_equal(n_moved, 2);
@@ -326,7 +278,7 @@ static void test_drain(void **state)
 static void test_inline_group(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "a", "fra", 1024);
     json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
     struct ctl_instance *made[4];
     struct nubo_err err = {0};
@@ -356,7 +308,7 @@ static void test_inline_group(void **state)
 static void test_tenant_rules(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 4096);
+    fix_add_node(ctx, "a", "fra", 4096);
     struct nubo_err err = {0};
     const char *refused[] = {"fra.nubo.local", "nubo.local", "x.ams.nubo.local",
                              "a.b.fra.nubo.local"};
@@ -390,19 +342,19 @@ static void test_tenant_rules(void **state)
 static void test_reload(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
-    add_node(ctx, "b", "ams", 1024);
+    fix_add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "b", "ams", 1024);
     struct ctl_instance *made[4];
     struct nubo_err err = {0};
     assert_int_equal(place(ctx, "keep", 2, 128, NULL, made, &err), 3);
     char uuid[NUBO_UUID_STR_LEN + 1];
     memcpy(uuid, made[0]->row.uuid, sizeof(uuid));
     int64_t ip = made[0]->row.ip_host;
-    ctx_close(ctx);
+    fix_ctx_free(ctx);
     *state = ctx = ctx_open();
     assert_int_equal(ctx->nodes.n, 2);
     assert_int_equal(ctx->instances.n, 3);
-    struct ctl_instance *in = ctl_instance_find(ctx, &acme, uuid, NULL);
+    struct ctl_instance *in = ctl_instance_find(ctx, fix_acme(), uuid, NULL);
     assert_non_null(in);
     assert_non_null(in->node);
     assert_int_equal(in->row.ip_host, ip);
@@ -419,25 +371,12 @@ static void test_reload(void **state)
 static void test_scale_to_zero(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
-    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
-    struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    snprintf(cr.name, sizeof(cr.name), "sleepy");
-    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
-    cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, false, 100};
-    cr.autostart = true;
-    struct ctl_instance *made[2];
-    size_t n = 0;
+    struct ctl_instance *in = place_s2z(ctx, "sleepy", false);
     struct nubo_err err = {0};
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
-    json_decref(sg);
-    nubo_create_req_free(&cr);
-    struct ctl_instance *in = made[0];
     char uuid[NUBO_UUID_STR_LEN + 1], svc[NUBO_UUID_STR_LEN + 1];
     memcpy(uuid, in->row.uuid, sizeof(uuid));
     memcpy(svc, in->svc->row.uuid, sizeof(svc));
-    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    struct nubo_status_report r = fix_report(in, NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     struct nubo_ingress_traffic_item it = {.current = 1, .idle_ms = 5000};
@@ -486,13 +425,13 @@ static void test_scale_to_zero(void **state)
     assert_true(in->row.standby);
     assert_true(in->row.stop_force);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
-    r = report(in, NUBO_STATE_STOPPED);
+    r = fix_report(in, NUBO_STATE_STOPPED);
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
     /* the standby flag and the settings survive a restart */
-    ctx_close(ctx);
+    fix_ctx_free(ctx);
     *state = ctx = ctx_open();
-    in = ctl_instance_find(ctx, &acme, uuid, NULL);
+    in = ctl_instance_find(ctx, fix_acme(), uuid, NULL);
     assert_non_null(in);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
     assert_int_equal(in->row.s2z.policy, NUBO_S2Z_ON);
@@ -508,12 +447,12 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(wr.woken, 0);
     assert_int_equal(wr.starting, 1);
     /* standby again, then a user's stop: it stays stopped, nothing to wake */
-    r = report(in, NUBO_STATE_RUNNING);
+    r = fix_report(in, NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drain */
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0); /* drained: standby */
-    r = report(in, NUBO_STATE_STOPPED);
+    r = fix_report(in, NUBO_STATE_STOPPED);
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STANDBY);
     struct ctl_desire d = {.in = in, .start = false, .force = true};
@@ -535,15 +474,15 @@ static void test_scale_to_zero(void **state)
 static void test_place_at_start(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    struct ctl_node *a = add_node(ctx, "a", "fra", 1024);
-    struct ctl_node *b = add_node(ctx, "b", "fra", 1024);
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = fix_add_node(ctx, "b", "fra", 1024);
     struct ctl_instance *made[2], *big[2];
     struct nubo_err err = {0};
     int64_t mem, vcpus;
     for (int i = 0; i < 2; i++) {
         assert_int_equal(place(ctx, i ? "big2" : "big1", 0, 768, NULL, made, &err), 1);
         big[i] = made[0];
-        struct nubo_status_report r = report(big[i], NUBO_STATE_RUNNING);
+        struct nubo_status_report r = fix_report(big[i], NUBO_STATE_RUNNING);
         assert_int_equal(ctl_instances_observe(ctx, big[i]->node, &r, 1, &err), 0);
     }
     assert_ptr_not_equal(big[0]->node, big[1]->node);
@@ -555,7 +494,7 @@ static void test_place_at_start(void **state)
         struct ctl_desire d = {.in = big[i]};
         assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
         assert_true(ctl_instance_holds(big[i]));
-        struct nubo_status_report r = report(big[i], NUBO_STATE_STOPPED);
+        struct nubo_status_report r = fix_report(big[i], NUBO_STATE_STOPPED);
         assert_int_equal(ctl_instances_observe(ctx, big[i]->node, &r, 1, &err), 0);
         assert_false(ctl_instance_holds(big[i]));
     }
@@ -570,12 +509,10 @@ static void test_place_at_start(void **state)
     struct ctl_node *home = other->node;
     /* a create that does not start takes an address, not memory */
     struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    snprintf(cr.name, sizeof(cr.name), "later");
+    fix_create_req(&cr, "later");
+    cr.autostart = false;
     cr.memory_mb = 1024;
-    size_t n = 0;
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, NULL, made, &n, &err), 0);
-    nubo_create_req_free(&cr);
+    assert_int_equal(fix_place(ctx, &cr, NULL, made, &err), 1);
     assert_false(ctl_instance_holds(made[0]));
     /* the start of the instance whose node filled up runs on the other node */
     struct ctl_desire d = {.in = mover, .start = true};
@@ -602,9 +539,9 @@ static void test_place_at_start(void **state)
     memcpy(uuid, mover->row.uuid, sizeof(uuid));
     snprintf(home_name, sizeof(home_name), "%s", home->row.name);
     int64_t ip = mover->row.ip_host;
-    ctx_close(ctx);
+    fix_ctx_free(ctx);
     *state = ctx = ctx_open();
-    struct ctl_instance *back = ctl_instance_find(ctx, &acme, uuid, NULL);
+    struct ctl_instance *back = ctl_instance_find(ctx, fix_acme(), uuid, NULL);
     assert_non_null(back);
     assert_string_equal(back->node->row.name, home_name);
     assert_int_equal(back->row.ip_host, ip);
@@ -618,22 +555,9 @@ static void test_place_at_start(void **state)
 static void test_scale_to_zero_stateful(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
-    json_t *sg = json_pack("{s:[{s:i, s:i}]}", "services", "port", 443, "destination_port", 8080);
-    struct nubo_create_req cr;
-    nubo_create_req_init(&cr);
-    snprintf(cr.name, sizeof(cr.name), "keeper");
-    snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
-    cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_ON, true, 100};
-    cr.autostart = true;
-    struct ctl_instance *made[2];
-    size_t n = 0;
+    struct ctl_instance *in = place_s2z(ctx, "keeper", true);
     struct nubo_err err = {0};
-    assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
-    json_decref(sg);
-    nubo_create_req_free(&cr);
-    struct ctl_instance *in = made[0];
-    struct nubo_status_report r = report(in, NUBO_STATE_RUNNING);
+    struct nubo_status_report r = fix_report(in, NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
     r.s2z_disable = 2;
     assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
@@ -666,7 +590,7 @@ static void test_scale_to_zero_stateful(void **state)
 static void test_scale_to_zero_idle(void **state)
 {
     struct ctl_ctx *ctx = *state;
-    add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "a", "fra", 1024);
     struct ctl_instance *in[2];
     struct nubo_ingress_traffic_item it[2];
     struct nubo_err err = {0};
@@ -676,17 +600,17 @@ static void test_scale_to_zero_idle(void **state)
         struct nubo_create_req cr;
         nubo_create_req_init(&cr);
         snprintf(cr.name, sizeof(cr.name), i ? "on" : "idle");
-        snprintf(cr.image, sizeof(cr.image), "%s", image.digest_ref);
+        snprintf(cr.image, sizeof(cr.image), "%s", fix_image()->digest_ref);
         cr.scale_to_zero =
             (struct nubo_scale_to_zero){i ? NUBO_S2Z_ON : NUBO_S2Z_IDLE, false, 100};
         cr.autostart = true;
         struct ctl_instance *made[2];
         size_t n = 0;
-        assert_int_equal(ctl_place(ctx, &acme, &cr, &image, sg, made, &n, &err), 0);
+        assert_int_equal(ctl_place(ctx, fix_acme(), &cr, fix_image(), sg, made, &n, &err), 0);
         json_decref(sg);
         nubo_create_req_free(&cr);
         in[i] = made[0];
-        struct nubo_status_report r = report(in[i], NUBO_STATE_RUNNING);
+        struct nubo_status_report r = fix_report(in[i], NUBO_STATE_RUNNING);
         r.started_at_us = nubo_now_us() - 10 * 1000000;
         assert_int_equal(ctl_instances_observe(ctx, in[i]->node, &r, 1, &err), 0);
         /* a keep-alive client connection open at the ingress, silent for 5 s */
@@ -705,7 +629,7 @@ static void test_scale_to_zero_idle(void **state)
     struct nubo_ingress_wake_resp wr;
     assert_int_equal(ctl_s2z_wake(ctx, "fra", in[0]->svc->row.uuid, &wr, &err), 0);
     assert_int_equal(wr.woken, 1);
-    struct nubo_status_report r = report(in[0], NUBO_STATE_RUNNING);
+    struct nubo_status_report r = fix_report(in[0], NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
     assert_int_equal(ctl_instances_observe(ctx, in[0]->node, &r, 1, &err), 0);
     it[0].silent_ms = 0;
@@ -732,7 +656,7 @@ static void test_plan_matches_full_schedule(void **state)
     for (int i = 0; i < 48; i++) {
         char name[16];
         snprintf(name, sizeof(name), "n%d", i);
-        nodes[i] = add_node(ctx, name, metros[i % 3], 512 * (1 + random() % 4));
+        nodes[i] = fix_add_node(ctx, name, metros[i % 3], 512 * (1 + random() % 4));
     }
     struct ctl_instance *made[8];
     for (int step = 0; step < 400; step++) {
@@ -752,7 +676,7 @@ static void test_plan_matches_full_schedule(void **state)
                 ctl_instances_desire(ctx, &d, 1, &err);
             } else {
                 struct nubo_status_report r =
-                    report(in, random() % 2 ? NUBO_STATE_STOPPED : NUBO_STATE_RUNNING);
+                    fix_report(in, random() % 2 ? NUBO_STATE_STOPPED : NUBO_STATE_RUNNING);
                 assert_int_equal(ctl_instances_observe(ctx, in->node, &r, 1, &err), 0);
             }
         } else if (what == 7) { /* a node goes away or comes back */

@@ -11,52 +11,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
-#include "util.h"
+#include "ctl_fixture.h"
 
 static char dir[64];
 
-static struct ctl_ctx *ctx_open(void)
+static struct ctl_ctx *ctx_open(bool fresh)
 {
-    struct ctl_ctx *ctx = xcalloc(1, sizeof(*ctx));
-    struct nubo_err err = {0};
-    ctl_config_defaults(&ctx->cfg);
-    snprintf(ctx->cfg.db_path, sizeof(ctx->cfg.db_path), "%s/ctl.db", dir);
+    struct ctl_ctx *ctx = fix_ctx_new();
     snprintf(ctx->cfg.bootstrap_token_file, sizeof(ctx->cfg.bootstrap_token_file), "%s/admin", dir);
     snprintf(ctx->cfg.join_token_file, sizeof(ctx->cfg.join_token_file), "%s/join", dir);
-    assert_int_equal(ctl_store_open(&ctx->store, ctx->cfg.db_path, false, &err), 0);
-    assert_int_equal(ctl_state_load(ctx, &err), 0);
+    fix_ctx_load(ctx, dir, fresh);
+    struct nubo_err err = {0};
     assert_int_equal(ctl_auth_bootstrap(ctx, &err), 0);
     return ctx;
 }
 
-static void ctx_close(struct ctl_ctx *ctx)
-{
-    ctl_state_free(ctx);
-    ctl_store_close(&ctx->store);
-    free(ctx);
-}
-
 static struct ctl_ctx *reload(struct ctl_ctx *ctx)
 {
-    ctx_close(ctx);
-    return ctx_open();
+    fix_ctx_free(ctx);
+    return ctx_open(false);
 }
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/nubo-ctlusers-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    *state = ctx_open();
+    fix_dir_new(dir, sizeof(dir), "ctlusers");
+    *state = ctx_open(true);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    ctx_close(*state);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    fix_ctx_free(*state);
+    return fix_dir_remove(dir);
 }
 
 static struct ctl_user_row *new_user(struct ctl_ctx *ctx, const char *name, bool admin,
