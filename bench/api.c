@@ -391,7 +391,9 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     }
     FILE *f = fopen(ini, "w");
     /* each node takes a /24 of guest addresses: a /8 pool holds 65,536 nodes */
+    /* every fake node's connections come from 127.0.0.1: no per-client cap */
     fprintf(f, "[controller]\nlog_level = warn\nplain_http = loopback\n"
+               "max_connections_per_client = 0\n"
                "[registry]\nnotification_secret = bench\n"
                "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
     if (store_url[0])

@@ -496,6 +496,25 @@ int ctl_handle_metrics(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
                         "traffic held at an ingress.\n# TYPE nubo_scale_to_zero_wakes_total "
                         "counter\nnubo_scale_to_zero_wakes_total %llu\n",
                         (unsigned long long)ctx->metrics.s2z_wakes);
+    const struct ctl_metrics *m = &ctx->metrics;
+    evbuffer_add_printf(
+        b,
+        "# HELP nubo_controller_connections Connections open to the controller's listeners.\n"
+        "# TYPE nubo_controller_connections gauge\nnubo_controller_connections %llu\n"
+        "# HELP nubo_controller_connections_refused_total Connections closed at once past "
+        "max_connections or max_connections_per_client.\n"
+        "# TYPE nubo_controller_connections_refused_total counter\n"
+        "nubo_controller_connections_refused_total %llu\n"
+        "# HELP nubo_controller_header_timeouts_total Connections closed for not sending a "
+        "request's headers within header_timeout_ms.\n"
+        "# TYPE nubo_controller_header_timeouts_total counter\n"
+        "nubo_controller_header_timeouts_total %llu\n"
+        "# HELP nubo_controller_rejected_before_body_total Requests refused from their headers "
+        "(auth, rate, size) without reading their body.\n"
+        "# TYPE nubo_controller_rejected_before_body_total counter\n"
+        "nubo_controller_rejected_before_body_total %llu\n",
+        (unsigned long long)m->conns_open, (unsigned long long)m->conns_refused,
+        (unsigned long long)m->header_timeouts, (unsigned long long)m->rejected_before_body);
     evbuffer_add_printf(b,
                         "# HELP nubo_uptime_seconds Controller uptime.\n"
                         "# TYPE nubo_uptime_seconds gauge\nnubo_uptime_seconds %.3f\n",

@@ -18,6 +18,8 @@
 #include "agent.h"
 
 struct evconnlistener;
+struct bufferevent;
+struct ctl_conns; /* conns.c */
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
@@ -76,6 +78,10 @@ struct ctl_config {
     int64_t registry_token_ttl_s;
     int64_t rate_limit_per_s; /* public API requests per user and second; 0 = no limit */
     int64_t rate_limit_burst;
+    /* conns.c: open connections (0 = no cap), per client address on the TCP listener, and how
+     * long a request's headers may take from its first byte (a new connection's from its
+     * opening) */
+    int64_t max_connections, max_connections_per_client, header_timeout_ms;
     char services_domain[128]; /* default domains: <group>.<metro>.<services_domain> */
     char ingress_token_file[PATH_MAX];
     /* Public ports a group may publish: [services] public_ports minus reserved_ports and the
@@ -270,6 +276,8 @@ struct ctl_metrics {
     struct ctl_hist latency;
     struct ctl_hist boot_time;
     uint64_t s2z_wakes; /* standby instances started by traffic */
+    /* conns.c */
+    uint64_t conns_open, conns_refused, header_timeouts, rejected_before_body;
     struct ctl_hist wake_time; /* scale-to-zero: from the wake to the agent's running */
     struct ctl_metro_count {
         char metro[NUBO_NAME_MAX + 1];
@@ -359,6 +367,7 @@ struct ctl_ctx {
     struct ctl_autoscale *as;      /* model_autoscale.c (ctl_autoscale.h) */
     char ingress_token_hash[NUBO_SHA256_HEX_LEN + 1];
     struct ctl_map rate_buckets;      /* ratelimit.c: user uuid -> bucket */
+    struct ctl_conns *conns;          /* conns.c */
     struct evp_pkey_st *regtoken_key; /* regtoken.c; NULL = tokens off */
     char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
@@ -418,12 +427,13 @@ static inline void ctl_emit_services_changed(struct ctl_ctx *ctx, const char *me
 }
 
 /* ==== ground floor: reply.c (answers, parked requests) ======================================= */
+#define CTL_PATH_MAX 512 /* a request's path; longer ones are answered 400 */
 struct ctl_reqinfo {
     struct evhttp_request *req;
     int64_t start_us;
     int route;
     enum evhttp_cmd_type method;
-    char path[512];
+    char path[CTL_PATH_MAX];
     struct evkeyvalq *query; /* may be empty list, never NULL */
     const char *body;        /* NUL-terminated copy, NULL when empty */
     size_t body_len;
@@ -433,6 +443,10 @@ void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, 
                     int code, json_t *body);
 /* The one place a handler's err becomes a reply: err->http_status (500 when unset). */
 void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const struct nubo_err *err);
+/* The JSON text of the error envelope ctl_reply_err sends for err (malloc'd), and the reason
+ * phrase of an HTTP status: for replies written outside evhttp (conns.c). */
+char *ctl_error_text(const struct nubo_err *err);
+const char *ctl_reason(int code);
 /* A batch reply: items (stolen) with per-item "status"; picks success/partial/error. */
 void ctl_reply_items(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
                      const char *collection, json_t *items);
@@ -788,8 +802,9 @@ void ctl_token_new(const char *user, char out[NUBO_AGENT_TOKEN_MAX],
 /* Read a token file, or create it (mode 0600) with a random token. */
 int ctl_token_file(const char *path, const char *user, char out[NUBO_AGENT_TOKEN_MAX],
                    struct nubo_err *err);
-/* reply.c: the bearer token of a request, NULL = none. */
+/* reply.c: the bearer token of a request (of an Authorization value), NULL = none. */
 const char *ctl_bearer(struct evhttp_request *req);
+const char *ctl_bearer_of(const char *authorization);
 
 /* ==== handlers' shared floor ================================================================= */
 /* views.c: API objects from the working set */
@@ -897,13 +912,20 @@ void ctl_regtoken_free(struct ctl_ctx *ctx);
 int ctl_handle_registry_token(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);
 
 /* ---- tls.c: HTTPS on the TCP listener ---- */
-/* Every connection http accepts is TLS with [controller] tls_cert_file and tls_key_file. */
-int ctl_tls_attach(struct ctl_ctx *ctx, struct evhttp *http, struct nubo_err *err);
+/* The TLS context of [controller] tls_cert_file and tls_key_file, and a connection's TLS layer
+ * (for evhttp_set_bevcb, through conns.c). */
+int ctl_tls_load(struct ctl_ctx *ctx, struct nubo_err *err);
+struct bufferevent *ctl_tls_bev(struct ctl_ctx *ctx, struct event_base *base);
 void ctl_tls_free(struct ctl_ctx *ctx);
 
 /* ---- ratelimit.c ---- */
-/* One request of u's budget: false (and when to retry) once u is over its rate. */
-bool ctl_rate_take(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t *retry_ms);
+/* One request of u's budget, and one more per CTL_RATE_BODY_UNIT of its body: false (and when
+ * to retry) once u is over its rate. */
+#define CTL_RATE_BODY_UNIT (64 * 1024)
+bool ctl_rate_take(struct ctl_ctx *ctx, const struct ctl_user_row *u, size_t body_len,
+                   int64_t *retry_ms);
+/* The same question without spending: the header gate refuses an empty bucket's request. */
+bool ctl_rate_check(struct ctl_ctx *ctx, const struct ctl_user_row *u, int64_t *retry_ms);
 void ctl_rate_free(struct ctl_ctx *ctx);
 int ctl_handle_agent(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest,
                      struct nubo_err *err);
@@ -949,5 +971,28 @@ void ctl_leader_health(struct ctl_ctx *ctx, json_t *env);
 
 /* ==== server.c: the router ==== */
 int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err);
+/* What the header gate knows of a request before its body, and what it decides. */
+struct ctl_gate {
+    const char *method, *path; /* path as on the request line, without the query */
+    const char *bearer;        /* NULL = none */
+    int64_t content_length;    /* -1 = none */
+    bool chunked;
+    int64_t limit;         /* out: the body bound of this request */
+    int64_t retry_after_s; /* out: with a 429 */
+};
+/* Auth, rate and body size of g's route from its headers alone: 0 with g->limit, or -1 with
+ * err (its status) to answer without reading the body. */
+int ctl_route_gate(struct ctl_ctx *ctx, struct ctl_gate *g, struct nubo_err *err);
+
+/* ==== conns.c: caps on connections, header deadline, the header gate ==== */
+/* Guard every connection http accepts (TLS ones when tls; per_client: count them by peer
+ * address against max_connections_per_client). */
+void ctl_conns_attach(struct ctl_ctx *ctx, struct evhttp *http, bool tls, bool per_client);
+/* A request reached the router: its connection's next request starts when this one's reply is
+ * sent. */
+void ctl_conns_request(struct ctl_ctx *ctx, struct evhttp_request *req);
+/* Whether the listeners may accept (false while max_connections are open). */
+bool ctl_conns_room(struct ctl_ctx *ctx);
+void ctl_conns_free(struct ctl_ctx *ctx);
 
 #endif

@@ -46,6 +46,7 @@ static void ctx_free(struct ctl_ctx *ctx)
         evhttp_free(ctx->http_unix);
     if (ctx->accept_ev)
         event_free(ctx->accept_ev);
+    ctl_conns_free(ctx);
     ctl_regtoken_free(ctx);
     ctl_rate_free(ctx);
     if (ctx->store.db)

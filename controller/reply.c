@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-static const char *reason(int code)
+const char *ctl_reason(int code)
 {
     switch (code) {
     case 200:
@@ -38,6 +38,8 @@ static const char *reason(int code)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
     case 500:
         return "Internal Server Error";
     case 502:
@@ -85,7 +87,7 @@ void ctl_reply_json(struct ctl_ctx *ctx, struct evhttp_request *req, int route, 
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
     account(ctx, route, start_us, code);
-    evhttp_send_reply(req, code, reason(code), out);
+    evhttp_send_reply(req, code, ctl_reason(code), out);
     evbuffer_free(out);
 }
 
@@ -115,15 +117,31 @@ void ctl_reply_text(struct ctl_ctx *ctx, struct evhttp_request *req, int route, 
     evbuffer_free(b);
 }
 
-static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
-                      int code, char *msg)
+/* The request-level error envelope: one line of msg, errors [{status}]. */
+static json_t *error_envelope(int code, char *msg)
 {
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     json_t *env = nubo_envelope_new("error", msg, NULL, NULL, 0);
     json_object_set_new(env, "errors", json_pack("[{s:i}]", "status", code));
-    ctl_reply_json(ctx, req, route, start_us, code, env);
+    return env;
+}
+
+static void reply_msg(struct ctl_ctx *ctx, struct evhttp_request *req, int route, int64_t start_us,
+                      int code, char *msg)
+{
+    ctl_reply_json(ctx, req, route, start_us, code, error_envelope(code, msg));
+}
+
+char *ctl_error_text(const struct nubo_err *err)
+{
+    char msg[NUBO_ERR_MSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", err->msg[0] ? err->msg : "request failed");
+    json_t *env = error_envelope(err->http_status ? err->http_status : 500, msg);
+    char *text = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    return xcheck(text, "error reply");
 }
 
 void ctl_reply_err(struct ctl_ctx *ctx, const struct ctl_reqinfo *ri, const struct nubo_err *err)
@@ -295,7 +313,11 @@ void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p)
 
 const char *ctl_bearer(struct evhttp_request *req)
 {
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    return ctl_bearer_of(evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"));
+}
+
+const char *ctl_bearer_of(const char *a)
+{
     if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
         return NULL;
     a += 7;

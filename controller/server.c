@@ -1,7 +1,7 @@
 /* The router: an evhttp for the TCP listener (HTTPS unless plain_http allows plain) and one for
- * the optional unix socket (plain), on one event loop; bounded bodies, bearer auth, and the path
- * to the handler that answers it. A handler that fails returns err and is answered here, in
- * one place. */
+ * the optional unix socket (plain), on one event loop; the gate that bounds a request from its
+ * headers (conns.c asks it before the body is read), bearer auth, and the path to the handler
+ * that answers it. A handler that fails returns err and is answered here, in one place. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +77,7 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
         return -1;
     ri->user = *u;
     int64_t retry_ms = 0;
-    if (!ctl_rate_take(ctx, u, &retry_ms)) {
+    if (!ctl_rate_take(ctx, u, ri->body_len, &retry_ms)) {
         char ra[24];
         snprintf(ra, sizeof(ra), "%lld", (long long)(retry_ms + 999) / 1000);
         evhttp_add_header(evhttp_request_get_output_headers(ri->req), "Retry-After", ra);
@@ -113,6 +113,68 @@ static int route(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, bool agent, const 
                            ri->path);
 }
 
+
+/* Any credential this controller issued or was given: the bound of a route that checks its
+ * own (agents, ingress, registry) is the public one for it, the anonymous one without. */
+static bool known_credential(struct ctl_ctx *ctx, const char *bearer)
+{
+    if (bearer == NULL)
+        return false;
+    char h[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(bearer, strlen(bearer), h);
+    return ctl_auth_user(ctx, bearer) || ctl_auth_node(ctx, bearer) ||
+           ctl_auth_join(ctx, bearer) ||
+           (ctx->ingress_token_hash[0] && strcmp(h, ctx->ingress_token_hash) == 0) ||
+           (ctx->cfg.registry_secret[0] && strcmp(bearer, ctx->cfg.registry_secret) == 0);
+}
+
+int ctl_route_gate(struct ctl_ctx *ctx, struct ctl_gate *g, struct nubo_err *err)
+{
+    char path[CTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s", g->path);
+    size_t pl = strlen(path);
+    if (pl > 1 && path[pl - 1] == '/') /* as dispatch tolerates it */
+        path[pl - 1] = '\0';
+    const char *rest;
+    bool with_body = g->content_length > 0 || g->chunked;
+    g->limit = 16 * 1024; /* what the router reads of a request nobody vouches for */
+    if (prefix(path, "/agent/v1", &rest)) {
+        if (ctl_auth_node(ctx, g->bearer) || ctl_auth_join(ctx, g->bearer))
+            g->limit = NUBO_AGENT_MAX_BODY;
+    } else if (!prefix(path, "/v1", &rest) || strcmp(path, "/v1/healthz") == 0 ||
+               strcmp(path, "/v1/metrics") == 0) {
+        /* healthz, metrics, ingress, registry, 404s: their handlers check their own credential */
+        if (known_credential(ctx, g->bearer))
+            g->limit = ctx->cfg.max_body_bytes;
+    } else {
+        const struct ctl_user_row *u;
+        if (ctl_auth_check(ctx, g->bearer, false, &u, NULL, err) < 0)
+            return -1;
+        int64_t retry_ms = 0;
+        if (!ctl_rate_check(ctx, u, &retry_ms)) {
+            g->retry_after_s = (retry_ms + 999) / 1000;
+            return nubo_error_http(err, 429,
+                                   "user %s sends more than %lld requests per second: slow down "
+                                   "and retry after %lld ms",
+                                   u->name, (long long)ctx->cfg.rate_limit_per_s,
+                                   (long long)retry_ms);
+        }
+        g->limit = ctx->cfg.max_body_bytes;
+    }
+    if (g->content_length > g->limit) {
+        if (with_body && g->limit < ctx->cfg.max_body_bytes)
+            return nubo_error_http(err, 401,
+                                   "missing or unknown token: a body of %lld bytes needs "
+                                   "Authorization: Bearer <token>",
+                                   (long long)g->content_length);
+        return nubo_error_http(err, 413,
+                               "request body of %lld bytes is larger than the %lld allowed; send "
+                               "fewer items per request",
+                               (long long)g->content_length, (long long)g->limit);
+    }
+    return 0;
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     struct ctl_ctx *ctx = arg;
@@ -122,6 +184,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     TAILQ_INIT(&query);
     ri.req = req;
     ri.start_us = nubo_mono_us();
+    ctl_conns_request(ctx, req);
     ri.method = evhttp_request_get_command(req);
     ri.query = &query;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -186,6 +249,8 @@ out:
 static void accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct ctl_ctx *ctx = arg;
+    if (!ctl_conns_room(ctx))
+        return; /* conns.c listens again once a connection closes */
     for (size_t i = 0; i < ctx->n_listeners; i++)
         evconnlistener_enable(ctx->listeners[i]);
 }
@@ -222,25 +287,25 @@ static void guard_listener(struct ctl_ctx *ctx, struct evhttp_bound_socket *bs)
         ctx->accept_ev = evtimer_new(ctx->base, accept_resume, ctx);
 }
 
-/* One evhttp with the router's settings; TLS on every connection when tls. */
-static struct evhttp *server_new(struct ctl_ctx *ctx, bool tls, struct nubo_err *err)
+/* One evhttp with the router's settings; TLS on every connection when tls; connections
+ * guarded by conns.c, which sets each request's body bound from its headers (per_client: the
+ * TCP listener's, counted by address). */
+static struct evhttp *server_new(struct ctl_ctx *ctx, bool tls, bool per_client,
+                                 struct nubo_err *err)
 {
+    if (tls && ctx->tls == NULL && ctl_tls_load(ctx, err) < 0)
+        return NULL;
     struct evhttp *http = evhttp_new(ctx->base);
     if (http == NULL) {
         nubo_error(err, 0, "cannot create the HTTP server");
         return NULL;
     }
-    /* libevent's own hard cap; the per-route bounds (413 in our envelope) are smaller */
-    evhttp_set_max_body_size(http, (ev_ssize_t)NUBO_AGENT_MAX_BODY + 1);
     evhttp_set_max_headers_size(http, 64 * 1024);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(http, 120);
+    evhttp_set_timeout(http, 120); /* idle keep-alive; a request's headers have less */
     evhttp_set_gencb(http, dispatch, ctx);
-    if (tls && ctl_tls_attach(ctx, http, err) < 0) {
-        evhttp_free(http);
-        return NULL;
-    }
+    ctl_conns_attach(ctx, http, tls, per_client);
     return http;
 }
 
@@ -256,7 +321,7 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
             return nubo_error(err, 0, "%s exists and is not a socket; remove it", path);
         unlink(path);
     }
-    ctx->http_unix = server_new(ctx, false, err);
+    ctx->http_unix = server_new(ctx, false, false, err);
     if (ctx->http_unix == NULL)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -281,7 +346,7 @@ static int listen_unix(struct ctl_ctx *ctx, const char *path, struct nubo_err *e
 int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     bool tls = ctx->cfg.tls_cert_file[0] != '\0';
-    ctx->http = server_new(ctx, tls, err);
+    ctx->http = server_new(ctx, tls, true, err);
     if (ctx->http == NULL)
         return -1;
     char host[128];

@@ -1,6 +1,6 @@
 /* HTTPS for the controller's TCP listener: an OpenSSL context from [controller] tls_cert_file
  * and tls_key_file, and every accepted connection wrapped in TLS before evhttp reads it
- * (libevent's bufferevent_openssl, which evhttp then owns whole). */
+ * (libevent's bufferevent_openssl, which evhttp then owns whole; conns.c asks for it). */
 #include <stdlib.h>
 
 #include <event2/bufferevent.h>
@@ -11,10 +11,10 @@
 #include "ctl.h"
 #include "log.h"
 
-/* evhttp_set_bevcb: each connection's TLS layer; evhttp sets its socket after. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+/* Each connection's TLS layer; evhttp sets its socket after. */
+struct bufferevent *ctl_tls_bev(struct ctl_ctx *ctx, struct event_base *base)
 {
-    SSL *ssl = SSL_new(arg);
+    SSL *ssl = SSL_new(ctx->tls);
     struct bufferevent *bev =
         ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                              BEV_OPT_CLOSE_ON_FREE)
@@ -37,7 +37,7 @@ static int tls_error(struct nubo_err *err, const char *what, const char *path)
     return nubo_error(err, 0, "%s %s: %s", what, path, why[0] ? why : "unknown TLS error");
 }
 
-int ctl_tls_attach(struct ctl_ctx *ctx, struct evhttp *http, struct nubo_err *err)
+int ctl_tls_load(struct ctl_ctx *ctx, struct nubo_err *err)
 {
     const struct ctl_config *cfg = &ctx->cfg;
     SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
@@ -52,7 +52,6 @@ int ctl_tls_attach(struct ctl_ctx *ctx, struct evhttp *http, struct nubo_err *er
         return tls_error(err, "[controller] tls_key_file", cfg->tls_key_file);
     if (SSL_CTX_check_private_key(tls) != 1)
         return tls_error(err, "[controller] tls_key_file does not match", cfg->tls_cert_file);
-    evhttp_set_bevcb(http, tls_bev, tls);
     return 0;
 }
 

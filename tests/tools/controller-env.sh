@@ -16,7 +16,7 @@ command -v python3 >/dev/null || t_skip "python3 missing"
 # sessions named ctl-x).
 ctl_start() {
     CTL_PORT=${CTL_PORT:-$(t_free_port)}
-    CTL_URL=http://127.0.0.1:$CTL_PORT
+    CTL_URL=${CTL_SCHEME:-http}://127.0.0.1:$CTL_PORT # https: a tls_cert_file in INI-LINES
     CTL_DB=${CTL_DB:-$T_TMP/ctl.db}
     CTL_SECRET=${CTL_SECRET:-evt-$RANDOM$RANDOM}
     local store="" tag=${CTL_NAME:+-$CTL_NAME}
