@@ -73,18 +73,17 @@ static int full_apply(struct ing_daemon *d, const struct ing_plan *p, struct nub
     return 0;
 }
 
-int ing_controller_post(const struct ing_config *cfg, const char *token, const char *path,
+int ing_controller_post(struct ing_config *cfg, const char *token, const char *path,
                         json_t *body, json_t **reply, struct nubo_err *err)
 {
     cleanup_free char *text = pj_dump(body);
     json_decref(body);
     if (!text)
         return nubo_error(err, ENOMEM, "%s", path);
-    char url[ING_PATH_MAX + 128];
-    snprintf(url, sizeof(url), "%s%s?metro=%s", cfg->controller_url, path, cfg->metro);
+    char url[ING_PATH_MAX + 128]; /* path and query: for whichever controller answers */
+    snprintf(url, sizeof(url), "%s?metro=%s", path, cfg->metro);
     struct nu_http_req rq;
     nu_http_req_init(&rq, "POST", url);
-    rq.unix_path = cfg->controller_socket;
     rq.ca_file = cfg->controller_ca;
     rq.bearer = token;
     rq.headers[0] = "Content-Type: application/json";
@@ -94,7 +93,7 @@ int ing_controller_post(const struct ing_config *cfg, const char *token, const c
     rq.timeout_ms = 5000;
     rq.max_body = 1u << 20;
     struct nu_http_resp r;
-    int rc = nu_http_do(&rq, &r, err);
+    int rc = nu_http_targets_do(&cfg->controllers, &rq, &r, err);
     if (rc == 0 && r.status != 200)
         rc = nubo_error(err, 0, "%s: HTTP %ld: %.200s", path, r.status, r.body ? r.body : "");
     if (rc == 0 && reply)
@@ -286,12 +285,11 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     int64_t timeout_ms = d->cfg.watch_timeout_ms;
     if (d->left_out.n_left_out && timeout_ms > ING_LEFT_OUT_RETRY_MS)
         timeout_ms = ING_LEFT_OUT_RETRY_MS;
-    snprintf(url, sizeof(url), "%s%s?metro=%s&version=%lld&timeout_ms=%lld",
-             d->cfg.controller_url, NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
+    snprintf(url, sizeof(url), "%s?metro=%s&version=%lld&timeout_ms=%lld",
+             NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
              (long long)d->version, (long long)timeout_ms);
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
-    rq.unix_path = d->cfg.controller_socket;
     rq.ca_file = d->cfg.controller_ca;
     rq.bearer = d->token;
     rq.connect_timeout_ms = 5000;
@@ -300,7 +298,7 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     rq.abort_fn = watch_stopping;
     rq.opaque = d;
     struct nu_http_resp r;
-    int rc = nu_http_do(&rq, &r, err);
+    int rc = nu_http_targets_do(&d->cfg.controllers, &rq, &r, err);
     if (*d->stopping) {
         rc = 0;
     } else if (rc < 0) {

@@ -43,7 +43,8 @@ HOOK
 
 # ing_start NODE NS [INI-LINES]: nubo-ingress for metro fra0 (domain nubo.test) on a random
 # loopback address ($ADDR, ports 80/443) with a self-signed *.fra0.nubo.test ($T_TMP/cert.pem);
-# INI-LINES are added to its [ingress] section.
+# INI-LINES are added to its [ingress] section; ING_CONTROLLER replaces its [controller] url and
+# socket lines (default: the controller's unix socket).
 ing_start() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=*.fra0.nubo.test" \
         -addext "subjectAltName=DNS:*.fra0.nubo.test" \
@@ -59,8 +60,8 @@ https_port = 443
 watch_timeout_ms = 5000
 ${3:-}
 [controller]
-url = http://controller
-socket = $T_TMP/ctl.sock
+${ING_CONTROLLER:-url = http://controller
+socket = $T_TMP/ctl.sock}
 token_file = $CTL_DB.ingress-token
 [haproxy]
 binary = $(command -v haproxy)
