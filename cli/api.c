@@ -67,7 +67,7 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     if (status == 401 || status == 403) {
         nubo_error_http(err, (int)status,
                         "the nubo API at %s refused the token (HTTP %ld%s%s): run 'nubo login "
-                        "--api %s --token TOKEN' or set NUBO_TOKEN",
+                        "--api \"%s\" --token TOKEN' or set NUBO_TOKEN",
                         ctx->api_url, status, msg[0] ? ": " : "", msg, ctx->api_url);
         json_decref(j);
         return -1;

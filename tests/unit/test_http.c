@@ -652,6 +652,56 @@ static void test_failover_sockets(void **state)
     assert_int_equal(ts.current, 1);
 }
 
+/* Stands in for another thread's call that found the controller gone: on its first poll it
+ * moves the list's current controller elsewhere. */
+struct mover {
+    struct nu_http_targets *ts;
+    int polls;
+};
+
+static bool move_current(void *opaque)
+{
+    struct mover *m = opaque;
+    if (++m->polls == 1) {
+        __atomic_store_n(&m->ts->current, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m->ts->moves, 1, __ATOMIC_RELAXED);
+    }
+    return false;
+}
+
+static void test_parked_get_gives_up(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    targets_of(&ts, (int[]){g_port, g_port}, 2);
+    struct mover m = {.ts = &ts};
+    struct nu_http_req rq;
+    struct nu_http_resp rs;
+    struct nubo_err err = {0};
+    /* a long poll parked on controller 0 gives up once the list moved to controller 1 */
+    nu_http_req_init(&rq, NULL, "/hold");
+    rq.timeout_ms = 20000;
+    rq.abort_fn = move_current;
+    rq.opaque = &m;
+    assert_int_equal(nu_http_targets_do(&ts, &rq, &rs, &err), -1);
+    assert_int_equal(rs.fail, NU_HTTP_ABORTED); /* not the 20 s timeout */
+    nu_http_resp_free(&rs);
+    /* a POST is not abandoned that way (it may be done): it runs to its own timeout, is not
+     * sent again, and the next call starts at the next controller */
+    ts.current = 0;
+    m.polls = 0;
+    nu_http_req_init(&rq, "POST", "/hold");
+    rq.body = "x";
+    rq.body_len = 1;
+    rq.timeout_ms = 2500;
+    rq.abort_fn = move_current;
+    rq.opaque = &m;
+    assert_int_equal(nu_http_targets_do(&ts, &rq, &rs, &err), -1);
+    assert_int_equal(rs.fail, NU_HTTP_TRANSIENT);
+    assert_int_equal(ts.current, 1);
+    nu_http_resp_free(&rs);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -669,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_failover_dead_and_follower),
         cmocka_unit_test(test_redirect_to_unlisted_not_followed),
         cmocka_unit_test(test_failover_sockets),
+        cmocka_unit_test(test_parked_get_gives_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
