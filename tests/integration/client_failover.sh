@@ -14,45 +14,48 @@ CLI=$NUBO_BUILD/cli/nubo
 
 ctl_start
 
-# follower PORT TARGET: 307 to TARGET + the same path and query, for every method.
-# record PORT - LOG: answers 200 and writes "METHOD PATH AUTHORIZATION" lines to LOG.
+# One python process serves every fixture, each "MODE PORT TARGET LOG" on its own port:
+# follower: 307 to TARGET + the same path and query, for every method (as a follower does);
+# record: answers 200 and writes "METHOD PATH AUTHORIZATION" lines to LOG.
 cat > "$T_TMP/fixture.py" <<'PY'
-import http.server, sys
-mode, port, target, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-class H(http.server.BaseHTTPRequestHandler):
-    def any(self):
-        n = int(self.headers.get('Content-Length') or 0)
-        if n:
-            self.rfile.read(n)
-        if mode == 'follower':
-            self.send_response(307)
-            self.send_header('Location', target + self.path)
-        else:
-            with open(log, 'a') as f:
-                f.write('%s %s %s\n' % (self.command, self.path, self.headers.get('Authorization', '-')))
-            self.send_response(200)
-        self.send_header('Content-Length', '0')
-        self.end_headers()
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = any
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
+import http.server, sys, threading
+def serve(mode, port, target, log):
+    class H(http.server.BaseHTTPRequestHandler):
+        def any(self):
+            n = int(self.headers.get('Content-Length') or 0)
+            if n:
+                self.rfile.read(n)
+            if mode == 'follower':
+                self.send_response(307)
+                self.send_header('Location', target + self.path)
+            else:
+                with open(log, 'a') as f:
+                    f.write('%s %s %s\n' % (self.command, self.path, self.headers.get('Authorization', '-')))
+                self.send_response(200)
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = any
+        def log_message(self, *a):
+            pass
+    return http.server.ThreadingHTTPServer(('127.0.0.1', int(port)), H)
+servers = [serve(*spec.split(' ')) for spec in sys.argv[1:]]
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+servers[0].serve_forever()
 PY
-fixture() { # mode port target [log]
-    python3 "$T_TMP/fixture.py" "$1" "$2" "$3" "${4:-/dev/null}" >> "$T_TMP/fixture.log" 2>&1 &
-    t_track_pid $!
-    t_wait_for 10 curl -sS -o /dev/null "http://127.0.0.1:$2/" || t_fail "fixture $1 on $2 did not start"
-    [ -z "${4:-}" ] || rm -f "$4" # the start-up probe
-}
 DEAD=$(t_free_port)      # nothing listens there: a controller whose machine is gone
 FOLLOWER=$(t_free_port)  # a follower: 307 to the leader, the real controller
 NEXT=$(t_free_port)      # listed after the follower: reached only if the 307 were not followed
 EVIL=$(t_free_port)      # not listed: must never be reached
 ASTRAY=$(t_free_port)    # a follower redirecting there
-fixture follower "$FOLLOWER" "$CTL_URL"
-fixture record "$NEXT" - "$T_TMP/next.log"
-fixture record "$EVIL" - "$T_TMP/evil.log"
-fixture follower "$ASTRAY" "http://127.0.0.1:$EVIL"
+python3 "$T_TMP/fixture.py" "follower $FOLLOWER $CTL_URL -" "record $NEXT - $T_TMP/next.log" \
+    "record $EVIL - $T_TMP/evil.log" "follower $ASTRAY http://127.0.0.1:$EVIL -" \
+    >> "$T_TMP/fixture.log" 2>&1 &
+t_track_pid $!
+for p in "$FOLLOWER" "$NEXT" "$EVIL" "$ASTRAY"; do
+    t_wait_for 60 curl -sS -o /dev/null "http://127.0.0.1:$p/" || t_fail "fixture on port $p did not start"
+done
+rm -f "$T_TMP/next.log" "$T_TMP/evil.log" # the start-up probes
 LIST="http://127.0.0.1:$DEAD, http://127.0.0.1:$FOLLOWER, http://127.0.0.1:$NEXT, $CTL_URL"
 
 cli() { HOME=$T_TMP NUBO_CONFIG=$T_TMP/no-profile "$CLI" --token "$ADMIN" "$@"; }
