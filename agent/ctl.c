@@ -249,7 +249,8 @@ static void register_done(struct agent *ag, void *arg)
     if (j->error[0] || j->status != 200) {
         if (j->error[0])
             log_warnx("cannot register with the controller at %s: %s; retrying in %lld ms",
-                      nu_http_targets_current(&c->targets)->url, j->error, (long long)c->backoff_ms);
+                      nu_http_targets_current(&c->targets)->url, j->error,
+                      (long long)c->backoff_ms);
         else
             log_warnx("controller refused registration of node %s (HTTP %ld: %s)%s; retrying "
                       "in %lld ms",
@@ -694,8 +695,8 @@ int agent_ctl_start(struct agent *ag, struct nubo_err *err)
     }
     if (ag->have_node)
         agent_bridge_ensure(ag); /* restarted: guests keep their network meanwhile */
-    if (nu_http_targets_parse(&c->targets, ag->cfg.controller_url, ag->cfg.controller_socket,
-                              err) < 0)
+    if (nu_http_targets_parse(&c->targets, ag->cfg.controller_url, ag->cfg.controller_socket, err) <
+        0)
         return nubo_error_wrap(err, "[controller] url/socket");
     if (ag->cfg.join_token_file[0]) {
         cleanup_free char *tok = NULL;

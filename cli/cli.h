@@ -29,7 +29,7 @@
 enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
 
 struct cli_ctx {
-    char api_url[512]; /* comma-separated when several controllers share the store */
+    char api_url[512];          /* comma-separated when several controllers share the store */
     struct nu_http_targets api; /* api_url parsed (cli_api_targets) */
     char api_parsed[512];       /* the api_url that api holds */
     char token[1024];

@@ -94,9 +94,9 @@ void nu_http_resp_free(struct nu_http_resp *resp);
  * kept), or 503 while it knows no leader. Clients name every controller; calls go to the one
  * that answered last, follow a follower's 307 to a trusted place, and move on to the next one
  * when a controller cannot be reached or answers 503. Implemented in http_targets.c. */
-#define NU_HTTP_TARGETS_MAX 8     /* controllers in one list */
+#define NU_HTTP_TARGETS_MAX 8      /* controllers in one list */
 #define NU_HTTP_TARGET_URL_MAX 256 /* one base URL */
-#define NU_HTTP_REDIRECTS_MAX 2   /* a follower's 307, and one more while leadership moves */
+#define NU_HTTP_REDIRECTS_MAX 2    /* a follower's 307, and one more while leadership moves */
 
 struct nu_http_target {
     char url[NU_HTTP_TARGET_URL_MAX]; /* base URL, without a trailing '/' */

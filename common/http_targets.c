@@ -75,8 +75,7 @@ static bool origin_parse(const char *url, struct origin *o)
 
 static bool origin_eq(const struct origin *a, const struct origin *b)
 {
-    return strcmp(a->scheme, b->scheme) == 0 && strcmp(a->host, b->host) == 0 &&
-           a->port == b->port;
+    return strcmp(a->scheme, b->scheme) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
 }
 
 /* The next item of a comma-separated list, blanks around it dropped: its start and length,
@@ -133,8 +132,9 @@ int nu_http_targets_parse(struct nu_http_targets *ts, const char *urls, const ch
     p = sockets;
     while (list_next(&p, &item, &len)) {
         if (len == 0 || len >= sizeof(ts->t[0].unix_path))
-            return nubo_error(err, 0, "controller socket list '%.200s': an empty or too long "
-                                      "entry (at most 107 bytes each)",
+            return nubo_error(err, 0,
+                              "controller socket list '%.200s': an empty or too long "
+                              "entry (at most 107 bytes each)",
                               sockets);
         if (n_sock == NU_HTTP_TARGETS_MAX)
             return nubo_error(err, 0, "controller socket list: more than %d sockets",
@@ -148,8 +148,9 @@ int nu_http_targets_parse(struct nu_http_targets *ts, const char *urls, const ch
     if (n_sock > 1 && ts->n == 1)
         ts->n = n_sock;
     else if (n_sock && n_sock != ts->n)
-        return nubo_error(err, 0, "%zu controller URL(s) but %zu socket(s): give one socket per "
-                                  "URL, or one URL for all sockets",
+        return nubo_error(err, 0,
+                          "%zu controller URL(s) but %zu socket(s): give one socket per "
+                          "URL, or one URL for all sockets",
                           ts->n, n_sock);
     return 0;
 }

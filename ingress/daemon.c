@@ -73,8 +73,8 @@ static int full_apply(struct ing_daemon *d, const struct ing_plan *p, struct nub
     return 0;
 }
 
-int ing_controller_post(struct ing_config *cfg, const char *token, const char *path,
-                        json_t *body, json_t **reply, struct nubo_err *err)
+int ing_controller_post(struct ing_config *cfg, const char *token, const char *path, json_t *body,
+                        json_t **reply, struct nubo_err *err)
 {
     cleanup_free char *text = pj_dump(body);
     json_decref(body);
@@ -285,9 +285,8 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     int64_t timeout_ms = d->cfg.watch_timeout_ms;
     if (d->left_out.n_left_out && timeout_ms > ING_LEFT_OUT_RETRY_MS)
         timeout_ms = ING_LEFT_OUT_RETRY_MS;
-    snprintf(url, sizeof(url), "%s?metro=%s&version=%lld&timeout_ms=%lld",
-             NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
-             (long long)d->version, (long long)timeout_ms);
+    snprintf(url, sizeof(url), "%s?metro=%s&version=%lld&timeout_ms=%lld", NUBO_INGRESS_PATH_WATCH,
+             d->cfg.metro, (long long)d->version, (long long)timeout_ms);
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
     rq.ca_file = d->cfg.controller_ca;

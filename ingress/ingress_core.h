@@ -32,7 +32,7 @@ struct ing_node_reach {
 /* config.c */
 struct ing_config {
     char metro[NUBO_NAME_MAX + 1];
-    char controller_url[ING_PATH_MAX];     /* comma-separated: several controllers (http.h) */
+    char controller_url[ING_PATH_MAX];    /* comma-separated: several controllers (http.h) */
     char controller_socket[ING_PATH_MAX]; /* likewise, one per URL when given */
     char controller_ca[ING_PATH_MAX]; /* https: the CA the controller's certificate is from */
     struct nu_http_targets controllers; /* url and socket parsed; the daemon and the activator
@@ -204,8 +204,8 @@ struct ing_daemon {
 };
 /* POST body (consumed) to the controller's path for this metro: 0 on a 200 (*reply, when not
  * NULL, the parsed answer), -1 with err otherwise. Blocking, a few seconds at most. */
-int ing_controller_post(struct ing_config *cfg, const char *token, const char *path,
-                        json_t *body, json_t **reply, struct nubo_err *err);
+int ing_controller_post(struct ing_config *cfg, const char *token, const char *path, json_t *body,
+                        json_t **reply, struct nubo_err *err);
 int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err);
 int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err);
 int ing_daemon_run(struct ing_daemon *d);

@@ -451,9 +451,8 @@ static void test_targets_parse(void **state)
     (void)state;
     struct nu_http_targets ts;
     struct nubo_err err = {0};
-    assert_int_equal(nu_http_targets_parse(&ts, " https://a:7060/ ,http://B:80,https://[::1]:9", "",
-                                           &err),
-                     0);
+    assert_int_equal(
+        nu_http_targets_parse(&ts, " https://a:7060/ ,http://B:80,https://[::1]:9", "", &err), 0);
     assert_int_equal(ts.n, 3);
     assert_string_equal(ts.t[0].url, "https://a:7060");
     assert_string_equal(ts.t[1].url, "http://B:80");
@@ -461,8 +460,7 @@ static void test_targets_parse(void **state)
     assert_string_equal(ts.t[0].unix_path, "");
     assert_string_equal(nu_http_targets_current(&ts)->url, "https://a:7060");
     /* one URL, several sockets: one controller per socket, the URL as Host */
-    assert_int_equal(nu_http_targets_parse(&ts, "http://controller", "/r/a.sock, /r/b.sock",
-                                           &err),
+    assert_int_equal(nu_http_targets_parse(&ts, "http://controller", "/r/a.sock, /r/b.sock", &err),
                      0);
     assert_int_equal(ts.n, 2);
     assert_string_equal(ts.t[1].url, "http://controller");
@@ -470,8 +468,15 @@ static void test_targets_parse(void **state)
     assert_int_equal(nu_http_targets_parse(&ts, "http://x,http://y", "/a,/b", &err), 0);
     assert_string_equal(ts.t[1].unix_path, "/b");
     /* refused, each with a one-line reason */
-    const char *bad[] = {"", "ftp://a", "http://", "http://a,,http://b", "https://u:p@a",
-                         "http://a:0", "http://a:99999", "http://a:x", "a:7060",
+    const char *bad[] = {"",
+                         "ftp://a",
+                         "http://",
+                         "http://a,,http://b",
+                         "https://u:p@a",
+                         "http://a:0",
+                         "http://a:99999",
+                         "http://a:x",
+                         "a:7060",
                          "http://1,http://2,http://3,http://4,http://5,http://6,http://7,"
                          "http://8,http://9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -488,21 +493,18 @@ static void test_redirect_trust(void **state)
     (void)state;
     struct nu_http_targets ts;
     struct nubo_err err = {0};
-    assert_int_equal(nu_http_targets_parse(&ts, "https://ctl-1.example:7060, http://127.0.0.1",
-                                           NULL, &err),
-                     0);
+    assert_int_equal(
+        nu_http_targets_parse(&ts, "https://ctl-1.example:7060, http://127.0.0.1", NULL, &err), 0);
     /* listed: same scheme, host (any case) and port (default ports made explicit) */
-    assert_int_equal(nu_http_redirect_target(&ts, "https://CTL-1.example:7060/v1/x?y=1", NULL,
-                                             false),
-                     0);
+    assert_int_equal(
+        nu_http_redirect_target(&ts, "https://CTL-1.example:7060/v1/x?y=1", NULL, false), 0);
     assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1:80/v1", NULL, false), 1);
     assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1/v1", "/ca.pem", true), 1);
     /* unlisted: only https verified against a private CA, and not for a client on a socket */
-    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem",
-                                             false),
-                     NU_HTTP_REDIRECT_DIRECT);
-    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem",
-                                             true),
+    assert_int_equal(
+        nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem", false),
+        NU_HTTP_REDIRECT_DIRECT);
+    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem", true),
                      NU_HTTP_REDIRECT_REFUSED);
     assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", NULL, false),
                      NU_HTTP_REDIRECT_REFUSED);
@@ -511,8 +513,7 @@ static void test_redirect_trust(void **state)
     assert_int_equal(nu_http_redirect_target(&ts, "http://ctl-2.example/v1", "/ca.pem", false),
                      NU_HTTP_REDIRECT_REFUSED);
     /* not the listed one: other port, other scheme, user info hiding another host */
-    assert_int_equal(nu_http_redirect_target(&ts, "http://ctl-1.example:7060/v1", "/ca.pem",
-                                             false),
+    assert_int_equal(nu_http_redirect_target(&ts, "http://ctl-1.example:7060/v1", "/ca.pem", false),
                      NU_HTTP_REDIRECT_REFUSED);
     assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1:8080/", NULL, false),
                      NU_HTTP_REDIRECT_REFUSED);
