@@ -17,115 +17,6 @@
 #include "cleanup.h"
 #include "log.h"
 
-static void on_posts(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct agent *ag = arg;
-    for (;;) {
-        pthread_mutex_lock(&ag->post_mu);
-        struct agent_post *p = TAILQ_FIRST(&ag->posts);
-        if (p)
-            TAILQ_REMOVE(&ag->posts, p, link);
-        pthread_mutex_unlock(&ag->post_mu);
-        if (!p)
-            break;
-        p->fn(ag, p->arg);
-        free(p);
-    }
-}
-
-void agent_post_main(struct agent *ag, agent_main_fn fn, void *arg)
-{
-    struct agent_post *p = calloc(1, sizeof(*p));
-    if (!p)
-        abort(); /* nothing sensible is left to do without memory for a 32-byte message */
-    p->fn = fn;
-    p->arg = arg;
-    pthread_mutex_lock(&ag->post_mu);
-    TAILQ_INSERT_TAIL(&ag->posts, p, link);
-    pthread_mutex_unlock(&ag->post_mu);
-    event_active(ag->post_ev, EV_READ, 0);
-}
-
-struct spawn {
-    struct agent *ag;
-    void (*work)(void *);
-    agent_main_fn done;
-    void *arg;
-};
-
-static void spawn_done(struct agent *ag, void *arg)
-{
-    struct spawn *s = arg;
-    pthread_mutex_lock(&ag->work_mu);
-    ag->workers--;
-    pthread_cond_broadcast(&ag->work_cv);
-    pthread_mutex_unlock(&ag->work_mu);
-    if (s->done)
-        s->done(ag, s->arg);
-    free(s);
-}
-
-static void *spawn_main(void *arg)
-{
-    struct spawn *s = arg;
-    s->work(s->arg);
-    agent_post_main(s->ag, spawn_done, s);
-    return NULL;
-}
-
-int agent_spawn(struct agent *ag, void (*work)(void *arg), agent_main_fn done, void *arg)
-{
-    struct spawn *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -1;
-    *s = (struct spawn){ag, work, done, arg};
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_mutex_lock(&ag->work_mu);
-    ag->workers++;
-    pthread_mutex_unlock(&ag->work_mu);
-    pthread_t t;
-    int rc = pthread_create(&t, &at, spawn_main, s);
-    pthread_attr_destroy(&at);
-    if (rc != 0) {
-        pthread_mutex_lock(&ag->work_mu);
-        ag->workers--;
-        pthread_mutex_unlock(&ag->work_mu);
-        free(s);
-        errno = rc;
-        return -1;
-    }
-    return 0;
-}
-
-static void on_save(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct agent *ag = arg;
-    ag->save_pending = false;
-    struct nubo_err err = {0};
-    if (agent_state_save(ag, &err) < 0)
-        log_warnx("%s", err.msg);
-}
-
-void agent_schedule_save(struct agent *ag)
-{
-    /* Coalesce the writes of one loop iteration into one file write. */
-    if (ag->save_pending)
-        return;
-    ag->save_pending = true;
-    event_active(ag->save_ev, EV_TIMEOUT, 0);
-}
-
-int agent_inotify_add(struct agent *ag, const char *dir, uint32_t mask)
-{
-    return inotify_add_watch(ag->inotify_fd, dir, mask);
-}
-
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -204,18 +95,23 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
     ag->inotify_fd = -1;
     LIST_INIT(&ag->instances);
     LIST_INIT(&ag->images);
-    TAILQ_INIT(&ag->posts);
-    pthread_mutex_init(&ag->post_mu, NULL);
-    pthread_mutex_init(&ag->work_mu, NULL);
-    pthread_cond_init(&ag->work_cv, NULL);
     ag->ctl.assign_wd = -1;
     if (evthread_use_pthreads() < 0)
         return nubo_error(err, 0, "libevent without pthreads support");
     ag->base = event_base_new();
     if (!ag->base)
         return nubo_error(err, 0, "cannot create the event loop");
-    ag->post_ev = event_new(ag->base, -1, 0, on_posts, ag);
-    ag->save_ev = event_new(ag->base, -1, 0, on_save, ag);
+    if (agent_loop_init(ag, err) < 0)
+        return -1;
+    /* Lower floors reach the modules above them only through these hooks. */
+    ag->events = (struct agent_events){
+        .kick = agent_ctl_kick,
+        .registry_cred = agent_ctl_registry_cred,
+        .domain_event = agent_on_domain_event,
+        .domains_resync = agent_resync_domains,
+        .reconcile_all = agent_reconcile_all,
+        .save = agent_state_save,
+    };
     ag->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ag->inotify_fd < 0)
         return nubo_error(err, errno, "inotify");
@@ -252,32 +148,6 @@ int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err
     log_info("node %s (metro %s): %lld MiB, %lld vCPUs, accel %s", cfg->node_name, cfg->metro,
              (long long)ag->memory_mb, (long long)ag->vcpus, agent_accel_name(ag->accel));
     return 0;
-}
-
-void agent_bridge_ensure(struct agent *ag)
-{
-    if (!ag->have_node || ag->bridge_ready)
-        return;
-    char ip[NUBO_IP_STR_MAX];
-    int prefix;
-    if (agent_prefix_parse(ag->node.subnet, ip, sizeof(ip), &prefix) < 0) {
-        log_warnx("node subnet '%s' is not a.b.c.d/n; guests get no network", ag->node.subnet);
-        return;
-    }
-    struct nubo_err err = {0};
-    if (agent_net_bridge_setup(&ag->cfg, ag->node.gateway, prefix, &err) < 0) {
-        log_warnx("%s", err.msg);
-        return;
-    }
-    /* No isolation rules, no guest network: taps are only attached once this holds. */
-    if (agent_fw_sync(ag, &err) < 0) {
-        log_warnx("%s; guests get no network", err.msg);
-        return;
-    }
-    ag->bridge_ready = true;
-    log_info("bridge %s up with %s/%d%s%s", ag->cfg.bridge, ag->node.gateway, prefix,
-             ag->cfg.netns[0] ? " in netns " : "", ag->cfg.netns);
-    agent_slots_refill(ag);
 }
 
 int agent_run_loop(struct agent *ag)
@@ -335,12 +205,7 @@ void agent_fini(struct agent *ag)
         event_free(ag->inotify_ev);
     if (ag->inotify_fd >= 0)
         close(ag->inotify_fd);
-    if (ag->post_ev) {
-        on_posts(-1, 0, ag); /* free anything left */
-        event_free(ag->post_ev);
-    }
-    if (ag->save_ev)
-        event_free(ag->save_ev);
+    agent_loop_fini(ag);
     if (ag->base)
         event_base_free(ag->base);
     ag->base = NULL;

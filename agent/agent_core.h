@@ -446,6 +446,18 @@ struct agent_post {
     TAILQ_ENTRY(agent_post) link;
 };
 
+/* How a lower floor reaches the modules above it (set by agent_init; a NULL hook does nothing):
+ * the report loop (ctl.c), the instance reconciler (instance.c) and the state file (state.c). */
+struct agent_events {
+    void (*kick)(struct agent *ag); /* something changed: report soon */
+    /* reg gets a pointer to the controller list (its current one is shared): not const */
+    void (*registry_cred)(struct agent *ag, struct nubo_registry *reg);
+    void (*domain_event)(struct agent *ag, const char *uuid, int event, int detail);
+    void (*domains_resync)(struct agent *ag);
+    void (*reconcile_all)(struct agent *ag);
+    int (*save)(struct agent *ag, struct nubo_err *err);
+};
+
 struct agent {
     struct agent_config cfg;
     struct event_base *base;
@@ -480,7 +492,19 @@ struct agent {
     pthread_cond_t work_cv;
     bool stopping;
     struct event *sig_ev[3];
+    struct agent_events events;
 };
+
+static inline void agent_ev_kick(struct agent *ag)
+{
+    if (ag->events.kick)
+        ag->events.kick(ag);
+}
+static inline void agent_ev_reconcile_all(struct agent *ag)
+{
+    if (ag->events.reconcile_all)
+        ag->events.reconcile_all(ag);
+}
 
 /* slots.c: the warm-slot take path (layout shared with agent/slotfw/slotfw.S). Guest RAM of a
  * slot below the kernel: 0x7000 mailbox {u64 magic, u32 PVH entry, u32 start_info paddr},
@@ -585,12 +609,14 @@ void agent_slots_resync_done(struct agent *ag, virDomainPtr *doms, int n);
 int agent_init(struct agent *ag, const struct agent_config *cfg, struct nubo_err *err);
 int agent_run_loop(struct agent *ag);
 void agent_fini(struct agent *ag);
+/* loop.c: threading plumbing (below every module). */
+int agent_loop_init(struct agent *ag, struct nubo_err *err);
+void agent_loop_fini(struct agent *ag);
 /* Run fn(arg) on the main thread soon (safe from any thread). */
 void agent_post_main(struct agent *ag, agent_main_fn fn, void *arg);
 /* Run work(arg) on a worker thread, then done(ag, arg) on the main thread. */
 int agent_spawn(struct agent *ag, void (*work)(void *arg), agent_main_fn done, void *arg);
 void agent_schedule_save(struct agent *ag);
-void agent_bridge_ensure(struct agent *ag);
 int agent_inotify_add(struct agent *ag, const char *dir, uint32_t mask);
 
 #endif

@@ -220,6 +220,33 @@ static void node_token_save(struct agent *ag, const char *token)
                   "again until an admin replaces it",
                   err.msg);
 }
+/* The node bridge and its isolation rules, once the node (its subnet) is known. */
+static void agent_bridge_ensure(struct agent *ag)
+{
+    if (!ag->have_node || ag->bridge_ready)
+        return;
+    char ip[NUBO_IP_STR_MAX];
+    int prefix;
+    if (agent_prefix_parse(ag->node.subnet, ip, sizeof(ip), &prefix) < 0) {
+        log_warnx("node subnet '%s' is not a.b.c.d/n; guests get no network", ag->node.subnet);
+        return;
+    }
+    struct nubo_err err = {0};
+    if (agent_net_bridge_setup(&ag->cfg, ag->node.gateway, prefix, &err) < 0) {
+        log_warnx("%s", err.msg);
+        return;
+    }
+    /* No isolation rules, no guest network: taps are only attached once this holds. */
+    if (agent_fw_sync(ag, &err) < 0) {
+        log_warnx("%s; guests get no network", err.msg);
+        return;
+    }
+    ag->bridge_ready = true;
+    log_info("bridge %s up with %s/%d%s%s", ag->cfg.bridge, ag->node.gateway, prefix,
+             ag->cfg.netns[0] ? " in netns " : "", ag->cfg.netns);
+    agent_slots_refill(ag);
+}
+
 
 static void register_done(struct agent *ag, void *arg)
 {

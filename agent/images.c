@@ -469,7 +469,8 @@ void agent_image_get(struct agent *ag, const char *image_ref, agent_image_fn fn,
     LIST_INSERT_HEAD(&img->waiters, w, link);
     LIST_INSERT_HEAD(&ag->images, img, link);
     j->cfg = ag->cfg;
-    agent_ctl_registry_cred(ag, &j->cfg.registry);
+    if (ag->events.registry_cred)
+        ag->events.registry_cred(ag, &j->cfg.registry);
     snprintf(j->repo, sizeof(j->repo), "%s", ref.repo);
     snprintf(j->digest, sizeof(j->digest), "%s", ref.digest);
     snprintf(j->dir, sizeof(j->dir), "%s/images/%s", ag->cfg.cache_dir, ref.digest + 7);

@@ -43,7 +43,7 @@ void agent_mark_dirty(struct agent *ag, struct agent_instance *in)
 {
     in->dirty = true;
     agent_schedule_save(ag);
-    agent_ctl_kick(ag);
+    agent_ev_kick(ag);
 }
 
 static void set_msg(struct agent_instance *in, const char *fmt, ...)
@@ -150,7 +150,7 @@ static void instance_delete(struct agent *ag, struct agent_instance *in)
     rmdir(dir);
     agent_volumes_sweep(ag); /* a volume deleted while this domain held it goes now */
     agent_schedule_save(ag);
-    agent_ctl_kick(ag);
+    agent_ev_kick(ag);
 }
 
 static void timer_set(struct agent_instance *in, int kind, int64_t ms)
@@ -1442,7 +1442,7 @@ void agent_on_console(struct agent *ag, struct agent_instance *in)
     if (in->con.ring_fd < 0)
         return;
     if (agent_console_pump(&in->con, on_marker, in) > 0)
-        agent_ctl_kick(ag);
+        agent_ev_kick(ag);
 }
 
 void agent_on_domain_event(struct agent *ag, const char *name, int event, int detail)

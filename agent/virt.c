@@ -43,7 +43,8 @@ static void *virt_loop(void *arg)
 static void on_event_main(struct agent *ag, void *arg)
 {
     struct virt_event *ev = arg;
-    agent_on_domain_event(ag, ev->uuid, ev->event, ev->detail);
+    if (ag->events.domain_event)
+        ag->events.domain_event(ag, ev->uuid, ev->event, ev->detail);
     free(ev);
 }
 
@@ -153,7 +154,8 @@ static void virt_connect_try(struct agent *ag)
              ag->cfg.libvirt_uri, v->lib_version / 1000000, v->lib_version / 1000 % 1000,
              v->lib_version % 1000, v->hv_version / 1000000, v->hv_version / 1000 % 1000,
              v->hv_version % 1000);
-    agent_resync_domains(ag);
+    if (ag->events.domains_resync)
+        ag->events.domains_resync(ag);
 }
 
 int agent_virt_start(struct agent *ag, struct nubo_err *err)

@@ -189,8 +189,8 @@ static void make_done(struct agent *ag, void *arg)
     }
     free(j);
     agent_volumes_sweep(ag); /* deleted while it was being made */
-    agent_ctl_kick(ag);
-    agent_reconcile_all(ag); /* instances waiting for it */
+    agent_ev_kick(ag);
+    agent_ev_reconcile_all(ag); /* instances waiting for it */
 }
 
 static void vol_make(struct agent *ag, struct agent_volume *v)

@@ -16,7 +16,6 @@
 #include "cli.h"
 #include "log.h"
 #include "oci_image.h"
-#include "registry_mount.h"
 #include "util.h"
 
 #define RUNTIME_LAYER_MAX (4ull << 30)

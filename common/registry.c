@@ -19,7 +19,6 @@
 
 #include "cleanup.h"
 #include "http.h"
-#include "registry_mount.h"
 #include "util.h"
 
 #define REG_CHUNK_BYTES (8u << 20)      /* PATCH chunk size for uploads */

@@ -160,21 +160,6 @@ struct ing_act {
     uint64_t n_woken_released, n_refused;
 };
 
-void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
-{
-    /* short and fixed-length: unix socket paths are bounded (108 bytes) */
-    char hex[NUBO_SHA256_HEX_LEN + 1];
-    nubo_sha256_hex(be, strlen(be), hex);
-    snprintf(out, outsz, "%s/act/%.16s.sock", cfg->runtime_dir, hex);
-}
-
-void ing_act_in_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
-{
-    char hex[NUBO_SHA256_HEX_LEN + 1];
-    nubo_sha256_hex(be, strlen(be), hex);
-    snprintf(out, outsz, "%s/act/%.16s.in.sock", cfg->runtime_dir, hex);
-}
-
 static void snap_free(struct act_snap *s)
 {
     free(s->t);

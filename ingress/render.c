@@ -175,3 +175,20 @@ char *ing_render_crt_list(const struct ing_config *cfg, const struct ing_plan *p
     }
     return buf;
 }
+
+/* The activator's unix sockets per backend: HAProxy's config (here) points at them and the
+ * activator (activator.c) listens on them. */
+void ing_act_sock_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
+{
+    /* short and fixed-length: unix socket paths are bounded (108 bytes) */
+    char hex[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(be, strlen(be), hex);
+    snprintf(out, outsz, "%s/act/%.16s.sock", cfg->runtime_dir, hex);
+}
+
+void ing_act_in_path(const struct ing_config *cfg, const char *be, char *out, size_t outsz)
+{
+    char hex[NUBO_SHA256_HEX_LEN + 1];
+    nubo_sha256_hex(be, strlen(be), hex);
+    snprintf(out, outsz, "%s/act/%.16s.in.sock", cfg->runtime_dir, hex);
+}

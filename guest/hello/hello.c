@@ -238,7 +238,7 @@ static void ged_locate(uint64_t rsdp_hint)
 		ged_event_sel = sleep_ctl - GED_REGS_OFFSET;
 }
 
-int hello_stop_requested(void)
+static int hello_stop_requested(void)
 {
 	if (!ged_event_sel)
 		return 0;
@@ -320,12 +320,12 @@ static void idt_install(void)
 	__asm__ volatile("lidt %0" : : "m"(p));
 }
 
-void hello_puts(const char *s)
+static void hello_puts(const char *s)
 {
 	con_puts(s);
 }
 
-void hello_putu(uint64_t v)
+static void hello_putu(uint64_t v)
 {
 	con_putu(v);
 }
@@ -346,10 +346,17 @@ static void lapic_timer_start(uint32_t period_us)
 	lapic_w(0x380, period_us * 1000);
 }
 
-void hello_wait_tick(void)
+static void hello_wait_tick(void)
 {
 	__asm__ volatile("sti; hlt; cli" ::: "memory");
 }
+
+static const struct guest_net_host net_host = {
+	.puts = hello_puts,
+	.putu = hello_putu,
+	.wait_tick = hello_wait_tick,
+	.stop_requested = hello_stop_requested,
+};
 
 void guest_crash(uint64_t vector)
 {
@@ -460,7 +467,7 @@ void guest_main(uint32_t start_info_paddr)
 			con_puts("hello: --http needs netdev.ip=<ip>/<prefix>:<gw>:<dns> on the command line\n");
 			act = ACT_EXIT;
 			code = 2;
-		} else if (guest_net_init(cmdline.net.ip, cmdline.net.prefix) < 0) {
+		} else if (guest_net_init(&net_host, cmdline.net.ip, cmdline.net.prefix) < 0) {
 			act = ACT_EXIT;
 			code = 1;
 		}

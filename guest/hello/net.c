@@ -86,6 +86,7 @@ struct net_ctx {
 
 /* The guest's only network state; one device, one thread. */
 static struct net_ctx net;
+static const struct guest_net_host *host;
 
 static inline void barrier(void)
 {
@@ -156,9 +157,10 @@ static void rx_post(uint16_t i)
 	barrier();
 }
 
-int guest_net_init(uint32_t ip, int prefix)
+int guest_net_init(const struct guest_net_host *h, uint32_t ip, int prefix)
 {
 	(void)prefix;
+	host = h;
 	net.ip = ip;
 	for (int slot = 0; slot < VIRTIO_MMIO_SLOTS; slot++) {
 		volatile uint8_t *m = (volatile uint8_t *)(uintptr_t)(VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_STRIDE);
@@ -170,12 +172,12 @@ int guest_net_init(uint32_t ip, int prefix)
 		}
 	}
 	if (!net.mmio) {
-		hello_puts("hello: no virtio-net device (add -device virtio-net-device on microvm)\n");
+		host->puts("hello: no virtio-net device (add -device virtio-net-device on microvm)\n");
 		return -1;
 	}
 	uint32_t version = rd(VM_VERSION);
 	if (version != 1 && version != 2) {
-		hello_puts("hello: unknown virtio-mmio version\n");
+		host->puts("hello: unknown virtio-mmio version\n");
 		return -1;
 	}
 	net.legacy = version == 1;
@@ -188,7 +190,7 @@ int guest_net_init(uint32_t ip, int prefix)
 	wr(VM_DEV_FEATURES_SEL, 1);
 	uint32_t f1 = rd(VM_DEV_FEATURES);
 	if (!net.legacy && !(f1 & (1u << (VIRTIO_F_VERSION_1 - 32)))) {
-		hello_puts("hello: virtio-net lacks VIRTIO_F_VERSION_1\n");
+		host->puts("hello: virtio-net lacks VIRTIO_F_VERSION_1\n");
 		return -1;
 	}
 	wr(VM_DRV_FEATURES_SEL, 0);
@@ -200,12 +202,12 @@ int guest_net_init(uint32_t ip, int prefix)
 		wr(VM_DRV_FEATURES, 1u << (VIRTIO_F_VERSION_1 - 32));
 		wr(VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
 		if (!(rd(VM_STATUS) & ST_FEATURES_OK)) {
-			hello_puts("hello: virtio-net refused our features\n");
+			host->puts("hello: virtio-net refused our features\n");
 			return -1;
 		}
 	}
 	if (queue_setup(0, &net.rxq) < 0 || queue_setup(1, &net.txq) < 0) {
-		hello_puts("hello: virtio-net queues unavailable\n");
+		host->puts("hello: virtio-net queues unavailable\n");
 		return -1;
 	}
 	if (f0 & (1u << VIRTIO_NET_F_MAC)) {
@@ -222,11 +224,11 @@ int guest_net_init(uint32_t ip, int prefix)
 	uint32_t lo, hi;
 	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	net.isn_salt = lo ^ hi ^ 0x6e75626f;
-	hello_puts(net.legacy ? "hello: virtio-net (legacy mmio) up, mac " : "hello: virtio-net up, mac ");
+	host->puts(net.legacy ? "hello: virtio-net (legacy mmio) up, mac " : "hello: virtio-net up, mac ");
 	for (int i = 0; i < 6; i++) {
 		static const char hex[] = "0123456789abcdef";
 		char s[4] = {hex[net.mac[i] >> 4], hex[net.mac[i] & 15], i < 5 ? ':' : '\n', 0};
-		hello_puts(s);
+		host->puts(s);
 	}
 	return 0;
 }
@@ -550,17 +552,17 @@ void guest_net_serve_http(uint16_t port, const char *body)
 {
 	srv.port = port;
 	srv.body = body;
-	hello_puts("hello: serving HTTP on port ");
-	hello_putu(port);
-	hello_puts("\n");
+	host->puts("hello: serving HTTP on port ");
+	host->putu(port);
+	host->puts("\n");
 	struct vq *q = &net.rxq;
 	for (;;) {
 		barrier();
 		uint16_t used = *(volatile uint16_t *)&q->used.idx;
 		if (used == q->last_used) {
-			if (hello_stop_requested())
+			if (host->stop_requested())
 				return;
-			hello_wait_tick();
+			host->wait_tick();
 			continue;
 		}
 		while (q->last_used != used) {
