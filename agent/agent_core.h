@@ -14,6 +14,7 @@
 
 #include "agent.h" /* proto/agent.h: the controller protocol types */
 #include "error.h"
+#include "http.h"
 #include "oci_image.h" /* common/: NUBO_IMAGE_USER_MAX */
 #include "registry.h"
 #include "util.h"
@@ -41,9 +42,10 @@ struct agent_slot_shape {
 struct agent_config {
     char node_name[NUBO_NAME_MAX + 1];
     char metro[NUBO_NAME_MAX + 1];
-    /* controller: URL (the Host) and optionally a unix socket carrying the HTTP */
-    char controller_url[256];
-    char controller_socket[108];
+    /* controller: URL (the Host) and optionally a unix socket carrying the HTTP; each a
+     * comma-separated list when several controllers share the store (http.h) */
+    char controller_url[1024];
+    char controller_socket[1024];
     char controller_ca[AGENT_PATH_MAX]; /* https: the CA the controller's certificate is from */
     char join_token_file[AGENT_PATH_MAX];
     /* standalone mode (no controller): desired set read from a watch-response JSON file,
@@ -416,6 +418,7 @@ int agent_state_load(struct agent *ag, struct nubo_err *err);
 
 /* ctl.c: the controller session (register, watch, status, log) or standalone files. */
 struct agent_ctl {
+    struct nu_http_targets targets; /* the controllers ([controller] url and socket) */
     char token[NUBO_AGENT_TOKEN_MAX];
     char join_token[NUBO_AGENT_TOKEN_MAX];
     /* The node's own credential (<state_dir>/node-token, 0600): a known node registers with
@@ -435,7 +438,7 @@ void agent_ctl_kick(struct agent *ag); /* something changed: report soon */
 void agent_ctl_stop(struct agent *ag);
 /* Points reg's token requests at the controller's token service over the controller
  * connection, with the node's credential (main thread; reg is then a worker's copy). */
-void agent_ctl_registry_cred(const struct agent *ag, struct nubo_registry *reg);
+void agent_ctl_registry_cred(struct agent *ag, struct nubo_registry *reg);
 void agent_ctl_on_inotify(struct agent *ag, int wd);
 
 /* agent.c: the context, the main loop and the worker/post machinery. */
@@ -450,7 +453,8 @@ struct agent_post {
  * the report loop (ctl.c), the instance reconciler (instance.c) and the state file (state.c). */
 struct agent_events {
     void (*kick)(struct agent *ag); /* something changed: report soon */
-    void (*registry_cred)(const struct agent *ag, struct nubo_registry *reg);
+    /* reg gets a pointer to the controller list (its current one is shared): not const */
+    void (*registry_cred)(struct agent *ag, struct nubo_registry *reg);
     void (*domain_event)(struct agent *ag, const char *uuid, int event, int detail);
     void (*domains_resync)(struct agent *ag);
     void (*reconcile_all)(struct agent *ag);

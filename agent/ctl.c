@@ -27,8 +27,7 @@
 struct http_job {
     struct agent *ag;
     uint64_t gen;
-    char url[512];
-    char unix_path[108];
+    char path[512]; /* and query, for whichever controller answers (http.h) */
     char token[NUBO_AGENT_TOKEN_MAX];
     char *body;          /* request body (NULL = GET) */
     long timeout_ms;
@@ -55,8 +54,7 @@ static void http_work(void *arg)
 {
     struct http_job *j = arg;
     struct nu_http_req rq;
-    nu_http_req_init(&rq, j->body ? "POST" : "GET", j->url);
-    rq.unix_path = j->unix_path;
+    nu_http_req_init(&rq, j->body ? "POST" : "GET", j->path);
     rq.ca_file = j->ag->cfg.controller_ca;
     rq.bearer = j->token;
     nu_http_req_header(&rq, "Content-Type: application/json");
@@ -71,7 +69,7 @@ static void http_work(void *arg)
     rq.opaque = j;
     struct nu_http_resp rs;
     struct nubo_err err = {0};
-    if (nu_http_do(&rq, &rs, &err) < 0)
+    if (nu_http_targets_do(&j->ag->ctl.targets, &rq, &rs, &err) < 0)
         snprintf(j->error, sizeof(j->error), "%s", rs.why);
     else
         j->status = rs.status;
@@ -97,12 +95,7 @@ static struct http_job *http_job_new(struct agent *ag, const char *path, char *b
     }
     j->ag = ag;
     j->gen = ag->ctl.gen;
-    const char *base = ag->cfg.controller_url;
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        bl--;
-    snprintf(j->url, sizeof(j->url), "%.*s%s", (int)bl, base, path);
-    snprintf(j->unix_path, sizeof(j->unix_path), "%s", ag->cfg.controller_socket);
+    snprintf(j->path, sizeof(j->path), "%s", path);
     snprintf(j->token, sizeof(j->token), "%s",
              ag->ctl.registered ? ag->ctl.token : ag->ctl.join_token);
     j->body = body;
@@ -110,18 +103,14 @@ static struct http_job *http_job_new(struct agent *ag, const char *path, char *b
     return j;
 }
 
-void agent_ctl_registry_cred(const struct agent *ag, struct nubo_registry *reg)
+void agent_ctl_registry_cred(struct agent *ag, struct nubo_registry *reg)
 {
     /* standalone, not registered yet, or the registry has credentials of its own */
     if (ag->cfg.controller_url[0] == '\0' || !ag->ctl.registered || reg->user[0])
         return;
-    const char *base = ag->cfg.controller_url;
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        bl--;
-    snprintf(reg->realm_url, sizeof(reg->realm_url), "%.*s/registry/token", (int)bl, base);
-    snprintf(reg->realm_unix_path, sizeof(reg->realm_unix_path), "%s",
-             ag->cfg.controller_socket);
+    /* the controllers' token service, through the same list and failover as every other
+     * controller call (the struct outlives every worker) */
+    reg->realm_targets = &ag->ctl.targets;
     snprintf(reg->ca_file, sizeof(reg->ca_file), "%.255s", ag->cfg.controller_ca);
     snprintf(reg->realm_token, sizeof(reg->realm_token), "%s", ag->ctl.token);
 }
@@ -287,7 +276,8 @@ static void register_done(struct agent *ag, void *arg)
     if (j->error[0] || j->status != 200) {
         if (j->error[0])
             log_warnx("cannot register with the controller at %s: %s; retrying in %lld ms",
-                      ag->cfg.controller_url, j->error, (long long)c->backoff_ms);
+                      nu_http_targets_current(&c->targets)->url, j->error,
+                      (long long)c->backoff_ms);
         else
             log_warnx("controller refused registration of node %s (HTTP %ld: %s)%s; retrying "
                       "in %lld ms",
@@ -732,6 +722,9 @@ int agent_ctl_start(struct agent *ag, struct nubo_err *err)
     }
     if (ag->have_node)
         agent_bridge_ensure(ag); /* restarted: guests keep their network meanwhile */
+    if (nu_http_targets_parse(&c->targets, ag->cfg.controller_url, ag->cfg.controller_socket, err) <
+        0)
+        return nubo_error_wrap(err, "[controller] url/socket");
     if (ag->cfg.join_token_file[0]) {
         cleanup_free char *tok = NULL;
         size_t len;

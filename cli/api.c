@@ -9,18 +9,28 @@
 #include "cli.h"
 #include "http.h"
 
+struct nu_http_targets *cli_api_targets(struct cli_ctx *ctx, struct nubo_err *err)
+{
+    if (ctx->api.n && strcmp(ctx->api_parsed, ctx->api_url) == 0)
+        return &ctx->api;
+    if (nu_http_targets_parse(&ctx->api, ctx->api_url, NULL, err) < 0) {
+        ctx->api.n = 0;
+        nubo_error_wrap(err, "the API URL (--api, NUBO_API or the profile's api)");
+        return NULL;
+    }
+    snprintf(ctx->api_parsed, sizeof(ctx->api_parsed), "%s", ctx->api_url);
+    return &ctx->api;
+}
+
 int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
             json_t **out, struct nubo_err *err)
 {
-    char url[2048];
-    size_t bl = strlen(ctx->api_url);
-    while (bl && ctx->api_url[bl - 1] == '/')
-        bl--;
-    if (snprintf(url, sizeof(url), "%.*s%s", (int)bl, ctx->api_url, path) >= (int)sizeof(url))
-        return nubo_error(err, 0, "API URL too long");
+    struct nu_http_targets *api = cli_api_targets(ctx, err);
+    if (!api)
+        return -1;
     cleanup_free char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct nu_http_req rq;
-    nu_http_req_init(&rq, method, url);
+    nu_http_req_init(&rq, method, path);
     rq.bearer = ctx->token;
     rq.ca_file = ctx->ca_file;
     rq.user_agent = "nubo-cli/0.1";
@@ -35,7 +45,7 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     rq.timeout_ms = 15L * 60 * 1000;
     struct nu_http_resp rs;
     struct nubo_err herr = {0};
-    int rc = nu_http_do(&rq, &rs, &herr);
+    int rc = nu_http_targets_do(api, &rq, &rs, &herr);
     long status = rs.status;
     cleanup_free char *text = rs.body;
     if (rc < 0) {
@@ -57,7 +67,7 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *b
     if (status == 401 || status == 403) {
         nubo_error_http(err, (int)status,
                         "the nubo API at %s refused the token (HTTP %ld%s%s): run 'nubo login "
-                        "--api %s --token TOKEN' or set NUBO_TOKEN",
+                        "--api \"%s\" --token TOKEN' or set NUBO_TOKEN",
                         ctx->api_url, status, msg[0] ? ": " : "", msg, ctx->api_url);
         json_decref(j);
         return -1;

@@ -38,15 +38,10 @@ void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
     }
     /* The nubo registry's token service is the controller: the API token goes there and
      * nowhere else, whatever realm a registry names. */
-    if (!out->user[0] && ctx->token[0] && ctx->api_url[0]) {
-        size_t al = strlen(ctx->api_url);
-        while (al > 0 && ctx->api_url[al - 1] == '/')
-            al--;
-        if (nubo_snprintf(out->realm_url, sizeof(out->realm_url), "%.*s/registry/token", (int)al,
-                          ctx->api_url) < 0 ||
-            nubo_snprintf(out->realm_token, sizeof(out->realm_token), "%s", ctx->token) < 0)
-            out->realm_url[0] = out->realm_token[0] = '\0';
-    }
+    struct nubo_err perr = {0};
+    if (!out->user[0] && ctx->token[0] && ctx->api_url[0] && cli_api_targets(ctx, &perr) &&
+        nubo_snprintf(out->realm_token, sizeof(out->realm_token), "%s", ctx->token) == 0)
+        out->realm_targets = &ctx->api; /* whichever controller answers (http.h) */
 }
 
 /* "1.2.3" vs "1.10": compare dot-separated numbers; non-numeric parts by strcmp. */

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "cluster.h"
 #include "error.h"
+#include "http.h"
 #include "registry.h"
 #include "service.h"
 
@@ -28,7 +29,9 @@
 enum cli_output { CLI_OUT_TABLE = 0, CLI_OUT_JSON };
 
 struct cli_ctx {
-    char api_url[512];
+    char api_url[512];          /* comma-separated when several controllers share the store */
+    struct nu_http_targets api; /* api_url parsed (cli_api_targets) */
+    char api_parsed[512];       /* the api_url that api holds */
     char token[1024];
     char ca_file[256]; /* https: the CA of the API (and the registry's token realm); "" = system's */
     char metro[64];
@@ -76,6 +79,8 @@ void cli_notice(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format
  * parsed envelope. A top-level "error" status, HTTP >= 400 or no answer -> -1, one line. */
 int cli_api(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
             json_t **out, struct nubo_err *err);
+/* The controllers api_url names, parsed on first use (a list: http.h fails over). */
+struct nu_http_targets *cli_api_targets(struct cli_ctx *ctx, struct nubo_err *err);
 /* cli_api, then borrow data.<collection> (nubo_envelope_items): *resp owns *items. */
 int cli_api_list(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
                  const char *collection, json_t **resp, json_t **items, struct nubo_err *err);

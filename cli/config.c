@@ -196,9 +196,11 @@ int cli_global_opt(struct cli_ctx *ctx, int opt, const char *arg, struct nubo_er
 {
     switch (opt) {
     case OPT_API:
-        if (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
-            return nubo_error(err, 0, "--api '%s': expected an http:// or https:// URL", arg);
+        if (strlen(arg) >= sizeof(ctx->api_url))
+            return nubo_error(err, 0, "--api: longer than %zu bytes", sizeof(ctx->api_url) - 1);
         snprintf(ctx->api_url, sizeof(ctx->api_url), "%s", arg);
+        if (!cli_api_targets(ctx, err))
+            return -1;
         return 1;
     case OPT_TOKEN:
         snprintf(ctx->token, sizeof(ctx->token), "%s", arg);

@@ -354,6 +354,12 @@ int nu_http_do(const struct nu_http_req *rq, struct nu_http_resp *rs, struct nub
     if (rc == CURLE_OK)
         return 0;
     rs->fail = classify(rc, &x);
+    long sent = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+    /* A timeout before any of the request went out is a peer that cannot be reached (a lost
+     * machine): the request can go elsewhere, it was not done here. */
+    if (rs->fail == NU_HTTP_TRANSIENT && rc == CURLE_OPERATION_TIMEDOUT && sent == 0)
+        rs->fail = NU_HTTP_UNREACHABLE;
     describe(rc, &x, cerr);
     return nubo_error_http(err, fail_status(rs->fail), "%s %s%s%s: %s", method, rq->url,
                            rq->unix_path && rq->unix_path[0] ? " via " : "",

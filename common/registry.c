@@ -275,9 +275,12 @@ static int fetch_token(const struct nubo_registry *reg, const char *challenge,
     if (reg->token_fn)
         return reg->token_fn(reg->token_opaque, realm, service, scope, tok->value,
                              sizeof(tok->value), err);
-    if (reg->realm_url[0])
+    if (reg->realm_targets)
+        snprintf(realm, sizeof(realm), "/registry/token");
+    else if (reg->realm_url[0])
         snprintf(realm, sizeof(realm), "%s", reg->realm_url);
-    if (strncmp(realm, "http://", 7) != 0 && strncmp(realm, "https://", 8) != 0)
+    if (!reg->realm_targets && strncmp(realm, "http://", 7) != 0 &&
+        strncmp(realm, "https://", 8) != 0)
         return nubo_error_http(err, 502, "registry %s names a token realm that is not http(s): %s",
                                reg_desc(reg), realm);
     char url[2600];
@@ -306,7 +309,8 @@ static int fetch_token(const struct nubo_registry *reg, const char *challenge,
     rq.timeout_ms = reg->timeout_ms > 0 ? reg->timeout_ms : 30000L;
     rq.max_body = 4 * NUBO_REGISTRY_TOKEN_MAX;
     struct nu_http_resp rs;
-    int rc = nu_http_do(&rq, &rs, err);
+    int rc = reg->realm_targets ? nu_http_targets_do(reg->realm_targets, &rq, &rs, err)
+                                : nu_http_do(&rq, &rs, err);
     if (rc == 0 && (rs.status == 401 || rs.status == 403))
         rc = nubo_error_http(err, 401,
                              "the registry's token service %s refused the credentials (HTTP %ld): "

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "http.h"
 
 #define NUBO_MEDIA_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define NUBO_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -41,6 +42,9 @@ struct nubo_registry {
      * reaches the controller only over its socket. "" = the realm the registry names. */
     char realm_url[256];
     char realm_unix_path[108];
+    /* Or the controllers' token service (/registry/token) through a controller list (http.h):
+     * whichever controller answers. Not owned; outlives the registry calls. */
+    struct nu_http_targets *realm_targets;
     char ca_file[256]; /* https (the registry or its token realm): trust this CA; "" = system's */
     nubo_registry_token_fn token_fn; /* non-NULL: tokens come from here, not the realm */
     void *token_opaque;

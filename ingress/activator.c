@@ -157,7 +157,7 @@ struct act_counts {
 };
 
 struct ing_act {
-    const struct ing_config *cfg;
+    struct ing_config *cfg; /* its controller list's current one is shared */
     char runtime_sock[ING_PATH_MAX + 32];
     pthread_t thread;
     bool running;
@@ -1057,7 +1057,7 @@ static void *act_main(void *arg)
     return NULL;
 }
 
-int ing_act_start(struct ing_act **out, const struct ing_config *cfg, const char *runtime_sock,
+int ing_act_start(struct ing_act **out, struct ing_config *cfg, const char *runtime_sock,
                   const char *token, struct nubo_err *err)
 {
     *out = NULL;

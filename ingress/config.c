@@ -92,5 +92,7 @@ int ing_config_load(const char *path, struct ing_config *c, struct nubo_err *err
                           path);
     if (c->http_port == c->https_port)
         return nubo_error(err, 0, "config %s: http_port and https_port must differ", path);
+    if (nu_http_targets_parse(&c->controllers, c->controller_url, c->controller_socket, err) < 0)
+        return nubo_error_wrap(err, "config %s: [controller] url/socket", path);
     return 0;
 }

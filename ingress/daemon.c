@@ -256,12 +256,10 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     int64_t timeout_ms = d->cfg.watch_timeout_ms;
     if (d->left_out.n_left_out && timeout_ms > ING_LEFT_OUT_RETRY_MS)
         timeout_ms = ING_LEFT_OUT_RETRY_MS;
-    snprintf(url, sizeof(url), "%s%s?metro=%s&version=%lld&timeout_ms=%lld",
-             d->cfg.controller_url, NUBO_INGRESS_PATH_WATCH, d->cfg.metro,
-             (long long)d->version, (long long)timeout_ms);
+    snprintf(url, sizeof(url), "%s?metro=%s&version=%lld&timeout_ms=%lld", NUBO_INGRESS_PATH_WATCH,
+             d->cfg.metro, (long long)d->version, (long long)timeout_ms);
     struct nu_http_req rq;
     nu_http_req_init(&rq, "GET", url);
-    rq.unix_path = d->cfg.controller_socket;
     rq.ca_file = d->cfg.controller_ca;
     rq.bearer = d->token;
     rq.connect_timeout_ms = 5000;
@@ -270,7 +268,7 @@ static int watch_once(struct ing_daemon *d, struct nubo_ingress_watch_resp *out,
     rq.abort_fn = watch_stopping;
     rq.opaque = d;
     struct nu_http_resp r;
-    int rc = nu_http_do(&rq, &r, err);
+    int rc = nu_http_targets_do(&d->cfg.controllers, &rq, &r, err);
     if (*d->stopping) {
         rc = 0;
     } else if (rc < 0) {

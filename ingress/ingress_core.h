@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "http.h"
 #include "ingress.h"
 #include "util.h"
 
@@ -33,9 +34,11 @@ struct ing_node_reach {
 /* config.c */
 struct ing_config {
     char metro[NUBO_NAME_MAX + 1];
-    char controller_url[ING_PATH_MAX];
-    char controller_socket[108];
+    char controller_url[ING_PATH_MAX];    /* comma-separated: several controllers (http.h) */
+    char controller_socket[ING_PATH_MAX]; /* likewise, one per URL when given */
     char controller_ca[ING_PATH_MAX]; /* https: the CA the controller's certificate is from */
+    struct nu_http_targets controllers; /* url and socket parsed; the daemon and the activator
+                                         * call through it (its current one is shared) */
     char token_file[ING_PATH_MAX];
     char haproxy_bin[ING_PATH_MAX];
     char runtime_dir[ING_PATH_MAX];
@@ -152,7 +155,7 @@ int ing_sock_cmd(const char *path, const char *cmd, int timeout_ms, char **reply
 
 /* activator.c: scale-to-zero at the ingress, on its own thread (see the file's head). */
 struct ing_act;
-int ing_act_start(struct ing_act **out, const struct ing_config *cfg, const char *runtime_sock,
+int ing_act_start(struct ing_act **out, struct ing_config *cfg, const char *runtime_sock,
                   const char *token, struct nubo_err *err);
 /* After each apply (watch thread): the plan HAProxy now runs; token when it changed. */
 void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *token);
@@ -206,8 +209,8 @@ struct ing_daemon {
 };
 /* POST body (consumed) to the controller's path for this metro: 0 on a 200 (*reply, when not
  * NULL, the parsed answer), -1 with err otherwise. Blocking, a few seconds at most. */
-int ing_controller_post(const struct ing_config *cfg, const char *token, const char *path,
-                        json_t *body, json_t **reply, struct nubo_err *err);
+int ing_controller_post(struct ing_config *cfg, const char *token, const char *path, json_t *body,
+                        json_t **reply, struct nubo_err *err);
 int ing_apply(struct ing_daemon *d, const struct nubo_ingress_watch_resp *w, struct nubo_err *err);
 int ing_daemon_start(struct ing_daemon *d, struct nubo_err *err);
 int ing_daemon_run(struct ing_daemon *d);

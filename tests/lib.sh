@@ -134,11 +134,11 @@ t_need_libvirt() {
 }
 
 # The controller's store in tests: sqlite (default) or, with NUBO_TEST_STORE=postgresql, a
-# private PostgreSQL this test starts on first use (tests/tools/pg-env.sh) and stops at exit.
+# private PostgreSQL this test starts on first use (deploy/pg-env.sh) and stops at exit.
 # t_store_pg NAME: sets T_STORE_URL to the URL of database NAME on it (created if missing).
 t_store_pg() {
     if [ -z "${PG_PID:-}" ]; then
-        source "$NUBO_SRC/tests/tools/pg-env.sh"
+        source "$NUBO_SRC/deploy/pg-env.sh"
         pg_available || t_skip "PostgreSQL server binaries missing (apt-get install postgresql-15)"
         PG_FSYNC=${PG_FSYNC:-off} pg_start > "$T_TMP/pg-start.log" 2>&1 || { cat "$T_TMP/pg-start.log" >&2; t_fail "cannot start PostgreSQL"; }
         t_on_exit "cp \"\$PG_DIR/postgres.log\" \"\$T_TMP/postgres.log\" 2>/dev/null; pg_stop"

@@ -58,7 +58,8 @@ domain = nubo.test"
 # uses TCP); sets ING_PID. NODES: "NODE:NETNS ..." (may be empty), the fake nodes and the
 # namespaces their instances' addresses live in. INI-LINES are added to its [ingress] section.
 # Its certificate: ING_CERT and ING_KEY (and ING_CA, the CA HAProxy sends along), by default a
-# self-signed *.fra0.nubo.test made here ($T_TMP/cert.pem, key.pem).
+# self-signed *.fra0.nubo.test made here ($T_TMP/cert.pem, key.pem). ING_CONTROLLER replaces its
+# [controller] url and socket lines (default: the controller's unix socket).
 ing_start() {
     if [ -z "${ING_CERT:-}" ]; then
         ING_CERT=$T_TMP/cert.pem ING_KEY=$T_TMP/key.pem
@@ -77,8 +78,8 @@ https_port = 443
 watch_timeout_ms = 5000
 ${2:-}
 [controller]
-url = http://controller
-socket = $T_TMP/ctl.sock
+${ING_CONTROLLER:-url = http://controller
+socket = $T_TMP/ctl.sock}
 token_file = $CTL_DB.ingress-token
 [haproxy]
 binary = $(command -v haproxy)

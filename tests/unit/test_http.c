@@ -1,5 +1,9 @@
 /* common/http.c against a real HTTP server (libevent evhttp in a child process, on loopback
- * TCP and on a unix socket): bodies both ways, bounds, headers, sinks, abort and error text. */
+ * TCP and on a unix socket): bodies both ways, bounds, headers, sinks, abort and error text.
+ * And common/http_targets.c: controller lists, their parsing, which 307s are followed, and
+ * failover past dead controllers, followers (307) and 503s, against more listeners in the same
+ * child: a follower redirecting to the server, one redirecting to an unlisted host (which counts
+ * what reaches it), and one answering 503. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +31,7 @@
 
 static pid_t g_server = -1;
 static int g_port;
+static int g_follower_port, g_astray_port, g_unavail_port, g_evil_port, g_dead_port;
 static char g_sock[108];
 static char g_dir[64];
 
@@ -84,6 +89,40 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(out);
 }
 
+/* A follower: 307 to where arg says, same path and query. */
+static void on_follower(struct evhttp_request *req, void *arg)
+{
+    const int *to = arg;
+    char loc[512];
+    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d%s", *to, evhttp_request_get_uri(req));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    evhttp_send_reply(req, 307, "Temporary Redirect", NULL);
+}
+
+static void on_unavail(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out, "{\"status\":\"error\",\"message\":\"no leader\"}");
+    evhttp_send_reply(req, 503, "Service Unavailable", out);
+    evbuffer_free(out);
+}
+
+/* An unlisted host: every request it gets (and the token it carried) lands in a file. */
+static void on_evil(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/evil.log", g_dir);
+    FILE *f = fopen(path, "a");
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (f) {
+        fprintf(f, "%s %s\n", evhttp_request_get_uri(req), auth ? auth : "-");
+        fclose(f);
+    }
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
 static int listen_tcp(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -115,8 +154,12 @@ static int setup(void **state)
     snprintf(g_sock, sizeof(g_sock), "%s/s.sock", g_dir);
     int tfd = listen_tcp(&g_port);
     int ufd = listen_unix(g_sock);
-    if (tfd < 0 || ufd < 0)
+    int ffd = listen_tcp(&g_follower_port), afd = listen_tcp(&g_astray_port);
+    int nfd = listen_tcp(&g_unavail_port), efd = listen_tcp(&g_evil_port);
+    int dfd = listen_tcp(&g_dead_port);
+    if (tfd < 0 || ufd < 0 || ffd < 0 || afd < 0 || nfd < 0 || efd < 0 || dfd < 0)
         return -1;
+    close(dfd); /* free a moment ago, nobody listens now: a dead controller */
     g_server = fork();
     if (g_server == 0) {
         struct event_base *base = event_base_new();
@@ -126,11 +169,29 @@ static int setup(void **state)
         evhttp_set_gencb(h, on_request, NULL);
         evhttp_accept_socket(h, tfd);
         evhttp_accept_socket(h, ufd);
+        struct {
+            int fd;
+            void (*cb)(struct evhttp_request *, void *);
+            void *arg;
+        } more[] = {{ffd, on_follower, &g_port},
+                    {afd, on_follower, &g_evil_port},
+                    {nfd, on_unavail, NULL},
+                    {efd, on_evil, NULL}};
+        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+            struct evhttp *x = evhttp_new(base);
+            evhttp_set_allowed_methods(x, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
+            evhttp_set_gencb(x, more[i].cb, more[i].arg);
+            evhttp_accept_socket(x, more[i].fd);
+        }
         event_base_dispatch(base);
         _exit(0);
     }
     close(tfd);
     close(ufd);
+    close(ffd);
+    close(afd);
+    close(nfd);
+    close(efd);
     nu_http_global_init();
     return g_server > 0 ? 0 : -1;
 }
@@ -385,6 +446,263 @@ static void test_response_headers(void **state)
     nu_http_resp_free(&rs);
 }
 
+static void test_targets_parse(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    struct nubo_err err = {0};
+    assert_int_equal(
+        nu_http_targets_parse(&ts, " https://a:7060/ ,http://B:80,https://[::1]:9", "", &err), 0);
+    assert_int_equal(ts.n, 3);
+    assert_string_equal(ts.t[0].url, "https://a:7060");
+    assert_string_equal(ts.t[1].url, "http://B:80");
+    assert_string_equal(ts.t[2].url, "https://[::1]:9");
+    assert_string_equal(ts.t[0].unix_path, "");
+    assert_string_equal(nu_http_targets_current(&ts)->url, "https://a:7060");
+    /* one URL, several sockets: one controller per socket, the URL as Host */
+    assert_int_equal(nu_http_targets_parse(&ts, "http://controller", "/r/a.sock, /r/b.sock", &err),
+                     0);
+    assert_int_equal(ts.n, 2);
+    assert_string_equal(ts.t[1].url, "http://controller");
+    assert_string_equal(ts.t[1].unix_path, "/r/b.sock");
+    assert_int_equal(nu_http_targets_parse(&ts, "http://x,http://y", "/a,/b", &err), 0);
+    assert_string_equal(ts.t[1].unix_path, "/b");
+    /* refused, each with a one-line reason */
+    const char *bad[] = {"",
+                         "ftp://a",
+                         "http://",
+                         "http://a,,http://b",
+                         "https://u:p@a",
+                         "http://a:0",
+                         "http://a:99999",
+                         "http://a:x",
+                         "a:7060",
+                         "http://1,http://2,http://3,http://4,http://5,http://6,http://7,"
+                         "http://8,http://9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(nu_http_targets_parse(&ts, bad[i], NULL, &err), -1);
+        assert_true(err.msg[0] != '\0');
+        assert_null(strchr(err.msg, '\n'));
+    }
+    assert_int_equal(nu_http_targets_parse(&ts, "http://x,http://y,http://z", "/a,/b", &err), -1);
+    assert_non_null(strstr(err.msg, "one socket per URL"));
+}
+
+static void test_redirect_trust(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    struct nubo_err err = {0};
+    assert_int_equal(
+        nu_http_targets_parse(&ts, "https://ctl-1.example:7060, http://127.0.0.1", NULL, &err), 0);
+    /* listed: same scheme, host (any case) and port (default ports made explicit) */
+    assert_int_equal(
+        nu_http_redirect_target(&ts, "https://CTL-1.example:7060/v1/x?y=1", NULL, false), 0);
+    assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1:80/v1", NULL, false), 1);
+    assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1/v1", "/ca.pem", true), 1);
+    /* unlisted: only https verified against a private CA, and not for a client on a socket */
+    assert_int_equal(
+        nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem", false),
+        NU_HTTP_REDIRECT_DIRECT);
+    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "/ca.pem", true),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", NULL, false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "https://ctl-2.example:7060/v1", "", false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "http://ctl-2.example/v1", "/ca.pem", false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    /* not the listed one: other port, other scheme, user info hiding another host */
+    assert_int_equal(nu_http_redirect_target(&ts, "http://ctl-1.example:7060/v1", "/ca.pem", false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1:8080/", NULL, false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "http://127.0.0.1@evil.example/", NULL, false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "/v1/relative", NULL, false),
+                     NU_HTTP_REDIRECT_REFUSED);
+    assert_int_equal(nu_http_redirect_target(&ts, "file:///etc/passwd", "/ca.pem", false),
+                     NU_HTTP_REDIRECT_REFUSED);
+}
+
+static void targets_of(struct nu_http_targets *ts, const int *ports, size_t n)
+{
+    char list[512] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(list + off, sizeof(list) - off, "%shttp://127.0.0.1:%d",
+                                i ? ", " : "", ports[i]);
+    struct nubo_err err = {0};
+    assert_int_equal(nu_http_targets_parse(ts, list, NULL, &err), 0);
+}
+
+static size_t evil_hits(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/evil.log", g_dir);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    for (int c; f && (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A POST with a body and a token through the list: returns the answer's status. */
+static long post_echo(struct nu_http_targets *ts, struct nu_http_resp *rs, struct nubo_err *err,
+                      int *rc)
+{
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, "POST", "/echo?x=1");
+    rq.bearer = "tok";
+    rq.body = "hello";
+    rq.body_len = 5;
+    rq.connect_timeout_ms = 2000;
+    *rc = nu_http_targets_do(ts, &rq, rs, err);
+    return rs->status;
+}
+
+static void test_failover_dead_and_follower(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    struct nu_http_resp rs;
+    struct nubo_err err = {0};
+    int rc;
+    /* the first controller is dead: the call succeeds at the second, which is remembered */
+    targets_of(&ts, (int[]){g_dead_port, g_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 200);
+    assert_int_equal(rc, 0);
+    assert_string_equal(rs.body, "POST|Bearer tok||hello");
+    nu_http_resp_free(&rs);
+    assert_int_equal(ts.current, 1);
+    unsigned moves = ts.moves;
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 200);
+    nu_http_resp_free(&rs);
+    assert_int_equal(ts.moves, moves); /* straight there */
+    /* a follower's 307 is followed to the listed leader, method, body and token kept */
+    targets_of(&ts, (int[]){g_follower_port, g_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 200);
+    assert_string_equal(rs.body, "POST|Bearer tok||hello");
+    nu_http_resp_free(&rs);
+    assert_int_equal(ts.current, 1);
+    /* a 503 (no leader known) moves on; alone, the 503 is the answer */
+    targets_of(&ts, (int[]){g_unavail_port, g_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 200);
+    nu_http_resp_free(&rs);
+    targets_of(&ts, (int[]){g_dead_port, g_unavail_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 503);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(rs.body, "no leader"));
+    nu_http_resp_free(&rs);
+    /* every controller dead: the error says so, in one line */
+    targets_of(&ts, (int[]){g_dead_port, g_dead_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 0);
+    assert_int_equal(rc, -1);
+    assert_int_equal(rs.fail, NU_HTTP_UNREACHABLE);
+    assert_non_null(strstr(err.msg, "none of the 2 controllers answered"));
+    nu_http_resp_free(&rs);
+}
+
+static void test_redirect_to_unlisted_not_followed(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    struct nu_http_resp rs;
+    struct nubo_err err = {0};
+    int rc;
+    /* a 307 to a host not in the list is not followed (it would get the token): the next
+     * listed controller is asked instead */
+    targets_of(&ts, (int[]){g_astray_port, g_port}, 2);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 200);
+    assert_string_equal(rs.body, "POST|Bearer tok||hello");
+    nu_http_resp_free(&rs);
+    /* alone: an error naming the redirect, and still nothing sent there */
+    targets_of(&ts, (int[]){g_astray_port}, 1);
+    assert_int_equal(post_echo(&ts, &rs, &err, &rc), 307);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err.msg, "no listed controller leads"));
+    nu_http_resp_free(&rs);
+    assert_int_equal(evil_hits(), 0);
+    /* the unlisted host is reachable (the count above means something) */
+    char u[128];
+    snprintf(u, sizeof(u), "http://127.0.0.1:%d/probe", g_evil_port);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, NULL, u);
+    assert_int_equal(nu_http_do(&rq, &rs, &err), 0);
+    nu_http_resp_free(&rs);
+    assert_int_equal(evil_hits(), 1);
+}
+
+static void test_failover_sockets(void **state)
+{
+    (void)state;
+    char gone[160], socks[400];
+    snprintf(gone, sizeof(gone), "%s/gone.sock", g_dir);
+    snprintf(socks, sizeof(socks), "%s,%s", gone, g_sock);
+    struct nu_http_targets ts;
+    struct nubo_err err = {0};
+    assert_int_equal(nu_http_targets_parse(&ts, "http://controller", socks, &err), 0);
+    struct nu_http_req rq;
+    nu_http_req_init(&rq, NULL, "/echo");
+    struct nu_http_resp rs;
+    assert_int_equal(nu_http_targets_do(&ts, &rq, &rs, &err), 0);
+    assert_string_equal(rs.body, "GET|||");
+    nu_http_resp_free(&rs);
+    assert_int_equal(ts.current, 1);
+}
+
+/* Stands in for another thread's call that found the controller gone: on its first poll it
+ * moves the list's current controller elsewhere. */
+struct mover {
+    struct nu_http_targets *ts;
+    int polls;
+};
+
+static bool move_current(void *opaque)
+{
+    struct mover *m = opaque;
+    if (++m->polls == 1) {
+        __atomic_store_n(&m->ts->current, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m->ts->moves, 1, __ATOMIC_RELAXED);
+    }
+    return false;
+}
+
+static void test_parked_get_gives_up(void **state)
+{
+    (void)state;
+    struct nu_http_targets ts;
+    targets_of(&ts, (int[]){g_port, g_port}, 2);
+    struct mover m = {.ts = &ts};
+    struct nu_http_req rq;
+    struct nu_http_resp rs;
+    struct nubo_err err = {0};
+    /* a long poll parked on controller 0 gives up once the list moved to controller 1 */
+    nu_http_req_init(&rq, NULL, "/hold");
+    rq.timeout_ms = 20000;
+    rq.abort_fn = move_current;
+    rq.opaque = &m;
+    assert_int_equal(nu_http_targets_do(&ts, &rq, &rs, &err), -1);
+    assert_int_equal(rs.fail, NU_HTTP_ABORTED); /* not the 20 s timeout */
+    nu_http_resp_free(&rs);
+    /* a POST is not abandoned that way (it may be done): it runs to its own timeout, is not
+     * sent again, and the next call starts at the next controller */
+    ts.current = 0;
+    m.polls = 0;
+    nu_http_req_init(&rq, "POST", "/hold");
+    rq.body = "x";
+    rq.body_len = 1;
+    rq.timeout_ms = 2500;
+    rq.abort_fn = move_current;
+    rq.opaque = &m;
+    assert_int_equal(nu_http_targets_do(&ts, &rq, &rs, &err), -1);
+    assert_int_equal(rs.fail, NU_HTTP_TRANSIENT);
+    assert_int_equal(ts.current, 1);
+    nu_http_resp_free(&rs);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -397,6 +715,12 @@ int main(void)
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_sink_and_errors_in_memory),
         cmocka_unit_test(test_response_headers),
+        cmocka_unit_test(test_targets_parse),
+        cmocka_unit_test(test_redirect_trust),
+        cmocka_unit_test(test_failover_dead_and_follower),
+        cmocka_unit_test(test_redirect_to_unlisted_not_followed),
+        cmocka_unit_test(test_failover_sockets),
+        cmocka_unit_test(test_parked_get_gives_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
