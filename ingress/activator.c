@@ -61,6 +61,10 @@
 #define ACT_PIPE_BUF (256u << 10)     /* bytes one direction of a splice holds before it waits */
 #define ACT_TOTAL_FORGET_US (3600 * INT64_C(1000000)) /* ntotal of an instance without a slot */
 #define ACT_PROBE_AGAIN_MS 20   /* a refused port probe is tried again after */
+/* A probe's connect timeout starts short and doubles with each one that times out: a guest whose
+ * network is not up yet drops the SYN, and waiting a whole second for it then delayed every
+ * wake by up to that second; a guest slow to answer under load still gets up to a second. */
+#define ACT_PROBE_TIMEOUT_MIN_MS 50
 #define ACT_PROBE_TIMEOUT_MS 1000
 
 #define ACT_503_BODY "no instance of this service could be started.\n"
@@ -109,6 +113,7 @@ struct act_listener {
     bool port_ok;
     int64_t ready_us;         /* the first probe after it was ready, 0 = none yet */
     int probe_fd;             /* a connect in progress, -1 = none */
+    int probe_timeout_ms;     /* this wake's next connect timeout, 0 = not probed yet */
     struct event *probe_ev;   /* probe_fd writable (or its timeout) */
     struct event *probe_tmr;  /* the next attempt */
 };
@@ -429,6 +434,10 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
     socklen_t len = sizeof(e);
     if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
         e = errno;
+    if (!(what & EV_WRITE) && l->probe_timeout_ms < ACT_PROBE_TIMEOUT_MS)
+        l->probe_timeout_ms = l->probe_timeout_ms * 2 > ACT_PROBE_TIMEOUT_MS
+                                  ? ACT_PROBE_TIMEOUT_MS
+                                  : l->probe_timeout_ms * 2;
     probe_done(l, e == 0);
 }
 
@@ -470,7 +479,9 @@ static void probe_start(struct act_listener *l, const struct act_target *t)
         probe_done(l, false);
         return;
     }
-    struct timeval tv = {ACT_PROBE_TIMEOUT_MS / 1000, (ACT_PROBE_TIMEOUT_MS % 1000) * 1000};
+    if (l->probe_timeout_ms < ACT_PROBE_TIMEOUT_MIN_MS)
+        l->probe_timeout_ms = ACT_PROBE_TIMEOUT_MIN_MS;
+    struct timeval tv = {l->probe_timeout_ms / 1000, (l->probe_timeout_ms % 1000) * 1000};
     event_assign(l->probe_ev, l->a->base, l->probe_fd, EV_WRITE, probe_io_cb, l);
     event_add(l->probe_ev, &tv);
 }
@@ -711,6 +722,7 @@ static void act_take_snapshot(struct ing_act *a)
             if (!a->snap.t[i].ready) { /* the next instance's port is probed afresh */
                 l->port_ok = false;
                 l->ready_us = 0;
+                l->probe_timeout_ms = 0;
                 probe_stop(l);
             }
             continue;
