@@ -5,8 +5,8 @@
 # (the fake agent's --hook). An instance with policy on goes to standby after its cooldown of
 # no traffic; the next HTTPS request through its URL is held and answered once it has woken;
 # 10 concurrent first requests all succeed with one wake; a standby instance a user stopped is
-# not woken (503 at once); a TCP+TLS port's connection wakes its instance too (held by the
-# activator, spliced back into HAProxy); policy idle lets an instance go while a keep-alive
+# not woken (503 at once); a crash while waking answers 503 rather than hanging; a TCP+TLS
+# port's connection wakes its instance too (held by the activator, spliced back into HAProxy); policy idle lets an instance go while a keep-alive
 # client connection stays open and silent at the ingress (its next request wakes it), policy on
 # does not. Plus the create API's scale_to_zero forms.
 source "$NUBO_SRC/tests/lib.sh"
@@ -91,6 +91,20 @@ sleep 0.5
 [ "$(look | cut -d' ' -f1)" = stopped ] || t_fail "a stopped instance was woken: $BODY"
 app_up && t_fail "a stopped instance's app runs"
 
+# --- a crash while waking: the held request gets an error (503) at once, not a hang until
+# wake_timeout_ms (30 s here; curl gives up at 25 s)
+api PUT /v1/instances/sleepy/start '{}'
+expect 200 "start before the crash"
+api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=20000"
+expect 200 "standby before the crash"
+touch "$T_TMP/crash-$UUID"
+out=$(curl -sS --max-time 25 --cacert "$T_TMP/cert.pem" --resolve "$FQDN:443:$ADDR" -o "$T_TMP/body4" \
+    -w '%{http_code} %{time_total}' "https://$FQDN/" 2>&1) || t_fail "a crash while waking: no answer ($out)"
+[ "${out%% *}" = 503 ] || t_fail "a crash while waking answered $out: $(cat "$T_TMP/body4")"
+grep -q "crash $UUID" "$T_TMP/hook.log" || t_fail "the wake did not reach the (crashing) start"
+rm -f "$T_TMP/crash-$UUID"
+t_log "a crash while waking: 503 after ${out#* } s"
+
 # --- start works on it again; delete
 api PUT /v1/instances/sleepy/start '{}'
 expect 200 start
@@ -135,18 +149,24 @@ PY
 KA=$!
 t_log "keep-alive client started"
 t_wait_for 60 grep -q "first $KEEPFQ" "$T_TMP/ka.out" || t_fail "keep-alive client: $(cat "$T_TMP/ka.out")"
+# Start counts from here on: python may take longer to start than the 1 s cooldowns, and then
+# its first requests woke instances already in standby; from now on the connections are open.
+api GET /v1/instances/keeper
+k0=$(jget 'd["data"]["instances"][0]["start_count"]')
+api GET /v1/instances/idler
+i0=$(jget 'd["data"]["instances"][0]["start_count"]')
 api GET "/v1/instances/idler/wait?state=standby&timeout_ms=8000"
 expect 200 "idle instance with a silent keep-alive connection to standby"
 sleep 1.5 # past the on instance's cooldown too
 api GET /v1/instances/keeper
-[ "$(jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])')" = "running 1" ] \
-    || t_fail "an on instance with an open connection left running: $BODY"
+[ "$(jget '"%s %s" % (d["data"]["instances"][0]["state"], d["data"]["instances"][0]["start_count"])')" = "running $k0" ] \
+    || t_fail "an on instance with an open connection left running (start_count was $k0): $BODY"
 touch "$T_TMP/go"
 wait $KA || t_fail "keep-alive client: $(cat "$T_TMP/ka.out")"
 grep -q "second $IDLEFQ 200 same True" "$T_TMP/ka.out" || t_fail "idle: the request on the held connection: $(cat "$T_TMP/ka.out")"
 grep -q "second $KEEPFQ 200 same True" "$T_TMP/ka.out" || t_fail "on: the second request: $(cat "$T_TMP/ka.out")"
 api GET /v1/instances/idler
-[ "$(jget 'd["data"]["instances"][0]["start_count"]')" = 2 ] || t_fail "idle instance not woken once: $BODY"
+[ "$(jget 'd["data"]["instances"][0]["start_count"]')" = $((i0 + 1)) ] || t_fail "idle instance not woken once (start_count was $i0): $BODY"
 t_log "idle: standby under a silent keep-alive connection, woken by its next request; on: held awake"
 for n in idler keeper; do api DELETE "/v1/instances/$n"; expect 200 "delete $n"; done
 
