@@ -138,6 +138,20 @@ int ctl_route_gate(struct ctl_ctx *ctx, struct ctl_gate *g, struct nubo_err *err
     const char *rest;
     bool with_body = g->content_length > 0 || g->chunked;
     g->limit = 16 * 1024; /* what the router reads of a request nobody vouches for */
+    if (!ctx->leader.leading) {
+        /* A follower holds no users or nodes to check a token against, and only redirects
+         * (route): it reads a bounded body of a request that carries any token, and sends one
+         * too large for that to the next controller in the client's list (503) unread. */
+        if (g->bearer)
+            g->limit = ctx->cfg.max_body_bytes;
+        if (g->content_length > g->limit)
+            return nubo_error_http(err, 503,
+                                   "this controller follows (leader: %s); send the request to "
+                                   "the leader",
+                                   ctx->leader.leader_url[0] ? ctx->leader.leader_url
+                                                             : "not elected yet");
+        return 0;
+    }
     if (prefix(path, "/agent/v1", &rest)) {
         if (ctl_auth_node(ctx, g->bearer) || ctl_auth_join(ctx, g->bearer))
             g->limit = NUBO_AGENT_MAX_BODY;
