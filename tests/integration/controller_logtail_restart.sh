@@ -27,7 +27,8 @@ grep -q "NUBO_READY" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 
 # more output, then a clean stop right away: the shutdown writes it
 fake_start 1 --boot-ms 100
 api PUT /v1/instances/talk/stop '{}'
-api GET /v1/instances/talk/wait '{"state":"stopped","timeout_ms":10000}'
+api GET "/v1/instances/talk/wait?state=stopped&timeout_ms=10000"
+expect 200 "stopped before the restart"
 api PUT /v1/instances/talk/start '{"wait_timeout_ms":10000}'
 expect 200 restart-instance
 more() { api GET /v1/instances/talk/log; grep -q "fake boot 2" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)"; }
