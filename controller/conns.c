@@ -1,7 +1,7 @@
 /* The connection guard of the controller's listeners (issue 11, observation 4): caps on open
  * connections (all of them, and per client address), a deadline for a request's headers, and
  * the header gate: auth, rate and Content-Length of the route are decided from the headers
- * alone (server.c's ctl_route_gate) before evhttp reads a byte of the body.
+ * alone (the router's gate, handed down by server.c) before evhttp reads a byte of the body.
  *
  * It stands beside evhttp, never between evhttp and the socket (a filter bufferevent there lost
  * replies and broke TLS): a callback on the connection's input buffer sees each read's bytes
@@ -41,6 +41,7 @@ enum conn_state {
 struct conn_kind {
     struct ctl_ctx *ctx;
     bool tls, per_client;
+    ctl_gate_fn gate; /* the router's decision from the headers (server.c) */
 };
 
 struct ctl_conn {
@@ -205,7 +206,7 @@ static void conn_decide(struct ctl_conn *c)
         .chunked = c->chunked,
     };
     struct nubo_err err = {0};
-    if (ctl_route_gate(ctx, &g, &err) < 0) {
+    if (c->kind->gate(ctx, &g, &err) < 0) {
         conn_refuse(c, &err, g.retry_after_s);
         return;
     }
@@ -421,13 +422,14 @@ static struct bufferevent *conn_bev(struct event_base *base, void *arg)
     return bev;
 }
 
-void ctl_conns_attach(struct ctl_ctx *ctx, struct evhttp *http, bool tls, bool per_client)
+void ctl_conns_attach(struct ctl_ctx *ctx, struct evhttp *http, bool tls, bool per_client,
+                      ctl_gate_fn gate)
 {
     struct ctl_conns *cs = conns_of(ctx);
     if (cs->n_kinds >= sizeof(cs->kinds) / sizeof(cs->kinds[0]))
         abort(); /* one per listener: server.c has two */
     struct conn_kind *kind = &cs->kinds[cs->n_kinds++];
-    *kind = (struct conn_kind){ctx, tls, per_client};
+    *kind = (struct conn_kind){ctx, tls, per_client, gate};
     /* until the gate vouches for a request, evhttp reads little of its body */
     evhttp_set_max_body_size(http, CONN_ANON_BODY_MAX);
     evhttp_set_bevcb(http, conn_bev, kind);

@@ -983,11 +983,13 @@ struct ctl_gate {
 /* Auth, rate and body size of g's route from its headers alone: 0 with g->limit, or -1 with
  * err (its status) to answer without reading the body. */
 int ctl_route_gate(struct ctl_ctx *ctx, struct ctl_gate *g, struct nubo_err *err);
+typedef int (*ctl_gate_fn)(struct ctl_ctx *ctx, struct ctl_gate *g, struct nubo_err *err);
 
 /* ==== conns.c: caps on connections, header deadline, the header gate ==== */
 /* Guard every connection http accepts (TLS ones when tls; per_client: count them by peer
- * address against max_connections_per_client). */
-void ctl_conns_attach(struct ctl_ctx *ctx, struct evhttp *http, bool tls, bool per_client);
+ * address against max_connections_per_client; gate: asked with each request's headers). */
+void ctl_conns_attach(struct ctl_ctx *ctx, struct evhttp *http, bool tls, bool per_client,
+                      ctl_gate_fn gate);
 /* A request reached the router: its connection's next request starts when this one's reply is
  * sent. */
 void ctl_conns_request(struct ctl_ctx *ctx, struct evhttp_request *req);

@@ -319,7 +319,7 @@ static struct evhttp *server_new(struct ctl_ctx *ctx, bool tls, bool per_client,
                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
     evhttp_set_timeout(http, 120); /* idle keep-alive; a request's headers have less */
     evhttp_set_gencb(http, dispatch, ctx);
-    ctl_conns_attach(ctx, http, tls, per_client);
+    ctl_conns_attach(ctx, http, tls, per_client, ctl_route_gate);
     return http;
 }
 
