@@ -13,6 +13,8 @@ expect 200 create
 logged() { api GET /v1/instances/talk/log; grep -q NUBO_READY <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 -d)"; }
 t_wait_for 10 logged || t_fail "no console output: $BODY"
 END0=$(jget 'd["data"]["instances"][0]["available"]["end"]')
+api GET /v1/instances/talk
+S0=$(jget 'd["data"]["instances"][0]["started_at"]')
 
 # kill -9 after a tick: the tail is in the store
 sleep 1.5
@@ -26,6 +28,11 @@ grep -q "NUBO_READY" <<< "$(jget 'd["data"]["instances"][0]["output"]' | base64 
 
 # more output, then a clean stop right away: the shutdown writes it
 fake_start 1 --boot-ms 100
+# The new fake node knows nothing of the first boot (a real agent keeps console.log): only once
+# it has taken the running instance over (its own boot: a new started_at) does a stop and start
+# make a second boot, written after the first one's bytes.
+adopted() { api GET /v1/instances/talk; [ "$(jget 'd["data"]["instances"][0]["started_at"]')" != "$S0" ]; }
+t_wait_for 20 adopted || t_fail "the restarted fake node did not take the instance over: $BODY"
 api PUT /v1/instances/talk/stop '{}'
 api GET "/v1/instances/talk/wait?state=stopped&timeout_ms=10000"
 expect 200 "stopped before the restart"
