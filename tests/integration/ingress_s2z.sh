@@ -147,6 +147,7 @@ for fq, (c, name) in zip(fqs, cs):
     print("second", fq, r.status, "same" if same else "reconnected", b"Hello from nubo" in body, flush=True)
 PY
 KA=$!
+t_track_pid "$KA" # a failed check must not leave the client waiting for go
 t_log "keep-alive client started"
 t_wait_for 60 grep -q "first $KEEPFQ" "$T_TMP/ka.out" || t_fail "keep-alive client: $(cat "$T_TMP/ka.out")"
 # Start counts from here on: python may take longer to start than the 1 s cooldowns, and then
