@@ -55,6 +55,7 @@
 
 #define ACT_BACKLOG 1024
 #define ACT_MAX_HELD 4096         /* held connections in all; past it a request gets 503 at once */
+#define ACT_LINGER_MS 2000        /* a 503's connection waits this long for HAProxy's close */
 #define ACT_WAKE_AGAIN_US 1000000 /* a wake the watch does not show yet is asked again after */
 #define ACT_SERVER_MAX (ING_BE_NAME_MAX + NUBO_NAME_MAX + 24)
 #define ACT_MAX_PIPES 4096            /* spliced TCP connections; past it one is closed */
@@ -123,6 +124,7 @@ struct act_held {
     char be[ING_BE_NAME_MAX];
     int fd;
     bool tcp;          /* held unread; spliced through the re-entry socket on release */
+    bool closing;      /* answered 503, on a->closing: read to the peer's end, then closed */
     int64_t since_us;
     struct event *ev;  /* readable: drain, or the peer went away (tcp: closed only) */
     struct event *tmo; /* wake_timeout_ms */
@@ -178,6 +180,7 @@ struct ing_act {
     struct act_listener *listeners;
     struct act_held *held;
     size_t n_held;
+    struct act_held *closing; /* 503s sent, waiting for the peer's end */
     struct act_pipe *pipes;
     size_t n_pipes;
     struct act_activity *act;
@@ -187,6 +190,7 @@ struct ing_act {
     struct act_counts *counts;
     size_t n_counts;
     uint64_t n_woken_released, n_refused;
+    bool stopping; /* being freed: a 503 closes at once */
 };
 
 static void snap_free(struct act_snap *s)
@@ -218,13 +222,26 @@ static int act_post(struct ing_act *a, const char *path, json_t *body, json_t **
 
 /* ---- held connections ---- */
 
-static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
+static void held_unlink(struct act_held **list, struct act_held *h)
 {
-    for (struct act_held **pp = &a->held; *pp; pp = &(*pp)->next)
+    for (struct act_held **pp = list; *pp; pp = &(*pp)->next)
         if (*pp == h) {
             *pp = h->next;
             break;
         }
+}
+
+static void held_close(struct act_held *h)
+{
+    event_free(h->ev);
+    event_free(h->tmo);
+    close(h->fd);
+    free(h);
+}
+
+static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
+{
+    held_unlink(&a->held, h);
     a->n_held--;
     if (h->tcp) { /* no protocol to answer in: a refusal is the close */
         if (answer_503)
@@ -232,9 +249,24 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
         else
             a->n_woken_released++;
     } else if (answer_503) {
+        /* A close while request bytes sit unread resets a unix socket's peer (ECONNRESET),
+         * and HAProxy may then drop the 503 it has not read yet: so the answer is followed by
+         * our end of stream, and the socket stays open, read and discarded, until HAProxy
+         * closes its end (or ACT_LINGER_MS). */
         ssize_t w = send(h->fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
         (void)w;
         a->n_refused++;
+        if (a->stopping || shutdown(h->fd, SHUT_WR) < 0) {
+            held_close(h);
+            return;
+        }
+        struct timeval tv = {ACT_LINGER_MS / 1000, (ACT_LINGER_MS % 1000) * 1000};
+        h->closing = true;
+        h->next = a->closing;
+        a->closing = h;
+        event_add(h->ev, NULL);
+        evtimer_add(h->tmo, &tv);
+        return;
     } else {
         /* the request bytes are read before closing, so the close is a clean end of stream
          * (HAProxy: empty response, retried on the instance) */
@@ -243,10 +275,7 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
             ;
         a->n_woken_released++;
     }
-    event_free(h->ev);
-    event_free(h->tmo);
-    close(h->fd);
-    free(h);
+    held_close(h);
 }
 
 /* ---- splices of released TCP connections ---- */
@@ -558,23 +587,26 @@ static void held_read_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t r = h->tcp ? ((what & EV_CLOSED) ? 0 : 1) : recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
         return;
-    /* HAProxy gave up on it (the client went away, or its own timeout) */
     struct ing_act *a = h->a;
-    for (struct act_held **pp = &a->held; *pp; pp = &(*pp)->next)
-        if (*pp == h) {
-            *pp = h->next;
-            break;
-        }
+    if (h->closing) { /* HAProxy read the 503 and closed */
+        held_unlink(&a->closing, h);
+        held_close(h);
+        return;
+    }
+    /* HAProxy gave up on it (the client went away, or its own timeout) */
+    held_unlink(&a->held, h);
     a->n_held--;
-    event_free(h->ev);
-    event_free(h->tmo);
-    close(h->fd);
-    free(h);
+    held_close(h);
 }
 
 static void held_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct act_held *h = arg;
+    if (h->closing) {
+        held_unlink(&h->a->closing, h);
+        held_close(h);
+        return;
+    }
     log_warnx("%s: no instance came up within %lld ms; answering 503", h->be,
               (long long)h->a->cfg->wake_timeout_ms);
     held_free(h->a, h, true);
@@ -1184,8 +1216,14 @@ void ing_act_stop(struct ing_act *a)
         act_notify(a);
         pthread_join(a->thread, NULL);
     }
+    a->stopping = true;
     while (a->held)
         held_free(a, a->held, true);
+    while (a->closing) {
+        struct act_held *h = a->closing;
+        a->closing = h->next;
+        held_close(h);
+    }
     while (a->pipes)
         pipe_free(a->pipes);
     while (a->listeners) {
