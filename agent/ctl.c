@@ -220,6 +220,7 @@ static void node_token_save(struct agent *ag, const char *token)
                   "again until an admin replaces it",
                   err.msg);
 }
+
 /* The register key (agent_core.h): the kept one, or a new one written (0600) before it is ever
  * sent, so that a register the controller committed but whose reply was lost (the controller
  * killed or failing over, the connection reset) is retried with the same key and accepted as

@@ -69,7 +69,8 @@ int ctl_node_register_check(struct ctl_ctx *ctx, const struct nubo_register_req 
                                rq->name, known->row.metro, rq->metro, known->row.metro);
     if (by_token == NULL && known)
         log_info("node %s: its agent registers again with the join token and its register key "
-                 "(it lost the reply to its first register): a new node token",
+                 "(it kept no node token: a lost register reply or a lost node-token file): a new "
+                 "node token",
                  rq->name);
     return 0;
 }
