@@ -5,14 +5,16 @@
 # its first try, that is its own retry and it comes back as the same node; an agent without a
 # key (as before it existed) gets 409 forever, and so does anyone else's key (issue 11's
 # takeover stays closed). The reply is really lost: tools/lose_reply_proxy.py lets the request
-# reach the controller and drops its answer.
+# reach the controller and drops its answer; the first time, the controller is then killed -9
+# and restarted before the agent's retry reaches it (the restarted one knows the node only from
+# its store).
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 
 ctl_start
 JOIN=$(cat "$CTL_JOIN")
 PROXY_PORT=$(t_free_port)
-python3 "$NUBO_SRC/tests/tools/lose_reply_proxy.py" "$PROXY_PORT" "$CTL_URL" \
+python3 "$NUBO_SRC/tests/tools/lose_reply_proxy.py" "$PROXY_PORT" "$CTL_URL" "$T_TMP/go" \
     >> "$T_TMP/proxy.log" 2>&1 &
 t_track_pid $!
 t_wait_for 10 grep -q listening "$T_TMP/proxy.log" || t_fail "proxy did not start"
@@ -30,8 +32,16 @@ fake_via_proxy() { # PREFIX LOG [ARGS...]: one fake node through the proxy; sets
     t_track_pid "$FPID"
 }
 
-# the agent with a register key: its first reply is lost, its retry makes it the same node
+# the agent with a register key: its first reply is lost and the controller killed -9 right
+# after its commit; the agent's retry, held by the proxy meanwhile, reaches the restarted
+# controller and makes it the same node
 fake_via_proxy new "$T_TMP/fake-new.log"
+t_wait_for 30 grep -q "lost new-0's register reply" "$T_TMP/proxy.log" ||
+    t_fail "the proxy did not lose new-0's first reply: $(cat "$T_TMP/proxy.log")"
+grep -q 'node new-0 registered' "$T_TMP/controller.log" || t_fail "new-0 was not committed"
+kill -9 "$CTL_PID"; wait "$CTL_PID" 2>/dev/null || true
+ctl_start
+touch "$T_TMP/go"
 t_wait_for 30 node_is new-0 ready || t_fail "new-0 not ready: $(cat "$T_TMP/fake-new.log")"
 grep -q "lost new-0's register reply (HTTP 200)" "$T_TMP/proxy.log" ||
     t_fail "the proxy did not lose new-0's first reply: $(cat "$T_TMP/proxy.log")"

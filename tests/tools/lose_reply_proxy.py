@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""lose_reply_proxy.py PORT URL: an HTTP/1.1 front for one nubo-controller that loses the reply
+"""lose_reply_proxy.py PORT URL [GATE]: an HTTP/1.1 front for one nubo-controller that loses the reply
 to each node's first register: the request reaches the controller, which answers (so the node
 is committed), but the proxy closes the agent's connection instead of passing the answer on, as
 a controller killed or failing over right after its commit, or a connection reset, does. Every
 other request and reply passes unchanged. Prints "lost NAME's register reply (HTTP CODE)" for
-each one it dropped. Requests on one connection are handled in turn (agents do not pipeline)."""
+each one it dropped. With GATE (a file name), connections that arrive after a dropped reply wait
+until that file exists before they reach the controller, so a test can kill -9 and restart the
+controller between the lost reply and the agent's retry. Requests on one connection are handled
+in turn (agents do not pipeline)."""
 import json
+import os
+import time
 import socket
 import sys
 import threading
@@ -13,6 +18,7 @@ from urllib.parse import urlsplit
 
 PORT = int(sys.argv[1])
 BACKEND = urlsplit(sys.argv[2])
+GATE = sys.argv[3] if len(sys.argv) > 3 else None
 lock = threading.Lock()
 lost = set()  # node names whose first register reply was dropped
 
@@ -51,7 +57,14 @@ def node_name(head, body):
 
 
 def serve(client):
-    backend = socket.create_connection((BACKEND.hostname, BACKEND.port))
+    while GATE and lost and not os.path.exists(GATE):
+        time.sleep(0.05)
+    try:
+        backend = socket.create_connection((BACKEND.hostname, BACKEND.port))
+    except OSError as e:
+        print(f"controller unreachable: {e}", flush=True)
+        client.close()
+        return
     cbuf = bbuf = b""
     try:
         while True:
