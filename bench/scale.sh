@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The scale simulation (issue 17): bench_api at each cluster size on both store backends in one
-# run, the default sqlite file and a private PostgreSQL (tests/tools/pg-env.sh, fsync on, same
+# run, the default sqlite file and a private PostgreSQL (deploy/pg-env.sh, fsync on, same
 # machine, loopback TCP), a fresh store per size. Each backend's table ends with every size's
 # ratios against the first (creates/s, create CPU, get p99, heartbeat CPU per node, memory per
 # instance, load time).
@@ -23,7 +23,7 @@ for b in ${BACKENDS:-sqlite postgresql}; do
         echo "scale: sqlite (synchronous=NORMAL), sizes $SIZES"
         "$BENCH" "${ARGS[@]}" || rc=1 ;;
     postgresql)
-        source "$NUBO_SRC/tests/tools/pg-env.sh"
+        source "$NUBO_SRC/deploy/pg-env.sh"
         pg_available || { echo "PostgreSQL server binaries missing (apt-get install postgresql-15)" >&2; exit 1; }
         trap pg_stop EXIT
         PG_FSYNC=on pg_start

@@ -2,7 +2,8 @@
 # directory, ports, namespace prefix and CLI profile, all removed when the test exits.
 # Source after tests/lib.sh.
 
-t_cluster_up() { # [nodes spec]
+t_cluster_up() { # [nodes spec] [--ha: PostgreSQL and two controllers, nubo-devcluster up --ha]
+    local ha=${2:-}
     t_need_root
     t_need_libvirt
     [ -x "$NUBO_BUILD/controller/nubo-controller" ] || t_fail "no nubo-controller in $NUBO_BUILD"
@@ -13,6 +14,11 @@ t_cluster_up() { # [nodes spec]
     export NUBO_DEVCLUSTER_REGISTRY=127.0.0.1:$(t_free_port)
     export NUBO_DEVCLUSTER_NS_PREFIX=ne$$-
     export NUBO_DEVCLUSTER_NODES=${1:-fra:2,was:1}
+    if [ "$ha" = --ha ]; then
+        source "$NUBO_SRC/deploy/pg-env.sh"
+        pg_available || t_skip "PostgreSQL server binaries missing (apt-get install postgresql-15)"
+        export NUBO_DEVCLUSTER_API2=127.0.0.1:$(t_free_port)
+    fi
     # Loopback addresses of our own for the metros' ingress, so this cluster never meets
     # another's (a user's quickstart cluster, say) on ports 80/443.
     export NUBO_DEVCLUSTER_INGRESS_NET=${NUBO_DEVCLUSTER_INGRESS_NET:-127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))}
@@ -25,13 +31,13 @@ t_cluster_up() { # [nodes spec]
     # the controller's certificate is from the cluster's CA: curl and the CLI trust it
     export CURL_CA_BUNDLE=$NUBO_DEVCLUSTER_DIR/ca/ca.pem NUBO_CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
     t_on_exit "t_cluster_collect_logs; \"$DC\" down > \"$T_TMP/down.log\" 2>&1"
-    "$DC" up > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
+    "$DC" up ${ha:+--ha} > "$T_TMP/cluster-up.log" 2>&1 || { cat "$T_TMP/cluster-up.log" >&2; t_fail "devcluster up failed"; }
     # the first metro's ingress and the cluster's CA: curl --resolve NAME:443:$ADDR --cacert $CA
     ADDR=$NUBO_DEVCLUSTER_INGRESS_NET.1
     CA=$NUBO_DEVCLUSTER_DIR/ca/ca.pem
     ADMIN_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/admin-token")
     USER_TOKEN=$(cat "$NUBO_DEVCLUSTER_DIR/controller/demo-token")
-    t_log "cluster up: API $API, registry $NUBO_DEVCLUSTER_REGISTRY, nodes $NUBO_DEVCLUSTER_NODES"
+    t_log "cluster up${ha:+ (HA: 2nd controller https://$NUBO_DEVCLUSTER_API2)}: API $API, registry $NUBO_DEVCLUSTER_REGISTRY, nodes $NUBO_DEVCLUSTER_NODES"
 }
 
 # Skip unless the metros' ingress can run: HAProxy installed, nubo-ingress built.
@@ -46,9 +52,9 @@ t_cluster_build() {
         || { tail -20 "$T_TMP/build.log" >&2; t_fail "nubo build $2 failed"; }
 }
 
-t_cluster_runtimes() {
+t_cluster_runtimes() { # [build-runtimes options, e.g. --runtimes base]
     # official/* takes the admin's token (registry auth: users push only <user>/*)
-    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" \
+    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --build "$NUBO_BUILD" --registry "http://$NUBO_DEVCLUSTER_REGISTRY" "$@" \
         > "$T_TMP/runtimes.log" 2>&1 || { tail -30 "$T_TMP/runtimes.log" >&2; t_fail "build-runtimes failed"; }
 }
 
@@ -56,6 +62,8 @@ t_cluster_runtimes() {
 t_cluster_collect_logs() {
     local d=$NUBO_DEVCLUSTER_DIR
     [ -f "$d/controller/controller.log" ] && cp "$d/controller/controller.log" "$T_TMP/controller.log"
+    [ -f "$d/controller2/controller.log" ] && cp "$d/controller2/controller.log" "$T_TMP/controller2.log"
+    [ -f "$d/pg/postgres.log" ] && cp "$d/pg/postgres.log" "$T_TMP/postgres.log"
     for n in "$d"/nodes/*/; do
         [ -f "$n/agent.log" ] && cp "$n/agent.log" "$T_TMP/agent-$(basename "$n").log"
     done
