@@ -1,9 +1,10 @@
 #!/bin/bash
 # Issue 11, observation 7: whoever holds the join token registers an existing node's name again.
-# Now refused (409, one line), also with a register key other than the node's, with nothing changed: the real node keeps its token, its metro and
-# its desired set, and the attacker gets neither a token nor anyone's env. A node token cannot
-# register another name; the real agent restarting comes back with its stored token; an admin's
-# replace hands the name to another machine and cuts the old one off.
+# Now refused (409, one line), also with a register key other than the node's, with nothing
+# changed: the real node keeps its token, its metro and its desired set, and the attacker gets
+# neither a token nor anyone's env. A node token cannot register another name; the real agent
+# restarting comes back with its stored token; an admin's replace hands the name to another
+# machine and cuts the old one off.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 
