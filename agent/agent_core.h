@@ -424,6 +424,9 @@ struct agent_ctl {
     /* The node's own credential (<state_dir>/node-token, 0600): a known node registers with
      * it, never with the join token, which only brings a new name. "" = none yet. */
     char node_token[NUBO_AGENT_TOKEN_MAX];
+    /* Made once, kept in <state_dir>/register-key (0600) before the first register and sent
+     * with every one: a join-token register whose reply was lost is retried as this node. */
+    char register_key[NUBO_REGISTER_KEY_MAX];
     bool registered, registering;
     uint64_t gen;                /* bumps on every (re)register: stale replies are dropped */
     int64_t version;             /* assignment version applied */

@@ -220,6 +220,42 @@ static void node_token_save(struct agent *ag, const char *token)
                   "again until an admin replaces it",
                   err.msg);
 }
+
+/* The register key (agent_core.h): the kept one, or a new one written (0600) before it is ever
+ * sent, so that a register the controller committed but whose reply was lost (the controller
+ * killed or failing over, the connection reset) is retried with the same key and accepted as
+ * this node's, not refused as a takeover of a known name. */
+static int register_key_ensure(struct agent *ag, struct nubo_err *err)
+{
+    struct agent_ctl *c = &ag->ctl;
+    char p[AGENT_PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/register-key", ag->cfg.state_dir);
+    cleanup_free char *key = NULL;
+    size_t len = 0;
+    if (nubo_read_file(p, NUBO_REGISTER_KEY_MAX, &key, &len, err) == 0) {
+        while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r' || key[len - 1] == ' '))
+            key[--len] = '\0';
+        if (!nubo_register_key_valid(key))
+            return nubo_error(err, 0,
+                              "%s is not a register key (%d..%d characters of [A-Za-z0-9_-]); "
+                              "remove it and a new one is made",
+                              p, NUBO_REGISTER_KEY_MIN, NUBO_REGISTER_KEY_MAX - 1);
+        snprintf(c->register_key, sizeof(c->register_key), "%s", key);
+        return 0;
+    }
+    if (err->errnum != ENOENT)
+        return nubo_error_wrap(err, "register key");
+    nubo_err_clear(err);
+    nubo_random_alnum(c->register_key, 52); /* 36^52: 268 bits */
+    char line[NUBO_REGISTER_KEY_MAX + 1];
+    snprintf(line, sizeof(line), "%s\n", c->register_key);
+    if (nubo_write_file_atomic(p, line, strlen(line), 0600, err) < 0) {
+        c->register_key[0] = '\0';
+        return nubo_error_wrap(err, "register key");
+    }
+    return 0;
+}
+
 /* The node bridge and its isolation rules, once the node (its subnet) is known. */
 static void agent_bridge_ensure(struct agent *ag)
 {
@@ -339,6 +375,7 @@ static void do_register(struct agent *ag)
     snprintf(req.qemu_version, sizeof(req.qemu_version), "%lu.%lu.%lu", hv / 1000000,
              hv / 1000 % 1000, hv % 1000);
     snprintf(req.agent_version, sizeof(req.agent_version), "%s", AGENT_VERSION);
+    memcpy(req.register_key, c->register_key, sizeof(req.register_key));
     size_t n = 0;
     struct agent_instance *in;
     LIST_FOREACH(in, &ag->instances, link)
@@ -734,6 +771,8 @@ int agent_ctl_start(struct agent *ag, struct nubo_err *err)
             tok[--len] = '\0';
         snprintf(c->join_token, sizeof(c->join_token), "%s", tok);
     }
+    if (register_key_ensure(ag, err) < 0)
+        return -1;
     do_register(ag);
     return 0;
 }

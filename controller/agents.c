@@ -193,35 +193,6 @@ static json_t *status_resp(struct ctl_ctx *ctx, struct ctl_node *node)
     return nubo_status_resp_encode(&resp);
 }
 
-/* Who may register rq's name (issue 11, observation 7): a node comes back with its own node
- * token, bound to its name; the join token only brings a name that is not registered yet. So
- * whoever holds the join token cannot take over a node (its token, its desired set with every
- * tenant's env, its metro); an admin replaces a node's machine with PUT /v1/nodes/{name}/replace.
- * Everything is checked before anything changes. */
-static int register_allowed(struct ctl_ctx *ctx, const struct nubo_register_req *rq,
-                            const struct ctl_node *by_token, struct nubo_err *err)
-{
-    const struct ctl_node *known = ctl_map_get(&ctx->nodes_by_name, rq->name);
-    if (by_token && by_token != known)
-        return nubo_error_http(err, 403,
-                               "register %s: this node token belongs to node %s; a node registers "
-                               "under its own name",
-                               rq->name, by_token->row.name);
-    if (by_token == NULL && known)
-        return nubo_error_http(err, 409,
-                               "register %s: node %s is already registered and the join token "
-                               "cannot take it over; its agent re-registers with its node token "
-                               "(<state dir>/node-token); to put another machine in its place an "
-                               "admin runs `nubo nodes replace %s`",
-                               rq->name, rq->name, rq->name);
-    if (known && strcmp(known->row.metro, rq->metro) != 0)
-        return nubo_error_http(err, 409,
-                               "register %s: the node is in metro %s, not %s; a node's metro "
-                               "does not change (set [node] metro = %s)",
-                               rq->name, known->row.metro, rq->metro, known->row.metro);
-    return 0;
-}
-
 static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err)
 {
     const char *bearer = ctl_bearer(ri->req);
@@ -239,7 +210,7 @@ static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
         nubo_register_req_decode(j, &rq, err) < 0)
         return ctl_err_status(err, 400);
     scrub_reports(rq.instances, rq.n_instances, rq.volumes, rq.n_volumes);
-    if (register_allowed(ctx, &rq, by_token, err) < 0) {
+    if (ctl_node_register_check(ctx, &rq, by_token, err) < 0) {
         log_warnx("%s", err->msg);
         nubo_register_req_free(&rq);
         return -1;

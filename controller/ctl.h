@@ -607,15 +607,20 @@ int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
                  struct nubo_ingress_wake_resp *out, struct nubo_err *err);
 
 /* ---- model_nodes.c: node lifecycle ---- */
+/* May rq register its name? by_token: the node its bearer token belongs to, NULL = it came
+ * with the join token. 0, or -1 with err set (403/409, one line saying what to do). */
+int ctl_node_register_check(struct ctl_ctx *ctx, const struct nubo_register_req *rq,
+                            const struct ctl_node *by_token, struct nubo_err *err);
 /* Register (or re-register) a node from rq, the instances it no longer holds reported
  * stopped. keep_token: the node's token it came with (kept), NULL = a new one; either way it is
- * copied into token. The caller checked the credential (agents.c); a known node's metro never
- * changes here. */
+ * copied into token. The caller checked the credential (ctl_node_register_check); a known
+ * node's metro never changes here. rq's register key, when it has one, becomes the node's. */
 int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const char *keep_token,
                       char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out,
                       struct nubo_err *err);
-/* An admin replaces node's machine: a new token into token (committed); the old one is refused
- * from now on. The node keeps its name, metro, subnet and instances. */
+/* An admin replaces node's machine: a new token into token (committed); the old one, and the
+ * old machine's register key, are refused from now on. The node keeps its name, metro, subnet
+ * and instances. */
 int ctl_node_replace(struct ctl_ctx *ctx, struct ctl_node *node, char token[NUBO_AGENT_TOKEN_MAX],
                      struct nubo_err *err);
 void ctl_node_seen(struct ctl_ctx *ctx, struct ctl_node *node);

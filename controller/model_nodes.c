@@ -32,6 +32,49 @@ static void reports_free(struct nubo_status_report *reps, size_t n)
     free(reps);
 }
 
+/* Who may register rq's name (issue 11, observation 7): a node comes back with its own node
+ * token, bound to its name; the join token only brings a name that is not registered yet, or
+ * the same agent again: the one whose register the controller committed but whose reply was
+ * lost (a controller killed or failing over right after the commit), which never kept a node
+ * token and proves itself with the register key it made before that first try. So whoever holds
+ * the join token cannot take over a node (its token, its desired set with every tenant's env,
+ * its metro); an admin replaces a node's machine with PUT /v1/nodes/{name}/replace. Everything
+ * is checked before anything changes. */
+int ctl_node_register_check(struct ctl_ctx *ctx, const struct nubo_register_req *rq,
+                            const struct ctl_node *by_token, struct nubo_err *err)
+{
+    const struct ctl_node *known = ctl_map_get(&ctx->nodes_by_name, rq->name);
+    if (by_token && by_token != known)
+        return nubo_error_http(err, 403,
+                               "register %s: this node token belongs to node %s; a node registers "
+                               "under its own name",
+                               rq->name, by_token->row.name);
+    if (by_token == NULL && known) {
+        char key_hash[NUBO_SHA256_HEX_LEN + 1];
+        nubo_sha256_hex(rq->register_key, strlen(rq->register_key), key_hash);
+        if (rq->register_key[0] == '\0' || known->row.register_key_hash[0] == '\0' ||
+            strcmp(key_hash, known->row.register_key_hash) != 0)
+            return nubo_error_http(
+                err, 409,
+                "register %s: node %s is already registered and the join token cannot take it "
+                "over; its agent re-registers with its node token (<state dir>/node-token) or "
+                "the register key it first came with (<state dir>/register-key); to put another "
+                "machine in its place an admin runs `nubo nodes replace %s`",
+                rq->name, rq->name, rq->name);
+    }
+    if (known && strcmp(known->row.metro, rq->metro) != 0)
+        return nubo_error_http(err, 409,
+                               "register %s: the node is in metro %s, not %s; a node's metro "
+                               "does not change (set [node] metro = %s)",
+                               rq->name, known->row.metro, rq->metro, known->row.metro);
+    if (by_token == NULL && known)
+        log_info("node %s: its agent registers again with the join token and its register key "
+                 "(it kept no node token: a lost register reply or a lost node-token file): a new "
+                 "node token",
+                 rq->name);
+    return 0;
+}
+
 int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const char *keep_token,
                       char token[NUBO_AGENT_TOKEN_MAX], struct ctl_node **out, struct nubo_err *err)
 {
@@ -61,6 +104,8 @@ int ctl_node_register(struct ctl_ctx *ctx, struct nubo_register_req *rq, const c
     memcpy(row.agent_version, rq->agent_version, sizeof(row.agent_version));
     row.registered_at_us = nubo_now_us();
     row.unavailable = false;
+    if (rq->register_key[0]) /* the agent's key from now on (an older agent's node gets one) */
+        nubo_sha256_hex(rq->register_key, strlen(rq->register_key), row.register_key_hash);
     if (keep_token) { /* the node's own credential: it stays the same across registers */
         snprintf(token, NUBO_AGENT_TOKEN_MAX, "%s", keep_token);
         nubo_sha256_hex(token, strlen(token), row.token_hash);
@@ -132,6 +177,7 @@ int ctl_node_replace(struct ctl_ctx *ctx, struct ctl_node *node, char token[NUBO
 {
     struct ctl_node_row row = node->row;
     ctl_token_new("node", token, row.token_hash);
+    row.register_key_hash[0] = '\0'; /* the new machine binds its own key when it registers */
     if (ctl_store_begin(&ctx->store, err) < 0 || ctl_store_node_put(&ctx->store, &row, err) < 0 ||
         ctl_store_commit(&ctx->store, err) < 0) {
         ctl_store_rollback(&ctx->store);
@@ -139,6 +185,7 @@ int ctl_node_replace(struct ctl_ctx *ctx, struct ctl_node *node, char token[NUBO
     }
     ctl_map_del(&ctx->node_tokens, node->row.token_hash);
     memcpy(node->row.token_hash, row.token_hash, sizeof(row.token_hash));
+    node->row.register_key_hash[0] = '\0';
     ctl_map_put(&ctx->node_tokens, node->row.token_hash, node);
     log_info("node %s: its token was replaced by an admin; the old one is refused", row.name);
     return 0;

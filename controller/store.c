@@ -109,6 +109,9 @@ static const char *const migrations[] = {
     "CREATE TABLE leader_lease(id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL,"
     " holder TEXT NOT NULL, url TEXT NOT NULL, expires_us INTEGER NOT NULL);"
     "INSERT INTO leader_lease(id,epoch,holder,url,expires_us) VALUES(1,0,'','',0);",
+    /* 9 -> 10: the hash of the register key a node's agent registered with (agents.c): the
+     * same agent retrying a join-token register whose reply it lost; '' = none */
+    "ALTER TABLE nodes ADD COLUMN register_key_hash TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -119,11 +122,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_TOKENS] = "SELECT hash,user_uuid,created_at,expires_at,scope FROM tokens",
     [ST_NODE_PUT] = "INSERT OR REPLACE INTO nodes(uuid,name,metro,memory_mb,vcpus,accel,"
                     "libvirt_version,qemu_version,agent_version,subnet_index,token_hash,"
-                    "created_at,registered_at,unavailable,maintenance) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "created_at,registered_at,unavailable,maintenance,register_key_hash) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_NODES] = "SELECT uuid,name,metro,memory_mb,vcpus,accel,libvirt_version,qemu_version,"
                  "agent_version,subnet_index,token_hash,created_at,registered_at,unavailable,"
-                 "maintenance FROM nodes",
+                 "maintenance,register_key_hash FROM nodes",
     [ST_INST_PUT] = "INSERT OR REPLACE INTO instances(uuid,owner,name,created_at,image,"
                     "memory_mb,vcpus,args,env,restart_policy,features,service_ports,node_uuid,"
                     "metro,ip_host,desired,start_seq,stop_force,drain_timeout_ms,service_group) "
@@ -462,6 +465,7 @@ int ctl_store_node_put(struct ctl_store *s, const struct ctl_node_row *n, struct
     ctl_bind_int64(st, 13, n->registered_at_us);
     ctl_bind_int64(st, 14, n->unavailable);
     ctl_bind_int64(st, 15, n->maintenance);
+    bind_text(st, 16, n->register_key_hash);
     return step_done(s, st, err, "saving a node");
 }
 
@@ -487,6 +491,7 @@ int ctl_store_nodes_load(struct ctl_store *s, int (*cb)(void *, const struct ctl
         n.registered_at_us = ctl_col_int64(st, 12);
         n.unavailable = ctl_col_int64(st, 13) != 0;
         n.maintenance = ctl_col_int64(st, 14) != 0;
+        col_text(st, 15, n.register_key_hash, sizeof(n.register_key_hash));
         if (cb(arg, &n) < 0) {
             ctl_stmt_reset(st);
             return nubo_error(err, 0, "loading nodes: out of memory");

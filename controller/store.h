@@ -49,6 +49,7 @@ struct ctl_node_row {
     int64_t created_at_us, registered_at_us;
     bool unavailable;
     bool maintenance; /* drained by an operator: the scheduler skips it */
+    char register_key_hash[NUBO_SHA256_HEX_LEN + 1]; /* of its agent's register key, "" = none */
 };
 
 struct ctl_instance_row {

@@ -280,7 +280,21 @@ json_t *nubo_register_req_encode(const struct nubo_register_req *r)
         json_object_set_new(o, "volume_mb", json_integer(r->volume_mb));
         json_object_set_new(o, "volumes", nubo_volume_reports_encode(r->volumes, r->n_volumes));
     }
+    if (o && r->register_key[0])
+        json_object_set_new(o, "register_key", json_string(r->register_key));
     return o;
+}
+
+bool nubo_register_key_valid(const char *k)
+{
+    size_t n = strlen(k);
+    if (n < NUBO_REGISTER_KEY_MIN || n >= NUBO_REGISTER_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+              (k[i] >= '0' && k[i] <= '9') || k[i] == '_' || k[i] == '-'))
+            return false;
+    return true;
 }
 
 int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nubo_err *err)
@@ -310,6 +324,12 @@ int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nu
     TRY(pj_str(j, "", "agent_version", false, out->agent_version, sizeof(out->agent_version), err));
     TRY(decode_reports(j, "instances", false, &out->instances, &out->n_instances, err));
     TRY(pj_int(j, "", "volume_mb", false, 0, INT64_C(1) << 40, &out->volume_mb, err));
+    TRY(pj_str(j, "", "register_key", false, out->register_key, sizeof(out->register_key), err));
+    if (out->register_key[0] && !nubo_register_key_valid(out->register_key)) {
+        nubo_error_http(err, 400, "register_key: must be %d..%d characters of [A-Za-z0-9_-]",
+                        NUBO_REGISTER_KEY_MIN, NUBO_REGISTER_KEY_MAX - 1);
+        goto fail;
+    }
     if (nubo_volume_reports_decode(json_object_get(j, "volumes"), "volumes", &out->volumes,
                                    &out->n_volumes, err) < 0) {
         nubo_register_req_free(out);

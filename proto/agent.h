@@ -32,6 +32,10 @@
 #define NUBO_AGENT_MAX_LOG_CHUNK (256u << 10) /* decoded bytes per log chunk */
 #define NUBO_AGENT_WATCH_TIMEOUT_MAX_MS 60000
 #define NUBO_AGENT_TOKEN_MAX 128
+/* The register key an agent makes once and keeps (agent/README.md): 32..64 characters of
+ * [A-Za-z0-9_-], so at least 160 bits when random [a-z0-9] */
+#define NUBO_REGISTER_KEY_MIN 32
+#define NUBO_REGISTER_KEY_MAX 65 /* with the NUL */
 #define NUBO_IMAGE_REF_MAX 512 /* "owner/name@sha256:<64 hex>" and tags */
 #define NUBO_VERSION_STR_MAX 64
 #define NUBO_IP_STR_MAX 16 /* dotted IPv4 + NUL */
@@ -114,6 +118,10 @@ struct nubo_register_req {
     int64_t volume_mb; /* disk the node offers to volumes, 0 = none */
     struct nubo_volume_report *volumes; /* the volumes it holds */
     size_t n_volumes;
+    /* The agent's own random key, made and kept before its first register: a join-token
+     * register of a name the controller already has is that agent's retry (its reply was lost)
+     * only when the key is the one the name was registered with. "" = none (older agents). */
+    char register_key[NUBO_REGISTER_KEY_MAX];
 };
 
 struct nubo_node_info {
@@ -211,6 +219,8 @@ void nubo_status_report_free(struct nubo_status_report *r);
 json_t *nubo_register_req_encode(const struct nubo_register_req *r);
 int nubo_register_req_decode(json_t *j, struct nubo_register_req *out, struct nubo_err *err);
 void nubo_register_req_free(struct nubo_register_req *r);
+/* A register key's form: NUBO_REGISTER_KEY_MIN..MAX-1 characters of [A-Za-z0-9_-]. */
+bool nubo_register_key_valid(const char *k);
 
 json_t *nubo_register_resp_encode(const struct nubo_register_resp *r);
 int nubo_register_resp_decode(json_t *j, struct nubo_register_resp *out, struct nubo_err *err);

@@ -3,8 +3,9 @@
 # libvirtd + qemu (TCG), guest bridge in a test namespace: the node registers; an instance
 # created through the public API boots and shows state running, its private IP and boot time;
 # its console reaches the log endpoint; stop and start; the controller restarts (the agent
-# registers again and reports its guest unchanged); the agent is killed -9 and restarted (the
-# guest runs on, re-adopted); delete removes the guest.
+# registers again and reports its guest unchanged); the agent is killed -9 and restarted without
+# its node token file (the guest runs on, re-adopted; its register key makes it the same node);
+# delete removes the guest.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/agent_lib.sh"
 t_need_root
@@ -92,9 +93,14 @@ t_wait_for 30 registered_again || t_fail "agent did not register again after the
 t_wait_for 30 inst_is "$U" state running || t_fail "after controller restart: $(inst "$U" state)"
 [ "$(inst "$U" boot_time_us)" = "$bt2" ] || t_fail "boot time changed across controller restart"
 
-# agent kill -9: the guest runs on and is re-adopted
+# agent kill -9: the guest runs on and is re-adopted. Its node token file is gone too (as if
+# the reply that carried it had been lost): the register key it kept brings it back as the
+# same node with the join token, not a 409
 kill -9 "$AG_PID"; wait "$AG_PID" 2>/dev/null || true
 virsh -q -c qemu:///system domstate "$U" | has running || t_fail "guest died with the agent"
+[ "$(stat -c %a "$AG_DIR/state/register-key")" = 600 ] || t_fail "no 0600 register key"
+OLD_NODE_TOK=$(cat "$AG_DIR/state/node-token")
+rm "$AG_DIR/state/node-token"
 "$AG_BIN" --config "$AG_DIR/agent.ini" --log-level debug >> "$AG_DIR/agent.log" 2>&1 &
 AG_PID=$!
 t_track_pid $AG_PID
@@ -103,6 +109,9 @@ sleep 2
 inst_is "$U" state running || t_fail "after agent restart: $(inst "$U" state)"
 [ "$(inst "$U" start_count)" = 2 ] || t_fail "agent restart restarted the guest"
 [ "$(inst "$U" boot_time_us)" = "$bt2" ] || t_fail "boot time changed across agent restart"
+! grep -q "HTTP 409" "$AG_DIR/agent.log" || t_fail "the agent without its node token was refused"
+[ -s "$AG_DIR/state/node-token" ] && [ "$(cat "$AG_DIR/state/node-token")" != "$OLD_NODE_TOK" ] ||
+    t_fail "the agent did not get a new node token"
 
 api DELETE "/v1/instances/$U" > /dev/null
 dom_gone() { ! virsh -q -c qemu:///system domstate "$U" >/dev/null 2>&1; }

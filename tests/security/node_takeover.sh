@@ -1,9 +1,10 @@
 #!/bin/bash
 # Issue 11, observation 7: whoever holds the join token registers an existing node's name again.
-# Now refused (409, one line) with nothing changed: the real node keeps its token, its metro and
-# its desired set, and the attacker gets neither a token nor anyone's env. A node token cannot
-# register another name; the real agent restarting comes back with its stored token; an admin's
-# replace hands the name to another machine and cuts the old one off.
+# Now refused (409, one line), also with a register key other than the node's, with nothing
+# changed: the real node keeps its token, its metro and its desired set, and the attacker gets
+# neither a token nor anyone's env. A node token cannot register another name; the real agent
+# restarting comes back with its stored token; an admin's replace hands the name to another
+# machine and cuts the old one off.
 source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/tools/controller-env.sh"
 
@@ -16,9 +17,10 @@ api POST /v1/instances '{"autostart":true,"image":"admin/hello:latest","name":"v
 expect 200 create
 t_wait_for 20 state_is victim running || t_fail "victim did not run"
 
-register() { # TOKEN NAME METRO -> CODE, BODY
+register() { # TOKEN NAME METRO [REGISTER_KEY] -> CODE, BODY
+    local key=${4:+,\"register_key\":\"$4\"}
     CODE=$(curl -sS -o "$T_TMP/reg" -w '%{http_code}' -H "Authorization: Bearer $1" \
-        -d "{\"name\":\"$2\",\"metro\":\"$3\",\"memory_mb\":1024,\"vcpus\":1,\"instances\":[]}" \
+        -d "{\"name\":\"$2\",\"metro\":\"$3\",\"memory_mb\":1024,\"vcpus\":1,\"instances\":[]$key}" \
         "$CTL_URL/agent/v1/register") || CODE=000
     BODY=$(cat "$T_TMP/reg")
 }
@@ -33,6 +35,11 @@ expect_envelope_error
 grep -q 'nubo nodes replace fake-0' <<< "$BODY" || t_fail "the refusal does not say what to do: $BODY"
 ! grep -q 's3cret\|"token"' <<< "$BODY" || t_fail "the refusal leaks: $BODY"
 [ "$(node_field metro)" = "$METRO0" ] || t_fail "metro overwritten"
+[ "$(node_field registered_at)" = "$REG0" ] || t_fail "the node was re-registered"
+# with a register key of its own (the same agent's retry after a lost reply is let in only with
+# the key the node first came with, which lives in that agent's state dir)
+register "$JOIN" fake-0 "$METRO0" "guessedguessedguessedguessedguessed"
+[ "$CODE" = 409 ] || t_fail "join token and a guessed register key re-registered fake-0: $CODE $BODY"
 [ "$(node_field registered_at)" = "$REG0" ] || t_fail "the node was re-registered"
 # the real node's token still works, and still sees its set
 curl -fsS -H "Authorization: Bearer $NODE_TOK" "$CTL_URL/agent/v1/watch?version=0&timeout_ms=0" |

@@ -6,7 +6,8 @@
  * `PROG start <uuid> <ip>` runs (and must succeed) before an instance reports running and
  * `PROG stop <uuid> <ip>` when it stops, so a test can serve a real app for each "guest". With
  * --volume-mb it offers that much disk to volumes and reports every volume of its desired set
- * available (no file behind it). */
+ * available (no file behind it). Each node keeps a register key as the real agent does
+ * (--no-register-key: registers as agents before it did). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -38,6 +39,7 @@ struct opts {
     char hook[512];
     char state_dir[512]; /* "" = node tokens kept in memory only */
     int status_conns;    /* 0 = a status connection per node; N = N shared by all nodes */
+    bool no_register_key; /* register as agents did before the register key */
 };
 
 struct fnode;
@@ -69,6 +71,8 @@ struct fnode {
     char name[NUBO_NAME_MAX + 1];
     char token[NUBO_AGENT_TOKEN_MAX]; /* the node token, once registered: it registers again */
     bool reg_with_token;              /* the register in flight sent the node token */
+    /* like the real agent's: made (and kept in the state dir) before the first register */
+    char register_key[NUBO_REGISTER_KEY_MAX];
     bool registered, registering;
     int backoff_ms; /* register retry delay, reset by a success */
     int64_t version;
@@ -440,6 +444,30 @@ static void token_path(const struct fnode *n, char *out, size_t size)
     snprintf(out, size, "%s/%s.token", n->fx->o.state_dir, n->name);
 }
 
+/* The node's register key (the real agent's <state_dir>/register-key): the kept one, or a new
+ * one, kept before it is first sent. */
+static void register_key_ensure(struct fnode *n)
+{
+    if (n->register_key[0] || n->fx->o.no_register_key)
+        return;
+    char kp[600], *text = NULL;
+    size_t len = 0;
+    snprintf(kp, sizeof(kp), "%s/%s.register-key", n->fx->o.state_dir, n->name);
+    if (n->fx->o.state_dir[0] &&
+        nubo_read_file(kp, NUBO_REGISTER_KEY_MAX - 1, &text, &len, NULL) == 0 &&
+        nubo_register_key_valid(text)) {
+        snprintf(n->register_key, sizeof(n->register_key), "%s", text);
+        free(text);
+        return;
+    }
+    free(text);
+    nubo_random_alnum(n->register_key, 52);
+    struct nubo_err err = {0};
+    if (n->fx->o.state_dir[0] &&
+        nubo_write_file_atomic(kp, n->register_key, strlen(n->register_key), 0600, &err) < 0)
+        fprintf(stderr, "fake-agent %s: %s\n", n->name, err.msg);
+}
+
 static void register_cb(struct evhttp_request *req, void *arg)
 {
     struct fnode *n = arg;
@@ -496,6 +524,8 @@ static void do_register(struct fnode *n)
     rq.vcpus = n->fx->o.vcpus;
     snprintf(rq.accel, sizeof(rq.accel), "tcg");
     snprintf(rq.agent_version, sizeof(rq.agent_version), "fake-0.1");
+    register_key_ensure(n);
+    memcpy(rq.register_key, n->register_key, sizeof(rq.register_key));
     rq.volume_mb = n->fx->o.volume_mb;
     rq.volumes = n->vols;
     rq.n_volumes = n->n_vols;
@@ -560,6 +590,7 @@ int main(int argc, char **argv)
         {"hook", required_argument, NULL, 'H'},
         {"state-dir", required_argument, NULL, 'S'},
         {"status-conns", required_argument, NULL, 'C'},
+        {"no-register-key", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -631,6 +662,9 @@ int main(int argc, char **argv)
             if (nubo_parse_int(optarg, 0, 100000, &v, NULL) == 0)
                 o->status_conns = (int)v;
             break;
+        case 'K':
+            o->no_register_key = true;
+            break;
         case 'S':
             snprintf(o->state_dir, sizeof(o->state_dir), "%s", optarg);
             if (nubo_mkdir_p(o->state_dir, 0700, NULL) < 0) {
@@ -642,7 +676,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: nubo-fake-agent --controller http://HOST:PORT "
                             "--join-token-file FILE [--nodes N] [--prefix P] [--metro M] "
                             "[--memory-mb N] [--vcpus N] [--boot-ms N] [--hook PROG] [--volume-mb N] "
-                            "[--state-dir DIR] [--status-conns N] [--quiet]\n");
+                            "[--state-dir DIR] [--status-conns N] [--no-register-key] [--quiet]\n");
             return 2;
         }
     }

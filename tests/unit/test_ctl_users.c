@@ -1,7 +1,8 @@
 /* Unit tests for the user lifecycle and node identity in the controller's model (issue 11,
  * observations 7 and 8): token expiry, scope and revocation, each surviving a reload from the
  * store; deleting a user (refused while it owns things, forced); a node's token kept across
- * registers, its metro kept, and an admin's replace; the token request codec. */
+ * registers, its metro kept, and an admin's replace; a register whose reply was lost retried
+ * with the agent's register key; the token request codec. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,13 +146,21 @@ static void test_user_delete(void **state)
     assert_int_equal(check(ctx, tok, false, &err), 401);
 }
 
+/* A register of node NAME in metro fra, with register key KEY ("" = none). */
+static struct nubo_register_req node_req(const char *name, const char *key)
+{
+    struct nubo_register_req rq = {.memory_mb = 1024, .vcpus = 2};
+    snprintf(rq.name, sizeof(rq.name), "%s", name);
+    snprintf(rq.metro, sizeof(rq.metro), "fra");
+    snprintf(rq.register_key, sizeof(rq.register_key), "%s", key);
+    return rq;
+}
+
 static void test_node_identity(void **state)
 {
     struct ctl_ctx *ctx = *state;
     struct nubo_err err = {0};
-    struct nubo_register_req rq = {.memory_mb = 1024, .vcpus = 2};
-    snprintf(rq.name, sizeof(rq.name), "n1");
-    snprintf(rq.metro, sizeof(rq.metro), "fra");
+    struct nubo_register_req rq = node_req("n1", "");
     char tok[NUBO_AGENT_TOKEN_MAX], again[NUBO_AGENT_TOKEN_MAX], fresh[NUBO_AGENT_TOKEN_MAX];
     struct ctl_node *node;
     assert_int_equal(ctl_node_register(ctx, &rq, NULL, tok, &node, &err), 0);
@@ -171,6 +180,102 @@ static void test_node_identity(void **state)
     ctx = *state = reload(ctx);
     assert_null(ctl_auth_node(ctx, tok));
     assert_non_null(ctl_auth_node(ctx, fresh));
+}
+
+/* A join-token register the controller committed but whose reply the agent never read (the
+ * controller killed or failing over right after the commit): the agent, with no node token,
+ * registers again with the join token. With the register key it first came with, that is its
+ * retry: a new node token (the lost one refused), the same node. Any other key, or none, is
+ * still a takeover and refused (409) with nothing changed. */
+static void test_register_lost_reply(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    static const char key[] = "k0123456789abcdefghijklmnopqrstuvwxyz0123456789";
+    struct nubo_register_req rq = node_req("n1", key);
+    char lost[NUBO_AGENT_TOKEN_MAX], tok[NUBO_AGENT_TOKEN_MAX], tok2[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_node *node, *again;
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, lost, &node, &err), 0);
+    /* the reply is lost; a controller that took over loads the node from the store */
+    ctx = *state = reload(ctx);
+    node = ctl_map_get(&ctx->nodes_by_name, "n1");
+    assert_non_null(node);
+    char uuid[NUBO_UUID_STR_LEN + 1];
+    memcpy(uuid, node->row.uuid, sizeof(uuid));
+    int64_t subnet = node->row.subnet_index;
+
+    /* the same key: its own retry */
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, tok, &again, &err), 0);
+    assert_ptr_equal(again, node);
+    assert_string_equal(again->row.uuid, uuid);
+    assert_int_equal(again->row.subnet_index, subnet);
+    assert_string_not_equal(tok, lost);
+    assert_ptr_equal(ctl_auth_node(ctx, tok), node);
+    assert_null(ctl_auth_node(ctx, lost));
+
+    /* another key, no key, or the right key from another metro: refused, nothing changed */
+    int64_t registered_at = node->row.registered_at_us;
+    struct nubo_register_req other = rq;
+    snprintf(other.register_key, sizeof(other.register_key), "%s", key);
+    other.register_key[0] = 'K'; /* as long as the key, one byte different */
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &other, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    assert_non_null(strstr(err.msg, "nubo nodes replace n1"));
+    assert_null(strstr(err.msg, key));
+    other.register_key[0] = '\0';
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &other, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    snprintf(other.register_key, sizeof(other.register_key), "%s", key);
+    snprintf(other.metro, sizeof(other.metro), "ams");
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &other, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    assert_int_equal(node->row.registered_at_us, registered_at);
+    assert_ptr_equal(ctl_auth_node(ctx, tok), node);
+
+    /* a register with its node token keeps both the token and the key */
+    assert_int_equal(ctl_node_register_check(ctx, &rq, node, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, tok, tok2, &again, &err), 0);
+    assert_string_equal(tok2, tok);
+    ctx = *state = reload(ctx);
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), 0);
+
+    /* an admin's replace: the old machine's key no longer brings the name back */
+    node = ctl_map_get(&ctx->nodes_by_name, "n1");
+    assert_int_equal(ctl_node_replace(ctx, node, tok2, &err), 0);
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    ctx = *state = reload(ctx);
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+}
+
+/* A node an older agent registered has no key: a join-token register of its name is refused
+ * whatever key it sends, until the node (with its token) registers with a key of its own. */
+static void test_register_key_bound_later(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    struct nubo_register_req rq = node_req("old", "");
+    char tok[NUBO_AGENT_TOKEN_MAX], tok2[NUBO_AGENT_TOKEN_MAX];
+    struct ctl_node *node;
+    assert_int_equal(ctl_node_register(ctx, &rq, NULL, tok, &node, &err), 0);
+    assert_string_equal(node->row.register_key_hash, "");
+    snprintf(rq.register_key, sizeof(rq.register_key), "%s",
+             "abcdefghijklmnopqrstuvwxyz0123456789");
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), -1);
+    assert_int_equal(err.http_status, 409);
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_node_register_check(ctx, &rq, node, &err), 0);
+    assert_int_equal(ctl_node_register(ctx, &rq, tok, tok2, &node, &err), 0);
+    ctx = *state = reload(ctx);
+    assert_int_equal(ctl_node_register_check(ctx, &rq, NULL, &err), 0);
 }
 
 static void test_token_req(void **state)
@@ -209,6 +314,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_expiry_scope_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_lost_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_key_bound_later, setup, teardown),
         cmocka_unit_test(test_token_req),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,7 +49,8 @@ static void test_register_roundtrip(void **state)
                                     .qemu_version = "7.2.0",
                                     .agent_version = "0.1.0",
                                     .instances = &rep,
-                                    .n_instances = 1};
+                                    .n_instances = 1,
+                                    .register_key = "k0123456789abcdefghij0123456789_-"};
     json_t *j = nubo_register_req_encode(&req);
     char *text = pj_dump(j);
     json_decref(j);
@@ -61,6 +62,7 @@ static void test_register_roundtrip(void **state)
     json_decref(j);
     assert_string_equal(got.name, "node-a");
     assert_string_equal(got.metro, "fra");
+    assert_string_equal(got.register_key, "k0123456789abcdefghij0123456789_-");
     assert_int_equal(got.memory_mb, 8192);
     assert_int_equal(got.vcpus, 2);
     assert_int_equal(got.n_instances, 1);
@@ -97,6 +99,46 @@ static void test_register_roundtrip(void **state)
     assert_string_equal(rgot.node.subnet, "10.64.3.0/24");
     assert_string_equal(rgot.token, "tok");
     assert_int_equal(rgot.grace_ms, 10000);
+}
+
+/* The register key is optional (agents before it send none), and when sent it has the form of
+ * a random key, never a short or odd string; it never shows in the error. */
+static void test_register_key(void **state)
+{
+    (void)state;
+    static const char *const base =
+        "{\"name\":\"n1\",\"metro\":\"fra\",\"memory_mb\":1024,\"vcpus\":1%s}";
+    static const struct {
+        const char *extra;
+        int rc;
+        const char *key;
+    } cases[] = {
+        {"", 0, ""},
+        {",\"register_key\":\"\"", 0, ""},
+        {",\"register_key\":\"abcdefghijklmnopqrstuvwxyz012345\"", 0,
+         "abcdefghijklmnopqrstuvwxyz012345"},
+        {",\"register_key\":\"abcdefghijklmnopqrstuvwxyz01234\"", -1, NULL}, /* 31 */
+        {",\"register_key\":\"abcdefghijklmnopqrstuvwxyz01234 \"", -1, NULL},
+        {",\"register_key\":\"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123\"",
+         -1, NULL}, /* 66 */
+        {",\"register_key\":42", -1, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), base, cases[i].extra);
+        json_t *j = parse(text);
+        struct nubo_register_req got;
+        struct nubo_err err = {0};
+        assert_int_equal(nubo_register_req_decode(j, &got, &err), cases[i].rc);
+        json_decref(j);
+        if (cases[i].rc == 0) {
+            assert_string_equal(got.register_key, cases[i].key);
+            nubo_register_req_free(&got);
+        } else {
+            assert_int_equal(err.http_status, 400);
+            assert_null(strstr(err.msg, "abcdefghijklmnop"));
+        }
+    }
 }
 
 static void test_watch_roundtrip(void **state)
@@ -310,6 +352,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_roundtrip),
+        cmocka_unit_test(test_register_key),
         cmocka_unit_test(test_watch_roundtrip),
         cmocka_unit_test(test_status_and_log_roundtrip),
         cmocka_unit_test(test_bad_inputs),
