@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -89,8 +90,8 @@ static int frontend_add(struct ing_plan *p, int64_t port, bool http, bool tls,
 static bool map_has(const struct ing_plan *p, int64_t port, const char *key)
 {
     for (size_t i = 0; i < p->n_maps; i++)
-        if (p->maps[i].port == port && strcmp(p->maps[i].key, key) == 0)
-            return true;
+        if (p->maps[i].port == port && strcasecmp(p->maps[i].key, key) == 0)
+            return true; /* keys are stored lowercased; DNS names compare without case */
     return false;
 }
 
