@@ -41,7 +41,7 @@ static const struct nu_cfg_key ctl_settings[] = {
     NU_CFG_I(C, "controller", "max_body_bytes", max_body_bytes, 1024, 64 << 20, NULL),
     NU_CFG_I(C, "controller", "rate_limit_per_s", rate_limit_per_s, 0, 1000000, "50"),
     NU_CFG_I(C, "controller", "rate_limit_burst", rate_limit_burst, 1, 1000000, "200"),
-    NU_CFG_I(C, "controller", "max_connections", max_connections, 0, 1000000, "10000"),
+    NU_CFG_I(C, "controller", "max_connections", max_connections, -1, 1000000, "-1"),
     NU_CFG_I(C, "controller", "max_connections_per_client", max_connections_per_client, 0,
              1000000, "256"),
     NU_CFG_I(C, "controller", "header_timeout_ms", header_timeout_ms, 100, 3600000, "10000"),

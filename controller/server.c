@@ -382,8 +382,15 @@ int ctl_server_start(struct ctl_ctx *ctx, struct nubo_err *err)
     if (bs == NULL)
         return nubo_error(err, errno, "cannot listen on %s", ctx->cfg.listen);
     guard_listener(ctx, bs);
-    log_info("listening on %s://%s (%ld open files allowed)", tls ? "https" : "http",
-             ctx->cfg.listen, nubo_raise_nofile());
+    long nofile = nubo_raise_nofile();
+    /* -1: as many as the open files allow, less a reserve for the store, the registry's and
+     * the leader's connections and the files the controller opens. A node holds one or two
+     * connections (its watch, its reports): a fixed 10,000 stalled a 10,000-node cluster. */
+    if (ctx->cfg.max_connections < 0)
+        ctx->cfg.max_connections = nofile > 2048 ? nofile - 1024 : 1024;
+    log_info("listening on %s://%s (%ld open files allowed, max_connections %lld)",
+             tls ? "https" : "http", ctx->cfg.listen, nofile,
+             (long long)ctx->cfg.max_connections);
     if (ctx->cfg.unix_path[0] && listen_unix(ctx, ctx->cfg.unix_path, err) < 0)
         return -1;
     return 0;
