@@ -203,6 +203,9 @@ void ctl_state_free(struct ctl_ctx *ctx)
     ctl_map_foreach(&ctx->users_by_name, e) free(e->val);
     ctl_map_foreach(&ctx->tokens, e) free(e->val);
     ctl_map_clear(&ctx->instances);
+    free(ctx->logs_dirty);
+    ctx->logs_dirty = NULL;
+    ctx->n_logs_dirty = ctx->cap_logs_dirty = 0;
     ctl_map_clear(&ctx->instance_names);
     ctl_map_clear(&ctx->nodes);
     ctl_map_clear(&ctx->nodes_by_name);

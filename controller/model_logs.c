@@ -60,6 +60,14 @@ void ctl_log_append(struct ctl_ctx *ctx, struct ctl_instance *in, int64_t offset
     if (lt->buf && offset + (int64_t)len <= lt->start + (int64_t)lt->len)
         return; /* already have it */
     tail_append(ctx, &in->log, offset, data, len);
+    if (in->log_dirty)
+        return;
+    if (ctx->n_logs_dirty == ctx->cap_logs_dirty) {
+        ctx->cap_logs_dirty = ctx->cap_logs_dirty ? 2 * ctx->cap_logs_dirty : 64;
+        ctx->logs_dirty =
+            xrealloc(ctx->logs_dirty, ctx->cap_logs_dirty * sizeof(*ctx->logs_dirty));
+    }
+    memcpy(ctx->logs_dirty[ctx->n_logs_dirty++], in->row.uuid, sizeof(*ctx->logs_dirty));
     in->log_dirty = true;
 }
 
@@ -68,21 +76,20 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
     /* Console output reaches the store at most once per tick per instance, all in one
      * transaction, and only the bytes that arrived since: a chunk appended at its offset, the
      * chunks the bounded tail has moved past deleted. */
-    bool any = false;
-    ctl_map_foreach(&ctx->instances, e) any = any || ((struct ctl_instance *)e->val)->log_dirty;
-    if (!any)
+    if (ctx->n_logs_dirty == 0)
         return;
     struct nubo_err err = {0};
     int64_t t0 = nubo_mono_us();
     size_t written = 0;
     if (ctl_store_begin(&ctx->store, &err) < 0)
         goto fail;
-    ctl_map_foreach(&ctx->instances, e)
-    {
-        struct ctl_instance *in = e->val;
+    for (size_t i = 0; i < ctx->n_logs_dirty; i++) {
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, ctx->logs_dirty[i]);
+        if (in == NULL || !in->log_dirty) /* deleted since, its tail with it */
+            continue;
         const struct ctl_logtail *lt = &in->log;
-        written += in->log_dirty;
-        if (!in->log_dirty || lt->buf == NULL)
+        written++;
+        if (lt->buf == NULL)
             continue;
         int64_t end = lt->start + (int64_t)lt->len;
         int64_t from = in->log_saved_end > lt->start ? in->log_saved_end : lt->start;
@@ -96,14 +103,14 @@ void ctl_logs_flush(struct ctl_ctx *ctx)
     }
     if (ctl_store_commit(&ctx->store, &err) < 0)
         goto fail;
-    ctl_map_foreach(&ctx->instances, e)
-    {
-        struct ctl_instance *in = e->val;
-        if (in->log_dirty) {
+    for (size_t i = 0; i < ctx->n_logs_dirty; i++) {
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, ctx->logs_dirty[i]);
+        if (in && in->log_dirty) {
             in->log_dirty = false;
             in->log_saved_end = in->log.start + (int64_t)in->log.len;
         }
     }
+    ctx->n_logs_dirty = 0;
     int64_t took_us = nubo_mono_us() - t0;
     if (took_us > 100000) /* the loop waited this long */
         log_warnx("console tails: saving %zu took %lld ms", written, (long long)took_us / 1000);
