@@ -84,11 +84,13 @@ pg_url() {
 
 pg_stop() {
     [ -n "${PG_PID:-}" ] || return 0
-    kill -INT "$PG_PID" 2>/dev/null
+    # (each may fail because the server is already gone; under set -e in an EXIT trap that
+    # failure became the caller's exit status: bench/scale.sh answered 1 after a good run)
+    kill -INT "$PG_PID" 2>/dev/null || true
     local i
     for i in $(seq 100); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$PG_PID" 2>/dev/null
-    wait "$PG_PID" 2>/dev/null
+    kill -9 "$PG_PID" 2>/dev/null || true
+    wait "$PG_PID" 2>/dev/null || true
     PG_PID=
     [ -n "${PG_DIR:-}" ] && rm -rf "$PG_DIR"
     return 0
