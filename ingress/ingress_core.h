@@ -22,6 +22,9 @@
 /* HAProxy stick table: client connections open per HTTP backend (render.c, activator.c) */
 #define ING_CONNS_TABLE "nubo_conns"
 #define ING_CMD_MAX 1024         /* one runtime API command line */
+/* How long a TCP connection may stay silent both ways before HAProxy closes it (the client
+ * and server timeouts, 60 s, would close it sooner) */
+#define ING_TCP_TUNNEL_TIMEOUT "1h"
 #define ING_RT_REPLY_MAX (1u << 20)
 
 /* How HAProxy reaches a node's guests: through the node's network namespace (HAProxy's

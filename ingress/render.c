@@ -28,6 +28,11 @@ static void render_frontend(FILE *f, const struct ing_config *cfg, const struct 
     if (fe->http && fe->tls)
         fprintf(f, "    tcp-request session track-sc2 ssl_fc_sni,lower,map(%s) table %s\n", map,
                 ING_CONNS_TABLE);
+    /* scale-to-zero of TCP ports: in a TCP tunnel HAProxy 2.6 adds a session's bytes to its
+     * server's bin/bout only when the session ends, unless contstats (then at least every 5 s):
+     * the activator's report and a silent connection's wake read them (activator.c) */
+    if (!fe->http)
+        fprintf(f, "    option contstats\n");
     if (fe->http)
         fprintf(f, "    use_backend %%[req.hdr(host),field(1,:),lower,map(%s,nubo_no_route)]\n",
                 map);
@@ -47,6 +52,8 @@ static void render_backend(FILE *f, const struct ing_config *cfg, const struct i
     fprintf(f, "    balance roundrobin\n");
     if (b->http)
         fprintf(f, "    retry-on conn-failure empty-response\n");
+    else /* a silent TCP connection is kept (the platform keeps them), within this bound */
+        fprintf(f, "    timeout tunnel %s\n", ING_TCP_TUNNEL_TIMEOUT);
     for (size_t i = 0; i < b->n_nodes; i++) {
         const struct ing_node_slots *ns = &b->nodes[i];
         for (size_t k = 0; k < ns->n_slots; k++) {
@@ -76,7 +83,9 @@ static void render_backend(FILE *f, const struct ing_config *cfg, const struct i
     if (!b->http) {
         /* where the activator splices a woken TCP connection back in (activator.c) */
         ing_act_in_path(cfg, b->name, sock, sizeof(sock));
-        fprintf(f, "frontend %s_in\n    mode tcp\n    bind unix@%s\n    default_backend %s\n\n",
+        fprintf(f,
+                "frontend %s_in\n    mode tcp\n    option contstats\n    bind unix@%s\n"
+                "    default_backend %s\n\n",
                 b->name, sock, b->name);
     }
 }

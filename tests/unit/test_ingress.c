@@ -112,6 +112,7 @@ static const char golden_config[] =
     "frontend fe_5432\n"
     "    mode tcp\n"
     "    bind 127.0.0.1:5432 ssl crt-list /run/ingt/crt-list\n"
+    "    option contstats\n"
     "    use_backend %[ssl_fc_sni,lower,map(/run/ingt/maps/fe_5432.map,nubo_no_route_tcp)]\n"
     "\n"
     "backend nubo_no_route\n"
@@ -171,6 +172,11 @@ static void test_render_golden(void **state)
     /* The 5432 backend (no instances) is the last block; compare everything before it. */
     char *db = strstr(text, "# service db-proxy");
     assert_non_null(db);
+    /* a TCP backend keeps a silent connection up to its tunnel timeout, and its re-entry
+     * frontend counts bytes while a session lasts (activator.c) */
+    const char *tcp_be = "    mode tcp\n    balance roundrobin\n    timeout tunnel 1h\n";
+    assert_non_null(strstr(db, tcp_be));
+    assert_non_null(strstr(db, "_5432_in\n    mode tcp\n    option contstats\n"));
     *db = 0;
     check_text("config", text, golden_config);
     free(text);
