@@ -64,6 +64,10 @@ const struct ing_node_reach *ing_config_node(const struct ing_config *c, const c
  * reload). */
 struct ing_slot {
     char instance[NUBO_UUID_STR_LEN + 1]; /* "" = empty slot (server in maintenance) */
+    /* An empty slot's instance in standby or waking that had it: the slot is kept for it while
+     * a free one serves others, and it comes back here (its established TCP sessions stay on
+     * this server across a stateful standby: the slot says whose they are) */
+    char sleeper[NUBO_UUID_STR_LEN + 1];
     char ip[NUBO_IP_STR_MAX];
     bool draining;
 };

@@ -193,20 +193,28 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
         ns->n_slots = ING_MIN_SLOTS;
         b->n_nodes++;
     }
-    /* pass 1: instances that had a slot; pass 2: the rest into free slots (growing) */
+    /* pass 0: running instances that had a slot; pass 1: instances asleep (standby, waking)
+     * that had one keep it while it is free; pass 2: the running rest into free slots
+     * (growing). Running first, so a (bogus) entry listing an instance twice settles the same
+     * way every time. */
     bool *placed = calloc(s->n_backends + 1, sizeof(bool));
     if (!placed)
         return nubo_error(err, ENOMEM, "plan: backend %s", b->name);
     int rc = 0;
-    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+    for (int pass = 0; pass < 3 && rc == 0; pass++) {
         for (size_t i = 0; i < s->n_backends && rc == 0; i++) {
             const struct nubo_ingress_backend *ib = &s->backends[i];
             if (placed[i])
                 continue;
-            if (ib->state != NUBO_STATE_RUNNING && ib->state != NUBO_STATE_DRAINING) {
-                placed[i] = true;
+            bool asleep = ib->state == NUBO_STATE_STANDBY || ib->state == NUBO_STATE_STARTING;
+            if ((ib->state != NUBO_STATE_RUNNING && ib->state != NUBO_STATE_DRAINING &&
+                 !asleep) ||
+                (asleep && pass == 2)) {
+                placed[i] = true; /* no slot; one asleep keeps its own (pass 1) only */
                 continue;
             }
+            if (asleep != (pass == 1) && pass < 2)
+                continue;
             const struct ing_node_reach *nr = ing_config_node(cfg, ib->node);
             if (!nr) {
                 if (pass == 0)
@@ -223,15 +231,22 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
                     if (strcmp(prev->nodes[k].node, ib->node) == 0)
                         pns = &prev->nodes[k];
             size_t at = SIZE_MAX;
-            if (pass == 0) {
+            if (pass < 2) {
                 if (!pns || !ns)
                     continue;
                 /* first match: a (bogus) duplicate entry then lands where it did before */
                 for (size_t k = 0; k < pns->n_slots && at == SIZE_MAX; k++)
-                    if (strcmp(pns->slots[k].instance, ib->instance) == 0)
+                    if (strcmp(pns->slots[k].instance, ib->instance) == 0 ||
+                        strcmp(pns->slots[k].sleeper, ib->instance) == 0)
                         at = k;
-                if (at == SIZE_MAX || ns->slots[at].instance[0])
+                if (at == SIZE_MAX || ns->slots[at].instance[0] || ns->slots[at].sleeper[0])
                     continue;
+                if (asleep) {
+                    snprintf(ns->slots[at].sleeper, sizeof(ns->slots[at].sleeper), "%s",
+                             ib->instance);
+                    placed[i] = true;
+                    continue;
+                }
             } else {
                 if (!ns) {
                     struct ing_node_slots *nv = grow(b->nodes, b->n_nodes, sizeof(*nv));
@@ -245,6 +260,12 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
                     snprintf(ns->node, sizeof(ns->node), "%s", nr->node);
                     snprintf(ns->netns, sizeof(ns->netns), "%s", nr->netns);
                 }
+                /* a free slot no instance asleep keeps; else one it keeps (its wake on a
+                 * silent connection is lost, but growing would reload HAProxy, which ends every
+                 * connection of the old worker within hard-stop-after) */
+                for (size_t k = 0; k < ns->n_slots && at == SIZE_MAX; k++)
+                    if (!ns->slots[k].instance[0] && !ns->slots[k].sleeper[0])
+                        at = k;
                 for (size_t k = 0; k < ns->n_slots && at == SIZE_MAX; k++)
                     if (!ns->slots[k].instance[0])
                         at = k;
@@ -262,6 +283,7 @@ static int backend_place(const struct ing_config *cfg, struct ing_backend *b,
                 }
             }
             struct ing_slot *sl = &ns->slots[at];
+            sl->sleeper[0] = '\0';
             snprintf(sl->instance, sizeof(sl->instance), "%s", ib->instance);
             snprintf(sl->ip, sizeof(sl->ip), "%s", ib->ip);
             sl->draining = ib->state == NUBO_STATE_DRAINING;

@@ -420,6 +420,86 @@ static void test_standby(void **state)
     assert_int_equal(ing_stat_server(csv2, "be_x", "fra-1-2", &st), 0);
 }
 
+/* A slot keeps the instance in standby (or waking) that had it: others take a free slot first,
+ * and the woken instance comes back to it; with no other slot free it is taken, not grown. */
+static const struct ing_slot *fra1_slot(const struct ing_plan *p, size_t k)
+{
+    const struct ing_backend *web = ing_plan_backend(p, "be_" SVC "_443");
+    assert_non_null(web);
+    assert_string_equal(web->nodes[0].node, "fra-1");
+    assert_true(k < web->nodes[0].n_slots);
+    return &web->nodes[0].slots[k];
+}
+
+static void plan_step(const struct ing_config *c, struct ing_plan *p, const char *s1,
+                      const char *s2, const char *s3)
+{
+    char a[256], b[256], d[256], be[900];
+    snprintf(be, sizeof(be), "[%s%s%s%s%s]",
+             s1 ? backend_json(I1, "fra-1", "10.64.0.2", s1, a, sizeof(a)) : "",
+             s1 && s2 ? "," : "", s2 ? backend_json(I2, "fra-1", "10.64.0.3", s2, b, sizeof(b)) : "",
+             s3 ? "," : "", s3 ? backend_json(I3, "fra-1", "10.64.0.4", s3, d, sizeof(d)) : "");
+    struct nubo_ingress_watch_resp w;
+    reply(&w, 1, be, DOM1);
+    struct ing_plan next;
+    struct nubo_err err = {0};
+    assert_int_equal(ing_plan_build(c, &w, p, &next, &err), 0);
+    nubo_ingress_watch_resp_free(&w);
+    ing_plan_free(p);
+    *p = next;
+}
+
+static void test_sleeper(void **state)
+{
+    (void)state;
+    struct ing_config c;
+    config(&c);
+    struct ing_plan p = {0};
+    plan_step(&c, &p, "running", NULL, NULL);
+    assert_string_equal(fra1_slot(&p, 0)->instance, I1);
+    plan_step(&c, &p, "standby", "running", NULL);
+    assert_string_equal(fra1_slot(&p, 0)->instance, "");
+    assert_string_equal(fra1_slot(&p, 0)->sleeper, I1);
+    assert_string_equal(fra1_slot(&p, 1)->instance, I2);
+    plan_step(&c, &p, "starting", "running", NULL);
+    assert_string_equal(fra1_slot(&p, 0)->sleeper, I1);
+    plan_step(&c, &p, "running", "running", NULL);
+    assert_string_equal(fra1_slot(&p, 0)->instance, I1);
+    assert_string_equal(fra1_slot(&p, 0)->sleeper, "");
+    assert_string_equal(fra1_slot(&p, 1)->instance, I2);
+    /* no free slot but the sleeper's: taken rather than a reload */
+    plan_step(&c, &p, "standby", "running", NULL);
+    char *shape = ing_render_config(&c, &p, true);
+    plan_step(&c, &p, "standby", "running", "running");
+    assert_string_equal(fra1_slot(&p, 0)->instance, I3);
+    assert_string_equal(fra1_slot(&p, 0)->sleeper, "");
+    char *shape2 = ing_render_config(&c, &p, true);
+    check_text("shape", shape2, shape);
+    free(shape);
+    free(shape2);
+    /* an instance listed twice, asleep before running: running wins its slot, every time */
+    char a[256], b[256], be[600];
+    snprintf(be, sizeof(be), "[%s,%s]", backend_json(I3, "fra-1", "10.64.0.4", "standby", a, sizeof(a)),
+             backend_json(I3, "fra-1", "10.64.0.4", "running", b, sizeof(b)));
+    struct nubo_ingress_watch_resp w;
+    reply(&w, 9, be, DOM1);
+    struct nubo_err err = {0};
+    for (int round = 0; round < 2; round++) {
+        struct ing_plan next;
+        assert_int_equal(ing_plan_build(&c, &w, &p, &next, &err), 0);
+        struct ing_cmds cmds;
+        assert_int_equal(ing_runtime_cmds(&c, &p, &next, &cmds, &err), 0);
+        assert_int_equal(cmds.n, round == 0 ? cmds.n : 0);
+        ing_cmds_free(&cmds);
+        ing_plan_free(&p);
+        p = next;
+        assert_string_equal(fra1_slot(&p, 0)->instance, I3);
+    }
+    nubo_ingress_watch_resp_free(&w);
+    ing_plan_free(&p);
+    ing_config_free(&c);
+}
+
 /* ntotal: a slot's sessions belong to whoever held it when they came. */
 static void test_slot_total(void **state)
 {
@@ -577,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_first_instance_no_reload),
         cmocka_unit_test(test_slot_total),
         cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_standby),
+        cmocka_unit_test(test_sleeper),
         cmocka_unit_test(test_config_file),       cmocka_unit_test(test_cert_sni_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
