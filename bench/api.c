@@ -10,8 +10,9 @@
  *                  [--per-node N] [--idle-s S] [--store-url URL]
  * (--store-url: the controller's store on PostgreSQL, [store] url, where %d becomes the node
  * count, one database per size; bench/store.sh and bench/scale.sh start one)
- * BENCH_PERF=DIR records the controller with `perf record -g` over each size's timed creates
- * into DIR/perf.<nodes>.data (build with -fno-omit-frame-pointer for its call chains). */
+ * BENCH_PERF=DIR records the controller with `perf record` over each size's timed creates
+ * into DIR/perf.<nodes>.data (build with -fno-omit-frame-pointer for its call chains;
+ * BENCH_PERF_CG=dwarf,8192 follows them through libc too). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -473,7 +474,11 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
         snprintf(out, sizeof(out), "%s/perf.%d.data", getenv("BENCH_PERF"), nodes);
         snprintf(pid_s, sizeof(pid_s), "%d", (int)ctl);
         snprintf(plog, sizeof(plog), "%s.perf", log);
-        char *pargv[] = {"/usr/bin/perf", "record", "-g", "-q", "-p", pid_s, "-o", out, NULL};
+        /* BENCH_PERF_CG: perf's --call-graph (fp by default; dwarf,8192 where libc's frames
+         * hide the callers) */
+        char *cg = getenv("BENCH_PERF_CG") ? getenv("BENCH_PERF_CG") : "fp";
+        char *pargv[] = {"/usr/bin/perf", "record", "--call-graph", cg, "-q", "-p", pid_s,
+                         "-o", out, NULL};
         perf = spawn(pargv, plog);
         usleep(500000); /* perf attaches before the creates start */
     }
