@@ -926,6 +926,8 @@ static void create_done(struct agent *ag, void *arg)
             in->r.boot_time_us - in->r.phases.vmm_us - in->r.phases.slot_us;
         if (in->r.phases.guest_us < 0)
             in->r.phases.guest_us = 0;
+        /* its running report went out with the launch's phases still zero: send them now */
+        agent_mark_dirty(ag, in);
     }
     if (sn[0])
         log_info("instance %s: started from warm slot %s (%s; image %lld us, domain prep %lld "

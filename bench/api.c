@@ -10,7 +10,9 @@
  * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N[,N...]]
  *                  [--per-node N] [--idle-s S] [--scrapes N] [--store-url URL]
  * (--store-url: the controller's store on PostgreSQL, [store] url, where %d becomes the node
- * count, one database per size; bench/store.sh and bench/scale.sh start one) */
+ * count, one database per size; bench/store.sh and bench/scale.sh start one)
+ * BENCH_PERF=DIR records the controller with `perf record -g` over each size's timed creates
+ * into DIR/perf.<nodes>.data (build with -fno-omit-frame-pointer for its call chains). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -477,8 +479,22 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
                       .total = B->creates};
     l.cap_uuids = (size_t)B->creates;
     l.uuids = calloc(l.cap_uuids, sizeof(*l.uuids));
+    pid_t perf = 0;
+    if (getenv("BENCH_PERF")) {
+        char out[PATH_MAX], pid_s[16], plog[PATH_MAX + 8];
+        snprintf(out, sizeof(out), "%s/perf.%d.data", getenv("BENCH_PERF"), nodes);
+        snprintf(pid_s, sizeof(pid_s), "%d", (int)ctl);
+        snprintf(plog, sizeof(plog), "%s.perf", log);
+        char *pargv[] = {"/usr/bin/perf", "record", "-g", "-q", "-p", pid_s, "-o", out, NULL};
+        perf = spawn(pargv, plog);
+        usleep(500000); /* perf attaches before the creates start */
+    }
     int64_t cpu0 = proc_cpu_us(ctl), t_create0 = nubo_mono_us();
     row->create = run(&l, B->conc);
+    if (perf > 0) {
+        kill(perf, SIGINT);
+        waitpid(perf, NULL, 0);
+    }
     row->create_cpu_us = (double)(proc_cpu_us(ctl) - cpu0) / B->creates;
     /* end to end: until the fake agents report every instance running */
     if (strstr(B->create_body, "\"autostart\":false") == NULL) {
