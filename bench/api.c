@@ -3,11 +3,12 @@
  * per node (replica creates, untimed), then: creates/s and p50/p99 of --creates single creates
  * with the controller CPU each costs, end to end until the agents report them running, get
  * p99, the heartbeat cost of an idle window (controller CPU per node and second, per beat),
- * memory per instance (RSS delta) and the time a new controller takes to load that store and
- * answer. A trivial evhttp handler driven the same way is the baseline; a table at the end
- * gives each size's ratios against the first.
+ * memory per instance (RSS delta), GET /metrics as a scraper asks it (--scrapes calls one
+ * after another: p50/p99, controller CPU each, size) and the time a new controller takes to
+ * load that store and answer. A trivial evhttp handler driven the same way is the baseline;
+ * a table at the end gives each size's ratios against the first.
  * usage: bench_api [--creates N] [--gets N] [--concurrency C] [--nodes N[,N...]]
- *                  [--per-node N] [--idle-s S] [--store-url URL]
+ *                  [--per-node N] [--idle-s S] [--scrapes N] [--store-url URL]
  * (--store-url: the controller's store on PostgreSQL, [store] url, where %d becomes the node
  * count, one database per size; bench/store.sh and bench/scale.sh start one)
  * BENCH_PERF=DIR records the controller with `perf record` over each size's timed creates
@@ -47,6 +48,7 @@ struct load {
     int64_t *lat_us;
     char (*uuids)[NUBO_UUID_STR_LEN + 1]; /* created uuids, collected from replies */
     size_t n_uuids, cap_uuids;
+    size_t last_len; /* the body of the last 200 */
 };
 
 struct lconn {
@@ -57,23 +59,30 @@ struct lconn {
 
 static void issue(struct lconn *lc);
 
+/* A 200's body: its length, and the uuid a create answered (the gets ask for those). */
+static void got_body(struct load *l, struct evbuffer *b)
+{
+    size_t len = evbuffer_get_length(b);
+    l->last_len = len;
+    if (l->uuids == NULL || l->n_uuids >= l->cap_uuids)
+        return;
+    const char *t = (const char *)evbuffer_pullup(b, -1);
+    const char *u = t ? memmem(t, len, "\"uuid\":\"", 8) : NULL;
+    if (u && (size_t)(u - t) + 8 + NUBO_UUID_STR_LEN <= len) {
+        memcpy(l->uuids[l->n_uuids], u + 8, NUBO_UUID_STR_LEN);
+        l->uuids[l->n_uuids++][NUBO_UUID_STR_LEN] = '\0';
+    }
+}
+
 static void done_cb(struct evhttp_request *req, void *arg)
 {
     struct lconn *lc = arg;
     struct load *l = lc->l;
     l->lat_us[l->done++] = nubo_mono_us() - lc->t0;
-    if (req == NULL || evhttp_request_get_response_code(req) != 200) {
+    if (req == NULL || evhttp_request_get_response_code(req) != 200)
         l->errors++;
-    } else if (l->uuids && l->n_uuids < l->cap_uuids) {
-        struct evbuffer *b = evhttp_request_get_input_buffer(req);
-        size_t len = evbuffer_get_length(b);
-        const char *t = (const char *)evbuffer_pullup(b, -1);
-        const char *u = t ? memmem(t, len, "\"uuid\":\"", 8) : NULL;
-        if (u && (size_t)(u - t) + 8 + NUBO_UUID_STR_LEN <= len) {
-            memcpy(l->uuids[l->n_uuids], u + 8, NUBO_UUID_STR_LEN);
-            l->uuids[l->n_uuids++][NUBO_UUID_STR_LEN] = '\0';
-        }
-    }
+    else
+        got_body(l, evhttp_request_get_input_buffer(req));
     if (l->issued < l->total)
         issue(lc);
     else if (l->done == l->total)
@@ -290,6 +299,9 @@ struct size_row {
     double e2e_per_s;
     double hb_per_s, hb_cpu_us_node_s, hb_cpu_us_beat; /* the idle window */
     double mem_kb_inst;
+    struct result scrape; /* GET /metrics, one at a time */
+    double scrape_cpu_ms; /* controller CPU each, net of the idle window's rate */
+    double scrape_kib;    /* its body */
     double load_s;   /* from the new controller's exec to its first answer */
     double loaded_s; /* of which loading the store (its log's "loaded ... in N ms") */
     long load_rss_kb;
@@ -300,7 +312,7 @@ struct bench {
     char ctl_bin[PATH_MAX + 64], fake_bin[PATH_MAX + 64];
     const char *store_url; /* may hold %d: the node count */
     const char *create_body;
-    int creates, gets, conc, per_node, idle_s;
+    int creates, gets, conc, per_node, idle_s, scrapes;
     int bport;
     struct result b_create, b_get;
     bool baseline_done;
@@ -522,6 +534,20 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     row->hb_per_s = beats / win_s;
     row->hb_cpu_us_node_s = cpu_us / win_s / nodes;
     row->hb_cpu_us_beat = beats > 0 ? cpu_us / beats : 0;
+    /* GET /metrics as Prometheus asks it (the admin token, one scrape at a time): latency to
+     * the whole body, and the controller's CPU each less the idle window's background rate */
+    struct load ml = {.port = port,
+                      .method = EVHTTP_REQ_GET,
+                      .token = token,
+                      .fixed_path = "/metrics",
+                      .total = B->scrapes};
+    cpu0 = proc_cpu_us(ctl);
+    int64_t s0 = nubo_mono_us();
+    row->scrape = run(&ml, 1);
+    double scrape_s = (double)(nubo_mono_us() - s0) / 1e6;
+    row->scrape_cpu_ms =
+        ((double)(proc_cpu_us(ctl) - cpu0) - cpu_us / win_s * scrape_s) / B->scrapes / 1e3;
+    row->scrape_kib = (double)ml.last_len / 1024.0;
     /* a new controller on the same store: start, load everything, answer (the agents come
      * back to it at once, as at a takeover); its log says how long the load took */
     kill(ctl, SIGTERM);
@@ -552,13 +578,14 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     }
     free(text);
     row->load_rss_kb = proc_rss_kb(ctl);
-    row->ok = row->create.errors == 0 && row->get.errors == 0;
+    row->ok = row->create.errors == 0 && row->get.errors == 0 && row->scrape.errors == 0;
     printf("bench_api: %d nodes, %ld instances: registered in %.1f s, %.0f creates/s (p99 %.1f "
            "ms, %.0f µs controller CPU each), %.0f/s end to end, get p99 %.2f ms, %.0f "
            "heartbeats/s, a new controller loaded the store in %.2f s and answered after %.2f "
-           "s\n",
+           "s; GET /metrics: %.0f KiB, p50 %.1f ms, p99 %.1f ms, %.1f ms controller CPU each\n",
            nodes, total, row->reg_s, row->create.per_s, row->create.p99_ms, row->create_cpu_us,
-           row->e2e_per_s, row->get.p99_ms, row->hb_per_s, row->loaded_s, row->load_s);
+           row->e2e_per_s, row->get.p99_ms, row->hb_per_s, row->loaded_s, row->load_s,
+           row->scrape_kib, row->scrape.p50_ms, row->scrape.p99_ms, row->scrape_cpu_ms);
 out:
     free(paths);
     free(l.uuids);
@@ -584,23 +611,27 @@ static void print_rows(const struct bench *B, const struct size_row *rows, size_
            B->creates, B->gets, B->conc, B->store_url ? "postgresql" : "sqlite");
     printf("  baseline (trivial evhttp handler): POST %.0f/s p99 %.2f ms, GET %.0f/s p99 %.2f ms\n",
            B->b_create.per_s, B->b_create.p99_ms, B->b_get.per_s, B->b_get.p99_ms);
-    printf("  %7s %9s %9s %9s %8s %9s %9s %9s %9s %9s %7s %7s %7s\n", "nodes", "instances",
-           "create/s", "cr p99ms", "cr cpuµs", "e2e/s", "get p99ms", "hb/s", "hb µs/n/s",
-           "KiB/inst", "load s", "up s", "reg s");
+    printf("  %7s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s %9s %7s %7s %7s\n", "nodes",
+           "instances", "create/s", "cr p99ms", "cr cpuµs", "e2e/s", "get p99ms", "hb/s",
+           "hb µs/n/s", "KiB/inst", "met p50ms", "met p99ms", "met cpums", "load s", "up s",
+           "reg s");
     for (size_t i = 0; i < n; i++) {
         const struct size_row *r = &rows[i];
         if (!r->ok) {
             printf("  %7d %9ld  (failed: see the messages above)\n", r->nodes, r->instances);
             continue;
         }
-        printf("  %7d %9ld %9.0f %9.2f %8.0f %9.0f %9.2f %9.0f %9.2f %9.2f %7.2f %7.2f %7.1f\n",
+        printf("  %7d %9ld %9.0f %9.2f %8.0f %9.0f %9.2f %9.0f %9.2f %9.2f %9.2f %9.2f %9.2f "
+               "%7.2f %7.2f %7.1f\n",
                r->nodes, r->instances, r->create.per_s, r->create.p99_ms, r->create_cpu_us,
                r->e2e_per_s, r->get.p99_ms, r->hb_per_s, r->hb_cpu_us_node_s, r->mem_kb_inst,
-               r->loaded_s, r->load_s, r->reg_s);
+               r->scrape.p50_ms, r->scrape.p99_ms, r->scrape_cpu_ms, r->loaded_s, r->load_s,
+               r->reg_s);
     }
     printf("  (cr cpuµs: controller CPU per timed create, its agents' reports included; hb: an idle "
            "window, controller CPU per node and second; KiB/inst: RSS delta over the instances; "
-           "load s: a new controller loading the store, up s: its exec to first answer with every "
+           "met: GET /metrics one at a time, its latency and controller CPU each net of the idle "
+           "rate; load s: a new controller loading the store, up s: its exec to first answer with every "
            "agent reconnecting)\n");
     if (n < 2 || !rows[0].ok)
         return;
@@ -611,17 +642,21 @@ static void print_rows(const struct bench *B, const struct size_row *rows, size_
         if (!r->ok)
             continue;
         printf("  %7d nodes: create/s x%.2f, create CPU x%.2f, get p99 x%.2f, heartbeat CPU per "
-               "node x%.2f, memory per instance x%.2f, load x%.1f for x%.1f the instances\n",
+               "node x%.2f, memory per instance x%.2f, /metrics CPU x%.1f, load x%.1f for x%.1f "
+               "the instances\n",
                r->nodes, r->create.per_s / b->create.per_s, r->create_cpu_us / b->create_cpu_us,
                r->get.p99_ms / b->get.p99_ms, r->hb_cpu_us_node_s / b->hb_cpu_us_node_s,
-               r->mem_kb_inst / b->mem_kb_inst, r->loaded_s / b->loaded_s,
+               r->mem_kb_inst / b->mem_kb_inst,
+               b->scrape_cpu_ms > 0 ? r->scrape_cpu_ms / b->scrape_cpu_ms : 0,
+               r->loaded_s / b->loaded_s,
                (double)r->instances / (double)b->instances);
     }
 }
 
 int main(int argc, char **argv)
 {
-    struct bench B = {.creates = 10000, .gets = 20000, .conc = 16, .per_node = 10, .idle_s = 10};
+    struct bench B = {
+        .creates = 10000, .gets = 20000, .conc = 16, .per_node = 10, .idle_s = 10, .scrapes = 20};
     const char *sizes = "64";
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines survive a timeout(1) kill */
     /* the controller and the fake agent each hold two connections per node; as root, let them
@@ -635,6 +670,7 @@ int main(int argc, char **argv)
                                          {"per-node", required_argument, NULL, 'p'},
                                          {"idle-s", required_argument, NULL, 'i'},
                                          {"store-url", required_argument, NULL, 's'},
+                                         {"scrapes", required_argument, NULL, 'm'},
                                          {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -660,16 +696,20 @@ int main(int argc, char **argv)
         case 's':
             B.store_url = optarg;
             break;
+        case 'm':
+            B.scrapes = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: bench_api [--creates N] [--gets N] [--concurrency C] "
-                            "[--nodes N[,N...]] [--per-node N] [--idle-s S] [--store-url URL]\n");
+                            "[--nodes N[,N...]] [--per-node N] [--idle-s S] [--scrapes N] "
+                            "[--store-url URL]\n");
             return 2;
         }
     }
     if (B.creates < 1 || B.gets < 1 || B.conc < 1 || B.per_node < 0 || B.per_node > 253 ||
-        B.idle_s < 1) {
-        fprintf(stderr, "bench_api: creates, gets, concurrency and idle-s are at least 1, "
-                        "per-node 0..253\n");
+        B.idle_s < 1 || B.scrapes < 1) {
+        fprintf(stderr, "bench_api: creates, gets, concurrency, idle-s and scrapes are at least "
+                        "1, per-node 0..253\n");
         return 2;
     }
     int size_v[16];

@@ -40,7 +40,7 @@ void cli_registry_for(struct cli_ctx *ctx, const struct nubo_image_ref *ref,
      * nowhere else, whatever realm a registry names. */
     struct nubo_err perr = {0};
     if (!out->user[0] && ctx->token[0] && ctx->api_url[0] && cli_api_targets(ctx, &perr) &&
-        nubo_snprintf(out->realm_token, sizeof(out->realm_token), "%s", ctx->token) == 0)
+        nubo_snprintf(out->realm_token, sizeof(out->realm_token), "%s", ctx->token) >= 0)
         out->realm_targets = &ctx->api; /* whichever controller answers (http.h) */
 }
 

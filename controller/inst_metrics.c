@@ -60,6 +60,19 @@ static int64_t gauge(int64_t v)
     return v > NUBO_METRICS_GAUGE_MAX ? NUBO_METRICS_GAUGE_MAX : v;
 }
 
+void ctl_instance_ingress_gauges(const struct ctl_instance *in, int64_t now_mono_us,
+                                 int64_t *nconns, int64_t *nreqs, int64_t *nqueued)
+{
+    *nconns = *nreqs = *nqueued = 0;
+    /* what is open now, only while its ingress keeps reporting it (it stops when the
+     * instance loses its server: stopped, standby, deleted, or the ingress is gone) */
+    if (in->ingress_mono_us > 0 && now_mono_us - in->ingress_mono_us < CTL_INGRESS_STALE_US) {
+        *nconns = gauge(in->nconns);
+        *nreqs = gauge(in->nreqs);
+        *nqueued = gauge(in->nqueued);
+    }
+}
+
 void ctl_instance_metrics(const struct ctl_instance *in, struct nubo_instance_metrics *m)
 {
     memset(m, 0, sizeof(*m));
@@ -75,13 +88,7 @@ void ctl_instance_metrics(const struct ctl_instance *in, struct nubo_instance_me
         m->boot_time_us = in->obs.boot_time_us;
         m->net_time_us = in->obs.net_time_us;
     }
-    /* what is open now, only while its ingress keeps reporting it (it stops when the
-     * instance loses its server: stopped, standby, deleted, or the ingress is gone) */
-    if (in->ingress_mono_us > 0 && nubo_mono_us() - in->ingress_mono_us < CTL_INGRESS_STALE_US) {
-        m->nconns = gauge(in->nconns);
-        m->nreqs = gauge(in->nreqs);
-        m->nqueued = gauge(in->nqueued);
-    }
+    ctl_instance_ingress_gauges(in, nubo_mono_us(), &m->nconns, &m->nreqs, &m->nqueued);
     m->ntotal = in->ntotal_base + in->ntotal_last;
 }
 

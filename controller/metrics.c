@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "ctl.h"
 
 const char *const ctl_route_names[CTL_R__COUNT] = {
@@ -44,4 +46,62 @@ struct ctl_metro_count *ctl_metrics_metro(struct ctl_metrics *m, const char *met
     struct ctl_metro_count *c = &m->metro[m->n_metro++];
     snprintf(c->metro, sizeof(c->metro), "%s", metro);
     return c;
+}
+
+void ctl_mtext_flush(struct ctl_mtext *t)
+{
+    if (t->n > 0)
+        evbuffer_add(t->out, t->buf, t->n);
+    t->n = 0;
+}
+
+void ctl_mtext_mem(struct ctl_mtext *t, const char *s, size_t len)
+{
+    if (t->n + len > sizeof(t->buf))
+        ctl_mtext_flush(t);
+    if (len > sizeof(t->buf)) {
+        evbuffer_add(t->out, s, len);
+        return;
+    }
+    memcpy(t->buf + t->n, s, len);
+    t->n += len;
+}
+
+void ctl_mtext_str(struct ctl_mtext *t, const char *s)
+{
+    ctl_mtext_mem(t, s, strlen(s));
+}
+
+void ctl_mtext_i64(struct ctl_mtext *t, int64_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    /* in unsigned arithmetic, so INT64_MIN negates too */
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    ctl_mtext_mem(t, d + i, sizeof(d) - i);
+}
+
+void ctl_mtext_series(struct ctl_mtext *t, const char *name, const char *k1, const char *v1,
+                      const char *k2, const char *v2, int64_t v)
+{
+    ctl_mtext_str(t, name);
+    ctl_mtext_mem(t, "{", 1);
+    ctl_mtext_str(t, k1);
+    ctl_mtext_mem(t, "=\"", 2);
+    ctl_mtext_str(t, v1);
+    if (k2) {
+        ctl_mtext_mem(t, "\",", 2);
+        ctl_mtext_str(t, k2);
+        ctl_mtext_mem(t, "=\"", 2);
+        ctl_mtext_str(t, v2);
+    }
+    ctl_mtext_mem(t, "\"} ", 3);
+    ctl_mtext_i64(t, v);
+    ctl_mtext_mem(t, "\n", 1);
 }

@@ -2,7 +2,7 @@
 # directory, ports, namespace prefix and CLI profile, all removed when the test exits.
 # Source after tests/lib.sh.
 
-t_cluster_up() { # [nodes spec] [--ha: PostgreSQL and two controllers, nubo-devcluster up --ha]
+t_cluster_up() { # [nodes spec] [--ha: PostgreSQL, two controllers and HAProxy to the leader, nubo-devcluster up --ha]
     local ha=${2:-}
     t_need_root
     t_need_libvirt
@@ -17,7 +17,9 @@ t_cluster_up() { # [nodes spec] [--ha: PostgreSQL and two controllers, nubo-devc
     if [ "$ha" = --ha ]; then
         source "$NUBO_SRC/deploy/pg-env.sh"
         pg_available || t_skip "PostgreSQL server binaries missing (apt-get install postgresql-15)"
+        command -v haproxy >/dev/null || t_skip "haproxy is not installed (--ha puts it in front of the controllers)"
         export NUBO_DEVCLUSTER_API2=127.0.0.1:$(t_free_port)
+        export NUBO_DEVCLUSTER_API_LB=127.0.0.1:$(t_free_port)
     fi
     # Loopback addresses of our own for the metros' ingress, so this cluster never meets
     # another's (a user's quickstart cluster, say) on ports 80/443.
@@ -64,6 +66,8 @@ t_cluster_collect_logs() {
     [ -f "$d/controller/controller.log" ] && cp "$d/controller/controller.log" "$T_TMP/controller.log"
     [ -f "$d/controller2/controller.log" ] && cp "$d/controller2/controller.log" "$T_TMP/controller2.log"
     [ -f "$d/pg/postgres.log" ] && cp "$d/pg/postgres.log" "$T_TMP/postgres.log"
+    [ -f "$d/apilb/haproxy.log" ] && cp "$d/apilb/haproxy.log" "$T_TMP/apilb-haproxy.log"
+    [ -f "$d/registry/tcp.log" ] && cp "$d/registry/tcp.log" "$T_TMP/registry.log"
     for n in "$d"/nodes/*/; do
         [ -f "$n/agent.log" ] && cp "$n/agent.log" "$T_TMP/agent-$(basename "$n").log"
     done
@@ -72,6 +76,14 @@ t_cluster_collect_logs() {
     done
     return 0
 }
+
+# --ha: "ROLE EPOCH LEADER_URL" of a controller's /healthz (tests/integration/controller_ha.sh)
+role_of() {
+    curl -fsS --max-time 5 "$1/healthz" |
+        sed -E 's/.*"role":"([a-z]*)".*"epoch":([0-9]*).*"leader_url":"([^"]*)".*/\1 \2 \3/'
+}
+is_leader() { [ "$(role_of "$1" | cut -d' ' -f1)" = leader ]; }
+is_follower() { [ "$(role_of "$1" | cut -d' ' -f1)" = follower ]; }
 
 # API call as the demo user: t_api METHOD PATH [BODY]
 t_api() {

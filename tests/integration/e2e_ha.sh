@@ -17,13 +17,6 @@ C1=https://$NUBO_DEVCLUSTER_API C2=https://$NUBO_DEVCLUSTER_API2
 INGRESS=0
 [ -s "$D/ingress/fra/ingress.pid" ] && INGRESS=1
 
-# "ROLE EPOCH LEADER_URL" of a controller's /healthz (tests/integration/controller_ha.sh)
-role_of() {
-    curl -fsS --max-time 5 "$1/healthz" |
-        sed -E 's/.*"role":"([a-z]*)".*"epoch":([0-9]*).*"leader_url":"([^"]*)".*/\1 \2 \3/'
-}
-is_leader() { [ "$(role_of "$1" | cut -d' ' -f1)" = leader ]; }
-is_follower() { [ "$(role_of "$1" | cut -d' ' -f1)" = follower ]; }
 now_ms() { date +%s%3N; }
 # when controller log $1 last said it leads, in ms since the epoch (its log's clock)
 led_at_ms() {
