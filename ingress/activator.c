@@ -90,6 +90,7 @@ struct act_slot {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
     char instance[NUBO_UUID_STR_LEN + 1]; /* "" = an empty slot (kept for ntotal) */
+    char sleeper[NUBO_UUID_STR_LEN + 1];  /* an empty slot's instance asleep (plan.c) */
     bool http;
     bool draining; /* HAProxy's drain state: no new requests */
 };
@@ -144,8 +145,10 @@ struct act_activity {
     int64_t cur;           /* this round's scur over its servers */
     int64_t held;          /* this round's client connections open to its HTTP backends */
     size_t n_slots, n_draining;
+    int64_t cur_http;   /* this round's scur over its HTTP servers: requests in flight */
     int64_t changed_us; /* counters moved, or cur + held above 0 (policy on) */
     int64_t silent_us;  /* counters moved, or cur above 0 (policy idle) */
+    int64_t quiet_us;   /* counters moved, or cur_http above 0 (stateful idle: tcpwake.c) */
     bool seen;
 };
 
@@ -154,6 +157,8 @@ struct act_slot_total {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
     struct ing_slot_total t;
+    struct ing_slot_bin bin;
+    char wake[NUBO_UUID_STR_LEN + 1]; /* its sleeper, to wake: its bin moved ("" = none) */
     bool seen;
 };
 struct act_counts {
@@ -959,6 +964,13 @@ static void act_count(struct ing_act *a, const char *csv, int64_t now)
             snprintf(tt->server, sizeof(tt->server), "%s", sl->server);
         }
         tt->seen = true;
+        /* TCP slots only: an HTTP slot in maintenance gets no request (they go to the activator) */
+        const char *sleeper = sl->http ? "" : sl->sleeper;
+        const char *wake = ing_slot_bin_step(&tt->bin, sl->instance, sleeper, st.bin);
+        if (wake)
+            snprintf(tt->wake, sizeof(tt->wake), "%s", wake);
+        else if (strcmp(tt->wake, sleeper) != 0 || sl->instance[0])
+            tt->wake[0] = '\0'; /* awake again, or not its slot any more */
         uint64_t inc = ing_slot_total_step(&tt->t, sl->instance, st.stot);
         struct act_counts *c = sl->instance[0] ? act_counts_get(a, sl->instance, true) : NULL;
         if (!c)
@@ -997,6 +1009,36 @@ static void act_count_fill(struct ing_act *a, struct nubo_ingress_traffic *t)
     }
 }
 
+/* Bytes moved on a TCP session whose slot an instance asleep keeps: ask the wake of that very
+ * instance (asked again each round until the controller answers). */
+static void act_wake_sleepers(struct ing_act *a)
+{
+    for (size_t i = 0; i < a->n_slot_tot; i++) {
+        struct act_slot_total *tt = &a->slot_tot[i];
+        const struct act_target *t = tt->wake[0] ? snap_target(&a->snap, tt->be) : NULL;
+        if (!t) {
+            tt->wake[0] = '\0';
+            continue;
+        }
+        struct nubo_ingress_wake_req rq = {0};
+        snprintf(rq.service, sizeof(rq.service), "%s", t->service);
+        snprintf(rq.instance, sizeof(rq.instance), "%s", tt->wake);
+        json_t *j = NULL;
+        struct nubo_err err = {0};
+        struct nubo_ingress_wake_resp wr;
+        if (act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, &err) < 0 ||
+            nubo_ingress_wake_resp_decode(j, &wr, &err) < 0) {
+            log_warnx("wake of %s for bytes on %s/%s: %s (asking again)", tt->wake, tt->be,
+                      tt->server, err.msg);
+        } else {
+            log_info("%s/%s: bytes for %s, which sleeps: wake asked: %lld woken, %lld starting",
+                     tt->be, tt->server, tt->wake, (long long)wr.woken, (long long)wr.starting);
+            tt->wake[0] = '\0';
+        }
+        json_decref(j);
+    }
+}
+
 static void stats_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct ing_act *a = arg;
@@ -1026,6 +1068,7 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < a->n_act; i++)
         a->act[i].seen = false;
     act_count(a, csv, now);
+    act_wake_sleepers(a);
     for (size_t i = 0; i < a->snap.ns; i++) {
         const struct act_slot *sl = &a->snap.s[i];
         if (!sl->instance[0])
@@ -1042,16 +1085,20 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac = &a->act[a->n_act++];
             memset(ac, 0, sizeof(*ac));
             snprintf(ac->instance, sizeof(ac->instance), "%s", sl->instance);
-            ac->changed_us = ac->silent_us = now; /* it just joined: its cooldown starts now */
+            /* it just joined: its cooldown starts now */
+            ac->changed_us = ac->silent_us = ac->quiet_us = now;
             ac->sig = UINT64_MAX;
         }
         if (!ac->seen) {
             ac->seen = true;
-            ac->cur = ac->held = 0;
+            ac->cur = ac->held = ac->cur_http = 0;
             ac->n_slots = ac->n_draining = 0;
             ac->seen_sig_acc = 0;
         }
+        int64_t cur0 = ac->cur;
         ing_stat_instance(csv, sl->be, sl->server, &ac->cur, &ac->seen_sig_acc);
+        if (sl->http)
+            ac->cur_http += ac->cur - cur0;
         if (sl->http && table)
             ac->held += ing_table_conns(table, sl->be);
         ac->n_slots++;
@@ -1077,12 +1124,15 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac->changed_us = now;
         if (moved || ac->cur > 0)
             ac->silent_us = now;
+        if (moved || ac->cur_http > 0)
+            ac->quiet_us = now;
         ac->sig = ac->seen_sig_acc;
         struct nubo_ingress_traffic_item *it = &t.instances[t.n_instances++];
         snprintf(it->instance, sizeof(it->instance), "%s", ac->instance);
         it->current = ac->cur + ac->held;
         it->idle_ms = (now - ac->changed_us) / 1000;
         it->silent_ms = (now - ac->silent_us) / 1000;
+        it->quiet_ms = (now - ac->quiet_us) / 1000;
         it->draining = ac->n_slots > 0 && ac->n_draining == ac->n_slots;
     }
     act_count_fill(a, &t);
@@ -1191,6 +1241,7 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
                 snprintf(as->be, sizeof(as->be), "%s", b->name);
                 snprintf(as->server, sizeof(as->server), "%s-%zu", b->nodes[j].node, k + 1);
                 snprintf(as->instance, sizeof(as->instance), "%s", sl->instance);
+                snprintf(as->sleeper, sizeof(as->sleeper), "%s", sl->sleeper);
                 as->http = b->http;
                 as->draining = sl->draining;
             }
