@@ -139,6 +139,12 @@ static const char golden_config[] =
     "    server fra-2-1 10.64.1.2:8080 maxconn 100\n"
     "    server fra-2-2 0.0.0.0:8080 maxconn 100 disabled\n"
     "    server nubo-activator unix@/run/ingt/act/fb5c0f999bb6e853.sock backup\n"
+    "\n"
+    /* the current worker's way in for a request the activator held (activator.c) */
+    "frontend be_" SVC "_443_in\n"
+    "    mode http\n"
+    "    bind unix@/run/ingt/act/fb5c0f999bb6e853.in.sock\n"
+    "    default_backend be_" SVC "_443\n"
     "\n";
 
 static void check_text(const char *what, const char *got, const char *want)
