@@ -82,7 +82,7 @@ struct act_target {
     char service[NUBO_UUID_STR_LEN + 1];
     bool ready; /* an instance server is up */
     bool tcp;   /* mode tcp: a refusal is a close, not a 503 */
-    int64_t n_standby, n_starting;
+    int64_t n_standby, n_starting, n_draining;
     /* a ready instance server's address, probed before what waits is released */
     char ip[NUBO_IP_STR_MAX];
     int64_t port;
@@ -534,8 +534,10 @@ static void act_settle(struct ing_act *a, const char *be)
         verdict = 1;
     else if (t->ready)
         probe_start(l, t); /* settles again when the port answers */
-    else if (t->n_starting == 0 && t->n_standby == 0)
+    else if (t->n_starting == 0 && t->n_standby == 0 && t->n_draining == 0)
         verdict = -1; /* stopped by a user, crashed while waking, deleted: nothing comes */
+    /* A draining instance (on its way to standby: its servers no longer take requests) is
+     * asked for like a sleeping one: the wake keeps it running and its server comes back. */
     else if (t->n_starting == 0 &&
              (l->wake_asked_us == 0 || nubo_mono_us() - l->wake_asked_us > ACT_WAKE_AGAIN_US)) {
         l->wake_asked_us = nubo_mono_us();
@@ -1177,6 +1179,7 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
             snprintf(t->service, sizeof(t->service), "%s", b->service);
             t->n_standby = b->n_standby;
             t->n_starting = b->n_starting;
+            t->n_draining = b->n_draining;
         }
         for (size_t j = 0; j < b->n_nodes; j++)
             for (size_t k = 0; k < b->nodes[j].n_slots; k++) {
