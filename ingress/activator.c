@@ -1054,6 +1054,11 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac->seen_sig_acc = 0;
         }
         ing_stat_instance(csv, sl->be, sl->server, &ac->cur, &ac->seen_sig_acc);
+        /* Requests held here for its group are in flight for it: a wake's instance must not
+         * drain for standby while what woke it waits for its port (an old worker's client
+         * connection, after a reload, shows in no table the current worker has). */
+        for (const struct act_held *h = a->n_held ? a->held : NULL; h; h = h->next)
+            ac->cur += strcmp(h->be, sl->be) == 0;
         if (sl->http && table)
             ac->held += ing_table_conns(table, sl->be);
         ac->n_slots++;
