@@ -83,8 +83,9 @@ struct ing_backend {
     char service_name[NUBO_NAME_MAX + 1];
     int64_t port, dest_port, hard_limit, soft_limit;
     bool http;
-    /* scale-to-zero: the group's instances in standby and starting (no slot, not in the shape) */
-    int64_t n_standby, n_starting;
+    /* scale-to-zero: the group's instances in standby and starting (no slot, not in the shape),
+     * and draining for standby (a request arriving then keeps one running: activator.c) */
+    int64_t n_standby, n_starting, n_draining;
     size_t n_nodes;
     struct ing_node_slots *nodes;
 };

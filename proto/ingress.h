@@ -108,7 +108,8 @@ struct nubo_ingress_traffic_item {
      * client connections merely held open at the ingress do not count (policy idle); -1 = not
      * reported (an older ingress) */
     int64_t silent_ms;
-    /* since its counters last moved or an HTTP request was in flight: open TCP sessions do not
+    /* since its counters last moved or a request was in flight (an HTTP server session, or a
+     * connection held at the ingress's activator for its group): open TCP sessions do not
      * restart it, so a silent connection does not hold it (a stateful instance with policy
      * idle; HAProxy refreshes a TCP session's counters only every <= 5 s, which the
      * controller allows for); -1 = not reported (an older ingress) */

@@ -139,6 +139,12 @@ static const char golden_config[] =
     "    server fra-2-1 10.64.1.2:8080 maxconn 100\n"
     "    server fra-2-2 0.0.0.0:8080 maxconn 100 disabled\n"
     "    server nubo-activator unix@/run/ingt/act/fb5c0f999bb6e853.sock backup\n"
+    "\n"
+    /* the current worker's way in for a request the activator held (activator.c) */
+    "frontend be_" SVC "_443_in\n"
+    "    mode http\n"
+    "    bind unix@/run/ingt/act/fb5c0f999bb6e853.in.sock\n"
+    "    default_backend be_" SVC "_443\n"
     "\n";
 
 static void check_text(const char *what, const char *got, const char *want)
@@ -389,6 +395,18 @@ static void test_standby(void **state)
     ing_plan_free(&p2);
     nubo_ingress_watch_resp_free(&w1);
     nubo_ingress_watch_resp_free(&w2);
+
+    /* draining for standby: counted, so that a request then is held and asks the wake rather
+     * than getting a 503 (activator.c) */
+    snprintf(be, sizeof(be), "[%s]", backend_json(I1, "fra-1", "10.64.0.2", "draining", a, sizeof(a)));
+    reply(&w1, 3, be, DOM1);
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    web = ing_plan_backend(&p1, "be_" SVC "_443");
+    assert_non_null(web);
+    assert_int_equal(web->n_draining, 1);
+    assert_int_equal(web->n_standby + web->n_starting, 0);
+    ing_plan_free(&p1);
+    nubo_ingress_watch_resp_free(&w1);
     ing_config_free(&c);
 
     const char *csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq\n"
