@@ -12,13 +12,10 @@ source "$NUBO_SRC/tests/lib.sh"
 source "$NUBO_SRC/tests/lib_cluster.sh"
 t_need_ingress
 t_cluster_up fra:1
-t_cluster_runtimes --runtimes base,python,redis
+t_cluster_runtimes
 
-cp -r "$NUBO_SRC/examples/redis" "$T_TMP/redis"
-t_cluster_build "$T_TMP/redis" demo/redis:latest
-
-# --- redis, policy idle, stateful: created and driven in the background (incr.py) while the
-# counter's checks run
+# --- redis, policy idle, stateful: its runtime pushed, built, created and driven in the
+# background (redis_side, incr.py) while the counter's checks run
 cat > "$T_TMP/incr.py" <<'EOF'
 # nubo run redis (policy idle, stateful), then one TLS connection through the ingress: INCR k,
 # silent until the instance is in standby, INCR k again on the same connection (bounded: 60 s
@@ -72,7 +69,16 @@ print("sent", stamp(), flush=True)
 second = ask(s, b"INCR k\r\n", 60)
 print("second", second, stamp(), "after %d ms" % ((time.monotonic() - t0) * 1000), flush=True)
 EOF
-python3 "$T_TMP/incr.py" "$ADDR" "$CA" "$NUBO" > "$T_TMP/incr.out" 2>&1 &
+cp -r "$NUBO_SRC/examples/redis" "$T_TMP/redis"
+redis_side() { # no t_* helper here: they share the test's one JSON reader
+    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --runtimes redis --build "$NUBO_BUILD" \
+        --registry "http://$NUBO_DEVCLUSTER_REGISTRY" > "$T_TMP/runtimes-redis.log" 2>&1 \
+        || { echo "build-runtimes redis failed"; tail -20 "$T_TMP/runtimes-redis.log"; return 1; }
+    (cd "$T_TMP/redis" && "$NUBO" build . --output demo/redis:latest) > "$T_TMP/build-redis.log" 2>&1 \
+        || { echo "nubo build redis failed"; tail -20 "$T_TMP/build-redis.log"; return 1; }
+    python3 "$T_TMP/incr.py" "$ADDR" "$CA" "$NUBO"
+}
+redis_side > "$T_TMP/incr.out" 2>&1 &
 INCR=$!
 t_track_pid $INCR
 
