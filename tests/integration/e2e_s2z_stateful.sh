@@ -14,8 +14,9 @@ t_need_ingress
 t_cluster_up fra:1
 t_cluster_runtimes
 
-# --- redis, policy idle, stateful: its runtime pushed, built, created and driven in the
-# background (redis_side, incr.py) while the counter's checks run
+# --- redis, policy idle, stateful: its runtime pushed and the app built in the background
+# (redis_side) while the counter boots, then created and driven (incr.py) while the counter's
+# checks run (its TCG boot waits for the counter's first answer: two at once slowed both)
 cat > "$T_TMP/incr.py" <<'EOF'
 # nubo run redis (policy idle, stateful), then one TLS connection through the ingress: INCR k,
 # silent until the instance is in standby, INCR k again on the same connection (bounded: 60 s
@@ -76,7 +77,8 @@ redis_side() { # no t_* helper here: they share the test's one JSON reader
         || { echo "build-runtimes redis failed"; tail -20 "$T_TMP/runtimes-redis.log"; return 1; }
     (cd "$T_TMP/redis" && "$NUBO" build . --output demo/redis:latest) > "$T_TMP/build-redis.log" 2>&1 \
         || { echo "nubo build redis failed"; tail -20 "$T_TMP/build-redis.log"; return 1; }
-    python3 "$T_TMP/incr.py" "$ADDR" "$CA" "$NUBO"
+    while [ ! -e "$T_TMP/counting" ]; do sleep 0.2; done
+    exec python3 "$T_TMP/incr.py" "$ADDR" "$CA" "$NUBO"
 }
 redis_side > "$T_TMP/incr.out" 2>&1 &
 INCR=$!
@@ -129,6 +131,7 @@ t_wait_for 120 bash -c "$(declare -f get); CA=$CA FQDN=$FQDN ADDR=$ADDR url=$url
     || t_fail "the counter does not answer through the ingress: $(get 2>&1)"
 [ "$(get)" = "count 2" ] || t_fail "second request not counted"
 t_log "counting through the ingress"
+touch "$T_TMP/counting"
 [ "$(inst '["scale_to_zero"]["stateful"]')" = True ] || t_fail "scale_to_zero.stateful not shown"
 
 save=$(ls -d "$NUBO_DEVCLUSTER_DIR"/nodes/*/agent/state/instances/"$uuid" | head -1)/memory.save
