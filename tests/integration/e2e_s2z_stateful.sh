@@ -72,7 +72,7 @@ print("second", second, stamp(), "after %d ms" % ((time.monotonic() - t0) * 1000
 EOF
 cp -r "$NUBO_SRC/examples/redis" "$T_TMP/redis"
 redis_side() { # no t_* helper here: they share the test's one JSON reader
-    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --runtimes redis --build "$NUBO_BUILD" \
+    NUBO_TOKEN=$ADMIN_TOKEN "$NUBO_SRC/guest/build-runtimes" --runtimes redis --build "$NUBO_BUILD" --nubo "$NUBO" \
         --registry "http://$NUBO_DEVCLUSTER_REGISTRY" > "$T_TMP/runtimes-redis.log" 2>&1 \
         || { echo "build-runtimes redis failed"; tail -20 "$T_TMP/runtimes-redis.log"; return 1; }
     (cd "$T_TMP/redis" && "$NUBO" build . --output demo/redis:latest) > "$T_TMP/build-redis.log" 2>&1 \
