@@ -161,6 +161,8 @@ struct act_slot_total {
     struct ing_slot_total t;
     struct ing_slot_bin bin;
     char wake[NUBO_UUID_STR_LEN + 1]; /* its sleeper, to wake: its bin moved ("" = none) */
+    struct ing_wake_hold hold;        /* the instance woken for those bytes, held running */
+    bool holding;                     /* this round: hold says in flight */
     bool seen;
 };
 struct act_counts {
@@ -196,6 +198,7 @@ struct ing_act {
     size_t n_slot_tot;
     struct act_counts *counts;
     size_t n_counts;
+    size_t n_holding; /* this round's slots whose instance a wake for bytes holds */
     uint64_t n_woken_released, n_refused;
     bool stopping; /* being freed: a 503 closes at once */
 };
@@ -949,7 +952,8 @@ static void act_count(struct ing_act *a, const char *csv, int64_t now)
     for (size_t i = 0; i < a->n_counts; i++)
         a->counts[i].nconns = a->counts[i].nreqs = a->counts[i].nqueued = 0;
     for (size_t i = 0; i < a->n_slot_tot; i++)
-        a->slot_tot[i].seen = false;
+        a->slot_tot[i].seen = a->slot_tot[i].holding = false;
+    a->n_holding = 0;
     for (size_t i = 0; i < a->snap.ns; i++) {
         const struct act_slot *sl = &a->snap.s[i];
         struct ing_srv_stat st;
@@ -969,10 +973,14 @@ static void act_count(struct ing_act *a, const char *csv, int64_t now)
         /* TCP slots only: an HTTP slot in maintenance gets no request (they go to the activator) */
         const char *sleeper = sl->http ? "" : sl->sleeper;
         const char *wake = ing_slot_bin_step(&tt->bin, sl->instance, sleeper, st.bin);
-        if (wake)
+        if (wake) {
             snprintf(tt->wake, sizeof(tt->wake), "%s", wake);
+            ing_wake_hold_start(&tt->hold, wake, now);
+        }
         else if (strcmp(tt->wake, sleeper) != 0 || sl->instance[0])
             tt->wake[0] = '\0'; /* awake again, or not its slot any more */
+        tt->holding = ing_wake_hold_step(&tt->hold, sl->instance, st.bin + st.bout, now);
+        a->n_holding += tt->holding;
         uint64_t inc = ing_slot_total_step(&tt->t, sl->instance, st.stot);
         struct act_counts *c = sl->instance[0] ? act_counts_get(a, sl->instance, true) : NULL;
         if (!c)
@@ -1107,6 +1115,11 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
         int64_t held = 0;
         for (const struct act_held *h = a->n_held ? a->held : NULL; h; h = h->next)
             held += strcmp(h->be, sl->be) == 0;
+        /* woken for bytes that have not reached it yet (tcpwake.c) */
+        for (size_t k = 0; k < a->n_slot_tot && a->n_holding; k++)
+            if (a->slot_tot[k].holding && !strcmp(a->slot_tot[k].be, sl->be) &&
+                !strcmp(a->slot_tot[k].server, sl->server))
+                held++;
         ac->cur += held;
         ac->inflight += held;
         if (sl->http && table)

@@ -205,6 +205,16 @@ struct ing_slot_bin {
 /* One read of a slot held by instance ("" = none) or kept for sleeper ("" = none): the
  * instance to wake (the sleeper, when bytes moved on a session of its while it sleeps), else
  * NULL. The first read after the slot changed hands only sets the base. */
+/* After a wake for bytes the woken instance is held (in flight, not due for standby) until its
+ * slot's counters move while it holds the slot again, or a bound passes (tcpwake.c). */
+struct ing_wake_hold {
+    char instance[NUBO_UUID_STR_LEN + 1]; /* "" = none */
+    int64_t asked_us;                     /* the bytes were seen, the wake asked */
+    int64_t back_us;                      /* first read with it holding the slot again, 0 = not yet */
+    uint64_t sig;                         /* bin + bout then */
+};
+void ing_wake_hold_start(struct ing_wake_hold *h, const char *instance, int64_t now_us);
+bool ing_wake_hold_step(struct ing_wake_hold *h, const char *holder, uint64_t sig, int64_t now_us);
 const char *ing_slot_bin_step(struct ing_slot_bin *c, const char *instance, const char *sleeper,
                               uint64_t bin);
 

@@ -570,6 +570,40 @@ static void test_slot_bin(void **state)
     assert_string_equal(ing_slot_bin_step(&e, "", B, 61), B);
 }
 
+/* After a wake for bytes the woken instance stays in flight until the bytes reach it (its slot's
+ * counters move) or the retransmission bound passes. */
+static void test_wake_hold(void **state)
+{
+    (void)state;
+    const char *A = "11111111-1111-4111-8111-111111111111", *B = "22222222-2222-4222-8222-222222222222";
+    const int64_t s = 1000000;
+    struct ing_wake_hold h = {0};
+    assert_false(ing_wake_hold_step(&h, A, 10, 0)); /* nothing asked */
+    ing_wake_hold_start(&h, A, 100 * s);
+    ing_wake_hold_start(&h, A, 101 * s);                  /* asked again: the first counts */
+    assert_false(ing_wake_hold_step(&h, "", 10, 101 * s)); /* waking: nothing to hold yet */
+    assert_true(ing_wake_hold_step(&h, A, 10, 104 * s));   /* back after 4 s */
+    assert_true(ing_wake_hold_step(&h, A, 10, 110 * s));
+    /* the bound: back + (back - asked) + 12 s = 120 s */
+    assert_true(ing_wake_hold_step(&h, A, 10, 119 * s));
+    assert_false(ing_wake_hold_step(&h, A, 10, 120 * s));
+    assert_false(ing_wake_hold_step(&h, A, 10, 121 * s)); /* over */
+    /* the bytes arrive: the counters move, ordinary traffic from here */
+    ing_wake_hold_start(&h, A, 200 * s);
+    assert_true(ing_wake_hold_step(&h, A, 50, 202 * s));
+    assert_false(ing_wake_hold_step(&h, A, 62, 205 * s));
+    assert_false(ing_wake_hold_step(&h, A, 62, 206 * s));
+    /* back and gone again (a stop, the slot to another): no hold for B */
+    ing_wake_hold_start(&h, A, 300 * s);
+    assert_true(ing_wake_hold_step(&h, A, 1, 302 * s));
+    assert_false(ing_wake_hold_step(&h, B, 1, 303 * s));
+    assert_false(ing_wake_hold_step(&h, A, 1, 304 * s));
+    /* a wake that never comes back ends after 120 s */
+    ing_wake_hold_start(&h, A, 400 * s);
+    assert_false(ing_wake_hold_step(&h, "", 1, 521 * s));
+    assert_false(ing_wake_hold_step(&h, A, 1, 522 * s));
+}
+
 /* A name that is not DNS never reaches a map file or a runtime command. */
 static void test_bad_domain(void **state)
 {
@@ -708,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_first_instance_no_reload),
         cmocka_unit_test(test_slot_total),      cmocka_unit_test(test_slot_bin),
+        cmocka_unit_test(test_wake_hold),
         cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_standby),
         cmocka_unit_test(test_sleeper),
         cmocka_unit_test(test_config_file),       cmocka_unit_test(test_cert_sni_filters),
