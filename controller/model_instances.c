@@ -26,6 +26,8 @@ static void forget_instance(struct ctl_ctx *ctx, struct ctl_instance *in)
         if (!g->row.persistent && g->n_instances == 0)
             ctl_svc_forget(ctx, g); /* its row went in the same transaction */
     }
+    ctl_instance_uncount(in);
+    ctl_instance_ingress_unlink(ctx, in);
     ctl_instance_detach(in);
     if (node)
         ctl_node_bump(ctx, node);

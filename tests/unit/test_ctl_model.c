@@ -643,6 +643,68 @@ static void test_scale_to_zero_idle(void **state)
     assert_int_equal(ctl_instances_delete(ctx, v, 2, &err), 0);
 }
 
+/* The counts GET /metrics reads (kept at every transition) against a walk of the instances,
+ * through creates, reports, stops, standby, an unavailable node, a move and deletes. */
+static void test_state_counts(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "b", "fra", 1024);
+    fix_add_node(ctx, "c", "ams", 1024);
+    struct ctl_instance *made[4];
+    assert_int_equal(place(ctx, "m", 3, 64, NULL, made, &err), 4);
+    assert_true(ctl_state_counts_verify(ctx));
+    struct ctl_metro_states *m = NULL;
+    size_t nm = ctl_instance_state_sums(ctx, false, &m);
+    uint64_t starting = 0;
+    for (size_t i = 0; i < nm; i++)
+        starting += m[i].by_state[NUBO_STATE_STARTING];
+    free(m);
+    assert_int_equal(starting, 4);
+    for (int i = 0; i < 4; i++) {
+        struct nubo_status_report r = fix_report(made[i], NUBO_STATE_RUNNING);
+        assert_int_equal(ctl_instances_observe(ctx, made[i]->node, &r, 1, &err), 0);
+        assert_true(ctl_state_counts_verify(ctx));
+    }
+    struct ctl_desire d = {.in = made[0], .start = false};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_true(ctl_state_counts_verify(ctx)); /* stopping */
+    struct nubo_status_report r = fix_report(made[0], NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, made[0]->node, &r, 1, &err), 0);
+    d = (struct ctl_desire){.in = made[1], .standby = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    r = fix_report(made[1], NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, made[1]->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(made[1]), NUBO_STATE_STANDBY);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* node a goes away: its instances read unavailable, then come back */
+    a->last_seen_mono_us = nubo_mono_us() - INT64_C(3600) * 1000000;
+    ctl_nodes_check(ctx);
+    assert_false(a->ready);
+    assert_true(ctl_state_counts_verify(ctx));
+    ctl_node_seen(ctx, a);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* drained: its instances move (their observations go with the old placement) */
+    struct nubo_moved_instance *moved = NULL;
+    size_t n_moved = 0;
+    ctl_node_drain(ctx, a, &moved, &n_moved, &err);
+    free(moved);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* a reload counts the same */
+    fix_ctx_free(ctx);
+    *state = ctx = ctx_open();
+    assert_true(ctl_state_counts_verify(ctx));
+    struct ctl_instance *all[4];
+    size_t n = 0;
+    ctl_map_foreach(&ctx->instances, e) all[n++] = e->val;
+    assert_int_equal(ctl_instances_delete(ctx, all, n, &err), 0);
+    assert_true(ctl_state_counts_verify(ctx));
+    nm = ctl_instance_state_sums(ctx, false, &m);
+    free(m);
+    assert_int_equal(nm, 0); /* no metro row without instances, as a walk has none */
+}
+
 /* The capacity index (capacity.c) against the scheduler on every node: after random creates,
  * stops, reports, unavailable and drained nodes, a plan places exactly where ctl_schedule on
  * a full snapshot (sums walked from the instances) would, and the kept sums match the walk. */
@@ -698,6 +760,7 @@ static void test_plan_matches_full_schedule(void **state)
             free(moved);
         }
         assert_true(ctl_capacity_verify(ctx));
+        assert_true(ctl_state_counts_verify(ctx));
         /* the same request both ways */
         struct ctl_sched_node all[48];
         for (int i = 0; i < 48; i++) {
@@ -745,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scale_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_matches_full_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
