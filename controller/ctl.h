@@ -405,7 +405,7 @@ struct ctl_ctx {
     char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
-    void *status_jobs;            /* status batches being applied in slices (agents.c) */
+    void *status_jobs;            /* status batches waiting for their group commit (agents.c) */
     int64_t version_seq;
     struct event *tick;
     struct ctl_metrics metrics;
@@ -655,6 +655,16 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
 /* Persist the reports of node that change something (one transaction), then apply them. */
 int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                           struct nubo_status_report *reps, size_t n, struct nubo_err *err);
+/* One node's reports in a group commit. */
+struct ctl_obs_part {
+    struct ctl_node *node;
+    struct nubo_status_report *reps; /* applied ones give their message to the model */
+    size_t n;
+};
+/* The reports of many nodes that change something, in one transaction, then applied in order.
+ * -1: nothing was written nor applied, and err says why, for every part. */
+int ctl_instances_observe_group(struct ctl_ctx *ctx, struct ctl_obs_part *parts, size_t n_parts,
+                                struct nubo_err *err);
 
 /* ---- model_s2z.c: scale-to-zero ---- */
 /* An ingress's traffic report: instances quiet past their cooldown go to standby. */
