@@ -671,9 +671,10 @@ int ctl_instances_observe_group(struct ctl_ctx *ctx, struct ctl_obs_part *parts,
 int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t,
                     struct nubo_err *err);
 /* A connection waits at metro's ingress for group svc_uuid: start one standby instance unless
- * one is starting or running. */
+ * one is starting or running. instance (NULL or "" = any): bytes moved on a TCP session of
+ * that instance of the group; start it if it is in standby. */
 int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
-                 struct nubo_ingress_wake_resp *out, struct nubo_err *err);
+                 const char *instance, struct nubo_ingress_wake_resp *out, struct nubo_err *err);
 
 /* ---- model_nodes.c: node lifecycle ---- */
 /* May rq register its name? by_token: the node its bearer token belongs to, NULL = it came

@@ -255,7 +255,7 @@ static int ing_s2z(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, const char *rest
     if (metro == NULL || !nubo_name_valid(metro))
         return nubo_error_http(err, 400, "wake: give ?metro=<metro name>");
     struct nubo_ingress_wake_resp r;
-    if (ctl_s2z_wake(ctx, metro, w.service, &r, err) < 0)
+    if (ctl_s2z_wake(ctx, metro, w.service, w.instance, &r, err) < 0)
         return -1;
     ctl_reply_json(ctx, ri->req, ri->route, ri->start_us, 200, nubo_ingress_wake_resp_encode(&r));
     return 0;

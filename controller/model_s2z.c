@@ -14,6 +14,12 @@
 #include "log.h"
 #include "util.h"
 
+/* A stateful idle instance with TCP sessions open is quiet once its servers' byte counters
+ * have not moved for this long, its cooldown if longer: HAProxy (option contstats) refreshes
+ * a TCP session's counters only every <= 5 s, so a connection busy all the time may show no
+ * movement for up to 5 s plus the ingress's report interval (ingress/README.md). */
+#define S2Z_TCP_QUIET_MIN_MS 6000
+
 /* Has in been quiet long enough for its policy? */
 static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_traffic_item *t,
                     int64_t now_us)
@@ -29,11 +35,19 @@ static bool s2z_due(const struct ctl_instance *in, const struct nubo_ingress_tra
     if (in->obs.started_at_us > 0 && now_us - in->obs.started_at_us < z->cooldown_time_ms * 1000)
         return false;
     /* idle: client connections held open at the ingress (keep-alive) do not hold it, since
-     * their next request goes to the activator and wakes it; HTTP requests in flight and TCP
-     * connections do (silent_ms restarts while one is open: a TCP connection's next bytes go
-     * straight to the instance's address, which nothing would wake; ingress/README.md) */
-    if (z->policy == NUBO_S2Z_IDLE && t->silent_ms >= 0)
-        return t->silent_ms >= z->cooldown_time_ms;
+     * their next request goes to the activator and wakes it; HTTP requests in flight do
+     * (silent_ms and quiet_ms restart while one is open). An open TCP connection (silent_ms
+     * restarts) holds a stateless one: its standby would lose the guest's end of it. A
+     * stateful one keeps it across the standby, and the connection's next bytes move its
+     * sleeping slot's `bin`, which makes the ingress wake it: so only the byte counters hold
+     * it (quiet_ms), for at least S2Z_TCP_QUIET_MIN_MS */
+    if (z->policy == NUBO_S2Z_IDLE && t->silent_ms >= 0) {
+        if (t->silent_ms >= z->cooldown_time_ms)
+            return true;
+        int64_t quiet = z->cooldown_time_ms > S2Z_TCP_QUIET_MIN_MS ? z->cooldown_time_ms
+                                                                   : S2Z_TCP_QUIET_MIN_MS;
+        return z->stateful && t->quiet_ms >= quiet;
+    }
     /* on: any request or connection, held open at the ingress or in flight, holds it */
     return t->current == 0 && t->idle_ms >= z->cooldown_time_ms;
 }
@@ -92,13 +106,49 @@ int ctl_s2z_traffic(struct ctl_ctx *ctx, const struct nubo_ingress_traffic *t, s
     return 0;
 }
 
+/* Bytes moved on a TCP session of instance in, which held the session's server slot before
+ * its standby: start it if it sleeps, whatever else of its group runs (only it holds the
+ * other end of that connection). */
+static int s2z_wake_instance(struct ctl_ctx *ctx, struct ctl_instance *in,
+                             struct nubo_ingress_wake_resp *out, struct nubo_err *err)
+{
+    enum nubo_state st = ctl_instance_state(in);
+    if (in->s2z_drain_us)
+        s2z_drain_end(ctx, in, "bytes on one of its connections while it drains for standby");
+    if (in->row.desired == NUBO_DESIRED_RUNNING &&
+        (st == NUBO_STATE_STARTING || st == NUBO_STATE_RUNNING)) {
+        out->starting = 1;
+        return 0;
+    }
+    if (!ctl_instance_sleeping(in) || in->node == NULL || !in->node->ready)
+        return 0; /* stopped by its user, or its node is away: nothing will come */
+    struct ctl_desire d = {.in = in, .start = true};
+    if (ctl_instances_desire(ctx, &d, 1, err) < 0)
+        return nubo_error_wrap(err, "waking %s", in->row.name);
+    out->starting = 1;
+    if (d.changed) {
+        out->woken = 1;
+        in->wake_mono_us = nubo_mono_us();
+        ctx->metrics.s2z_wakes++;
+        log_info("instance %s (%s): bytes on a connection it keeps in standby, waking it",
+                 in->row.name, in->row.uuid);
+    }
+    return 0;
+}
+
 int ctl_s2z_wake(struct ctl_ctx *ctx, const char *metro, const char *svc_uuid,
-                 struct nubo_ingress_wake_resp *out, struct nubo_err *err)
+                 const char *instance, struct nubo_ingress_wake_resp *out, struct nubo_err *err)
 {
     memset(out, 0, sizeof(*out));
     struct ctl_svc *g = ctl_map_get(&ctx->svcs, svc_uuid);
     if (g == NULL || strcmp(g->row.metro, metro) != 0)
         return 0; /* gone meanwhile: nothing will come */
+    if (instance && instance[0]) {
+        for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next)
+            if (strcmp(in->row.uuid, instance) == 0)
+                return s2z_wake_instance(ctx, in, out, err);
+        return 0; /* deleted, or moved to another group: not this group's to wake */
+    }
     struct ctl_instance *pick = NULL;
     bool kept = false;
     for (struct ctl_instance *in = g->inst_head; in; in = in->svc_next) {

@@ -3,19 +3,21 @@
  * hands the activator a snapshot after each apply (ing_act_update: mutex + eventfd); everything
  * else here runs on the activator's loop.
  *
- * Activator: every HTTP backend has a `backup` server on a unix socket of ours, which HAProxy
- * uses only while none of the group's instance servers is up. A request arriving there is held
- * (its bytes read and dropped), the controller is asked to wake a standby instance
- * (POST /ingress/v1/wake), and once the watch shows the instance running and its server is
- * `ready` (the watch thread applied it before handing over the snapshot) and a connect of our
- * own to its port succeeds (the app may listen well after `running`), the held connection
- * is closed without an answer: HAProxy's `retry-on empty-response` with `option redispatch`
- * sends the buffered request again, now to the instance. The client sees one slow response.
- * Nothing will come (no standby or starting instance, or the wake timed out): a 503.
- * TCP backends (TCP+TLS ports, no L7 retry in HAProxy's `mode tcp`) have the same backup
- * server; a connection there is held unread, and once the instance is up it is spliced into
- * HAProxy again through the backend's re-entry frontend (a unix socket, render.c), which now
- * picks the instance's server. Nothing will come: the connection is closed.
+ * Activator: every backend has a `backup` server on a unix socket of ours, which HAProxy uses
+ * only while none of the group's instance servers is up. A request or connection arriving there
+ * is held unread (its bytes wait in the socket; only its end is watched), the controller is
+ * asked to wake a standby instance (POST /ingress/v1/wake), and once the watch shows the
+ * instance running and its server is `ready` (the watch thread applied it before handing over
+ * the snapshot) and a connect of our own to its port succeeds (the app may listen well after
+ * `running`), the held connection is spliced into HAProxy again through the backend's re-entry
+ * frontend (a unix socket, render.c), which now picks the instance's server. The client sees
+ * one slow response. Spliced rather than closed for HAProxy's own retry (`retry-on
+ * empty-response`): a reload during the wake leaves the held connection with the old worker,
+ * which never learns that the instance's server is up (the runtime API reaches the new one)
+ * and, in its soft stop, cannot open a socket behind `namespace` at all; the re-entry socket
+ * is the current worker's. A spliced request also keeps a body HAProxy could not replay.
+ * Nothing will come (no standby or starting instance, or the wake timed out): an HTTP request
+ * gets a 503, a TCP connection is closed.
  *
  * Reporter: every traffic_interval_ms, HAProxy's `show stat` per-server counters (scur, stot,
  * bin, bout) and the client connections per HTTP backend (`show table nubo_conns`: in HTTP mode
@@ -79,8 +81,8 @@ struct act_target {
     char be[ING_BE_NAME_MAX];
     char service[NUBO_UUID_STR_LEN + 1];
     bool ready; /* an instance server is up */
-    bool tcp;   /* mode tcp: held connections are spliced, not retried */
-    int64_t n_standby, n_starting;
+    bool tcp;   /* mode tcp: a refusal is a close, not a 503 */
+    int64_t n_standby, n_starting, n_draining;
     /* a ready instance server's address, probed before what waits is released */
     char ip[NUBO_IP_STR_MAX];
     int64_t port;
@@ -90,6 +92,7 @@ struct act_slot {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
     char instance[NUBO_UUID_STR_LEN + 1]; /* "" = an empty slot (kept for ntotal) */
+    char sleeper[NUBO_UUID_STR_LEN + 1];  /* an empty slot's instance asleep (plan.c) */
     bool http;
     bool draining; /* HAProxy's drain state: no new requests */
 };
@@ -123,13 +126,13 @@ struct act_held {
     struct ing_act *a;
     char be[ING_BE_NAME_MAX];
     int fd;
-    bool tcp;          /* held unread; spliced through the re-entry socket on release */
+    bool tcp;          /* mode tcp: refused by a close, not a 503 */
     bool closing;      /* answered 503, on a->closing: read to the peer's end, then closed */
     int64_t since_us;
-    struct event *ev;  /* readable: drain, or the peer went away (tcp: closed only) */
+    struct event *ev;  /* the peer went away (closing: readable, drained to its end) */
     struct event *tmo; /* wake_timeout_ms */
 };
-/* A released TCP connection spliced to HAProxy's re-entry socket: b[0] the held side, b[1]
+/* A released connection spliced to HAProxy's re-entry socket: b[0] the held side, b[1]
  * the re-entry side; eof[i]: side i ended its stream (passed on as a shutdown of the other). */
 struct act_pipe {
     struct act_pipe *next;
@@ -144,8 +147,10 @@ struct act_activity {
     int64_t cur;           /* this round's scur over its servers */
     int64_t held;          /* this round's client connections open to its HTTP backends */
     size_t n_slots, n_draining;
+    int64_t inflight;   /* this round's requests in flight: its HTTP servers' scur, held ones */
     int64_t changed_us; /* counters moved, or cur + held above 0 (policy on) */
     int64_t silent_us;  /* counters moved, or cur above 0 (policy idle) */
+    int64_t quiet_us;   /* counters moved, or inflight above 0 (stateful idle: tcpwake.c) */
     bool seen;
 };
 
@@ -154,6 +159,8 @@ struct act_slot_total {
     char be[ING_BE_NAME_MAX];
     char server[ACT_SERVER_MAX];
     struct ing_slot_total t;
+    struct ing_slot_bin bin;
+    char wake[NUBO_UUID_STR_LEN + 1]; /* its sleeper, to wake: its bin moved ("" = none) */
     bool seen;
 };
 struct act_counts {
@@ -231,9 +238,12 @@ static void held_unlink(struct act_held **list, struct act_held *h)
         }
 }
 
+static void held_read_cb(evutil_socket_t fd, short what, void *arg);
+
 static void held_close(struct act_held *h)
 {
-    event_free(h->ev);
+    if (h->ev)
+        event_free(h->ev);
     event_free(h->tmo);
     close(h->fd);
     free(h);
@@ -243,12 +253,11 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
 {
     held_unlink(&a->held, h);
     a->n_held--;
-    if (h->tcp) { /* no protocol to answer in: a refusal is the close */
-        if (answer_503)
-            a->n_refused++;
-        else
-            a->n_woken_released++;
-    } else if (answer_503) {
+    if (!answer_503) {
+        a->n_woken_released++;
+    } else if (h->tcp) { /* no protocol to answer in: a refusal is the close */
+        a->n_refused++;
+    } else {
         /* A close while request bytes sit unread resets a unix socket's peer (ECONNRESET),
          * and HAProxy may then drop the 503 it has not read yet: so the answer is followed by
          * our end of stream, and the socket stays open, read and discarded, until HAProxy
@@ -256,7 +265,10 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
         ssize_t w = send(h->fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
         (void)w;
         a->n_refused++;
-        if (a->stopping || shutdown(h->fd, SHUT_WR) < 0) {
+        event_free(h->ev);
+        h->ev = NULL;
+        if (a->stopping || shutdown(h->fd, SHUT_WR) < 0 ||
+            !(h->ev = event_new(a->base, h->fd, EV_READ | EV_PERSIST, held_read_cb, h))) {
             held_close(h);
             return;
         }
@@ -267,18 +279,11 @@ static void held_free(struct ing_act *a, struct act_held *h, bool answer_503)
         event_add(h->ev, NULL);
         evtimer_add(h->tmo, &tv);
         return;
-    } else {
-        /* the request bytes are read before closing, so the close is a clean end of stream
-         * (HAProxy: empty response, retried on the instance) */
-        char buf[4096];
-        while (recv(h->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-            ;
-        a->n_woken_released++;
     }
     held_close(h);
 }
 
-/* ---- splices of released TCP connections ---- */
+/* ---- splices of released connections ---- */
 
 static void pipe_free(struct act_pipe *p)
 {
@@ -344,8 +349,8 @@ static void pipe_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-/* Hand a held TCP connection to the instance: connect to the backend's re-entry socket and
- * splice. Its unread bytes wait in the socket until then. */
+/* Hand a held connection to the instance: connect to the backend's re-entry socket (the
+ * current HAProxy worker's) and splice. Its unread bytes wait in the socket until then. */
 static void act_splice(struct ing_act *a, struct act_held *h)
 {
     int fd = h->fd;
@@ -534,8 +539,10 @@ static void act_settle(struct ing_act *a, const char *be)
         verdict = 1;
     else if (t->ready)
         probe_start(l, t); /* settles again when the port answers */
-    else if (t->n_starting == 0 && t->n_standby == 0)
+    else if (t->n_starting == 0 && t->n_standby == 0 && t->n_draining == 0)
         verdict = -1; /* stopped by a user, crashed while waking, deleted: nothing comes */
+    /* A draining instance (on its way to standby: its servers no longer take requests) is
+     * asked for like a sleeping one: the wake keeps it running and its server comes back. */
     else if (t->n_starting == 0 &&
              (l->wake_asked_us == 0 || nubo_mono_us() - l->wake_asked_us > ACT_WAKE_AGAIN_US)) {
         l->wake_asked_us = nubo_mono_us();
@@ -563,7 +570,7 @@ static void act_settle(struct ing_act *a, const char *be)
         if (strcmp(h->be, be) == 0) {
             oldest = h->since_us < oldest ? h->since_us : oldest;
             n++;
-            if (verdict > 0 && h->tcp)
+            if (verdict > 0)
                 act_splice(a, h);
             else
                 held_free(a, h, verdict < 0);
@@ -582,17 +589,19 @@ static void act_settle(struct ing_act *a, const char *be)
 static void held_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct act_held *h = arg;
-    char buf[4096];
-    /* a TCP connection's bytes stay for the instance: only its end is looked for */
-    ssize_t r = h->tcp ? ((what & EV_CLOSED) ? 0 : 1) : recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
-        return;
     struct ing_act *a = h->a;
-    if (h->closing) { /* HAProxy read the 503 and closed */
+    if (h->closing) { /* after a 503: read to HAProxy's end */
+        char buf[4096];
+        ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+            return;
         held_unlink(&a->closing, h);
         held_close(h);
         return;
     }
+    /* held: the bytes stay for the instance, only the end is looked for */
+    if (!(what & EV_CLOSED))
+        return;
     /* HAProxy gave up on it (the client went away, or its own timeout) */
     held_unlink(&a->held, h);
     a->n_held--;
@@ -622,12 +631,10 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
             return;
         const struct act_target *t = snap_target(&a->snap, l->be);
         bool tcp = t && t->tcp;
-        if (t && t->ready && l->port_ok && !tcp) {
-            /* an instance came up since HAProxy picked us: retried there at once */
-            close(fd);
-            continue;
-        }
-        if (a->n_held >= ACT_MAX_HELD) {
+        /* An instance came up since HAProxy picked us, or an old worker (a reload) that never
+         * learnt it did sends its retry here: spliced to the current worker at once (below). */
+        bool up = t && t->ready && l->port_ok;
+        if (!up && a->n_held >= ACT_MAX_HELD) {
             ssize_t w = tcp ? 0 : send(fd, act_503, sizeof(act_503) - 1, MSG_NOSIGNAL);
             (void)w;
             close(fd);
@@ -644,7 +651,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
         h->tcp = tcp;
         h->since_us = nubo_mono_us();
         snprintf(h->be, sizeof(h->be), "%s", l->be);
-        h->ev = event_new(a->base, fd, (tcp ? EV_CLOSED : EV_READ) | EV_PERSIST, held_read_cb, h);
+        h->ev = event_new(a->base, fd, EV_CLOSED | EV_PERSIST, held_read_cb, h);
         h->tmo = evtimer_new(a->base, held_timeout_cb, h);
         if (!h->ev || !h->tmo) {
             if (h->ev)
@@ -959,6 +966,13 @@ static void act_count(struct ing_act *a, const char *csv, int64_t now)
             snprintf(tt->server, sizeof(tt->server), "%s", sl->server);
         }
         tt->seen = true;
+        /* TCP slots only: an HTTP slot in maintenance gets no request (they go to the activator) */
+        const char *sleeper = sl->http ? "" : sl->sleeper;
+        const char *wake = ing_slot_bin_step(&tt->bin, sl->instance, sleeper, st.bin);
+        if (wake)
+            snprintf(tt->wake, sizeof(tt->wake), "%s", wake);
+        else if (strcmp(tt->wake, sleeper) != 0 || sl->instance[0])
+            tt->wake[0] = '\0'; /* awake again, or not its slot any more */
         uint64_t inc = ing_slot_total_step(&tt->t, sl->instance, st.stot);
         struct act_counts *c = sl->instance[0] ? act_counts_get(a, sl->instance, true) : NULL;
         if (!c)
@@ -997,6 +1011,36 @@ static void act_count_fill(struct ing_act *a, struct nubo_ingress_traffic *t)
     }
 }
 
+/* Bytes moved on a TCP session whose slot an instance asleep keeps: ask the wake of that very
+ * instance (asked again each round until the controller answers). */
+static void act_wake_sleepers(struct ing_act *a)
+{
+    for (size_t i = 0; i < a->n_slot_tot; i++) {
+        struct act_slot_total *tt = &a->slot_tot[i];
+        const struct act_target *t = tt->wake[0] ? snap_target(&a->snap, tt->be) : NULL;
+        if (!t) {
+            tt->wake[0] = '\0';
+            continue;
+        }
+        struct nubo_ingress_wake_req rq = {0};
+        snprintf(rq.service, sizeof(rq.service), "%s", t->service);
+        snprintf(rq.instance, sizeof(rq.instance), "%s", tt->wake);
+        json_t *j = NULL;
+        struct nubo_err err = {0};
+        struct nubo_ingress_wake_resp wr;
+        if (act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, &err) < 0 ||
+            nubo_ingress_wake_resp_decode(j, &wr, &err) < 0) {
+            log_warnx("wake of %s for bytes on %s/%s: %s (asking again)", tt->wake, tt->be,
+                      tt->server, err.msg);
+        } else {
+            log_info("%s/%s: bytes for %s, which sleeps: wake asked: %lld woken, %lld starting",
+                     tt->be, tt->server, tt->wake, (long long)wr.woken, (long long)wr.starting);
+            tt->wake[0] = '\0';
+        }
+        json_decref(j);
+    }
+}
+
 static void stats_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct ing_act *a = arg;
@@ -1026,6 +1070,7 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < a->n_act; i++)
         a->act[i].seen = false;
     act_count(a, csv, now);
+    act_wake_sleepers(a);
     for (size_t i = 0; i < a->snap.ns; i++) {
         const struct act_slot *sl = &a->snap.s[i];
         if (!sl->instance[0])
@@ -1042,16 +1087,28 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac = &a->act[a->n_act++];
             memset(ac, 0, sizeof(*ac));
             snprintf(ac->instance, sizeof(ac->instance), "%s", sl->instance);
-            ac->changed_us = ac->silent_us = now; /* it just joined: its cooldown starts now */
+            /* it just joined: its cooldown starts now */
+            ac->changed_us = ac->silent_us = ac->quiet_us = now;
             ac->sig = UINT64_MAX;
         }
         if (!ac->seen) {
             ac->seen = true;
-            ac->cur = ac->held = 0;
+            ac->cur = ac->held = ac->inflight = 0;
             ac->n_slots = ac->n_draining = 0;
             ac->seen_sig_acc = 0;
         }
+        int64_t cur0 = ac->cur;
         ing_stat_instance(csv, sl->be, sl->server, &ac->cur, &ac->seen_sig_acc);
+        if (sl->http)
+            ac->inflight += ac->cur - cur0;
+        /* Requests held here for its group are in flight for it: a wake's instance must not
+         * drain for standby while what woke it waits for its port (an old worker's client
+         * connection, after a reload, shows in no table the current worker has). */
+        int64_t held = 0;
+        for (const struct act_held *h = a->n_held ? a->held : NULL; h; h = h->next)
+            held += strcmp(h->be, sl->be) == 0;
+        ac->cur += held;
+        ac->inflight += held;
         if (sl->http && table)
             ac->held += ing_table_conns(table, sl->be);
         ac->n_slots++;
@@ -1077,12 +1134,15 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
             ac->changed_us = now;
         if (moved || ac->cur > 0)
             ac->silent_us = now;
+        if (moved || ac->inflight > 0)
+            ac->quiet_us = now;
         ac->sig = ac->seen_sig_acc;
         struct nubo_ingress_traffic_item *it = &t.instances[t.n_instances++];
         snprintf(it->instance, sizeof(it->instance), "%s", ac->instance);
         it->current = ac->cur + ac->held;
         it->idle_ms = (now - ac->changed_us) / 1000;
         it->silent_ms = (now - ac->silent_us) / 1000;
+        it->quiet_ms = (now - ac->quiet_us) / 1000;
         it->draining = ac->n_slots > 0 && ac->n_draining == ac->n_slots;
     }
     act_count_fill(a, &t);
@@ -1177,6 +1237,7 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
             snprintf(t->service, sizeof(t->service), "%s", b->service);
             t->n_standby = b->n_standby;
             t->n_starting = b->n_starting;
+            t->n_draining = b->n_draining;
         }
         for (size_t j = 0; j < b->n_nodes; j++)
             for (size_t k = 0; k < b->nodes[j].n_slots; k++) {
@@ -1191,6 +1252,7 @@ void ing_act_update(struct ing_act *a, const struct ing_plan *p, const char *tok
                 snprintf(as->be, sizeof(as->be), "%s", b->name);
                 snprintf(as->server, sizeof(as->server), "%s-%zu", b->nodes[j].node, k + 1);
                 snprintf(as->instance, sizeof(as->instance), "%s", sl->instance);
+                snprintf(as->sleeper, sizeof(as->sleeper), "%s", sl->sleeper);
                 as->http = b->http;
                 as->draining = sl->draining;
             }

@@ -83,8 +83,9 @@ struct ing_backend {
     char service_name[NUBO_NAME_MAX + 1];
     int64_t port, dest_port, hard_limit, soft_limit;
     bool http;
-    /* scale-to-zero: the group's instances in standby and starting (no slot, not in the shape) */
-    int64_t n_standby, n_starting;
+    /* scale-to-zero: the group's instances in standby and starting (no slot, not in the shape),
+     * and draining for standby (a request arriving then keeps one running: activator.c) */
+    int64_t n_standby, n_starting, n_draining;
     size_t n_nodes;
     struct ing_node_slots *nodes;
 };
@@ -195,6 +196,17 @@ struct ing_slot_total {
     bool known;
 };
 uint64_t ing_slot_total_step(struct ing_slot_total *c, const char *holder, uint64_t stot);
+/* tcpwake.c: a server slot's bin (client -> server bytes) over successive reads. */
+struct ing_slot_bin {
+    char owner[NUBO_UUID_STR_LEN + 1]; /* the instance it was read for, awake or asleep */
+    uint64_t last_bin;
+    bool known;
+};
+/* One read of a slot held by instance ("" = none) or kept for sleeper ("" = none): the
+ * instance to wake (the sleeper, when bytes moved on a session of its while it sleeps), else
+ * NULL. The first read after the slot changed hands only sets the base. */
+const char *ing_slot_bin_step(struct ing_slot_bin *c, const char *instance, const char *sleeper,
+                              uint64_t bin);
 
 /* daemon.c: the watch loop and reconcile. */
 struct ing_daemon {

@@ -366,6 +366,7 @@ static int plan_service(const struct ing_config *cfg, const struct nubo_ingress_
             for (size_t k = 0; k < s->n_backends; k++) {
                 b->n_standby += s->backends[k].state == NUBO_STATE_STANDBY;
                 b->n_starting += s->backends[k].state == NUBO_STATE_STARTING;
+                b->n_draining += s->backends[k].state == NUBO_STATE_DRAINING;
             }
             if (backend_place(cfg, b, ing_plan_backend(prev, be), s, err) < 0)
                 return -1;

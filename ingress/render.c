@@ -80,14 +80,12 @@ static void render_backend(FILE *f, const struct ing_config *cfg, const struct i
     ing_act_sock_path(cfg, b->name, sock, sizeof(sock));
     fprintf(f, "    server nubo-activator unix@%s backup\n", sock);
     fputc('\n', f);
-    if (!b->http) {
-        /* where the activator splices a woken TCP connection back in (activator.c) */
-        ing_act_in_path(cfg, b->name, sock, sizeof(sock));
-        fprintf(f,
-                "frontend %s_in\n    mode tcp\n    option contstats\n    bind unix@%s\n"
-                "    default_backend %s\n\n",
-                b->name, sock, b->name);
-    }
+    /* where the activator splices a woken connection back in, to the current worker
+     * (activator.c) */
+    ing_act_in_path(cfg, b->name, sock, sizeof(sock));
+    fprintf(f, "frontend %s_in\n    mode %s\n%s    bind unix@%s\n    default_backend %s\n\n",
+            b->name, b->http ? "http" : "tcp", b->http ? "" : "    option contstats\n", sock,
+            b->name);
 }
 
 char *ing_render_config(const struct ing_config *cfg, const struct ing_plan *p, bool shape)

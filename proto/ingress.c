@@ -348,10 +348,10 @@ json_t *nubo_ingress_traffic_encode(const struct nubo_ingress_traffic *t)
     {
         const struct nubo_ingress_traffic_item *it = &t->instances[i];
         json_array_append_new(
-            a, json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "instance",
+            a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "instance",
                          it->instance, "current", (json_int_t)it->current, "idle_ms",
                          (json_int_t)it->idle_ms, "silent_ms", (json_int_t)it->silent_ms,
-                         "draining", it->draining, "nconns", (json_int_t)it->nconns, "nreqs",
+                         "quiet_ms", (json_int_t)it->quiet_ms, "draining", it->draining, "nconns", (json_int_t)it->nconns, "nreqs",
                          (json_int_t)it->nreqs, "nqueued", (json_int_t)it->nqueued, "ntotal",
                          (json_int_t)it->ntotal));
     }
@@ -399,6 +399,8 @@ int nubo_ingress_traffic_decode(json_t *j, struct nubo_ingress_traffic *out, str
         TRY(pj_int(v, ctx, "idle_ms", true, 0, INT64_C(1) << 50, &it->idle_ms, err));
         it->silent_ms = -1;
         TRY(pj_int(v, ctx, "silent_ms", false, 0, INT64_C(1) << 50, &it->silent_ms, err));
+        it->quiet_ms = -1;
+        TRY(pj_int(v, ctx, "quiet_ms", false, 0, INT64_C(1) << 50, &it->quiet_ms, err));
         TRY(pj_bool(v, ctx, "draining", false, &it->draining, err));
         TRY(pj_int(v, ctx, "nconns", false, 0, INT64_C(1) << 40, &it->nconns, err));
         TRY(pj_int(v, ctx, "nreqs", false, 0, INT64_C(1) << 40, &it->nreqs, err));
@@ -452,7 +454,10 @@ int nubo_ingress_ports_report_decode(json_t *j, struct nubo_ingress_ports_report
 
 json_t *nubo_ingress_wake_req_encode(const struct nubo_ingress_wake_req *r)
 {
-    return json_pack("{s:s}", "service", r->service);
+    json_t *j = json_pack("{s:s}", "service", r->service);
+    if (j && r->instance[0])
+        json_object_set_new(j, "instance", json_string(r->instance));
+    return j;
 }
 
 int nubo_ingress_wake_req_decode(json_t *j, struct nubo_ingress_wake_req *out,
@@ -465,6 +470,10 @@ int nubo_ingress_wake_req_decode(json_t *j, struct nubo_ingress_wake_req *out,
         return -1;
     if (!nubo_uuid_valid(out->service))
         return nubo_error_http(err, 400, "service: '%s' is not a UUID", out->service);
+    if (pj_str(j, "", "instance", false, out->instance, sizeof(out->instance), err) < 0)
+        return -1;
+    if (out->instance[0] && !nubo_uuid_valid(out->instance))
+        return nubo_error_http(err, 400, "instance: '%s' is not a UUID", out->instance);
     return 0;
 }
 

@@ -108,6 +108,12 @@ struct nubo_ingress_traffic_item {
      * client connections merely held open at the ingress do not count (policy idle); -1 = not
      * reported (an older ingress) */
     int64_t silent_ms;
+    /* since its counters last moved or a request was in flight (an HTTP server session, or a
+     * connection held at the ingress's activator for its group): open TCP sessions do not
+     * restart it, so a silent connection does not hold it (a stateful instance with policy
+     * idle; HAProxy refreshes a TCP session's counters only every <= 5 s, which the
+     * controller allows for); -1 = not reported (an older ingress) */
+    int64_t quiet_ms;
     bool draining; /* every server slot it has is in HAProxy's drain state */
     /* The spec's instance metrics, summed over the instance's servers (optional on the wire:
      * an older ingress sends none). nconns: sessions open now on its TCP (non-HTTP) ports;
@@ -127,9 +133,13 @@ void nubo_ingress_traffic_free(struct nubo_ingress_traffic *t);
 
 /* POST /ingress/v1/wake: a connection for the service group waits at the ingress and no
  * instance runs. The controller starts one of its standby instances unless one is already
- * starting or running; starting counts both (0 = nothing will come: answer the client). */
+ * starting or running; starting counts both (0 = nothing will come: answer the client).
+ * With instance: bytes moved on an established TCP session of that very instance, which sleeps
+ * (its server slot's `bin`): it is started if it is in standby, whatever else of the group
+ * runs, since only it holds the other end of that connection; starting then counts it alone. */
 struct nubo_ingress_wake_req {
     char service[NUBO_UUID_STR_LEN + 1];
+    char instance[NUBO_UUID_STR_LEN + 1]; /* "" = any of the group (optional on the wire) */
 };
 struct nubo_ingress_wake_resp {
     int64_t woken;    /* instances this call started */

@@ -79,6 +79,28 @@ wakes=$(curl -fsS -H "Authorization: Bearer $ADMIN" "$CTL_URL/metrics" | sed -n 
 [ "$wakes" = 2 ] || t_fail "controller counted $wakes wakes, want 2"
 t_log "10 concurrent first requests: all 200, one wake"
 
+# --- HAProxy reloads while a request is held for the wake (a new group is a new backend): the
+# old worker keeps the client's connection and the held one, knows nothing of the woken server
+# and cannot reach a server behind `namespace` in its soft stop; the request is still answered
+api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=15000"
+expect 200 "standby before the reload"
+touch "$T_TMP/hold-$UUID"
+get "$T_TMP/body5" > "$T_TMP/body5.code" 2>&1 & held=$!
+t_wait_for 15 grep -q "hold $UUID" "$T_TMP/hook.log" || t_fail "the held request's wake did not reach the start"
+reloads=$(grep -c 'with a reload' "$T_TMP/ingress.log")
+api POST /v1/instances '{"image":"admin/hello:latest","name":"reloader","service_group":{"services":[{"port":443,"destination_port":8080,"handlers":["http","tls"]}]},"autostart":false}'
+expect 200 "create a group while a request is held"
+t_wait_for 15 bash -c "[ \$(grep -c 'with a reload' '$T_TMP/ingress.log') -gt $reloads ]" \
+    || t_fail "a new group did not reload HAProxy"
+rm -f "$T_TMP/hold-$UUID"
+wait "$held" || true
+out=$(cat "$T_TMP/body5.code")
+[ "${out%% *}" = 200 ] && grep -q 'Hello from nubo' "$T_TMP/body5" \
+    || t_fail "a request held across a reload answered $out: $(cat "$T_TMP/body5" 2>/dev/null)"
+t_log "a request held across a reload: answered after ${out#* } s"
+api DELETE /v1/instances/reloader
+expect 200 "delete the reloading group"
+
 # --- a user's stop of a standby instance: traffic does not wake it
 api GET "/v1/instances/sleepy/wait?state=standby&timeout_ms=15000"
 expect 200 "standby a third time"

@@ -10,7 +10,8 @@ ING_BIN=$NUBO_BUILD/ingress/nubo-ingress
 
 # ing_hook NS [APP.py]: writes $T_TMP/hook for the fake agent's --hook: while an instance runs,
 # APP (default: the http-python example) serves port 8080 on its private IP inside NS. While
-# $T_TMP/crash-<uuid> exists, that instance's starts fail (the fake node reports a crash).
+# $T_TMP/crash-<uuid> exists, that instance's starts fail (the fake node reports a crash); while
+# $T_TMP/hold-<uuid> exists (up to 30 s), its start waits (a slow boot).
 ing_hook() {
     local ns=$1 app=${2:-$NUBO_SRC/examples/http-python/server.py}
     cat > "$T_TMP/hook" <<HOOK
@@ -20,6 +21,10 @@ pidf=$T_TMP/app-\$2.pid
 if [ "\$1" = start ]; then
     # a test's crash-<uuid> file: this start fails, and the fake node reports a crash
     [ -e "$T_TMP/crash-\$2" ] && { echo "crash \$2" >> "$T_TMP/hook.log"; exit 1; }
+    if [ -e "$T_TMP/hold-\$2" ]; then
+        echo "hold \$2" >> "$T_TMP/hook.log"
+        for i in \$(seq 300); do [ -e "$T_TMP/hold-\$2" ] || break; sleep 0.1; done
+    fi
     ip -n $ns addr add "\$3/32" dev lo 2>/dev/null
     ip netns exec $ns setsid python3 "$NUBO_SRC/tests/tools/app_on.py" "\$3" "$app" \\
         >> "$T_TMP/app-\$2.log" 2>&1 < /dev/null &

@@ -409,7 +409,7 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
     assert_true(in->s2z_drain_us > 0);
     struct nubo_ingress_wake_resp wr;
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, NULL, &wr, &err), 0);
     assert_int_equal(wr.woken, 0);
     assert_int_equal(wr.starting, 1);
     assert_int_equal(in->s2z_drain_us, 0);
@@ -437,13 +437,13 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(in->row.s2z.policy, NUBO_S2Z_ON);
     assert_int_equal(in->row.s2z.cooldown_time_ms, 100);
     /* a wake starts it once; another wake while it starts starts nothing more */
-    assert_int_equal(ctl_s2z_wake(ctx, "ams", svc, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "ams", svc, NULL, &wr, &err), 0);
     assert_int_equal(wr.starting, 0); /* not the asking ingress's metro */
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, NULL, &wr, &err), 0);
     assert_int_equal(wr.woken, 1);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STARTING);
     assert_false(in->row.standby);
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, NULL, &wr, &err), 0);
     assert_int_equal(wr.woken, 0);
     assert_int_equal(wr.starting, 1);
     /* standby again, then a user's stop: it stays stopped, nothing to wake */
@@ -459,7 +459,7 @@ static void test_scale_to_zero(void **state)
     assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
     assert_true(d.changed);
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPED);
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, NULL, &wr, &err), 0);
     assert_int_equal(wr.starting, 0);
     /* a standby stop never applies to what a user stopped */
     d = (struct ctl_desire){.in = in, .standby = true};
@@ -577,7 +577,7 @@ static void test_scale_to_zero_stateful(void **state)
     assert_int_equal(ctl_instance_state(in), NUBO_STATE_STOPPING);
     assert_true(ctl_instance_sleeping(in));
     struct nubo_ingress_wake_resp wr;
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", in->svc->row.uuid, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", in->svc->row.uuid, NULL, &wr, &err), 0);
     assert_int_equal(wr.woken, 1);
     assert_int_equal(in->row.desired, NUBO_DESIRED_RUNNING);
     struct ctl_instance *v[1] = {in};
@@ -627,7 +627,7 @@ static void test_scale_to_zero_idle(void **state)
     assert_false(in[1]->row.standby);
     /* a request in flight (silent_ms restarts) holds idle; an older ingress: idle as on */
     struct nubo_ingress_wake_resp wr;
-    assert_int_equal(ctl_s2z_wake(ctx, "fra", in[0]->svc->row.uuid, &wr, &err), 0);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", in[0]->svc->row.uuid, NULL, &wr, &err), 0);
     assert_int_equal(wr.woken, 1);
     struct nubo_status_report r = fix_report(in[0], NUBO_STATE_RUNNING);
     r.started_at_us = nubo_now_us() - 10 * 1000000;
@@ -808,6 +808,79 @@ static void test_state_counts(void **state)
     assert_int_equal(nm, 0); /* no metro row without instances, as a walk has none */
 }
 
+/* Policy idle on TCP ports: an open TCP session holds a stateless instance (silent_ms); a
+ * stateful one only while its byte counters move (quiet_ms, at least 6 s: HAProxy refreshes a
+ * busy session's counters every <= 5 s). Bytes on its sleeping slot wake that very instance,
+ * even while another of its group runs. */
+static void test_scale_to_zero_idle_tcp(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    fix_add_node(ctx, "a", "fra", 2048);
+    struct ctl_instance *in[3]; /* stateful, stateful (same group), stateless */
+    struct nubo_ingress_traffic_item it[3];
+    struct nubo_err err = {0};
+    for (int g = 0; g < 2; g++) {
+        json_t *sg = json_pack("{s:[{s:i, s:i, s:[s]}]}", "services", "port", 6379,
+                               "destination_port", 6379, "handlers", "tls");
+        struct nubo_create_req cr;
+        fix_create_req(&cr, g ? "plain" : "keeper");
+        cr.replicas = g ? 0 : 1;
+        cr.scale_to_zero = (struct nubo_scale_to_zero){NUBO_S2Z_IDLE, g == 0, 100};
+        assert_int_equal(fix_place(ctx, &cr, sg, in + (g ? 2 : 0), &err), g ? 1 : 2);
+        json_decref(sg);
+    }
+    for (int i = 0; i < 3; i++) {
+        struct nubo_status_report r = fix_report(in[i], NUBO_STATE_RUNNING);
+        r.started_at_us = nubo_now_us() - 10 * 1000000;
+        assert_int_equal(ctl_instances_observe(ctx, in[i]->node, &r, 1, &err), 0);
+        /* a TCP session open, its bytes not moving for 5.5 s: a busy one may look so */
+        it[i] = (struct nubo_ingress_traffic_item){.current = 1, .silent_ms = 0, .quiet_ms = 5500};
+        memcpy(it[i].instance, in[i]->row.uuid, sizeof(it[i].instance));
+    }
+    it[1].quiet_ms = 0; /* the group's other instance is busy */
+    struct nubo_ingress_traffic t = {"fra", it, 3};
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(in[i]->s2z_drain_us, 0);
+    it[0].quiet_ms = it[2].quiet_ms = 6000; /* past the counters' lag: silent */
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in[0]->s2z_drain_us > 0);     /* stateful: on its way */
+    assert_int_equal(in[2]->s2z_drain_us, 0); /* stateless: held by the connection */
+    it[0].draining = it[2].draining = true;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_true(in[0]->row.standby);
+    assert_false(in[1]->row.standby);
+    assert_false(in[2]->row.standby);
+    /* a group wake finds one running and starts nothing; the instance's own wake starts it */
+    const char *svc = in[0]->svc->row.uuid;
+    struct nubo_ingress_wake_resp wr;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, NULL, &wr, &err), 0);
+    assert_int_equal(wr.woken, 0);
+    assert_true(in[0]->row.standby);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, in[2]->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.starting, 0); /* not this group's: nothing */
+    uint64_t wakes = ctx->metrics.s2z_wakes;
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, in[0]->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.woken, 1);
+    assert_int_equal(wr.starting, 1);
+    assert_int_equal(in[0]->row.desired, NUBO_DESIRED_RUNNING);
+    assert_int_equal(ctx->metrics.s2z_wakes, wakes + 1);
+    assert_int_equal(ctl_s2z_wake(ctx, "fra", svc, in[0]->row.uuid, &wr, &err), 0);
+    assert_int_equal(wr.woken, 0); /* asked again while it starts: nothing more */
+    assert_int_equal(wr.starting, 1);
+    /* a cooldown longer than the lag rules: 7 s quiet is not 8 s */
+    struct nubo_status_report r = fix_report(in[0], NUBO_STATE_RUNNING);
+    r.started_at_us = nubo_now_us() - 10 * 1000000;
+    assert_int_equal(ctl_instances_observe(ctx, in[0]->node, &r, 1, &err), 0);
+    in[0]->row.s2z.cooldown_time_ms = 8000;
+    it[0].quiet_ms = 7000;
+    it[0].draining = false;
+    assert_int_equal(ctl_s2z_traffic(ctx, &t, &err), 0);
+    assert_int_equal(in[0]->s2z_drain_us, 0);
+    struct ctl_instance *v[3] = {in[0], in[1], in[2]};
+    assert_int_equal(ctl_instances_delete(ctx, v, 3, &err), 0);
+}
+
 /* The capacity index (capacity.c) against the scheduler on every node: after random creates,
  * stops, reports, unavailable and drained nodes, a plan places exactly where ctl_schedule on
  * a full snapshot (sums walked from the instances) would, and the kept sums match the walk. */
@@ -899,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register_subnets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_to_zero_stateful, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_to_zero_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_to_zero_idle_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_stretch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_spread_and_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_all_or_nothing, setup, teardown),

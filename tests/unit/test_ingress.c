@@ -139,6 +139,12 @@ static const char golden_config[] =
     "    server fra-2-1 10.64.1.2:8080 maxconn 100\n"
     "    server fra-2-2 0.0.0.0:8080 maxconn 100 disabled\n"
     "    server nubo-activator unix@/run/ingt/act/fb5c0f999bb6e853.sock backup\n"
+    "\n"
+    /* the current worker's way in for a request the activator held (activator.c) */
+    "frontend be_" SVC "_443_in\n"
+    "    mode http\n"
+    "    bind unix@/run/ingt/act/fb5c0f999bb6e853.in.sock\n"
+    "    default_backend be_" SVC "_443\n"
     "\n";
 
 static void check_text(const char *what, const char *got, const char *want)
@@ -389,6 +395,18 @@ static void test_standby(void **state)
     ing_plan_free(&p2);
     nubo_ingress_watch_resp_free(&w1);
     nubo_ingress_watch_resp_free(&w2);
+
+    /* draining for standby: counted, so that a request then is held and asks the wake rather
+     * than getting a 503 (activator.c) */
+    snprintf(be, sizeof(be), "[%s]", backend_json(I1, "fra-1", "10.64.0.2", "draining", a, sizeof(a)));
+    reply(&w1, 3, be, DOM1);
+    assert_int_equal(ing_plan_build(&c, &w1, NULL, &p1, &err), 0);
+    web = ing_plan_backend(&p1, "be_" SVC "_443");
+    assert_non_null(web);
+    assert_int_equal(web->n_draining, 1);
+    assert_int_equal(web->n_standby + web->n_starting, 0);
+    ing_plan_free(&p1);
+    nubo_ingress_watch_resp_free(&w1);
     ing_config_free(&c);
 
     const char *csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq\n"
@@ -516,6 +534,40 @@ static void test_slot_total(void **state)
     struct ing_slot_total e = {0};
     assert_int_equal(ing_slot_total_step(&e, "", 8), 0);
     assert_int_equal(ing_slot_total_step(&e, B, 8), 0);
+}
+
+/* Wake on bytes: a move of a slot's bin while its instance sleeps names that instance; the
+ * first read after the slot changed hands, and a drop (reload), only set the base. */
+static void test_slot_bin(void **state)
+{
+    (void)state;
+    struct ing_slot_bin c = {0};
+    const char *A = "11111111-1111-4111-8111-111111111111", *B = "22222222-2222-4222-8222-222222222222";
+    assert_null(ing_slot_bin_step(&c, A, "", 100)); /* first read */
+    assert_null(ing_slot_bin_step(&c, A, "", 150)); /* awake: HAProxy delivers */
+    assert_null(ing_slot_bin_step(&c, "", A, 150)); /* asleep, silent */
+    assert_null(ing_slot_bin_step(&c, "", A, 150));
+    assert_string_equal(ing_slot_bin_step(&c, "", A, 162), A); /* the client's next bytes */
+    assert_null(ing_slot_bin_step(&c, "", A, 162));            /* asked once per move */
+    assert_string_equal(ing_slot_bin_step(&c, "", A, 170), A);
+    assert_null(ing_slot_bin_step(&c, A, "", 170)); /* woken: its slot again */
+    assert_null(ing_slot_bin_step(&c, A, "", 190));
+    /* bytes counted late (contstats: up to 5 s) after its stop were still sent to it */
+    assert_string_equal(ing_slot_bin_step(&c, "", A, 230), A);
+    /* the slot changed hands: B's first read sets the base, whatever A's sessions sent */
+    assert_null(ing_slot_bin_step(&c, B, "", 400));
+    assert_null(ing_slot_bin_step(&c, "", B, 400));
+    assert_null(ing_slot_bin_step(&c, "", A, 500)); /* back to A asleep: base again */
+    assert_string_equal(ing_slot_bin_step(&c, "", A, 501), A);
+    /* a reload starts the counters again: a drop is no move, the next rise is */
+    assert_null(ing_slot_bin_step(&c, "", A, 3));
+    assert_string_equal(ing_slot_bin_step(&c, "", A, 9), A);
+    /* an empty slot nobody keeps wakes nobody */
+    struct ing_slot_bin e = {0};
+    assert_null(ing_slot_bin_step(&e, "", "", 5));
+    assert_null(ing_slot_bin_step(&e, "", "", 50));
+    assert_null(ing_slot_bin_step(&e, "", B, 60)); /* kept for B from here: base */
+    assert_string_equal(ing_slot_bin_step(&e, "", B, 61), B);
 }
 
 /* A name that is not DNS never reaches a map file or a runtime command. */
@@ -655,7 +707,7 @@ int main(void)
         cmocka_unit_test(test_service_gone),    cmocka_unit_test(test_unknown_node),
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_first_instance_no_reload),
-        cmocka_unit_test(test_slot_total),
+        cmocka_unit_test(test_slot_total),      cmocka_unit_test(test_slot_bin),
         cmocka_unit_test(test_bad_domain),        cmocka_unit_test(test_standby),
         cmocka_unit_test(test_sleeper),
         cmocka_unit_test(test_config_file),       cmocka_unit_test(test_cert_sni_filters),

@@ -120,8 +120,9 @@ static void test_watch_bad(void **state)
 static void test_s2z_messages(void **state)
 {
     (void)state;
-    struct nubo_ingress_traffic_item items[2] = {{UUID1, .current = 0, .idle_ms = 1500},
-                                                 {UUID2, .current = 3, .idle_ms = 0}};
+    struct nubo_ingress_traffic_item items[2] = {
+        {UUID1, .current = 0, .idle_ms = 1500, .silent_ms = 1500, .quiet_ms = 7000},
+        {UUID2, .current = 3, .idle_ms = 0}};
     struct nubo_ingress_traffic t = {"fra", items, 2}, back;
     struct nubo_err err = {0};
     json_t *j = nubo_ingress_traffic_encode(&t);
@@ -131,6 +132,15 @@ static void test_s2z_messages(void **state)
     assert_string_equal(back.instances[1].instance, UUID2);
     assert_int_equal(back.instances[1].current, 3);
     assert_int_equal(back.instances[0].idle_ms, 1500);
+    assert_int_equal(back.instances[0].quiet_ms, 7000);
+    nubo_ingress_traffic_free(&back);
+    json_decref(j);
+    /* an older ingress: no silent_ms nor quiet_ms */
+    j = parse("{\"metro\":\"fra\",\"instances\":[{\"instance\":\"" UUID1
+              "\",\"current\":0,\"idle_ms\":9}]}");
+    assert_int_equal(nubo_ingress_traffic_decode(j, &back, &err), 0);
+    assert_int_equal(back.instances[0].silent_ms, -1);
+    assert_int_equal(back.instances[0].quiet_ms, -1);
     nubo_ingress_traffic_free(&back);
     json_decref(j);
     static const char *bad[] = {
@@ -149,13 +159,26 @@ static void test_s2z_messages(void **state)
         assert_null(strchr(e.msg, '\n'));
         json_decref(b);
     }
-    struct nubo_ingress_wake_req wr = {UUID3}, wr2;
+    struct nubo_ingress_wake_req wr = {.service = UUID3}, wr2;
     j = nubo_ingress_wake_req_encode(&wr);
     assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), 0);
     assert_string_equal(wr2.service, UUID3);
+    assert_string_equal(wr2.instance, "");
+    assert_null(json_object_get(j, "instance")); /* optional: an older controller ignores it */
+    json_decref(j);
+    /* the wake of one instance, for bytes on its sleeping slot */
+    struct nubo_ingress_wake_req wi = {UUID3, UUID1};
+    j = nubo_ingress_wake_req_encode(&wi);
+    assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), 0);
+    assert_string_equal(wr2.service, UUID3);
+    assert_string_equal(wr2.instance, UUID1);
     json_decref(j);
     j = parse("{\"service\":\"not-a-uuid\"}");
     assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), -1);
+    json_decref(j);
+    j = parse("{\"service\":\"" UUID3 "\",\"instance\":\"nope\"}");
+    assert_int_equal(nubo_ingress_wake_req_decode(j, &wr2, &err), -1);
+    assert_null(strchr(err.msg, '\n'));
     json_decref(j);
     struct nubo_ingress_wake_resp rs = {1, 1}, rs2;
     j = nubo_ingress_wake_resp_encode(&rs);
