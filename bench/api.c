@@ -553,8 +553,9 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     kill(ctl, SIGTERM);
     waitpid(ctl, NULL, 0);
     if ((f = fopen(ini, "w")) != NULL) {
+        /* as the first one: the agents' 256 connections must leave room for the probe */
         fprintf(f, "[controller]\nlog_level = info\nplain_http = loopback\n"
-                   "[registry]\nnotification_secret = bench\n"
+                   "max_connections_per_client = 0\n[registry]\nnotification_secret = bench\n"
                    "url = http://127.0.0.1:1\n[agent]\nsubnet_pool = 10.0.0.0/8\n");
         if (store_url[0])
             fprintf(f, "[store]\nurl = %s\n", store_url);

@@ -235,12 +235,18 @@ static int do_register(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_
     return 0;
 }
 
-/* A big status batch is applied in slices, one transaction each, with the loop free to
- * serve other requests between slices; the reply goes out after the last one commits. */
+/* Status reports are written by group commit: the ones that arrive within one pass of the
+ * event loop wait for a flush at the end of that pass, which writes all their changes in one
+ * transaction, applies them, then answers each (every change committed before it is
+ * acknowledged; a failed commit answers the whole group with the error and changes nothing).
+ * A big batch goes a slice at a time, one slice per flush, with the loop free to serve other
+ * requests between flushes; its answer goes out after its last slice commits. */
 #define CTL_STATUS_SLICE 128
+#define CTL_STATUS_GROUP 1024 /* reports per transaction, about */
+#define CTL_STATUS_GROUP_JOBS 256
 
 struct status_job {
-    struct status_job *lnext, *lprev; /* in ctx->status_jobs */
+    struct status_job *next_job; /* in the queue (struct status_queue) */
     struct ctl_ctx *ctx;
     struct evhttp_request *req;
     int64_t start_us;
@@ -249,40 +255,84 @@ struct status_job {
     size_t next;
 };
 
-static void status_slice_cb(evutil_socket_t fd, short what, void *arg)
+/* ctx->status_jobs: the batches waiting for a flush, in arrival order */
+struct status_queue {
+    struct status_job *head, **tail;
+    struct event *flush_ev;
+};
+
+static void status_answer(struct ctl_ctx *ctx, struct status_job *sj, int rc,
+                          const struct nubo_err *err)
 {
-    struct status_job *sj = arg;
-    struct ctl_ctx *ctx = sj->ctx;
-    struct nubo_err err = {0};
-    size_t n = sj->b.n_instances - sj->next;
-    if (n > CTL_STATUS_SLICE)
-        n = CTL_STATUS_SLICE;
-    int rc = ctl_instances_observe(ctx, sj->node, sj->b.instances + sj->next, n, &err);
-    if (rc == 0 && sj->next == 0 && sj->b.n_volumes)
-        rc = ctl_volumes_observe(ctx, sj->node, sj->b.volumes, sj->b.n_volumes, &err);
-    if (rc == 0 && sj->next == 0)
-        ctl_instances_stats(ctx, sj->node, sj->b.stats, sj->b.n_stats);
-    sj->next += n;
-    if (rc == 0 && sj->next < sj->b.n_instances &&
-        event_base_once(ctx->base, -1, EV_TIMEOUT, status_slice_cb, sj, NULL) == 0)
-        return;
-    /* done: unlink */
-    if (sj->lprev)
-        sj->lprev->lnext = sj->lnext;
-    else
-        ctx->status_jobs = sj->lnext;
-    if (sj->lnext)
-        sj->lnext->lprev = sj->lprev;
     if (rc < 0) {
         struct ctl_reqinfo ri = {
             .req = sj->req, .start_us = sj->start_us, .route = CTL_R_AGENT_STATUS};
-        ctl_reply_err(ctx, &ri, &err);
+        struct nubo_err e = *err;
+        ctl_reply_err(ctx, &ri, &e);
     } else {
         ctl_reply_json(ctx, sj->req, CTL_R_AGENT_STATUS, sj->start_us, 200,
                        status_resp(ctx, sj->node));
     }
     nubo_status_batch_free(&sj->b);
     free(sj);
+}
+
+static void status_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ctl_ctx *ctx = arg;
+    struct status_queue *q = ctx->status_jobs;
+    /* take a slice of each waiting batch, oldest first, up to the group's bounds */
+    struct status_job *jobs[CTL_STATUS_GROUP_JOBS];
+    struct ctl_obs_part parts[CTL_STATUS_GROUP_JOBS];
+    size_t nj = 0, reports = 0;
+    while (q->head && nj < CTL_STATUS_GROUP_JOBS && reports < CTL_STATUS_GROUP) {
+        struct status_job *sj = q->head;
+        q->head = sj->next_job;
+        size_t n = sj->b.n_instances - sj->next;
+        if (n > CTL_STATUS_SLICE)
+            n = CTL_STATUS_SLICE;
+        parts[nj] = (struct ctl_obs_part){sj->node, sj->b.instances + sj->next, n};
+        jobs[nj++] = sj;
+        reports += n;
+    }
+    if (q->head == NULL)
+        q->tail = &q->head;
+    struct nubo_err err = {0};
+    int rc = ctl_instances_observe_group(ctx, parts, nj, &err);
+    for (size_t k = 0; k < nj; k++) {
+        struct status_job *sj = jobs[k];
+        struct nubo_err jerr = err;
+        int jrc = rc;
+        if (jrc == 0 && sj->next == 0 && sj->b.n_volumes)
+            jrc = ctl_volumes_observe(ctx, sj->node, sj->b.volumes, sj->b.n_volumes, &jerr);
+        if (jrc == 0 && sj->next == 0)
+            ctl_instances_stats(ctx, sj->node, sj->b.stats, sj->b.n_stats);
+        sj->next += parts[k].n;
+        if (jrc < 0 || sj->next >= sj->b.n_instances) {
+            status_answer(ctx, sj, jrc, &jerr);
+            continue;
+        }
+        /* more slices: back in the queue, behind what came meanwhile */
+        sj->next_job = NULL;
+        *q->tail = sj;
+        q->tail = &sj->next_job;
+    }
+    if (q->head)
+        event_active(q->flush_ev, EV_TIMEOUT, 0);
+}
+
+static struct status_queue *status_queue(struct ctl_ctx *ctx)
+{
+    struct status_queue *q = ctx->status_jobs;
+    if (q == NULL) {
+        q = xcalloc(1, sizeof(*q));
+        q->tail = &q->head;
+        q->flush_ev = xcheck(event_new(ctx->base, -1, 0, status_flush_cb, ctx), "status event");
+        ctx->status_jobs = q;
+    }
+    return q;
 }
 
 static int do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_node *node,
@@ -301,12 +351,11 @@ static int do_status(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct ctl_nod
     scrub_reports(b.instances, b.n_instances, b.volumes, b.n_volumes);
     ctl_node_seen(ctx, node);
     struct status_job *sj = xcalloc(1, sizeof(*sj));
-    *sj = (struct status_job){NULL, NULL, ctx, ri->req, ri->start_us, node, b, 0};
-    sj->lnext = ctx->status_jobs;
-    if (sj->lnext)
-        sj->lnext->lprev = sj;
-    ctx->status_jobs = sj;
-    status_slice_cb(-1, 0, sj);
+    *sj = (struct status_job){NULL, ctx, ri->req, ri->start_us, node, b, 0};
+    struct status_queue *q = status_queue(ctx);
+    *q->tail = sj;
+    q->tail = &sj->next_job;
+    event_active(q->flush_ev, EV_TIMEOUT, 0); /* runs after this pass's other requests */
     return 0;
 }
 
@@ -403,11 +452,17 @@ void ctl_agent_free(struct ctl_ctx *ctx)
         free(n->watch);
         n->watch = NULL;
     }
-    while (ctx->status_jobs) {
-        struct status_job *sj = ctx->status_jobs;
-        ctx->status_jobs = sj->lnext;
+    struct status_queue *q = ctx->status_jobs;
+    if (q == NULL)
+        return;
+    while (q->head) {
+        struct status_job *sj = q->head;
+        q->head = sj->next_job;
         evhttp_send_error(sj->req, 503, "shutting down");
         nubo_status_batch_free(&sj->b);
         free(sj);
     }
+    event_free(q->flush_ev);
+    free(q);
+    ctx->status_jobs = NULL;
 }

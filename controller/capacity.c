@@ -42,6 +42,7 @@ void ctl_node_used(const struct ctl_node *node, int64_t *memory_mb, int64_t *vcp
 
 void ctl_instance_account(struct ctl_instance *in)
 {
+    ctl_instance_recount(in); /* the state counts read what the sums read, and more */
     bool holds = in->node && ctl_instance_holds(in);
     int64_t mb = holds ? in->row.memory_mb : 0, vc = holds ? in->row.vcpus : 0;
     if (mb == in->held_memory_mb && vc == in->held_vcpus)

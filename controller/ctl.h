@@ -154,6 +154,8 @@ struct ctl_node {
     uint8_t ip_used[32]; /* host byte of the /24 */
     int64_t version;     /* assignment version */
     struct ctl_instance *inst_head;
+    /* model_state.c: its instances by the state they would be in were it ready */
+    uint32_t n_by_state[NUBO_STATE__COUNT];
     struct ctl_node_watch *watch; /* owned by agents.c; the model never touches it */
     /* capacity.c: what its instances hold (ctl_instance_account keeps it), and its place in
      * its metro's ranking of ready nodes (keys as inserted) */
@@ -179,6 +181,13 @@ struct ctl_instance {
     struct ctl_node *node;
     struct ctl_instance *node_prev, *node_next;
     int64_t held_memory_mb, held_vcpus; /* what it counts in its node's used_* (capacity.c) */
+    /* model_state.c: where it is counted by state (metro and node; -1 = not counted) */
+    struct ctl_state_count *counted_in;
+    struct ctl_node *counted_node;
+    int counted_state;
+    /* inst_metrics.c: in ctx->ingress_fresh while its ingress reports it */
+    struct ctl_instance *ing_prev, *ing_next;
+    bool ing_linked;
     char *assign_json; /* cached encoded assignment, NULL = stale */
     size_t assign_len;
     struct ctl_logtail log;
@@ -370,6 +379,11 @@ struct ctl_ctx {
     int subnet_hint;               /* every subnet below it is taken */
     struct ctl_map node_tokens;    /* sha256 hex -> ctl_node */
     struct ctl_map instances;      /* uuid -> ctl_instance */
+    /* model_state.c: instances by state per metro, kept at every transition (GET /metrics) */
+    struct ctl_state_count *state_counts;
+    /* inst_metrics.c: the instances an ingress reported within CTL_INGRESS_STALE_US, newest
+     * report first (the gauges of GET /metrics read these, not every instance) */
+    struct ctl_instance *ingress_fresh;
     /* uuids of the instances whose log_dirty is set: the tick's flush visits these, not every
      * instance (100,000 of them made the scan a tenth of the controller's CPU) */
     char (*logs_dirty)[NUBO_UUID_STR_LEN + 1];
@@ -391,7 +405,7 @@ struct ctl_ctx {
     char regtoken_kid[CTL_REGTOKEN_KID_MAX];
     struct ctl_parked *waits;     /* waits.c */
     struct ctl_parked *resolving; /* creates and look-ups waiting for the registry */
-    void *status_jobs;            /* status batches being applied in slices (agents.c) */
+    void *status_jobs;            /* status batches waiting for their group commit (agents.c) */
     int64_t version_seq;
     struct event *tick;
     struct ctl_metrics metrics;
@@ -520,6 +534,32 @@ void ctl_reqinfo_of_parked(struct ctl_reqinfo *ri, const struct ctl_parked *p);
 int ctl_state_load(struct ctl_ctx *ctx, struct nubo_err *err);
 void ctl_state_free(struct ctl_ctx *ctx);
 enum nubo_state ctl_instance_state(const struct ctl_instance *in);
+/* The state it would be in were its node ready (ctl_instance_state but for unavailable). */
+enum nubo_state ctl_instance_state_base(const struct ctl_instance *in);
+/* Instances by state in a metro (base states: as if every node were ready), kept as they
+ * change so that GET /metrics does not walk 100,000 instances. */
+struct ctl_state_count {
+    struct ctl_state_count *next;
+    char metro[NUBO_NAME_MAX + 1];
+    uint64_t by_state[NUBO_STATE__COUNT];
+};
+/* After anything ctl_instance_state_base reads or the instance's node changed;
+ * ctl_instance_account calls it. A no-op until ctl_instance_add counted the instance. */
+void ctl_instance_recount(struct ctl_instance *in);
+/* Count an instance entering the working set; uncount it before it leaves. */
+void ctl_instance_count(struct ctl_ctx *ctx, struct ctl_instance *in);
+void ctl_instance_uncount(struct ctl_instance *in);
+/* Instances by state per metro as ctl_instance_state sees them, a row per metro with
+ * instances: from the kept counts and the nodes' readiness, or (walk) by a walk of every
+ * instance, for tests. *out is malloc'd; returns the number of rows. */
+struct ctl_metro_states {
+    char metro[NUBO_NAME_MAX + 1];
+    uint64_t by_state[NUBO_STATE__COUNT];
+};
+size_t ctl_instance_state_sums(struct ctl_ctx *ctx, bool walk, struct ctl_metro_states **out);
+/* The kept counts against a walk (tests; logs a difference). */
+bool ctl_state_counts_verify(struct ctl_ctx *ctx);
+void ctl_state_counts_free(struct ctl_ctx *ctx);
 /* A wait for want can no longer succeed (the instance stopped after its latest start). */
 bool ctl_instance_hopeless(const struct ctl_instance *in, enum nubo_state want);
 /* The instance takes its node's memory and vCPUs now (meant to run, or not yet reported
@@ -615,6 +655,16 @@ int ctl_instances_desire(struct ctl_ctx *ctx, struct ctl_desire *d, size_t n, st
 /* Persist the reports of node that change something (one transaction), then apply them. */
 int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
                           struct nubo_status_report *reps, size_t n, struct nubo_err *err);
+/* One node's reports in a group commit. */
+struct ctl_obs_part {
+    struct ctl_node *node;
+    struct nubo_status_report *reps; /* applied ones give their message to the model */
+    size_t n;
+};
+/* The reports of many nodes that change something, in one transaction, then applied in order.
+ * -1: nothing was written nor applied, and err says why, for every part. */
+int ctl_instances_observe_group(struct ctl_ctx *ctx, struct ctl_obs_part *parts, size_t n_parts,
+                                struct nubo_err *err);
 
 /* ---- model_s2z.c: scale-to-zero ---- */
 /* An ingress's traffic report: instances quiet past their cooldown go to standby. */
@@ -917,6 +967,17 @@ void ctl_instances_ingress(struct ctl_ctx *ctx, const struct nubo_ingress_traffi
 /* The API's metrics of one instance, as GET /v1/instances/metrics shows them. */
 void ctl_instance_metrics(const struct ctl_instance *in, struct nubo_instance_metrics *out);
 /* Of those, what its ingress reports open now (0 once the reports are stale), as of now. */
+/* Take the instance out of ctx->ingress_fresh (before it leaves the working set). */
+void ctl_instance_ingress_unlink(struct ctl_ctx *ctx, struct ctl_instance *in);
+/* Per metro, what its ingress reports open now: the sums of ctl_instance_ingress_gauges over
+ * the instances reported within CTL_INGRESS_STALE_US (the rest read 0); rows as
+ * ctl_instance_state_sums made them, metros not among them skipped. Drops stale ones from
+ * ctx->ingress_fresh. */
+struct ctl_ingress_sums {
+    int64_t nconns, nreqs, nqueued;
+};
+void ctl_ingress_gauge_sums(struct ctl_ctx *ctx, const struct ctl_metro_states *m, size_t nm,
+                            struct ctl_ingress_sums *out);
 void ctl_instance_ingress_gauges(const struct ctl_instance *in, int64_t now_mono_us,
                                  int64_t *nconns, int64_t *nreqs, int64_t *nqueued);
 int ctl_handle_create(struct ctl_ctx *ctx, struct ctl_reqinfo *ri, struct nubo_err *err);

@@ -41,6 +41,13 @@ void ctl_instances_ingress(struct ctl_ctx *ctx, const struct nubo_ingress_traffi
         in->nreqs = it->nreqs;
         in->nqueued = it->nqueued;
         in->ingress_mono_us = now;
+        /* newest first: the stale ones gather at the tail */
+        ctl_instance_ingress_unlink(ctx, in);
+        in->ing_next = ctx->ingress_fresh;
+        if (in->ing_next)
+            in->ing_next->ing_prev = in;
+        ctx->ingress_fresh = in;
+        in->ing_linked = true;
         /* the ingress counts again from 0 after its restart (or an hour without a slot) */
         if (it->ntotal < in->ntotal_last) {
             in->ntotal_base += in->ntotal_last;
@@ -58,6 +65,45 @@ void ctl_instances_ingress(struct ctl_ctx *ctx, const struct nubo_ingress_traffi
 static int64_t gauge(int64_t v)
 {
     return v > NUBO_METRICS_GAUGE_MAX ? NUBO_METRICS_GAUGE_MAX : v;
+}
+
+void ctl_instance_ingress_unlink(struct ctl_ctx *ctx, struct ctl_instance *in)
+{
+    if (!in->ing_linked)
+        return;
+    if (in->ing_prev)
+        in->ing_prev->ing_next = in->ing_next;
+    else
+        ctx->ingress_fresh = in->ing_next;
+    if (in->ing_next)
+        in->ing_next->ing_prev = in->ing_prev;
+    in->ing_prev = in->ing_next = NULL;
+    in->ing_linked = false;
+}
+
+void ctl_ingress_gauge_sums(struct ctl_ctx *ctx, const struct ctl_metro_states *m, size_t nm,
+                            struct ctl_ingress_sums *out)
+{
+    memset(out, 0, nm * sizeof(*out));
+    int64_t now = nubo_mono_us();
+    struct ctl_instance *next;
+    for (struct ctl_instance *in = ctx->ingress_fresh; in; in = next) {
+        next = in->ing_next;
+        int64_t nconns, nreqs, nqueued;
+        ctl_instance_ingress_gauges(in, now, &nconns, &nreqs, &nqueued);
+        if (now - in->ingress_mono_us >= CTL_INGRESS_STALE_US) {
+            ctl_instance_ingress_unlink(ctx, in); /* reads 0 until reported again */
+            continue;
+        }
+        size_t i = 0;
+        while (i < nm && strcmp(m[i].metro, in->row.metro) != 0)
+            i++;
+        if (i == nm)
+            continue;
+        out[i].nconns += nconns;
+        out[i].nreqs += nreqs;
+        out[i].nqueued += nqueued;
+    }
 }
 
 void ctl_instance_ingress_gauges(const struct ctl_instance *in, int64_t now_mono_us,

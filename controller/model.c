@@ -145,6 +145,7 @@ void ctl_instance_add(struct ctl_ctx *ctx, struct ctl_instance *in, struct ctl_n
     ctl_svc_link(ctx, in);
     if (node)
         ctl_instance_attach(in, node);
+    ctl_instance_count(ctx, in);
 }
 
 static int instance_cb(void *arg, struct ctl_instance_row *row,
@@ -171,6 +172,7 @@ static int s2z_cb(void *arg, const char *uuid, const struct nubo_scale_to_zero *
     if (in) {
         in->row.s2z = *z;
         in->row.standby = standby;
+        ctl_instance_recount(in); /* standby reads as its own state */
     }
     return 0;
 }
@@ -210,6 +212,8 @@ void ctl_state_free(struct ctl_ctx *ctx)
     ctl_map_clear(&ctx->nodes);
     ctl_map_clear(&ctx->nodes_by_name);
     ctl_capacity_free(ctx);
+    ctl_state_counts_free(ctx);
+    ctx->ingress_fresh = NULL;
     free(ctx->subnet_used);
     ctx->subnet_used = NULL;
     ctx->subnet_hint = 0;

@@ -26,6 +26,8 @@ static void forget_instance(struct ctl_ctx *ctx, struct ctl_instance *in)
         if (!g->row.persistent && g->n_instances == 0)
             ctl_svc_forget(ctx, g); /* its row went in the same transaction */
     }
+    ctl_instance_uncount(in);
+    ctl_instance_ingress_unlink(ctx, in);
     ctl_instance_detach(in);
     if (node)
         ctl_node_bump(ctx, node);
@@ -207,64 +209,85 @@ static bool obs_equal(const struct nubo_status_report *a, const struct nubo_stat
             (a->message && b->message && !strcmp(a->message, b->message)));
 }
 
-int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
-                          struct nubo_status_report *reps, size_t n, struct nubo_err *err)
+/* The reports of part that change something: hit[i] is the instance reps[i] moves, else NULL.
+ * Reads only the model, which no one changes before the part's apply. */
+static size_t obs_filter(struct ctl_ctx *ctx, const struct ctl_obs_part *p,
+                         struct ctl_instance **hit)
 {
-    cleanup_free struct ctl_instance **hit = xcalloc(n + 1, sizeof(*hit));
     size_t changed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ctl_instance *in = ctl_map_get(&ctx->instances, reps[i].uuid);
+    for (size_t i = 0; i < p->n; i++) {
+        struct ctl_instance *in = ctl_map_get(&ctx->instances, p->reps[i].uuid);
         /* not ours or not on this node: the watch tells the node to drop it */
-        if (in == NULL || in->node != node)
+        if (in == NULL || in->node != p->node)
             continue;
-        if (in->has_obs && obs_equal(&in->obs, &reps[i]))
+        if (in->has_obs && obs_equal(&in->obs, &p->reps[i]))
             continue;
         hit[i] = in;
         changed++;
     }
+    return changed;
+}
+
+/* A committed report in the working set; an instance it stops for good joins dos. */
+static void obs_apply(struct ctl_ctx *ctx, struct ctl_instance *in, struct nubo_status_report *r,
+                      struct ctl_instance **dos, size_t *n_dos)
+{
+    bool was_running = in->has_obs && in->obs.state == NUBO_STATE_RUNNING &&
+                       in->obs.start_count == r->start_count;
+    if (r->state == NUBO_STATE_RUNNING && !was_running && r->boot_time_us > 0)
+        ctl_hist_observe(&ctx->metrics.boot_time, (double)r->boot_time_us / 1e6);
+    if (r->state == NUBO_STATE_RUNNING && !was_running && in->wake_mono_us > 0) {
+        /* a wake that failed and a much later start is no wake time */
+        double s = (double)(nubo_mono_us() - in->wake_mono_us) / 1e6;
+        if (s < CTL_WAKE_TIME_MAX_S)
+            ctl_hist_observe(&ctx->metrics.wake_time, s);
+        in->wake_mono_us = 0;
+    }
+    bool was_stopped = in->has_obs && in->obs.state == NUBO_STATE_STOPPED;
+    if (in->has_obs)
+        nubo_status_report_free(&in->obs);
+    in->obs = *r;
+    r->message = NULL; /* moved */
+    in->has_obs = true;
+    ctl_instance_account(in);
+    /* a standby is a pause, not a stop */
+    if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
+        in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
+        in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
+        dos[(*n_dos)++] = in;
+}
+
+int ctl_instances_observe_group(struct ctl_ctx *ctx, struct ctl_obs_part *parts, size_t n_parts,
+                                struct nubo_err *err)
+{
+    size_t total = 0, changed = 0;
+    for (size_t k = 0; k < n_parts; k++)
+        total += parts[k].n;
+    /* hit: every part's reports one after the other */
+    cleanup_free struct ctl_instance **hit = xcalloc(total + 1, sizeof(*hit));
+    for (size_t k = 0, off = 0; k < n_parts; off += parts[k].n, k++)
+        changed += obs_filter(ctx, &parts[k], hit + off);
     if (changed == 0)
         return 0;
     if (ctl_store_begin(&ctx->store, err) < 0)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (hit[i] && ctl_store_obs_put(&ctx->store, &reps[i], err) < 0) {
-            ctl_store_rollback(&ctx->store);
-            return -1;
-        }
+    for (size_t k = 0, off = 0; k < n_parts; off += parts[k].n, k++)
+        for (size_t i = 0; i < parts[k].n; i++)
+            if (hit[off + i] && ctl_store_obs_put(&ctx->store, &parts[k].reps[i], err) < 0) {
+                ctl_store_rollback(&ctx->store);
+                return -1;
+            }
     if (ctl_store_commit(&ctx->store, err) < 0)
         return -1;
-    cleanup_free struct ctl_instance **dos = xcalloc(n + 1, sizeof(*dos));
+    /* committed: the working set follows, in the order the reports came; deletes on stop
+     * wait until every part is applied (they free instances a later part may name) */
+    cleanup_free struct ctl_instance **dos = xcalloc(total + 1, sizeof(*dos));
     size_t n_dos = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct ctl_instance *in = hit[i];
-        if (in == NULL)
-            continue;
-        struct nubo_status_report *r = &reps[i];
-        bool was_running = in->has_obs && in->obs.state == NUBO_STATE_RUNNING &&
-                           in->obs.start_count == r->start_count;
-        if (r->state == NUBO_STATE_RUNNING && !was_running && r->boot_time_us > 0)
-            ctl_hist_observe(&ctx->metrics.boot_time, (double)r->boot_time_us / 1e6);
-        if (r->state == NUBO_STATE_RUNNING && !was_running && in->wake_mono_us > 0) {
-            /* a wake that failed and a much later start is no wake time */
-            double s = (double)(nubo_mono_us() - in->wake_mono_us) / 1e6;
-            if (s < CTL_WAKE_TIME_MAX_S)
-                ctl_hist_observe(&ctx->metrics.wake_time, s);
-            in->wake_mono_us = 0;
-        }
-        bool was_stopped = in->has_obs && in->obs.state == NUBO_STATE_STOPPED;
-        if (in->has_obs)
-            nubo_status_report_free(&in->obs);
-        in->obs = *r;
-        r->message = NULL; /* moved */
-        in->has_obs = true;
-        ctl_instance_account(in);
-        /* a standby is a pause, not a stop */
-        if ((in->row.features & NUBO_FEATURE_DELETE_ON_STOP) && !in->row.standby &&
-            in->obs.state == NUBO_STATE_STOPPED && !was_stopped &&
-            in->obs.start_seq >= in->row.start_seq && in->row.start_seq > 0)
-            dos[n_dos++] = in;
-    }
-    for (size_t i = 0; i < n; i++)
+    for (size_t k = 0, off = 0; k < n_parts; off += parts[k].n, k++)
+        for (size_t i = 0; i < parts[k].n; i++)
+            if (hit[off + i])
+                obs_apply(ctx, hit[off + i], &parts[k].reps[i], dos, &n_dos);
+    for (size_t i = 0; i < total; i++)
         if (hit[i])
             ctl_emit_instance_changed(ctx, hit[i]);
     if (n_dos) {
@@ -273,4 +296,11 @@ int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
             log_warnx("delete-on-stop: %s", derr.msg);
     }
     return 0;
+}
+
+int ctl_instances_observe(struct ctl_ctx *ctx, struct ctl_node *node,
+                          struct nubo_status_report *reps, size_t n, struct nubo_err *err)
+{
+    struct ctl_obs_part p = {node, reps, n};
+    return ctl_instances_observe_group(ctx, &p, 1, err);
 }

@@ -243,8 +243,9 @@ int64_t ctl_node_grace_ms(const struct ctl_ctx *ctx, const struct ctl_node *node
 
 void ctl_nodes_check(struct ctl_ctx *ctx)
 {
-#ifdef NUBO_CHECKS /* test builds: the kept capacity sums against the instances, every tick */
-    if (!ctl_capacity_verify(ctx))
+    /* test builds: the kept capacity sums and state counts against the instances, every tick */
+#ifdef NUBO_CHECKS
+    if (!ctl_capacity_verify(ctx) || !ctl_state_counts_verify(ctx))
         abort();
 #endif
     int64_t now = nubo_mono_us();

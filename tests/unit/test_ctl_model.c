@@ -643,6 +643,171 @@ static void test_scale_to_zero_idle(void **state)
     assert_int_equal(ctl_instances_delete(ctx, v, 2, &err), 0);
 }
 
+/* Make every write of an observation of uuid fail at COMMIT (a deferred check), on either
+ * backend, through a connection of the test's own. */
+static void fail_obs_commits(struct ctl_ctx *ctx, const char *uuid)
+{
+    char sql[1024];
+    struct nubo_err err = {0};
+    if (store_pg_url() == NULL) {
+        /* a deferred foreign key the trigger breaks: sqlite checks it at COMMIT */
+        snprintf(sql, sizeof(sql),
+                 "PRAGMA foreign_keys=ON; CREATE TABLE fk_parent(id INTEGER PRIMARY KEY);"
+                 "CREATE TABLE fk_child(id INTEGER REFERENCES fk_parent(id) DEFERRABLE "
+                 "INITIALLY DEFERRED);"
+                 "CREATE TRIGGER obs_fail AFTER INSERT ON observations WHEN NEW.uuid = '%s' "
+                 "BEGIN INSERT INTO fk_child VALUES(1); END;",
+                 uuid);
+        if (ctl_db_exec(ctx->store.db, sql, &err) < 0)
+            fail_msg("%s", err.msg);
+        return;
+    }
+    char url[PATH_MAX];
+    store_target(url, sizeof(url), dir, "ctl", false);
+    PGconn *c = PQconnectdb(url);
+    PQsetNoticeProcessor(c, store_quiet, NULL);
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION obs_fail() RETURNS trigger LANGUAGE plpgsql AS "
+             "$$ BEGIN RAISE EXCEPTION 'injected'; END $$;"
+             "CREATE CONSTRAINT TRIGGER obs_fail AFTER INSERT OR UPDATE ON observations "
+             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.uuid = '%s') "
+             "EXECUTE FUNCTION obs_fail()",
+             uuid);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Group commit (agents.c writes the status reports of one loop pass in one transaction): the
+ * reports of several nodes apply in order; a commit that fails fails the whole group, and the
+ * working set still matches the store. */
+static void test_observe_group(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    struct ctl_node *b = fix_add_node(ctx, "b", "ams", 1024);
+    struct nubo_create_req cr;
+    struct ctl_instance *x, *y, *z;
+    struct nubo_err err = {0};
+    fix_create_req(&cr, "x");
+    snprintf(cr.metro, sizeof(cr.metro), "fra");
+    assert_int_equal(fix_place(ctx, &cr, NULL, &x, &err), 1);
+    fix_create_req(&cr, "y");
+    snprintf(cr.metro, sizeof(cr.metro), "ams");
+    assert_int_equal(fix_place(ctx, &cr, NULL, &y, &err), 1);
+    fix_create_req(&cr, "z");
+    cr.features = NUBO_FEATURE_DELETE_ON_STOP;
+    snprintf(cr.metro, sizeof(cr.metro), "ams");
+    assert_int_equal(fix_place(ctx, &cr, NULL, &z, &err), 1);
+    assert_ptr_equal(x->node, a);
+    assert_ptr_equal(y->node, b);
+    /* node a: x starting then running; node b: y running, z stopped for good (deleted after
+     * the whole group applied) */
+    struct nubo_status_report ra[2] = {fix_report(x, NUBO_STATE_STARTING),
+                                       fix_report(x, NUBO_STATE_RUNNING)};
+    struct nubo_status_report rb[2] = {fix_report(y, NUBO_STATE_RUNNING),
+                                       fix_report(z, NUBO_STATE_STOPPED)};
+    struct ctl_obs_part parts[2] = {{a, ra, 2}, {b, rb, 2}};
+    ev.changed = ev.gone = 0;
+    assert_int_equal(ctl_instances_observe_group(ctx, parts, 2, &err), 0);
+    assert_int_equal(ctl_instance_state(x), NUBO_STATE_RUNNING);
+    assert_int_equal(ctl_instance_state(y), NUBO_STATE_RUNNING);
+    assert_int_equal(ev.gone, 1);
+    assert_int_equal(ctx->instances.n, 2);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* x's observation cannot commit: the report of y in the same group fails with it */
+    fail_obs_commits(ctx, x->row.uuid);
+    struct nubo_status_report fa[1] = {fix_report(x, NUBO_STATE_STOPPED)};
+    struct nubo_status_report fb[1] = {fix_report(y, NUBO_STATE_STOPPED)};
+    struct ctl_obs_part fparts[2] = {{b, fb, 1}, {a, fa, 1}};
+    ev.changed = 0;
+    nubo_err_clear(&err);
+    assert_int_equal(ctl_instances_observe_group(ctx, fparts, 2, &err), -1);
+    assert_true(err.msg[0] != '\0');
+    assert_int_equal(ev.changed, 0);
+    assert_int_equal(ctl_instance_state(x), NUBO_STATE_RUNNING);
+    assert_int_equal(ctl_instance_state(y), NUBO_STATE_RUNNING);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* the store says the same: a second controller loads both running */
+    struct ctl_ctx *again = ctx_open();
+    struct ctl_instance *x2 = ctl_map_get(&again->instances, x->row.uuid);
+    struct ctl_instance *y2 = ctl_map_get(&again->instances, y->row.uuid);
+    assert_non_null(x2);
+    assert_non_null(y2);
+    assert_int_equal(ctl_instance_state(x2), NUBO_STATE_RUNNING);
+    assert_int_equal(ctl_instance_state(y2), NUBO_STATE_RUNNING);
+    fix_ctx_free(again);
+    /* the store takes writes again: y's report alone commits */
+    struct nubo_status_report fy = fix_report(y, NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, b, &fy, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(y), NUBO_STATE_STOPPED);
+    assert_true(ctl_state_counts_verify(ctx));
+}
+
+/* The counts GET /metrics reads (kept at every transition) against a walk of the instances,
+ * through creates, reports, stops, standby, an unavailable node, a move and deletes. */
+static void test_state_counts(void **state)
+{
+    struct ctl_ctx *ctx = *state;
+    struct nubo_err err = {0};
+    struct ctl_node *a = fix_add_node(ctx, "a", "fra", 1024);
+    fix_add_node(ctx, "b", "fra", 1024);
+    fix_add_node(ctx, "c", "ams", 1024);
+    struct ctl_instance *made[4];
+    assert_int_equal(place(ctx, "m", 3, 64, NULL, made, &err), 4);
+    assert_true(ctl_state_counts_verify(ctx));
+    struct ctl_metro_states *m = NULL;
+    size_t nm = ctl_instance_state_sums(ctx, false, &m);
+    uint64_t starting = 0;
+    for (size_t i = 0; i < nm; i++)
+        starting += m[i].by_state[NUBO_STATE_STARTING];
+    free(m);
+    assert_int_equal(starting, 4);
+    for (int i = 0; i < 4; i++) {
+        struct nubo_status_report r = fix_report(made[i], NUBO_STATE_RUNNING);
+        assert_int_equal(ctl_instances_observe(ctx, made[i]->node, &r, 1, &err), 0);
+        assert_true(ctl_state_counts_verify(ctx));
+    }
+    struct ctl_desire d = {.in = made[0], .start = false};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    assert_true(ctl_state_counts_verify(ctx)); /* stopping */
+    struct nubo_status_report r = fix_report(made[0], NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, made[0]->node, &r, 1, &err), 0);
+    d = (struct ctl_desire){.in = made[1], .standby = true};
+    assert_int_equal(ctl_instances_desire(ctx, &d, 1, &err), 0);
+    r = fix_report(made[1], NUBO_STATE_STOPPED);
+    assert_int_equal(ctl_instances_observe(ctx, made[1]->node, &r, 1, &err), 0);
+    assert_int_equal(ctl_instance_state(made[1]), NUBO_STATE_STANDBY);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* node a goes away: its instances read unavailable, then come back */
+    a->last_seen_mono_us = nubo_mono_us() - INT64_C(3600) * 1000000;
+    ctl_nodes_check(ctx);
+    assert_false(a->ready);
+    assert_true(ctl_state_counts_verify(ctx));
+    ctl_node_seen(ctx, a);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* drained: its instances move (their observations go with the old placement) */
+    struct nubo_moved_instance *moved = NULL;
+    size_t n_moved = 0;
+    ctl_node_drain(ctx, a, &moved, &n_moved, &err);
+    free(moved);
+    assert_true(ctl_state_counts_verify(ctx));
+    /* a reload counts the same */
+    fix_ctx_free(ctx);
+    *state = ctx = ctx_open();
+    assert_true(ctl_state_counts_verify(ctx));
+    struct ctl_instance *all[4];
+    size_t n = 0;
+    ctl_map_foreach(&ctx->instances, e) all[n++] = e->val;
+    assert_int_equal(ctl_instances_delete(ctx, all, n, &err), 0);
+    assert_true(ctl_state_counts_verify(ctx));
+    nm = ctl_instance_state_sums(ctx, false, &m);
+    free(m);
+    assert_int_equal(nm, 0); /* no metro row without instances, as a walk has none */
+}
+
 /* Policy idle on TCP ports: an open TCP session holds a stateless instance (silent_ms); a
  * stateful one only while its byte counters move (quiet_ms, at least 6 s: HAProxy refreshes a
  * busy session's counters every <= 5 s). Bytes on its sleeping slot wake that very instance,
@@ -771,6 +936,7 @@ static void test_plan_matches_full_schedule(void **state)
             free(moved);
         }
         assert_true(ctl_capacity_verify(ctx));
+        assert_true(ctl_state_counts_verify(ctx));
         /* the same request both ways */
         struct ctl_sched_node all[48];
         for (int i = 0; i < 48; i++) {
@@ -819,6 +985,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scale_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_place_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_matches_full_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observe_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
