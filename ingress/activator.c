@@ -976,8 +976,7 @@ static void act_count(struct ing_act *a, const char *csv, int64_t now)
         if (wake) {
             snprintf(tt->wake, sizeof(tt->wake), "%s", wake);
             ing_wake_hold_start(&tt->hold, wake, now);
-        }
-        else if (strcmp(tt->wake, sleeper) != 0 || sl->instance[0])
+        } else if (strcmp(tt->wake, sleeper) != 0 || sl->instance[0])
             tt->wake[0] = '\0'; /* awake again, or not its slot any more */
         tt->holding = ing_wake_hold_step(&tt->hold, sl->instance, st.bin + st.bout, now);
         a->n_holding += tt->holding;

@@ -210,7 +210,7 @@ struct ing_slot_bin {
 struct ing_wake_hold {
     char instance[NUBO_UUID_STR_LEN + 1]; /* "" = none */
     int64_t asked_us;                     /* the bytes were seen, the wake asked */
-    int64_t back_us;                      /* first read with it holding the slot again, 0 = not yet */
+    int64_t back_us;                      /* first read with it in the slot again, 0 = none */
     uint64_t sig;                         /* bin + bout then */
 };
 void ing_wake_hold_start(struct ing_wake_hold *h, const char *instance, int64_t now_us);
