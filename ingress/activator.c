@@ -230,6 +230,21 @@ static int act_post(struct ing_act *a, const char *path, json_t *body, json_t **
     return ing_controller_post(a->cfg, token, path, body, reply, err);
 }
 
+/* POST /ingress/v1/wake for service's group (instance: that one, "" = the controller picks). */
+static int act_wake_ask(struct ing_act *a, const char *service, const char *instance,
+                        struct nubo_ingress_wake_resp *wr, struct nubo_err *err)
+{
+    struct nubo_ingress_wake_req rq = {0};
+    snprintf(rq.service, sizeof(rq.service), "%s", service);
+    snprintf(rq.instance, sizeof(rq.instance), "%s", instance);
+    json_t *j = NULL;
+    int rc = act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, err);
+    if (rc == 0)
+        rc = nubo_ingress_wake_resp_decode(j, wr, err);
+    json_decref(j);
+    return rc;
+}
+
 /* ---- held connections ---- */
 
 static void held_unlink(struct act_held **list, struct act_held *h)
@@ -549,13 +564,9 @@ static void act_settle(struct ing_act *a, const char *be)
     else if (t->n_starting == 0 &&
              (l->wake_asked_us == 0 || nubo_mono_us() - l->wake_asked_us > ACT_WAKE_AGAIN_US)) {
         l->wake_asked_us = nubo_mono_us();
-        struct nubo_ingress_wake_req rq = {0};
-        snprintf(rq.service, sizeof(rq.service), "%s", t->service);
-        json_t *j = NULL;
         struct nubo_err err = {0};
         struct nubo_ingress_wake_resp wr;
-        if (act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, &err) < 0 ||
-            nubo_ingress_wake_resp_decode(j, &wr, &err) < 0) {
+        if (act_wake_ask(a, t->service, "", &wr, &err) < 0) {
             log_warnx("wake for %s: %s (asking again)", be, err.msg);
         } else {
             log_info("%s: a request waits, wake asked: %lld woken, %lld starting", be,
@@ -563,7 +574,6 @@ static void act_settle(struct ing_act *a, const char *be)
             if (wr.starting == 0)
                 verdict = -1;
         }
-        json_decref(j);
     }
     if (verdict == 0)
         return;
@@ -1029,14 +1039,9 @@ static void act_wake_sleepers(struct ing_act *a)
             tt->wake[0] = '\0';
             continue;
         }
-        struct nubo_ingress_wake_req rq = {0};
-        snprintf(rq.service, sizeof(rq.service), "%s", t->service);
-        snprintf(rq.instance, sizeof(rq.instance), "%s", tt->wake);
-        json_t *j = NULL;
         struct nubo_err err = {0};
         struct nubo_ingress_wake_resp wr;
-        if (act_post(a, NUBO_INGRESS_PATH_WAKE, nubo_ingress_wake_req_encode(&rq), &j, &err) < 0 ||
-            nubo_ingress_wake_resp_decode(j, &wr, &err) < 0) {
+        if (act_wake_ask(a, t->service, tt->wake, &wr, &err) < 0) {
             log_warnx("wake of %s for bytes on %s/%s: %s (asking again)", tt->wake, tt->be,
                       tt->server, err.msg);
         } else {
@@ -1044,7 +1049,6 @@ static void act_wake_sleepers(struct ing_act *a)
                      tt->be, tt->server, tt->wake, (long long)wr.woken, (long long)wr.starting);
             tt->wake[0] = '\0';
         }
-        json_decref(j);
     }
 }
 
