@@ -109,8 +109,7 @@ static int file_sha256(const char *path, char digest[80], uint64_t *size, struct
     EVP_DigestFinal_ex(md, d, &dl);
     EVP_MD_CTX_free(md);
     strcpy(digest, "sha256:");
-    for (unsigned int i = 0; i < dl; i++)
-        snprintf(digest + 7 + 2 * i, 3, "%02x", d[i]);
+    nubo_hex(d, dl, digest + 7);
     if (size)
         *size = total;
     return 0;

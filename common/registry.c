@@ -647,8 +647,7 @@ static void md_final(EVP_MD_CTX *md, char out[80])
     unsigned int dl = 0;
     EVP_DigestFinal_ex(md, d, &dl);
     strcpy(out, "sha256:");
-    for (unsigned int i = 0; i < dl; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+    nubo_hex(d, dl, out + 7);
 }
 
 static int get_blob(const struct nubo_registry *reg, const char *repo, const char *digest,

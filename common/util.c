@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,13 @@ void nubo_random_bytes(void *buf, size_t len)
         p += n;
         len -= (size_t)n;
     }
+}
+
+int64_t nubo_jitter_ms(int64_t ms)
+{
+    uint32_t r;
+    nubo_random_bytes(&r, sizeof(r));
+    return ms <= 0 ? ms : ms - (int64_t)((uint64_t)(ms / 4) * r / UINT32_MAX);
 }
 
 void nubo_random_alnum(char *out, size_t n)
@@ -358,13 +366,34 @@ int nubo_mkdir_p(const char *path, int mode, struct nubo_err *err)
     return 0;
 }
 
+void nubo_hex(const void *data, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = data;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The algorithm is fetched once: EVP_sha256() makes EVP_Digest look it up (a locked table) on
+ * every call, and the controller hashes a node's token on every agent request. */
 void nubo_sha256_hex(const void *data, size_t len, char out[NUBO_SHA256_HEX_LEN + 1])
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sha256_fetch);
     unsigned char md[SHA256_DIGEST_LENGTH];
     unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    EVP_Digest(data, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL);
+    nubo_hex(md, SHA256_DIGEST_LENGTH, out);
 }
 
 bool nubo_digest_valid(const char *s)

@@ -28,6 +28,10 @@ bool nubo_name_valid(const char *s);
 void nubo_random_bytes(void *buf, size_t len);
 /* n random characters of [a-z0-9] into out (out must hold n+1). */
 void nubo_random_alnum(char *out, size_t n);
+/* ms less a random part of up to a quarter of it: periodic timers that many hosts arm at the
+ * same moment (every agent told a new heartbeat interval in one burst of replies) spread out
+ * instead of firing together, and none fires later than ms. */
+int64_t nubo_jitter_ms(int64_t ms);
 /* A random version-4 UUID, lower-case, into out[37]. */
 void nubo_uuid_new(char out[NUBO_UUID_STR_LEN + 1]);
 bool nubo_uuid_valid(const char *s);
@@ -53,6 +57,8 @@ int nubo_mkdir_p(const char *path, int mode, struct nubo_err *err);
 
 /* SHA-256 of a buffer as 64 lower-case hex characters into out[65]. */
 void nubo_sha256_hex(const void *data, size_t len, char out[NUBO_SHA256_HEX_LEN + 1]);
+/* Lowercase hex of len bytes into out (2 * len + 1 bytes, NUL-terminated). */
+void nubo_hex(const void *data, size_t len, char *out);
 /* "sha256:<64 hex>" */
 bool nubo_digest_valid(const char *s);
 

@@ -20,8 +20,7 @@ void ctl_token_new(const char *user, char out[NUBO_AGENT_TOKEN_MAX],
     unsigned char rnd[20];
     char hex[41], raw[NUBO_API_USER_MAX + 48];
     nubo_random_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    nubo_hex(rnd, sizeof(rnd), hex);
     /* Shaped like Unikraft Cloud's tokens: base64("<user>:<secret>"). */
     snprintf(raw, sizeof(raw), "%s:%s", user, hex);
     char *b64 = nubo_base64_encode(raw, strlen(raw));

@@ -172,8 +172,7 @@ char *ctl_regtoken_sign(struct ctl_ctx *ctx, const char *subject, json_t *access
     unsigned char rnd[16];
     char jti[33];
     nubo_random_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+    nubo_hex(rnd, sizeof(rnd), jti);
     cleanup_json json_t *hdr =
         json_pack("{s:s, s:s, s:s}", "typ", "JWT", "alg", "RS256", "kid", ctx->regtoken_kid);
     cleanup_json json_t *claims =

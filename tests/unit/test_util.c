@@ -84,11 +84,35 @@ static void test_random_and_uuid(void **state)
     assert_false(nubo_uuid_valid("not-a-uuid"));
 }
 
+/* A heartbeat armed with jitter fires within [75%, 100%] of its interval, and not always at
+ * the same point of it. */
+static void test_jitter(void **state)
+{
+    (void)state;
+    int64_t lo = 20000, hi = 0;
+    for (int i = 0; i < 2000; i++) {
+        int64_t v = nubo_jitter_ms(20000);
+        assert_true(v >= 15000 && v <= 20000);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    assert_true(hi - lo > 4000); /* 2,000 draws cover most of the 5,000 ms range */
+    assert_int_equal(nubo_jitter_ms(0), 0);
+    assert_int_equal(nubo_jitter_ms(3), 3); /* a quarter of 3 ms is 0 */
+}
+
 static void test_digest_and_base64(void **state)
 {
     char hex[65];
     nubo_sha256_hex("abc", 3, hex);
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    nubo_sha256_hex("", 0, hex); /* the second call uses the algorithm fetched by the first */
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    char h[9];
+    nubo_hex("\x00\x9f\xa0\xff", 4, h);
+    assert_string_equal(h, "009fa0ff");
+    nubo_hex("", 0, h);
+    assert_string_equal(h, "");
     char d[80];
     snprintf(d, sizeof(d), "sha256:%s", hex);
     assert_true(nubo_digest_valid(d));
@@ -201,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_random_and_uuid),
         cmocka_unit_test(test_digest_and_base64),
+        cmocka_unit_test(test_jitter),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_atomic_file),
         cmocka_unit_test(test_scrub_paths),
