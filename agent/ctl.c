@@ -351,7 +351,8 @@ static void register_done(struct agent *ag, void *arg)
              ag->node.subnet);
     agent_bridge_ensure(ag);
     agent_schedule_save(ag);
-    struct timeval tv = {c->heartbeat_ms / 1000, (c->heartbeat_ms % 1000) * 1000};
+    int64_t hb = nubo_jitter_ms(c->heartbeat_ms);
+    struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
     evtimer_add(c->hb_ev, &tv);
     do_watch(ag);
 }
@@ -673,7 +674,9 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     do_status(ag);
     do_logs(ag);
     if (!ag->cfg.status_file[0] && ag->ctl.registered) {
-        struct timeval tv = {ag->ctl.heartbeat_ms / 1000, (ag->ctl.heartbeat_ms % 1000) * 1000};
+        /* 75-100% of the interval: agents that (re)registered together do not beat together */
+        int64_t hb = nubo_jitter_ms(ag->ctl.heartbeat_ms);
+        struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
         evtimer_add(ag->ctl.hb_ev, &tv);
     }
 }

@@ -171,7 +171,8 @@ static void status_cb(struct evhttp_request *req, void *arg)
         n->hb_ms = r.heartbeat_interval_ms;
         if (!n->fx->o.quiet)
             printf("%s: heartbeat interval now %lld ms\n", n->name, (long long)n->hb_ms), fflush(stdout);
-        struct timeval tv = {n->hb_ms / 1000, (n->hb_ms % 1000) * 1000};
+        int64_t hb = nubo_jitter_ms(n->hb_ms); /* as the agent: nodes told at once spread out */
+        struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
         evtimer_add(n->hb_ev, &tv);
     }
     json_decref(j);
@@ -262,7 +263,8 @@ static void schedule_flush(struct fnode *n)
 static void hb_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct fnode *n = arg;
-    struct timeval tv = {n->hb_ms / 1000, (n->hb_ms % 1000) * 1000};
+    int64_t hb = nubo_jitter_ms(n->hb_ms);
+    struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
     evtimer_add(n->hb_ev, &tv);
     if (n->registered && !n->status_inflight)
         flush_cb(-1, 0, n); /* possibly empty: a heartbeat */
