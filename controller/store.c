@@ -240,7 +240,7 @@ int ctl_store_open(struct ctl_store *s, const char *target, bool sync_full, stru
 }
 
 /* 4,096 frames: 16 MiB of log at sqlite's 4 KiB pages */
-#define CKPT_TRUNCATE_FRAMES 4096
+#define CKPT_RESTART_FRAMES 4096
 
 static void *ckpt_main(void *arg)
 {
@@ -264,10 +264,15 @@ static void *ckpt_main(void *arg)
         /* A passive checkpoint copies the log into the database but never rewinds it: only
          * a writer that finds the log wholly copied starts it over, and under a steady write
          * load that moment hardly comes (100,000 creates grew it to 2 GB, which a restart or a
-         * takeover then reads whole). Past CKPT_TRUNCATE_FRAMES the log is copied and cut
-         * with the writer held off for that moment; busy now means the next round. */
-        if (rc == SQLITE_OK && log_frames > CKPT_TRUNCATE_FRAMES)
-            rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+         * takeover then reads whole). Past CKPT_RESTART_FRAMES the rest of the log is copied
+         * with the writer held off for that moment; busy now means the next round. RESTART,
+         * not TRUNCATE: the loop's next write then starts the log over itself (and cuts the
+         * file to journal_size_limit, store_db.c). TRUNCATE rewrote the log's header from
+         * this connection, and a connection that finds the header changed by another drops
+         * its whole page cache and memory map: at 100,000 instances the loop refaulted its
+         * b-trees after every cut (a third of a create's sqlite time). */
+        if (rc == SQLITE_OK && log_frames > CKPT_RESTART_FRAMES)
+            rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART,
                                            &log_frames, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warnx("store: checkpoint: %s", sqlite3_errmsg(s->ckpt_db));
