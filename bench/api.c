@@ -242,6 +242,28 @@ static bool wait_http(const char *url, int secs)
     return false;
 }
 
+/* The agent protocol's requests so far (watch, status, log), from /metrics. */
+static void agent_requests(const char *base_url, const char *token, long out[3])
+{
+    static const char *const routes[3] = {"agent_watch", "agent_status", "agent_log"};
+    char url[200];
+    snprintf(url, sizeof(url), "%s/metrics", base_url);
+    struct evbuffer *b = evbuffer_new();
+    http("GET", url, token, NULL, b);
+    evbuffer_add(b, "", 1);
+    const char *t = (const char *)evbuffer_pullup(b, -1);
+    for (int i = 0; i < 3; i++) {
+        char pre[96];
+        int n = snprintf(pre, sizeof(pre), "nubo_api_requests_total{route=\"%s\",", routes[i]);
+        out[i] = 0;
+        for (const char *p = t; p && (p = strstr(p, pre)) != NULL; p += n) {
+            const char *sp = strchr(p, ' ');
+            out[i] += sp ? strtol(sp + 1, NULL, 10) : 0;
+        }
+    }
+    evbuffer_free(b);
+}
+
 static long metric(const char *base_url, const char *token, const char *name)
 {
     char url[200];
@@ -297,6 +319,7 @@ struct size_row {
     struct result create, get;
     double create_cpu_us; /* controller CPU per timed create */
     double e2e_per_s;
+    double agent_req[3]; /* watch, status, log requests per timed create, to end to end */
     double hb_per_s, hb_cpu_us_node_s, hb_cpu_us_beat; /* the idle window */
     double mem_kb_inst;
     struct result scrape; /* GET /metrics, one at a time */
@@ -494,6 +517,8 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
         perf = spawn(pargv, plog);
         usleep(500000); /* perf attaches before the creates start */
     }
+    long areq0[3], areq1[3];
+    agent_requests(url, token, areq0);
     int64_t cpu0 = proc_cpu_us(ctl), t_create0 = nubo_mono_us();
     row->create = run(&l, B->conc);
     if (perf > 0) {
@@ -509,6 +534,9 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
             goto out;
         }
         row->e2e_per_s = B->creates / ((double)(nubo_mono_us() - t_create0) / 1e6);
+        agent_requests(url, token, areq1);
+        for (int i = 0; i < 3; i++)
+            row->agent_req[i] = (double)(areq1[i] - areq0[i]) / B->creates;
     }
     paths = calloc(l.n_uuids ? l.n_uuids : 1, sizeof(*paths));
     for (size_t i = 0; i < l.n_uuids; i++)
@@ -583,10 +611,12 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     printf("bench_api: %d nodes, %ld instances: registered in %.1f s, %.0f creates/s (p99 %.1f "
            "ms, %.0f µs controller CPU each), %.0f/s end to end, get p99 %.2f ms, %.0f "
            "heartbeats/s, a new controller loaded the store in %.2f s and answered after %.2f "
-           "s; GET /metrics: %.0f KiB, p50 %.1f ms, p99 %.1f ms, %.1f ms controller CPU each\n",
+           "s; GET /metrics: %.0f KiB, p50 %.1f ms, p99 %.1f ms, %.1f ms controller CPU each; agent "
+           "requests per create: watch %.2f, status %.2f, log %.2f\n",
            nodes, total, row->reg_s, row->create.per_s, row->create.p99_ms, row->create_cpu_us,
            row->e2e_per_s, row->get.p99_ms, row->hb_per_s, row->loaded_s, row->load_s,
-           row->scrape_kib, row->scrape.p50_ms, row->scrape.p99_ms, row->scrape_cpu_ms);
+           row->scrape_kib, row->scrape.p50_ms, row->scrape.p99_ms, row->scrape_cpu_ms,
+           row->agent_req[0], row->agent_req[1], row->agent_req[2]);
 out:
     free(paths);
     free(l.uuids);
@@ -612,10 +642,10 @@ static void print_rows(const struct bench *B, const struct size_row *rows, size_
            B->creates, B->gets, B->conc, B->store_url ? "postgresql" : "sqlite");
     printf("  baseline (trivial evhttp handler): POST %.0f/s p99 %.2f ms, GET %.0f/s p99 %.2f ms\n",
            B->b_create.per_s, B->b_create.p99_ms, B->b_get.per_s, B->b_get.p99_ms);
-    printf("  %7s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s %9s %7s %7s %7s\n", "nodes",
+    printf("  %7s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s %9s %7s %7s %7s %8s\n", "nodes",
            "instances", "create/s", "cr p99ms", "cr cpuµs", "e2e/s", "get p99ms", "hb/s",
            "hb µs/n/s", "KiB/inst", "met p50ms", "met p99ms", "met cpums", "load s", "up s",
-           "reg s");
+           "reg s", "agreq/cr");
     for (size_t i = 0; i < n; i++) {
         const struct size_row *r = &rows[i];
         if (!r->ok) {
@@ -623,17 +653,18 @@ static void print_rows(const struct bench *B, const struct size_row *rows, size_
             continue;
         }
         printf("  %7d %9ld %9.0f %9.2f %8.0f %9.0f %9.2f %9.0f %9.2f %9.2f %9.2f %9.2f %9.2f "
-               "%7.2f %7.2f %7.1f\n",
+               "%7.2f %7.2f %7.1f %8.2f\n",
                r->nodes, r->instances, r->create.per_s, r->create.p99_ms, r->create_cpu_us,
                r->e2e_per_s, r->get.p99_ms, r->hb_per_s, r->hb_cpu_us_node_s, r->mem_kb_inst,
                r->scrape.p50_ms, r->scrape.p99_ms, r->scrape_cpu_ms, r->loaded_s, r->load_s,
-               r->reg_s);
+               r->reg_s, r->agent_req[0] + r->agent_req[1] + r->agent_req[2]);
     }
     printf("  (cr cpuµs: controller CPU per timed create, its agents' reports included; hb: an idle "
            "window, controller CPU per node and second; KiB/inst: RSS delta over the instances; "
            "met: GET /metrics one at a time, its latency and controller CPU each net of the idle "
            "rate; load s: a new controller loading the store, up s: its exec to first answer with every "
-           "agent reconnecting)\n");
+           "agent reconnecting; agreq/cr: the agents' watch, status and log requests per timed "
+           "create until all run)\n");
     if (n < 2 || !rows[0].ok)
         return;
     const struct size_row *b = &rows[0];
