@@ -575,6 +575,8 @@ static void run_size(struct bench *B, int nodes, struct size_row *row)
     double scrape_s = (double)(nubo_mono_us() - s0) / 1e6;
     row->scrape_cpu_ms =
         ((double)(proc_cpu_us(ctl) - cpu0) - cpu_us / win_s * scrape_s) / B->scrapes / 1e3;
+    if (row->scrape_cpu_ms < 0) /* below the idle rate's noise: a small body */
+        row->scrape_cpu_ms = 0;
     row->scrape_kib = (double)ml.last_len / 1024.0;
     /* a new controller on the same store: start, load everything, answer (the agents come
      * back to it at once, as at a takeover); its log says how long the load took */
