@@ -242,16 +242,22 @@ static bool wait_http(const char *url, int secs)
     return false;
 }
 
+/* GET /metrics (for admins) as a NUL-terminated text in b, which the caller frees. */
+static const char *metrics_text(const char *base_url, const char *token, struct evbuffer *b)
+{
+    char url[200];
+    snprintf(url, sizeof(url), "%s/metrics", base_url);
+    http("GET", url, token, NULL, b);
+    evbuffer_add(b, "", 1);
+    return (const char *)evbuffer_pullup(b, -1);
+}
+
 /* The agent protocol's requests so far (watch, status, log), from /metrics. */
 static void agent_requests(const char *base_url, const char *token, long out[3])
 {
     static const char *const routes[3] = {"agent_watch", "agent_status", "agent_log"};
-    char url[200];
-    snprintf(url, sizeof(url), "%s/metrics", base_url);
     struct evbuffer *b = evbuffer_new();
-    http("GET", url, token, NULL, b);
-    evbuffer_add(b, "", 1);
-    const char *t = (const char *)evbuffer_pullup(b, -1);
+    const char *t = metrics_text(base_url, token, b);
     for (int i = 0; i < 3; i++) {
         char pre[96];
         int n = snprintf(pre, sizeof(pre), "nubo_api_requests_total{route=\"%s\",", routes[i]);
@@ -266,12 +272,8 @@ static void agent_requests(const char *base_url, const char *token, long out[3])
 
 static long metric(const char *base_url, const char *token, const char *name)
 {
-    char url[200];
-    snprintf(url, sizeof(url), "%s/metrics", base_url);
     struct evbuffer *b = evbuffer_new();
-    http("GET", url, token, NULL, b); /* /metrics is for admins */
-    evbuffer_add(b, "", 1);
-    const char *t = (const char *)evbuffer_pullup(b, -1);
+    const char *t = metrics_text(base_url, token, b);
     const char *p = t ? strstr(t, name) : NULL;
     long v = p ? strtol(p + strlen(name), NULL, 10) : -1;
     evbuffer_free(b);
